@@ -1,0 +1,477 @@
+"""Scenarios: a city's plan targets, settings and data sources, loaded from YAML.
+
+A scenario is the only place where a city enters towerplan.  The built-in
+scenarios (``cantho-2020``, ``cantho-2030``) ship inside the package; any other
+city is a YAML file with the same keys (``towerplan plan --scenario my.yaml``).
+
+Loading validates strictly: unknown keys, wrong types, out-of-range shares and
+inconsistent targets (``new_dedicated + new_shared != new``, ``existing + new
+!= total``) raise :class:`~towerplan.errors.ScenarioError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from towerplan.errors import ScenarioError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BUILTIN_SCENARIOS",
+    "Scenario",
+    "builtin_scenarios",
+    "load_scenario",
+    "scenario_from_dict",
+]
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A mobile network operator and its market share (0-1)."""
+
+    name: str
+    market_share: float
+
+
+@dataclass(frozen=True)
+class SiteTargets:
+    """Mobile-site targets of the plan and siting settings."""
+
+    total: int
+    existing: int
+    new: int
+    new_dedicated: int
+    new_shared: int
+    mean_serving_radius_km: float
+    radius_convention: Literal["square", "circle", "hexagon"] = "square"
+    coverage_radius_m: float = 650.0
+    candidate_spacing_m: float = 500.0
+    min_new_site_spacing_m: float = 300.0
+    max_tenants: int = 3
+    site_capacity_subscribers: int = 2500
+    solver: Literal["auto", "exact", "heuristic"] = "auto"
+    time_limit_s: float = 60.0
+    mip_gap: float = 0.001
+
+
+@dataclass(frozen=True)
+class ColocationDistance:
+    """Co-location search distance (m) by district type."""
+
+    urban: float = 300.0
+    rural: float = 800.0
+
+
+@dataclass(frozen=True)
+class UnitCosts:
+    """Unit costs in VND (stated defaults, scenario parameters)."""
+
+    new_dedicated_site: float = 1.2e9
+    new_shared_site: float = 1.6e9
+    colocation: float = 0.35e9
+    active_ran_sharing: float = 0.15e9
+    annual_tenant_opex: float = 0.12e9
+
+
+@dataclass(frozen=True)
+class SharingTargets:
+    """Infrastructure-sharing targets and co-location settings."""
+
+    target_min: float
+    target_max: float
+    colocation_distance_m: ColocationDistance = field(default_factory=ColocationDistance)
+    unit_costs_vnd: UnitCosts = field(default_factory=UnitCosts)
+    existing_shared_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class UndergroundingTargets:
+    """Outer-plant cable undergrounding targets (shares 0-1)."""
+
+    city_min: float
+    city_max: float
+    urban_min: float
+    rural_min: float
+    start_year: int = 2016
+    current_urban: float = 0.25
+    current_rural: float = 0.05
+    cable_km_per_road_km_urban: float = 2.0
+    cable_km_per_road_km_rural: float = 1.0
+
+
+@dataclass(frozen=True)
+class FibreTargets:
+    """Optical-fibre share of the outer plant (0-1)."""
+
+    min: float
+    max: float = 1.0
+    current: float = 0.10
+
+
+@dataclass(frozen=True)
+class WifiSettings:
+    """Public Wi-Fi hotspot settings."""
+
+    categories: tuple[str, ...] = ("tourism", "hospital", "school", "admin_centre", "city_centre")
+    hotspot_radius_m: float = 100.0
+
+
+@dataclass(frozen=True)
+class SubscriberTargets:
+    """Subscriber densities per 100 people."""
+
+    mobile_per_100: float
+    fixed_broadband_per_100: float
+    mobile_broadband_per_100: float
+
+
+@dataclass(frozen=True)
+class PopulationSettings:
+    """Projection of base-year population to the scenario year."""
+
+    base_year: int = 2009
+    annual_growth: float = 0.0
+
+
+@dataclass(frozen=True)
+class DemandSettings:
+    """Demand-grid settings."""
+
+    cell_size_m: float = 100.0
+    method: Literal["area_weighted", "dasymetric"] = "area_weighted"
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Export settings: VN-2000 provincial TM-3 zone (Circular 973/2001/TT-TCĐC)."""
+
+    vn2000_central_meridian: float = 105.0
+    vn2000_utm_epsg: int = 3405
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """A vector or raster file and how to read it.
+
+    ``columns`` maps towerplan's names (e.g. ``name``, ``code``, ``type``,
+    ``population``, ``lon``, ``lat``, ``operator``) to the file's column names.
+    """
+
+    path: str
+    layer: str | None = None
+    format: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    category: str | None = None
+    crs: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSources:
+    """Where the scenario's data come from: the built-in demo, or files."""
+
+    kind: Literal["demo", "files"] = "demo"
+    label: str = "user-data"
+    districts: LayerSource | None = None
+    population: LayerSource | None = None
+    existing_sites: LayerSource | None = None
+    pois: tuple[LayerSource, ...] = ()
+    roads: LayerSource | None = None
+    urban_type_values: tuple[str, ...] = ("quận", "quan", "urban", "thành phố", "thị xã")
+    rural_type_values: tuple[str, ...] = ("huyện", "huyen", "rural")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A planning scenario: targets, settings and data sources.
+
+    Attributes
+    ----------
+    name, title, source : str
+        Identifier, human title and citation of the plan.
+    year : int
+        Target year.
+    crs : str
+        Working metric CRS for all distances and areas.
+    base_dir : str
+        Folder that relative data paths are resolved against.
+    """
+
+    name: str
+    title: str
+    source: str
+    year: int
+    sites: SiteTargets
+    operators: tuple[Operator, ...]
+    sharing: SharingTargets
+    undergrounding: UndergroundingTargets
+    fibre: FibreTargets
+    subscribers: SubscriberTargets
+    wifi: WifiSettings = field(default_factory=WifiSettings)
+    population: PopulationSettings = field(default_factory=PopulationSettings)
+    demand: DemandSettings = field(default_factory=DemandSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    data: DataSources = field(default_factory=DataSources)
+    crs: str = "EPSG:32648"
+    base_dir: str = "."
+
+    @property
+    def operator_names(self) -> list[str]:
+        """Operator names in scenario order."""
+        return [o.name for o in self.operators]
+
+    @property
+    def market_shares(self) -> dict[str, float]:
+        """Operator name -> market share."""
+        return {o.name: o.market_share for o in self.operators}
+
+    def resolve(self, path: str) -> Path:
+        """Resolve a data path relative to the scenario file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (for summary.json)."""
+        d = dataclasses.asdict(self)
+        d.pop("base_dir", None)
+        return d
+
+
+BUILTIN_SCENARIOS = ("cantho-2020", "cantho-2030")
+
+
+def builtin_scenarios() -> list[str]:
+    """Names of the scenarios shipped with the package."""
+    files = resources.files("towerplan") / "scenarios"
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load and validate a scenario by built-in name or YAML path.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A built-in name (``cantho-2020``) or a path to a YAML file.
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        Unknown scenario, unreadable YAML, unknown keys, wrong types or
+        inconsistent targets.
+    """
+    text: str
+    base_dir: Path
+    s = str(name_or_path)
+    path = Path(s).expanduser()
+    if s in builtin_scenarios():
+        res = resources.files("towerplan") / "scenarios" / f"{s}.yaml"
+        text = res.read_text(encoding="utf-8")
+        base_dir = Path.cwd()
+        origin = f"built-in scenario '{s}'"
+    elif path.suffix.lower() in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ScenarioError(
+                f"scenario file {s}: not found; give an existing YAML file or one of the "
+                f"built-in scenarios {builtin_scenarios()}"
+            )
+        text = path.read_text(encoding="utf-8")
+        base_dir = path.resolve().parent
+        origin = f"scenario file {s}"
+    else:
+        raise ScenarioError(
+            f"unknown scenario '{s}'; use one of the built-in scenarios {builtin_scenarios()} "
+            "or a path to a YAML file"
+        )
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{origin}: invalid YAML ({exc}); fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{origin}: the file must hold a mapping of keys, got {type(raw).__name__}")
+    raw = dict(raw)
+    raw.setdefault("base_dir", str(base_dir))
+    scen = scenario_from_dict(raw, origin=origin)
+    logger.info("loaded %s (%s)", origin, scen.title)
+    return scen
+
+
+def scenario_from_dict(raw: dict[str, Any], origin: str = "scenario") -> Scenario:
+    """Build and validate a :class:`Scenario` from a plain mapping."""
+    scen = _build(Scenario, raw, origin, "")
+    _check_consistency(scen, origin)
+    return scen
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _build(cls: type, raw: Any, origin: str, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ScenarioError(
+            f"{origin}: key '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {raw!r}"
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ScenarioError(
+            f"{origin}: unknown key '{prefix}{unknown[0]}'; allowed keys here: {sorted(fields)}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ScenarioError(f"{origin}: required key '{key}' is missing")
+            continue
+        kwargs[name] = _convert(hints[name], raw[name], origin, key)
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, origin: str, key: str) -> Any:
+    origin_tp = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin_tp in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        errors = []
+        for a in non_none:
+            try:
+                return _convert(a, value, origin, key)
+            except ScenarioError as exc:
+                errors.append(str(exc))
+        raise ScenarioError(errors[0] if errors else f"{origin}: bad value for '{key}'")
+    if origin_tp is Literal:
+        if value not in args:
+            raise ScenarioError(f"{origin}: key '{key}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin_tp is tuple:
+        if not isinstance(value, list | tuple):
+            raise ScenarioError(f"{origin}: key '{key}' must be a list, got {value!r}")
+        return tuple(_convert(args[0], v, origin, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin_tp is dict:
+        if not isinstance(value, dict):
+            raise ScenarioError(f"{origin}: key '{key}' must be a mapping, got {value!r}")
+        return {str(k): _convert(args[1], v, origin, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, origin, f"{key}.")  # type: ignore[arg-type]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{origin}: key '{key}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{origin}: key '{key}' must be a whole number, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ScenarioError(f"{origin}: key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ScenarioError(f"{origin}: key '{key}' must be text, got {value!r}")
+        return value
+    return value
+
+
+def _share(origin: str, key: str, v: float) -> None:
+    if not 0.0 <= v <= 1.0:
+        raise ScenarioError(
+            f"{origin}: key '{key}' = {v} is not a share between 0 and 1 (targets above 100 % "
+            "are impossible); write percentages as fractions, e.g. 0.45"
+        )
+
+
+def _check_consistency(s: Scenario, origin: str) -> None:
+    t = s.sites
+    for key in ("total", "existing", "new", "new_dedicated", "new_shared", "max_tenants"):
+        if getattr(t, key) < 0:
+            raise ScenarioError(f"{origin}: key 'sites.{key}' = {getattr(t, key)} must be >= 0")
+    if t.new_dedicated + t.new_shared != t.new:
+        raise ScenarioError(
+            f"{origin}: inconsistent targets: sites.new_dedicated ({t.new_dedicated}) + "
+            f"sites.new_shared ({t.new_shared}) = {t.new_dedicated + t.new_shared} != sites.new "
+            f"({t.new}); make them add up"
+        )
+    if t.existing + t.new != t.total:
+        raise ScenarioError(
+            f"{origin}: inconsistent targets: sites.existing ({t.existing}) + sites.new ({t.new}) "
+            f"= {t.existing + t.new} != sites.total ({t.total}); make them add up"
+        )
+    for key in ("mean_serving_radius_km", "coverage_radius_m", "candidate_spacing_m", "time_limit_s"):
+        if getattr(t, key) <= 0:
+            raise ScenarioError(f"{origin}: key 'sites.{key}' = {getattr(t, key)} must be > 0")
+    if t.max_tenants < 2 and t.new_shared > 0:
+        raise ScenarioError(
+            f"{origin}: sites.max_tenants = {t.max_tenants} but sites.new_shared = {t.new_shared}; "
+            "a shared site needs at least 2 tenants"
+        )
+    if not s.operators:
+        raise ScenarioError(f"{origin}: key 'operators' must list at least one operator")
+    names = [o.name for o in s.operators]
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"{origin}: key 'operators' repeats an operator name: {names}")
+    for i, o in enumerate(s.operators):
+        _share(origin, f"operators[{i}].market_share", o.market_share)
+    total_share = sum(o.market_share for o in s.operators)
+    if abs(total_share - 1.0) > 0.01:
+        raise ScenarioError(
+            f"{origin}: operator market shares add up to {total_share:.3f}, not 1; fix 'operators'"
+        )
+    if t.new_shared > 0 and len(s.operators) < 2:
+        raise ScenarioError(
+            f"{origin}: sites.new_shared = {t.new_shared} needs at least 2 operators in 'operators'"
+        )
+    for sec, keys in (
+        ("sharing", ("target_min", "target_max", "existing_shared_fraction")),
+        ("undergrounding", ("city_min", "city_max", "urban_min", "rural_min", "current_urban", "current_rural")),
+        ("fibre", ("min", "max", "current")),
+    ):
+        obj = getattr(s, sec)
+        for k in keys:
+            _share(origin, f"{sec}.{k}", getattr(obj, k))
+    for sec, lo, hi in (
+        ("sharing", "target_min", "target_max"),
+        ("undergrounding", "city_min", "city_max"),
+        ("fibre", "min", "max"),
+    ):
+        obj = getattr(s, sec)
+        if getattr(obj, lo) > getattr(obj, hi):
+            raise ScenarioError(f"{origin}: key '{sec}.{lo}' is larger than '{sec}.{hi}'")
+    for k, v in dataclasses.asdict(s.sharing.unit_costs_vnd).items():
+        if v < 0:
+            raise ScenarioError(
+                f"{origin}: key 'sharing.unit_costs_vnd.{k}' = {v} is negative; unit costs must be >= 0"
+            )
+    if s.demand.cell_size_m <= 0:
+        raise ScenarioError(f"{origin}: key 'demand.cell_size_m' must be > 0")
+    if s.wifi.hotspot_radius_m <= 0:
+        raise ScenarioError(f"{origin}: key 'wifi.hotspot_radius_m' must be > 0")
+    if s.data.kind == "files" and s.data.districts is None:
+        raise ScenarioError(
+            f"{origin}: data.kind is 'files' but 'data.districts' is missing; name the district file"
+        )
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError as _PyprojCRSError
+
+    try:
+        crs = CRS.from_user_input(s.crs)
+    except _PyprojCRSError:
+        raise ScenarioError(f"{origin}: key 'crs' = {s.crs!r} is not a CRS pyproj knows") from None
+    if not crs.is_projected:
+        raise ScenarioError(f"{origin}: key 'crs' = {s.crs!r} is geographic; choose a metric CRS")
