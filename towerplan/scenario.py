@@ -81,6 +81,8 @@ class UnitCosts:
     colocation: float = 0.35e9
     active_ran_sharing: float = 0.15e9
     annual_tenant_opex: float = 0.12e9
+    opex_years: float = 10.0
+    """Years of ``annual_tenant_opex`` counted in life-cycle totals (sharing.cost_model)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,11 @@ class SharingTargets:
     colocation_distance_m: ColocationDistance = field(default_factory=ColocationDistance)
     unit_costs_vnd: UnitCosts = field(default_factory=UnitCosts)
     existing_shared_fraction: float = 0.2
+    allow_add_tenant: bool = True
+    """Let sharing.cheapest_colocations_to_target also add tenants to existing single-tenant
+    structures (besides moving new dedicated builds onto existing structures)."""
+    colocation_objective: Literal["outlay", "net_cost"] = "outlay"
+    """What sharing.cheapest_colocations_to_target minimises (see its docstring)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,13 @@ class UndergroundingTargets:
     current_rural: float = 0.05
     cable_km_per_road_km_urban: float = 2.0
     cable_km_per_road_km_rural: float = 1.0
+    road_class_factor: dict[str, float] = field(
+        default_factory=lambda: {"national": 1.5, "provincial": 1.25, "local": 1.0, "other": 1.0}
+    )
+    """Multiplier of the cable-km per road-km by ``road_class`` (stated assumption: trunk
+    cables follow the main roads); classes not listed use ``other``."""
+    current_by_district: dict[str, float] = field(default_factory=dict)
+    """Current underground share by district name; overrides current_urban/current_rural."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,12 @@ class FibreTargets:
     min: float
     max: float = 1.0
     current: float = 0.10
+    current_by_district: dict[str, float] = field(default_factory=dict)
+    """Current fibre share by district name; overrides ``current``."""
+    backhaul_max_snap_m: float = 500.0
+    """Sites farther than this from the road graph get a straight-line backhaul (flagged)."""
+    backhaul_snap_tolerance_m: float = 1.0
+    """Road-line end points closer than this are joined into one graph node."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,12 @@ class WifiSettings:
 
     categories: tuple[str, ...] = ("tourism", "hospital", "school", "admin_centre", "city_centre")
     hotspot_radius_m: float = 100.0
+    city_centre_radius_m: float = 500.0
+    """Radius of the default city-centre disc (wifi.default_city_centre) when no polygon is given."""
+    city_centre_grid_m: float | None = None
+    """Spacing of the city-centre grid of demand / candidate points; default = hotspot radius."""
+    solver: Literal["auto", "exact", "heuristic"] = "auto"
+    time_limit_s: float = 30.0
 
 
 @dataclass(frozen=True)

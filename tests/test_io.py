@@ -1,0 +1,702 @@
+"""Unit tests of towerplan.io on small generated fixtures."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import types
+from importlib import resources
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from shapely.geometry import LineString, Point, Polygon, box
+
+from towerplan import io
+from towerplan.errors import (
+    ColumnError,
+    CRSError,
+    DataFileError,
+    DuplicateIDError,
+    EmptyInputError,
+    GeometryError,
+    PopulationError,
+    StudyAreaError,
+)
+from towerplan.scenario import scenario_from_dict
+
+UTM = "EPSG:32648"
+FIXTURES = Path(__file__).parent / "fixtures"
+X0, Y0 = 585_000.0, 1_109_000.0  # a spot near 105.78 E, 10.03 N in UTM 48N
+
+
+def _sq(ix: float, iy: float, size: float = 1000.0) -> Polygon:
+    return box(X0 + ix * size, Y0 + iy * size, X0 + (ix + 1) * size, Y0 + (iy + 1) * size)
+
+
+def _communes() -> gpd.GeoDataFrame:
+    """Six 1 km squares: 4 communes of 'Quận Alpha' (urban), 2 of 'Huyện Beta' (rural)."""
+    return gpd.GeoDataFrame(
+        {
+            "district_vn": ["Quận Alpha"] * 4 + ["Huyện Beta"] * 2,
+            "commune": [f"c{i}" for i in range(6)],
+            "dcode": ["A1"] * 4 + ["B2"] * 2,
+            "pop": [1000.0, 2000.0, 3000.0, 4000.0, 500.0, 700.0],
+        },
+        geometry=[_sq(0, 0), _sq(1, 0), _sq(0, 1), _sq(1, 1), _sq(2, 0), _sq(2, 1)],
+        crs=UTM,
+    )
+
+
+def _districts_file(tmp_path: Path) -> Path:
+    d = gpd.GeoDataFrame(
+        {
+            "ten": ["Alpha", "Beta"],
+            "loai": ["Quận", "huyện"],
+            "ma": ["01", "02"],
+            "dan_so": [10_000.0, 1_200.0],
+        },
+        geometry=[box(X0, Y0, X0 + 2000, Y0 + 2000), box(X0 + 2000, Y0, X0 + 3000, Y0 + 2000)],
+        crs=UTM,
+    ).to_crs("EPSG:4326")
+    p = tmp_path / "districts.gpkg"
+    d.to_file(p)
+    return p
+
+
+def _lonlat(x: float, y: float) -> tuple[float, float]:
+    p = gpd.GeoSeries([Point(x, y)], crs=UTM).to_crs("EPSG:4326").iloc[0]
+    return p.x, p.y
+
+
+def _sites_csv(tmp_path: Path, rows: list[dict[str, object]], name: str = "sites.csv") -> Path:
+    p = tmp_path / name
+    pd.DataFrame(rows).to_csv(p, index=False)
+    return p
+
+
+def _site_rows() -> list[dict[str, object]]:
+    rows = []
+    for i, (x, y) in enumerate([(500, 500), (1500, 800), (2500, 1500)]):
+        lon, lat = _lonlat(X0 + x, Y0 + y)
+        rows.append(
+            {
+                "id": f"BTS-{i}",
+                "x_lon": lon,
+                "y_lat": lat,
+                "owner": ["Viettel", "MobiFone", "Viettel"][i],
+                "tenants": ["Viettel;MobiFone", "MobiFone", "VNPT-VinaPhone;Viettel"][i],
+                "h": [30.0, 42.0, None][i],
+            }
+        )
+    return rows
+
+
+SITE_COLS = {"lon": "x_lon", "lat": "y_lat", "operator": "owner", "site_id": "id", "height": "h"}
+
+
+# --------------------------------------------------------------------------- read_vector
+
+
+def test_read_vector_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.gpkg"
+    with pytest.raises(DataFileError, match="nope.gpkg") as ei:
+        io.read_vector(missing)
+    assert "not found" in str(ei.value)
+
+
+def test_read_vector_unreadable(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.geojson"
+    bad.write_text("{ this is not json", encoding="utf-8")
+    with pytest.raises(DataFileError, match="broken.geojson"):
+        io.read_vector(bad)
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
+def test_read_vector_no_crs_raises_and_source_crs_fixes(tmp_path: Path) -> None:
+    g = gpd.GeoDataFrame({"a": [1]}, geometry=[Point(105.78, 10.03)])  # no CRS
+    p = tmp_path / "nocrs.gpkg"
+    g.to_file(p)
+    with pytest.raises(CRSError, match="nocrs.gpkg"):
+        io.read_vector(p)
+    out = io.read_vector(p, source_crs="EPSG:4326")
+    assert out.crs.to_epsg() == 32648
+    assert out.geometry.iloc[0].x == pytest.approx(585_000, abs=2_000)
+
+
+def test_read_vector_empty_layer(tmp_path: Path) -> None:
+    g = gpd.GeoDataFrame({"a": pd.Series([], dtype=int)}, geometry=[], crs="EPSG:4326")
+    p = tmp_path / "empty.gpkg"
+    g.to_file(p)
+    with pytest.raises(EmptyInputError, match="empty.gpkg"):
+        io.read_vector(p)
+
+
+def test_read_vector_repairs_bowtie(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bowtie = Polygon([(X0, Y0), (X0 + 100, Y0 + 100), (X0 + 100, Y0), (X0, Y0 + 100)])
+    assert not bowtie.is_valid
+    p = tmp_path / "bowtie.gpkg"
+    gpd.GeoDataFrame({"a": [1]}, geometry=[bowtie], crs=UTM).to_file(p)
+    with caplog.at_level(logging.WARNING, logger="towerplan.io"):
+        out = io.read_vector(p)
+    assert out.is_valid.all()
+    assert out.geometry.iloc[0].area == pytest.approx(5000.0, rel=1e-9)  # two triangles
+    assert "make_valid" in caplog.text
+
+
+def test_read_vector_empty_geometry(tmp_path: Path) -> None:
+    p = tmp_path / "holes.gpkg"
+    gpd.GeoDataFrame({"a": [1, 2]}, geometry=[_sq(0, 0), Polygon()], crs=UTM).to_file(p)
+    with pytest.raises(GeometryError, match="no geometry"):
+        io.read_vector(p)
+
+
+# --------------------------------------------------------------------------- districts
+
+
+def test_read_districts_with_type_column(tmp_path: Path) -> None:
+    p = _districts_file(tmp_path)
+    d = io.read_districts(
+        p, columns={"name": "ten", "type": "loai", "code": "ma"}, population_column="dan_so"
+    )
+    assert list(d["district"]) == ["Alpha", "Beta"]
+    assert list(d["district_type"]) == ["urban", "rural"]
+    assert list(d["code"]) == ["01", "02"]
+    assert d["population"].tolist() == [10_000.0, 1_200.0]
+    assert d["area_km2"].to_numpy() == pytest.approx([4.0, 2.0], rel=1e-3)
+    assert d.crs.to_epsg() == 32648
+
+
+def test_read_districts_unknown_type_value(tmp_path: Path) -> None:
+    d = gpd.read_file(_districts_file(tmp_path))
+    d["loai"] = ["Quận", "metropolis"]
+    p = tmp_path / "bad_type.gpkg"
+    d.to_file(p)
+    with pytest.raises(ColumnError) as ei:
+        io.read_districts(p, columns={"name": "ten", "type": "loai"})
+    msg = str(ei.value)
+    assert "metropolis" in msg and "loai" in msg and "huyện" in msg and "bad_type.gpkg" in msg
+
+
+def test_read_districts_missing_name_column(tmp_path: Path) -> None:
+    p = _districts_file(tmp_path)
+    with pytest.raises(ColumnError) as ei:
+        io.read_districts(p, columns={"name": "district_name"})
+    assert "district_name" in str(ei.value) and "'ten'" in str(ei.value)
+
+
+def test_read_districts_dissolves_communes_and_reads_type_prefix(tmp_path: Path) -> None:
+    p = tmp_path / "communes.geojson"
+    _communes().to_crs("EPSG:4326").to_file(p)
+    d = io.read_districts(p, columns={"name": "district_vn", "code": "dcode", "population": "pop"})
+    assert list(d["district"]) == ["Alpha", "Beta"]
+    assert list(d["district_type"]) == ["urban", "rural"]
+    assert list(d["code"]) == ["A1", "B2"]
+    assert d["population"].tolist() == [10_000.0, 1_200.0]
+    assert d["n_units"].tolist() == [4, 2]
+    assert d["area_km2"].to_numpy() == pytest.approx([4.0, 2.0], rel=1e-3)
+    # dissolved into single polygons
+    assert d.geometry.iloc[0].geom_type == "Polygon"
+
+
+def test_dissolve_to_districts_pure_and_population_checked() -> None:
+    c = _communes()
+    before = c.copy()
+    d = io.dissolve_to_districts(c, by="district_vn", population="pop")
+    assert d["population"].sum() == c["pop"].sum()
+    pd.testing.assert_frame_equal(c.drop(columns="geometry"), before.drop(columns="geometry"))
+    c.loc[2, "pop"] = -5
+    c.loc[4, "pop"] = np.nan
+    with pytest.raises(PopulationError, match=r"rows 2, 4"):
+        io.dissolve_to_districts(c, by="district_vn", population="pop")
+
+
+def test_dissolve_without_type_prefix_asks_for_type_column() -> None:
+    c = _communes()
+    c["district_vn"] = ["Alpha"] * 4 + ["Beta"] * 2
+    with pytest.raises(ColumnError, match="type"):
+        io.dissolve_to_districts(c, by="district_vn", population="pop")
+    c["kind"] = ["urban"] * 4 + ["rural"] * 2
+    d = io.dissolve_to_districts(c, by="district_vn", population="pop", type_column="kind")
+    assert list(d["district_type"]) == ["urban", "rural"]
+
+
+def test_dissolve_requires_metric_crs() -> None:
+    with pytest.raises(CRSError):
+        io.dissolve_to_districts(_communes().to_crs("EPSG:4326"), by="district_vn")
+
+
+# --------------------------------------------------------------------------- population
+
+
+def test_read_population_polygons_rejects_nan_and_negative(tmp_path: Path) -> None:
+    c = _communes()
+    c.loc[1, "pop"] = np.nan
+    c.loc[3, "pop"] = -1.0
+    p = tmp_path / "pop.gpkg"
+    c.to_file(p)
+    with pytest.raises(PopulationError) as ei:
+        io.read_population_polygons(p, column="pop")
+    assert "rows 1, 3" in str(ei.value) and "pop.gpkg" in str(ei.value)
+
+
+def test_read_population_polygons_ok(tmp_path: Path) -> None:
+    p = tmp_path / "pop.gpkg"
+    _communes().to_file(p)
+    out = io.read_population_polygons(p, column="pop", keep_columns=["commune"])
+    assert out["population"].sum() == 11_200.0
+    assert list(out.columns) == ["population", "commune", "geometry"]
+    with pytest.raises(ColumnError, match="popul"):
+        io.read_population_polygons(p, column="popul")
+
+
+def _write_raster(path: Path, arr: np.ndarray, crs: str | None, nodata: float | None) -> Path:
+    import rasterio
+    from affine import Affine
+
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=arr.shape[0],
+        width=arr.shape[1],
+        count=1,
+        dtype="float64",
+        crs=crs,
+        transform=Affine(100.0, 0.0, X0, 0.0, -100.0, Y0 + 1000),
+        nodata=nodata,
+    ) as dst:
+        dst.write(arr, 1)
+    return path
+
+
+def test_read_population_raster_checks(tmp_path: Path) -> None:
+    arr = np.full((4, 5), 10.0)
+    arr[0, 0] = -9999.0
+    ok = _write_raster(tmp_path / "ok.tif", arr, UTM, -9999.0)
+    assert io.read_population_raster(ok) == ok
+    with pytest.raises(CRSError, match=r"nocrs\.tif"):
+        io.read_population_raster(_write_raster(tmp_path / "nocrs.tif", arr, None, -9999.0))
+    with pytest.raises(PopulationError, match="negative"):
+        io.read_population_raster(_write_raster(tmp_path / "neg.tif", arr, UTM, None))
+    with pytest.raises(DataFileError, match="missing.tif"):
+        io.read_population_raster(tmp_path / "missing.tif")
+    junk = tmp_path / "junk.tif"
+    junk.write_bytes(b"not a tiff")
+    with pytest.raises(DataFileError, match="junk.tif"):
+        io.read_population_raster(junk)
+
+
+# --------------------------------------------------------------------------- sites
+
+
+def _study() -> Polygon:
+    return box(X0 - 200, Y0 - 200, X0 + 3200, Y0 + 2200)
+
+
+def test_read_sites_csv(tmp_path: Path) -> None:
+    p = _sites_csv(tmp_path, _site_rows())
+    s = io.read_sites(p, columns=SITE_COLS, study_area=_study(), max_tenants=3)
+    assert list(s.columns) == [
+        "site_id",
+        "operator",
+        "operators",
+        "n_tenants",
+        "max_tenants",
+        "height_m",
+        "geometry",
+    ]
+    assert list(s["site_id"]) == ["BTS-0", "BTS-1", "BTS-2"]
+    assert list(s["operators"]) == ["Viettel;MobiFone", "MobiFone", "Viettel;VNPT-VinaPhone"]
+    assert list(s["n_tenants"]) == [2, 1, 2]
+    assert np.isnan(s["height_m"].iloc[2]) and s["height_m"].iloc[1] == 42.0
+    assert s.geometry.iloc[1].x == pytest.approx(X0 + 1500, abs=0.01)
+    assert s.geometry.iloc[1].y == pytest.approx(Y0 + 800, abs=0.01)
+
+
+def test_read_sites_tenant_count_and_generated_ids(tmp_path: Path) -> None:
+    rows = _site_rows()
+    for r, n in zip(rows, [1, 2, 4], strict=True):
+        r.pop("id")
+        r["tenants"] = n
+    p = _sites_csv(tmp_path, rows)
+    cols = {k: v for k, v in SITE_COLS.items() if k != "site_id"}
+    s = io.read_sites(p, columns=cols, max_tenants=3)
+    assert list(s["site_id"]) == ["S0001", "S0002", "S0003"]
+    assert list(s["n_tenants"]) == [1, 2, 4]
+    assert list(s["max_tenants"]) == [3, 3, 4]
+
+
+def test_read_sites_duplicate_ids(tmp_path: Path) -> None:
+    rows = _site_rows()
+    rows[2]["id"] = "BTS-0"
+    p = _sites_csv(tmp_path, rows)
+    with pytest.raises(DuplicateIDError) as ei:
+        io.read_sites(p, columns=SITE_COLS)
+    assert "BTS-0" in str(ei.value) and "sites.csv" in str(ei.value)
+
+
+def test_read_sites_missing_column_lists_columns(tmp_path: Path) -> None:
+    p = _sites_csv(tmp_path, _site_rows())
+    with pytest.raises(ColumnError) as ei:
+        io.read_sites(p, columns={**SITE_COLS, "operator": "carrier"})
+    msg = str(ei.value)
+    assert "carrier" in msg and "x_lon" in msg and "owner" in msg
+
+
+def test_read_sites_swapped_lon_lat(tmp_path: Path) -> None:
+    p = _sites_csv(tmp_path, _site_rows())
+    swapped = {**SITE_COLS, "lon": "y_lat", "lat": "x_lon"}
+    with pytest.raises(StudyAreaError) as ei:
+        io.read_sites(p, columns=swapped, study_area=_study(), source_crs="EPSG:4326")
+    msg = str(ei.value)
+    assert "3 of 3 points fall outside the study area; are lon and lat swapped?" in msg
+    assert "'lon': 'x_lon'" in msg and "sites.csv" in msg
+    # |lat| > 90 is caught even without a study area
+    with pytest.raises(StudyAreaError, match="swapped"):
+        io.read_sites(p, columns=swapped)
+
+
+def test_read_sites_swap_hint_where_both_orders_are_valid(tmp_path: Path) -> None:
+    # a city at lon 20, lat 30: swapped values are still valid degrees, so the
+    # swap is detected geometrically (swapped points fall inside the study area)
+    study = gpd.GeoSeries([box(19.9, 29.9, 20.1, 30.1)], crs="EPSG:4326").to_crs("EPSG:3857")
+    rows = [
+        {"lon": 30.0 + 0.01 * i, "lat": 20.0 + 0.01 * i, "operator": "X", "site_id": i}
+        for i in range(4)
+    ]
+    p = _sites_csv(tmp_path, rows)
+    with pytest.raises(StudyAreaError) as ei:
+        io.read_sites(p, crs="EPSG:3857", study_area=study)
+    msg = str(ei.value)
+    assert "4 of 4 points fall outside the study area; are lon and lat swapped?" in msg
+    assert "swapping them would put 4 of these 4 inside" in msg
+
+
+def test_read_sites_outside_without_swap_hint(tmp_path: Path) -> None:
+    rows = _site_rows()
+    rows[1]["x_lon"] = float(rows[1]["x_lon"]) + 0.5  # ~55 km east
+    p = _sites_csv(tmp_path, rows)
+    with pytest.raises(StudyAreaError) as ei:
+        io.read_sites(p, columns=SITE_COLS, study_area=_study())
+    msg = str(ei.value)
+    assert msg.count("1 of 3 points fall outside") == 1 and "would not" in msg and "BTS-1" in msg
+    kept = io.read_sites(p, columns=SITE_COLS, study_area=_study(), outside="drop")
+    assert list(kept["site_id"]) == ["BTS-0", "BTS-2"]
+
+
+def test_read_sites_gpkg_points(tmp_path: Path) -> None:
+    g = gpd.GeoDataFrame(
+        {"site_id": ["a", "b"], "operator": ["Viettel", "MobiFone"], "height_m": [20.0, 35.0]},
+        geometry=[Point(X0 + 100, Y0 + 100), Point(X0 + 900, Y0 + 300)],
+        crs=UTM,
+    ).to_crs("EPSG:4326")
+    p = tmp_path / "sites.gpkg"
+    g.to_file(p)
+    s = io.read_sites(p, study_area=gpd.GeoSeries([_study()], crs=UTM))
+    assert list(s["site_id"]) == ["a", "b"] and list(s["n_tenants"]) == [1, 1]
+    assert s.geometry.iloc[1].x == pytest.approx(X0 + 900, abs=0.01)
+
+
+# --------------------------------------------------------------------------- OpenCelliD
+
+
+def _cells() -> pd.DataFrame:
+    """Three structures: A (3 cells, 2 operators), B (1 cell, 1 km away), C (2 cells, 30 m)."""
+    rows = []
+
+    def add(dx: float, dy: float, net: int, radio: str, cell: int) -> None:
+        lon, lat = _lonlat(X0 + dx, Y0 + dy)
+        rows.append([radio, 452, net, 100, cell, 0, lon, lat, 500, 3, 1, 0, 0, 0])
+
+    add(0, 0, 4, "LTE", 1)  # A Viettel
+    add(10, 5, 4, "GSM", 2)  # A Viettel
+    add(-8, 12, 1, "LTE", 3)  # A MobiFone
+    add(1000, 0, 2, "UMTS", 4)  # B VinaPhone
+    add(0, 2000, 5, "GSM", 5)  # C Vietnamobile
+    add(30, 2000, 5, "GSM", 6)  # C Vietnamobile
+    add(500, 500, 99, "LTE", 7)  # D unknown network
+    return pd.DataFrame(rows, columns=list(io.OPENCELLID_COLUMNS))
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_read_opencellid(tmp_path: Path, header: bool) -> None:
+    p = tmp_path / "cells.csv"
+    _cells().to_csv(p, index=False, header=header)
+    df = io.read_opencellid(p)
+    assert len(df) == 7 and list(df.columns) == list(io.OPENCELLID_COLUMNS)
+    assert df["net"].tolist() == [4, 4, 1, 2, 5, 5, 99]
+    assert df["lat"].iloc[0] == pytest.approx(_cells()["lat"].iloc[0])
+
+
+def test_read_opencellid_wrong_columns(tmp_path: Path) -> None:
+    p = tmp_path / "cells.csv"
+    _cells().iloc[:, :10].to_csv(p, index=False)
+    with pytest.raises(DataFileError, match="10 columns"):
+        io.read_opencellid(p)
+
+
+def test_cluster_cells_to_sites() -> None:
+    sites = io.cluster_cells_to_sites(_cells(), eps_m=50.0)
+    assert len(sites) == 4
+    a, b, c, d = (sites.iloc[i] for i in range(4))
+    assert a["operators"] == "Viettel;MobiFone" and a["operator"] == "Viettel"
+    assert a["n_tenants"] == 2 and a["n_cells"] == 3 and a["radios"] == "GSM;LTE"
+    assert b["operators"] == "VNPT-VinaPhone" and b["n_cells"] == 1
+    assert c["operators"] == "Vietnamobile" and c["n_cells"] == 2
+    assert d["operator"] == "452-99"
+    # site point = mean of member cells
+    assert a.geometry.x == pytest.approx(X0 + (0 + 10 - 8) / 3, abs=0.05)
+    assert a.geometry.y == pytest.approx(Y0 + (0 + 5 + 12) / 3, abs=0.05)
+    assert c.geometry.x == pytest.approx(X0 + 15, abs=0.05)
+    assert sites.crs.to_epsg() == 32648
+    assert list(sites["site_id"]) == ["OCID-00001", "OCID-00002", "OCID-00003", "OCID-00004"]
+
+
+def test_cluster_cells_eps_separates_and_min_samples_drops_noise() -> None:
+    # with eps 20 m the two Vietnamobile cells 30 m apart are separate structures
+    assert len(io.cluster_cells_to_sites(_cells(), eps_m=20.0)) == 5
+    # min_samples=2: single-cell structures B and D are noise
+    s = io.cluster_cells_to_sites(_cells(), eps_m=50.0, min_samples=2)
+    assert s["n_cells"].tolist() == [3, 2]
+
+
+def test_cluster_cells_swapped_coordinates() -> None:
+    swapped = _cells().rename(columns={"lon": "lat", "lat": "lon"})  # lat holds ~105.78
+    with pytest.raises(StudyAreaError, match="7 of 7 cells"):
+        io.cluster_cells_to_sites(swapped)
+
+
+# --------------------------------------------------------------------------- POIs and roads
+
+
+def test_read_pois_category_and_polygons(tmp_path: Path) -> None:
+    g = gpd.GeoDataFrame(
+        {"ten": ["benh vien A", "truong B", "cho C"], "loai": ["BV", "TH", "market"]},
+        geometry=[Point(X0, Y0), _sq(1, 1, 100), Point(X0 + 50, Y0)],
+        crs=UTM,
+    )
+    p = tmp_path / "pois.geojson"
+    g.to_crs("EPSG:4326").to_file(p)
+    out = io.read_pois(p, columns={"category": "loai"}, category_map={"bv": "hospital", "th": "school"})
+    assert list(out["category"]) == ["hospital", "school", "market"]
+    assert list(out["name"]) == ["benh vien A", "truong B", "cho C"]
+    assert list(out["from_polygon"]) == [False, True, False]
+    assert set(out.geom_type) == {"Point"}
+    assert _sq(1, 1, 100).contains(out.geometry.iloc[1])
+    assert set(out["source"]) == {"pois.geojson"}
+    fixed = io.read_pois(p, category="hospital")
+    assert set(fixed["category"]) == {"hospital"}
+    with pytest.raises(ColumnError, match="category"):
+        io.read_pois(p)
+
+
+def test_read_roads_classes(tmp_path: Path) -> None:
+    g = gpd.GeoDataFrame(
+        {
+            "loai_duong": ["quoc lo", "Tỉnh lộ", None, "duong dat"],
+            "ten_duong": ["QL1", "TL 923", "", "x"],
+        },
+        geometry=[
+            LineString([(X0, Y0), (X0 + 1000, Y0)]),
+            LineString([(X0, Y0), (X0, Y0 + 500)]),
+            LineString([(X0, Y0), (X0 + 10, Y0 + 10)]),
+            LineString([(X0, Y0), (X0 + 20, Y0 + 10)]),
+        ],
+        crs=UTM,
+    )
+    p = tmp_path / "roads.gpkg"
+    g.to_file(p)
+    r = io.read_roads(p)
+    assert list(r["road_class"]) == ["national", "provincial", "local", "duong dat"]
+    assert list(r["name"]) == ["QL1", "TL 923", "", "x"]
+    r2 = io.read_roads(p, class_map={"duong dat": "local"})
+    assert list(r2["road_class"]) == ["national", "provincial", "local", "local"]
+    pts = tmp_path / "pts.gpkg"
+    gpd.GeoDataFrame(geometry=[Point(X0, Y0)], crs=UTM).to_file(pts)
+    with pytest.raises(GeometryError, match="line"):
+        io.read_roads(pts)
+
+
+def _osm_xml(path: Path) -> Path:
+    """Write the synthetic Overpass fixture as OSM XML."""
+    data = json.loads((FIXTURES / "overpass_synthetic_grid.json").read_text())
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="test">']
+    for e in data["elements"]:
+        if e["type"] == "node":
+            lines.append(f'<node id="{e["id"]}" lat="{e["lat"]}" lon="{e["lon"]}" version="1"/>')
+    for e in data["elements"]:
+        if e["type"] == "way":
+            lines.append(f'<way id="{e["id"]}" version="1">')
+            lines += [f'<nd ref="{n}"/>' for n in e["nodes"]]
+            lines += [f'<tag k="{k}" v="{v}"/>' for k, v in e["tags"].items()]
+            lines.append("</way>")
+    lines.append("</osm>")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_graph_from_osm_file_and_roads(tmp_path: Path) -> None:
+    p = _osm_xml(tmp_path / "grid.osm")
+    G = io.graph_from_osm_file(p, simplify=False)
+    assert G.number_of_nodes() == 9
+    # 6 ways x 2 segments, two-way except the oneway way: 5*2*2 + 1*2
+    assert G.number_of_edges() == 22
+    assert "32648" in str(G.graph["crs"])
+    roads = io.roads_from_graph(G)
+    assert len(roads) == 12  # each segment once
+    counts = roads["road_class"].value_counts().to_dict()
+    assert counts == {"national": 2, "provincial": 2, "local": 8}
+    # segments are ~220 m long (0.002 deg)
+    assert roads["length_m"].between(200, 240).all()
+    assert roads.crs.to_epsg() == 32648
+
+
+def test_graph_from_osm_file_rejects_pbf_and_missing(tmp_path: Path) -> None:
+    pbf = tmp_path / "city.osm.pbf"
+    pbf.write_bytes(b"\x00")
+    with pytest.raises(DataFileError, match="osmium"):
+        io.graph_from_osm_file(pbf)
+    with pytest.raises(DataFileError, match="not found"):
+        io.graph_from_osm_file(tmp_path / "none.osm")
+
+
+def test_graph_from_place_online_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import osmnx as ox
+
+    overpass = json.loads((FIXTURES / "overpass_synthetic_grid.json").read_text())
+    nominatim = json.loads((FIXTURES / "nominatim_synthetic_ward.json").read_text())
+    calls: list[str] = []
+
+    def fake_overpass(data: object) -> dict[str, object]:
+        calls.append("overpass")
+        return overpass
+
+    def fake_nominatim(params: object, request_type: str = "search") -> list[dict[str, object]]:
+        calls.append("nominatim")
+        return nominatim
+
+    monkeypatch.setattr(ox.settings, "use_cache", False)
+    monkeypatch.setattr(ox._overpass, "_overpass_request", fake_overpass)
+    monkeypatch.setattr(ox._nominatim, "_nominatim_request", fake_nominatim)
+    G = io.graph_from_place_online("Synthetic Ward", simplify=False, retain_all=True)
+    assert calls == ["nominatim", "overpass"]
+    assert G.number_of_nodes() == 9 and G.number_of_edges() == 22
+    assert "32648" in str(G.graph["crs"])
+
+
+def test_graph_from_place_online_errors_are_data_file_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import osmnx as ox
+
+    def fail(*a: object, **k: object) -> object:
+        raise ConnectionError("no network in tests")
+
+    monkeypatch.setattr(ox.settings, "use_cache", False)
+    monkeypatch.setattr(ox._nominatim, "_nominatim_request", fail)
+    with pytest.raises(DataFileError, match="graph_from_osm_file"):
+        io.graph_from_place_online("Nowhere")
+
+
+# --------------------------------------------------------------------------- load_inputs
+
+
+def _scenario_dict(data: dict[str, object], base_dir: Path) -> dict[str, object]:
+    text = (resources.files("towerplan") / "scenarios" / "cantho-2020.yaml").read_text("utf-8")
+    raw = yaml.safe_load(text)
+    raw["data"] = data
+    raw["base_dir"] = str(base_dir)
+    return raw
+
+
+def test_load_inputs_files(tmp_path: Path) -> None:
+    _communes().to_crs("EPSG:4326").to_file(tmp_path / "communes.geojson")
+    _sites_csv(tmp_path, _site_rows())
+    pois = gpd.GeoDataFrame(
+        {"ten": ["BV1", "BV2"]}, geometry=[Point(X0 + 10, Y0 + 10), Point(X0 + 900, Y0 + 50)], crs=UTM
+    )
+    pois.to_crs("EPSG:4326").to_file(tmp_path / "hospitals.geojson")
+    _osm_xml(tmp_path / "roads.osm")
+    data = {
+        "kind": "files",
+        "label": "test-files",
+        "districts": {
+            "path": "communes.geojson",
+            "columns": {"name": "district_vn", "code": "dcode", "population": "pop"},
+        },
+        "population": {"path": "communes.geojson", "columns": {"population": "pop"}},
+        "existing_sites": {"path": "sites.csv", "columns": SITE_COLS},
+        "pois": [{"path": "hospitals.geojson", "category": "hospital"}],
+        "roads": {"path": "roads.osm"},
+    }
+    scen = scenario_from_dict(_scenario_dict(data, tmp_path))
+    inp = io.load_inputs(scen)
+    assert inp.data_kind == "test-files"
+    assert list(inp.districts["district"]) == ["Alpha", "Beta"]
+    assert isinstance(inp.population, gpd.GeoDataFrame)
+    assert inp.population["population"].sum() == 11_200.0
+    assert list(inp.existing_sites["site_id"]) == ["BTS-0", "BTS-1", "BTS-2"]
+    assert list(inp.pois["category"]) == ["hospital", "hospital"]
+    assert inp.road_graph is not None and inp.roads is not None and len(inp.roads) > 0
+    for layer in (inp.districts, inp.population, inp.existing_sites, inp.pois, inp.roads):
+        assert layer.crs.to_epsg() == 32648
+    assert set(inp.sources) == {"districts", "population", "existing_sites", "pois[0]", "roads"}
+    assert any("taken as given" in n for n in inp.notes)
+
+
+def test_load_inputs_sites_outside_study_area(tmp_path: Path) -> None:
+    _communes().to_crs("EPSG:4326").to_file(tmp_path / "communes.geojson")
+    rows = _site_rows()
+    rows[0]["x_lon"], rows[0]["y_lat"] = rows[0]["y_lat"], rows[0]["x_lon"]
+    _sites_csv(tmp_path, rows)
+    data = {
+        "kind": "files",
+        "districts": {"path": "communes.geojson", "columns": {"name": "district_vn", "population": "pop"}},
+        "existing_sites": {"path": "sites.csv", "columns": SITE_COLS},
+    }
+    scen = scenario_from_dict(_scenario_dict(data, tmp_path))
+    with pytest.raises(StudyAreaError, match="1 of 3 points fall outside"):
+        io.load_inputs(scen)
+
+
+def test_load_inputs_opencellid_and_raster(tmp_path: Path) -> None:
+    _communes().to_crs("EPSG:4326").drop(columns="pop").to_file(tmp_path / "communes.geojson")
+    _cells().to_csv(tmp_path / "cells.csv", index=False, header=False)
+    # 300 pixels of 100 m x 2 people over the 3 km x 1 km southern row of communes
+    _write_raster(tmp_path / "pop.tif", np.full((10, 30), 2.0), UTM, None)
+    data = {
+        "kind": "files",
+        "districts": {"path": "communes.geojson", "columns": {"name": "district_vn"}},
+        "population": {"path": "pop.tif"},
+        "existing_sites": {"path": "cells.csv"},
+    }
+    scen = scenario_from_dict(_scenario_dict(data, tmp_path))
+    inp = io.load_inputs(scen)
+    assert isinstance(inp.population, Path)
+    # district totals from the raster: Alpha has 2 km x 1 km of raster, Beta 1 km x 1 km
+    assert inp.districts["population"].to_numpy() == pytest.approx([400.0, 200.0], rel=1e-9)
+    # all four OpenCelliD structures lie within the districts buffered by 2 km
+    assert inp.existing_sites["n_cells"].tolist() == [3, 1, 2, 1]
+    assert any("OpenCelliD" in n for n in inp.notes)
+    assert len(inp.pois) == 0 and inp.roads is None
+
+
+def test_load_inputs_demo_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("towerplan.demo")
+    seen: list[str] = []
+
+    def load_demo(scenario: object) -> str:
+        seen.append(getattr(scenario, "name", ""))
+        return "demo-inputs"
+
+    fake.load_demo = load_demo  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "towerplan.demo", fake)
+    text = (resources.files("towerplan") / "scenarios" / "cantho-2020.yaml").read_text("utf-8")
+    scen = scenario_from_dict(yaml.safe_load(text))
+    assert io.load_inputs(scen) == "demo-inputs"
+    assert seen == ["cantho-2020"]

@@ -1,0 +1,49 @@
+"""The bundle of input layers a plan runs on (private)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+
+DEMO_KIND = "demo-schematic"
+
+
+@dataclass
+class PlanInputs:
+    """Input layers of a plan, all in the working metric CRS.
+
+    Attributes
+    ----------
+    districts : GeoDataFrame
+        ``district``, ``code``, ``district_type`` (urban/rural), ``population``
+        (scenario year), ``area_km2``.
+    population : GeoDataFrame or Path
+        Census polygons with a ``population`` column (scenario year), or a
+        path to a population GeoTIFF.
+    existing_sites : GeoDataFrame
+        ``site_id``, ``operator``, ``operators``, ``n_tenants``, ``max_tenants``,
+        ``height_m``.
+    pois : GeoDataFrame
+        ``name``, ``category``, ``source`` (may be empty).
+    roads : GeoDataFrame or None
+        ``road_class``, ``name`` lines, when known.
+    road_graph : networkx.MultiDiGraph or None
+        Routable road graph (osmnx) in the working CRS, when known.
+    data_kind : str
+        ``"demo-schematic"`` for the built-in demo, else the scenario's label.
+    notes : list of str
+        Caveats printed on every output (e.g. what is schematic).
+    """
+
+    districts: gpd.GeoDataFrame
+    population: gpd.GeoDataFrame | Path
+    existing_sites: gpd.GeoDataFrame
+    pois: gpd.GeoDataFrame
+    roads: gpd.GeoDataFrame | None = None
+    road_graph: Any = None
+    data_kind: str = DEMO_KIND
+    notes: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)

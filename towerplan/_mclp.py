@@ -1,0 +1,1026 @@
+"""Matrix-level core of the multi-operator maximal covering model (private).
+
+Model
+-----
+Demand rows ``i`` (after reduction), operators ``o``, candidate structures ``j``.
+
+* ``W[i, o] >= 0``: weight of row ``i`` for operator ``o`` still to be covered
+  (population x market share; zero where a locked existing site of ``o`` covers it).
+* ``A[i, j]``: candidate ``j`` covers row ``i`` (same for all operators).
+* ``C[j, o] >= 0``: weight only ``j`` can cover for ``o`` (rows covered by one
+  candidate only, folded into the objective by the reduction).
+* a new structure at ``j`` is *dedicated* (exactly one tenant) or *shared*
+  (2..``cap[j]`` tenants); exactly ``n_dedicated`` and ``n_shared`` of them;
+  ``conflicts[j, k]`` forbids opening both ``j`` and ``k`` (minimum spacing).
+
+maximise ``offset + sum_io W[i,o] z[i,o] + sum_jo C[j,o] x[j,o]`` subject to
+``z[i,o] <= sum_j A[i,j] x[j,o]``, ``d_j + h_j <= 1``,
+``d_j + 2 h_j <= sum_o x[j,o] <= d_j + cap_j h_j``, ``sum d = n_dedicated``,
+``sum h = n_shared``, conflicts, binaries ``x, d, h``, ``0 <= z <= 1``.
+
+Solvers
+-------
+* :func:`greedy` — lazy greedy (the objective is monotone submodular in the set of
+  (structure, tenant) choices; stale gains are upper bounds, so lazy evaluation is exact
+  greedy), quotas and conflicts respected.
+* :func:`local_search` — swap local search: remove one structure and re-insert the best
+  structure of the same type anywhere (tenants re-optimised), until no improving swap.
+* :func:`lagrangian_bound` — upper bound from relaxing the covering constraints and the
+  shared-quota row (subgradient with Polyak steps); the relaxed problem is
+  "pick ``p`` structures by value" which is solved exactly by a partial sort.
+* :func:`solve_milp` — the exact sparse MILP through HiGHS (highspy), warm-started with
+  a heuristic solution, with time limit, relative gap and reported dual bound.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from towerplan.errors import InfeasibleModelError, ParameterError
+
+logger = logging.getLogger(__name__)
+
+_TOL = 1e-9
+
+
+@dataclass
+class MCLPProblem:
+    """A (reduced) multi-operator MCLP instance; see the module docstring."""
+
+    A: sp.csr_matrix
+    W: np.ndarray
+    C: np.ndarray
+    n_dedicated: int
+    n_shared: int
+    cap: np.ndarray
+    conflicts: sp.csr_matrix | None = None
+    offset: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.A.shape[0])
+
+    @property
+    def n_cand(self) -> int:
+        return int(self.A.shape[1])
+
+    @property
+    def n_ops(self) -> int:
+        return int(self.W.shape[1])
+
+    @property
+    def p(self) -> int:
+        return self.n_dedicated + self.n_shared
+
+    @property
+    def total_weight(self) -> float:
+        return float(self.offset + self.W.sum() + self.C.sum())
+
+
+@dataclass
+class MCLPSolution:
+    """Open structures: candidate index, tenant mask per operator, shared flag."""
+
+    sites: np.ndarray
+    tenants: np.ndarray
+    shared: np.ndarray
+    objective: float = float("nan")
+    upper_bound: float = float("inf")
+    method: str = ""
+    log: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        """Relative gap ``(upper_bound - objective) / upper_bound`` (0 when proven optimal)."""
+        if not np.isfinite(self.upper_bound):
+            return float("inf")
+        if self.upper_bound <= 0:
+            return 0.0
+        return max(0.0, (self.upper_bound - self.objective) / self.upper_bound)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _row_hash_groups(A: sp.csr_matrix, seed: int = 12345) -> np.ndarray:
+    """Group id per row such that rows share an id iff their column sets are identical."""
+    n = A.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    m = A.shape[1]
+    r1 = rng.integers(1, 2**63 - 1, size=m, dtype=np.uint64)
+    r2 = rng.integers(1, 2**63 - 1, size=m, dtype=np.uint64)
+    lens = np.diff(A.indptr).astype(np.int64)
+    starts = A.indptr[:-1]
+    # rows are all non-empty here (empty rows were dropped before)
+    with np.errstate(over="ignore"):
+        h1 = np.add.reduceat(r1[A.indices], starts)
+        h2 = np.add.reduceat(r2[A.indices], starts)
+    keys = np.empty(n, dtype=[("a", np.uint64), ("b", np.uint64), ("c", np.int64)])
+    keys["a"], keys["b"], keys["c"] = h1, h2, lens
+    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    # verify exactly (hash collisions would merge different rows)
+    rep = first[inv]
+    pos_row = np.repeat(np.arange(n), lens)
+    offs = np.arange(len(A.indices)) - A.indptr[pos_row]
+    same = A.indices == A.indices[A.indptr[rep[pos_row]] + offs]
+    bad_rows = np.unique(pos_row[~same])
+    if len(bad_rows):  # pragma: no cover - probability ~2^-128
+        logger.warning("row-merge hash collision on %d rows; keeping them separate", len(bad_rows))
+        inv = inv.copy()
+        inv[bad_rows] = inv.max() + 1 + np.arange(len(bad_rows))
+        _, inv = np.unique(inv, return_inverse=True)
+    return np.asarray(inv, dtype=np.int64)
+
+
+def build_problem(
+    A: sp.spmatrix,
+    W: np.ndarray,
+    n_dedicated: int,
+    n_shared: int,
+    cap: np.ndarray | int,
+    conflicts: sp.spmatrix | None = None,
+    offset: float = 0.0,
+) -> MCLPProblem:
+    """Reduce and validate an MCLP instance.
+
+    Reductions (all exact): rows with zero weight or no covering candidate are dropped
+    (their weight cannot change); rows covered by a single candidate are folded into that
+    candidate's private weight ``C``; rows with identical covering sets are merged
+    (weights summed).  Candidates are kept (index-stable) so that zero-value candidates
+    remain available to fill the quotas.
+
+    Parameters
+    ----------
+    A : sparse (n, m)
+        Coverage of demand rows by candidates.
+    W : ndarray (n, O)
+        Uncovered weight per row and operator.
+    n_dedicated, n_shared : int
+        Quotas.
+    cap : int or ndarray (m,)
+        Maximum tenants per structure.
+    conflicts : sparse (m, m) or None
+        Symmetric pairs that may not both be opened.
+    offset : float
+        Weight already covered (locked sites), added to every objective.
+    """
+    t0 = time.perf_counter()
+    A = sp.csr_matrix(A, dtype=bool)
+    A.sum_duplicates()
+    A.sort_indices()
+    W = np.asarray(W, dtype=float)
+    if W.ndim == 1:
+        W = W[:, None]
+    n, m = A.shape
+    if W.shape[0] != n:
+        raise ParameterError(f"W has {W.shape[0]} rows but the coverage matrix has {n}")
+    if (W < 0).any() or not np.isfinite(W).all():
+        raise ParameterError("demand weights must be finite and >= 0")
+    O = W.shape[1]
+    capv = np.broadcast_to(np.asarray(cap, dtype=np.int64), (m,)).copy()
+    if n_dedicated < 0 or n_shared < 0:
+        raise ParameterError(
+            f"n_dedicated = {n_dedicated}, n_shared = {n_shared}: quotas must be >= 0"
+        )
+    p = n_dedicated + n_shared
+    if p > m:
+        raise InfeasibleModelError(
+            f"p = n_dedicated + n_shared = {p} new structures but only {m} candidate sites; "
+            "add candidates (smaller candidate spacing) or lower the quotas"
+        )
+    if n_shared > 0:
+        if O < 2:
+            raise InfeasibleModelError(
+                f"n_shared = {n_shared} shared structures need at least 2 operators, got {O}"
+            )
+        n_cap2 = int((capv >= 2).sum())
+        if n_cap2 < n_shared:
+            raise InfeasibleModelError(
+                f"n_shared = {n_shared} but only {n_cap2} candidates can host >= 2 tenants "
+                "(max_tenants); raise max_tenants or lower n_shared"
+            )
+    if (capv < 1).any():
+        raise ParameterError("every candidate must allow at least 1 tenant (cap >= 1)")
+    conf: sp.csr_matrix | None = None
+    if conflicts is not None:
+        conf = sp.csr_matrix(conflicts, dtype=bool)
+        conf = ((conf + conf.T) > 0).tocsr()
+        conf.setdiag(False)
+        conf.eliminate_zeros()
+        if conf.nnz == 0:
+            conf = None
+    n0 = n
+    keep = (W.sum(axis=1) > 0) & (np.diff(A.indptr) > 0)
+    unreachable = float(W[np.diff(A.indptr) == 0].sum())
+    A = A[keep]
+    W = W[keep]
+    lens = np.diff(A.indptr)
+    single = lens == 1
+    C = np.zeros((m, O))
+    if single.any():
+        cols = A.indices[A.indptr[:-1][single]]
+        for o in range(O):
+            C[:, o] = np.bincount(cols, weights=W[single, o], minlength=m)
+    A = A[~single]
+    W = W[~single]
+    n_single = int(single.sum())
+    if A.shape[0]:
+        grp = _row_hash_groups(A)
+        ng = int(grp.max()) + 1
+        first = np.full(ng, -1, dtype=np.int64)
+        first[grp[::-1]] = np.arange(len(grp))[::-1]
+        Wm = np.zeros((ng, O))
+        for o in range(O):
+            Wm[:, o] = np.bincount(grp, weights=W[:, o], minlength=ng)
+        A = A[first]
+        W = Wm
+    info = {
+        "rows_input": n0,
+        "rows_with_weight": int(keep.sum()),
+        "rows_singleton_folded": n_single,
+        "rows_after_merge": int(A.shape[0]),
+        "candidates": m,
+        "candidates_useful": int(((np.diff(A.tocsc().indptr) > 0) | (C.sum(1) > 0)).sum()),
+        "unreachable_weight": unreachable,
+        "nnz": int(A.nnz),
+        "reduce_s": time.perf_counter() - t0,
+    }
+    logger.debug("MCLP reduction: %s", info)
+    return MCLPProblem(
+        A=A.tocsr(),
+        W=W,
+        C=C,
+        n_dedicated=int(n_dedicated),
+        n_shared=int(n_shared),
+        cap=capv,
+        conflicts=conf,
+        offset=float(offset),
+        info=info,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _gather(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (into ``rows``) and column indices of the entries of the given CSR rows."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = indptr[rows]
+    lens = indptr[rows + 1] - starts
+    tot = int(lens.sum())
+    if tot == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=indices.dtype)
+    pos = np.repeat(np.arange(len(rows)), lens)
+    offs = np.arange(tot) - np.repeat(np.cumsum(lens) - lens, lens)
+    return pos, indices[np.repeat(starts, lens) + offs]
+
+
+def _type_values(G: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best dedicated value (max over operators) and best shared value (top-cap sum)."""
+    if G.shape[0] == 0:
+        return np.zeros(0), np.zeros(0)
+    O = G.shape[1]
+    D = G.max(axis=1)
+    if O < 2:
+        return D, np.full(G.shape[0], -np.inf)
+    gs = -np.sort(-G, axis=1)
+    cs = np.cumsum(gs, axis=1)
+    k = np.minimum(cap, O)
+    S = cs[np.arange(G.shape[0]), np.maximum(k, 1) - 1]
+    S = np.where(k >= 2, S, -np.inf)
+    return D, S
+
+
+def _pick_tenants(g: np.ndarray, shared: bool, cap: int) -> np.ndarray:
+    """Tenant mask for a structure with per-operator gains ``g``."""
+    O = len(g)
+    mask = np.zeros(O, dtype=bool)
+    order = np.argsort(-g, kind="stable")
+    if not shared:
+        mask[order[0]] = True
+        return mask
+    k = min(cap, O)
+    for r, o in enumerate(order[:k]):
+        if r < 2 or g[o] > 0:
+            mask[o] = True
+    return mask
+
+
+def evaluate(prob: MCLPProblem, sol: MCLPSolution) -> float:
+    """Objective value of a solution (offset included)."""
+    if len(sol.sites) == 0:
+        return prob.offset
+    sub = prob.A[:, sol.sites].astype(np.int32)
+    cnt = np.asarray(sub @ sol.tenants.astype(np.int32))
+    val = float((prob.W * (cnt > 0)).sum())
+    val += float((prob.C[sol.sites] * sol.tenants).sum())
+    return prob.offset + val
+
+
+def check_solution(prob: MCLPProblem, sol: MCLPSolution) -> None:
+    """Raise AssertionError-like InfeasibleModelError if ``sol`` breaks a constraint."""
+    k = len(sol.sites)
+    if len(np.unique(sol.sites)) != k:
+        raise InfeasibleModelError("solution opens a candidate twice")
+    nt = sol.tenants.sum(axis=1)
+    if int(sol.shared.sum()) != prob.n_shared or int((~sol.shared).sum()) != prob.n_dedicated:
+        raise InfeasibleModelError("solution breaks the dedicated/shared quotas")
+    if (nt[~sol.shared] != 1).any():
+        raise InfeasibleModelError("a dedicated structure does not have exactly 1 tenant")
+    if (nt[sol.shared] < 2).any() or (nt > prob.cap[sol.sites]).any():
+        raise InfeasibleModelError("a shared structure breaks the tenancy bounds")
+    if prob.conflicts is not None and k:
+        sub = prob.conflicts[sol.sites][:, sol.sites]
+        if sub.nnz:
+            raise InfeasibleModelError("solution opens two conflicting candidates (min spacing)")
+
+
+# --------------------------------------------------------------------------- greedy
+
+
+def greedy(prob: MCLPProblem) -> MCLPSolution:
+    """Lazy greedy with quotas, tenancy and conflicts.
+
+    Raises
+    ------
+    InfeasibleModelError
+        When the conflicts (minimum spacing) leave too few candidates to fill the quotas.
+    """
+    t0 = time.perf_counter()
+    m, O = prob.n_cand, prob.n_ops
+    Acsc = prob.A.tocsc()
+    Wres = prob.W.copy()
+    G = np.asarray(prob.A.T @ Wres) + prob.C if prob.n_rows else prob.C.copy()
+    D, S = _type_values(G, prob.cap)
+    quota = [prob.n_dedicated, prob.n_shared]
+    heap: list[tuple[float, int, int]] = []
+    if quota[0]:
+        heap.extend((-float(D[j]), j, 0) for j in range(m))
+    if quota[1]:
+        heap.extend((-float(S[j]), j, 1) for j in range(m) if np.isfinite(S[j]))
+    heapq.heapify(heap)
+    is_open = np.zeros(m, dtype=bool)
+    blocked = np.zeros(m, dtype=bool)
+    used_c = np.zeros((m, O), dtype=bool)
+    sites: list[int] = []
+    tenants: list[np.ndarray] = []
+    shared: list[bool] = []
+    evals = 0
+    scale = max(prob.total_weight, 1.0)
+    while (quota[0] or quota[1]) and heap:
+        negv, j, t = heapq.heappop(heap)
+        if is_open[j] or blocked[j] or quota[t] == 0:
+            continue
+        rows = Acsc.indices[Acsc.indptr[j] : Acsc.indptr[j + 1]]
+        g = Wres[rows].sum(axis=0) + prob.C[j] * (~used_c[j])
+        evals += 1
+        tm = _pick_tenants(g, bool(t), int(prob.cap[j]))
+        v = float(g[tm].sum())
+        if heap and v < -heap[0][0] - _TOL * scale:
+            heapq.heappush(heap, (-v, j, t))
+            continue
+        is_open[j] = True
+        sites.append(j)
+        tenants.append(tm)
+        shared.append(bool(t))
+        quota[t] -= 1
+        Wres[np.ix_(rows, np.flatnonzero(tm))] = 0.0
+        used_c[j] |= tm
+        if prob.conflicts is not None:
+            blocked[prob.conflicts.indices[prob.conflicts.indptr[j] : prob.conflicts.indptr[j + 1]]] = True
+    if quota[0] or quota[1]:
+        raise InfeasibleModelError(
+            f"could not place all new structures: {quota[0]} dedicated and {quota[1]} shared "
+            "left with no admissible candidate (minimum spacing between new sites or tenancy "
+            "blocks them); lower min_spacing_m, add candidates or lower the quotas"
+        )
+    sol = MCLPSolution(
+        sites=np.array(sites, dtype=np.int64),
+        tenants=np.array(tenants, dtype=bool).reshape(len(sites), O),
+        shared=np.array(shared, dtype=bool),
+        method="greedy",
+    )
+    sol.objective = evaluate(prob, sol)
+    sol.log = {"greedy_s": time.perf_counter() - t0, "greedy_evaluations": evals}
+    return sol
+
+
+# --------------------------------------------------------------------------- local search
+
+
+def local_search(
+    prob: MCLPProblem, sol: MCLPSolution, time_limit_s: float = 10.0, seed: int = 0
+) -> MCLPSolution:
+    """Swap local search from ``sol``: move one structure (same type) while it improves.
+
+    For each open structure (in a seeded random order) the structure is removed and the
+    best structure of the same type over all admissible candidates (including its own
+    location with re-optimised tenants) is inserted if that strictly improves the
+    objective.  Stops at a local optimum (no improving swap in a full pass) or at the
+    time limit.
+    """
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    m, O = prob.n_cand, prob.n_ops
+    k = len(sol.sites)
+    if k == 0:
+        return sol
+    A = prob.A
+    Acsc = A.tocsc()
+    W, C, cap = prob.W, prob.C, prob.cap
+    sites = sol.sites.copy()
+    ten = sol.tenants.copy()
+    shared = sol.shared.copy()
+    cnt = np.asarray(A[:, sites].astype(np.int32) @ ten.astype(np.int32)).reshape(prob.n_rows, O)
+    Wres = W * (cnt == 0)
+    open_ten = np.zeros((m, O), dtype=bool)
+    open_ten[sites] = ten
+    G = (np.asarray(A.T @ Wres) if prob.n_rows else np.zeros((m, O))) + C * (~open_ten)
+    D, S = _type_values(G, cap)
+    is_open = np.zeros(m, dtype=bool)
+    is_open[sites] = True
+    conf = prob.conflicts
+    nblock = np.zeros(m, dtype=np.int64)
+    if conf is not None:
+        for j in sites:
+            nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += 1
+    scale = max(prob.total_weight, 1.0)
+    moves = 0
+    passes = 0
+    timed_out = False
+    obj = sol.objective if np.isfinite(sol.objective) else evaluate(prob, sol)
+
+    def col_rows(j: int) -> np.ndarray:
+        return Acsc.indices[Acsc.indptr[j] : Acsc.indptr[j + 1]]
+
+    def refresh(rows: np.ndarray, extra_cols: np.ndarray) -> None:
+        """Recompute Wres on rows and G, D, S on the affected candidates."""
+        newres = W[rows] * (cnt[rows] == 0)
+        dW = newres - Wres[rows]
+        Wres[rows] = newres
+        pos, cols = _gather(A.indptr, A.indices, rows)
+        if len(cols):
+            uc, inv = np.unique(cols, return_inverse=True)
+            for o in range(O):
+                G[uc, o] += np.bincount(inv, weights=dW[pos, o], minlength=len(uc))
+        else:
+            uc = np.zeros(0, dtype=np.int64)
+        for c in extra_cols:
+            G[c] = Wres[col_rows(int(c))].sum(axis=0) + C[c] * (~open_ten[c])
+        aff = np.unique(np.concatenate([uc, extra_cols]))
+        D[aff], S[aff] = _type_values(G[aff], cap[aff])
+
+    improved = True
+    while improved:
+        improved = False
+        passes += 1
+        for s in rng.permutation(k):
+            if time.perf_counter() - t0 > time_limit_s:
+                timed_out = True
+                break
+            j = int(sites[s])
+            T = ten[s]
+            t_shared = bool(shared[s])
+            rows = col_rows(j)
+            Tidx = np.flatnonzero(T)
+            loss = float((W[np.ix_(rows, Tidx)] * (cnt[np.ix_(rows, Tidx)] == 1)).sum())
+            loss += float(C[j, Tidx].sum())
+            # tentative removal
+            cnt[np.ix_(rows, Tidx)] -= 1
+            is_open[j] = False
+            open_ten[j] = False
+            if conf is not None:
+                nbr = conf.indices[conf.indptr[j] : conf.indptr[j + 1]]
+                nblock[nbr] -= 1
+            refresh(rows, np.array([j]))
+            vals = S if t_shared else D
+            elig = (~is_open) & (nblock == 0)
+            cand_vals = np.where(elig, vals, -np.inf)
+            best = int(np.argmax(cand_vals))
+            best_v = float(cand_vals[best])
+            if best_v > loss + 1e-9 * scale and best != j:
+                g = G[best]
+                tm = _pick_tenants(g, t_shared, int(cap[best]))
+                brow = col_rows(best)
+                cnt[np.ix_(brow, np.flatnonzero(tm))] += 1
+                sites[s] = best
+                ten[s] = tm
+                is_open[best] = True
+                open_ten[best] = tm
+                if conf is not None:
+                    nblock[conf.indices[conf.indptr[best] : conf.indptr[best + 1]]] += 1
+                refresh(brow, np.array([best, j]))
+                obj += best_v - loss
+                moves += 1
+                improved = True
+            else:
+                # restore j (possibly with better tenants at the same place)
+                g = G[j]
+                tm = _pick_tenants(g, t_shared, int(cap[j]))
+                gain_new = float(g[tm].sum())
+                if gain_new > loss + 1e-9 * scale:
+                    obj += gain_new - loss
+                    moves += 1
+                    improved = True
+                else:
+                    tm = T
+                cnt[np.ix_(rows, np.flatnonzero(tm))] += 1
+                ten[s] = tm
+                is_open[j] = True
+                open_ten[j] = tm
+                if conf is not None:
+                    nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += 1
+                refresh(rows, np.array([j]))
+        if timed_out:
+            break
+    out = MCLPSolution(sites=sites, tenants=ten, shared=shared, method=sol.method + "+swap")
+    out.objective = evaluate(prob, out)
+    if abs(out.objective - obj) > 1e-6 * scale:
+        logger.debug("local search bookkeeping drift %.6g vs %.6g", obj, out.objective)
+    out.log = dict(sol.log)
+    out.log.update(
+        {
+            "swap_s": time.perf_counter() - t0,
+            "swap_moves": moves,
+            "swap_passes": passes,
+            "swap_timed_out": timed_out,
+        }
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- exact MILP
+
+
+def _milp_columns(prob: MCLPProblem) -> np.ndarray:
+    """Candidates kept in the MILP: useful ones plus enough zero-value fillers."""
+    m = prob.n_cand
+    if prob.conflicts is not None:
+        return np.arange(m)
+    useful = (np.diff(prob.A.tocsc().indptr) > 0) | (prob.C.sum(axis=1) > 0)
+    idle = np.flatnonzero(~useful)
+    # fillers: prefer those that can host a shared structure, then the rest
+    idle = idle[np.argsort(-(prob.cap[idle] >= 2), kind="stable")]
+    return np.sort(np.concatenate([np.flatnonzero(useful), idle[: prob.p]]))
+
+
+def _highs_solve(
+    obj: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    integ: np.ndarray,
+    M: sp.csr_matrix,
+    rlo: np.ndarray,
+    rhi: np.ndarray,
+    offset: float,
+    time_limit_s: float,
+    mip_gap: float,
+    start: np.ndarray | None,
+    threads: int = 1,
+    relax: bool = False,
+) -> dict[str, Any]:
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
+    h.setOptionValue("mip_rel_gap", float(mip_gap))
+    h.setOptionValue("threads", int(threads))
+    h.setOptionValue("random_seed", 0)
+    lp = highspy.HighsLp()
+    Mc = M.tocsc()
+    Mc.sort_indices()
+    lp.num_col_ = int(len(obj))
+    lp.num_row_ = int(M.shape[0])
+    lp.col_cost_ = np.asarray(obj, dtype=float)
+    lp.col_lower_ = np.asarray(lo, dtype=float)
+    lp.col_upper_ = np.asarray(hi, dtype=float)
+    lp.row_lower_ = np.asarray(rlo, dtype=float)
+    lp.row_upper_ = np.asarray(rhi, dtype=float)
+    lp.offset_ = float(offset)
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = Mc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = Mc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = Mc.data.astype(float)
+    if not relax:
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if b else highspy.HighsVarType.kContinuous for b in integ
+        ]
+    h.passModel(lp)
+    if start is not None and not relax:
+        sol = highspy.HighsSolution()
+        sol.col_value = list(np.asarray(start, dtype=float))
+        sol.value_valid = True
+        h.setSolution(sol)
+    t0 = time.perf_counter()
+    h.run()
+    el = time.perf_counter() - t0
+    status = h.modelStatusToString(h.getModelStatus())
+    info = h.getInfo()
+    out: dict[str, Any] = {"status": status, "solve_s": el}
+    if relax:
+        out["objective"] = float(info.objective_function_value)
+        out["x"] = np.asarray(h.getSolution().col_value)
+        out["row_dual"] = np.asarray(h.getSolution().row_dual)
+        out["col_dual"] = np.asarray(h.getSolution().col_dual)
+        return out
+    has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    out["objective"] = float(info.objective_function_value) if has_sol else float("nan")
+    out["bound"] = float(info.mip_dual_bound)
+    out["gap"] = float(info.mip_gap)
+    out["nodes"] = int(info.mip_node_count)
+    out["x"] = np.asarray(h.getSolution().col_value) if has_sol else None
+    return out
+
+
+def _conflict_pairs(conf: sp.csr_matrix, keep: np.ndarray) -> np.ndarray:
+    sub = sp.triu(conf[keep][:, keep], k=1).tocoo()
+    return np.column_stack([sub.row, sub.col]).astype(np.int64)
+
+
+def _model_arrays(
+    prob: MCLPProblem, keep: np.ndarray
+) -> tuple[dict[str, Any], Any]:
+    """Sparse MILP arrays over the kept candidates; returns (arrays, decoder)."""
+    A = prob.A[:, keep].tocsr()
+    W, C, cap = prob.W, prob.C[keep], prob.cap[keep]
+    m, O, nr = len(keep), prob.n_ops, prob.n_rows
+    pairs = _conflict_pairs(prob.conflicts, keep) if prob.conflicts is not None else np.zeros((0, 2), dtype=np.int64)
+    npair = len(pairs)
+    if O == 1 and prob.n_shared == 0:
+        ncol = m + nr
+        obj = np.concatenate([C[:, 0], W[:, 0]])
+        lo = np.zeros(ncol)
+        hi = np.ones(ncol)
+        integ = np.concatenate([np.ones(m, bool), np.zeros(nr, bool)])
+        cov = sp.hstack([-A.astype(float), sp.identity(nr, format="csr")], format="csr")
+        cnt = sp.csr_matrix(np.concatenate([np.ones(m), np.zeros(nr)])[None, :])
+        blocks = [cov, cnt]
+        rlo = [np.full(nr, -np.inf), [prob.p]]
+        rhi = [np.zeros(nr), [prob.p]]
+        if npair:
+            pr = np.repeat(np.arange(npair), 2)
+            cf = sp.csr_matrix((np.ones(2 * npair), (pr, pairs.ravel())), shape=(npair, ncol))
+            blocks.append(cf)
+            rlo.append(np.full(npair, -np.inf))
+            rhi.append(np.ones(npair))
+        M = sp.vstack(blocks, format="csr")
+
+        def decode(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            opened = np.flatnonzero(x[:m] > 0.5)
+            return keep[opened], np.ones((len(opened), 1), bool), np.zeros(len(opened), bool)
+
+        def encode(sol: MCLPSolution) -> np.ndarray:
+            x = np.zeros(ncol)
+            pos = np.searchsorted(keep, sol.sites)
+            x[pos] = 1.0
+            x[m:] = np.minimum(1.0, np.asarray(A[:, pos].sum(axis=1)).ravel())
+            return x
+
+        arrays = dict(obj=obj, lo=lo, hi=hi, integ=integ, M=M,
+                      rlo=np.concatenate([np.asarray(r, float) for r in rlo]),
+                      rhi=np.concatenate([np.asarray(r, float) for r in rhi]))
+        return arrays, (decode, encode)
+    # general multi-operator model
+    zi, zo = np.nonzero(W > 0)
+    nz = len(zi)
+    has_h = prob.n_shared > 0
+    nx = m * O
+    off_d = nx
+    off_h = nx + m
+    off_z = nx + m + (m if has_h else 0)
+    ncol = off_z + nz
+    obj = np.zeros(ncol)
+    obj[:nx] = C.ravel()
+    obj[off_z:] = W[zi, zo]
+    lo = np.zeros(ncol)
+    hi = np.ones(ncol)
+    if has_h:
+        hi[off_h : off_h + m] = (cap >= 2).astype(float)
+    integ = np.zeros(ncol, bool)
+    integ[:off_z] = True
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    rlo_l: list[np.ndarray] = []
+    rhi_l: list[np.ndarray] = []
+    r0 = 0
+    # coverage rows: z_io - sum_j A_ij x_jo <= 0
+    Acoo = A.tocoo()
+    # map (row i, op o) -> z index
+    zid = -np.ones((nr, O), dtype=np.int64)
+    zid[zi, zo] = np.arange(nz)
+    for o in range(O):
+        sel = zid[Acoo.row, o] >= 0
+        rows.append(zid[Acoo.row[sel], o] + r0)
+        cols.append(Acoo.col[sel] * O + o)
+        vals.append(-np.ones(int(sel.sum())))
+    rows.append(np.arange(nz) + r0)
+    cols.append(off_z + np.arange(nz))
+    vals.append(np.ones(nz))
+    rlo_l.append(np.full(nz, -np.inf))
+    rhi_l.append(np.zeros(nz))
+    r0 += nz
+    jj = np.arange(m)
+    # tenancy: sum_o x_jo - d_j - 2 h_j >= 0 ; sum_o x_jo - d_j - cap_j h_j <= 0
+    for lower in (True, False):
+        rows.append(np.repeat(jj, O) + r0)
+        cols.append(np.arange(nx))
+        vals.append(np.ones(nx))
+        rows.append(jj + r0)
+        cols.append(off_d + jj)
+        vals.append(-np.ones(m))
+        if has_h:
+            rows.append(jj + r0)
+            cols.append(off_h + jj)
+            vals.append(-2.0 * np.ones(m) if lower else -cap.astype(float))
+        rlo_l.append(np.zeros(m) if lower else np.full(m, -np.inf))
+        rhi_l.append(np.full(m, np.inf) if lower else np.zeros(m))
+        r0 += m
+    if has_h:
+        rows.append(np.concatenate([jj, jj]) + r0)
+        cols.append(np.concatenate([off_d + jj, off_h + jj]))
+        vals.append(np.ones(2 * m))
+        rlo_l.append(np.full(m, -np.inf))
+        rhi_l.append(np.ones(m))
+        r0 += m
+    # quotas
+    rows.append(np.full(m, r0))
+    cols.append(off_d + jj)
+    vals.append(np.ones(m))
+    rlo_l.append(np.array([prob.n_dedicated], float))
+    rhi_l.append(np.array([prob.n_dedicated], float))
+    r0 += 1
+    if has_h:
+        rows.append(np.full(m, r0))
+        cols.append(off_h + jj)
+        vals.append(np.ones(m))
+        rlo_l.append(np.array([prob.n_shared], float))
+        rhi_l.append(np.array([prob.n_shared], float))
+        r0 += 1
+    if npair:
+        pr = np.arange(npair) + r0
+        for side in (0, 1):
+            rows.append(pr)
+            cols.append(off_d + pairs[:, side])
+            vals.append(np.ones(npair))
+            if has_h:
+                rows.append(pr)
+                cols.append(off_h + pairs[:, side])
+                vals.append(np.ones(npair))
+        rlo_l.append(np.full(npair, -np.inf))
+        rhi_l.append(np.ones(npair))
+        r0 += npair
+    M = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, ncol)
+    )
+
+    def decode_m(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d = x[off_d : off_d + m] > 0.5
+        hh = x[off_h : off_h + m] > 0.5 if has_h else np.zeros(m, bool)
+        opened = np.flatnonzero(d | hh)
+        ten = x[:nx].reshape(m, O)[opened] > 0.5
+        return keep[opened], ten, hh[opened]
+
+    def encode_m(sol: MCLPSolution) -> np.ndarray:
+        x = np.zeros(ncol)
+        pos = np.searchsorted(keep, sol.sites)
+        X = np.zeros((m, O))
+        X[pos] = sol.tenants
+        x[:nx] = X.ravel()
+        x[off_d + pos[~sol.shared]] = 1.0
+        if has_h:
+            x[off_h + pos[sol.shared]] = 1.0
+        cov = np.asarray(A @ X)
+        x[off_z:] = np.minimum(1.0, cov[zi, zo])
+        return x
+
+    arrays = dict(obj=obj, lo=lo, hi=hi, integ=integ, M=M,
+                  rlo=np.concatenate(rlo_l), rhi=np.concatenate(rhi_l))
+    return arrays, (decode_m, encode_m)
+
+
+def solve_milp(
+    prob: MCLPProblem,
+    time_limit_s: float = 60.0,
+    mip_gap: float = 1e-3,
+    start: MCLPSolution | None = None,
+    threads: int = 1,
+) -> MCLPSolution:
+    """Solve the sparse MILP with HiGHS, warm-started from ``start`` when given.
+
+    The returned solution's ``upper_bound`` is HiGHS's dual bound (``inf`` if the
+    solver stopped before bounding); ``log`` holds the status, nodes and times.
+    If HiGHS finds no solution better than ``start`` within the limit, ``start``
+    is returned with HiGHS's bound.
+    """
+    t0 = time.perf_counter()
+    keep = _milp_columns(prob)
+    arrays, (decode, encode) = _model_arrays(prob, keep)
+    build_s = time.perf_counter() - t0
+    x0 = encode(start) if start is not None else None
+    res = _highs_solve(
+        arrays["obj"], arrays["lo"], arrays["hi"], arrays["integ"], arrays["M"],
+        arrays["rlo"], arrays["rhi"], prob.offset, time_limit_s, mip_gap, x0, threads,
+    )
+    log = {
+        "milp_build_s": build_s,
+        "milp_solve_s": res["solve_s"],
+        "milp_status": res["status"],
+        "milp_nodes": res.get("nodes"),
+        "milp_cols": int(len(arrays["obj"])),
+        "milp_rows": int(arrays["M"].shape[0]),
+        "milp_nnz": int(arrays["M"].nnz),
+    }
+    bound = res["bound"] if np.isfinite(res.get("bound", np.inf)) else float("inf")
+    if res["x"] is None:
+        if start is None:
+            raise InfeasibleModelError(
+                f"the MILP solver found no feasible solution (status {res['status']}); "
+                "check the quotas, the tenancy limits and the minimum spacing"
+            )
+        out = MCLPSolution(start.sites, start.tenants, start.shared, start.objective)
+        out.method = start.method + " (MILP found nothing better)"
+    else:
+        sites, ten, sh = decode(res["x"])
+        # fill quotas with zero-value candidates if the solver left a structure idle
+        out = MCLPSolution(sites, ten, sh, method="exact MILP (HiGHS)")
+        out.objective = evaluate(prob, out)
+        if start is not None and start.objective > out.objective + 1e-9 * max(prob.total_weight, 1.0):
+            out = MCLPSolution(start.sites, start.tenants, start.shared, start.objective, method=start.method)
+    if prob.p == 0:
+        bound = prob.offset
+    out.upper_bound = max(bound, out.objective)
+    out.log = dict(start.log) if start is not None else {}
+    out.log.update(log)
+    return out
+
+
+# --------------------------------------------------------------------------- Lagrangian bound
+
+
+def lagrangian_bound(
+    prob: MCLPProblem,
+    lower_bound: float,
+    max_iter: int = 3000,
+    time_limit_s: float = 10.0,
+    target_gap: float = 0.0,
+) -> tuple[float, dict[str, Any]]:
+    """Upper bound on the optimum by Lagrangian relaxation (subgradient, Polyak steps).
+
+    The covering rows ``z[i,o] <= sum_j A[i,j] x[j,o]`` (multipliers ``0 <= lam <= W``)
+    and the shared-quota row (free multiplier ``nu``) are relaxed; minimum-spacing
+    conflicts are dropped (a relaxation too).  For fixed multipliers the relaxed
+    problem is: cover every row for ``W - lam``, and pick ``p`` structures, each
+    dedicated (value ``max_o c[j,o]``) or shared (sum of its best ``cap[j]`` values,
+    minus ``nu``), with ``c = A^T lam + C``; a partial sort solves it exactly, so every
+    iterate yields a valid bound.  Stops when the bound is within ``target_gap`` of
+    ``lower_bound`` (relative), at ``max_iter`` or at the time limit.
+
+    Returns
+    -------
+    (bound, info)
+    """
+    t0 = time.perf_counter()
+    A = prob.A.astype(float).tocsr()
+    AT = A.T.tocsr()
+    W, C, cap = prob.W, prob.C, prob.cap
+    O = prob.n_ops
+    p, ns = prob.p, prob.n_shared
+    nr = prob.n_rows
+    m = prob.n_cand
+    if p == 0:
+        return prob.offset, {"lagrangian_iterations": 0, "lagrangian_s": 0.0}
+    # start: each row's weight spread over its covering candidates
+    deg = np.maximum(np.diff(A.indptr), 1).astype(float)
+    lam = W / deg[:, None] if nr else W.copy()
+    nu = 0.0
+    best = np.inf
+    theta = 1.0
+    since = 0
+    it = 0
+    ar = np.arange(m)
+    for it in range(1, max_iter + 1):  # noqa: B007
+        c = (np.asarray(AT @ lam) if nr else np.zeros((m, O))) + C
+        D, S = _type_values(c, cap)
+        if ns > 0:
+            Sv = S - nu
+            is_sh = Sv > D
+            val = np.where(is_sh, Sv, D)
+        else:
+            is_sh = np.zeros(m, bool)
+            val = D
+        top = np.argpartition(-val, p - 1)[:p] if p < m else ar
+        L = prob.offset + float((W - lam).sum()) + float(val[top].sum()) + nu * ns
+        if L < best - 1e-12 * abs(best if np.isfinite(best) else 1.0):
+            best = L
+            since = 0
+        else:
+            since += 1
+            if since >= 20:
+                theta *= 0.5
+                since = 0
+        if best - lower_bound <= target_gap * max(best, 1e-12):
+            break
+        if time.perf_counter() - t0 > time_limit_s or theta < 1e-6:
+            break
+        # subproblem solution -> subgradient
+        X = np.zeros((len(top), O))
+        ct = c[top]
+        order = np.argsort(-ct, axis=1, kind="stable")
+        X[np.arange(len(top)), order[:, 0]] = 1.0
+        shr = is_sh[top]
+        if shr.any() and O >= 2:
+            rr = np.flatnonzero(shr)
+            X[rr, order[rr, 1]] = 1.0
+            for r in range(2, O):
+                ok = rr[(cap[top[rr]] > r) & (ct[rr, order[rr, r]] > 0)]
+                X[ok, order[ok, r]] = 1.0
+        cnt = np.asarray(A[:, top] @ X) if nr else np.zeros((0, O))
+        g = cnt - 1.0
+        # projected direction: lam -= step * g, clipped to [0, W]
+        g = np.where((lam <= 0) & (g > 0), 0.0, g)
+        g = np.where((lam >= W) & (g < 0), 0.0, g)
+        gnu = float(ns - int(shr.sum())) if ns > 0 else 0.0
+        norm2 = float((g * g).sum()) + gnu * gnu
+        if norm2 <= 0:
+            break  # the relaxed solution is feasible and complementary: bound is exact
+        step = theta * max(L - lower_bound, 1e-9 * max(abs(L), 1.0)) / norm2
+        lam = np.clip(lam - step * g, 0.0, W)
+        nu -= step * gnu
+    info = {
+        "lagrangian_iterations": it,
+        "lagrangian_s": time.perf_counter() - t0,
+        "lagrangian_bound": best,
+    }
+    return float(best), info
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def solve(
+    prob: MCLPProblem,
+    solver: str = "auto",
+    time_limit_s: float = 60.0,
+    mip_gap: float = 1e-3,
+    seed: int = 0,
+) -> MCLPSolution:
+    """Solve with ``'heuristic'`` (greedy + swaps + bound), ``'exact'`` (MILP) or ``'auto'``.
+
+    ``auto`` runs the certified heuristic first and stops if its gap is within
+    ``mip_gap``; otherwise the MILP is warm-started with the heuristic solution for the
+    remaining time.  The returned ``method`` says which solver produced the solution and why.
+    """
+    if solver not in ("auto", "exact", "heuristic"):
+        raise ParameterError(f"solver = {solver!r}: use 'auto', 'exact' or 'heuristic'")
+    t0 = time.perf_counter()
+    sol = greedy(prob)
+    ls_budget = max(0.5, 0.25 * time_limit_s) if solver != "exact" else max(0.5, 0.1 * time_limit_s)
+    sol = local_search(prob, sol, time_limit_s=ls_budget, seed=seed)
+    if solver == "exact":
+        out = solve_milp(prob, max(1.0, time_limit_s - (time.perf_counter() - t0)), mip_gap, start=sol)
+        opt = out.gap <= mip_gap + 1e-12
+        out.method = (
+            f"exact MILP (HiGHS), {'optimal within' if opt else 'stopped at time limit; gap above'} "
+            f"mip_gap {mip_gap:g}; gap {out.gap:.3%}"
+        )
+        return out
+    rem = time_limit_s - (time.perf_counter() - t0)
+    lag_budget = max(0.5, 0.3 * rem) if solver == "auto" else max(0.5, rem)
+    ub, linfo = lagrangian_bound(prob, sol.objective, time_limit_s=lag_budget, target_gap=mip_gap)
+    sol.upper_bound = max(ub, sol.objective)
+    sol.log.update(linfo)
+    if solver == "heuristic" or sol.gap <= mip_gap:
+        why = (
+            "requested"
+            if solver == "heuristic"
+            else f"its certified gap {sol.gap:.3%} is within mip_gap {mip_gap:g}"
+        )
+        sol.method = (
+            f"heuristic (lazy greedy + swap local search, Lagrangian bound), {why}; "
+            f"gap {sol.gap:.3%}"
+        )
+        return sol
+    rem = time_limit_s - (time.perf_counter() - t0)
+    out = solve_milp(prob, max(1.0, rem), mip_gap, start=sol)
+    out.upper_bound = max(min(out.upper_bound, sol.upper_bound), out.objective)
+    out.log.update(linfo)
+    opt = out.gap <= mip_gap + 1e-12
+    out.method = (
+        f"auto: heuristic gap {sol.gap:.3%} above mip_gap {mip_gap:g}, so exact MILP (HiGHS) "
+        f"warm-started from it; {'certified' if opt else 'time limit reached'}, gap {out.gap:.3%}"
+    )
+    return out

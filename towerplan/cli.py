@@ -1,0 +1,209 @@
+"""The ``towerplan`` command line.
+
+``towerplan plan --scenario cantho-2020 --out outputs/cantho-2020`` runs the
+whole plan on the built-in demo.  User errors (bad files, bad scenarios, an
+output folder in use) print one line on stderr and exit with status 2; no
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from towerplan import __version__
+from towerplan.errors import TowerplanError
+
+logger = logging.getLogger(__name__)
+
+EXIT_USER_ERROR = 2
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="towerplan",
+        description="Plan mobile towers (BTS) and telecom infrastructure from a scenario.",
+    )
+    p.add_argument("--version", action="version", version=f"towerplan {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pl = sub.add_parser("plan", help="run the whole plan and write its outputs")
+    pl.add_argument(
+        "--scenario",
+        required=True,
+        help="built-in scenario name (cantho-2020, cantho-2030) or path to a scenario YAML",
+    )
+    pl.add_argument("--out", required=True, type=Path, help="output folder (new or empty)")
+    pl.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    pl.add_argument(
+        "--solver",
+        choices=["auto", "exact", "heuristic"],
+        default=None,
+        help="siting solver (default: the scenario's, 'auto')",
+    )
+    pl.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    pl.add_argument("--no-maps", action="store_true", help="skip the HTML maps")
+    pl.add_argument("--sheets", action="store_true", help="also render static PDF/PNG map sheets")
+    pl.add_argument("--exports", action="store_true", help="also write WGS84/VN-2000 vector exports")
+
+    ex = sub.add_parser("export", help="export a plan's layers (GeoJSON, KML, SHP, CSV; WGS84/VN-2000)")
+    ex.add_argument("--from", dest="src", required=True, type=Path, help="a plan output folder")
+    ex.add_argument("--out", type=Path, default=None, help="export folder (default FROM/exports)")
+    ex.add_argument("--scenario", default=None, help="scenario for VN-2000 settings (default: the plan's)")
+    ex.add_argument(
+        "--formats", default="gpkg,geojson,kml,shp,csv", help="comma-separated formats"
+    )
+    ex.add_argument(
+        "--crs", default="wgs84,vn2000_utm,vn2000_tm3", help="comma-separated CRS targets"
+    )
+    ex.add_argument("--overwrite", action="store_true")
+
+    sc = sub.add_parser("scenarios", help="list the built-in scenarios")
+    sc.set_defaults(_noargs=True)
+
+    va = sub.add_parser("validate", help="validate a scenario and its input data without planning")
+    va.add_argument("--scenario", required=True)
+    return p
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _fidelity_block(summary: dict[str, Any]) -> str:
+    f = summary["plan_fidelity"]
+    lines = [
+        "Plan fidelity (mean serving radius):",
+        f"  plan: {f['plan_radius_km']} km at {f['plan_sites']} sites over {f['area_km2']} km2",
+    ]
+    for conv, r in f["radius_km_at_total"].items():
+        lines.append(
+            f"  {conv:<8} R = {r:.3f} km at {f['plan_sites']} sites "
+            f"({f['radius_km_at_existing'][conv]:.3f} km at the existing sites; "
+            f"{f['sites_for_plan_radius'][conv]:.0f} sites would give {f['plan_radius_km']} km)"
+        )
+    lines.append(
+        f"  -> the '{f['best_convention']}' convention reproduces the plan's radius "
+        f"(off by {f['best_abs_error_km'] * 1000:.0f} m)"
+    )
+    return "\n".join(lines)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from towerplan.plan import run_plan
+    from towerplan.scenario import load_scenario
+
+    scen = load_scenario(args.scenario)
+    res = run_plan(
+        scen,
+        args.out,
+        overwrite=args.overwrite,
+        solver=args.solver,
+        seed=args.seed,
+        maps=not args.no_maps,
+        sheets=args.sheets,
+        exports=args.exports,
+    )
+    s = res.summary
+    out = sys.stdout
+    if s["data_kind"] == "demo-schematic":
+        out.write("*** SCHEMATIC DEMO DATA: boundaries and existing sites are not surveyed ***\n")
+    out.write(
+        f"scenario {s['scenario']} ({s['data_kind']}): {s['existing_sites']} existing + "
+        f"{s['new_sites']} new ({s['new_dedicated']} dedicated, {s['new_shared']} shared) = "
+        f"{s['total_sites']} sites over {s['area_km2']:.1f} km2\n"
+    )
+    out.write(
+        f"population {s['population']:,.0f}; covered (any operator) "
+        f"{s['coverage_share_before']:.1%} -> {s['coverage_share_after']:.1%}; "
+        f"siting: {s['siting']['solver_used']}\n"
+    )
+    out.write(_fidelity_block(s) + "\n")
+    for key in ("sharing_rate_before", "sharing_rate_after", "underground_plan_consistent",
+                "backhaul_fibre_km", "wifi_hotspots"):
+        if key in s:
+            out.write(f"{key}: {s[key]}\n")
+    out.write(f"outputs in {args.out} ({len(res.files)} files, {s['runtime_s']:.1f} s)\n")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from towerplan import export
+    from towerplan.errors import DataFileError
+    from towerplan.scenario import load_scenario
+
+    gpkg = args.src / "towerplan.gpkg"
+    if not gpkg.is_file():
+        raise DataFileError(f"--from {args.src}: no towerplan.gpkg there; give a plan output folder")
+    scen_name = args.scenario
+    if scen_name is None:
+        sp = args.src / "summary.json"
+        scen_name = json.loads(sp.read_text(encoding="utf-8"))["scenario"] if sp.is_file() else "cantho-2020"
+    scen = load_scenario(scen_name)
+    out = args.out or (args.src / "exports")
+    files = export.export_from_gpkg(
+        gpkg,
+        out,
+        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+        crs_targets=tuple(c.strip() for c in args.crs.split(",") if c.strip()),
+        settings=scen.export,
+        overwrite=args.overwrite,
+    )
+    sys.stdout.write(f"{len(files)} files written to {out}\n")
+    return 0
+
+
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from towerplan.scenario import builtin_scenarios, load_scenario
+
+    for name in builtin_scenarios():
+        s = load_scenario(name)
+        sys.stdout.write(f"{name}\t{s.title}\n")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from towerplan import io as tio
+    from towerplan.scenario import load_scenario
+
+    scen = load_scenario(args.scenario)
+    inputs = tio.load_inputs(scen)
+    sys.stdout.write(
+        f"scenario {scen.name}: OK ({inputs.data_kind}; {len(inputs.districts)} districts, "
+        f"{len(inputs.existing_sites)} existing sites, {len(inputs.pois)} POIs)\n"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``towerplan`` console script; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    handlers = {
+        "plan": _cmd_plan,
+        "export": _cmd_export,
+        "scenarios": _cmd_scenarios,
+        "validate": _cmd_validate,
+    }
+    try:
+        return handlers[args.command](args)
+    except TowerplanError as exc:
+        msg = " ".join(str(exc).split())
+        sys.stderr.write(f"towerplan: error: {msg}\n")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("towerplan: interrupted; nothing was written to the output folder\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

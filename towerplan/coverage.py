@@ -1,0 +1,429 @@
+"""Sparse demand x site coverage.
+
+Coverage is a disc of radius ``r`` around each site (per-site radii allowed), the
+radius coming from the scenario (``sites.coverage_radius_m``) or from the link
+budget (:func:`towerplan.propagation.max_cell_radius`).  The demand x site
+relation is built with KD-trees (:class:`scipy.spatial.cKDTree`) and stored as a
+:class:`scipy.sparse.csr_matrix`; a dense ``n x m`` distance matrix is never
+formed, so city-scale grids (10^5 cells x 10^4 sites) take a few megabytes.
+
+Public functions
+----------------
+- :func:`coverage_matrix` : ``n x m`` sparse boolean coverage of demand points by sites.
+- :func:`covered_mask` : which demand points are covered by at least one site.
+- :func:`operator_coverage` : per-operator coverage of demand cells by sites whose
+  ``operators`` column (``;``-joined tenants) contains the operator.
+- :func:`population_coverage` : covered population and share per operator, and the
+  market-share-weighted share.
+- :func:`best_server_raster` : GeoTIFF of predicted path loss / received level and
+  serving-site index (best server), written with rasterio.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.spatial import cKDTree
+
+from towerplan._crs import require_metric
+from towerplan.errors import ColumnError, EmptyInputError, ParameterError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "best_server_raster",
+    "coverage_matrix",
+    "covered_mask",
+    "operator_coverage",
+    "points_xy",
+    "population_coverage",
+    "site_operator_sets",
+]
+
+
+def _as_xy(xy: np.ndarray, name: str) -> np.ndarray:
+    arr = np.asarray(xy, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ParameterError(
+            f"{name}: expected an array of shape (n, 2) of x, y coordinates, got shape {arr.shape}"
+        )
+    if arr.size and not np.isfinite(arr).all():
+        raise ParameterError(f"{name}: coordinates contain NaN or infinite values; drop those rows")
+    return arr
+
+
+def _radii(radius: float | np.ndarray, m: int, name: str = "radius") -> np.ndarray:
+    r = np.asarray(radius, dtype=float)
+    if r.ndim == 0:
+        r = np.full(m, float(r))
+    if r.shape != (m,):
+        raise ParameterError(
+            f"{name}: expected one radius or one per site ({m}), got an array of shape {r.shape}"
+        )
+    if m and (not np.isfinite(r).all() or (r <= 0).any()):
+        bad = r[~(np.isfinite(r) & (r > 0))][0]
+        raise ParameterError(
+            f"{name} = {bad} m: a coverage radius must be a positive finite number of metres"
+        )
+    return r
+
+
+def coverage_matrix(
+    demand_xy: np.ndarray, site_xy: np.ndarray, radius: float | np.ndarray
+) -> sp.csr_matrix:
+    """Sparse coverage of demand points by sites.
+
+    Parameters
+    ----------
+    demand_xy : ndarray of shape (n, 2)
+        Demand point coordinates in a metric CRS.
+    site_xy : ndarray of shape (m, 2)
+        Site coordinates in the same CRS.
+    radius : float or ndarray of shape (m,)
+        Coverage radius in metres, one for all sites or one per site (> 0).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n, m), dtype bool
+        Entry ``(i, j)`` is True when demand point ``i`` lies within
+        ``radius[j]`` of site ``j`` (distance <= radius).
+
+    Raises
+    ------
+    ParameterError
+        Non-positive or non-finite radius, malformed coordinates.
+    """
+    dxy = _as_xy(demand_xy, "demand_xy")
+    sxy = _as_xy(site_xy, "site_xy")
+    n, m = len(dxy), len(sxy)
+    r = _radii(radius, m)
+    if n == 0 or m == 0:
+        return sp.csr_matrix((n, m), dtype=bool)
+    rows_l: list[np.ndarray] = []
+    cols_l: list[np.ndarray] = []
+    tree_d = cKDTree(dxy)
+    # Sites grouped by radius so each group is one C-level sparse_distance_matrix call.
+    uniq, inv = np.unique(r, return_inverse=True)
+    for k, rk in enumerate(uniq):
+        idx = np.flatnonzero(inv == k)
+        tree_s = cKDTree(sxy[idx])
+        res = tree_d.sparse_distance_matrix(tree_s, float(rk), output_type="ndarray")
+        rows_l.append(res["i"].astype(np.int64))
+        cols_l.append(idx[res["j"]].astype(np.int64))
+    rows = np.concatenate(rows_l)
+    cols = np.concatenate(cols_l)
+    data = np.ones(len(rows), dtype=bool)
+    mat = sp.csr_matrix((data, (rows, cols)), shape=(n, m), dtype=bool)
+    mat.sum_duplicates()
+    mat.sort_indices()
+    return mat
+
+
+def covered_mask(
+    demand_xy: np.ndarray, site_xy: np.ndarray, radius: float | np.ndarray
+) -> np.ndarray:
+    """Demand points within the radius of at least one site.
+
+    Parameters
+    ----------
+    demand_xy, site_xy, radius
+        As in :func:`coverage_matrix`.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    dxy = _as_xy(demand_xy, "demand_xy")
+    sxy = _as_xy(site_xy, "site_xy")
+    r = _radii(radius, len(sxy))
+    if len(dxy) == 0 or len(sxy) == 0:
+        return np.zeros(len(dxy), dtype=bool)
+    if np.all(r == r[0]):
+        dist, _ = cKDTree(sxy).query(dxy, k=1, distance_upper_bound=float(r[0]) * (1 + 1e-12))
+        return np.asarray(np.isfinite(dist) & (dist <= r[0]))
+    mat = coverage_matrix(dxy, sxy, r)
+    return np.asarray(mat.getnnz(axis=1) > 0)
+
+
+def points_xy(gdf: gpd.GeoDataFrame | gpd.GeoSeries, name: str) -> np.ndarray:
+    """``(n, 2)`` coordinates of a point layer (centroids for other geometries).
+
+    Raises :class:`~towerplan.errors.CRSError` unless the layer is in a metric CRS.
+    """
+    require_metric(gdf, name)
+    geom = gdf.geometry if isinstance(gdf, gpd.GeoDataFrame) else gdf
+    if len(geom) == 0:
+        return np.zeros((0, 2))
+    if not (geom.geom_type == "Point").all():
+        geom = geom.centroid
+    return np.column_stack([geom.x.to_numpy(dtype=float), geom.y.to_numpy(dtype=float)])
+
+
+def site_operator_sets(sites: pd.DataFrame, name: str = "sites") -> list[list[str]]:
+    """Tenant list of each site from ``operators`` (``;``-joined) or ``operator``.
+
+    Raises
+    ------
+    ColumnError
+        When neither column is present.
+    """
+    if "operators" in sites.columns:
+        col = sites["operators"]
+    elif "operator" in sites.columns:
+        col = sites["operator"]
+    else:
+        raise ColumnError(
+            f"{name}: needs an 'operators' column (tenants joined with ';') or an 'operator' "
+            f"column; found {list(sites.columns)}"
+        )
+    out: list[list[str]] = []
+    for v in col.tolist():
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            out.append([])
+        else:
+            out.append([t.strip() for t in str(v).split(";") if t.strip()])
+    return out
+
+
+def _site_radii(sites: gpd.GeoDataFrame, radius: float | np.ndarray | str) -> np.ndarray:
+    if isinstance(radius, str):
+        if radius not in sites.columns:
+            raise ColumnError(
+                f"sites: radius column '{radius}' not found; columns are {list(sites.columns)}"
+            )
+        return _radii(sites[radius].to_numpy(dtype=float), len(sites), f"sites.{radius}")
+    return _radii(radius, len(sites))
+
+
+def operator_coverage(
+    demand: gpd.GeoDataFrame,
+    sites: gpd.GeoDataFrame,
+    operators: Sequence[str],
+    radius: float | np.ndarray | str,
+) -> pd.DataFrame:
+    """Coverage of demand cells for each operator.
+
+    Parameters
+    ----------
+    demand : GeoDataFrame
+        Demand points (cell centres) in a metric CRS.
+    sites : GeoDataFrame
+        Sites in the same CRS with ``operators`` (tenants joined by ``;``) or ``operator``.
+    operators : sequence of str
+        Operators to report, one column each.
+    radius : float, ndarray of shape (len(sites),) or str
+        Coverage radius in metres, per site, or the name of a column of ``sites``.
+
+    Returns
+    -------
+    DataFrame
+        Index ``demand.index``; one bool column per operator, True where a site
+        hosting that operator lies within its radius of the cell.
+    """
+    dxy = points_xy(demand, "demand")
+    out = pd.DataFrame(
+        {op: np.zeros(len(demand), dtype=bool) for op in operators}, index=demand.index
+    )
+    if len(sites) == 0 or len(demand) == 0:
+        return out
+    sxy = points_xy(sites, "sites")
+    r = _site_radii(sites, radius)
+    tenants = site_operator_sets(sites)
+    mat = coverage_matrix(dxy, sxy, r).tocsc()
+    for op in operators:
+        cols = np.array([k for k, t in enumerate(tenants) if op in t], dtype=np.int64)
+        if len(cols):
+            out[op] = np.asarray(mat[:, cols].getnnz(axis=1) > 0)
+    unknown = sorted({t for ts in tenants for t in ts} - set(operators))
+    if unknown:
+        logger.info("operator_coverage: sites name operators not reported: %s", unknown)
+    return out
+
+
+def population_coverage(
+    demand: pd.DataFrame,
+    covered: pd.DataFrame,
+    weights: Mapping[str, float],
+    population_col: str = "population",
+) -> dict[str, Any]:
+    """Covered population per operator and the market-share-weighted share.
+
+    Parameters
+    ----------
+    demand : DataFrame
+        Demand cells with a population column.
+    covered : DataFrame
+        Bool coverage per operator (output of :func:`operator_coverage`), same index.
+    weights : mapping
+        Operator -> market share.  The weighted share is
+        ``sum_o w_o * share_o / sum_o w_o``.
+    population_col : str
+        Name of the population column.
+
+    Returns
+    -------
+    dict
+        ``{"total_population": float, "operators": {op: {"population": float,
+        "share": float}}, "weighted_share": float, "any_population": float,
+        "any_share": float}``.
+    """
+    if population_col not in demand.columns:
+        raise ColumnError(f"demand: column '{population_col}' is missing")
+    pop = demand[population_col].to_numpy(dtype=float)
+    total = float(pop.sum())
+    per: dict[str, dict[str, float]] = {}
+    num = 0.0
+    den = 0.0
+    for op, w in weights.items():
+        if op not in covered.columns:
+            raise ColumnError(
+                f"covered: no column for operator '{op}'; columns are {list(covered.columns)}"
+            )
+        mask = covered[op].reindex(demand.index).fillna(False).to_numpy(dtype=bool)
+        p = float(pop[mask].sum())
+        share = p / total if total > 0 else 0.0
+        per[op] = {"population": p, "share": share}
+        num += float(w) * share
+        den += float(w)
+    anym = (
+        covered.reindex(demand.index).fillna(False).to_numpy(dtype=bool).any(axis=1)
+        if len(covered.columns)
+        else np.zeros(len(demand), dtype=bool)
+    )
+    anyp = float(pop[anym].sum())
+    return {
+        "total_population": total,
+        "operators": per,
+        "weighted_share": num / den if den > 0 else 0.0,
+        "any_population": anyp,
+        "any_share": anyp / total if total > 0 else 0.0,
+    }
+
+
+def best_server_raster(
+    sites: gpd.GeoDataFrame,
+    bounds: tuple[float, float, float, float],
+    out_path: str | Path,
+    cell_size_m: float = 100.0,
+    band_mhz: float = 1800.0,
+    eirp_dbm: float = 58.0,
+    h_base: float | str = 30.0,
+    h_mobile: float = 1.5,
+    clutter: str = "urban",
+    max_distance_m: float = 5000.0,
+    allow_extrapolation: bool = True,
+) -> Path:
+    """Write a best-server GeoTIFF: received level, path loss and serving site.
+
+    Each raster cell is served by the site of least predicted path loss
+    (Okumura-Hata below 1500 MHz, COST-231 Hata above; see
+    :func:`towerplan.propagation.path_loss`).  Distances shorter than 1 km are
+    evaluated at 1 km (the models' lower validity limit), which flattens the
+    loss near sites; cells beyond ``max_distance_m`` of every site are nodata.
+
+    Parameters
+    ----------
+    sites : GeoDataFrame
+        Sites in a metric CRS.
+    bounds : tuple
+        ``(minx, miny, maxx, maxy)`` of the raster in the sites' CRS.
+    out_path : str or Path
+        GeoTIFF to write (3 bands: received level dBm, path loss dB, serving-site
+        row position in ``sites``, -1 = none).
+    cell_size_m : float
+        Raster cell size in metres.
+    band_mhz, eirp_dbm, h_mobile, clutter
+        Radio parameters (see :mod:`towerplan.propagation`).
+    h_base : float or str
+        Base antenna height in metres, or a column of ``sites`` (NaN -> 30 m).
+    max_distance_m : float
+        Search radius around each cell for candidate servers.
+    allow_extrapolation : bool
+        Passed to the propagation model (heights/frequencies outside the
+        nominal range are then extrapolated with a logged warning).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from towerplan.propagation import path_loss
+
+    if cell_size_m <= 0:
+        raise ParameterError(f"cell_size_m = {cell_size_m}: must be > 0")
+    crs = require_metric(sites, "sites")
+    if len(sites) == 0:
+        raise EmptyInputError("sites: no sites to compute a best-server raster from")
+    minx, miny, maxx, maxy = bounds
+    if not (maxx > minx and maxy > miny):
+        raise ParameterError(f"bounds = {bounds}: need minx < maxx and miny < maxy")
+    ncol = max(1, int(np.ceil((maxx - minx) / cell_size_m)))
+    nrow = max(1, int(np.ceil((maxy - miny) / cell_size_m)))
+    xs = minx + (np.arange(ncol) + 0.5) * cell_size_m
+    ys = maxy - (np.arange(nrow) + 0.5) * cell_size_m
+    gx, gy = np.meshgrid(xs, ys)
+    cells = np.column_stack([gx.ravel(), gy.ravel()])
+    sxy = points_xy(sites, "sites")
+    if isinstance(h_base, str):
+        hb = sites[h_base].to_numpy(dtype=float) if h_base in sites.columns else np.full(len(sites), np.nan)
+        hb = np.where(np.isfinite(hb) & (hb > 0), hb, 30.0)
+    else:
+        hb = np.full(len(sites), float(h_base))
+    best_pl = np.full(len(cells), np.inf)
+    best_site = np.full(len(cells), -1, dtype=np.int32)
+    cov = coverage_matrix(cells, sxy, max_distance_m).tocoo()
+    if cov.nnz:
+        d_km = np.hypot(*(cells[cov.row] - sxy[cov.col]).T) / 1000.0
+        d_km = np.clip(d_km, 1.0, None)
+        pl = np.empty(cov.nnz)
+        for h in np.unique(hb[cov.col]):
+            sel = hb[cov.col] == h
+            pl[sel] = path_loss(
+                band_mhz, float(h), h_mobile, d_km[sel], clutter,
+                allow_extrapolation=allow_extrapolation,
+            )
+        order = np.lexsort((pl, cov.row))
+        rows_sorted = cov.row[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = rows_sorted[1:] != rows_sorted[:-1]
+        pick = order[first]
+        best_pl[cov.row[pick]] = pl[pick]
+        best_site[cov.row[pick]] = cov.col[pick]
+    nodata = -9999.0
+    pl_img = np.where(np.isfinite(best_pl), best_pl, nodata).reshape(nrow, ncol)
+    rx_img = np.where(np.isfinite(best_pl), eirp_dbm - best_pl, nodata).reshape(nrow, ncol)
+    srv_img = best_site.reshape(nrow, ncol).astype("float64")
+    srv_img[srv_img < 0] = nodata
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        out,
+        "w",
+        driver="GTiff",
+        height=nrow,
+        width=ncol,
+        count=3,
+        dtype="float32",
+        crs=crs.to_wkt(),
+        transform=from_origin(minx, maxy, cell_size_m, cell_size_m),
+        nodata=nodata,
+        compress="deflate",
+    ) as dst:
+        dst.write(rx_img.astype("float32"), 1)
+        dst.write(pl_img.astype("float32"), 2)
+        dst.write(srv_img.astype("float32"), 3)
+        dst.set_band_description(1, "received_level_dbm")
+        dst.set_band_description(2, "path_loss_db")
+        dst.set_band_description(3, "serving_site_index")
+    logger.info("best-server raster %s (%d x %d cells)", out, nrow, ncol)
+    return out

@@ -1,0 +1,373 @@
+"""The built-in schematic demo: districts, wards, sites, POIs and roads of one city.
+
+The demo lets towerplan run end to end without any data file.  Its layers ship
+in ``towerplan/data/demo/`` (see ``SOURCE.md`` there) and are SCHEMATIC:
+
+- district and ward polygons were drawn by ``scripts/build_demo.py`` from the
+  geocoded centre points and bounding boxes of the ``vietnamadminunits``
+  package; each district polygon has its real area (facts CSV), but its shape
+  is not the real boundary;
+- district populations are real 2009 census totals, projected to the
+  scenario year with the scenario's annual growth; every ward of a district
+  gets an equal share (no ward populations are shipped);
+- the existing sites are a seeded synthetic inventory with the scenario's
+  site count, operator market shares and shared fraction, placed to follow
+  population;
+- the roads are a Delaunay network between ward, district and city centres.
+
+Every output made from the demo says ``data_kind: demo-schematic``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from importlib import resources
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from towerplan._crs import to_working_crs
+from towerplan._inputs import DEMO_KIND, PlanInputs
+from towerplan.errors import DataFileError, ParameterError
+from towerplan.scenario import Scenario
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CENSUS_YEAR",
+    "DEMO_SEED",
+    "SITE_MIN_SPACING_M",
+    "SITE_MIX_POPULATION",
+    "load_demo",
+]
+
+DEMO_SEED = 20151229
+"""Default seed of the synthetic site inventory (date of Decision 3933/QĐ-UBND)."""
+CENSUS_YEAR = 2009
+"""Year of the district populations in the demo files."""
+SITE_MIX_POPULATION = 0.6
+"""Sites per district are allocated by 0.6 x population share + 0.4 x area share."""
+SITE_MIN_SPACING_M = 250.0
+"""Minimum distance between two synthetic existing sites (metres)."""
+SITE_HEIGHT_M = {"urban": 30.0, "rural": 45.0}
+"""Schematic structure height by district type (rooftop/short masts in towns, towers outside)."""
+_BATCH = 32
+_MAX_BATCHES_PER_WARD = 4
+_FALLBACK_CANDIDATES = 256
+
+_DATA_PACKAGE = "towerplan"
+_DATA_DIR = ("data", "demo")
+_LAYERS = {
+    "districts": ("district", "code", "district_type", "population_2009", "area_km2_real"),
+    "wards": ("ward", "ward_code", "district", "code"),
+    "admin_centres": ("name", "category", "district", "code", "source"),
+    "roads": ("road_class", "name"),
+}
+
+NOTES = (
+    "Demo data are schematic: district and ward boundaries were drawn from geocoded centre "
+    "points and bounding boxes (vietnamadminunits); each district has its real area but not "
+    "its real shape.",
+    "District populations are 2009 census totals (GSO) projected with the scenario's annual "
+    "growth; every ward gets an equal share of its district's population.",
+    "Existing sites are a synthetic, seeded inventory with the plan's site count, operator "
+    "market shares and shared fraction, placed to follow population; they are not real BTS "
+    "locations.",
+    "Roads are a schematic network (Delaunay links between ward, district and city centres), "
+    "not real roads; provincial = links between districts, local = links inside a district.",
+)
+
+
+def load_demo(scenario: Scenario, seed: int = DEMO_SEED) -> PlanInputs:
+    """Load the built-in schematic demo for ``scenario``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Gives the working CRS, target year and population growth, existing
+        site count, operators with market shares, shared fraction of existing
+        sites and maximum tenants per site.
+    seed : int
+        Seed of the synthetic site inventory (same seed, same sites).
+
+    Returns
+    -------
+    PlanInputs
+        Districts, ward population polygons, existing sites, POIs (admin and
+        city centres) and roads, all in ``scenario.crs``; ``data_kind`` is
+        ``"demo-schematic"`` and ``notes`` say what is schematic.
+
+    Raises
+    ------
+    DataFileError
+        A packaged demo file is missing or lacks a column.
+    CRSError
+        ``scenario.crs`` is not a metric CRS.
+    ParameterError
+        Negative site count.
+    """
+    crs = scenario.crs
+    raw = {name: _read_layer(name) for name in _LAYERS}
+    districts_all = to_working_crs(raw["districts"], crs, "demo districts")
+    wards_all = to_working_crs(raw["wards"], crs, "demo wards")
+    centres = to_working_crs(raw["admin_centres"], crs, "demo admin centres")
+    roads_all = to_working_crs(raw["roads"], crs, "demo roads")
+
+    if scenario.population.base_year != CENSUS_YEAR:
+        logger.info(
+            "demo populations are %d census totals; projecting from %d (scenario base_year %d)",
+            CENSUS_YEAR,
+            CENSUS_YEAR,
+            scenario.population.base_year,
+        )
+    factor = (1.0 + scenario.population.annual_growth) ** (scenario.year - CENSUS_YEAR)
+    pop = districts_all["population_2009"].to_numpy(dtype=float) * factor
+    districts = gpd.GeoDataFrame(
+        {
+            "district": districts_all["district"].astype(str).to_numpy(),
+            "code": districts_all["code"].astype(str).to_numpy(),
+            "district_type": districts_all["district_type"].astype(str).to_numpy(),
+            "population": pop,
+            "area_km2": districts_all.geometry.area.to_numpy() / 1e6,
+        },
+        geometry=districts_all.geometry.to_numpy(),
+        crs=districts_all.crs,
+    )
+
+    n_wards = wards_all.groupby("code")["ward"].transform("size").to_numpy(dtype=float)
+    d_pop = districts.set_index("code")["population"]
+    ward_pop = wards_all["code"].astype(str).map(d_pop).to_numpy(dtype=float) / n_wards
+    population = gpd.GeoDataFrame(
+        {
+            "ward": wards_all["ward"].astype(str).to_numpy(),
+            "ward_code": wards_all["ward_code"].astype(str).to_numpy(),
+            "district": wards_all["district"].astype(str).to_numpy(),
+            "code": wards_all["code"].astype(str).to_numpy(),
+            "population": ward_pop,
+        },
+        geometry=wards_all.geometry.to_numpy(),
+        crs=wards_all.crs,
+    )
+
+    sites = _synthetic_sites(scenario, districts, population, seed)
+
+    pois = gpd.GeoDataFrame(
+        {
+            "name": centres["name"].astype(str).to_numpy(),
+            "category": centres["category"].astype(str).to_numpy(),
+            "source": centres["source"].astype(str).to_numpy(),
+            "district": centres["district"].astype(str).to_numpy(),
+        },
+        geometry=centres.geometry.to_numpy(),
+        crs=centres.crs,
+    )
+    roads = gpd.GeoDataFrame(
+        {
+            "road_class": roads_all["road_class"].astype(str).to_numpy(),
+            "name": roads_all["name"].astype(str).to_numpy(),
+        },
+        geometry=roads_all.geometry.to_numpy(),
+        crs=roads_all.crs,
+    )
+    sources = {
+        "districts": "schematic polygons (scripts/build_demo.py from vietnamadminunits ward "
+        "points/boxes) with real areas (censusVN2009) and 2009 census populations (GSO)",
+        "population": "ward polygons, equal share of the district's projected population",
+        "existing_sites": f"synthetic inventory, seed {seed}",
+        "pois": "vietnamadminunits district centres and province centre",
+        "roads": "schematic Delaunay network",
+    }
+    logger.info(
+        "demo: %d districts, %d wards, %d existing sites, %d POIs, %d road links (%s)",
+        len(districts),
+        len(population),
+        len(sites),
+        len(pois),
+        len(roads),
+        crs,
+    )
+    return PlanInputs(
+        districts=districts,
+        population=population,
+        existing_sites=sites,
+        pois=pois,
+        roads=roads,
+        road_graph=None,
+        data_kind=DEMO_KIND,
+        notes=list(NOTES),
+        sources=sources,
+    )
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _read_layer(name: str) -> gpd.GeoDataFrame:
+    """Read one packaged demo GeoJSON (WGS84) and check its columns."""
+    res = resources.files(_DATA_PACKAGE).joinpath(*_DATA_DIR, f"{name}.geojson")
+    if not res.is_file():
+        raise DataFileError(
+            f"demo layer {name}: packaged file {'/'.join((*_DATA_DIR, name))}.geojson not found; "
+            "reinstall towerplan or rebuild it with scripts/build_demo.py"
+        )
+    with resources.as_file(res) as path:
+        gdf = gpd.read_file(path)
+    missing = [c for c in _LAYERS[name] if c not in gdf.columns]
+    if missing:
+        raise DataFileError(
+            f"demo layer {name}: columns {missing} missing; rebuild it with scripts/build_demo.py"
+        )
+    if gdf.crs is None:
+        gdf = gdf.set_crs("EPSG:4326")  # GeoJSON (RFC 7946) is WGS84 by definition
+    return gdf
+
+
+def _largest_remainder(total: int, weights: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Split ``total`` into integers proportional to ``weights`` (Hamilton's method).
+
+    Ties of the fractional parts go to the earlier entry.
+    """
+    w = np.asarray(weights, dtype=float)
+    if total < 0 or np.any(w < 0) or w.sum() <= 0:
+        raise ParameterError(
+            f"cannot split {total} by weights {w.tolist()}; give a count >= 0 and weights >= 0 "
+            "with a positive sum"
+        )
+    quota = total * w / w.sum()
+    base = np.floor(quota).astype(np.int64)
+    left = int(total - base.sum())
+    order = np.argsort(-(quota - base), kind="stable")
+    base[order[:left]] += 1
+    return base
+
+
+def _sample_in(
+    rng: np.random.Generator, geom: shapely.Geometry, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random points in ``geom`` (rejection in its bounding box; may return fewer)."""
+    minx, miny, maxx, maxy = geom.bounds
+    x = rng.uniform(minx, maxx, n)
+    y = rng.uniform(miny, maxy, n)
+    ok = shapely.contains_xy(geom, x, y)
+    return x[ok], y[ok]
+
+
+def _synthetic_sites(
+    scenario: Scenario,
+    districts: gpd.GeoDataFrame,
+    wards: gpd.GeoDataFrame,
+    seed: int,
+) -> gpd.GeoDataFrame:
+    """Seeded existing-site inventory following population (see module docstring)."""
+    n = int(scenario.sites.existing)
+    if n < 0:
+        raise ParameterError(f"sites.existing = {n}: the existing site count must be >= 0")
+    rng = np.random.default_rng(seed)
+    pop = districts["population"].to_numpy(dtype=float)
+    area = districts.geometry.area.to_numpy()
+    mix = SITE_MIX_POPULATION * pop / pop.sum() + (1 - SITE_MIX_POPULATION) * area / area.sum()
+    per_district = _largest_remainder(n, mix)
+
+    xs: list[float] = []
+    ys: list[float] = []
+    site_district: list[str] = []
+    site_type: list[str] = []
+    spacing2 = SITE_MIN_SPACING_M**2
+    fallbacks = 0
+
+    def far_enough(cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+        if not xs:
+            return np.ones(cx.size, dtype=bool)
+        px, py = np.asarray(xs), np.asarray(ys)
+        d2 = (cx[:, None] - px[None, :]) ** 2 + (cy[:, None] - py[None, :]) ** 2
+        return np.asarray(d2.min(axis=1) >= spacing2)
+
+    for d_row, k in zip(districts.itertuples(index=False), per_district, strict=True):
+        code = str(d_row.code)
+        in_d = wards[wards["code"].astype(str) == code]
+        geoms = list(in_d.geometry)
+        for g in geoms:
+            shapely.prepare(g)
+        weight = in_d["population"].to_numpy(dtype=float)
+        if weight.sum() <= 0:
+            weight = np.ones(len(geoms))
+        misses = np.zeros(len(geoms), dtype=np.int64)
+        for _ in range(int(k)):
+            placed = False
+            while True:
+                open_w = np.where(misses < _MAX_BATCHES_PER_WARD, weight, 0.0)
+                if open_w.sum() <= 0:
+                    break
+                wi = int(rng.choice(len(geoms), p=open_w / open_w.sum()))
+                cx, cy = _sample_in(rng, geoms[wi], _BATCH)
+                ok = far_enough(cx, cy)
+                if ok.any():
+                    j = int(np.argmax(ok))
+                    xs.append(float(cx[j]))
+                    ys.append(float(cy[j]))
+                    placed = True
+                    break
+                misses[wi] += 1
+            if not placed:  # district saturated: the candidate farthest from existing sites
+                fallbacks += 1
+                cx, cy = _sample_in(rng, d_row.geometry, _FALLBACK_CANDIDATES)
+                while cx.size == 0:
+                    cx, cy = _sample_in(rng, d_row.geometry, _FALLBACK_CANDIDATES)
+                px, py = np.asarray(xs), np.asarray(ys)
+                d2 = (cx[:, None] - px[None, :]) ** 2 + (cy[:, None] - py[None, :]) ** 2
+                j = int(np.argmax(d2.min(axis=1)))
+                xs.append(float(cx[j]))
+                ys.append(float(cy[j]))
+            site_district.append(str(d_row.district))
+            site_type.append(str(d_row.district_type))
+    if fallbacks:
+        logger.warning(
+            "demo sites: %d of %d placed closer than %.0f m to another (districts saturated)",
+            fallbacks,
+            n,
+            SITE_MIN_SPACING_M,
+        )
+
+    names = [o.name for o in scenario.operators]
+    shares = np.array([o.market_share for o in scenario.operators], dtype=float)
+    owners = np.repeat(np.array(names, dtype=object), _largest_remainder(n, shares))
+    owners = owners[rng.permutation(n)] if n else owners
+    tenants = [[str(o)] for o in owners]
+    frac = float(scenario.sharing.existing_shared_fraction)
+    max_t = int(scenario.sites.max_tenants)
+    n_shared = math.floor(frac * n + 0.5)
+    if n_shared and (max_t < 2 or len(names) < 2):
+        logger.warning(
+            "demo sites: no shared structures although sharing.existing_shared_fraction = %g "
+            "(sites.max_tenants = %d, %d operator(s))",
+            frac,
+            max_t,
+            len(names),
+        )
+        n_shared = 0
+    for i in np.sort(rng.choice(n, size=n_shared, replace=False)) if n_shared else []:
+        host = tenants[int(i)][0]
+        others = [j for j, nm in enumerate(names) if nm != host]
+        p = shares[others]
+        p = p / p.sum() if p.sum() > 0 else np.full(len(others), 1.0 / len(others))
+        tenants[int(i)].append(names[int(rng.choice(others, p=p))])
+
+    width = max(4, len(str(n)))
+    return gpd.GeoDataFrame(
+        {
+            "site_id": [f"EX-{i + 1:0{width}d}" for i in range(n)],
+            "operator": [t[0] for t in tenants],
+            "operators": [";".join(t) for t in tenants],
+            "n_tenants": np.array([len(t) for t in tenants], dtype=np.int64),
+            "max_tenants": np.full(n, max_t, dtype=np.int64),
+            "height_m": np.array([SITE_HEIGHT_M.get(t, np.nan) for t in site_type], dtype=float),
+            "district": site_district,
+        },
+        geometry=gpd.points_from_xy(xs, ys),
+        crs=districts.crs,
+        index=pd.RangeIndex(n),
+    )

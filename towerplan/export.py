@@ -1,0 +1,561 @@
+"""Vector exports of a plan: GeoPackage, GeoJSON, KML, Shapefile, CSV; WGS84 and VN-2000.
+
+Coordinate reference systems (``crs_targets``)
+------------------------------------------------
+``wgs84``
+    EPSG:4326, longitude/latitude degrees.
+``vn2000_utm``
+    VN-2000 / UTM zone 48N, EPSG:3405 (``ExportSettings.vn2000_utm_epsg``;
+    EPSG:3406 is zone 49N for provinces east of 108°E).
+``vn2000_tm3``
+    The provincial VN-2000 TM-3 zone of Circular 973/2001/TT-TCĐC: transverse
+    Mercator on the VN-2000 datum with the province's central meridian
+    (``ExportSettings.vn2000_central_meridian``; 105°00′ for Cần Thơ),
+    k0 = 0.9999, false easting 500 000 m, false northing 0.  When EPSG has
+    that zone (e.g. EPSG:5897 "VN-2000 / TM-3 zone 482" for 105°00′,
+    EPSG:9205-9218 for the other provincial meridians) its EPSG code is used;
+    otherwise an equivalent CRS is built on the EPSG:4756 VN-2000 datum.
+
+Datum transformation
+--------------------
+WGS 84 <-> VN-2000 uses the 7-parameter Helmert transformation EPSG:6960
+("VN-2000 to WGS 84 (2)", coordinate-frame rotation): dX = -191.90441429 m,
+dY = -39.30318279 m, dZ = -111.45032835 m, rX = -0.00928836″,
+rY = 0.01975479″, rZ = -0.00427372″, dS = 0.252906278 ppm - the parameters
+published with Decision 05/2007/QĐ-BTNMT.  (PROJ's unprompted choice is
+EPSG:5194, a Mekong-delta academic set; the two differ by about 0.8 m.)
+The transformation is forced by binding the VN-2000 CRS to WGS 84 with
+EPSG:6960; the files are labelled with the plain EPSG CRS.
+
+Formats
+-------
+``gpkg`` one GeoPackage per CRS with every layer; ``geojson`` one file per
+layer (VN-2000 files carry a legacy ``crs`` member: RFC 7946 readers expect
+WGS84 and should use the ``wgs84`` folder); ``kml`` WGS84 only, because KML
+is defined in WGS84 (OGC KML 2.2) - other targets are skipped with a log
+line; ``shp`` with a UTF-8 ``.cpg`` so Vietnamese names survive, and a
+``<layer>.fields.csv`` mapping full column names to the 10-character dBase
+names; ``csv`` (UTF-8 with BOM for spreadsheets) with ``lon``/``lat`` and, in
+projected targets, ``x``/``y`` (representative point for lines/polygons).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+from pyproj import CRS
+from pyproj.crs import BoundCRS, CoordinateOperation, ProjectedCRS
+from pyproj.crs.coordinate_operation import TransverseMercatorConversion
+from pyproj.database import query_crs_info
+
+from towerplan.errors import CRSError, DataFileError, ParameterError
+from towerplan.scenario import ExportSettings
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CRS_TARGETS",
+    "FORMATS",
+    "VN2000_TO_WGS84",
+    "export_from_gpkg",
+    "export_layers",
+    "reproject",
+    "target_crs",
+    "vn2000_tm3_crs",
+    "write_gpkg",
+]
+
+FORMATS = ("gpkg", "geojson", "kml", "shp", "csv")
+CRS_TARGETS = ("wgs84", "vn2000_utm", "vn2000_tm3")
+VN2000_TO_WGS84 = "EPSG:6960"
+"""Datum transformation VN-2000 -> WGS 84 used for every VN-2000 export."""
+
+_VN2000_DATUM = "Vietnam 2000"
+_VN2000_GEOG = 4756
+_TM3_K = 0.9999
+_TM3_FE = 500000.0
+_EXCLUDE_BY_DEFAULT = ("demand",)
+_NAME_FIELDS = ("name", "site_id", "hotspot_id", "district", "operator", "cand_id")
+_EXT = {"geojson": "geojson", "kml": "kml", "shp": "shp", "csv": "csv"}
+
+
+# --------------------------------------------------------------------------- CRS
+
+
+def _dms(deg: float) -> str:
+    d = int(np.floor(deg + 1e-12))
+    m = round((deg - d) * 60.0, 4)
+    return f"{d}-{m:02g}" if not float(m).is_integer() else f"{d}-{int(m):02d}"
+
+
+@lru_cache(maxsize=32)
+def vn2000_tm3_crs(central_meridian: float) -> CRS:
+    """VN-2000 TM-3 provincial CRS for a central meridian (Circular 973/2001/TT-TCĐC).
+
+    Parameters
+    ----------
+    central_meridian : float
+        Longitude of the central meridian in decimal degrees (105.0 for
+        105°00′, 105.75 for 105°45′).
+
+    Returns
+    -------
+    pyproj.CRS
+        The EPSG CRS when EPSG defines a VN-2000 TM-3 zone with this meridian
+        (k0 0.9999, FE 500 000, FN 0), else an equivalent CRS on the EPSG:4756
+        VN-2000 datum named ``VN-2000 / TM-3 <d>-<mm> (towerplan)``.
+
+    Raises
+    ------
+    ParameterError
+        A meridian outside 100-112 °E (no Vietnamese province).
+    """
+    cm = float(central_meridian)
+    if not 100.0 <= cm <= 112.0:
+        raise ParameterError(
+            f"export.vn2000_central_meridian = {cm}: not a Vietnamese TM-3 meridian (100-112 °E); "
+            "give the province's meridian in decimal degrees, e.g. 105.0 for 105°00′ or "
+            "105.75 for 105°45′"
+        )
+    for info in sorted(query_crs_info(auth_name="EPSG"), key=lambda i: int(i.code)):
+        if not info.name.startswith("VN-2000 / TM-3"):
+            continue
+        crs = CRS.from_epsg(int(info.code))
+        if _is_tm3(crs, cm):
+            logger.debug("VN-2000 TM-3 %s: EPSG:%s (%s)", cm, info.code, info.name)
+            return crs
+    return _tm3_custom(cm)
+
+
+def _tm3_custom(cm: float) -> CRS:
+    """TM-3 CRS on the VN-2000 datum built from its parameters (no EPSG lookup)."""
+    conv = TransverseMercatorConversion(
+        latitude_natural_origin=0.0,
+        longitude_natural_origin=cm,
+        false_easting=_TM3_FE,
+        false_northing=0.0,
+        scale_factor_natural_origin=_TM3_K,
+    )
+    return ProjectedCRS(
+        conversion=conv,
+        geodetic_crs=CRS.from_epsg(_VN2000_GEOG),
+        name=f"VN-2000 / TM-3 {_dms(cm)} (towerplan)",
+    )
+
+
+def _is_tm3(crs: CRS, cm: float) -> bool:
+    op = crs.coordinate_operation
+    if op is None or crs.datum is None or crs.datum.name != _VN2000_DATUM:
+        return False
+    params = {p.name: float(p.value) for p in op.params if isinstance(p.value, int | float)}
+    return (
+        "Transverse Mercator" in op.method_name
+        and abs(params.get("Longitude of natural origin", np.nan) - cm) < 1e-9
+        and abs(params.get("Latitude of natural origin", np.nan)) < 1e-12
+        and abs(params.get("Scale factor at natural origin", np.nan) - _TM3_K) < 1e-12
+        and abs(params.get("False easting", np.nan) - _TM3_FE) < 1e-6
+        and abs(params.get("False northing", np.nan)) < 1e-6
+    )
+
+
+def target_crs(target: str, settings: ExportSettings | None = None) -> CRS:
+    """CRS of an export target name (``wgs84``, ``vn2000_utm``, ``vn2000_tm3``).
+
+    Raises
+    ------
+    ParameterError
+        Unknown target, or a ``vn2000_utm_epsg`` that is not VN-2000.
+    """
+    s = settings or ExportSettings()
+    if target == "wgs84":
+        return CRS.from_epsg(4326)
+    if target == "vn2000_utm":
+        crs = CRS.from_epsg(int(s.vn2000_utm_epsg))
+        if not _is_vn2000(crs) or not crs.is_projected:
+            raise ParameterError(
+                f"export.vn2000_utm_epsg = {s.vn2000_utm_epsg} ({crs.name}) is not a projected "
+                "VN-2000 CRS; use 3405 (UTM zone 48N) or 3406 (UTM zone 49N)"
+            )
+        return crs
+    if target == "vn2000_tm3":
+        return vn2000_tm3_crs(float(s.vn2000_central_meridian))
+    raise ParameterError(f"unknown export CRS target '{target}'; use some of {list(CRS_TARGETS)}")
+
+
+def _is_vn2000(crs: CRS) -> bool:
+    return crs.datum is not None and crs.datum.name == _VN2000_DATUM
+
+
+@lru_cache(maxsize=32)
+def _bound(crs_wkt: str, transformation: str) -> CRS:
+    crs = CRS.from_wkt(crs_wkt)
+    m = re.fullmatch(r"([A-Za-z]+):(\w+)", transformation.strip())
+    op = (
+        CoordinateOperation.from_authority(m.group(1), m.group(2))
+        if m
+        else CoordinateOperation.from_user_input(transformation)
+    )
+    return BoundCRS(source_crs=crs, target_crs=CRS.from_epsg(4326), transformation=op)
+
+
+def reproject(
+    gdf: gpd.GeoDataFrame,
+    crs: CRS | str | int,
+    datum_transformation: str = VN2000_TO_WGS84,
+    name: str = "layer",
+) -> gpd.GeoDataFrame:
+    """Reproject a layer, forcing ``datum_transformation`` between VN-2000 and other datums.
+
+    Parameters
+    ----------
+    gdf : GeoDataFrame
+        Layer with a CRS.
+    crs : CRS-like
+        Target CRS.
+    datum_transformation : str
+        VN-2000 -> WGS 84 coordinate operation (default EPSG:6960).
+    name : str
+        Layer name for error messages.
+
+    Returns
+    -------
+    GeoDataFrame
+        A new frame in ``crs`` (labelled with the plain target CRS).
+
+    Raises
+    ------
+    CRSError
+        ``gdf`` has no CRS.
+    """
+    if gdf.crs is None:
+        raise CRSError(
+            f"{name}: the layer has no CRS; set it before exporting (towerplan never guesses)"
+        )
+    src = CRS.from_user_input(gdf.crs)
+    dst = CRS.from_user_input(crs)
+    if src == dst:
+        return gdf.copy()
+    if _is_vn2000(src) == _is_vn2000(dst):
+        return gdf.to_crs(dst)
+    src_b = _bound(src.to_wkt(), datum_transformation) if _is_vn2000(src) else src
+    dst_b = _bound(dst.to_wkt(), datum_transformation) if _is_vn2000(dst) else dst
+    out = gdf.set_crs(src_b, allow_override=True).to_crs(dst_b)
+    return out.set_crs(dst, allow_override=True)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _serialisable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Copy with list/dict/set columns as JSON text and other objects as text."""
+    out = gdf.copy()
+    geom = out.geometry.name
+    for col in out.columns:
+        if col == geom or out[col].dtype != object:
+            continue
+        vals = out[col].tolist()
+        if any(isinstance(v, list | tuple | dict | set | np.ndarray) for v in vals):
+            out[col] = [
+                json.dumps(
+                    list(v) if isinstance(v, set | np.ndarray | tuple) else v,
+                    ensure_ascii=False,
+                    default=str,
+                )
+                if isinstance(v, list | tuple | dict | set | np.ndarray)
+                else (None if v is None else str(v))
+                for v in vals
+            ]
+        elif any(v is not None and not isinstance(v, str) for v in vals):
+            out[col] = [
+                None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                for v in vals
+            ]
+    return out
+
+
+def _nonempty(
+    layers: Mapping[str, gpd.GeoDataFrame | None], exclude: Sequence[str] = ()
+) -> dict[str, gpd.GeoDataFrame]:
+    out = {}
+    for name, gdf in layers.items():
+        if name in exclude or gdf is None or len(gdf) == 0:
+            continue
+        if not isinstance(gdf, gpd.GeoDataFrame):
+            continue
+        if gdf.crs is None:
+            raise CRSError(
+                f"layer '{name}': no CRS; towerplan layers must carry their CRS "
+                "(the working CRS, e.g. EPSG:32648) - set it before exporting"
+            )
+        out[name] = gdf
+    return out
+
+
+def write_gpkg(layers: Mapping[str, gpd.GeoDataFrame | None], path: str | Path) -> Path:
+    """Write every non-empty layer to one GeoPackage, in its own CRS.
+
+    Parameters
+    ----------
+    layers : dict of str -> GeoDataFrame
+        Layers (normally in the working CRS); ``None`` or empty ones are skipped.
+    path : str or Path
+        Output ``.gpkg`` (replaced if it exists).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.exists():
+        p.unlink()
+    todo = _nonempty(layers)
+    for name, gdf in todo.items():
+        _serialisable(gdf).to_file(p, layer=name, driver="GPKG", engine="pyogrio")
+    logger.info("wrote %s (%d layers)", p, len(todo))
+    return p
+
+
+def _dbf_names(columns: Sequence[str]) -> dict[str, str]:
+    """Unique dBase field names (ASCII, <= 10 characters) for ``columns``."""
+    used: set[str] = set()
+    out = {}
+    for col in columns:
+        ascii_name = unicodedata.normalize("NFKD", str(col)).encode("ascii", "ignore").decode()
+        base = re.sub(r"[^A-Za-z0-9_]", "_", ascii_name) or "field"
+        cand = base[:10]
+        k = 1
+        while cand.lower() in used:
+            suffix = str(k)
+            cand = base[: 10 - len(suffix)] + suffix
+            k += 1
+        used.add(cand.lower())
+        out[str(col)] = cand
+    return out
+
+
+def _write_shp(gdf: gpd.GeoDataFrame, path: Path) -> list[Path]:
+    geom = gdf.geometry.name
+    cols = [c for c in gdf.columns if c != geom]
+    mapping = _dbf_names(cols)
+    out = gdf.rename(columns=mapping)
+    for c in out.columns:
+        if c != geom and out[c].dtype == bool:
+            out[c] = out[c].astype("int32")
+    out.to_file(path, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")
+    cpg = path.with_suffix(".cpg")
+    if not cpg.exists() or "UTF-8" not in cpg.read_text(encoding="ascii", errors="replace").upper():
+        cpg.write_text("UTF-8", encoding="ascii")
+    fields = path.with_name(path.stem + ".fields.csv")
+    pd.DataFrame({"column": list(mapping), "shapefile_field": list(mapping.values())}).to_csv(
+        fields, index=False, encoding="utf-8"
+    )
+    return [path, fields]
+
+
+def _write_csv(gdf: gpd.GeoDataFrame, path: Path, projected: bool) -> Path:
+    geom = gdf.geometry
+    pts = geom.where(geom.geom_type == "Point", geom.representative_point())
+    valid = ~(geom.isna() | geom.is_empty)
+    df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    ll = gpd.GeoSeries(pts, crs=gdf.crs)
+    ll = reproject(gpd.GeoDataFrame(geometry=ll), 4326).geometry
+    df["lon"] = np.where(valid, ll.x, np.nan)
+    df["lat"] = np.where(valid, ll.y, np.nan)
+    if projected:
+        df["x"] = np.where(valid, pts.x, np.nan)
+        df["y"] = np.where(valid, pts.y, np.nan)
+    if not (geom.geom_type == "Point").all():
+        df["point"] = "representative point of the feature"
+    df.to_csv(path, index=False, encoding="utf-8-sig", float_format="%.12g")
+    return path
+
+
+def _write_kml(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> Path:
+    name_field = next((c for c in _NAME_FIELDS if c in gdf.columns), None)
+    out = gdf.copy()
+    if name_field is not None and "Name" not in out.columns:
+        out.insert(0, "Name", out[name_field].astype(str))
+    out.to_file(path, driver="KML", engine="pyogrio", layer=layer)
+    return path
+
+
+def _readme(
+    out: Path, targets: dict[str, CRS], formats: Sequence[str], transformation: str
+) -> Path:
+    lines = [
+        "towerplan vector exports",
+        "========================",
+        "",
+        "One folder per coordinate reference system:",
+    ]
+    for t, crs in targets.items():
+        code = crs.to_epsg()
+        lines.append(f"- {t}/ : {crs.name}" + (f" (EPSG:{code})" if code else ""))
+        if code is None:
+            lines.append(f"    PROJ: {crs.to_proj4()}")
+    lines += [
+        "",
+        f"WGS 84 <-> VN-2000 datum transformation: {transformation} (7-parameter Helmert,",
+        "Decision 05/2007/QD-BTNMT parameters).",
+        "KML is written in WGS84 only (the KML standard is defined in WGS84).",
+        "GeoJSON outside WGS84 carries a legacy 'crs' member (RFC 7946 readers expect WGS84).",
+        "Shapefiles are UTF-8 (.cpg); <layer>.fields.csv maps full column names to the",
+        "10-character shapefile field names.",
+        "CSV files are UTF-8 with BOM; lon/lat are WGS84 degrees, x/y are metres in the folder's",
+        "CRS; lines and polygons are given by a representative point.",
+        f"Formats: {', '.join(formats)}.",
+    ]
+    path = out / "README.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def export_layers(
+    layers: Mapping[str, gpd.GeoDataFrame | None],
+    out_dir: str | Path,
+    formats: Sequence[str] = FORMATS,
+    crs_targets: Sequence[str] = CRS_TARGETS,
+    settings: ExportSettings | None = None,
+    include_demand: bool = False,
+    datum_transformation: str = VN2000_TO_WGS84,
+) -> list[Path]:
+    """Export layers to vector formats in WGS84 and VN-2000.
+
+    Parameters
+    ----------
+    layers : dict of str -> GeoDataFrame
+        Plan layers with a CRS (normally the working CRS); ``None``/empty skipped.
+    out_dir : str or Path
+        Output folder; files go to ``out_dir/<target>/<format>/<layer>.<ext>``
+        and ``out_dir/<target>/towerplan_<target>.gpkg``.
+    formats : sequence of str
+        Some of :data:`FORMATS`.
+    crs_targets : sequence of str
+        Some of :data:`CRS_TARGETS`.
+    settings : ExportSettings, optional
+        VN-2000 UTM EPSG code and TM-3 central meridian (scenario ``export``).
+    include_demand : bool
+        Also export the (large) ``demand`` point layer; it is always in the
+        plan's working-CRS ``towerplan.gpkg``.
+    datum_transformation : str
+        VN-2000 -> WGS 84 operation, default :data:`VN2000_TO_WGS84`.
+
+    Returns
+    -------
+    list of Path
+        Files written (main file of each output, field mappings, README).
+
+    Raises
+    ------
+    ParameterError
+        Unknown format or target.
+    CRSError
+        A layer without CRS.
+    """
+    bad_f = [f for f in formats if f not in FORMATS]
+    if bad_f:
+        raise ParameterError(f"unknown export format(s) {bad_f}; use some of {list(FORMATS)}")
+    bad_t = [t for t in crs_targets if t not in CRS_TARGETS]
+    if bad_t:
+        raise ParameterError(
+            f"unknown export CRS target(s) {bad_t}; use some of {list(CRS_TARGETS)}"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = _nonempty(layers, () if include_demand else _EXCLUDE_BY_DEFAULT)
+    targets = {t: target_crs(t, settings) for t in crs_targets}
+    written: list[Path] = []
+    for t, crs in targets.items():
+        tdir = out / t
+        tdir.mkdir(exist_ok=True)
+        projected = crs.is_projected
+        converted = {
+            n: _serialisable(reproject(g, crs, datum_transformation, name=n))
+            for n, g in todo.items()
+        }
+        if "gpkg" in formats:
+            written.append(write_gpkg(converted, tdir / f"towerplan_{t}.gpkg"))
+        for fmt in formats:
+            if fmt == "gpkg":
+                continue
+            if fmt == "kml" and t != "wgs84":
+                logger.info("kml: skipped for %s - KML is defined in WGS84 only", t)
+                continue
+            fdir = tdir / fmt
+            fdir.mkdir(exist_ok=True)
+            for n, g in converted.items():
+                path = fdir / f"{n}.{_EXT[fmt]}"
+                if fmt == "geojson":
+                    opts = {"RFC7946": "YES"} if t == "wgs84" else None
+                    g.to_file(path, driver="GeoJSON", engine="pyogrio", layer_options=opts)
+                    written.append(path)
+                elif fmt == "kml":
+                    written.append(_write_kml(g, path, n))
+                elif fmt == "shp":
+                    written += _write_shp(g, path)
+                elif fmt == "csv":
+                    written.append(_write_csv(g, path, projected))
+        logger.info("exported %d layers to %s (%s)", len(converted), tdir, crs.name)
+    written.append(_readme(out, targets, formats, datum_transformation))
+    return written
+
+
+def export_from_gpkg(
+    gpkg: str | Path,
+    out_dir: str | Path,
+    formats: Sequence[str] = FORMATS,
+    crs_targets: Sequence[str] = CRS_TARGETS,
+    settings: ExportSettings | None = None,
+    include_demand: bool = False,
+) -> list[Path]:
+    """Export every layer of a plan GeoPackage (``towerplan export --from OUT``).
+
+    Parameters
+    ----------
+    gpkg : str or Path
+        A ``towerplan.gpkg`` (or a plan output folder containing one).
+    out_dir, formats, crs_targets, settings, include_demand
+        As in :func:`export_layers`.
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    DataFileError
+        The GeoPackage is missing or unreadable.
+    """
+    p = Path(gpkg)
+    if p.is_dir():
+        p = p / "towerplan.gpkg"
+    if not p.is_file():
+        raise DataFileError(
+            f"{p}: GeoPackage not found; give a plan output folder (with towerplan.gpkg) "
+            "or the path of a .gpkg file"
+        )
+    try:
+        names = [str(r[0]) for r in pyogrio.list_layers(p)]
+    except Exception as exc:  # pyogrio raises DataSourceError and friends
+        raise DataFileError(
+            f"{p}: cannot read the GeoPackage ({exc}); is it a .gpkg file?"
+        ) from None
+    layers: dict[str, Any] = {}
+    for n in names:
+        if n == "demand" and not include_demand:
+            continue
+        layers[n] = gpd.read_file(p, layer=n, engine="pyogrio")
+    return export_layers(layers, out_dir, formats, crs_targets, settings, include_demand)

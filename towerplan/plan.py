@@ -1,0 +1,396 @@
+"""The end-to-end plan: scenario + data -> proposed sites, KPIs, layers, maps.
+
+:func:`run_plan` is what ``towerplan plan`` runs.  It is one code path for the
+built-in demo and for real data: only :func:`towerplan.io.load_inputs` differs.
+
+Steps
+-----
+1. load inputs (districts, population, existing sites, POIs, roads), all in the
+   working metric CRS;
+2. demand grid (population on a regular grid, conserved);
+3. coverage of existing sites per operator at the scenario's coverage radius;
+4. candidates and selection of the new sites (dedicated and shared quotas);
+5. coverage after, gaps before/after, district KPIs, plan fidelity;
+6. sharing options, undergrounding plan, fibre backhaul, Wi-Fi hotspots;
+7. outputs written to a temporary folder, moved into ``out_dir`` when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from towerplan import coverage, demand, kpis, siting
+from towerplan import io as tio
+from towerplan._crs import require_metric
+from towerplan._gaps import gap_polygons
+from towerplan._inputs import DEMO_KIND, PlanInputs
+from towerplan._output import check_out_dir, staged_output
+from towerplan.errors import EmptyInputError
+from towerplan.scenario import Scenario
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PlanResult", "assign_district", "run_plan"]
+
+
+@dataclass
+class PlanResult:
+    """Everything a plan produced.
+
+    Attributes
+    ----------
+    summary : dict
+        The content of ``summary.json``.
+    kpis : DataFrame
+        The district KPI table (``district_kpis.csv``).
+    layers : dict of GeoDataFrame
+        The layers of ``towerplan.gpkg`` (working CRS).
+    out_dir : Path or None
+        Where the outputs were written.
+    """
+
+    summary: dict[str, Any]
+    kpis: pd.DataFrame
+    layers: dict[str, gpd.GeoDataFrame]
+    out_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+def assign_district(points: gpd.GeoDataFrame, districts: gpd.GeoDataFrame) -> pd.Series:
+    """District name of each point (containing polygon, else the nearest one).
+
+    Returns a Series indexed like ``points``.
+    """
+    require_metric(points, "points")
+    if len(points) == 0:
+        return pd.Series([], index=points.index, dtype=object)
+    d = districts[["district", "geometry"]]
+    j = gpd.sjoin(points[["geometry"]], d, how="left", predicate="within")
+    j = j[~j.index.duplicated(keep="first")]
+    out = j["district"].reindex(points.index)
+    missing = out.isna()
+    if missing.any():
+        near = gpd.sjoin_nearest(points.loc[missing, ["geometry"]], d, how="left")
+        near = near[~near.index.duplicated(keep="first")]
+        out.loc[missing] = near["district"]
+    return out.astype(object)
+
+
+def _lonlat(gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    ll = gdf.geometry.to_crs("EPSG:4326")
+    return ll.x.to_numpy().round(6), ll.y.to_numpy().round(6)
+
+
+def _covered_population(
+    pop: np.ndarray, cov: pd.DataFrame, shares: dict[str, float]
+) -> dict[str, Any]:
+    ops = list(shares)
+    c = cov[ops].to_numpy(bool)
+    w = np.array([shares[o] for o in ops])
+    return {
+        "any": float(pop[c.any(axis=1)].sum()),
+        "weighted": float(((c * w).sum(axis=1) * pop).sum()),
+        "by_operator": {o: float(pop[c[:, k]].sum()) for k, o in enumerate(ops)},
+    }
+
+
+def run_plan(
+    scenario: Scenario,
+    out_dir: str | Path | None = None,
+    *,
+    inputs: PlanInputs | None = None,
+    overwrite: bool = False,
+    solver: str | None = None,
+    seed: int = 0,
+    maps: bool = True,
+    sheets: bool = False,
+    exports: bool = False,
+) -> PlanResult:
+    """Run the whole plan for ``scenario`` and write its outputs to ``out_dir``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Targets, settings and data sources.
+    out_dir : str or Path, optional
+        Output folder; must not exist or be empty unless ``overwrite``.
+        ``None`` computes without writing.
+    inputs : PlanInputs, optional
+        Pre-loaded inputs (default: :func:`towerplan.io.load_inputs`).
+    overwrite : bool
+        Replace a non-empty ``out_dir``.
+    solver : {'auto', 'exact', 'heuristic'}, optional
+        Overrides ``scenario.sites.solver``.
+    seed : int
+        Seed for every random step.
+    maps, sheets, exports : bool
+        Write the HTML maps, the static map sheets, the vector exports.
+
+    Returns
+    -------
+    PlanResult
+    """
+    t0 = time.perf_counter()
+    if out_dir is not None:
+        check_out_dir(out_dir, overwrite)
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: list[float] = [t0]) -> None:  # noqa: B006
+        now = time.perf_counter()
+        timings[name] = round(now - since[0], 3)
+        since[0] = now
+        logger.info("%-22s %.2f s", name, timings[name])
+
+    tlap = [t0]
+    if inputs is None:
+        inputs = tio.load_inputs(scenario)
+    crs = scenario.crs
+    districts = inputs.districts
+    require_metric(districts, "districts")
+    lap("load_inputs", tlap)
+
+    # -- demand ---------------------------------------------------------------
+    cell = scenario.demand.cell_size_m
+    if isinstance(inputs.population, Path | str):
+        grid = demand.grid_from_raster(
+            Path(inputs.population), crs=crs, cell_size=cell, boundary=districts
+        )
+        expected_pop = None
+    else:
+        grid = demand.grid_from_polygons(
+            inputs.population, column="population", cell_size=cell, method=scenario.demand.method
+        )
+        expected_pop = float(inputs.population["population"].sum())
+    dem = grid.points(districts)
+    if len(dem) == 0:
+        raise EmptyInputError(
+            "demand: the population grid has no populated cell inside the districts; check that "
+            "the population layer overlaps the district layer"
+        )
+    grid_total = float(grid.total())
+    conservation = abs(grid_total - expected_pop) / expected_pop if expected_pop else 0.0
+    xy = np.column_stack([dem.geometry.x.to_numpy(), dem.geometry.y.to_numpy()])
+    pop = dem["population"].to_numpy(float)
+    lap("demand_grid", tlap)
+
+    # -- existing coverage ----------------------------------------------------
+    shares = scenario.market_shares
+    ops = scenario.operator_names
+    radius = scenario.sites.coverage_radius_m
+    existing = inputs.existing_sites.copy()
+    existing["district"] = assign_district(existing, districts)
+    cov_before = coverage.operator_coverage(dem, existing, ops, radius)
+    before = _covered_population(pop, cov_before, shares)
+    lap("coverage_before", tlap)
+
+    # -- siting ---------------------------------------------------------------
+    st = scenario.sites
+    uncovered_any = ~cov_before[ops].to_numpy(bool).all(axis=1)
+    cands = siting.generate_candidates(
+        dem,
+        spacing_m=st.candidate_spacing_m,
+        existing_sites=existing,
+        only_uncovered=uncovered_any,
+    )
+    cands["district"] = assign_district(cands, districts)
+    lap("candidates", tlap)
+    res = siting.plan_new_sites(
+        dem,
+        existing,
+        cands,
+        operators=shares,
+        n_dedicated=st.new_dedicated,
+        n_shared=st.new_shared,
+        radius_m=radius,
+        max_tenants=st.max_tenants,
+        min_spacing_m=st.min_new_site_spacing_m,
+        solver=solver or st.solver,  # type: ignore[arg-type]
+        time_limit_s=st.time_limit_s,
+        mip_gap=st.mip_gap,
+        seed=seed,
+    )
+    proposed = res.proposed.copy()
+    proposed["district"] = assign_district(proposed, districts)
+    proposed["lon"], proposed["lat"] = _lonlat(proposed)
+    lap("siting", tlap)
+
+    # -- coverage after, gaps, KPIs -------------------------------------------
+    all_sites = pd.concat(
+        [existing[["operators", "geometry"]], proposed[["operators", "geometry"]]],
+        ignore_index=True,
+    )
+    all_sites = gpd.GeoDataFrame(all_sites, geometry="geometry", crs=crs)
+    cov_after = coverage.operator_coverage(dem, all_sites, ops, radius)
+    after = _covered_population(pop, cov_after, shares)
+    gaps = []
+    shape_rc = grid.population.shape
+    for stage, cov in (("before", cov_before), ("after", cov_after)):
+        for o in ops:
+            gaps.append(
+                gap_polygons(
+                    xy,
+                    pop,
+                    ~cov[o].to_numpy(bool),
+                    grid.transform,
+                    shape_rc,
+                    crs,
+                    {"operator": o, "stage": stage},
+                )
+            )
+    gaps_gdf = gpd.GeoDataFrame(pd.concat(gaps, ignore_index=True), geometry="geometry", crs=crs)
+    conv = st.radius_convention
+    kpi = kpis.district_kpis(districts, dem, existing, proposed, cov_before, cov_after, shares, conv)
+    kpi.insert(0, "data_kind", inputs.data_kind)
+    area_km2 = float(districts.geometry.area.sum() / 1e6)
+    n_total = len(existing) + len(proposed)
+    fidelity = kpis.plan_fidelity(area_km2, st.total, st.existing, st.mean_serving_radius_km)
+    lap("coverage_after_kpis", tlap)
+
+    for o in ops:
+        dem[f"cov_before_{o}"] = cov_before[o].to_numpy(bool)
+        dem[f"cov_after_{o}"] = cov_after[o].to_numpy(bool)
+
+    layers: dict[str, gpd.GeoDataFrame] = {
+        "districts": districts,
+        "demand": dem,
+        "existing_sites": existing,
+        "candidate_sites": cands,
+        "proposed_sites": proposed,
+        "coverage_gaps": gaps_gdf,
+    }
+    if len(inputs.pois):
+        layers["pois"] = inputs.pois
+    if inputs.roads is not None and len(inputs.roads):
+        layers["roads"] = inputs.roads
+
+    by_conv = {
+        c: round(kpis.serving_radius_km(area_km2, n_total, c), 4) for c in kpis.CONVENTIONS
+    }
+    summary: dict[str, Any] = {
+        "data_kind": inputs.data_kind,
+        "scenario": scenario.name,
+        "scenario_title": scenario.title,
+        "plan_source": scenario.source,
+        "year": scenario.year,
+        "crs": crs,
+        "notes": list(inputs.notes),
+        "existing_sites": len(existing),
+        "new_sites": len(proposed),
+        "new_dedicated": int((proposed["site_type"] == "dedicated").sum()),
+        "new_shared": int((proposed["site_type"] == "shared").sum()),
+        "total_sites": n_total,
+        "area_km2": round(area_km2, 3),
+        "mean_serving_radius_km": by_conv[conv],
+        "radius_convention": conv,
+        "mean_serving_radius_km_by_convention": by_conv,
+        "coverage_radius_m": radius,
+        "population": round(float(pop.sum()), 1),
+        "population_conservation_rel_error": conservation,
+        "demand_cells": len(dem),
+        "demand_cell_size_m": cell,
+        "candidates": len(cands),
+        "population_covered_before": round(before["any"], 1),
+        "population_covered_after": round(after["any"], 1),
+        "coverage_share_before": round(before["any"] / pop.sum(), 4),
+        "coverage_share_after": round(after["any"] / pop.sum(), 4),
+        "population_covered_weighted_before": round(before["weighted"], 1),
+        "population_covered_weighted_after": round(after["weighted"], 1),
+        "population_covered_by_operator_before": before["by_operator"],
+        "population_covered_by_operator_after": after["by_operator"],
+        "operators": shares,
+        "siting": {
+            "solver_used": res.solver_used,
+            "objective": res.objective,
+            "upper_bound": res.upper_bound,
+            "gap": res.gap,
+            "build_s": res.build_s,
+            "solve_s": res.solve_s,
+        },
+        "plan_fidelity": fidelity,
+    }
+    if inputs.data_kind == DEMO_KIND:
+        summary["caption"] = (
+            "SCHEMATIC DEMO DATA: boundaries, existing sites and population distribution are "
+            "schematic, not surveyed; do not use for decisions."
+        )
+
+    files: list[Path] = []
+    if out_dir is not None:
+        with staged_output(out_dir, overwrite) as tmp:
+            files = _write_outputs(tmp, layers, summary, kpi, maps=maps, sheets=sheets, exports=exports,
+                                   scenario=scenario, timings=timings, t0=t0)
+        out = Path(out_dir)
+        files = [out / f.relative_to(tmp) for f in files]
+    else:
+        timings["total"] = round(time.perf_counter() - t0, 3)
+        summary["runtime_s"] = timings["total"]
+        summary["timings_s"] = timings
+    return PlanResult(summary=summary, kpis=kpi, layers=layers, out_dir=Path(out_dir) if out_dir else None, files=files)
+
+
+def _write_outputs(
+    tmp: Path,
+    layers: dict[str, gpd.GeoDataFrame],
+    summary: dict[str, Any],
+    kpi: pd.DataFrame,
+    *,
+    maps: bool,
+    sheets: bool,
+    exports: bool,
+    scenario: Scenario,
+    timings: dict[str, float],
+    t0: float,
+) -> list[Path]:
+    from towerplan import export
+
+    files: list[Path] = []
+    t = time.perf_counter()
+    files.append(export.write_gpkg(layers, tmp / "towerplan.gpkg"))
+    kpi_path = tmp / "district_kpis.csv"
+    kpi.to_csv(kpi_path, index=False)
+    files.append(kpi_path)
+    timings["write_gpkg_csv"] = round(time.perf_counter() - t, 3)
+    if maps:
+        from towerplan import maps as tmaps
+
+        t = time.perf_counter()
+        files.extend(tmaps.write_maps(layers, summary, kpi, tmp / "maps"))
+        timings["maps"] = round(time.perf_counter() - t, 3)
+    if sheets:
+        from towerplan import sheets as tsheets
+
+        t = time.perf_counter()
+        files.extend(tsheets.write_sheets(layers, summary, kpi, tmp / "sheets"))
+        timings["sheets"] = round(time.perf_counter() - t, 3)
+    if exports:
+        t = time.perf_counter()
+        files.extend(export.export_layers(layers, tmp / "exports", settings=scenario.export))
+        timings["exports"] = round(time.perf_counter() - t, 3)
+    timings["total"] = round(time.perf_counter() - t0, 3)
+    summary["runtime_s"] = timings["total"]
+    summary["timings_s"] = timings
+    sp = tmp / "summary.json"
+    sp.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")
+    files.append(sp)
+    return files
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

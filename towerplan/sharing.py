@@ -1,0 +1,1025 @@
+"""Infrastructure sharing: co-location options, the sharing rate and a cost model.
+
+Three questions an operator or a planner asks of a tower plan:
+
+1. *Where can I co-locate instead of building?*  :func:`colocation_candidates`
+   lists, for every proposed site and every operator on it, the existing
+   structures of **other** operators within the co-location distance (by the
+   urban/rural type of the site's district) that still have a free tenancy.
+   Layer ``sharing_candidates``.
+2. *Does the plan reach the sharing target?*  :func:`sharing_rate` is the share
+   of structures with two or more tenants (the plan's *tỷ lệ sử dụng chung cơ sở
+   hạ tầng*); :func:`sharing_rates` gives it before (existing structures) and
+   after the plan (existing + proposed).  :func:`cheapest_colocations_to_target`
+   finds the cheapest set of co-locations that reaches the target (an integer
+   programme solved with HiGHS through :func:`scipy.optimize.milp`).
+3. *What does each strategy cost?*  :func:`cost_model` (per location, per
+   strategy) and :func:`plan_capex` (the new-site capex of a plan), with every
+   unit cost a scenario parameter in VND (:class:`~towerplan.scenario.UnitCosts`).
+
+Layer ``sharing_candidates`` (LineString proposed site -> host structure):
+``site_id``, ``site_type``, ``operator``, ``host_site_id``, ``host_operator``,
+``distance_m``, ``tenants_now``, ``tenants_max``, ``district``,
+``district_type``, ``estimated_saving_vnd``, ``rank`` (1 = nearest host for
+that site and operator).
+
+Layer ``colocation_moves`` (from :func:`cheapest_colocations_to_target`):
+``move_type`` (``relocate`` | ``add_tenant``), ``site_id`` (proposed site,
+empty for ``add_tenant``), ``operator``, ``host_site_id``, ``host_operator``,
+``distance_m``, ``outlay_vnd``, ``saving_vnd``, ``net_cost_vnd``, ``district``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.spatial import cKDTree
+from shapely import linestrings
+
+from towerplan._crs import require_metric
+from towerplan.errors import ColumnError, CRSError, EmptyInputError, ParameterError
+from towerplan.scenario import ColocationDistance, UnitCosts
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "STRATEGIES",
+    "ColocationPlan",
+    "cheapest_colocations_to_target",
+    "colocation_candidates",
+    "cost_model",
+    "district_columns",
+    "n_tenants",
+    "plan_capex",
+    "sharing_rate",
+    "sharing_rates",
+    "summary_keys",
+]
+
+STRATEGIES = ("new_dedicated", "new_shared", "colocation", "active_ran_sharing")
+"""Strategies of :func:`cost_model`, in table order."""
+
+_CANDIDATE_COLUMNS = [
+    "site_id",
+    "site_type",
+    "operator",
+    "host_site_id",
+    "host_operator",
+    "distance_m",
+    "tenants_now",
+    "tenants_max",
+    "district",
+    "district_type",
+    "estimated_saving_vnd",
+    "rank",
+]
+_MOVE_COLUMNS = [
+    "move_type",
+    "site_id",
+    "operator",
+    "host_site_id",
+    "host_operator",
+    "distance_m",
+    "outlay_vnd",
+    "saving_vnd",
+    "net_cost_vnd",
+    "district",
+]
+
+
+# --------------------------------------------------------------------------- cost model
+
+
+def check_unit_costs(unit_costs: UnitCosts) -> None:
+    """Raise :class:`ParameterError` when a unit cost is negative or not finite."""
+    for key, value in dataclasses.asdict(unit_costs).items():
+        if not np.isfinite(value) or value < 0:
+            raise ParameterError(
+                f"unit_costs.{key} = {value}: unit costs must be finite and >= 0 VND; "
+                "fix sharing.unit_costs_vnd in the scenario"
+            )
+
+
+def cost_model(
+    n_operators: int, unit_costs: UnitCosts, opex_years: float | None = None
+) -> pd.DataFrame:
+    """Cost of serving ``n_operators`` operators at one location, per strategy.
+
+    With ``n`` operators, unit costs ``C_ded`` (new_dedicated_site), ``C_sh``
+    (new_shared_site), ``C_col`` (colocation), ``C_ran`` (active_ran_sharing),
+    ``O`` (annual_tenant_opex) and ``Y`` years of opex (``opex_years``):
+
+    ==================== ============ ================ ==============
+    strategy             structures   capex            opex per year
+    ==================== ============ ================ ==============
+    new_dedicated        n            n * C_ded        n * O
+    new_shared           1            C_sh             n * O
+    colocation           0            n * C_col        n * O
+    active_ran_sharing   0            n * C_ran        n * O
+    ==================== ============ ================ ==============
+
+    * ``new_dedicated``: every operator builds its own structure.
+    * ``new_shared``: one new structure built for all ``n`` tenants
+      (``C_sh`` is the whole shared structure, not a per-tenant price).
+    * ``colocation``: every operator installs its own equipment on an
+      existing structure of another operator (passive sharing).
+    * ``active_ran_sharing``: every operator rides on the radio network of a
+      host already on an existing structure (``C_ran`` per guest operator).
+
+    ``annual_tenant_opex`` is charged per operator served in every strategy
+    (site rent, power and maintenance of its equipment), so it does not change
+    the ranking; it makes ``total_vnd = capex_vnd + Y * opex_vnd_per_year`` a
+    life-cycle figure.  ``per_operator_vnd = total_vnd / n`` and
+    ``saving_vs_dedicated_vnd`` = total of ``new_dedicated`` - total.
+
+    Parameters
+    ----------
+    n_operators : int
+        Operators to serve at the location (>= 1).
+    unit_costs : UnitCosts
+        Unit costs in VND (scenario ``sharing.unit_costs_vnd``).
+    opex_years : float, optional
+        Years of opex in the total; default ``unit_costs.opex_years``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``strategy`` (:data:`STRATEGIES`); columns ``structures``,
+        ``capex_vnd``, ``opex_vnd_per_year``, ``total_vnd``,
+        ``per_operator_vnd``, ``saving_vs_dedicated_vnd``.
+
+    Raises
+    ------
+    ParameterError
+        ``n_operators`` < 1, a negative unit cost or negative ``opex_years``.
+    """
+    check_unit_costs(unit_costs)
+    n = int(n_operators)
+    if n < 1:
+        raise ParameterError(f"n_operators = {n_operators}: serve at least 1 operator")
+    years = unit_costs.opex_years if opex_years is None else float(opex_years)
+    if not np.isfinite(years) or years < 0:
+        raise ParameterError(f"opex_years = {years}: must be a number of years >= 0")
+    uc = unit_costs
+    opex = n * uc.annual_tenant_opex
+    rows = {
+        "new_dedicated": (n, n * uc.new_dedicated_site),
+        "new_shared": (1, uc.new_shared_site),
+        "colocation": (0, n * uc.colocation),
+        "active_ran_sharing": (0, n * uc.active_ran_sharing),
+    }
+    df = pd.DataFrame(
+        {
+            "structures": [rows[s][0] for s in STRATEGIES],
+            "capex_vnd": [float(rows[s][1]) for s in STRATEGIES],
+            "opex_vnd_per_year": [float(opex)] * len(STRATEGIES),
+        },
+        index=pd.Index(STRATEGIES, name="strategy"),
+    )
+    df["total_vnd"] = df["capex_vnd"] + years * df["opex_vnd_per_year"]
+    df["per_operator_vnd"] = df["total_vnd"] / n
+    dedicated_total = float(df["total_vnd"].to_numpy()[0])  # STRATEGIES[0] == "new_dedicated"
+    df["saving_vs_dedicated_vnd"] = dedicated_total - df["total_vnd"]
+    return df
+
+
+def plan_capex(
+    n_new_dedicated: int,
+    n_new_shared: int,
+    unit_costs: UnitCosts,
+    n_colocations: int = 0,
+    n_ran_sharing: int = 0,
+) -> float:
+    """Capex (VND) of a plan's new mobile infrastructure.
+
+    ``n_new_dedicated * C_ded + n_new_shared * C_sh + n_colocations * C_col
+    + n_ran_sharing * C_ran`` (a new shared structure is priced whole,
+    whatever its number of tenants; see :func:`cost_model`).
+
+    Raises
+    ------
+    ParameterError
+        A negative count or unit cost.
+    """
+    check_unit_costs(unit_costs)
+    counts = {
+        "n_new_dedicated": n_new_dedicated,
+        "n_new_shared": n_new_shared,
+        "n_colocations": n_colocations,
+        "n_ran_sharing": n_ran_sharing,
+    }
+    for k, v in counts.items():
+        if v < 0:
+            raise ParameterError(f"{k} = {v}: counts must be >= 0")
+    uc = unit_costs
+    return float(
+        n_new_dedicated * uc.new_dedicated_site
+        + n_new_shared * uc.new_shared_site
+        + n_colocations * uc.colocation
+        + n_ran_sharing * uc.active_ran_sharing
+    )
+
+
+# --------------------------------------------------------------------------- sharing rate
+
+
+def _split_ops(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    return [s.strip() for s in str(value).split(";") if s.strip()]
+
+
+def n_tenants(structures: pd.DataFrame, name: str = "structures") -> np.ndarray:
+    """Tenants per structure: the ``n_tenants`` column, else the count of ``operators``.
+
+    Raises
+    ------
+    ColumnError
+        Neither column present, or a count below 1.
+    """
+    if "n_tenants" in structures.columns:
+        counts = pd.to_numeric(structures["n_tenants"], errors="coerce").to_numpy(dtype=float)
+    elif "operators" in structures.columns:
+        counts = np.array([len(_split_ops(v)) for v in structures["operators"]], dtype=float)
+    else:
+        raise ColumnError(
+            f"{name}: needs an 'n_tenants' or an 'operators' (';'-separated) column to count "
+            "tenants; add one"
+        )
+    bad = ~np.isfinite(counts) | (counts < 1)
+    if bad.any():
+        raise ColumnError(
+            f"{name}: {int(bad.sum())} structures have no valid tenant count (n_tenants must be "
+            ">= 1); fix the 'n_tenants' / 'operators' columns"
+        )
+    return counts.astype(int)
+
+
+def sharing_rate(structures: pd.DataFrame) -> float:
+    """Share of structures with two or more tenants (0-1).
+
+    Parameters
+    ----------
+    structures : DataFrame or GeoDataFrame
+        One row per structure (tower, rooftop), with ``n_tenants`` or
+        ``operators`` (``;``-separated).
+
+    Raises
+    ------
+    EmptyInputError
+        No structures.
+    """
+    if len(structures) == 0:
+        raise EmptyInputError("structures: no rows; the sharing rate needs at least one structure")
+    t = n_tenants(structures)
+    return float((t >= 2).sum() / len(t))
+
+
+def sharing_rates(existing: pd.DataFrame, proposed: pd.DataFrame) -> tuple[float, float]:
+    """Sharing rate before (existing structures) and after the plan (existing + proposed).
+
+    Every proposed site is one new structure with as many tenants as its
+    ``operators``.
+    """
+    te = n_tenants(existing, "existing_sites")
+    tp = n_tenants(proposed, "proposed_sites") if len(proposed) else np.zeros(0, dtype=int)
+    if len(te) == 0:
+        raise EmptyInputError("existing_sites: no rows; the sharing rate needs structures")
+    before = float((te >= 2).sum() / len(te))
+    allt = np.concatenate([te, tp])
+    after = float((allt >= 2).sum() / len(allt))
+    return before, after
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def _require(gdf: pd.DataFrame, cols: list[str], name: str) -> None:
+    missing = [c for c in cols if c not in gdf.columns]
+    if missing:
+        raise ColumnError(
+            f"{name}: missing column(s) {missing}; the layer needs {cols} "
+            "(see docs/ARCHITECTURE.md)"
+        )
+
+
+def _same_crs(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, na: str, nb: str) -> None:
+    if a.crs != b.crs:
+        raise CRSError(
+            f"{na} ({a.crs}) and {nb} ({b.crs}) are in different CRSs; reproject both to the "
+            "scenario's working CRS"
+        )
+
+
+def _distance_table(distance_m: Mapping[str, float] | ColocationDistance) -> dict[str, float]:
+    if isinstance(distance_m, ColocationDistance):
+        d = {"urban": distance_m.urban, "rural": distance_m.rural}
+    else:
+        d = {str(k): float(v) for k, v in distance_m.items()}
+    for key in ("urban", "rural"):
+        if key not in d:
+            raise ParameterError(
+                f"distance_m: missing the '{key}' co-location distance; give {{'urban': m, "
+                "'rural': m}}"
+            )
+        if not np.isfinite(d[key]) or d[key] < 0:
+            raise ParameterError(f"distance_m['{key}'] = {d[key]}: must be a distance >= 0 m")
+    return d
+
+
+def _district_type_of(
+    sites: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None, name: str
+) -> tuple[pd.Series, pd.Series]:
+    """District name and type of each site (by column, else by spatial join)."""
+    district = (
+        sites["district"].astype(object)
+        if "district" in sites.columns
+        else pd.Series(None, index=sites.index, dtype=object)
+    )
+    dtype = (
+        sites["district_type"].astype(object)
+        if "district_type" in sites.columns
+        else pd.Series(None, index=sites.index, dtype=object)
+    )
+    if districts is not None and len(districts):
+        _require(districts, ["district", "district_type"], "districts")
+        lut = dict(zip(districts["district"], districts["district_type"], strict=False))
+        dtype = dtype.where(dtype.notna(), district.map(lut))
+        todo = dtype.isna() | district.isna()
+        if todo.any():
+            _same_crs(sites, districts, name, "districts")
+            pts = sites.loc[todo, ["geometry"]]
+            joined = gpd.sjoin(
+                pts,
+                districts[["district", "district_type", "geometry"]],
+                how="left",
+                predicate="within",
+            )
+            joined = joined[~joined.index.duplicated(keep="first")]
+            district = district.where(~todo, joined["district"].reindex(sites.index))
+            dtype = dtype.where(dtype.notna(), joined["district_type"].reindex(sites.index))
+    return district, dtype
+
+
+def colocation_candidates(
+    proposed: gpd.GeoDataFrame,
+    existing: gpd.GeoDataFrame,
+    districts: gpd.GeoDataFrame | None = None,
+    distance_m: Mapping[str, float] | ColocationDistance | None = None,
+    unit_costs: UnitCosts | None = None,
+) -> gpd.GeoDataFrame:
+    """Existing structures where an operator of a proposed site could co-locate instead.
+
+    For every proposed site ``i`` and every operator ``o`` in its
+    ``operators``, every existing structure ``j`` is a candidate host when
+
+    * ``distance(i, j) <= distance_m[district_type of i]``,
+    * ``j``'s host ``operator`` is not ``o`` and ``o`` is not already among
+      ``j``'s ``operators`` (a host of **another** operator),
+    * ``n_tenants_j < max_tenants_j`` (free tenancy).
+
+    ``estimated_saving_vnd`` is the operator's avoided share of the new build
+    minus the co-location cost: ``C_ded - C_col`` for a dedicated site, and
+    ``C_sh / k - C_col`` for a shared site with ``k`` tenants (cost split
+    equally between tenants; a negative value means co-locating costs more).
+
+    Parameters
+    ----------
+    proposed : GeoDataFrame
+        Proposed sites (``site_id``, ``operators``; ``site_type`` and
+        ``district`` / ``district_type`` used when present).
+    existing : GeoDataFrame
+        Existing structures (``site_id``, ``operator``, ``n_tenants``,
+        ``max_tenants``; ``operators`` when present).
+    districts : GeoDataFrame, optional
+        ``district``, ``district_type``: the type of each proposed site's
+        district picks the distance.  Sites whose type stays unknown use the
+        smaller distance (with a warning).
+    distance_m : mapping or ColocationDistance, optional
+        ``{'urban': m, 'rural': m}``; default :class:`ColocationDistance`.
+    unit_costs : UnitCosts, optional
+        Unit costs in VND; default :class:`UnitCosts`.
+
+    Returns
+    -------
+    GeoDataFrame
+        Layer ``sharing_candidates`` (module docstring), sorted by site,
+        operator and distance, in the CRS of the inputs.
+
+    Raises
+    ------
+    CRSError, ColumnError, ParameterError
+    """
+    name_p, name_e = "proposed_sites", "existing_sites"
+    crs = require_metric(proposed, name_p)
+    require_metric(existing, name_e)
+    _same_crs(proposed, existing, name_p, name_e)
+    _require(proposed, ["site_id", "operators"], name_p)
+    _require(existing, ["site_id", "operator", "max_tenants"], name_e)
+    dist = _distance_table(distance_m if distance_m is not None else ColocationDistance())
+    uc = unit_costs if unit_costs is not None else UnitCosts()
+    check_unit_costs(uc)
+
+    empty = gpd.GeoDataFrame(
+        {c: pd.Series(dtype=object) for c in _CANDIDATE_COLUMNS},
+        geometry=gpd.GeoSeries([], crs=crs),
+        crs=crs,
+    )
+    if len(proposed) == 0 or len(existing) == 0:
+        return empty
+
+    district, dtype = _district_type_of(proposed, districts, name_p)
+    unknown = dtype.isna() | ~dtype.isin(["urban", "rural"])
+    if unknown.any():
+        msg = (
+            f"{name_p}: {int(unknown.sum())} sites have no known district type (urban/rural); "
+            f"they use the smaller co-location distance {min(dist['urban'], dist['rural'])} m. "
+            "Pass districts= or fill 'district_type' to fix"
+        )
+        warnings.warn(msg, UserWarning, stacklevel=2)
+        logger.warning(msg)
+    radius = np.where(
+        dtype.eq("urban"),
+        dist["urban"],
+        np.where(dtype.eq("rural"), dist["rural"], min(dist["urban"], dist["rural"])),
+    ).astype(float)
+
+    pxy = np.column_stack([proposed.geometry.x.to_numpy(), proposed.geometry.y.to_numpy()])
+    exy = np.column_stack([existing.geometry.x.to_numpy(), existing.geometry.y.to_numpy()])
+    t_now = n_tenants(existing, name_e)
+    t_max = pd.to_numeric(existing["max_tenants"], errors="coerce").to_numpy(dtype=float)
+    host_op = existing["operator"].astype(str).to_numpy()
+    host_ops = (
+        [set(_split_ops(v)) | {h} for v, h in zip(existing["operators"], host_op, strict=True)]
+        if "operators" in existing.columns
+        else [{h} for h in host_op]
+    )
+    free = t_now < t_max
+
+    tree = cKDTree(exy)
+    neigh = tree.query_ball_point(pxy, r=radius)
+    p_ops = [_split_ops(v) for v in proposed["operators"]]
+    p_type = (
+        proposed["site_type"].astype(str).to_numpy()
+        if "site_type" in proposed.columns
+        else np.where([len(o) >= 2 for o in p_ops], "shared", "dedicated")
+    )
+    rows: list[tuple[Any, ...]] = []
+    for i, js in enumerate(neigh):
+        if not js:
+            continue
+        k = max(len(p_ops[i]), 1)
+        own_cost = uc.new_dedicated_site if k == 1 else uc.new_shared_site / k
+        saving = own_cost - uc.colocation
+        for j in js:
+            if not free[j]:
+                continue
+            d = float(np.hypot(*(pxy[i] - exy[j])))
+            for op in p_ops[i]:
+                if op == host_op[j] or op in host_ops[j]:
+                    continue
+                rows.append((i, j, op, d, saving))
+    if not rows:
+        return empty
+    arr_i = np.array([r[0] for r in rows], dtype=int)
+    arr_j = np.array([r[1] for r in rows], dtype=int)
+    out = pd.DataFrame(
+        {
+            "site_id": proposed["site_id"].to_numpy()[arr_i],
+            "site_type": p_type[arr_i],
+            "operator": [r[2] for r in rows],
+            "host_site_id": existing["site_id"].to_numpy()[arr_j],
+            "host_operator": host_op[arr_j],
+            "distance_m": [r[3] for r in rows],
+            "tenants_now": t_now[arr_j],
+            "tenants_max": t_max[arr_j].astype(int),
+            "district": district.to_numpy()[arr_i],
+            "district_type": dtype.to_numpy()[arr_i],
+            "estimated_saving_vnd": [float(r[4]) for r in rows],
+        }
+    )
+    geom = linestrings(
+        np.stack([pxy[arr_i], exy[arr_j]], axis=1)  # (n, 2 points, 2 coords)
+    )
+    gdf = gpd.GeoDataFrame(out, geometry=geom, crs=crs)
+    gdf = gdf.sort_values(["site_id", "operator", "distance_m"], kind="stable").reset_index(
+        drop=True
+    )
+    gdf["rank"] = gdf.groupby(["site_id", "operator"]).cumcount() + 1
+    logger.info(
+        "co-location: %d options for %d of %d proposed sites",
+        len(gdf),
+        gdf["site_id"].nunique(),
+        len(proposed),
+    )
+    return gdf[[*_CANDIDATE_COLUMNS, "geometry"]]
+
+
+# --------------------------------------------------------------------------- optimisation
+
+
+@dataclass(frozen=True)
+class ColocationPlan:
+    """Result of :func:`cheapest_colocations_to_target`.
+
+    Attributes
+    ----------
+    moves : GeoDataFrame
+        Layer ``colocation_moves`` (module docstring).
+    rate_plan : float
+        Sharing rate of existing + proposed structures without the moves.
+    rate_after : float
+        Sharing rate with the moves.
+    target : float
+        Target rate.
+    reached : bool
+        ``rate_after >= target``.
+    n_structures, n_shared : int
+        Structures and shared structures after the moves.
+    outlay_vnd, saving_vnd, net_cost_vnd : float
+        Co-location spend, avoided new builds, and ``outlay - saving``.
+    status : str
+        ``"target already met"``, ``"optimal"``, ``"time limit"`` or
+        ``"target unreachable: best possible"``.
+    """
+
+    moves: gpd.GeoDataFrame
+    rate_plan: float
+    rate_after: float
+    target: float
+    reached: bool
+    n_structures: int
+    n_shared: int
+    outlay_vnd: float
+    saving_vnd: float
+    net_cost_vnd: float
+    status: str
+
+    @property
+    def n_relocations(self) -> int:
+        """Dedicated new builds replaced by a co-location."""
+        return int((self.moves["move_type"] == "relocate").sum())
+
+    @property
+    def n_added_tenants(self) -> int:
+        """Tenants added to existing single-tenant structures."""
+        return int((self.moves["move_type"] == "add_tenant").sum())
+
+
+def _add_tenant_operator(
+    existing: gpd.GeoDataFrame,
+    proposed: gpd.GeoDataFrame,
+    hosts: np.ndarray,
+    host_ops: list[set[str]],
+) -> tuple[list[str], np.ndarray]:
+    """For each host, the operator not on it whose nearest own structure is farthest."""
+    exy = np.column_stack([existing.geometry.x.to_numpy(), existing.geometry.y.to_numpy()])
+    all_ops: dict[str, list[np.ndarray]] = {}
+    for k, ops in enumerate(host_ops):
+        for o in ops:
+            all_ops.setdefault(o, []).append(exy[k])
+    if len(proposed):
+        pxy = np.column_stack([proposed.geometry.x.to_numpy(), proposed.geometry.y.to_numpy()])
+        for k, v in enumerate(proposed["operators"]):
+            for o in _split_ops(v):
+                all_ops.setdefault(o, []).append(pxy[k])
+    names = sorted(all_ops)
+    if len(names) < 2:
+        return [""] * len(hosts), np.zeros(len(hosts))
+    dist = np.full((len(hosts), len(names)), -1.0)
+    for c, o in enumerate(names):
+        d, _ = cKDTree(np.asarray(all_ops[o])).query(exy[hosts])
+        for r, h in enumerate(hosts):
+            if o not in host_ops[h]:
+                dist[r, c] = d[r]
+    best = dist.argmax(axis=1)
+    chosen = [names[b] if dist[r, b] >= 0 else "" for r, b in enumerate(best)]
+    return chosen, dist[np.arange(len(hosts)), best]
+
+
+def cheapest_colocations_to_target(
+    proposed: gpd.GeoDataFrame,
+    existing: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+    target: float,
+    unit_costs: UnitCosts | None = None,
+    objective: Literal["outlay", "net_cost"] = "outlay",
+    allow_add_tenant: bool = True,
+    time_limit_s: float = 30.0,
+) -> ColocationPlan:
+    """Cheapest set of co-locations that lifts the sharing rate to ``target``.
+
+    **Moves.**  (a) ``relocate``: the operator of a proposed *dedicated* site
+    co-locates on an existing structure of another operator listed in
+    ``candidates`` (the new build is cancelled): one structure fewer, and the
+    host becomes shared if it had one tenant.  (b) ``add_tenant`` (when
+    ``allow_add_tenant``): another operator adds a tenancy (passive
+    co-location) on an existing single-tenant structure with free capacity,
+    which becomes shared; the tenant named is the operator whose nearest own
+    structure is farthest from it (it gains most).  Moving a tenant off a
+    proposed *shared* site is never useful (it un-shares that site or at best
+    equals an ``add_tenant``) and is not modelled.
+
+    **Integer programme.**  With ``S0`` structures and ``M0`` shared ones after
+    the plan, binaries ``x_ij`` (relocate proposed site ``i`` onto host ``j``),
+    ``a_j`` (add a tenant to single-tenant host ``j``) and ``y_j`` (single-tenant
+    host ``j`` becomes shared)::
+
+        min  sum c_ij x_ij + sum c_a a_j
+        s.t. sum_j x_ij <= 1                         (each site moves once)
+             sum_i x_ij + a_j <= max_j - n_j         (free tenancy of j)
+             y_j <= sum_i x_ij + a_j                 (j shared only if it gained a tenant)
+             sum_j y_j + t * sum_ij x_ij >= t*S0 - M0  (rate (M0+sum y)/(S0-sum x) >= t)
+
+    The rate constraint is the linearised ``(M0 + Σy) / (S0 - Σx) >= t``.
+    Solved exactly with HiGHS (:func:`scipy.optimize.milp`); a greedy is not
+    used because which sites can reach which hosts makes it a bipartite
+    b-matching where greedy choices are not optimal in general.
+
+    **Objective.**  ``"outlay"`` (default): ``c_ij = c_a = C_col`` (plus a
+    tie-break of 1 VND per km favouring near hosts), i.e. the least co-location
+    spend and the fewest changes to the coverage-optimised plan.
+    ``"net_cost"``: ``c_ij = C_col - C_ded`` (avoided build), ``c_a = C_col``;
+    with the default unit costs every relocation *saves* money, so this
+    relocates every dedicated site that has a candidate host, whatever the
+    target - use it to see the full saving potential.
+
+    If the target cannot be reached, the moves that maximise the rate are
+    returned with ``reached=False`` and a warning.
+
+    Parameters
+    ----------
+    proposed, existing : GeoDataFrame
+        As in :func:`colocation_candidates`.
+    candidates : GeoDataFrame
+        :func:`colocation_candidates` output.
+    target : float
+        Target sharing rate (0-1), usually ``scenario.sharing.target_min``.
+    unit_costs : UnitCosts, optional
+    objective : {"outlay", "net_cost"}
+    allow_add_tenant : bool
+    time_limit_s : float
+        HiGHS time limit; the best solution found is returned (``status``
+        ``"time limit"``).
+
+    Returns
+    -------
+    ColocationPlan
+
+    Raises
+    ------
+    ParameterError
+        ``target`` outside 0-1 (a target above 100 % is impossible), bad
+        objective or unit costs.
+    """
+    if not 0.0 <= float(target) <= 1.0:
+        raise ParameterError(
+            f"target = {target}: the sharing target must be a share between 0 and 1 (a target "
+            "above 100 % is impossible); write 45 % as 0.45"
+        )
+    if objective not in ("outlay", "net_cost"):
+        raise ParameterError(f"objective = {objective!r}: use 'outlay' or 'net_cost'")
+    if time_limit_s <= 0:
+        raise ParameterError(f"time_limit_s = {time_limit_s}: must be > 0")
+    uc = unit_costs if unit_costs is not None else UnitCosts()
+    check_unit_costs(uc)
+    crs = require_metric(existing, "existing_sites")
+    if len(proposed):
+        require_metric(proposed, "proposed_sites")
+    _require(existing, ["site_id", "operator", "max_tenants"], "existing_sites")
+    t = float(target)
+
+    te = n_tenants(existing, "existing_sites")
+    tmax = pd.to_numeric(existing["max_tenants"], errors="coerce").to_numpy(dtype=float)
+    tp = n_tenants(proposed, "proposed_sites") if len(proposed) else np.zeros(0, dtype=int)
+    s0 = len(te) + len(tp)
+    m0 = int((te >= 2).sum() + (tp >= 2).sum())
+    if s0 == 0:
+        raise EmptyInputError("existing_sites and proposed_sites: no structures at all")
+    rate_plan = m0 / s0
+
+    host_op = existing["operator"].astype(str).to_numpy()
+    host_ops = (
+        [set(_split_ops(v)) | {h} for v, h in zip(existing["operators"], host_op, strict=True)]
+        if "operators" in existing.columns
+        else [{h} for h in host_op]
+    )
+    sid_to_j = {s: j for j, s in enumerate(existing["site_id"].to_numpy())}
+
+    # relocation pairs: dedicated proposed sites only
+    reloc = pd.DataFrame(columns=["site_id", "operator", "host_site_id", "distance_m"])
+    if len(candidates) and len(proposed):
+        ptype = (
+            proposed.set_index("site_id")["site_type"]
+            if "site_type" in proposed.columns
+            else pd.Series(np.where(tp >= 2, "shared", "dedicated"), index=proposed["site_id"])
+        )
+        ded_ids = set(ptype.index[(ptype == "dedicated").to_numpy() & (tp == 1)])
+        c = candidates[candidates["site_id"].isin(ded_ids)]
+        reloc = c[["site_id", "operator", "host_site_id", "distance_m"]].reset_index(drop=True)
+    reloc_j = np.array([sid_to_j[h] for h in reloc["host_site_id"]], dtype=int)
+    site_codes, site_idx = np.unique(reloc["site_id"].astype(str).to_numpy(), return_inverse=True)
+
+    cap = np.maximum(tmax - te, 0).astype(int)
+    single = np.flatnonzero((te == 1) & (cap >= 1))
+    add_ops: list[str] = []
+    if allow_add_tenant and len(single):
+        add_ops, _ = _add_tenant_operator(existing, proposed, single, host_ops)
+        keep = np.array([o != "" for o in add_ops], dtype=bool)
+        add_hosts = single[keep]
+        add_ops = [o for o, k in zip(add_ops, keep, strict=True) if k]
+    else:
+        add_hosts = np.zeros(0, dtype=int)
+
+    nx_, na, ny = len(reloc), len(add_hosts), len(single)
+    nvar = nx_ + na + ny
+    need = t * s0 - m0
+    moves_empty = gpd.GeoDataFrame(
+        {c: pd.Series(dtype=object) for c in _MOVE_COLUMNS},
+        geometry=gpd.GeoSeries([], crs=crs),
+        crs=crs,
+    )
+
+    def _result(xsel: np.ndarray, asel: np.ndarray, status: str) -> ColocationPlan:
+        xs = np.flatnonzero(xsel)
+        as_ = np.flatnonzero(asel)
+        gained = np.zeros(len(te), dtype=int)
+        np.add.at(gained, reloc_j[xs], 1)
+        np.add.at(gained, add_hosts[as_], 1)
+        m = m0 + int(((te == 1) & (gained >= 1)).sum())
+        s = s0 - len(xs)
+        rate = m / s if s else 0.0
+        exy = np.column_stack([existing.geometry.x.to_numpy(), existing.geometry.y.to_numpy()])
+        pmap = (
+            dict(zip(proposed["site_id"], proposed.geometry, strict=False)) if len(proposed) else {}
+        )
+        pdist = (
+            dict(zip(proposed["site_id"], proposed["district"], strict=False))
+            if len(proposed) and "district" in proposed.columns
+            else {}
+        )
+        edist = existing["district"].to_numpy() if "district" in existing.columns else None
+        recs: list[dict[str, Any]] = []
+        geoms = []
+        r_sid = reloc["site_id"].to_numpy()
+        r_op = reloc["operator"].to_numpy()
+        r_d = reloc["distance_m"].to_numpy(dtype=float)
+        e_sid = existing["site_id"].to_numpy()
+        for k in xs:
+            j = int(reloc_j[k])
+            sid = r_sid[k]
+            recs.append(
+                {
+                    "move_type": "relocate",
+                    "site_id": sid,
+                    "operator": r_op[k],
+                    "host_site_id": e_sid[j],
+                    "host_operator": host_op[j],
+                    "distance_m": float(r_d[k]),
+                    "outlay_vnd": uc.colocation,
+                    "saving_vnd": uc.new_dedicated_site,
+                    "net_cost_vnd": uc.colocation - uc.new_dedicated_site,
+                    "district": pdist.get(sid, edist[j] if edist is not None else None),
+                }
+            )
+            p = pmap[sid]
+            geoms.append(linestrings([[p.x, p.y], list(exy[j])]))
+        for k in as_:
+            j = int(add_hosts[k])
+            recs.append(
+                {
+                    "move_type": "add_tenant",
+                    "site_id": "",
+                    "operator": add_ops[k],
+                    "host_site_id": e_sid[j],
+                    "host_operator": host_op[j],
+                    "distance_m": 0.0,
+                    "outlay_vnd": uc.colocation,
+                    "saving_vnd": 0.0,
+                    "net_cost_vnd": uc.colocation,
+                    "district": edist[j] if edist is not None else None,
+                }
+            )
+            geoms.append(existing.geometry.iat[j])
+        moves = (
+            gpd.GeoDataFrame(pd.DataFrame(recs, columns=_MOVE_COLUMNS), geometry=geoms, crs=crs)
+            if recs
+            else moves_empty
+        )
+        outlay = float(moves["outlay_vnd"].sum()) if recs else 0.0
+        saving = float(moves["saving_vnd"].sum()) if recs else 0.0
+        return ColocationPlan(
+            moves=moves,
+            rate_plan=rate_plan,
+            rate_after=rate,
+            target=t,
+            reached=rate >= t - 1e-12,
+            n_structures=s,
+            n_shared=m,
+            outlay_vnd=outlay,
+            saving_vnd=saving,
+            net_cost_vnd=outlay - saving,
+            status=status,
+        )
+
+    if need <= 1e-12 and objective == "outlay":
+        logger.info("sharing rate %.3f already meets target %.3f: no moves", rate_plan, t)
+        return _result(np.zeros(nx_, bool), np.zeros(na, bool), "target already met")
+    if nvar == 0:
+        msg = (
+            f"sharing target {t:.1%} unreachable: rate {rate_plan:.1%} and no co-location "
+            "option (no free tenancy within the co-location distance)"
+        )
+        warnings.warn(msg, UserWarning, stacklevel=2)
+        logger.warning(msg)
+        return _result(np.zeros(0, bool), np.zeros(0, bool), "target unreachable: best possible")
+
+    # ---- matrices: variable order [x (nx_), a (na), y (ny)]
+    y_of = {int(j): k for k, j in enumerate(single)}
+    rows_c: list[sparse.csr_matrix] = []
+    lo: list[np.ndarray] = []
+    hi: list[np.ndarray] = []
+    # each site at most once
+    if nx_:
+        a1 = sparse.csr_matrix(
+            (np.ones(nx_), (site_idx, np.arange(nx_))), shape=(len(site_codes), nvar)
+        )
+        rows_c.append(a1)
+        lo.append(np.full(len(site_codes), -np.inf))
+        hi.append(np.ones(len(site_codes)))
+    # capacity per host touched
+    hosts_touched = np.unique(np.concatenate([reloc_j, add_hosts]))
+    h_of = {int(j): r for r, j in enumerate(hosts_touched)}
+    ri = [h_of[int(j)] for j in reloc_j] + [h_of[int(j)] for j in add_hosts]
+    ci = list(range(nx_)) + list(range(nx_, nx_ + na))
+    a2 = sparse.csr_matrix((np.ones(len(ri)), (ri, ci)), shape=(len(hosts_touched), nvar))
+    rows_c.append(a2)
+    lo.append(np.full(len(hosts_touched), -np.inf))
+    hi.append(cap[hosts_touched].astype(float))
+    # y_j - sum x_ij - a_j <= 0
+    ri3: list[int] = []
+    ci3: list[int] = []
+    v3: list[float] = []
+    for k in range(len(single)):
+        ri3.append(k)
+        ci3.append(nx_ + na + k)
+        v3.append(1.0)
+    for k, j in enumerate(reloc_j):
+        if int(j) in y_of:
+            ri3.append(y_of[int(j)])
+            ci3.append(k)
+            v3.append(-1.0)
+    for k, j in enumerate(add_hosts):
+        ri3.append(y_of[int(j)])
+        ci3.append(nx_ + k)
+        v3.append(-1.0)
+    if ny:
+        a3 = sparse.csr_matrix((v3, (ri3, ci3)), shape=(ny, nvar))
+        rows_c.append(a3)
+        lo.append(np.full(ny, -np.inf))
+        hi.append(np.zeros(ny))
+    gain = np.concatenate([np.full(nx_, t), np.zeros(na), np.ones(ny)])
+    scale = 1e6  # objective in million VND
+    if objective == "outlay":
+        cx = np.full(nx_, uc.colocation / scale) + reloc["distance_m"].to_numpy(float) * 1e-9
+    else:
+        cx = np.full(nx_, (uc.colocation - uc.new_dedicated_site) / scale)
+    cost = np.concatenate([cx, np.full(na, uc.colocation / scale), np.zeros(ny)])
+    base = sparse.vstack(rows_c).tocsr()
+    integrality = np.ones(nvar)
+    bounds = Bounds(np.zeros(nvar), np.ones(nvar))
+    opts = {"time_limit": float(time_limit_s), "mip_rel_gap": 1e-9}
+
+    def _solve(c: np.ndarray, with_target: bool) -> Any:
+        mats = [base]
+        lows = [*lo]
+        highs = [*hi]
+        if with_target:
+            mats.append(sparse.csr_matrix(gain.reshape(1, -1)))
+            lows.append(np.array([need - 1e-9]))
+            highs.append(np.array([np.inf]))
+        cons = LinearConstraint(
+            sparse.vstack(mats).tocsr(), np.concatenate(lows), np.concatenate(highs)
+        )
+        return milp(c, constraints=cons, integrality=integrality, bounds=bounds, options=opts)
+
+    res = _solve(cost, with_target=True)
+    status = "optimal"
+    if res.x is None:
+        # infeasible (or no solution in time): maximise the rate's linear gain instead
+        c2 = -gain + 1e-6 * cost / max(cost.max(), 1e-9) if cost.size else -gain
+        res = _solve(c2, with_target=False)
+        status = "target unreachable: best possible"
+    elif res.status == 1:
+        status = "time limit"
+    if res.x is None:  # pragma: no cover - HiGHS always finds x = 0 feasible
+        res_x = np.zeros(nvar)
+    else:
+        res_x = np.round(res.x)
+    plan = _result(res_x[:nx_] > 0.5, res_x[nx_ : nx_ + na] > 0.5, status)
+    if not plan.reached:
+        msg = (
+            f"sharing target {t:.1%} unreachable with the co-location options: best rate "
+            f"{plan.rate_after:.1%} ({plan.n_relocations} relocations, {plan.n_added_tenants} added "
+            "tenants); widen the co-location distance or raise max_tenants"
+        )
+        warnings.warn(msg, UserWarning, stacklevel=2)
+        logger.warning(msg)
+    logger.info(
+        "co-location plan: rate %.3f -> %.3f (target %.3f), %d relocations, %d added tenants, %s",
+        plan.rate_plan,
+        plan.rate_after,
+        t,
+        plan.n_relocations,
+        plan.n_added_tenants,
+        status,
+    )
+    return plan
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summary_keys(
+    existing: pd.DataFrame,
+    proposed: pd.DataFrame,
+    target_min: float,
+    target_max: float,
+    candidates: pd.DataFrame,
+    plan: ColocationPlan | None = None,
+) -> dict[str, Any]:
+    """Keys for ``summary.json``.
+
+    Returns
+    -------
+    dict
+        ``sharing_rate_before`` (existing structures), ``sharing_rate_after``
+        (existing + proposed), ``sharing_target`` (``[min, max]``),
+        ``sharing_target_met`` (after >= min), ``colocation_options`` (rows of
+        ``sharing_candidates``), ``colocation_sites`` (proposed sites with at
+        least one option) and, with ``plan``: ``sharing_rate_with_colocations``,
+        ``colocation_relocations``, ``colocation_added_tenants``,
+        ``colocation_outlay_vnd``, ``colocation_net_cost_vnd``.
+    """
+    before, after = sharing_rates(existing, proposed)
+    out: dict[str, Any] = {
+        "sharing_rate_before": round(before, 4),
+        "sharing_rate_after": round(after, 4),
+        "sharing_target": [float(target_min), float(target_max)],
+        "sharing_target_met": bool(after >= target_min - 1e-12),
+        "colocation_options": len(candidates),
+        "colocation_sites": int(candidates["site_id"].nunique()) if len(candidates) else 0,
+    }
+    if plan is not None:
+        out.update(
+            {
+                "sharing_rate_with_colocations": round(plan.rate_after, 4),
+                "colocation_relocations": plan.n_relocations,
+                "colocation_added_tenants": plan.n_added_tenants,
+                "colocation_outlay_vnd": plan.outlay_vnd,
+                "colocation_net_cost_vnd": plan.net_cost_vnd,
+            }
+        )
+    return out
+
+
+def district_columns(
+    existing: pd.DataFrame,
+    proposed: pd.DataFrame,
+    candidates: pd.DataFrame,
+) -> pd.DataFrame:
+    """Per-district columns for ``district_kpis.csv`` (index ``district``).
+
+    ``sharing_rate_before`` and ``sharing_rate_after`` (as in
+    :func:`sharing_rates`, by the ``district`` column of the sites) and
+    ``colocation_options`` (rows of ``sharing_candidates``).
+    """
+    _require(existing, ["district"], "existing_sites")
+    te = pd.Series(n_tenants(existing, "existing_sites"), index=existing.index)
+    ex = pd.DataFrame({"district": existing["district"], "shared": te >= 2})
+    parts = [ex]
+    if len(proposed):
+        _require(proposed, ["district"], "proposed_sites")
+        tp = pd.Series(n_tenants(proposed, "proposed_sites"), index=proposed.index)
+        parts.append(pd.DataFrame({"district": proposed["district"], "shared": tp >= 2}))
+    both = pd.concat(parts, ignore_index=True)
+    out = pd.DataFrame(
+        {
+            "sharing_rate_before": ex.groupby("district")["shared"].mean(),
+            "sharing_rate_after": both.groupby("district")["shared"].mean(),
+        }
+    )
+    opts = candidates.groupby("district").size() if len(candidates) else pd.Series(dtype=float)
+    out["colocation_options"] = opts.reindex(out.index).fillna(0).astype(int)
+    out.index.name = "district"
+    return out

@@ -1,0 +1,581 @@
+"""Siting: candidate sites, multi-operator maximal coverage, set covering, capacity check.
+
+This module is the GeoDataFrame adapter; the optimisation core works on sparse
+matrices in :mod:`towerplan._mclp` and :mod:`towerplan._setcover`.
+
+Model (:func:`plan_new_sites`)
+------------------------------
+Demand cells ``i`` carry population ``pop_i``; operators ``o`` have market shares
+``s_o``.  Existing sites are *locked*: each covers, for every operator it hosts
+(``operators`` column, ``;``-joined), the cells within ``radius_m``.  The model
+
+* maximises ``sum_i sum_o pop_i * s_o * [cell i covered for operator o]`` — the
+  market-share-weighted covered population (with shares summing to 1 this is
+  "population-equivalent"), where only gaps of each operator can be gained;
+* opens **exactly** ``n_dedicated + n_shared`` new structures at candidate sites:
+  ``n_dedicated`` host exactly one operator, ``n_shared`` host 2..``max_tenants``
+  operators (per-candidate ``max_tenants`` column when present, e.g. the spare slots
+  of a co-location candidate);
+* a new structure covers a cell for operator ``o`` only if it hosts ``o``;
+* two new structures are never closer than ``min_spacing_m`` (0 = no limit).
+
+Exact reductions before solving: cells with no remaining gap for any operator are
+dropped, cells covered by one candidate only become that candidate's private gain,
+cells with identical covering candidate sets are merged.  Solvers: lazy greedy with
+swap local search certified by a Lagrangian upper bound (``heuristic``), the sparse
+MILP through HiGHS (``exact``), and ``auto`` (heuristic first; MILP warm-started from
+it when the certified gap exceeds ``mip_gap``).  The result reports objective, upper
+bound, gap and which solver was used and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.spatial import cKDTree
+
+from towerplan import _mclp
+from towerplan._crs import require_metric
+from towerplan.coverage import coverage_matrix, operator_coverage, points_xy
+from towerplan.errors import (
+    ColumnError,
+    EmptyInputError,
+    InfeasibleModelError,
+    ParameterError,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SitingResult",
+    "generate_candidates",
+    "plan_new_sites",
+]
+
+CANDIDATE_COLUMNS = ["cand_id", "source", "cost", "priority", "max_tenants", "site_ref", "district"]
+PROPOSED_COLUMNS = [
+    "site_id",
+    "site_type",
+    "operators",
+    "n_tenants",
+    "district",
+    "lon",
+    "lat",
+    "cand_id",
+    "source",
+    "population_gain",
+]
+
+
+@dataclass
+class SitingResult:
+    """Result of :func:`plan_new_sites`.
+
+    Attributes
+    ----------
+    proposed : GeoDataFrame
+        New structures: ``site_id`` (``NEW-0001``...), ``site_type`` (dedicated|shared),
+        ``operators`` (``;``-joined, largest gain first), ``n_tenants``, ``district``,
+        ``lon``, ``lat``, ``cand_id``, ``source``, ``population_gain`` (weighted
+        population newly covered; a cell-operator pair covered by several new sites is
+        split equally among them, so the column sums to ``objective - covered_before``).
+    objective : float
+        Weighted covered population after the plan (existing coverage included).
+    upper_bound : float
+        Proven upper bound on the optimum of the model.
+    gap : float
+        ``(upper_bound - objective) / upper_bound``.
+    solver_used : str
+        Which solver produced the solution, and why.
+    runtime_s, build_s, solve_s : float
+        Wall times: total, model build (coverage + reduction), solve.
+    covered_before : float
+        Weighted population covered by the locked existing sites.
+    log : dict
+        Reduction sizes, solver statistics.
+    """
+
+    proposed: gpd.GeoDataFrame
+    objective: float
+    upper_bound: float
+    gap: float
+    solver_used: str
+    runtime_s: float
+    build_s: float
+    solve_s: float
+    covered_before: float = 0.0
+    log: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def _union_boundary(boundary: Any) -> Any:
+    if boundary is None:
+        return None
+    if isinstance(boundary, gpd.GeoDataFrame | gpd.GeoSeries):
+        require_metric(boundary, "boundary")
+        return boundary.union_all()
+    return boundary
+
+
+def _lattice(bounds: tuple[float, float, float, float], s: float, kind: str) -> np.ndarray:
+    minx, miny, maxx, maxy = bounds
+    x0 = math.floor(minx / s) * s - s
+    y0 = math.floor(miny / s) * s - s
+    if kind == "grid":
+        xs = np.arange(x0, maxx + 2 * s, s)
+        ys = np.arange(y0, maxy + 2 * s, s)
+        gx, gy = np.meshgrid(xs, ys)
+        return np.column_stack([gx.ravel(), gy.ravel()])
+    dy = s * math.sqrt(3.0) / 2.0
+    ys = np.arange(y0, maxy + 2 * dy, dy)
+    xs = np.arange(x0, maxx + 2 * s, s)
+    pts = []
+    for r, y in enumerate(ys):
+        off = (s / 2.0) if r % 2 else 0.0
+        pts.append(np.column_stack([xs + off, np.full(len(xs), y)]))
+    return np.vstack(pts)
+
+
+def generate_candidates(
+    demand: gpd.GeoDataFrame,
+    spacing_m: float,
+    existing_sites: gpd.GeoDataFrame | None = None,
+    user_candidates: gpd.GeoDataFrame | None = None,
+    boundary: Any = None,
+    only_uncovered: np.ndarray | None = None,
+    kind: Literal["grid", "hex"] = "grid",
+    max_tenants: int = 3,
+) -> gpd.GeoDataFrame:
+    """Candidate sites for new structures.
+
+    Three sources:
+
+    * ``grid`` — points of a square (``kind='grid'``) or hexagonal (``kind='hex'``)
+      lattice of spacing ``spacing_m`` anchored at multiples of the spacing; a lattice
+      point is kept when at least one populated demand cell (restricted to
+      ``only_uncovered`` when given) has it as nearest lattice point, and when it lies
+      inside ``boundary`` (if given);
+    * ``colocation`` — existing structures with spare tenancy
+      (``max_tenants - n_tenants > 0`` when those columns exist; the spare slots become
+      the candidate's ``max_tenants``); choosing one means a new tenancy structure
+      entry at that location (drop ``existing_sites`` to exclude them);
+    * ``user`` — a user layer of candidate points, with optional ``cost``,
+      ``priority`` and ``max_tenants`` columns.
+
+    Parameters
+    ----------
+    demand : GeoDataFrame
+        Demand cells (points) with ``population``, in a metric CRS.
+    spacing_m : float
+        Lattice spacing in metres (> 0).
+    existing_sites, user_candidates : GeoDataFrame, optional
+        Same CRS as ``demand``.
+    boundary : shapely geometry, GeoSeries or GeoDataFrame, optional
+        Study area; grid candidates outside are dropped.
+    only_uncovered : ndarray of bool, optional
+        Mask over ``demand`` rows; grid candidates are placed only for these cells.
+    kind : {'grid', 'hex'}
+        Lattice kind.
+    max_tenants : int
+        Default tenancy limit for grid and user candidates.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``cand_id`` (0..N-1), ``source``, ``cost`` (relative, 1.0 unless given),
+        ``priority`` (0.0 unless given), ``max_tenants``, ``site_ref`` (existing
+        ``site_id`` for co-location), ``district`` (of the nearest demand cell), in
+        ``demand``'s CRS.
+    """
+    crs = require_metric(demand, "demand")
+    if len(demand) == 0:
+        raise EmptyInputError("demand: no demand cells; build the demand grid first")
+    if not (isinstance(spacing_m, int | float) and np.isfinite(spacing_m) and spacing_m > 0):
+        raise ParameterError(
+            f"spacing_m = {spacing_m}: candidate spacing must be a positive number of metres"
+        )
+    if kind not in ("grid", "hex"):
+        raise ParameterError(f"kind = {kind!r}: use 'grid' or 'hex'")
+    dxy = points_xy(demand, "demand")
+    pop = (
+        demand["population"].to_numpy(dtype=float)
+        if "population" in demand.columns
+        else np.ones(len(demand))
+    )
+    rel = pop > 0
+    if only_uncovered is not None:
+        mask = np.asarray(only_uncovered, dtype=bool)
+        if mask.shape != (len(demand),):
+            raise ParameterError(
+                f"only_uncovered: expected a bool mask of length {len(demand)}, got shape {mask.shape}"
+            )
+        rel &= mask
+    frames: list[pd.DataFrame] = []
+    if rel.any():
+        pts = dxy[rel]
+        lat = _lattice(
+            (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()), spacing_m, kind
+        )
+        _, near = cKDTree(lat).query(pts, k=1)
+        used = lat[np.unique(near)]
+        bnd = _union_boundary(boundary)
+        if bnd is not None and len(used):
+            import shapely
+
+            inside = shapely.covers(bnd, shapely.points(used[:, 0], used[:, 1]))
+            used = used[np.asarray(inside, dtype=bool)]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "x": used[:, 0],
+                    "y": used[:, 1],
+                    "source": "grid",
+                    "cost": 1.0,
+                    "priority": 0.0,
+                    "max_tenants": int(max_tenants),
+                    "site_ref": None,
+                }
+            )
+        )
+    if existing_sites is not None and len(existing_sites):
+        if existing_sites.crs is not None and existing_sites.crs != demand.crs:
+            require_metric(existing_sites, "existing_sites")
+        exy = points_xy(existing_sites, "existing_sites")
+        mt = (
+            existing_sites["max_tenants"].to_numpy(dtype=float)
+            if "max_tenants" in existing_sites.columns
+            else np.full(len(existing_sites), float(max_tenants))
+        )
+        nt = (
+            existing_sites["n_tenants"].to_numpy(dtype=float)
+            if "n_tenants" in existing_sites.columns
+            else np.ones(len(existing_sites))
+        )
+        spare = np.nan_to_num(mt, nan=float(max_tenants)) - np.nan_to_num(nt, nan=1.0)
+        ok = spare >= 1
+        ref = (
+            existing_sites["site_id"].astype(str).to_numpy()
+            if "site_id" in existing_sites.columns
+            else existing_sites.index.astype(str).to_numpy()
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "x": exy[ok, 0],
+                    "y": exy[ok, 1],
+                    "source": "colocation",
+                    "cost": 1.0,
+                    "priority": 0.0,
+                    "max_tenants": spare[ok].astype(int),
+                    "site_ref": ref[ok],
+                }
+            )
+        )
+    if user_candidates is not None and len(user_candidates):
+        require_metric(user_candidates, "user_candidates")
+        uxy = points_xy(user_candidates, "user_candidates")
+
+        def col(name: str, default: float) -> np.ndarray:
+            if name in user_candidates.columns:
+                v = pd.to_numeric(user_candidates[name], errors="coerce").to_numpy(dtype=float)
+                return np.where(np.isfinite(v), v, default)
+            return np.full(len(user_candidates), default)
+
+        frames.append(
+            pd.DataFrame(
+                {
+                    "x": uxy[:, 0],
+                    "y": uxy[:, 1],
+                    "source": "user",
+                    "cost": col("cost", 1.0),
+                    "priority": col("priority", 0.0),
+                    "max_tenants": col("max_tenants", float(max_tenants)).astype(int),
+                    "site_ref": None,
+                }
+            )
+        )
+    if not frames:
+        df = pd.DataFrame(
+            {"x": [], "y": [], "source": [], "cost": [], "priority": [], "max_tenants": [], "site_ref": []}
+        )
+    else:
+        df = pd.concat(frames, ignore_index=True)
+    df.insert(0, "cand_id", np.arange(len(df), dtype=np.int64))
+    if "district" in demand.columns and len(df):
+        _, near = cKDTree(dxy).query(df[["x", "y"]].to_numpy(), k=1)
+        df["district"] = demand["district"].to_numpy()[near]
+    else:
+        df["district"] = None
+    gdf = gpd.GeoDataFrame(
+        df.drop(columns=["x", "y"]),
+        geometry=gpd.points_from_xy(df["x"], df["y"]),
+        crs=crs,
+    )
+    gdf["max_tenants"] = gdf["max_tenants"].astype(np.int64)
+    logger.info(
+        "candidates: %s",
+        gdf["source"].value_counts().to_dict() if len(gdf) else {},
+    )
+    return gdf
+
+
+# --------------------------------------------------------------------------- MCLP adapter
+
+
+def _check_radius(radius_m: float) -> float:
+    try:
+        r = float(radius_m)
+    except (TypeError, ValueError):
+        raise ParameterError(f"radius_m = {radius_m!r}: must be a number of metres") from None
+    if not np.isfinite(r) or r <= 0:
+        raise ParameterError(
+            f"radius_m = {radius_m}: the coverage radius must be a positive number of metres"
+        )
+    return r
+
+
+def _check_operators(operators: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
+    if not operators:
+        raise ParameterError("operators: give at least one operator with its market share")
+    names = [str(k) for k in operators]
+    shares = np.array([float(v) for v in operators.values()])
+    if (~np.isfinite(shares)).any() or (shares < 0).any():
+        raise ParameterError(f"operators: market shares must be >= 0, got {dict(operators)}")
+    return names, shares
+
+
+def _population(demand: pd.DataFrame) -> np.ndarray:
+    if "population" not in demand.columns:
+        raise ColumnError(
+            f"demand: column 'population' is missing; columns are {list(demand.columns)}"
+        )
+    pop = pd.to_numeric(demand["population"], errors="coerce").to_numpy(dtype=float)
+    if (~np.isfinite(pop)).any() or (pop < 0).any():
+        from towerplan.errors import PopulationError
+
+        raise PopulationError("demand: 'population' has NaN or negative values; fix or drop them")
+    return pop
+
+
+def _conflicts(xy: np.ndarray, min_spacing_m: float) -> sp.csr_matrix | None:
+    if min_spacing_m <= 0 or len(xy) < 2:
+        return None
+    pairs = cKDTree(xy).query_pairs(min_spacing_m * (1 - 1e-9), output_type="ndarray")
+    if len(pairs) == 0:
+        return None
+    m = len(xy)
+    data = np.ones(2 * len(pairs), dtype=bool)
+    r = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    c = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    return sp.csr_matrix((data, (r, c)), shape=(m, m))
+
+
+def _candidate_caps(candidates: pd.DataFrame, max_tenants: int) -> np.ndarray:
+    if max_tenants < 1:
+        raise ParameterError(f"max_tenants = {max_tenants}: must be >= 1")
+    if "max_tenants" in candidates.columns:
+        v = pd.to_numeric(candidates["max_tenants"], errors="coerce").to_numpy(dtype=float)
+        v = np.where(np.isfinite(v), v, max_tenants)
+        return np.minimum(v, max_tenants).astype(np.int64).clip(min=1)
+    return np.full(len(candidates), int(max_tenants), dtype=np.int64)
+
+
+def plan_new_sites(
+    demand: gpd.GeoDataFrame,
+    existing_sites: gpd.GeoDataFrame | None,
+    candidates: gpd.GeoDataFrame,
+    operators: Mapping[str, float],
+    n_dedicated: int,
+    n_shared: int,
+    radius_m: float,
+    max_tenants: int = 3,
+    min_spacing_m: float = 0.0,
+    solver: Literal["auto", "exact", "heuristic"] = "auto",
+    time_limit_s: float = 60.0,
+    mip_gap: float = 0.001,
+    seed: int = 0,
+) -> SitingResult:
+    """Place new dedicated and shared structures to maximise weighted coverage.
+
+    See the module docstring for the model.
+
+    Parameters
+    ----------
+    demand : GeoDataFrame
+        Demand cells (points) with ``population``, metric CRS.
+    existing_sites : GeoDataFrame or None
+        Locked existing sites with ``operators`` (or ``operator``), same CRS.
+    candidates : GeoDataFrame
+        Candidate sites (:func:`generate_candidates`), same CRS; ``cand_id`` is
+        reported back (row position when absent); optional ``max_tenants``.
+    operators : mapping
+        Operator name -> market share (weights of the objective).
+    n_dedicated, n_shared : int
+        Exact numbers of new single-tenant and shared (>= 2 tenants) structures.
+    radius_m : float
+        Coverage radius of every site (existing and new), metres.
+    max_tenants : int
+        Maximum tenants per new structure.
+    min_spacing_m : float
+        Minimum distance between two new structures.
+    solver : {'auto', 'exact', 'heuristic'}
+        See the module docstring.
+    time_limit_s : float
+        Time budget for the solve.
+    mip_gap : float
+        Relative gap at which a solution counts as optimal.
+    seed : int
+        Seed of the local search order (same seed, same solution).
+
+    Returns
+    -------
+    SitingResult
+
+    Raises
+    ------
+    EmptyInputError
+        No demand cells.
+    ParameterError
+        Non-positive radius, negative quotas, bad solver name or operators.
+    InfeasibleModelError
+        More new structures than candidates, shared quota without 2 operators or
+        without candidates allowing 2 tenants, or minimum spacing that blocks the quotas.
+    """
+    t0 = time.perf_counter()
+    require_metric(demand, "demand")
+    require_metric(candidates, "candidates")
+    if len(demand) == 0:
+        raise EmptyInputError("demand: no demand cells; build the demand grid first")
+    r = _check_radius(radius_m)
+    names, shares = _check_operators(operators)
+    for nm, v in (("n_dedicated", n_dedicated), ("n_shared", n_shared)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+            raise ParameterError(f"{nm} = {v!r}: must be a whole number >= 0")
+    if solver not in ("auto", "exact", "heuristic"):
+        raise ParameterError(f"solver = {solver!r}: use 'auto', 'exact' or 'heuristic'")
+    if time_limit_s <= 0:
+        raise ParameterError(f"time_limit_s = {time_limit_s}: must be > 0")
+    if not 0 <= mip_gap < 1:
+        raise ParameterError(f"mip_gap = {mip_gap}: must be in [0, 1)")
+    p = int(n_dedicated) + int(n_shared)
+    if p > len(candidates):
+        raise InfeasibleModelError(
+            f"n_dedicated + n_shared = {p} new structures but only {len(candidates)} candidates; "
+            "generate more candidates (smaller spacing_m) or lower the quotas"
+        )
+    if n_shared > 0 and len([s for s in shares if s >= 0]) < 2:
+        raise InfeasibleModelError(
+            f"n_shared = {n_shared}: a shared structure needs at least 2 operators, got {names}"
+        )
+    if n_shared > 0 and max_tenants < 2:
+        raise InfeasibleModelError(
+            f"n_shared = {n_shared} but max_tenants = {max_tenants}; a shared structure needs >= 2"
+        )
+    pop = _population(demand)
+    dxy = points_xy(demand, "demand")
+    cxy = points_xy(candidates, "candidates")
+    if existing_sites is not None and len(existing_sites):
+        require_metric(existing_sites, "existing_sites")
+        cov_before = operator_coverage(demand, existing_sites, names, r).to_numpy(dtype=bool)
+    else:
+        cov_before = np.zeros((len(demand), len(names)), dtype=bool)
+    Wfull = pop[:, None] * shares[None, :]
+    offset = float((Wfull * cov_before).sum())
+    Wres = Wfull * (~cov_before)
+    A = coverage_matrix(dxy, cxy, r)
+    cap = _candidate_caps(candidates, max_tenants)
+    conf = _conflicts(cxy, float(min_spacing_m))
+    prob = _mclp.build_problem(A, Wres, int(n_dedicated), int(n_shared), cap, conf, offset)
+    build_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    sol = _mclp.solve(prob, solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap, seed=seed)
+    _mclp.check_solution(prob, sol)
+    solve_s = time.perf_counter() - t1
+    proposed = _proposed_frame(candidates, sol, names, A, Wres)
+    runtime = time.perf_counter() - t0
+    log = dict(prob.info)
+    log.update(sol.log)
+    log["min_spacing_conflict_pairs"] = int(conf.nnz // 2) if conf is not None else 0
+    logger.info(
+        "siting: %d new structures, objective %.1f (gap %.3f%%) by %s in %.2fs",
+        p, sol.objective, 100 * sol.gap, sol.method, runtime,
+    )
+    return SitingResult(
+        proposed=proposed,
+        objective=float(sol.objective),
+        upper_bound=float(sol.upper_bound),
+        gap=float(sol.gap),
+        solver_used=sol.method,
+        runtime_s=runtime,
+        build_s=build_s,
+        solve_s=solve_s,
+        covered_before=offset,
+        log=log,
+    )
+
+
+def _proposed_frame(
+    candidates: gpd.GeoDataFrame,
+    sol: _mclp.MCLPSolution,
+    names: list[str],
+    A: sp.csr_matrix,
+    Wres: np.ndarray,
+) -> gpd.GeoDataFrame:
+    k = len(sol.sites)
+    order = np.argsort(sol.sites, kind="stable")
+    sites = sol.sites[order]
+    ten = sol.tenants[order]
+    shared = sol.shared[order]
+    gain = np.zeros(k)
+    ten_gain = np.zeros((k, len(names)))
+    if k:
+        sub = A[:, sites].tocsc().astype(np.float64)
+        cnt = np.asarray(sub @ ten.astype(float))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = np.where(cnt > 0, Wres / np.maximum(cnt, 1), 0.0)
+        ten_gain = np.asarray(sub.T @ per) * ten
+        gain = ten_gain.sum(axis=1)
+    ops_str = []
+    for s in range(k):
+        idx = [o for o in np.argsort(-ten_gain[s], kind="stable") if ten[s, o]]
+        ops_str.append(";".join(names[o] for o in idx))
+    cand = candidates.iloc[sites]
+    cand_id = (
+        cand["cand_id"].to_numpy()
+        if "cand_id" in cand.columns
+        else np.asarray(sites, dtype=np.int64)
+    )
+    geom = cand.geometry.to_numpy()
+    out = gpd.GeoDataFrame(
+        {
+            "site_id": [f"NEW-{i + 1:04d}" for i in range(k)],
+            "site_type": np.where(shared, "shared", "dedicated"),
+            "operators": ops_str,
+            "n_tenants": ten.sum(axis=1).astype(np.int64),
+            "district": cand["district"].to_numpy() if "district" in cand.columns else None,
+            "cand_id": cand_id,
+            "source": cand["source"].to_numpy() if "source" in cand.columns else "user",
+            "population_gain": gain,
+        },
+        geometry=list(geom),
+        crs=candidates.crs,
+    )
+    if k:
+        ll = out.geometry.to_crs("EPSG:4326")
+        out["lon"] = ll.x.to_numpy()
+        out["lat"] = ll.y.to_numpy()
+    else:
+        out["lon"] = pd.Series(dtype=float)
+        out["lat"] = pd.Series(dtype=float)
+    return out[[*PROPOSED_COLUMNS, "geometry"]]
