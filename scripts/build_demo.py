@@ -13,19 +13,19 @@ Method (deterministic, no random numbers):
    (buffer out, buffer in); a further buffer distance is found by bisection so
    that the outer shape's area equals the sum of the real district areas.
 2. The outer shape is rasterised on a regular grid (``cell_m``, default 100 m).
-   Each ward gets a target area: its district's real area split between the
-   district's wards, half equally and half in proportion to the wards'
-   bounding-box areas.
-3. Cells are assigned to wards by a power diagram (``|x - s|² - w``) of the
-   ward centre points; the weights ``w`` are iterated (semi-discrete optimal
-   transport gradient step) until every ward - and so every district - has
-   its target area.  After each assignment ward and district pieces cut off
-   from their main body are given to the nearest other ward, so every ward
-   and district is one connected piece.
+3. Cells are assigned to wards by a power diagram (``|x - s|² - w_D - v_i``)
+   of the ward centre points with one weight ``w_D`` per district, so the
+   wards of a district split it like a Voronoi diagram.  The district weights
+   are found by damped Newton steps (semi-discrete optimal transport) until
+   every district has its real area; a ward offset ``v_i`` is raised only for
+   a ward that would be too small.  After each assignment ward and district
+   pieces cut off from their main body go to the nearest other ward, so
+   every ward and district is one connected piece.
 4. Ward regions are vectorised (``rasterio.features.shapes``), simplified as a
    coverage (``shapely.coverage_simplify``, shared edges stay shared),
    reprojected to WGS84 and rounded to 1e-5 degrees; districts are the
-   coverage union of their wards.
+   coverage union of their wards.  Simplification moves areas a little, so
+   the solve is repeated with rescaled targets and the best result kept.
 5. A schematic road network is the Delaunay triangulation of the ward centre
    points, district centres and city centre, without long edges and edges
    leaving the study area; links between districts are ``provincial``, the
@@ -62,7 +62,7 @@ import shapely
 from affine import Affine
 from pyproj import CRS
 from scipy import ndimage
-from scipy.spatial import Delaunay
+from scipy.spatial import Delaunay, cKDTree
 from shapely.geometry import box, mapping, shape
 
 logger = logging.getLogger("build_demo")
@@ -249,11 +249,14 @@ def _orphans(lab: np.ndarray, n_labels: int) -> np.ndarray:
     return orphan
 
 
-def enforce_connectivity(lab: np.ndarray, ward_district: np.ndarray) -> np.ndarray:
+def enforce_connectivity(
+    lab: np.ndarray, ward_district: np.ndarray, wards: bool = True
+) -> np.ndarray:
     """Give cut-off ward/district pieces to the nearest other cell's ward (copy returned).
 
     ``lab`` holds ward indices, -1 outside the study area.  Afterwards each
-    ward and each district is one 4-connected piece (up to 10 passes).
+    district (and, with ``wards``, each ward) is one 4-connected piece (up to
+    10 passes).
     """
     lab = lab.copy()
     inside = lab >= 0
@@ -261,7 +264,9 @@ def enforce_connectivity(lab: np.ndarray, ward_district: np.ndarray) -> np.ndarr
     n_d = int(ward_district.max()) + 1
     for _ in range(10):
         dlab = np.where(inside, ward_district[np.clip(lab, 0, None)], -1)
-        orphan = _orphans(lab, n_w) | _orphans(dlab, n_d)
+        orphan = _orphans(dlab, n_d)
+        if wards:
+            orphan |= _orphans(lab, n_w)
         if not orphan.any():
             break
         _, (iy, ix) = ndimage.distance_transform_edt(
@@ -297,25 +302,21 @@ def _boundary_hessian(
     return h
 
 
-def assign_cells(
+def solve_districts(
     inside: np.ndarray,
     sites: np.ndarray,
     ward_district: np.ndarray,
     target_cells: np.ndarray,
-    min_ward_share: float = MIN_WARD_SHARE,
     max_iter: int = 40,
     tol: float = 0.001,
 ) -> tuple[np.ndarray, int]:
-    """Assign grid cells to wards so that every district has its target cell count.
+    """Split the study area into districts of the target sizes (power diagram).
 
-    Cells go to the ward whose site minimises ``|x - s|² - w_D - v_i``: one
-    power weight ``w_D`` per district (so the wards of a district split it
-    like a Voronoi diagram) plus a ward offset ``v_i`` that is zero unless
-    the ward would otherwise be smaller than ``min_ward_share`` of its
-    district's mean ward size.  The district weights are found by damped
-    Newton steps on the district areas (semi-discrete optimal transport: a
-    solution exists for any targets).  Cut-off ward/district pieces are
-    reassigned after each step (:func:`enforce_connectivity`).
+    Cells go to the ward whose site minimises ``|x - s|² - w_D`` with one
+    power weight ``w_D`` per district; the weights are found by damped Newton
+    steps on the district areas (semi-discrete optimal transport: a solution
+    exists for any targets).  Cut-off district pieces go to the nearest other
+    district after each step (:func:`enforce_connectivity`).
 
     Parameters
     ----------
@@ -328,76 +329,209 @@ def assign_cells(
         District index of every ward.
     target_cells : ndarray of float
         Target cell count per district (sums to ``inside.sum()``).
-    min_ward_share : float
-        Minimum ward size as a share of its district's mean ward size.
     max_iter : int
-        Newton step limit per round.
+        Newton step limit.
     tol : float
         Stop when every district is within ``tol`` (relative) of its target.
 
     Returns
     -------
     labels : ndarray of int32
-        Ward index per grid cell, -1 outside.
+        Ward index per grid cell (its district is the cell's district), -1 outside.
     iterations : int
-        Newton steps used (all rounds).
+        Newton steps used.
     """
     n_d = int(ward_district.max()) + 1
-    n_w = len(sites)
     rows, cols = np.nonzero(inside)
     cx, cy = cols + 0.5, -(rows + 0.5)
     blank = np.full(inside.shape, -1, dtype=np.int32)
-    wards_per_d = np.bincount(ward_district, minlength=n_d)
-    min_cells = np.maximum(1.0, min_ward_share * (target_cells / wards_per_d)[ward_district])
 
-    def evaluate(
-        w: np.ndarray, v: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def evaluate(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = blank.copy()
-        out[inside] = _power_labels(cx, cy, sites[:, 0], sites[:, 1], w[ward_district] + v)
-        out = enforce_connectivity(out, ward_district)
-        ward_counts = np.bincount(out[inside], minlength=n_w).astype(float)
-        counts = np.bincount(ward_district, weights=ward_counts, minlength=n_d)
-        return out, counts, (counts - target_cells) / target_cells, ward_counts
+        out[inside] = _power_labels(cx, cy, sites[:, 0], sites[:, 1], w[ward_district])
+        out = enforce_connectivity(out, ward_district, wards=False)
+        counts = np.bincount(ward_district[out[inside]], minlength=n_d).astype(float)
+        return out, counts, (counts - target_cells) / target_cells
 
     w = np.zeros(n_d)
-    v = np.zeros(n_w)
-    total = 0
-    cur, counts, err, ward_counts = evaluate(w, v)
-    for _round in range(20):
-        for _ in range(max_iter):
-            if float(np.max(np.abs(err))) < tol or float(np.max(np.abs(counts - target_cells))) < 1:
-                break
-            h = _boundary_hessian(cur, sites, ward_district, n_d)
-            step = np.linalg.lstsq(h, target_cells - counts, rcond=None)[0]
-            step -= step.mean()
+    cur, counts, err = evaluate(w)
+    it = 0
+    for it in range(1, max_iter + 1):
+        if float(np.max(np.abs(err))) < tol or float(np.max(np.abs(counts - target_cells))) < 1:
+            break
+        empty = np.nonzero(counts == 0)[0]
+        if empty.size:  # no boundary to move: raise the weight until its sites win their cells
+            big = w[ward_district]
+            for di in empty:
+                own = np.nonzero(ward_district == di)[0]
+                rival = ward_district != di
+                need = max(
+                    float(np.min(np.sum((sites[rival] - sites[i]) ** 2, axis=1) - big[rival]))
+                    for i in own
+                )
+                w[di] = max(w[di], -need) + target_cells[di] / (math.pi * len(own))
+            cur, counts, err = evaluate(w)
+            continue
+        h = _boundary_hessian(cur, sites, ward_district, n_d)
+        newton = np.linalg.lstsq(h, target_cells - counts, rcond=None)[0]
+        diag = (target_cells - counts) / np.maximum(np.diag(h), 1e-9)
+        worst = float(np.max(np.abs(err)))
+        found = None
+        for step in (newton - newton.mean(), diag - diag.mean()):  # Newton, then Jacobi
             t = 1.0
-            while True:  # backtracking on the largest relative error
-                cand = evaluate(w + t * step, v)
-                if float(np.max(np.abs(cand[2]))) < float(np.max(np.abs(err))) or t < 1e-3:
+            while t >= 1e-3:  # backtracking on the largest relative error
+                cand = evaluate(w + t * step)
+                if float(np.max(np.abs(cand[2]))) < worst:
+                    found = (t, step, cand)
                     break
                 t *= 0.5
-            if float(np.max(np.abs(cand[2]))) >= float(np.max(np.abs(err))):
-                break  # no further progress at this grid resolution
-            w = w + t * step
-            cur, counts, err, ward_counts = cand
-            total += 1
-            logger.debug(
-                "newton %d: step %.3g, max |rel error| %.5f", total, t, np.max(np.abs(err))
-            )
-        small = np.nonzero(ward_counts < min_cells)[0]
+            if found:
+                break
+        if found is None:
+            break  # no further progress at this grid resolution
+        t, step, (cur, counts, err) = found
+        w = w + t * step
+        logger.debug("newton %d: step %.3g, max |rel error| %.5f", it, t, np.max(np.abs(err)))
+    return cur, it
+
+
+def split_district(mask: np.ndarray, sites: np.ndarray, min_cells: float) -> np.ndarray:
+    """Split one district's cells between its wards (Voronoi with a minimum ward size).
+
+    Ward sites outside the district are first moved to its nearest cell.
+    Cells go to the site minimising ``|x - s|² - v_i``; ``v_i`` is zero unless
+    ward ``i`` would have fewer than ``min_cells`` cells, then it is raised so
+    that the ward wins a disc around its site (up to 20 rounds).  Cut-off ward
+    pieces go to the nearest other ward of the district.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        The district's cells (grid shape).
+    sites : ndarray, shape (k, 2)
+        The district's ward sites in cell units.
+    min_cells : float
+        Minimum number of cells per ward.
+
+    Returns
+    -------
+    ndarray of int32
+        Local ward index (0..k-1) of every cell of ``mask``, in ``np.nonzero`` order.
+    """
+    k = len(sites)
+    rows, cols = np.nonzero(mask)
+    if k == 1:
+        return np.zeros(rows.size, dtype=np.int32)
+    cx, cy = cols + 0.5, -(rows + 0.5)
+    sites = _distinct_cells(sites, mask)
+    v = np.zeros(k)
+    local = np.full(mask.shape, -1, dtype=np.int32)
+    one = np.zeros(k, dtype=np.int64)
+    for _round in range(20):
+        local[mask] = _power_labels(cx, cy, sites[:, 0], sites[:, 1], v)
+        local = enforce_connectivity(local, one)
+        counts = np.bincount(local[mask], minlength=k)
+        small = np.nonzero(counts < min_cells)[0]
         if small.size == 0:
             break
-        # raise the offset of too-small wards so that they win a disc of the minimum size
-        big_w = w[ward_district] + v
-        for i in small:
-            d2 = np.sum((sites - sites[i]) ** 2, axis=1) - big_w
+        for i in small:  # own power at the site must drop below every rival's, plus a disc
+            d2 = np.sum((sites - sites[i]) ** 2, axis=1) - v
             d2[i] = np.inf
-            need = float(np.min(d2)) + big_w[i]  # own power at its site must drop below rivals
-            v[i] += max(need, 0.0) + min_cells[i] / math.pi
-        logger.debug("round %d: %d ward(s) below minimum size", _round, small.size)
-        cur, counts, err, ward_counts = evaluate(w, v)
-    return cur, total
+            v[i] += max(float(np.min(d2)) + v[i], 0.0) + min_cells / math.pi
+    labels = local[mask]
+    for i in np.nonzero(np.bincount(labels, minlength=k) == 0)[0]:  # last resort
+        j = int(np.argmin((cx - sites[i, 0]) ** 2 + (cy - sites[i, 1]) ** 2))
+        logger.warning("ward %d of a district still empty: given its nearest cell", i)
+        labels[j] = i
+    return labels
+
+
+def assign_cells(
+    inside: np.ndarray,
+    sites: np.ndarray,
+    ward_district: np.ndarray,
+    target_cells: np.ndarray,
+    min_ward_share: float = MIN_WARD_SHARE,
+) -> tuple[np.ndarray, int]:
+    """Assign grid cells to wards: districts of the target sizes, wards nested in them.
+
+    Parameters
+    ----------
+    inside : ndarray of bool
+        Study-area mask (see :func:`solve_districts`).
+    sites : ndarray, shape (k, 2)
+        Ward centre points in cell units.
+    ward_district : ndarray of int
+        District index of every ward.
+    target_cells : ndarray of float
+        Target cell count per district (sums to ``inside.sum()``).
+    min_ward_share : float
+        Minimum ward size as a share of its district's mean ward size.
+
+    Returns
+    -------
+    labels : ndarray of int32
+        Ward index per grid cell, -1 outside.
+    iterations : int
+        Newton steps of the district solve.
+    """
+    lab, its = solve_districts(inside, sites, ward_district, target_cells)
+    dlab = np.where(inside, ward_district[np.clip(lab, 0, None)], -1)
+    out = np.full(inside.shape, -1, dtype=np.int32)
+    for di in range(int(ward_district.max()) + 1):
+        wards = np.nonzero(ward_district == di)[0]
+        mask = dlab == di
+        if not mask.any():
+            raise ValueError(
+                f"district {di}: no cells left for it; check its area in the facts CSV and its "
+                "ward points, or use a finer --cell-m"
+            )
+        min_cells = max(1.0, min_ward_share * mask.sum() / len(wards))
+        out[mask] = wards[split_district(mask, sites[wards], min_cells)]
+    return out, its
+
+
+def _distinct_cells(sites: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Move every site to the centre of its own cell of ``mask``.
+
+    A site outside the mask, or in a cell already taken by an earlier site,
+    goes to the nearest free cell instead, so every ward can win at least its
+    own cell.
+    """
+    rows, cols = np.nonzero(mask)
+    r = np.floor(-sites[:, 1]).astype(np.int64)
+    c = np.floor(sites[:, 0]).astype(np.int64)
+    out = sites.copy()
+    taken: set[tuple[int, int]] = set()
+    for i in range(len(sites)):
+        ri, ci = int(r[i]), int(c[i])
+        ok = 0 <= ri < mask.shape[0] and 0 <= ci < mask.shape[1] and bool(mask[ri, ci])
+        if not ok or (ri, ci) in taken:
+            d2 = (cols + 0.5 - sites[i, 0]) ** 2 + (-(rows + 0.5) - sites[i, 1]) ** 2
+            for j in np.argsort(d2, kind="stable"):
+                if (int(rows[j]), int(cols[j])) not in taken:
+                    ri, ci = int(rows[j]), int(cols[j])
+                    break
+        out[i] = (ci + 0.5, -(ri + 0.5))
+        taken.add((ri, ci))
+    return out
+
+
+def _snap_inside(sites: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Move sites lying outside the study-area mask to the nearest inside cell centre."""
+    rows, cols = np.nonzero(inside)
+    centres = np.column_stack([cols + 0.5, -(rows + 0.5)])
+    r = np.floor(-sites[:, 1]).astype(np.int64)
+    c = np.floor(sites[:, 0]).astype(np.int64)
+    ok = (r >= 0) & (r < inside.shape[0]) & (c >= 0) & (c < inside.shape[1])
+    ok[ok] = inside[r[ok], c[ok]]
+    if ok.all():
+        return sites
+    _, idx = cKDTree(centres).query(sites[~ok])
+    out = sites.copy()
+    out[~ok] = centres[idx]
+    logger.info("%d ward point(s) outside the study area moved inside", int((~ok).sum()))
+    return out
 
 
 def _grid(geom: shapely.Geometry, cell_m: float) -> tuple[np.ndarray, Affine]:
@@ -460,6 +594,7 @@ def build(
     cell_m: float = DEFAULT_CELL_M,
     crs: str | None = None,
     db: Path | None = None,
+    correction_passes: int = CORRECTION_PASSES,
 ) -> DemoLayers:
     """Build the schematic demo layers for one province.
 
@@ -476,6 +611,8 @@ def build(
         Metric working CRS; default: the UTM zone of the province's centre.
     db : Path, optional
         SQLite file; default: the installed ``vietnamadminunits`` data file.
+    correction_passes : int
+        Extra solves with area targets rescaled by the simplification's area change.
 
     Returns
     -------
@@ -525,6 +662,7 @@ def build(
 
     # sites in cell units of the grid (x to the right, y up, origin at the top-left corner)
     sites = np.column_stack([(px - transform.c) / cell_m, (py - transform.f) / cell_m])
+    sites = _snap_inside(sites, inside)
     real_km2 = fact["area_km2_real"].to_numpy(float)
 
     def polygons(targets: np.ndarray) -> tuple[gpd.GeoSeries, list[shapely.Geometry], int]:
@@ -543,7 +681,7 @@ def build(
     adjust = np.ones(len(codes))
     best: tuple[float, gpd.GeoSeries, list[shapely.Geometry]] | None = None
     iterations = 0
-    for k in range(CORRECTION_PASSES + 1):
+    for k in range(correction_passes + 1):
         targets = d_target_cells * adjust
         targets *= n_cells / targets.sum()
         ward_ll, d_geoms, its = polygons(targets)
@@ -745,9 +883,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--crs", default=None, help="metric working CRS (default: UTM zone)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    facts = args.facts or args.out / FACTS_NAME
+    if not facts.is_file():
+        ap.error(f"facts CSV {facts} not found; write it (see SOURCE.md) or pass --facts PATH")
     t0 = time.perf_counter()
     layers = build(
-        str(args.province_code), args.facts or args.out / FACTS_NAME, args.cell_m, args.crs
+        str(args.province_code), facts, args.cell_m, args.crs
     )
     paths = write_layers(layers, args.out)
     dt = time.perf_counter() - t0

@@ -18,7 +18,7 @@ from pyproj import Transformer
 from shapely.geometry import LineString, Point, box
 
 CRS = "EPSG:32648"
-EVIL = "<script>alert(1)</script>\"'&</script>"
+EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'&</script>"
 OPERATORS = ("Viettel", "VNPT", "MobiFone")
 
 

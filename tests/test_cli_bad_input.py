@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import Polygon
 
-from tests._city_fixture import make_city, write_scenario
+from _city_fixture import make_city, write_scenario
 from towerplan.cli import main
 
 
@@ -98,7 +98,7 @@ CASES: list[tuple[str, Callable[[Path, dict[str, Any]], None], str]] = [
     ("missing_crs", _break_missing_crs, "CRS"),
     ("swapped_lonlat", _break_swapped_lonlat, "swapped"),
     ("invalid_geometry", _break_invalid_geometry, "invalid"),
-    ("empty_layer", _break_empty_layer, "empty"),
+    ("empty_layer", _break_empty_layer, "no features"),
     ("nan_population", _break_nan_population, "DAN_SO"),
     ("negative_population", _break_negative_population, "DAN_SO"),
     ("duplicate_ids", _break_duplicate_ids, "S000"),

@@ -33,7 +33,9 @@ def _districts() -> gpd.GeoDataFrame:
 
 
 def test_aligned_square_spreads_evenly() -> None:
-    g = demand.grid_from_polygons(_polys([box(X0, Y0, X0 + 1000, Y0 + 500)], [5000.0]), cell_size=100)
+    g = demand.grid_from_polygons(
+        _polys([box(X0, Y0, X0 + 1000, Y0 + 500)], [5000.0]), cell_size=100
+    )
     # 10 x 5 cells of 100 people; the grid may carry an empty margin row/column
     assert g.total() == pytest.approx(5000.0, rel=1e-12)
     nz = g.population[g.population > 0]
@@ -119,7 +121,10 @@ def test_dasymetric_callable_and_zero_weight_fallback() -> None:
         return np.where((xy[:, 1] < Y0 + 100) & (xy[:, 0] > X0 + 200), 1.0, 0.0)
 
     g = demand.grid_from_polygons(
-        _polys([a, b], [400.0, 800.0]), cell_size=100, method="dasymetric", weights=east_only_in_south
+        _polys([a, b], [400.0, 800.0]),
+        cell_size=100,
+        method="dasymetric",
+        weights=east_only_in_south,
     )
     pts = g.points()
     south = pts[pts.geometry.y < Y0 + 100]
@@ -202,8 +207,16 @@ def test_geotiff_round_trip_and_raster_regrid(tmp_path: Path) -> None:
 def _geo_raster(path: Path, arr: np.ndarray, nodata: float | None = None) -> Path:
     t = Affine(0.001, 0.0, 105.70, 0.0, -0.001, 10.10)  # ~110 m pixels
     with rasterio.open(
-        path, "w", driver="GTiff", height=arr.shape[0], width=arr.shape[1], count=1,
-        dtype="float64", crs="EPSG:4326", transform=t, nodata=nodata,
+        path,
+        "w",
+        driver="GTiff",
+        height=arr.shape[0],
+        width=arr.shape[1],
+        count=1,
+        dtype="float64",
+        crs="EPSG:4326",
+        transform=t,
+        nodata=nodata,
     ) as dst:
         dst.write(arr, 1)
     return path
@@ -226,6 +239,25 @@ def test_grid_from_geographic_raster_conserves_and_clips(tmp_path: Path) -> None
     assert clipped.total() == pytest.approx(expected, rel=0.02)  # edge pixels split
     with pytest.raises(CRSError):
         demand.grid_from_raster(p, crs="EPSG:4326")
+
+
+def test_large_raster_values_checked_when_gridded(tmp_path: Path) -> None:
+    from towerplan import io
+
+    arr = np.full((20, 20), 3.0)
+    arr[0, 0] = -5.0  # north-west corner pixel
+    p = _geo_raster(tmp_path / "neg.tif", arr)
+    with pytest.raises(PopulationError):
+        io.read_population_raster(p)
+    assert io.read_population_raster(p, max_check_pixels=100) == p  # metadata only
+    with pytest.raises(PopulationError, match="negative"):
+        demand.grid_from_raster(p, crs=UTM)
+    # a boundary in the south-east quarter reads a window that avoids the bad pixel
+    se = gpd.GeoSeries([box(105.711, 10.081, 105.719, 10.089)], crs="EPSG:4326").to_crs(UTM)
+    g = demand.grid_from_raster(p, crs=UTM, boundary=se)
+    assert g.meta["source_total"] < 3.0 * 400 / 2  # only a window was read
+    assert g.total() == pytest.approx(g.meta["input_total"], rel=1e-12)
+    assert g.total() == pytest.approx(3.0 * 64, rel=0.05)  # ~8 x 8 pixels inside
 
 
 def test_demand_grid_validates() -> None:

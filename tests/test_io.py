@@ -6,8 +6,10 @@ import json
 import logging
 import sys
 import types
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -104,7 +106,7 @@ SITE_COLS = {"lon": "x_lon", "lat": "y_lat", "operator": "owner", "site_id": "id
 
 def test_read_vector_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.gpkg"
-    with pytest.raises(DataFileError, match="nope.gpkg") as ei:
+    with pytest.raises(DataFileError, match=r"nope\.gpkg") as ei:
         io.read_vector(missing)
     assert "not found" in str(ei.value)
 
@@ -112,7 +114,7 @@ def test_read_vector_missing_file(tmp_path: Path) -> None:
 def test_read_vector_unreadable(tmp_path: Path) -> None:
     bad = tmp_path / "broken.geojson"
     bad.write_text("{ this is not json", encoding="utf-8")
-    with pytest.raises(DataFileError, match="broken.geojson"):
+    with pytest.raises(DataFileError, match=r"broken\.geojson"):
         io.read_vector(bad)
 
 
@@ -121,7 +123,7 @@ def test_read_vector_no_crs_raises_and_source_crs_fixes(tmp_path: Path) -> None:
     g = gpd.GeoDataFrame({"a": [1]}, geometry=[Point(105.78, 10.03)])  # no CRS
     p = tmp_path / "nocrs.gpkg"
     g.to_file(p)
-    with pytest.raises(CRSError, match="nocrs.gpkg"):
+    with pytest.raises(CRSError, match=r"nocrs\.gpkg"):
         io.read_vector(p)
     out = io.read_vector(p, source_crs="EPSG:4326")
     assert out.crs.to_epsg() == 32648
@@ -132,7 +134,7 @@ def test_read_vector_empty_layer(tmp_path: Path) -> None:
     g = gpd.GeoDataFrame({"a": pd.Series([], dtype=int)}, geometry=[], crs="EPSG:4326")
     p = tmp_path / "empty.gpkg"
     g.to_file(p)
-    with pytest.raises(EmptyInputError, match="empty.gpkg"):
+    with pytest.raises(EmptyInputError, match=r"empty\.gpkg"):
         io.read_vector(p)
 
 
@@ -141,8 +143,10 @@ def test_read_vector_repairs_bowtie(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert not bowtie.is_valid
     p = tmp_path / "bowtie.gpkg"
     gpd.GeoDataFrame({"a": [1]}, geometry=[bowtie], crs=UTM).to_file(p)
+    with pytest.raises(GeometryError, match=r"1 invalid geometry \(rows 0; first: Self-intersection"):
+        io.read_vector(p)
     with caplog.at_level(logging.WARNING, logger="towerplan.io"):
-        out = io.read_vector(p)
+        out = io.read_vector(p, repair=True)
     assert out.is_valid.all()
     assert out.geometry.iloc[0].area == pytest.approx(5000.0, rel=1e-9)  # two triangles
     assert "make_valid" in caplog.text
@@ -283,11 +287,11 @@ def test_read_population_raster_checks(tmp_path: Path) -> None:
         io.read_population_raster(_write_raster(tmp_path / "nocrs.tif", arr, None, -9999.0))
     with pytest.raises(PopulationError, match="negative"):
         io.read_population_raster(_write_raster(tmp_path / "neg.tif", arr, UTM, None))
-    with pytest.raises(DataFileError, match="missing.tif"):
+    with pytest.raises(DataFileError, match=r"missing\.tif"):
         io.read_population_raster(tmp_path / "missing.tif")
     junk = tmp_path / "junk.tif"
     junk.write_bytes(b"not a tiff")
-    with pytest.raises(DataFileError, match="junk.tif"):
+    with pytest.raises(DataFileError, match=r"junk\.tif"):
         io.read_population_raster(junk)
 
 
@@ -379,7 +383,7 @@ def test_read_sites_swap_hint_where_both_orders_are_valid(tmp_path: Path) -> Non
 
 def test_read_sites_outside_without_swap_hint(tmp_path: Path) -> None:
     rows = _site_rows()
-    rows[1]["x_lon"] = float(rows[1]["x_lon"]) + 0.5  # ~55 km east
+    rows[1]["x_lon"] = float(str(rows[1]["x_lon"])) + 0.5  # ~55 km east
     p = _sites_csv(tmp_path, rows)
     with pytest.raises(StudyAreaError) as ei:
         io.read_sites(p, columns=SITE_COLS, study_area=_study())
@@ -482,7 +486,9 @@ def test_read_pois_category_and_polygons(tmp_path: Path) -> None:
     )
     p = tmp_path / "pois.geojson"
     g.to_crs("EPSG:4326").to_file(p)
-    out = io.read_pois(p, columns={"category": "loai"}, category_map={"bv": "hospital", "th": "school"})
+    out = io.read_pois(
+        p, columns={"category": "loai"}, category_map={"bv": "hospital", "th": "school"}
+    )
     assert list(out["category"]) == ["hospital", "school", "market"]
     assert list(out["name"]) == ["benh vien A", "truong B", "cho C"]
     assert list(out["from_polygon"]) == [False, True, False]
@@ -606,7 +612,7 @@ def test_graph_from_place_online_errors_are_data_file_errors(
 # --------------------------------------------------------------------------- load_inputs
 
 
-def _scenario_dict(data: dict[str, object], base_dir: Path) -> dict[str, object]:
+def _scenario_dict(data: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
     text = (resources.files("towerplan") / "scenarios" / "cantho-2020.yaml").read_text("utf-8")
     raw = yaml.safe_load(text)
     raw["data"] = data
@@ -618,7 +624,9 @@ def test_load_inputs_files(tmp_path: Path) -> None:
     _communes().to_crs("EPSG:4326").to_file(tmp_path / "communes.geojson")
     _sites_csv(tmp_path, _site_rows())
     pois = gpd.GeoDataFrame(
-        {"ten": ["BV1", "BV2"]}, geometry=[Point(X0 + 10, Y0 + 10), Point(X0 + 900, Y0 + 50)], crs=UTM
+        {"ten": ["BV1", "BV2"]},
+        geometry=[Point(X0 + 10, Y0 + 10), Point(X0 + 900, Y0 + 50)],
+        crs=UTM,
     )
     pois.to_crs("EPSG:4326").to_file(tmp_path / "hospitals.geojson")
     _osm_xml(tmp_path / "roads.osm")
@@ -656,7 +664,10 @@ def test_load_inputs_sites_outside_study_area(tmp_path: Path) -> None:
     _sites_csv(tmp_path, rows)
     data = {
         "kind": "files",
-        "districts": {"path": "communes.geojson", "columns": {"name": "district_vn", "population": "pop"}},
+        "districts": {
+            "path": "communes.geojson",
+            "columns": {"name": "district_vn", "population": "pop"},
+        },
         "existing_sites": {"path": "sites.csv", "columns": SITE_COLS},
     }
     scen = scenario_from_dict(_scenario_dict(data, tmp_path))
@@ -666,14 +677,16 @@ def test_load_inputs_sites_outside_study_area(tmp_path: Path) -> None:
 
 def test_load_inputs_opencellid_and_raster(tmp_path: Path) -> None:
     _communes().to_crs("EPSG:4326").drop(columns="pop").to_file(tmp_path / "communes.geojson")
-    _cells().to_csv(tmp_path / "cells.csv", index=False, header=False)
+    cells = _cells()
+    far = cells.iloc[[0]].assign(lon=105.85, lat=21.03)  # a cell in Hanoi: not clustered
+    pd.concat([cells, far]).to_csv(tmp_path / "452.csv.gz", index=False, header=False)
     # 300 pixels of 100 m x 2 people over the 3 km x 1 km southern row of communes
     _write_raster(tmp_path / "pop.tif", np.full((10, 30), 2.0), UTM, None)
     data = {
         "kind": "files",
         "districts": {"path": "communes.geojson", "columns": {"name": "district_vn"}},
         "population": {"path": "pop.tif"},
-        "existing_sites": {"path": "cells.csv"},
+        "existing_sites": {"path": "452.csv.gz"},
     }
     scen = scenario_from_dict(_scenario_dict(data, tmp_path))
     inp = io.load_inputs(scen)
@@ -682,8 +695,28 @@ def test_load_inputs_opencellid_and_raster(tmp_path: Path) -> None:
     assert inp.districts["population"].to_numpy() == pytest.approx([400.0, 200.0], rel=1e-9)
     # all four OpenCelliD structures lie within the districts buffered by 2 km
     assert inp.existing_sites["n_cells"].tolist() == [3, 1, 2, 1]
-    assert any("OpenCelliD" in n for n in inp.notes)
+    assert any("7 OpenCelliD cells clustered into 4" in n for n in inp.notes)
     assert len(inp.pois) == 0 and inp.roads is None
+
+
+def test_load_inputs_opencellid_swapped(tmp_path: Path) -> None:
+    _communes().to_crs("EPSG:4326").to_file(tmp_path / "communes.geojson")
+    swapped = _cells()
+    swapped[["lon", "lat"]] = swapped[["lat", "lon"]].to_numpy()
+    swapped.to_csv(tmp_path / "cells.csv", index=False)
+    data = {
+        "kind": "files",
+        "districts": {
+            "path": "communes.geojson",
+            "columns": {"name": "district_vn", "population": "pop"},
+        },
+        "existing_sites": {"path": "cells.csv"},
+    }
+    scen = scenario_from_dict(_scenario_dict(data, tmp_path))
+    with pytest.raises(StudyAreaError) as ei:
+        io.load_inputs(scen)
+    msg = str(ei.value)
+    assert "7 of 7 cells fall outside the study area" in msg and "would put 7 inside" in msg
 
 
 def test_load_inputs_demo_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:

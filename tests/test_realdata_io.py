@@ -52,18 +52,20 @@ def communes(shared_data: Path) -> gpd.GeoDataFrame:
 
 
 def test_dissolve_communes_to_nine_districts(
-    districts: gpd.GeoDataFrame, communes: gpd.GeoDataFrame
+    shared_data: Path, districts: gpd.GeoDataFrame, communes: gpd.GeoDataFrame
 ) -> None:
     assert len(communes) == 85
     assert len(districts) == 9
-    assert dict(zip(districts["district"], districts["district_type"], strict=True)) == DISTRICTS_2009
+    assert (
+        dict(zip(districts["district"], districts["district_type"], strict=True)) == DISTRICTS_2009
+    )
     assert districts["population"].sum() == CENSUS_COMMUNE_TOTAL
     assert districts["n_units"].sum() == 85
     assert districts.set_index("district").loc["Ninh Kiều", "n_units"] == 13
-    # total area ~1,414 km² (population_tables/SOURCE.md), per-district within 1 %
-    assert districts["area_km2"].sum() == pytest.approx(1414.0, rel=0.01)
-    raw = gpd.read_file(Path(communes.attrs.get("path", "")) if False else None) if False else None
-    assert raw is None
+    # geometric area vs the file's own 'area' (ha) column: the polygons are a thinned
+    # low-resolution version, so only the city total agrees (~1.6 %; per district up to 13 %)
+    file_area_km2 = gpd.read_file(shared_data / COMMUNES)["area"].sum() / 100.0
+    assert districts["area_km2"].sum() == pytest.approx(file_area_km2, rel=0.025)
     assert districts.crs.to_epsg() == 32648
 
 
@@ -78,10 +80,10 @@ def test_commune_grid_conserves_population(
     assert pts["population"].sum() == pytest.approx(CENSUS_COMMUNE_TOTAL, rel=1e-9)
     # populated 100 m cells cover the ~1,414 km² city
     assert len(pts) * grid.cell_area_km2 == pytest.approx(districts["area_km2"].sum(), rel=0.03)
-    # district totals from the grid are within 2 % of the census (cells on borders move)
+    # district totals from the grid are within 1 % of the census (cells on borders move)
     by = pts.groupby("district")["population"].sum()
     for name, pop in zip(districts["district"], districts["population"], strict=True):
-        assert by[name] == pytest.approx(pop, rel=0.02), name
+        assert by[name] == pytest.approx(pop, rel=0.01), name
     # Ninh Kiều is the densest district
     dens = pts.groupby("district")["population"].sum() / districts.set_index("district")["area_km2"]
     assert dens.idxmax() == "Ninh Kiều"
@@ -119,9 +121,8 @@ def test_thesis_roads(shared_data: Path) -> None:
     }
     assert set(roads.geom_type) == {"LineString"}
     assert roads.crs.to_epsg() == 32648
-    # national roads (QL1, QL91...) are the long ones: mean segment length above the local mean
-    length = roads.length
-    assert length[roads["road_class"] == "national"].sum() > 10_000  # > 10 km
+    # national highways (QL1, QL91, ...) run tens of km through the city
+    assert roads.length[roads["road_class"] == "national"].sum() > 10_000
 
 
 def test_thesis_2008_districts_ascii_prefixes(shared_data: Path) -> None:
@@ -151,8 +152,10 @@ def test_graph_from_osm_file_cantho_bus_route(shared_data: Path) -> None:
     assert (G.number_of_nodes(), G.number_of_edges()) == (710, 1154)  # SOURCE.md
     roads = io.roads_from_graph(G)
     assert set(roads["road_class"]) == {"unknown"}
-    # about 1154/2 undirected segments along a ~40 km route and its variants
-    assert roads["length_m"].sum() / 1000 == pytest.approx(roads.length.sum() / 1000, rel=1e-3)
+    assert len(roads) == 1154 // 2  # untagged ways are two-way: each segment kept once
+    # osmnx's spherical great-circle lengths agree with the projected (ellipsoidal, UTM)
+    # geometry lengths to within the sphere/ellipsoid difference (< 0.5 % at 10 deg N)
+    assert roads["length_m"].sum() == pytest.approx(roads.length.sum(), rel=5e-3)
 
 
 def test_load_inputs_real_files(shared_data: Path) -> None:

@@ -43,9 +43,10 @@ def gap_polygons(
         columns; empty geometry when nothing is uncovered.
     """
     sel = uncovered & (population > 0)
-    cols, rows = (~transform) * (xy[sel, 0], xy[sel, 1])
-    r = np.floor(rows).astype(np.int64)
-    c = np.floor(cols).astype(np.int64)
+    inv = ~transform
+    x, y = xy[sel, 0], xy[sel, 1]
+    c = np.floor(inv.a * x + inv.b * y + inv.c).astype(np.int64)
+    r = np.floor(inv.d * x + inv.e * y + inv.f).astype(np.int64)
     ok = (r >= 0) & (r < shape_rc[0]) & (c >= 0) & (c < shape_rc[1])
     mask = np.zeros(shape_rc, dtype=np.uint8)
     mask[r[ok], c[ok]] = 1

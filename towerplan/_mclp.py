@@ -571,7 +571,7 @@ def _milp_columns(prob: MCLPProblem) -> np.ndarray:
     useful = (np.diff(prob.A.tocsc().indptr) > 0) | (prob.C.sum(axis=1) > 0)
     idle = np.flatnonzero(~useful)
     # fillers: prefer those that can host a shared structure, then the rest
-    idle = idle[np.argsort(-(prob.cap[idle] >= 2), kind="stable")]
+    idle = idle[np.argsort(prob.cap[idle] < 2, kind="stable")]
     return np.sort(np.concatenate([np.flatnonzero(useful), idle[: prob.p]]))
 
 
@@ -1022,5 +1022,159 @@ def solve(
     out.method = (
         f"auto: heuristic gap {sol.gap:.3%} above mip_gap {mip_gap:g}, so exact MILP (HiGHS) "
         f"warm-started from it; {'certified' if opt else 'time limit reached'}, gap {out.gap:.3%}"
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- LNS
+
+
+def _adjacency(prob: MCLPProblem) -> sp.csr_matrix:
+    """Candidate interaction graph: two candidates are adjacent when they share a row."""
+    if "adjacency" in prob.info and isinstance(prob.info["adjacency"], sp.csr_matrix):
+        return prob.info["adjacency"]
+    A = prob.A.astype(np.float32).tocsc()
+    adj = (A.T @ A).tocsr()
+    adj.data[:] = 1.0
+    adj = adj.astype(bool)
+    if prob.conflicts is not None:
+        adj = (adj + prob.conflicts).astype(bool).tocsr()
+    prob.info["adjacency"] = adj
+    return adj
+
+
+def _subproblem(
+    prob: MCLPProblem,
+    region: np.ndarray,
+    fixed_sites: np.ndarray,
+    fixed_ten: np.ndarray,
+    n_ded: int,
+    n_sh: int,
+) -> tuple[MCLPProblem, np.ndarray]:
+    """Restriction of ``prob`` to candidates ``region`` given fixed open structures.
+
+    Returns the sub-problem (offset = 0) and the candidate map (sub index -> ``prob`` index).
+    """
+    O = prob.n_ops
+    region = np.asarray(region, dtype=np.int64)
+    region = region[~np.isin(region, fixed_sites)]
+    if prob.conflicts is not None and len(fixed_sites):
+        blocked = np.asarray(prob.conflicts[fixed_sites].sum(axis=0)).ravel() > 0
+        region = region[~blocked[region]]
+    Acsc = prob.A.tocsc()
+    sub_cols = Acsc[:, region]
+    rows = np.flatnonzero(np.diff(sub_cols.tocsr().indptr) > 0)
+    Ar = prob.A[rows]
+    # residual weights of those rows given the fixed structures
+    if len(fixed_sites):
+        cnt = np.asarray(Ar[:, fixed_sites].astype(np.int32) @ fixed_ten.astype(np.int32))
+        Wr = prob.W[rows] * (cnt.reshape(len(rows), O) == 0)
+    else:
+        Wr = prob.W[rows].copy()
+    conf = prob.conflicts[region][:, region] if prob.conflicts is not None else None
+    sub = MCLPProblem(
+        A=sub_cols.tocsr()[rows],
+        W=Wr,
+        C=prob.C[region],
+        n_dedicated=n_ded,
+        n_shared=n_sh,
+        cap=prob.cap[region],
+        conflicts=conf if conf is not None and conf.nnz else None,
+        offset=0.0,
+    )
+    return sub, region
+
+
+def lns(
+    prob: MCLPProblem,
+    sol: MCLPSolution,
+    time_limit_s: float = 20.0,
+    seed: int = 0,
+    window: int = 10,
+    sub_time_s: float = 2.0,
+) -> MCLPSolution:
+    """Large-neighbourhood search: re-optimise windows of nearby structures exactly.
+
+    A window is a seed structure plus the open structures nearest to it in the
+    candidate interaction graph (up to ``window``); they are freed together with all
+    candidates adjacent to them, everything else stays fixed, and the window is
+    re-solved as a small MILP (same numbers of dedicated and shared structures,
+    warm-started from the current configuration).  Improvements are accepted; the
+    search cycles over seed structures in a seeded random order until a full cycle
+    brings no improvement or the time limit is reached.
+    """
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    k = len(sol.sites)
+    if k == 0:
+        return sol
+    adj = _adjacency(prob)
+    sites = sol.sites.copy()
+    ten = sol.tenants.copy()
+    shared = sol.shared.copy()
+    obj = sol.objective
+    scale = max(prob.total_weight, 1.0)
+    n_sub = 0
+    n_imp = 0
+    stale = 0
+    order = list(rng.permutation(k))
+    while stale < k and time.perf_counter() - t0 < time_limit_s:
+        if not order:
+            order = list(rng.permutation(k))
+        s = int(order.pop())
+        # BFS over the candidate graph from the seed until `window` open sites are found
+        pos_of = {int(j): i for i, j in enumerate(sites)}
+        frontier = np.array([sites[s]])
+        seen = np.zeros(prob.n_cand, dtype=bool)
+        seen[frontier] = True
+        freed: list[int] = [s]
+        while len(freed) < window and len(frontier):
+            nb = np.unique(_gather(adj.indptr, adj.indices, frontier)[1])
+            nb = nb[~seen[nb]]
+            seen[nb] = True
+            for j in nb:
+                q = pos_of.get(int(j))
+                if q is not None and q not in freed:
+                    freed.append(q)
+            frontier = nb
+            if seen.sum() > 40 * window * max(1, prob.n_cand // max(1, 10 * k)):
+                break
+        freed_idx = np.array(freed[:window], dtype=np.int64)
+        fcand = sites[freed_idx]
+        region = np.unique(np.concatenate([fcand, _gather(adj.indptr, adj.indices, fcand)[1]]))
+        keep_mask = np.ones(k, dtype=bool)
+        keep_mask[freed_idx] = False
+        sub, cmap = _subproblem(
+            prob, region, sites[keep_mask], ten[keep_mask],
+            int((~shared[freed_idx]).sum()), int(shared[freed_idx].sum()),
+        )
+        lpos = np.searchsorted(cmap, fcand)
+        if not np.array_equal(cmap[np.clip(lpos, 0, len(cmap) - 1)], fcand):
+            stale += 1
+            continue
+        cur = MCLPSolution(lpos, ten[freed_idx], shared[freed_idx])
+        cur.objective = evaluate(sub, cur)
+        n_sub += 1
+        try:
+            res = solve_milp(sub, min(sub_time_s, max(0.05, time_limit_s - (time.perf_counter() - t0))), 0.0, start=cur)
+        except InfeasibleModelError:
+            stale += 1
+            continue
+        if res.objective > cur.objective + 1e-9 * scale:
+            new_sites = cmap[res.sites]
+            sites = np.concatenate([sites[keep_mask], new_sites])
+            ten = np.concatenate([ten[keep_mask], res.tenants])
+            shared = np.concatenate([shared[keep_mask], res.shared])
+            obj += res.objective - cur.objective
+            n_imp += 1
+            stale = 0
+            order = list(rng.permutation(k))
+        else:
+            stale += 1
+    out = MCLPSolution(sites, ten, shared, method=sol.method + "+LNS")
+    out.objective = evaluate(prob, out)
+    out.log = dict(sol.log)
+    out.log.update(
+        {"lns_s": time.perf_counter() - t0, "lns_subproblems": n_sub, "lns_improvements": n_imp}
     )
     return out

@@ -9,11 +9,17 @@ closer than ``snap_tolerance_m`` joined).  Fibre is laid in both directions
 whatever the traffic rules, so the graph is used undirected (shortest of
 parallel edges).
 
-**Routing.**  Every site is snapped to its nearest graph node (``snap_m``).
-One multi-source Dijkstra (:func:`scipy.sparse.csgraph.dijkstra` from a
-virtual source joined to every existing site's node by an edge as long as that
-site's snap distance) gives, for every node at once, the network distance to
-the nearest existing site and the path.  A new site's route length is::
+**Routing.**  Every site is snapped to the nearest point of its nearest road
+edge (``snap_m`` = straight distance site -> edge); the position along the
+edge splits the edge ``length`` between its two end nodes.  One multi-source
+Dijkstra (:func:`scipy.sparse.csgraph.dijkstra` from a virtual source joined to
+both end nodes of every existing site's edge, with weight = that site's snap
+distance + the distance along the edge) gives the network distance from every
+node to its nearest existing site, and the path, in one pass - equivalent to
+``networkx.multi_source_dijkstra`` with initial offsets, without building the
+path of every node.  A new site's route is the best of leaving its edge
+through either end node, or running along the edge directly to an existing
+site snapped on the same edge::
 
     length_m = snap(new site) + network distance + snap(existing site)
 
@@ -24,8 +30,11 @@ gets a straight line to the nearest existing site, flagged
 
 Layer ``backhaul_routes`` (LineString new site -> existing site):
 ``site_id``, ``target_site_id``, ``method`` (``road`` | ``straight_line``),
-``length_m``, ``network_m``, ``snap_m``, ``straight_m`` (straight distance to
-the target), ``district`` (of the new site).
+``length_m``, ``network_m`` (along the roads), ``snap_m`` (both snap
+distances), ``straight_m`` (straight distance to the target), ``district`` (of
+the new site).  The geometry follows the road edges; its length equals
+``length_m`` when edge ``length`` attributes equal the geometry lengths (graphs
+from lines; osmnx lengths may differ slightly).
 """
 
 from __future__ import annotations
@@ -39,11 +48,13 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import CRS
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
-from shapely import LineString, get_coordinates
+from shapely import LineString, STRtree, get_coordinates
+from shapely.ops import substring
 
 from towerplan._crs import require_metric
 from towerplan.errors import ColumnError, CRSError, EmptyInputError, ParameterError
@@ -162,11 +173,12 @@ def _graph_crs(graph: Any, sites_crs: CRS) -> None:
 
 
 class _Routable:
-    """Undirected CSR view of a networkx graph with edge geometries."""
+    """Undirected view of a networkx graph: unique edges (shortest of parallels) with
+    geometries oriented from their first to their second end node, and an STRtree."""
 
     def __init__(self, graph: Any) -> None:
         nodes = list(graph.nodes)
-        self.index = {n: i for i, n in enumerate(nodes)}
+        index = {n: i for i, n in enumerate(nodes)}
         try:
             self.xy = np.array(
                 [[float(graph.nodes[n]["x"]), float(graph.nodes[n]["y"])] for n in nodes]
@@ -175,58 +187,84 @@ class _Routable:
             raise ColumnError(
                 "road_graph: every node needs 'x' and 'y' attributes (osmnx graphs have them)"
             ) from None
-        rows: list[tuple[int, int, float]] = []
-        self.geom: dict[tuple[int, int], np.ndarray] = {}
-        best: dict[tuple[int, int], float] = {}
+        best: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
         for u, v, data in graph.edges(data=True):
-            iu, iv = self.index[u], self.index[v]
+            iu, iv = index[u], index[v]
             if iu == iv:
                 continue
-            length = data.get("length")
             line = data.get("geometry")
-            if length is None:
-                length = (
-                    float(line.length)
-                    if line is not None
-                    else float(np.hypot(*(self.xy[iu] - self.xy[iv])))
-                )
-            key = (min(iu, iv), max(iu, iv))
-            if key in best and best[key] <= float(length):
-                continue
-            best[key] = float(length)
             if line is not None:
                 c = np.asarray(line.coords)[:, :2]
-                # orient from key[0] to key[1]
-                if np.hypot(*(c[0] - self.xy[key[0]])) > np.hypot(*(c[-1] - self.xy[key[0]])):
+                if np.hypot(*(c[0] - self.xy[iu])) > np.hypot(*(c[-1] - self.xy[iu])):
                     c = c[::-1]
-                self.geom[key] = c
             else:
-                self.geom.pop(key, None)
-        for (a, b), w in best.items():
-            rows.append((a, b, max(w, 1e-9)))
+                c = np.vstack([self.xy[iu], self.xy[iv]])
+            length = data.get("length")
+            w = float(length) if length is not None else float(LineString(c).length)
+            key, coords = ((iu, iv), c) if iu < iv else ((iv, iu), c[::-1])
+            if key not in best or w < best[key][0]:
+                best[key] = (w, coords)
         self.n = len(nodes)
-        arr = np.array(rows, dtype=float).reshape(-1, 3)
-        self.edges = arr
+        keys = list(best)
+        self.eu = np.array([k[0] for k in keys], dtype=int)
+        self.ev = np.array([k[1] for k in keys], dtype=int)
+        self.elen = np.array([max(best[k][0], 1e-9) for k in keys], dtype=float)
+        self.lines = np.array([LineString(best[k][1]) for k in keys], dtype=object)
+        self.tree = STRtree(self.lines)
 
-    def csr(self, extra: np.ndarray) -> sparse.csr_matrix:
-        """Symmetric CSR with one virtual node (index n) joined by ``extra`` rows (i, w)."""
+    def snap(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nearest edge of each point, the distance to it and the network distance from
+        the edge's first node to the projected point (scaled to the edge ``length``)."""
+        pts = shapely.points(xy)
+        _, edge = self.tree.query_nearest(pts, return_distance=False, all_matches=False)
+        lines = self.lines[edge]
+        dist = shapely.distance(pts, lines)
+        glen = shapely.length(lines)
+        along = shapely.line_locate_point(lines, pts)
+        frac = np.where(glen > 0, along / np.where(glen > 0, glen, 1.0), 0.0)
+        return edge, dist, frac * self.elen[edge]
+
+    def csr(self, extra_nodes: np.ndarray, extra_w: np.ndarray) -> sparse.csr_matrix:
+        """Symmetric graph plus a virtual node (index n) joined to ``extra_nodes``."""
         n = self.n + 1
-        a = np.concatenate([self.edges[:, 0], np.full(len(extra), self.n)]).astype(int)
-        b = np.concatenate([self.edges[:, 1], extra[:, 0]]).astype(int)
-        w = np.concatenate([self.edges[:, 2], np.maximum(extra[:, 1], 1e-9)])
+        a = np.concatenate([self.eu, np.full(len(extra_nodes), self.n)]).astype(int)
+        b = np.concatenate([self.ev, extra_nodes]).astype(int)
+        w = np.concatenate([self.elen, np.maximum(extra_w, 1e-9)])
         return sparse.csr_matrix((w, (a, b)), shape=(n, n))
 
-    def path_coords(self, chain: list[int]) -> np.ndarray:
-        pts = [self.xy[chain[0]]]
+    def part(self, edge: int, pos: float, to_first: bool) -> np.ndarray:
+        """Coordinates along ``edge`` from the point at network distance ``pos`` (from
+        the first node) to the first (``to_first``) or second node."""
+        line = self.lines[edge]
+        g = line.length * (pos / self.elen[edge]) if self.elen[edge] > 0 else 0.0
+        seg = substring(line, g, 0.0) if to_first else substring(line, g, line.length)
+        c = np.asarray(seg.coords)[:, :2] if not seg.is_empty else np.zeros((0, 2))
+        return c.reshape(-1, 2)
+
+    def between(self, edge: int, p0: float, p1: float) -> np.ndarray:
+        """Coordinates along ``edge`` between network positions ``p0`` and ``p1``."""
+        line = self.lines[edge]
+        s = line.length / self.elen[edge] if self.elen[edge] > 0 else 0.0
+        seg = substring(line, p0 * s, p1 * s)
+        return np.asarray(seg.coords)[:, :2].reshape(-1, 2)
+
+    def node_path(self, chain: list[int]) -> np.ndarray:
+        """Coordinates along a node chain (edge geometries oriented)."""
+        pts = [self.xy[chain[0]][None, :]]
         for u, v in itertools.pairwise(chain):
             key = (min(u, v), max(u, v))
-            c = self.geom.get(key)
-            if c is None:
-                pts.append(self.xy[v])
-            else:
-                seg = c if u == key[0] else c[::-1]
-                pts.extend(seg[1:])
-        return np.asarray(pts)
+            k = self._edge_index(key)
+            c = np.asarray(self.lines[k].coords)[:, :2]
+            seg = c if u == key[0] else c[::-1]
+            pts.append(seg[1:])
+        return np.vstack(pts)
+
+    def _edge_index(self, key: tuple[int, int]) -> int:
+        if not hasattr(self, "_lut"):
+            self._lut = {
+                (int(a), int(b)): k for k, (a, b) in enumerate(zip(self.eu, self.ev, strict=True))
+            }
+        return self._lut[key]
 
 
 def _districts_of(sites: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None) -> pd.Series:
@@ -277,7 +315,7 @@ def fibre_routes(
     districts : GeoDataFrame, optional
         Fills the ``district`` of new sites that lack one.
     max_snap_m : float
-        Sites farther than this from every graph node are routed straight.
+        Sites farther than this from every road edge are routed straight.
     snap_tolerance_m : float
         See :func:`road_graph_from_lines`.
 
@@ -355,36 +393,65 @@ def fibre_routes(
         logger.warning(msg)
     else:
         rg = _Routable(graph)
-        tree = cKDTree(rg.xy)
-        d_e, node_e = tree.query(exy)
-        d_n, node_n = tree.query(nxy)
+        e_edge, d_e, pos_e = rg.snap(exy)
+        n_edge, d_n, pos_n = rg.snap(nxy)
         ok_e = d_e <= max_snap_m
         if not ok_e.any():
             logger.warning("backhaul: no existing site within %.0f m of the road graph", max_snap_m)
         else:
-            # per source node keep the existing site with the smallest snap distance
-            src = pd.DataFrame({"node": node_e[ok_e], "d": d_e[ok_e], "site": np.flatnonzero(ok_e)})
-            src = src.sort_values(["node", "d", "site"]).drop_duplicates("node")
-            site_at_node = dict(zip(src["node"], src["site"], strict=True))
-            extra = src[["node", "d"]].to_numpy(dtype=float)
-            mat = rg.csr(extra)
+            ke = np.flatnonzero(ok_e)
+            # virtual source -> both end nodes of each existing site's edge
+            cand = pd.DataFrame(
+                {
+                    "node": np.concatenate([rg.eu[e_edge[ke]], rg.ev[e_edge[ke]]]),
+                    "w": np.concatenate(
+                        [d_e[ke] + pos_e[ke], d_e[ke] + (rg.elen[e_edge[ke]] - pos_e[ke])]
+                    ),
+                    "site": np.concatenate([ke, ke]),
+                }
+            )
+            cand = cand.sort_values(["node", "w", "site"], kind="stable").drop_duplicates("node")
+            site_at_node = dict(zip(cand["node"], cand["site"], strict=True))
+            mat = rg.csr(cand["node"].to_numpy(), cand["w"].to_numpy(dtype=float))
             dist, pred = dijkstra(mat, directed=False, indices=rg.n, return_predecessors=True)
+            on_edge: dict[int, list[int]] = {}
+            for kk in ke.tolist():
+                on_edge.setdefault(int(e_edge[kk]), []).append(kk)
             for i in range(n):
-                if d_n[i] > max_snap_m or not np.isfinite(dist[node_n[i]]):
+                if d_n[i] > max_snap_m:
                     continue
-                chain = [int(node_n[i])]
-                while True:
-                    p = int(pred[chain[-1]])
-                    if p == rg.n or p < 0:
-                        break
-                    chain.append(p)
-                j = site_at_node[chain[-1]]
+                ed, pi = int(n_edge[i]), float(pos_n[i])
+                u, v = int(rg.eu[ed]), int(rg.ev[ed])
+                via: list[tuple[float, str]] = [
+                    (float(pi + dist[u]), "u"),
+                    (float(rg.elen[ed] - pi + dist[v]), "v"),
+                ]
+                for kk in on_edge.get(ed, []):
+                    via.append((float(abs(pi - pos_e[kk]) + d_e[kk]), f"e{kk}"))
+                best_d, how = min(via, key=lambda t: t[0])
+                if not np.isfinite(best_d):
+                    continue
+                if how.startswith("e"):
+                    j = int(how[1:])
+                    mid = rg.between(ed, pi, float(pos_e[j]))
+                else:
+                    start = u if how == "u" else v
+                    chain = [start]
+                    while True:
+                        p = int(pred[chain[-1]])
+                        if p == rg.n or p < 0:
+                            break
+                        chain.append(p)
+                    j = int(site_at_node[chain[-1]])
+                    last = chain[-1]
+                    ej = int(e_edge[j])
+                    head = rg.part(ed, pi, to_first=(how == "u"))
+                    tail = rg.part(ej, float(pos_e[j]), to_first=(last == rg.eu[ej]))[::-1]
+                    mid = np.vstack([head, rg.node_path(chain), tail])
                 target[i] = j
                 snap[i] = d_n[i] + d_e[j]
-                network[i] = dist[node_n[i]] - d_e[j]
-                if network[i] < 0:
-                    network[i] = 0.0
-                pts = np.vstack([nxy[i][None, :], rg.path_coords(chain), exy[j][None, :]])
+                network[i] = max(float(best_d) - d_e[j], 0.0)
+                pts = np.vstack([nxy[i][None, :], mid, exy[j][None, :]])
                 geoms[i] = LineString(pts)
 
     straight = np.flatnonzero(target < 0)

@@ -83,10 +83,11 @@ def _fidelity_block(summary: dict[str, Any]) -> str:
         f"  plan: {f['plan_radius_km']} km at {f['plan_sites']} sites over {f['area_km2']} km2",
     ]
     for conv, r in f["radius_km_at_total"].items():
+        at_ex = f["radius_km_at_existing"][conv]
+        ex = f"{at_ex:.3f} km at the existing sites; " if at_ex is not None else ""
         lines.append(
             f"  {conv:<8} R = {r:.3f} km at {f['plan_sites']} sites "
-            f"({f['radius_km_at_existing'][conv]:.3f} km at the existing sites; "
-            f"{f['sites_for_plan_radius'][conv]:.0f} sites would give {f['plan_radius_km']} km)"
+            f"({ex}{f['sites_for_plan_radius'][conv]:.0f} sites would give {f['plan_radius_km']} km)"
         )
     lines.append(
         f"  -> the '{f['best_convention']}' convention reproduces the plan's radius "

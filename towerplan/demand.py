@@ -184,7 +184,7 @@ class DemandGrid:
             crs=self.crs,
         )
         if districts is not None:
-            out = _attach_districts(out, d)
+            out = _attach_districts(out, d, self)
         out["density_km2"] = out["population"] / self.cell_area_km2
         cols_out = ["cell_id", "population"]
         if districts is not None:
@@ -228,12 +228,24 @@ class DemandGrid:
             return cls(arr, t, src.crs.to_string(), float(t.a))
 
 
-def _attach_districts(pts: gpd.GeoDataFrame, districts: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def _attach_districts(
+    pts: gpd.GeoDataFrame, districts: gpd.GeoDataFrame, grid: DemandGrid
+) -> gpd.GeoDataFrame:
+    """District of each cell: the one containing the cell centre, else the nearest."""
+    import rasterio.features
+
     d = districts[["district", "district_type", "geometry"]].reset_index(drop=True)
-    hit_pt, hit_d = d.sindex.query(pts.geometry, predicate="within")
-    first = pd.Series(hit_d, index=hit_pt).groupby(level=0).first()
-    which = np.full(len(pts), -1, dtype=np.int64)
-    which[first.index.to_numpy()] = first.to_numpy()
+    rows, cols = grid.shape
+    # rasterising labels by cell centre (all_touched=False) is an exact centre-in-polygon
+    # test for every cell at once; with overlapping districts the first listed wins
+    label = rasterio.features.rasterize(
+        [(g, i + 1) for i, g in reversed(list(enumerate(d.geometry)))],
+        out_shape=(rows, cols),
+        transform=grid.transform,
+        fill=0,
+        dtype="int32",
+    )
+    which = label.ravel()[pts["cell_id"].to_numpy()].astype(np.int64) - 1
     miss = np.flatnonzero(which < 0)
     if len(miss):
         near_pt, near_d = d.sindex.nearest(pts.geometry.iloc[miss], return_all=False)
@@ -479,19 +491,21 @@ def grid_from_raster(
     Returns
     -------
     DemandGrid
-        ``meta``: ``source_total`` (raster), ``input_total`` (inside the boundary
+        ``meta``: ``source_total`` (raster pixels read: the window around the
+        boundary, or the whole raster), ``input_total`` (inside the boundary
         and grid), ``conservation_error``, ``subpixels``.
     """
     import rasterio
     from rasterio.errors import RasterioIOError
     from rasterio.warp import transform_bounds
+    from rasterio.windows import Window
 
-    from towerplan.io import read_population_raster
+    from towerplan.io import check_population_array, read_population_raster
 
     target = CRS.from_user_input(crs)
     if not target.is_projected:
         raise CRSError(f"working CRS {crs} is geographic; choose a metric CRS")
-    p = read_population_raster(path, band=band)
+    p = read_population_raster(path, band=band, max_check_pixels=0)  # values: per window
     area = None
     if boundary is not None:
         require_metric(boundary, "boundary")
@@ -500,11 +514,34 @@ def grid_from_raster(
         shapely.prepare(area)
     try:
         with rasterio.open(p) as src:
-            data = src.read(band, masked=True).astype("float64").filled(0.0)
-            st, scrs = src.transform, src.crs
+            st_full, scrs = src.transform, src.crs
+            r0, r1, c0, c1 = 0, src.height, 0, src.width
+            if area is not None:
+                # read only the window around the boundary (+1 pixel)
+                bl, bb, br, bt = transform_bounds(target, scrs, *area.bounds, densify_pts=21)
+                inv = ~st_full
+                cs_, rs_ = [], []
+                for x, y in ((bl, bb), (bl, bt), (br, bb), (br, bt)):
+                    c_, r_ = apply_affine(inv, np.array([x]), np.array([y]))
+                    cs_.append(float(c_[0]))
+                    rs_.append(float(r_[0]))
+                r0 = max(0, math.floor(min(rs_)) - 1)
+                r1 = min(src.height, math.ceil(max(rs_)) + 1)
+                c0 = max(0, math.floor(min(cs_)) - 1)
+                c1 = min(src.width, math.ceil(max(cs_)) + 1)
+            if r1 > r0 and c1 > c0:
+                win = Window(c0, r0, c1 - c0, r1 - r0)  # type: ignore[arg-type]
+                data = src.read(band, window=win, masked=True).astype("float64").filled(0.0)
+                t = st_full
+                x_off, y_off = apply_affine(t, np.array([c0]), np.array([r0]))
+                st = Affine(t.a, t.b, float(x_off[0]), t.d, t.e, float(y_off[0]))
+            else:
+                data = np.zeros((1, 1))
+                st = st_full
             sbounds = src.bounds
     except RasterioIOError as exc:  # pragma: no cover - checked by read_population_raster
         raise DataFileError(f"population raster {p}: {exc}") from None
+    check_population_array(data, f"population raster {p}")
     b = (
         area.bounds
         if area is not None

@@ -73,7 +73,7 @@ NOTES = (
     "points and bounding boxes (vietnamadminunits); each district has its real area but not "
     "its real shape.",
     "District populations are 2009 census totals (GSO) projected with the scenario's annual "
-    "growth; every ward gets an equal share of its district's population.",
+    "growth; their split into equal ward shares is schematic (no ward populations are shipped).",
     "Existing sites are a synthetic, seeded inventory with the plan's site count, operator "
     "market shares and shared fraction, placed to follow population; they are not real BTS "
     "locations.",

@@ -3,9 +3,10 @@
 Every reader returns a new GeoDataFrame in the working metric CRS (default
 ``EPSG:32648``) with the canonical columns of ``docs/ARCHITECTURE.md``.  A CRS
 is never guessed: a layer without one raises :class:`~towerplan.errors.CRSError`
-unless ``source_crs`` is given.  Invalid geometries are repaired with
-:func:`shapely.make_valid` (with a logged warning); geometries that cannot be
-repaired, or are empty, raise :class:`~towerplan.errors.GeometryError`.
+unless ``source_crs`` is given.  Invalid geometries raise
+:class:`~towerplan.errors.GeometryError` naming the rows, unless ``repair=True``
+(scenario key ``data.repair_geometries``), which repairs them with
+:func:`shapely.make_valid` and logs a warning; empty geometries always raise.
 
 Column mappings (``columns=``) map towerplan's names (``name``, ``code``,
 ``type``, ``population``, ``lon``, ``lat``, ``operator``, ...) to the file's
@@ -21,8 +22,8 @@ operator with most cells, ties by name), its point is the mean of its cells.
 Cell positions in OpenCelliD are estimates (often tens to hundreds of metres
 off), so the result is an approximation of the real site list.
 
-Populations are taken as given: no projection to the scenario year is applied
-unless the source maps a ``year`` column (see :func:`load_inputs`).
+Populations are taken as given: :func:`load_inputs` applies no projection to the
+scenario year (the files are expected to hold the populations to plan for).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ __all__ = [
     "OPENCELLID_COLUMNS",
     "OSM_HIGHWAY_CLASS",
     "VN_MCC_MNC_OPERATORS",
+    "check_population_array",
     "cluster_cells_to_sites",
     "dissolve_to_districts",
     "graph_from_osm_file",
@@ -246,8 +248,8 @@ def _check_population(values: pd.Series, name: str, col: str) -> pd.Series:
     return pop
 
 
-def _repair(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
-    """Raise on null/empty geometries; repair invalid ones with make_valid (logged)."""
+def _repair(gdf: gpd.GeoDataFrame, name: str, repair: bool = False) -> gpd.GeoDataFrame:
+    """Raise on null/empty geometries; invalid ones raise, or are repaired with make_valid."""
     geom = gdf.geometry
     empty = geom.isna() | geom.is_empty
     if empty.any():
@@ -258,6 +260,13 @@ def _repair(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
     invalid = ~geom.is_valid
     if not invalid.any():
         return gdf
+    if not repair:
+        reason = shapely.is_valid_reason(geom[invalid].iloc[0])
+        raise GeometryError(
+            f"{name}: {int(invalid.sum())} invalid geometr{'y' if invalid.sum() == 1 else 'ies'} "
+            f"(rows {_rows_text(gdf.index[invalid])}; first: {reason}); fix them in a GIS, or set "
+            "data.repair_geometries: true in the scenario to repair them with shapely.make_valid"
+        )
     out = gdf.copy()
     fixed = []
     for g in geom[invalid]:
@@ -317,6 +326,7 @@ def read_vector(
     name: str | None = None,
     crs: str | CRS | None = DEFAULT_CRS,
     source_crs: str | CRS | None = None,
+    repair: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read a vector layer (GeoPackage, GeoJSON, Shapefile, ...) into the working CRS.
 
@@ -332,6 +342,9 @@ def read_vector(
         Working metric CRS to reproject to (None: keep the file's CRS).
     source_crs : str or pyproj.CRS, optional
         CRS to assume when the file has none.  Without it such a file raises.
+    repair : bool
+        Repair invalid geometries with ``shapely.make_valid`` (logged) instead
+        of raising :class:`GeometryError` (scenario key ``data.repair_geometries``).
 
     Returns
     -------
@@ -369,7 +382,7 @@ def read_vector(
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
         raise DataFileError(f"{label}: {p} has no geometry column; give a spatial layer")
     if len(gdf) == 0:
-        raise EmptyInputError(f"{label}: {p} has no features; give a layer with at least one")
+        raise EmptyInputError(f"{label}: the layer has no features; give a layer with at least one")
     if gdf.crs is None:
         if source_crs is None:
             raise CRSError(
@@ -377,7 +390,7 @@ def read_vector(
                 "source_crs= (scenario: 'crs:' of the layer) - towerplan never guesses a CRS"
             )
         gdf = gdf.set_crs(_parse_crs(source_crs, f"{label}: source_crs"))
-    gdf = _repair(gdf, label)
+    gdf = _repair(gdf, label, repair)
     if crs is None:
         return gdf
     return to_working_crs(gdf, _parse_crs(crs, "working crs"), label)
@@ -555,6 +568,7 @@ def read_districts(
     source_crs: str | CRS | None = None,
     strip_type_prefix: bool = True,
     dissolve: bool | None = None,
+    repair: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read district polygons (or communes to dissolve) with the contract columns.
 
@@ -596,7 +610,7 @@ def read_districts(
         NaN or negative population.
     """
     label = f"districts file {path}"
-    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs)
+    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
     _require_geom(gdf, {"Polygon", "MultiPolygon"}, label, "polygon")
     name_col = _col(gdf, columns, "name", ("district", "name"), label, required=True)
     assert name_col is not None
@@ -640,6 +654,7 @@ def read_population_polygons(
     crs: str | CRS = DEFAULT_CRS,
     source_crs: str | CRS | None = None,
     keep_columns: Sequence[str] = (),
+    repair: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read census polygons with a population count.
 
@@ -665,7 +680,7 @@ def read_population_polygons(
         NaN, missing or negative population (message names the rows).
     """
     label = f"population file {path}"
-    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs)
+    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
     _require_geom(gdf, {"Polygon", "MultiPolygon"}, label, "polygon")
     _col(gdf, {"population": column}, "population", (), label, required=True)
     for c in keep_columns:
@@ -681,12 +696,27 @@ def read_population_polygons(
     return out
 
 
-def read_population_raster(path: str | Path, band: int = 1) -> Path:
+def check_population_array(data: np.ndarray, label: str) -> None:
+    """Raise :class:`PopulationError` on NaN or negative counts (nodata already filled)."""
+    bad = ~np.isfinite(data) | (data < 0)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise PopulationError(
+            f"{label}: {int(bad.sum())} pixel(s) are NaN or negative (first at row {r}, col {c}) "
+            "and not marked nodata; set the raster's nodata value or fix the pixels"
+        )
+
+
+def read_population_raster(
+    path: str | Path, band: int = 1, max_check_pixels: int = 50_000_000
+) -> Path:
     """Validate a population-count raster and return its path.
 
     The raster must hold counts (people per pixel), have a CRS and no
     negative values outside ``nodata``; :func:`towerplan.demand.grid_from_raster`
-    resamples it to the working grid.
+    resamples it to the working grid.  Rasters larger than ``max_check_pixels``
+    are only checked for metadata here (their values are checked, window by
+    window, when gridded).
 
     Raises
     ------
@@ -702,6 +732,7 @@ def read_population_raster(path: str | Path, band: int = 1) -> Path:
 
     p = _check_file(path, f"population raster {path}")
     label = f"population raster {p}"
+    data = None
     try:
         with rasterio.open(p) as src:
             if src.crs is None:
@@ -713,20 +744,17 @@ def read_population_raster(path: str | Path, band: int = 1) -> Path:
                 raise DataFileError(
                     f"{label}: band {band} does not exist (the raster has {src.count})"
                 )
-            arr = src.read(band, masked=True).astype("float64")
+            if src.width * src.height <= max_check_pixels:
+                data = src.read(band, masked=True).astype("float64").filled(0.0)
     except RasterioIOError as exc:
         raise DataFileError(
             f"{label}: cannot read the raster ({exc}); give a GeoTIFF of people per pixel"
         ) from None
-    data = np.ma.filled(arr, 0.0)
-    bad = ~np.isfinite(data) | (data < 0)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise PopulationError(
-            f"{label}: {int(bad.sum())} pixel(s) are NaN or negative (first at row {r}, col {c}) "
-            "and not marked nodata; set the raster's nodata value or fix the pixels"
-        )
-    logger.info("%s: total population %.0f", label, float(data.sum()))
+    if data is not None:
+        check_population_array(data, label)
+        logger.info("%s: total population %.0f", label, float(data.sum()))
+    else:
+        logger.info("%s: large raster, values checked when gridded", label)
     return p
 
 
@@ -843,6 +871,7 @@ def read_sites(
     layer: str | None = None,
     outside: Literal["raise", "drop", "keep"] = "raise",
     sep: str = ";",
+    repair: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read existing sites from a CSV (lon/lat) or a point layer (GPKG, GeoJSON, SHP).
 
@@ -923,7 +952,7 @@ def read_sites(
             gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=scrs)
         gdf = gdf.to_crs(wcrs)
     else:
-        raw = read_vector(p, layer=layer, name=label, crs=None, source_crs=source_crs)
+        raw = read_vector(p, layer=layer, name=label, crs=None, source_crs=source_crs, repair=repair)
         _require_geom(raw, {"Point"}, label, "point")
         scrs = CRS.from_user_input(raw.crs)
         x, y = raw.geometry.x.to_numpy(), raw.geometry.y.to_numpy()
@@ -991,11 +1020,22 @@ def _read_csv(p: Path, label: str, **kwargs: Any) -> pd.DataFrame:
         ) from None
 
 
+def _first_line(p: Path) -> str:
+    if p.suffix.lower() == ".gz":
+        import gzip
+
+        with gzip.open(p, "rt", encoding="utf-8-sig") as fh:
+            return fh.readline().strip()
+    with p.open(encoding="utf-8-sig") as fh:
+        return fh.readline().strip()
+
+
 def read_opencellid(path: str | Path) -> pd.DataFrame:
     """Read an OpenCelliD cell CSV (with or without its header row).
 
     Columns: radio, mcc, net, area, cell, unit, lon, lat, range, samples,
     changeable, created, updated, averageSignal (:data:`OPENCELLID_COLUMNS`).
+    Gzipped downloads (``452.csv.gz``) are read directly.
 
     Raises
     ------
@@ -1009,14 +1049,13 @@ def read_opencellid(path: str | Path) -> pd.DataFrame:
     p = _check_file(path, f"OpenCelliD file {path}")
     label = f"OpenCelliD file {p}"
     try:
-        with p.open(encoding="utf-8-sig") as fh:
-            first = fh.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataFileError(f"{label}: cannot read ({exc})") from None
+        first = _first_line(p)
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise DataFileError(f"{label}: cannot read ({exc}); give a (gzipped) CSV") from None
     if not first:
         raise EmptyInputError(f"{label}: the file is empty; give an OpenCelliD cell CSV")
     header = first.split(",")[0].strip().casefold() == "radio"
-    df = _read_csv(p, label, header=0 if header else None, dtype={0: str})
+    df = _read_csv(p, label, header=0 if header else None)
     if df.shape[1] != len(OPENCELLID_COLUMNS):
         raise DataFileError(
             f"{label}: {df.shape[1]} columns, an OpenCelliD export has {len(OPENCELLID_COLUMNS)} "
@@ -1161,6 +1200,7 @@ def read_pois(
     crs: str | CRS = DEFAULT_CRS,
     source_crs: str | CRS | None = None,
     source: str | None = None,
+    repair: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read points of interest; polygons and lines become representative points.
 
@@ -1188,7 +1228,7 @@ def read_pois(
         ``name``, ``category``, ``source``, ``from_polygon`` (bool) points in ``crs``.
     """
     label = f"POI file {path}"
-    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs)
+    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
     name_c = _col(gdf, columns, "name", ("name", "ten", "Name", "NAME"), label, False)
     if category is not None:
         cats = pd.Series(category, index=gdf.index, dtype=object)
@@ -1238,6 +1278,7 @@ def read_roads(
     crs: str | CRS = DEFAULT_CRS,
     source_crs: str | CRS | None = None,
     default_class: str = "local",
+    repair: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read road centre lines with a ``road_class``.
 
@@ -1266,7 +1307,7 @@ def read_roads(
         ``road_class``, ``name`` LineStrings in ``crs`` (multi-lines exploded).
     """
     label = f"roads file {path}"
-    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs)
+    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
     _require_geom(gdf, {"LineString", "MultiLineString"}, label, "line")
     cols = {"class": class_column} if class_column else None
     cls_c = _col(gdf, cols, "class", ("road_class", "highway", "loai_duong"), label, False)
@@ -1475,11 +1516,11 @@ def _is_raster(src: LayerSource, path: Path) -> bool:
 def _sites_format(src: LayerSource, path: Path) -> str:
     if src.format:
         return src.format.lower()
-    if path.suffix.lower() in (".csv", ".txt", ".gz") and not path.name.lower().endswith(".osm.gz"):
+    low = path.name.lower()
+    if low.endswith((".csv", ".txt", ".csv.gz")):
         try:
-            with path.open(encoding="utf-8-sig", errors="replace") as fh:
-                head = fh.readline().strip().split(",")
-        except OSError:
+            head = _first_line(path).split(",")
+        except (OSError, UnicodeDecodeError, EOFError):
             return "csv"
         if head and (
             head[0].strip().casefold() == "radio"
@@ -1493,22 +1534,26 @@ def _sites_format(src: LayerSource, path: Path) -> str:
     return "vector"
 
 
-def _project_population(
-    gdf: gpd.GeoDataFrame, year_col: str | None, scenario: Scenario, label: str, notes: list[str]
-) -> gpd.GeoDataFrame:
-    if year_col is None:
-        return gdf
-    if year_col not in gdf.columns:
-        return gdf
-    g = scenario.population.annual_growth
-    years = _numeric(gdf[year_col], label, year_col)
-    factor = (1.0 + g) ** (scenario.year - years.to_numpy())
-    out = gdf.copy()
-    out["population"] = out["population"].to_numpy() * factor
-    notes.append(
-        f"{label}: population projected from column '{year_col}' to {scenario.year} at {g:.3%}/year"
-    )
-    return out
+def _cells_near(cells: pd.DataFrame, study: BaseGeometry, crs: CRS, name: str) -> pd.DataFrame:
+    """Cells within the study area's lon/lat box (+0.01 deg): clusters only what matters."""
+    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    w, s, e, n = tr.transform_bounds(*study.bounds)
+    w, s, e, n = w - 0.01, s - 0.01, e + 0.01, n + 0.01
+    lon, lat = cells["lon"].to_numpy(float), cells["lat"].to_numpy(float)
+    keep = (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)
+    if not keep.any():
+        swapped = int(((lat >= w) & (lat <= e) & (lon >= s) & (lon <= n)).sum())
+        hint = (
+            f"yes, likely: swapping them would put {swapped} inside"
+            if swapped
+            else "swapping them would not help; is the file for another area?"
+        )
+        raise StudyAreaError(
+            f"{name}: {len(cells)} of {len(cells)} cells fall outside the study area "
+            f"(lon {w:.3f}..{e:.3f}, lat {s:.3f}..{n:.3f}); are lon and lat swapped? {hint}"
+        )
+    logger.info("%s: %d of %d cells near the study area", name, int(keep.sum()), len(cells))
+    return cells[keep].reset_index(drop=True)
 
 
 def _empty_layer(columns: Sequence[str], crs: CRS) -> gpd.GeoDataFrame:
@@ -1528,8 +1573,7 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
 
     Existing sites must fall inside the districts buffered by ``study_buffer_m``
     (OpenCelliD structures outside are dropped, logged).  Populations are taken
-    as given; a source mapping ``columns: {year: <column>}`` is projected from
-    that year to ``scenario.year`` with ``scenario.population.annual_growth``.
+    as given: no projection to ``scenario.year`` is applied (a note says so).
 
     Returns
     -------
@@ -1557,12 +1601,13 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
     dcols = _cols(dsrc)
     districts = read_districts(
         dpath,
-        columns={k: v for k, v in dcols.items() if k != "year"},
+        columns=dcols,
         layer=dsrc.layer,
         crs=crs,
         urban_values=data.urban_type_values,
         rural_values=data.rural_type_values,
         source_crs=dsrc.crs,
+        repair=data.repair_geometries,
     )
     sources["districts"] = str(dpath)
     study = districts.geometry.buffer(study_buffer_m).union_all()
@@ -1585,25 +1630,18 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
         if _is_raster(psrc, _check_file(ppath, f"population file {ppath}")):
             population = read_population_raster(ppath)
         else:
-            pc = _cols(psrc)
-            year_col = pc.get("year")
             population = read_population_polygons(
                 ppath,
-                column=pc.get("population", "population"),
+                column=_cols(psrc).get("population", "population"),
                 layer=psrc.layer,
                 crs=crs,
                 source_crs=psrc.crs,
-                keep_columns=[year_col] if year_col else (),
-            )
-            population = _project_population(
-                population, year_col, scenario, f"population file {ppath}", notes
+                repair=data.repair_geometries,
             )
     if "population" not in districts.columns:
         districts = districts.copy()
         districts["population"] = _district_population(districts, population, crs)
         notes.append("district populations summed from the population layer")
-    if data.population is None and "year" in dcols:
-        pass  # district populations taken as given (documented)
 
     # existing sites
     if data.existing_sites is not None:
@@ -1612,7 +1650,7 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
         sources["existing_sites"] = str(spath)
         fmt = _sites_format(ssrc, spath)
         if fmt == "opencellid":
-            cells = read_opencellid(spath)
+            cells = _cells_near(read_opencellid(spath), study, crs, f"OpenCelliD file {spath}")
             sites = cluster_cells_to_sites(
                 cells,
                 crs=crs,
@@ -1649,6 +1687,7 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
                 crs=crs,
                 source_crs=ssrc.crs,
                 study_area=study,
+                repair=data.repair_geometries,
                 max_tenants=scenario.sites.max_tenants,
                 layer=ssrc.layer,
             )
@@ -1675,6 +1714,7 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
                 layer=src.layer,
                 crs=crs,
                 source_crs=src.crs,
+                repair=data.repair_geometries,
             )
         )
         sources[f"pois[{i}]"] = str(ppath)
@@ -1705,8 +1745,12 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
                 layer=rsrc.layer,
                 crs=crs,
                 source_crs=rsrc.crs,
+                repair=data.repair_geometries,
             )
-    notes.append(f"populations taken as given from the input files ({data.label})")
+    notes.append(
+        f"populations taken as given from the input files ({data.label}); no projection to "
+        f"{scenario.year}"
+    )
     return PlanInputs(
         districts=districts,
         population=population,

@@ -93,7 +93,10 @@ def plan_fidelity(
         its absolute error, and ``sites_for_plan_radius`` per convention.
     """
     at_total = {c: serving_radius_km(area_km2, total_sites, c) for c in CONVENTIONS}
-    at_existing = {c: serving_radius_km(area_km2, existing_sites, c) for c in CONVENTIONS}
+    at_existing = {
+        c: serving_radius_km(area_km2, existing_sites, c) if existing_sites > 0 else float("nan")
+        for c in CONVENTIONS
+    }
     errors = {c: abs(r - plan_radius_km) for c, r in at_total.items()}
     best = min(errors, key=lambda c: errors[c])
     return {
@@ -101,7 +104,9 @@ def plan_fidelity(
         "plan_sites": total_sites,
         "plan_radius_km": plan_radius_km,
         "radius_km_at_total": {c: round(v, 4) for c, v in at_total.items()},
-        "radius_km_at_existing": {c: round(v, 4) for c, v in at_existing.items()},
+        "radius_km_at_existing": {
+            c: (round(v, 4) if existing_sites > 0 else None) for c, v in at_existing.items()
+        },
         "best_convention": best,
         "best_abs_error_km": round(errors[best], 4),
         "sites_for_plan_radius": {

@@ -425,8 +425,10 @@ class _MapBuilder:
     layers: list[Layer] = field(default_factory=list)
 
     def add(self, layer: Layer, label: str, n: int, key: tuple[str, str] | None = None) -> None:
+        # Leaflet's layer control inserts names with innerHTML: escape data-derived labels
+        layer.layer_name = _esc(label)
         self.layers.append(layer)
-        self.entries.append((label, layer.get_name(), n))
+        self.entries.append((layer.layer_name, layer.get_name(), n))
         if key is not None:
             self.legend.append((key[0], key[1], label))
 
@@ -502,7 +504,10 @@ class _MapBuilder:
 
     def build(self) -> folium.Map:
         bounds = self.bounds or [[-1.0, -1.0], [1.0, 1.0]]
-        center = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
+        center = [
+            round((bounds[0][0] + bounds[1][0]) / 2, 6),
+            round((bounds[0][1] + bounds[1][1]) / 2, 6),
+        ]
         m = folium.Map(
             location=center,
             zoom_start=11,

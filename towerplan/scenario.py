@@ -212,6 +212,7 @@ class DataSources:
     existing_sites: LayerSource | None = None
     pois: tuple[LayerSource, ...] = ()
     roads: LayerSource | None = None
+    repair_geometries: bool = False
     urban_type_values: tuple[str, ...] = ("quận", "quan", "urban", "thành phố", "thị xã")
     rural_type_values: tuple[str, ...] = ("huyện", "huyen", "rural")
 

@@ -646,9 +646,10 @@ def cheapest_colocations_to_target(
     used because which sites can reach which hosts makes it a bipartite
     b-matching where greedy choices are not optimal in general.
 
-    **Objective.**  ``"outlay"`` (default): ``c_ij = c_a = C_col`` (plus a
-    tie-break of 1 VND per km favouring near hosts), i.e. the least co-location
-    spend and the fewest changes to the coverage-optimised plan.
+    **Objective.**  ``"outlay"`` (default): every move costs ``C_col``, so the
+    least co-location spend is the fewest moves - the smallest change to the
+    coverage-optimised plan; ties are broken in favour of relocations (they
+    also avoid a new build), then of nearer hosts.
     ``"net_cost"``: ``c_ij = C_col - C_ded`` (avoided build), ``c_a = C_col``;
     with the default unit costs every relocation *saves* money, so this
     relocates every dedicated site that has a candidate host, whatever the
@@ -889,16 +890,23 @@ def cheapest_colocations_to_target(
         lo.append(np.full(ny, -np.inf))
         hi.append(np.zeros(ny))
     gain = np.concatenate([np.full(nx_, t), np.zeros(na), np.ones(ny)])
-    scale = 1e6  # objective in million VND
     if objective == "outlay":
-        cx = np.full(nx_, uc.colocation / scale) + reloc["distance_m"].to_numpy(float) * 1e-9
+        # every move costs C_col: least outlay = fewest moves (exact, weight 1 per move);
+        # tie-breaks summing to < 0.9: relocations before added tenants, nearer hosts first
+        nn = max(nvar, 1)
+        dist_m = reloc["distance_m"].to_numpy(float)
+        dmax = max(float(dist_m.max()) if nx_ else 0.0, 1.0)
+        cx = 1.0 - 0.5 / nn + 0.4 / nn * dist_m / dmax
+        ca = np.ones(na)
     else:
+        scale = 1e6  # objective in million VND
         cx = np.full(nx_, (uc.colocation - uc.new_dedicated_site) / scale)
-    cost = np.concatenate([cx, np.full(na, uc.colocation / scale), np.zeros(ny)])
+        ca = np.full(na, uc.colocation / scale)
+    cost = np.concatenate([cx, ca, np.zeros(ny)])
     base = sparse.vstack(rows_c).tocsr()
     integrality = np.ones(nvar)
     bounds = Bounds(np.zeros(nvar), np.ones(nvar))
-    opts = {"time_limit": float(time_limit_s), "mip_rel_gap": 1e-9}
+    opts = {"time_limit": float(time_limit_s), "mip_rel_gap": 0.0}
 
     def _solve(c: np.ndarray, with_target: bool) -> Any:
         mats = [base]

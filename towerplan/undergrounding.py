@@ -644,7 +644,7 @@ def district_columns(plan: UndergroundPlan) -> pd.DataFrame:
     ``underground_km_Y``, ``bury_km_per_year_to_Y``, ``fibre_share_Y``.
     """
     lay = plan.layer.set_index("district")
-    out = lay[["road_km", "cable_km"]].copy()
+    out = lay[[c for c in ("road_km", "cable_km") if c in lay.columns]].copy()
     for y in plan.checks["year"]:
         y = int(y)
         out[f"underground_share_{y}"] = lay[f"share_{y}"]

@@ -394,9 +394,11 @@ def _district_of(xy: np.ndarray, districts: gpd.GeoDataFrame) -> np.ndarray:
     out = np.full(len(xy), None, dtype=object)
     if len(xy) == 0:
         return out
+    unset = np.ones(len(xy), dtype=bool)
     for name, geom in zip(districts["district"], districts.geometry, strict=True):
-        hit = shapely.contains_xy(geom, xy[:, 0], xy[:, 1]) & (out == None)  # noqa: E711
+        hit = unset & shapely.contains_xy(geom, xy[:, 0], xy[:, 1])
         out[hit] = name
+        unset &= ~hit
     return out
 
 

@@ -1,0 +1,194 @@
+"""Headless Chromium opens every HTML map from file:// with networking off.
+
+Checks per map: no SEVERE console message, no resource fetched from anywhere,
+every registered layer renders its expected number of features (counted from
+the Leaflet objects in the page), SVG paths / markers are in the DOM, and a
+screenshot is not blank.  Names carrying ``<script>`` / ``<img onerror>`` are
+shown as text and never run.
+
+Skips only when Chromium/chromedriver are absent outside CI; in CI
+(``CI`` set) their absence is a failure because ``.ci/run`` installs them.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from _layers_fixture import EVIL, make_layers
+
+from towerplan import maps
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+COUNT_JS = """
+function leaves(l) {
+  if (l.getLayers) { return l.getLayers().reduce(function (a, c) { return a + leaves(c); }, 0); }
+  return 1;
+}
+var tp = window.towerplan, out = {};
+for (var k in tp.layers) {
+  out[k] = [leaves(tp.layers[k][0]), tp.layers[k][1], tp.map.hasLayer(tp.layers[k][0])];
+}
+return {
+  layers: out,
+  paths: document.querySelectorAll("path.leaflet-interactive").length,
+  markers: document.querySelectorAll(".leaflet-marker-icon").length,
+  clusters: document.querySelectorAll(".marker-cluster").length,
+  controlItems: document.querySelectorAll(".leaflet-control-layers-overlays label").length,
+  alerts: window.__alerts,
+  resources: performance.getEntriesByType("resource").map(function (e) { return e.name; }),
+  injected: document.querySelectorAll("body img:not(.leaflet-marker-icon):not(.leaflet-tile)").length
+};
+"""
+
+
+def _driver_or_skip() -> Any:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        if os.environ.get("CI"):
+            pytest.fail("chromium/chromedriver missing in CI: .ci/run must apt-get install them")
+        pytest.skip("chromium and chromedriver not installed (Debian: chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="tp-chrome-")
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--no-first-run",
+        "--disable-quic",
+        "--proxy-server=127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--window-size=1200,850",
+        f"--user-data-dir={profile}",
+    ):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    drv.set_page_load_timeout(30)
+    drv.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {"source": "window.__alerts = 0; window.alert = function () { window.__alerts++; };"},
+    )
+    drv._tp_profile = profile  # type: ignore[attr-defined]
+    return drv
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    drv = _driver_or_skip()
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        shutil.rmtree(drv._tp_profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def map_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[str, Any]]:
+    # enough existing sites to exercise marker clustering
+    layers, summary, kpis = make_layers(
+        n_existing=maps.CLUSTER_THRESHOLD + 150, n_proposed=40, evil=True
+    )
+    paths = maps.write_maps(layers, summary, kpis, tmp_path_factory.mktemp("bmaps"))
+    return paths, layers
+
+
+def _screenshot_std(drv: Any) -> float:
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(drv.get_screenshot_as_png())).convert("L")
+    return float(np.asarray(img, dtype=float).std())
+
+
+def test_every_map_renders_offline(browser: Any, map_files: tuple[list[Path], dict]) -> None:
+    paths, layers = map_files
+    n_existing = len(layers["existing_sites"])
+    results = {}
+    for path in paths:
+        browser.get(path.resolve().as_uri())
+        r = browser.execute_script(COUNT_JS)
+        logs = browser.get_log("browser")
+        severe = [e for e in logs if e["level"] == "SEVERE"]
+        assert severe == [], (path.name, severe)
+        assert r["alerts"] == 0, path.name
+        assert r["injected"] == 0, path.name
+        assert [u for u in r["resources"] if not u.startswith("data:")] == [], path.name
+        assert r["layers"], path.name
+        for label, (got, expected, _shown) in r["layers"].items():
+            assert got == expected, (path.name, label, got, expected)
+        assert r["controlItems"] == len(r["layers"]), path.name
+        assert r["paths"] > 0, path.name
+        assert _screenshot_std(browser) > 8.0, path.name
+        results[path.stem] = r
+    ov = results["overview"]
+    assert ov["layers"]["Existing sites"][0] == n_existing
+    assert ov["clusters"] > 0  # clustered existing sites are drawn as cluster icons
+    ps = results["proposed_sites"]["layers"]
+    n_ded = int((layers["proposed_sites"]["site_type"] == "dedicated").sum())
+    assert ps["Proposed sites - dedicated"][0] == n_ded
+    assert ps["Proposed sites - shared"][0] == len(layers["proposed_sites"]) - n_ded
+    gaps = results["coverage_gaps"]["layers"]
+    assert sum(v[0] for k, v in gaps.items() if k.startswith("Gaps ")) == len(
+        layers["coverage_gaps"]
+    )
+
+
+def test_user_text_is_shown_not_run(browser: Any, map_files: tuple[list[Path], dict]) -> None:
+    paths, _ = map_files
+    page = next(p for p in paths if p.stem == "proposed_sites")
+    browser.get(page.resolve().as_uri())
+    r = browser.execute_script(
+        """
+        var g = window.towerplan.layers["Proposed sites - shared"][0];
+        var m = g.getLayers()[0];
+        m.openPopup();
+        m.openTooltip();
+        var pop = document.querySelector(".leaflet-popup-content");
+        var tip = document.querySelector(".leaflet-tooltip");
+        var labels = Array.from(document.querySelectorAll(".tp-label")).map(function (e) {
+            return e.textContent; });
+        var caption = document.querySelector(".tp-caption").textContent;
+        var control = document.querySelector(".leaflet-control-layers-overlays").textContent;
+        return {popup: pop.textContent, popupScripts: pop.querySelectorAll("script, img").length,
+                tip: tip.textContent, labels: labels, caption: caption, control: control,
+                alerts: window.__alerts};
+        """
+    )
+    assert EVIL in r["popup"]  # the operator name, shown literally
+    assert r["popupScripts"] == 0
+    assert EVIL in r["tip"]
+    assert any(EVIL in t for t in r["labels"])
+    assert "note with " + EVIL in r["caption"]
+    assert "SCHEMATIC DEMO DATA" in r["caption"]
+    assert r["alerts"] == 0
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+    cg = next(p for p in paths if p.stem == "coverage_gaps")
+    browser.get(cg.resolve().as_uri())
+    control = browser.execute_script(
+        'return document.querySelector(".leaflet-control-layers-overlays").textContent;'
+    )
+    assert "Existing sites - " + EVIL in control
+    assert html.escape(EVIL) not in control  # escaped once, displayed as the original text

@@ -1,0 +1,376 @@
+"""Tests of the built-in schematic demo (towerplan.demo) and of scripts/build_demo.py."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import io
+import math
+import re
+import sys
+from importlib import resources
+from pathlib import Path
+from types import ModuleType
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial import cKDTree
+
+from towerplan import load_scenario
+from towerplan._inputs import DEMO_KIND, PlanInputs
+from towerplan.demo import (
+    CENSUS_YEAR,
+    SITE_MIN_SPACING_M,
+    _largest_remainder,
+    load_demo,
+)
+from towerplan.errors import CRSError
+from towerplan.scenario import Scenario
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _facts() -> pd.DataFrame:
+    text = (resources.files("towerplan") / "data" / "demo" / "districts_facts.csv").read_text(
+        encoding="utf-8"
+    )
+    return pd.read_csv(io.StringIO(text), dtype={"code": str})
+
+
+def _hamilton(total: int, shares: list[float]) -> list[int]:
+    """Independent largest-remainder split (exact arithmetic on the float inputs)."""
+    from fractions import Fraction
+
+    fs = [Fraction(s) for s in shares]
+    quotas = [total * f / sum(fs) for f in fs]
+    base = [math.floor(q) for q in quotas]
+    rest = total - sum(base)
+    ranked = sorted(range(len(fs)), key=lambda i: (-(quotas[i] - base[i]), i))
+    for i in ranked[:rest]:
+        base[i] += 1
+    return base
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return load_scenario("cantho-2020")
+
+
+@pytest.fixture(scope="module")
+def demo(scenario: Scenario) -> PlanInputs:
+    return load_demo(scenario)
+
+
+@pytest.fixture(scope="module")
+def build_demo() -> ModuleType:
+    path = REPO / "scripts" / "build_demo.py"
+    spec = importlib.util.spec_from_file_location("build_demo_under_test", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses need the module registered
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# --------------------------------------------------------------------------- facts + districts
+
+
+def test_facts_csv_has_nine_districts_with_sources() -> None:
+    f = _facts()
+    assert sorted(f["code"]) == ["916", "917", "918", "919", "923", "924", "925", "926", "927"]
+    assert (f["district_type"] == "urban").sum() == 5
+    assert (f["district_type"] == "rural").sum() == 4
+    assert f["district"].str.startswith("Quận").eq(f["district_type"] == "urban").all()
+    assert int(f["population_2009"].sum()) == 1_188_455
+    assert f["area_km2_real"].sum() == pytest.approx(1414.38)
+    assert f["population_source"].str.contains("2009 Population and Housing Census").all()
+    assert f["area_source"].str.contains("censusVN2009").all()
+
+
+def test_district_areas_match_facts(demo: PlanInputs) -> None:
+    f = _facts().set_index("code")
+    d = demo.districts.set_index("code")
+    real = f.loc[d.index, "area_km2_real"].to_numpy()
+    measured = d.geometry.area.to_numpy() / 1e6
+    rel = measured / real - 1.0
+    worst = float(np.max(np.abs(rel)))
+    report = ", ".join(f"{c} {100 * e:+.3f}%" for c, e in zip(d.index, rel, strict=True))
+    assert worst < 0.01, f"max relative area error {worst:.4%} (contract 5 %, aim 1 %): {report}"
+    np.testing.assert_allclose(d["area_km2"].to_numpy(), measured, rtol=1e-12)
+
+
+def test_districts_layer_contract(demo: PlanInputs, scenario: Scenario) -> None:
+    d = demo.districts
+    assert len(d) == 9
+    assert list(d.columns[:5]) == ["district", "code", "district_type", "population", "area_km2"]
+    assert d["district_type"].value_counts().to_dict() == {"urban": 5, "rural": 4}
+    assert d["code"].is_unique and d["district"].is_unique
+    assert d.crs.to_string() == scenario.crs
+    assert d.is_valid.all() and (d.geom_type == "Polygon").all()
+    assert demo.data_kind == DEMO_KIND == "demo-schematic"
+    assert demo.road_graph is None
+    assert len(demo.notes) >= 4 and all("schematic" in n or "synthetic" in n for n in demo.notes)
+
+
+def test_population_projected_from_2009(demo: PlanInputs, scenario: Scenario) -> None:
+    f = _facts().set_index("code")
+    factor = (1 + scenario.population.annual_growth) ** (scenario.year - CENSUS_YEAR)
+    expected_total = float(f["population_2009"].sum()) * factor
+    pop = demo.population
+    assert isinstance(pop, gpd.GeoDataFrame)
+    assert float(pop["population"].sum()) == pytest.approx(expected_total, rel=1e-9)
+    assert float(demo.districts["population"].sum()) == pytest.approx(expected_total, rel=1e-9)
+    # equal ward shares of each district's projected population
+    for code, grp in pop.groupby("code"):
+        district_pop = float(f.loc[code, "population_2009"]) * factor
+        np.testing.assert_allclose(grp["population"].to_numpy(), district_pop / len(grp))
+    assert expected_total > 1_188_455  # growth is positive in the scenario
+
+
+def test_wards_nest_in_districts(demo: PlanInputs) -> None:
+    pop = demo.population
+    assert isinstance(pop, gpd.GeoDataFrame)
+    assert len(pop) == 80 and pop["ward_code"].is_unique
+    assert pop.is_valid.all()
+    assert bool(shapely.coverage_is_valid(np.asarray(pop.geometry)))
+    d = demo.districts.set_index("code")
+    for code, grp in pop.groupby("code"):
+        union = shapely.union_all(np.asarray(grp.geometry))
+        diff = union.symmetric_difference(d.loc[code, "geometry"]).area
+        assert diff < 1.0, f"district {code}: wards differ from the district by {diff:.1f} m²"
+        assert set(grp["district"]) == {d.loc[code, "district"]}
+
+
+def test_other_metric_crs_and_geographic_crs_rejected(scenario: Scenario) -> None:
+    vn2000 = load_demo(dataclasses.replace(scenario, crs="EPSG:3405"))
+    assert vn2000.districts.crs.to_epsg() == 3405
+    assert vn2000.existing_sites.crs.to_epsg() == 3405
+    assert float(vn2000.districts["area_km2"].sum()) == pytest.approx(1414.38, rel=0.01)
+    with pytest.raises(CRSError, match="geographic"):
+        load_demo(dataclasses.replace(scenario, crs="EPSG:4326"))
+
+
+# --------------------------------------------------------------------------- sites
+
+
+def test_exact_site_count_and_columns(demo: PlanInputs, scenario: Scenario) -> None:
+    s = demo.existing_sites
+    assert len(s) == scenario.sites.existing == 1114
+    for col in ("site_id", "operator", "operators", "n_tenants", "max_tenants", "height_m"):
+        assert col in s.columns
+    assert s["site_id"].is_unique
+    assert all(re.fullmatch(r"EX-\d{4}", v) for v in s["site_id"])
+    assert s["site_id"].iloc[0] == "EX-0001" and s["site_id"].iloc[-1] == "EX-1114"
+    assert (s["max_tenants"] == scenario.sites.max_tenants).all()
+    assert (s["n_tenants"] <= s["max_tenants"]).all()
+    assert (s.geom_type == "Point").all()
+    types = demo.districts.set_index("district")["district_type"]
+    expected_h = s["district"].map(types).map({"urban": 30.0, "rural": 45.0})
+    np.testing.assert_array_equal(s["height_m"].to_numpy(), expected_h.to_numpy())
+
+
+def test_owner_counts_follow_market_shares(demo: PlanInputs, scenario: Scenario) -> None:
+    s = demo.existing_sites
+    expected = _hamilton(len(s), [o.market_share for o in scenario.operators])
+    got = s["operator"].value_counts()
+    assert [int(got.get(o.name, 0)) for o in scenario.operators] == expected
+    assert expected == [557, 245, 256, 56]
+
+
+def test_shared_structures(demo: PlanInputs, scenario: Scenario) -> None:
+    s = demo.existing_sites
+    n_shared = math.floor(scenario.sharing.existing_shared_fraction * len(s) + 0.5)
+    assert int((s["n_tenants"] == 2).sum()) == n_shared == 223
+    assert set(s["n_tenants"]) == {1, 2}
+    parts = s["operators"].str.split(";")
+    assert (parts.str.len() == s["n_tenants"]).all()
+    assert (parts.str[0] == s["operator"]).all()  # host first
+    shared = parts[s["n_tenants"] == 2]
+    assert (shared.str[0] != shared.str[1]).all()
+    assert set(shared.str[1]) <= set(scenario.operator_names)
+
+
+def test_sites_follow_population(demo: PlanInputs, scenario: Scenario) -> None:
+    s = demo.existing_sites
+    d = demo.districts
+    pop = d["population"] / d["population"].sum()
+    area = d["area_km2"] / d["area_km2"].sum()
+    expected = _hamilton(len(s), list(0.6 * pop + 0.4 * area))
+    got = s["district"].value_counts()
+    assert [int(got[n]) for n in d["district"]] == expected
+    density = got / d.set_index("district")["area_km2"]
+    assert density.idxmax() == "Quận Ninh Kiều"  # the densest district
+
+
+def test_sites_inside_their_district_and_spaced(demo: PlanInputs) -> None:
+    s = demo.existing_sites
+    d = demo.districts.set_index("district")
+    union = shapely.union_all(np.asarray(d.geometry))
+    assert bool(np.all(shapely.covers(union, np.asarray(s.geometry))))
+    inside_own = shapely.covers(
+        np.asarray(d.loc[s["district"], "geometry"]), np.asarray(s.geometry)
+    )
+    assert bool(np.all(inside_own))
+    xy = np.column_stack([s.geometry.x, s.geometry.y])
+    nearest, _ = cKDTree(xy).query(xy, k=2)
+    min_spacing = float(nearest[:, 1].min())
+    assert min_spacing >= SITE_MIN_SPACING_M, f"closest pair {min_spacing:.1f} m"
+
+
+def test_seed_reproducible(scenario: Scenario, demo: PlanInputs) -> None:
+    again = load_demo(scenario)
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(again.existing_sites), pd.DataFrame(demo.existing_sites)
+    )
+    other = load_demo(scenario, seed=7)
+    assert len(other.existing_sites) == len(demo.existing_sites)
+    moved = ~np.asarray(other.existing_sites.geometry.geom_equals(demo.existing_sites.geometry))
+    assert moved.mean() > 0.9
+
+
+def test_scenario_drives_counts(scenario: Scenario) -> None:
+    small = dataclasses.replace(
+        scenario,
+        year=2030,
+        sites=dataclasses.replace(scenario.sites, existing=37, max_tenants=1),
+    )
+    out = load_demo(small, seed=1)
+    assert len(out.existing_sites) == 37
+    assert (out.existing_sites["n_tenants"] == 1).all()  # max_tenants 1: no sharing
+    factor = (1 + scenario.population.annual_growth) ** (2030 - CENSUS_YEAR)
+    assert float(out.districts["population"].sum()) == pytest.approx(1_188_455 * factor)
+    none = load_demo(
+        dataclasses.replace(scenario, sites=dataclasses.replace(scenario.sites, existing=0))
+    )
+    assert len(none.existing_sites) == 0 and "site_id" in none.existing_sites.columns
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    total=st.integers(0, 5000),
+    weights=st.lists(st.floats(0.0, 10.0, allow_nan=False), min_size=1, max_size=8).filter(
+        lambda w: sum(w) > 1e-6
+    ),
+)
+def test_largest_remainder_property(total: int, weights: list[float]) -> None:
+    got = _largest_remainder(total, weights)
+    assert int(got.sum()) == total
+    quota = total * np.asarray(weights) / sum(weights)
+    assert np.all(got >= np.floor(quota) - 1e-9) and np.all(got <= np.ceil(quota) + 1e-9)
+
+
+# --------------------------------------------------------------------------- pois + roads
+
+
+def test_pois_and_roads(demo: PlanInputs, scenario: Scenario) -> None:
+    p = demo.pois
+    assert p["category"].value_counts().to_dict() == {"admin_centre": 9, "city_centre": 1}
+    assert (p["source"] == "vietnamadminunits").all()
+    assert set(p.loc[p["category"] == "admin_centre", "name"]) == set(demo.districts["district"])
+    city = p.loc[p["category"] == "city_centre"].geometry.iloc[0]
+    ninh_kieu = demo.districts.set_index("code").loc["916", "geometry"]
+    assert ninh_kieu.contains(city)
+    r = demo.roads
+    assert r is not None and len(r) > 150
+    assert set(r["road_class"]) == {"provincial", "local"}
+    assert r.crs.to_string() == scenario.crs
+    assert (r.geom_type == "LineString").all()
+    study = shapely.union_all(np.asarray(demo.districts.geometry))
+    outside = shapely.length(shapely.difference(np.asarray(r.geometry), study))
+    assert float(np.max(outside / r.length.to_numpy())) <= 0.05 + 1e-9
+
+
+# --------------------------------------------------------------------------- build script
+
+
+def test_committed_files_consistent_with_facts() -> None:
+    folder = resources.files("towerplan") / "data" / "demo"
+    with resources.as_file(folder / "districts.geojson") as path:
+        d = gpd.read_file(path)
+    f = _facts().set_index("code")
+    d = d.set_index("code")
+    np.testing.assert_array_equal(d["population_2009"], f.loc[d.index, "population_2009"])
+    np.testing.assert_array_equal(d["area_km2_real"], f.loc[d.index, "area_km2_real"])
+    measured = d.to_crs("EPSG:32648").area / 1e6
+    np.testing.assert_allclose(d["area_km2"], measured, atol=6e-4)
+    for name in ("districts", "wards", "admin_centres", "roads"):
+        text = (folder / f"{name}.geojson").read_text(encoding="utf-8")
+        coords = re.findall(r"-?\d+\.\d+", text.split('"features"', 1)[1])
+        assert max(len(c.split(".")[1]) for c in coords) <= 5  # rounded to 1e-5 deg
+        assert len(text.encode()) < 100_000
+
+
+def test_build_script_deterministic_coarse(build_demo: ModuleType) -> None:
+    first = build_demo.build(province_code="92", cell_m=600.0, correction_passes=1)
+    second = build_demo.build(province_code="92", cell_m=600.0, correction_passes=1)
+    for name in ("districts", "wards", "admin_centres", "roads"):
+        a = build_demo.geojson_text(getattr(first, name), name)
+        b = build_demo.geojson_text(getattr(second, name), name)
+        assert a == b, f"{name} differs between two builds"
+    assert len(first.districts) == 9 and len(first.wards) == 80
+    assert first.wards.is_valid.all() and first.districts.is_valid.all()
+    assert bool(shapely.coverage_is_valid(np.asarray(first.wards.geometry)))
+    # even on a 600 m grid every district is within the 5 % contract
+    assert first.diagnostics["max_abs_area_rel_error"] < 0.05
+
+
+def test_build_helpers(build_demo: ModuleType) -> None:
+    assert build_demo.parse_bounds("10.0,105.7 – 10.1,105.8") == (105.7, 10.0, 105.8, 10.1)
+    assert build_demo.utm_crs(105.7, 10.0) == "EPSG:32648"
+    assert build_demo.utm_crs(-70.0, -33.0) == "EPSG:32719"
+    assert build_demo.district_type_of("Quận") == "urban"
+    assert build_demo.district_type_of("Huyện") == "rural"
+    with pytest.raises(ValueError, match="no rows"):
+        build_demo.read_units("00")
+
+
+def test_enforce_connectivity_reassigns_cut_off_piece(build_demo: ModuleType) -> None:
+    lab = np.array(
+        [
+            [0, 0, 1, 1, 0],
+            [0, 0, 1, 1, 1],
+            [2, 2, 2, 2, 2],
+            [-1, 2, 2, 2, -1],
+        ],
+        dtype=np.int32,
+    )
+    ward_district = np.array([0, 1, 1])
+    out = build_demo.enforce_connectivity(lab, ward_district)
+    assert out[0, 4] == 1  # ward 0's cut-off cell joins the nearest other ward
+    assert (out[:, :2][:2] == 0).all() and out[3, 0] == -1 and out[3, 4] == -1
+    assert lab[0, 4] == 0  # input not mutated
+
+
+# --------------------------------------------------------------------------- real data
+
+
+@pytest.mark.realdata
+def test_schematic_districts_near_real_polygons(demo: PlanInputs, shared_data: Path) -> None:
+    real = gpd.read_file(shared_data / "censusvn2009" / "cantho_aoi_districts_2009census.geojson")
+    real = real[real["in_can_tho"].astype(bool)].to_crs(demo.districts.crs)
+    real = real.set_index("district_vn")
+    assert set(real.index) == set(demo.districts["district"])
+    for row in demo.districts.itertuples():
+        poly = real.loc[row.district, "geometry"]
+        gap_km = poly.distance(row.geometry.centroid) / 1000
+        assert gap_km < 3.0, f"{row.district}: schematic centroid {gap_km:.2f} km from the real one"
+        overlap = poly.intersection(row.geometry).area / poly.area
+        assert overlap > 0.5, f"{row.district}: only {overlap:.0%} of the real district covered"
+
+
+@pytest.mark.realdata
+def test_facts_match_shared_tables(shared_data: Path) -> None:
+    path = shared_data / "population_tables" / "cantho_district_population_2009.csv"
+    with path.open(encoding="utf-8") as fh:
+        rows = {r["gso_district_code"]: r for r in csv.DictReader(fh)}
+    for r in _facts().itertuples():
+        src = rows[r.code]
+        assert int(src["pop2009_genstar_total"]) == r.population_2009
+        assert float(src["area_km2_censusvn2009"]) == pytest.approx(r.area_km2_real)
+        assert src["type_2015_plan"] == ("quận" if r.district_type == "urban" else "huyện")

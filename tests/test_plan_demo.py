@@ -1,0 +1,89 @@
+"""End to end: ``towerplan plan --scenario cantho-2020`` on the built-in demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import pytest
+
+from towerplan.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("demo") / "cantho-2020"
+    code = main(["plan", "--scenario", "cantho-2020", "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    return {"out": out, "summary": summary}
+
+
+def test_summary_has_the_plan_numbers(demo_run: dict[str, Any]) -> None:
+    s = demo_run["summary"]
+    assert s["data_kind"] == "demo-schematic"
+    assert "SCHEMATIC" in s["caption"]
+    assert s["scenario"] == "cantho-2020"
+    assert (s["existing_sites"], s["new_sites"], s["total_sites"]) == (1114, 614, 1728)
+    assert (s["new_dedicated"], s["new_shared"]) == (338, 276)
+    # the schematic districts match the real areas (1,414.38 km2 in total) within 5 %
+    assert s["area_km2"] == pytest.approx(1414.38, rel=0.05)
+    # population: 2009 census 1,188,435 projected to 2020 at 0.386 %/yr
+    assert s["population"] == pytest.approx(1188455 * 1.00386**11, rel=1e-6)
+    assert s["population_conservation_rel_error"] < 1e-3
+    assert s["population_covered_after"] > s["population_covered_before"]
+    assert 0 < s["coverage_share_before"] < s["coverage_share_after"] <= 1
+    by = s["mean_serving_radius_km_by_convention"]
+    assert by["square"] == pytest.approx((s["area_km2"] / (2 * 1728)) ** 0.5, abs=1e-4)
+    assert s["mean_serving_radius_km"] == by["square"]
+    assert s["radius_convention"] == "square"
+    assert s["plan_fidelity"]["best_convention"] == "square"
+    assert s["runtime_s"] < 120
+
+
+def test_district_kpis(demo_run: dict[str, Any]) -> None:
+    k = pd.read_csv(demo_run["out"] / "district_kpis.csv")
+    assert len(k) == 9
+    assert set(k["data_kind"]) == {"demo-schematic"}
+    assert sorted(k["district_type"].value_counts().to_dict().items()) == [("rural", 4), ("urban", 5)]
+    assert k["existing"].sum() == 1114
+    assert k["new_dedicated"].sum() == 338 and k["new_shared"].sum() == 276
+    assert (k["total"] == k["existing"] + k["new_dedicated"] + k["new_shared"]).all()
+    assert (k["coverage_any_after"] >= k["coverage_any_before"]).all()
+    assert k["population"].sum() == pytest.approx(1188455 * 1.00386**11, rel=1e-6)
+
+
+def test_geopackage_layers(demo_run: dict[str, Any]) -> None:
+    gpkg = demo_run["out"] / "towerplan.gpkg"
+    names = {row[0] for row in pyogrio.list_layers(gpkg)}
+    assert {"districts", "demand", "existing_sites", "candidate_sites", "proposed_sites",
+            "coverage_gaps"} <= names
+    p = gpd.read_file(gpkg, layer="proposed_sites")
+    assert len(p) == 614
+    assert set(p["site_type"]) == {"dedicated", "shared"}
+    shared = p[p["site_type"] == "shared"]
+    assert (shared["operators"].str.split(";").str.len() >= 2).all()
+    assert (p.loc[p["site_type"] == "dedicated", "operators"].str.split(";").str.len() == 1).all()
+    assert p["site_id"].is_unique
+    assert p["lon"].between(105.2, 105.9).all() and p["lat"].between(9.85, 10.4).all()
+    assert p["district"].notna().all()
+    gaps = gpd.read_file(gpkg, layer="coverage_gaps")
+    assert set(gaps["stage"]) == {"before", "after"}
+    b = gaps[gaps["stage"] == "before"].set_index("operator")["population"]
+    a = gaps[gaps["stage"] == "after"].set_index("operator")["population"]
+    assert (a <= b + 1e-6).all()
+
+
+def test_overview_map_says_schematic(demo_run: dict[str, Any]) -> None:
+    html = (demo_run["out"] / "maps" / "overview.html").read_text(encoding="utf-8")
+    assert "schematic" in html.lower()
+    assert "unpkg.com" not in html and "cdn.jsdelivr" not in html
+
+
+def test_nothing_left_beside_out(demo_run: dict[str, Any]) -> None:
+    siblings = [p.name for p in demo_run["out"].parent.iterdir()]
+    assert siblings == ["cantho-2020"]
