@@ -12,15 +12,15 @@ Method (deterministic, no random numbers):
 1. Ward bounding boxes are projected to a metric UTM CRS, unioned and closed
    (buffer out, buffer in); a further buffer distance is found by bisection so
    that the outer shape's area equals the sum of the real district areas.
-2. The outer shape is rasterised on a regular grid (``cell_m``, default 100 m).
-3. Cells are assigned to wards by a power diagram (``|x - s|² - w_D - v_i``)
-   of the ward centre points with one weight ``w_D`` per district, so the
-   wards of a district split it like a Voronoi diagram.  The district weights
+2. The outer shape is rasterised on a regular grid (``cell_m``, default 50 m).
+3. Districts: cells are assigned by a power diagram (``|x - s|² - w_D``) of
+   the ward centre points with one weight ``w_D`` per district; the weights
    are found by damped Newton steps (semi-discrete optimal transport) until
-   every district has its real area; a ward offset ``v_i`` is raised only for
-   a ward that would be too small.  After each assignment ward and district
-   pieces cut off from their main body go to the nearest other ward, so
-   every ward and district is one connected piece.
+   every district has its real area.  Wards: each district's cells are split
+   between its wards like a Voronoi diagram of their points; a ward offset is
+   raised only for a ward smaller than 20 % of the district's mean ward size.
+   Pieces of a district or ward cut off from its main body go to the nearest
+   other one, so every district and ward is one connected piece.
 4. Ward regions are vectorised (``rasterio.features.shapes``), simplified as a
    coverage (``shapely.coverage_simplify``, shared edges stay shared),
    reprojected to WGS84 and rounded to 1e-5 degrees; districts are the
@@ -70,7 +70,7 @@ logger = logging.getLogger("build_demo")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "towerplan" / "data" / "demo"
 FACTS_NAME = "districts_facts.csv"
-DEFAULT_CELL_M = 100.0
+DEFAULT_CELL_M = 50.0
 CLOSING_M = 1500.0
 """Closing distance that merges the ward bounding boxes into one outer shape."""
 COORD_DECIMALS = 5
@@ -375,13 +375,13 @@ def solve_districts(
         h = _boundary_hessian(cur, sites, ward_district, n_d)
         newton = np.linalg.lstsq(h, target_cells - counts, rcond=None)[0]
         diag = (target_cells - counts) / np.maximum(np.diag(h), 1e-9)
-        worst = float(np.max(np.abs(err)))
+        worst = float(np.sum(err**2))
         found = None
         for step in (newton - newton.mean(), diag - diag.mean()):  # Newton, then Jacobi
             t = 1.0
-            while t >= 1e-3:  # backtracking on the largest relative error
+            while t >= 1e-3:  # backtracking on the sum of squared relative errors
                 cand = evaluate(w + t * step)
-                if float(np.max(np.abs(cand[2]))) < worst:
+                if float(np.sum(cand[2] ** 2)) < worst:
                     found = (t, step, cand)
                     break
                 t *= 0.5
@@ -398,8 +398,9 @@ def solve_districts(
 def split_district(mask: np.ndarray, sites: np.ndarray, min_cells: float) -> np.ndarray:
     """Split one district's cells between its wards (Voronoi with a minimum ward size).
 
-    Ward sites outside the district are first moved to its nearest cell.
-    Cells go to the site minimising ``|x - s|² - v_i``; ``v_i`` is zero unless
+    Each ward site is first moved to the centre of its own cell of the
+    district (a site outside the district or sharing a cell with another goes
+    to the nearest free cell).  Cells go to the site minimising ``|x - s|² - v_i``; ``v_i`` is zero unless
     ward ``i`` would have fewer than ``min_cells`` cells, then it is raised so
     that the ward wins a disc around its site (up to 20 rounds).  Cut-off ward
     pieces go to the nearest other ward of the district.
@@ -439,10 +440,15 @@ def split_district(mask: np.ndarray, sites: np.ndarray, min_cells: float) -> np.
             d2[i] = np.inf
             v[i] += max(float(np.min(d2)) + v[i], 0.0) + min_cells / math.pi
     labels = local[mask]
-    for i in np.nonzero(np.bincount(labels, minlength=k) == 0)[0]:  # last resort
-        j = int(np.argmin((cx - sites[i, 0]) ** 2 + (cy - sites[i, 1]) ** 2))
-        logger.warning("ward %d of a district still empty: given its nearest cell", i)
-        labels[j] = i
+    own = np.array(
+        [int(np.argmin((cx - sites[i, 0]) ** 2 + (cy - sites[i, 1]) ** 2)) for i in range(k)]
+    )
+    for _ in range(k):  # last resort: an empty ward takes the (distinct) cell of its own site
+        empty = np.nonzero(np.bincount(labels, minlength=k) == 0)[0]
+        if empty.size == 0:
+            break
+        logger.warning("%d ward(s) of a district still empty: each given its own cell", empty.size)
+        labels[own[empty]] = empty
     return labels
 
 
@@ -605,7 +611,7 @@ def build(
     facts : Path, optional
         District facts CSV; default ``towerplan/data/demo/districts_facts.csv``.
     cell_m : float
-        Working grid cell size in metres (100 m for the shipped files; coarser
+        Working grid cell size in metres (50 m for the shipped files; coarser
         is faster).
     crs : str, optional
         Metric working CRS; default: the UTM zone of the province's centre.
@@ -887,9 +893,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not facts.is_file():
         ap.error(f"facts CSV {facts} not found; write it (see SOURCE.md) or pass --facts PATH")
     t0 = time.perf_counter()
-    layers = build(
-        str(args.province_code), facts, args.cell_m, args.crs
-    )
+    layers = build(str(args.province_code), facts, args.cell_m, args.crs)
     paths = write_layers(layers, args.out)
     dt = time.perf_counter() - t0
     d = layers.districts

@@ -36,7 +36,9 @@ def make_city(folder: Path, n_sites: int = 30, seed: int = 1) -> dict[str, Any]:
     pops = []
     for i in range(10):
         for j in range(4):
-            cells.append(box(X0 + i * 1000, Y0 + j * 1000, X0 + (i + 1) * 1000, Y0 + (j + 1) * 1000))
+            cells.append(
+                box(X0 + i * 1000, Y0 + j * 1000, X0 + (i + 1) * 1000, Y0 + (j + 1) * 1000)
+            )
             pops.append(float(rng.integers(200, 3000) if i < 4 else rng.integers(20, 400)))
     p = gpd.GeoDataFrame({"DAN_SO": pops}, geometry=cells, crs=CRS).to_crs("EPSG:4326")
     p.to_file(folder / "population.gpkg", driver="GPKG")
@@ -65,7 +67,10 @@ def make_city(folder: Path, n_sites: int = 30, seed: int = 1) -> dict[str, Any]:
             "min_new_site_spacing_m": 0,
             "time_limit_s": 10,
         },
-        "operators": [{"name": "Alpha", "market_share": 0.6}, {"name": "Beta", "market_share": 0.4}],
+        "operators": [
+            {"name": "Alpha", "market_share": 0.6},
+            {"name": "Beta", "market_share": 0.4},
+        ],
         "sharing": {"target_min": 0.3, "target_max": 0.4},
         "undergrounding": {"city_min": 0.3, "city_max": 0.35, "urban_min": 0.5, "rural_min": 0.25},
         "fibre": {"min": 0.2, "max": 0.3},
@@ -90,7 +95,9 @@ def make_city(folder: Path, n_sites: int = 30, seed: int = 1) -> dict[str, Any]:
             },
         },
     }
-    (folder / "scenario.yaml").write_text(yaml.safe_dump(scen, allow_unicode=True), encoding="utf-8")
+    (folder / "scenario.yaml").write_text(
+        yaml.safe_dump(scen, allow_unicode=True), encoding="utf-8"
+    )
     return scen
 
 

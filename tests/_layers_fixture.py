@@ -144,13 +144,17 @@ def make_layers(
         shared_rows.append(
             {
                 "site_id": proposed["site_id"].iloc[i],
+                "site_type": proposed["site_type"].iloc[i],
                 "operator": OPERATORS[i % 3],
                 "host_site_id": h["site_id"],
                 "host_operator": h["operator"],
                 "distance_m": float(d.iloc[j]),
                 "tenants_now": int(h["n_tenants"]),
-                "max_tenants": int(h["max_tenants"]),
-                "saving_vnd": 0.85e9,
+                "tenants_max": int(h["max_tenants"]),
+                "district": proposed["district"].iloc[i],
+                "district_type": "urban",
+                "estimated_saving_vnd": 0.85e9,
+                "rank": 1,
                 "geometry": LineString([p, h.geometry]),
             }
         )
@@ -170,24 +174,32 @@ def make_layers(
         pois.loc[0, "name"] = EVIL
     wifi = gpd.GeoDataFrame(
         {
-            "hotspot_id": [f"WF-{i:03d}" for i in range(15)],
-            "name": pois["name"].to_numpy(),
+            "hotspot_id": [f"WIFI-{i + 1:04d}" for i in range(15)],
             "category": pois["category"].to_numpy(),
+            "name": pois["name"].to_numpy(),
             "district": [district_of(g) for g in poi_geom],
-            "radius_m": 100.0,
+            "covers_n": 3,
+            "covers_pois": 1,
+            "source": "poi",
         },
         geometry=poi_geom,
         crs=CRS,
     )
     ug_rows = []
     for n, g, t in zip(names, geoms, districts["district_type"], strict=True):
+        cable = round(g.area / 1e6 * 3.0, 2)
+        now, target = (0.25, 0.5) if t == "urban" else (0.05, 0.25)
         ug_rows.append(
             {
                 "district": n,
                 "district_type": t,
-                "cable_km": round(g.area / 1e6 * 3.0, 2),
-                "underground_share_now": 0.25 if t == "urban" else 0.05,
-                "underground_target": 0.5 if t == "urban" else 0.25,
+                "road_km": cable / 2,
+                "cable_km": cable,
+                "share_2016": now,
+                "share_2020": target,
+                "underground_km_2020": cable * target,
+                "bury_km_per_year_to_2020": cable * (target - now) / 4,
+                "share_2030": 0.85 if t == "urban" else 0.65,
                 "geometry": g,
             }
         )
@@ -199,9 +211,10 @@ def make_layers(
         bh_rows.append(
             {
                 "site_id": proposed["site_id"].iloc[i],
-                "to_site_id": existing["site_id"].iloc[i],
+                "target_site_id": existing["site_id"].iloc[i],
+                "method": "straight_line" if i % 2 else "road",
                 "length_m": p.distance(q) * 1.3,
-                "fallback": bool(i % 2),
+                "district": proposed["district"].iloc[i],
                 "geometry": LineString([p, (p.x, q.y), q]),
             }
         )
@@ -249,6 +262,10 @@ def make_layers(
         "data_kind": "demo-schematic",
         "scenario": "cantho-2020",
         "scenario_title": "Cần Thơ ICT master plan 3933/QĐ-UBND, 2020",
+        "plan_source": "Decision 3933/QĐ-UBND (2015)",
+        "year": 2020,
+        "crs": CRS,
+        "operators": {"Viettel": 0.5, "VNPT": 0.3, "MobiFone": 0.2},
         "existing_sites": n_existing,
         "new_sites": n_proposed,
         "new_dedicated": int((proposed["site_type"] == "dedicated").sum()),

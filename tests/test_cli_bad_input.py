@@ -11,9 +11,9 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import pytest
+from _city_fixture import make_city, write_scenario
 from shapely.geometry import Polygon
 
-from _city_fixture import make_city, write_scenario
 from towerplan.cli import main
 
 
@@ -139,7 +139,9 @@ def test_unknown_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert not (tmp_path / "o").exists()
 
 
-def test_non_empty_out_folder_is_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_non_empty_out_folder_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "o"
     out.mkdir()
     (out / "keep.txt").write_text("precious", encoding="utf-8")
@@ -151,7 +153,16 @@ def test_non_empty_out_folder_is_left_alone(tmp_path: Path, capsys: pytest.Captu
 
 def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "towerplan", "plan", "--scenario", "nowhere.yaml", "--out", str(tmp_path / "o")],
+        [
+            sys.executable,
+            "-m",
+            "towerplan",
+            "plan",
+            "--scenario",
+            "nowhere.yaml",
+            "--out",
+            str(tmp_path / "o"),
+        ],
         capture_output=True,
         text=True,
         check=False,

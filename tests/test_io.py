@@ -143,7 +143,9 @@ def test_read_vector_repairs_bowtie(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert not bowtie.is_valid
     p = tmp_path / "bowtie.gpkg"
     gpd.GeoDataFrame({"a": [1]}, geometry=[bowtie], crs=UTM).to_file(p)
-    with pytest.raises(GeometryError, match=r"1 invalid geometry \(rows 0; first: Self-intersection"):
+    with pytest.raises(
+        GeometryError, match=r"1 invalid geometry \(rows 0; first: Self-intersection"
+    ):
         io.read_vector(p)
     with caplog.at_level(logging.WARNING, logger="towerplan.io"):
         out = io.read_vector(p, repair=True)

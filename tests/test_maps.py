@@ -147,7 +147,8 @@ def test_registry_counts_match_layers(evil_maps: tuple[list[Path], dict, dict]) 
     for cat, n in wifi["category"].value_counts().items():
         assert by["wifi_hotspots"][f"Hotspots - {cat}"] == n
         assert by["wifi_hotspots"][f"Coverage {cat}"] == n
-    assert by["undergrounding"]["Undergrounding: underground_share_now"] == 3
+    assert by["undergrounding"]["underground share 2020 (plan)"] == 3
+    assert by["undergrounding"]["underground share 2016 (now)"] == 3
     assert by["kpi_total"]["KPI: total"] == 3
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -49,7 +48,10 @@ def test_district_kpis(demo_run: dict[str, Any]) -> None:
     k = pd.read_csv(demo_run["out"] / "district_kpis.csv")
     assert len(k) == 9
     assert set(k["data_kind"]) == {"demo-schematic"}
-    assert sorted(k["district_type"].value_counts().to_dict().items()) == [("rural", 4), ("urban", 5)]
+    assert sorted(k["district_type"].value_counts().to_dict().items()) == [
+        ("rural", 4),
+        ("urban", 5),
+    ]
     assert k["existing"].sum() == 1114
     assert k["new_dedicated"].sum() == 338 and k["new_shared"].sum() == 276
     assert (k["total"] == k["existing"] + k["new_dedicated"] + k["new_shared"]).all()
@@ -60,8 +62,14 @@ def test_district_kpis(demo_run: dict[str, Any]) -> None:
 def test_geopackage_layers(demo_run: dict[str, Any]) -> None:
     gpkg = demo_run["out"] / "towerplan.gpkg"
     names = {row[0] for row in pyogrio.list_layers(gpkg)}
-    assert {"districts", "demand", "existing_sites", "candidate_sites", "proposed_sites",
-            "coverage_gaps"} <= names
+    assert {
+        "districts",
+        "demand",
+        "existing_sites",
+        "candidate_sites",
+        "proposed_sites",
+        "coverage_gaps",
+    } <= names
     p = gpd.read_file(gpkg, layer="proposed_sites")
     assert len(p) == 614
     assert set(p["site_type"]) == {"dedicated", "shared"}

@@ -34,17 +34,31 @@ def real_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         "districts": {"path": str(census), "columns": {"name": "district_vn"}},
         "population": {"path": str(census), "columns": {"population": "population"}},
         "pois": [
-            {"path": str(webgis / "benhvien_hospitals.geojson"), "category": "hospital",
-             "columns": {"name": "ten"}},
-            {"path": str(webgis / "truong_schools.geojson"), "category": "school",
-             "columns": {"name": "ten"}},
-            {"path": str(webgis / "coquan_government_agencies.geojson"), "category": "admin_centre",
-             "columns": {"name": "ten"}},
-            {"path": str(webgis / "khachsan_hotels.geojson"), "category": "tourism",
-             "columns": {"name": "ten"}},
+            {
+                "path": str(webgis / "benhvien_hospitals.geojson"),
+                "category": "hospital",
+                "columns": {"name": "ten"},
+            },
+            {
+                "path": str(webgis / "truong_schools.geojson"),
+                "category": "school",
+                "columns": {"name": "ten"},
+            },
+            {
+                "path": str(webgis / "coquan_government_agencies.geojson"),
+                "category": "admin_centre",
+                "columns": {"name": "ten"},
+            },
+            {
+                "path": str(webgis / "khachsan_hotels.geojson"),
+                "category": "tourism",
+                "columns": {"name": "ten"},
+            },
         ],
-        "roads": {"path": str(webgis / "giaothong_roads.geojson"),
-                  "columns": {"class": "loai_duong", "name": "ten_duong"}},
+        "roads": {
+            "path": str(webgis / "giaothong_roads.geojson"),
+            "columns": {"class": "loai_duong", "name": "ten_duong"},
+        },
     }
     folder = tmp_path_factory.mktemp("real")
     path = folder / "cantho-census.yaml"
@@ -69,10 +83,24 @@ def test_real_districts_population_and_sites(real_run: dict[str, Any]) -> None:
     assert s["coverage_share_after"] > 0.3
     k = pd.read_csv(real_run["out"] / "district_kpis.csv")
     assert sorted(k["district"]) == sorted(
-        ["Ninh Kiều", "Ô Môn", "Bình Thủy", "Cái Răng", "Thốt Nốt", "Vĩnh Thạnh", "Cờ Đỏ",
-         "Thới Lai", "Phong Điền"]
+        [
+            "Ninh Kiều",
+            "Ô Môn",
+            "Bình Thủy",
+            "Cái Răng",
+            "Thốt Nốt",
+            "Vĩnh Thạnh",
+            "Cờ Đỏ",
+            "Thới Lai",
+            "Phong Điền",
+        ]
     )
     assert set(k.loc[k["district_type"] == "urban", "district"]) == {
-        "Ninh Kiều", "Ô Môn", "Bình Thủy", "Cái Răng", "Thốt Nốt"}
+        "Ninh Kiều",
+        "Ô Môn",
+        "Bình Thủy",
+        "Cái Răng",
+        "Thốt Nốt",
+    }
     ninh_kieu = k.set_index("district").loc["Ninh Kiều"]
     assert ninh_kieu["population"] == pytest.approx(180_122, rel=5e-3)

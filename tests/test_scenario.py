@@ -14,7 +14,9 @@ from towerplan.scenario import builtin_scenarios, load_scenario
 def _raw(name: str = "cantho-2020") -> dict:
     from importlib import resources
 
-    return yaml.safe_load((resources.files("towerplan") / "scenarios" / f"{name}.yaml").read_text("utf-8"))
+    return yaml.safe_load(
+        (resources.files("towerplan") / "scenarios" / f"{name}.yaml").read_text("utf-8")
+    )
 
 
 def _write(tmp_path: Path, raw: dict) -> Path:
@@ -36,7 +38,13 @@ def test_builtin_scenarios_hold_every_plan_target() -> None:
     assert s.subscribers.mobile_per_100 == 115
     assert s.subscribers.fixed_broadband_per_100 == 20
     assert s.subscribers.mobile_broadband_per_100 == 40
-    assert set(s.wifi.categories) == {"tourism", "hospital", "school", "admin_centre", "city_centre"}
+    assert set(s.wifi.categories) == {
+        "tourism",
+        "hospital",
+        "school",
+        "admin_centre",
+        "city_centre",
+    }
     assert abs(sum(s.market_shares.values()) - 1) < 1e-9
     t = load_scenario("cantho-2030")
     assert t.year == 2030
@@ -60,13 +68,22 @@ def test_custom_yaml_path_loads_and_resolves_relative_paths(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("mutate", "needle"),
     [
-        (lambda r: r["sites"].update(new_shared=275), "sites.new_dedicated (338) + sites.new_shared (275)"),
+        (
+            lambda r: r["sites"].update(new_shared=275),
+            "sites.new_dedicated (338) + sites.new_shared (275)",
+        ),
         (lambda r: r["sites"].update(existing=1000), "sites.existing (1000) + sites.new (614)"),
         (lambda r: r.update(colour="red"), "unknown key 'colour'"),
         (lambda r: r["sites"].update(radius=1), "unknown key 'sites.radius'"),
         (lambda r: r["sites"].update(total="many"), "'sites.total' must be a whole number"),
-        (lambda r: r["sites"].update(radius_convention="oval"), "'sites.radius_convention' must be one of"),
-        (lambda r: r["sharing"].update(target_max=45), "'sharing.target_max' = 45.0 is not a share"),
+        (
+            lambda r: r["sites"].update(radius_convention="oval"),
+            "'sites.radius_convention' must be one of",
+        ),
+        (
+            lambda r: r["sharing"].update(target_max=45),
+            "'sharing.target_max' = 45.0 is not a share",
+        ),
         (lambda r: r["undergrounding"].update(urban_min=1.2), "'undergrounding.urban_min' = 1.2"),
         (lambda r: r["operators"][0].update(market_share=0.9), "market shares add up to 1.400"),
         (lambda r: r.pop("sites"), "required key 'sites' is missing"),

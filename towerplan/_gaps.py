@@ -56,7 +56,7 @@ def gap_polygons(
         if val == 1
     ]
     geom = unary_union(polys) if polys else None
-    row = dict(label)
+    row: dict[str, object] = dict(label)
     row.update(
         {
             "population": float(population[sel].sum()),

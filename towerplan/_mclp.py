@@ -693,7 +693,10 @@ def _model_arrays(
                       rlo=np.concatenate([np.asarray(r, float) for r in rlo]),
                       rhi=np.concatenate([np.asarray(r, float) for r in rhi]))
         return arrays, (decode, encode)
-    # general multi-operator model
+    pats = _patterns(O, int(cap.max()) if m else 1, prob.n_dedicated > 0, prob.n_shared > 0)
+    if len(pats) <= MAX_PATTERNS:
+        return _pattern_model(prob, keep, A, W, C, cap, pairs, pats)
+    # compact multi-operator model (many operators): x, d, h
     zi, zo = np.nonzero(W > 0)
     nz = len(zi)
     has_h = prob.n_shared > 0
@@ -810,6 +813,151 @@ def _model_arrays(
     arrays = dict(obj=obj, lo=lo, hi=hi, integ=integ, M=M,
                   rlo=np.concatenate(rlo_l), rhi=np.concatenate(rhi_l))
     return arrays, (decode_m, encode_m)
+
+
+MAX_PATTERNS = 64
+"""Up to this many tenant patterns per structure the MILP uses the (tighter) pattern model."""
+
+
+def _patterns(O: int, tmax: int, ded: bool, shr: bool) -> list[tuple[int, ...]]:
+    from itertools import combinations
+
+    out: list[tuple[int, ...]] = []
+    if ded:
+        out.extend((o,) for o in range(O))
+    if shr:
+        for k in range(2, min(tmax, O) + 1):
+            out.extend(combinations(range(O), k))
+    return out
+
+
+def _pattern_model(
+    prob: MCLPProblem,
+    keep: np.ndarray,
+    A: sp.csr_matrix,
+    W: np.ndarray,
+    C: np.ndarray,
+    cap: np.ndarray,
+    pairs: np.ndarray,
+    pats: list[tuple[int, ...]],
+) -> tuple[dict[str, Any], Any]:
+    """Extended formulation: one binary per (candidate, tenant pattern).
+
+    ``y[j,P]`` opens a structure at ``j`` hosting exactly the operators in ``P``
+    (singletons are dedicated, larger patterns shared); ``x[j,o] = sum_{P ni o} y[j,P]``
+    (continuous, implied integer) links to the covering rows.  Its LP relaxation is the
+    convex hull of each location's choices, tighter than the compact x/d/h model.
+    """
+    m, O, nr = len(keep), prob.n_ops, prob.n_rows
+    npat = len(pats)
+    plen = np.array([len(q) for q in pats])
+    is_sh = plen >= 2
+    zi, zo = np.nonzero(W > 0)
+    nz = len(zi)
+    ny = m * npat
+    off_x = ny
+    off_z = ny + m * O
+    ncol = off_z + nz
+    obj = np.zeros(ncol)
+    obj[off_x:off_z] = C.ravel()
+    obj[off_z:] = W[zi, zo]
+    lo = np.zeros(ncol)
+    hi = np.ones(ncol)
+    hi[:ny] = (plen[None, :] <= cap[:, None]).astype(float).ravel()
+    integ = np.zeros(ncol, bool)
+    integ[:ny] = True
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    rlo_l: list[np.ndarray] = []
+    rhi_l: list[np.ndarray] = []
+    r0 = 0
+    Acoo = A.tocoo()
+    zid = -np.ones((nr, O), dtype=np.int64)
+    zid[zi, zo] = np.arange(nz)
+    for o in range(O):
+        sel = zid[Acoo.row, o] >= 0
+        rows.append(zid[Acoo.row[sel], o])
+        cols.append(off_x + Acoo.col[sel] * O + o)
+        vals.append(-np.ones(int(sel.sum())))
+    rows.append(np.arange(nz))
+    cols.append(off_z + np.arange(nz))
+    vals.append(np.ones(nz))
+    rlo_l.append(np.full(nz, -np.inf))
+    rhi_l.append(np.zeros(nz))
+    r0 += nz
+    jj = np.arange(m)
+    # one pattern per location
+    rows.append(np.repeat(jj, npat) + r0)
+    cols.append(np.arange(ny))
+    vals.append(np.ones(ny))
+    rlo_l.append(np.full(m, -np.inf))
+    rhi_l.append(np.ones(m))
+    r0 += m
+    # linking: x[j,o] - sum_{P ni o} y[j,P] = 0
+    for q, pat in enumerate(pats):
+        for o in pat:
+            rows.append(jj * O + o + r0)
+            cols.append(jj * npat + q)
+            vals.append(-np.ones(m))
+    rows.append(np.arange(m * O) + r0)
+    cols.append(off_x + np.arange(m * O))
+    vals.append(np.ones(m * O))
+    rlo_l.append(np.zeros(m * O))
+    rhi_l.append(np.zeros(m * O))
+    r0 += m * O
+    for flag, quota in ((False, prob.n_dedicated), (True, prob.n_shared)):
+        qs = np.flatnonzero(is_sh == flag)
+        if len(qs) == 0:
+            if quota:
+                raise InfeasibleModelError("no tenant pattern for a non-zero quota")
+            continue
+        rows.append(np.full(m * len(qs), r0))
+        cols.append((jj[:, None] * npat + qs[None, :]).ravel())
+        vals.append(np.ones(m * len(qs)))
+        rlo_l.append(np.array([quota], float))
+        rhi_l.append(np.array([quota], float))
+        r0 += 1
+    npair = len(pairs)
+    if npair:
+        pr = np.repeat(np.arange(npair), npat) + r0
+        for side in (0, 1):
+            rows.append(pr)
+            cols.append((pairs[:, side][:, None] * npat + np.arange(npat)[None, :]).ravel())
+            vals.append(np.ones(npair * npat))
+        rlo_l.append(np.full(npair, -np.inf))
+        rhi_l.append(np.ones(npair))
+        r0 += npair
+    M = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, ncol)
+    )
+    pat_mask = np.zeros((npat, O), dtype=bool)
+    for q, pat in enumerate(pats):
+        pat_mask[q, list(pat)] = True
+
+    def decode_p(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        Y = x[:ny].reshape(m, npat) > 0.5
+        opened = np.flatnonzero(Y.any(axis=1))
+        q = Y[opened].argmax(axis=1)
+        return keep[opened], pat_mask[q], is_sh[q]
+
+    pat_index = {pat: q for q, pat in enumerate(pats)}
+
+    def encode_p(sol: MCLPSolution) -> np.ndarray:
+        x = np.zeros(ncol)
+        pos = np.searchsorted(keep, sol.sites)
+        X = np.zeros((m, O))
+        X[pos] = sol.tenants
+        for p_, t_ in zip(pos, sol.tenants, strict=True):
+            x[p_ * npat + pat_index[tuple(np.flatnonzero(t_))]] = 1.0
+        x[off_x:off_z] = X.ravel()
+        cov = np.asarray(A @ X)
+        x[off_z:] = np.minimum(1.0, cov[zi, zo])
+        return x
+
+    arrays = dict(obj=obj, lo=lo, hi=hi, integ=integ, M=M,
+                  rlo=np.concatenate(rlo_l), rhi=np.concatenate(rhi_l))
+    return arrays, (decode_p, encode_p)
 
 
 def solve_milp(
@@ -970,6 +1118,9 @@ def lagrangian_bound(
 
 # --------------------------------------------------------------------------- orchestration
 
+MILP_MAX_NNZ = 400_000
+"""Above this many non-zeros in the reduced MILP, ``auto`` does not hand the model to HiGHS."""
+
 
 def solve(
     prob: MCLPProblem,
@@ -978,52 +1129,85 @@ def solve(
     mip_gap: float = 1e-3,
     seed: int = 0,
 ) -> MCLPSolution:
-    """Solve with ``'heuristic'`` (greedy + swaps + bound), ``'exact'`` (MILP) or ``'auto'``.
+    """Solve with ``'heuristic'``, ``'exact'`` or ``'auto'``.
 
-    ``auto`` runs the certified heuristic first and stops if its gap is within
-    ``mip_gap``; otherwise the MILP is warm-started with the heuristic solution for the
-    remaining time.  The returned ``method`` says which solver produced the solution and why.
+    * ``heuristic``: lazy greedy, swap local search, Lagrangian bound, then large-
+      neighbourhood search (exact window MILPs) while the certified gap exceeds
+      ``mip_gap``, for at most half the time limit.
+    * ``exact``: the full MILP in HiGHS, warm-started from greedy + swaps.
+    * ``auto``: the heuristic (stops as soon as the gap is certified within ``mip_gap``);
+      then, if not certified and the reduced MILP is small enough
+      (:data:`MILP_MAX_NNZ`), the MILP warm-started from the heuristic for the rest of
+      the time, else more LNS.
+
+    The returned ``method`` says which solver produced the solution and why; ``gap``
+    is certified by the best bound found (Lagrangian or HiGHS dual bound).
     """
     if solver not in ("auto", "exact", "heuristic"):
         raise ParameterError(f"solver = {solver!r}: use 'auto', 'exact' or 'heuristic'")
     t0 = time.perf_counter()
+
+    def left() -> float:
+        return time_limit_s - (time.perf_counter() - t0)
+
     sol = greedy(prob)
-    ls_budget = max(0.5, 0.25 * time_limit_s) if solver != "exact" else max(0.5, 0.1 * time_limit_s)
-    sol = local_search(prob, sol, time_limit_s=ls_budget, seed=seed)
+    sol = local_search(prob, sol, time_limit_s=max(0.2, 0.1 * time_limit_s), seed=seed)
     if solver == "exact":
-        out = solve_milp(prob, max(1.0, time_limit_s - (time.perf_counter() - t0)), mip_gap, start=sol)
+        out = solve_milp(prob, max(1.0, left()), mip_gap, start=sol, threads=0)
         opt = out.gap <= mip_gap + 1e-12
         out.method = (
-            f"exact MILP (HiGHS), {'optimal within' if opt else 'stopped at time limit; gap above'} "
-            f"mip_gap {mip_gap:g}; gap {out.gap:.3%}"
+            f"exact MILP (HiGHS) warm-started from greedy + swaps; "
+            f"{'optimal within mip_gap ' + format(mip_gap, 'g') if opt else 'time limit reached'}"
+            f", gap {out.gap:.3%}"
         )
         return out
-    rem = time_limit_s - (time.perf_counter() - t0)
-    lag_budget = max(0.5, 0.3 * rem) if solver == "auto" else max(0.5, rem)
-    ub, linfo = lagrangian_bound(prob, sol.objective, time_limit_s=lag_budget, target_gap=mip_gap)
+    ub, linfo = lagrangian_bound(
+        prob, sol.objective, time_limit_s=max(0.5, 0.2 * time_limit_s), target_gap=mip_gap
+    )
     sol.upper_bound = max(ub, sol.objective)
     sol.log.update(linfo)
-    if solver == "heuristic" or sol.gap <= mip_gap:
+    phases = ["greedy", "swap", "Lagrangian bound"]
+    budget = 0.5 * time_limit_s if solver == "heuristic" else 0.4 * time_limit_s
+    if sol.gap > mip_gap and prob.p > 0:
+        lns_s = max(0.0, min(budget - (time.perf_counter() - t0), left()))
+        if lns_s > 0.05:
+            target = (1 - mip_gap) * sol.upper_bound
+            better = lns(prob, sol, time_limit_s=lns_s, seed=seed, target=target)
+            better.upper_bound = max(sol.upper_bound, better.objective)
+            sol = better
+            phases.append("LNS")
+    certified = sol.gap <= mip_gap + 1e-12
+    if solver == "heuristic" or certified or prob.p == 0:
         why = (
-            "requested"
-            if solver == "heuristic"
-            else f"its certified gap {sol.gap:.3%} is within mip_gap {mip_gap:g}"
+            "requested" if solver == "heuristic"
+            else f"its certified gap is within mip_gap {mip_gap:g}"
         )
-        sol.method = (
-            f"heuristic (lazy greedy + swap local search, Lagrangian bound), {why}; "
-            f"gap {sol.gap:.3%}"
-        )
+        sol.method = f"heuristic ({' + '.join(phases)}), {why}; certified gap {sol.gap:.3%}"
         return sol
-    rem = time_limit_s - (time.perf_counter() - t0)
-    out = solve_milp(prob, max(1.0, rem), mip_gap, start=sol)
-    out.upper_bound = max(min(out.upper_bound, sol.upper_bound), out.objective)
-    out.log.update(linfo)
-    opt = out.gap <= mip_gap + 1e-12
-    out.method = (
-        f"auto: heuristic gap {sol.gap:.3%} above mip_gap {mip_gap:g}, so exact MILP (HiGHS) "
-        f"warm-started from it; {'certified' if opt else 'time limit reached'}, gap {out.gap:.3%}"
+    keep = _milp_columns(prob)
+    est_nnz = prob.A[:, keep].nnz + (prob.A.shape[0] + len(keep)) * prob.n_ops
+    if est_nnz <= MILP_MAX_NNZ and left() > 1.0:
+        out = solve_milp(prob, left(), mip_gap, start=sol, threads=0)
+        out.upper_bound = max(min(out.upper_bound, sol.upper_bound), out.objective)
+        opt = out.gap <= mip_gap + 1e-12
+        out.method = (
+            f"auto: heuristic ({' + '.join(phases)}) certified gap {sol.gap:.3%} > mip_gap "
+            f"{mip_gap:g}, so exact MILP (HiGHS) warm-started from it; "
+            f"{'certified' if opt else 'time limit reached'}, gap {out.gap:.3%}"
+        )
+        out.log.update(linfo)
+        return out
+    if left() > 0.05:
+        target = (1 - mip_gap) * sol.upper_bound
+        better = lns(prob, sol, time_limit_s=left(), seed=seed + 1, target=target)
+        better.upper_bound = max(sol.upper_bound, better.objective)
+        sol = better
+    sol.method = (
+        f"auto: the MILP is too large for the time limit ({est_nnz:,} non-zeros > "
+        f"{MILP_MAX_NNZ:,}), so heuristic ({' + '.join(phases)}) for the whole time; "
+        f"certified gap {sol.gap:.3%}"
     )
-    return out
+    return sol
 
 
 # --------------------------------------------------------------------------- LNS
@@ -1090,8 +1274,9 @@ def lns(
     sol: MCLPSolution,
     time_limit_s: float = 20.0,
     seed: int = 0,
-    window: int = 10,
-    sub_time_s: float = 2.0,
+    window: int = 8,
+    sub_time_s: float = 0.5,
+    target: float = float("inf"),
 ) -> MCLPSolution:
     """Large-neighbourhood search: re-optimise windows of nearby structures exactly.
 
@@ -1101,7 +1286,7 @@ def lns(
     re-solved as a small MILP (same numbers of dedicated and shared structures,
     warm-started from the current configuration).  Improvements are accepted; the
     search cycles over seed structures in a seeded random order until a full cycle
-    brings no improvement or the time limit is reached.
+    brings no improvement, the objective reaches ``target`` or the time limit is reached.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -1118,7 +1303,7 @@ def lns(
     n_imp = 0
     stale = 0
     order = list(rng.permutation(k))
-    while stale < k and time.perf_counter() - t0 < time_limit_s:
+    while stale < k and time.perf_counter() - t0 < time_limit_s and obj < target:
         if not order:
             order = list(rng.permutation(k))
         s = int(order.pop())

@@ -29,7 +29,9 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Plan mobile towers (BTS) and telecom infrastructure from a scenario.",
     )
     p.add_argument("--version", action="version", version=f"towerplan {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     pl = sub.add_parser("plan", help="run the whole plan and write its outputs")
@@ -49,15 +51,19 @@ def _build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
     pl.add_argument("--no-maps", action="store_true", help="skip the HTML maps")
     pl.add_argument("--sheets", action="store_true", help="also render static PDF/PNG map sheets")
-    pl.add_argument("--exports", action="store_true", help="also write WGS84/VN-2000 vector exports")
+    pl.add_argument(
+        "--exports", action="store_true", help="also write WGS84/VN-2000 vector exports"
+    )
 
-    ex = sub.add_parser("export", help="export a plan's layers (GeoJSON, KML, SHP, CSV; WGS84/VN-2000)")
+    ex = sub.add_parser(
+        "export", help="export a plan's layers (GeoJSON, KML, SHP, CSV; WGS84/VN-2000)"
+    )
     ex.add_argument("--from", dest="src", required=True, type=Path, help="a plan output folder")
     ex.add_argument("--out", type=Path, default=None, help="export folder (default FROM/exports)")
-    ex.add_argument("--scenario", default=None, help="scenario for VN-2000 settings (default: the plan's)")
     ex.add_argument(
-        "--formats", default="gpkg,geojson,kml,shp,csv", help="comma-separated formats"
+        "--scenario", default=None, help="scenario for VN-2000 settings (default: the plan's)"
     )
+    ex.add_argument("--formats", default="gpkg,geojson,kml,shp,csv", help="comma-separated formats")
     ex.add_argument(
         "--crs", default="wgs84,vn2000_utm,vn2000_tm3", help="comma-separated CRS targets"
     )
@@ -73,7 +79,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def _fidelity_block(summary: dict[str, Any]) -> str:
@@ -126,8 +134,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         f"siting: {s['siting']['solver_used']}\n"
     )
     out.write(_fidelity_block(s) + "\n")
-    for key in ("sharing_rate_before", "sharing_rate_after", "underground_plan_consistent",
-                "backhaul_fibre_km", "wifi_hotspots"):
+    for key in (
+        "sharing_rate_before",
+        "sharing_rate_after",
+        "underground_plan_consistent",
+        "backhaul_fibre_km",
+        "wifi_hotspots",
+    ):
         if key in s:
             out.write(f"{key}: {s[key]}\n")
     out.write(f"outputs in {args.out} ({len(res.files)} files, {s['runtime_s']:.1f} s)\n")
@@ -138,26 +151,33 @@ def _cmd_export(args: argparse.Namespace) -> int:
     import json
 
     from towerplan import export
+    from towerplan._output import staged_output
     from towerplan.errors import DataFileError
     from towerplan.scenario import load_scenario
 
     gpkg = args.src / "towerplan.gpkg"
     if not gpkg.is_file():
-        raise DataFileError(f"--from {args.src}: no towerplan.gpkg there; give a plan output folder")
+        raise DataFileError(
+            f"--from {args.src}: no towerplan.gpkg there; give a plan output folder"
+        )
     scen_name = args.scenario
     if scen_name is None:
         sp = args.src / "summary.json"
-        scen_name = json.loads(sp.read_text(encoding="utf-8"))["scenario"] if sp.is_file() else "cantho-2020"
+        scen_name = (
+            json.loads(sp.read_text(encoding="utf-8"))["scenario"]
+            if sp.is_file()
+            else "cantho-2020"
+        )
     scen = load_scenario(scen_name)
     out = args.out or (args.src / "exports")
-    files = export.export_from_gpkg(
-        gpkg,
-        out,
-        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
-        crs_targets=tuple(c.strip() for c in args.crs.split(",") if c.strip()),
-        settings=scen.export,
-        overwrite=args.overwrite,
-    )
+    with staged_output(out, args.overwrite) as tmp:
+        files = export.export_from_gpkg(
+            gpkg,
+            tmp,
+            formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+            crs_targets=tuple(c.strip() for c in args.crs.split(",") if c.strip()),
+            settings=scen.export,
+        )
     sys.stdout.write(f"{len(files)} files written to {out}\n")
     return 0
 

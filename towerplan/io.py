@@ -952,7 +952,9 @@ def read_sites(
             gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=scrs)
         gdf = gdf.to_crs(wcrs)
     else:
-        raw = read_vector(p, layer=layer, name=label, crs=None, source_crs=source_crs, repair=repair)
+        raw = read_vector(
+            p, layer=layer, name=label, crs=None, source_crs=source_crs, repair=repair
+        )
         _require_geom(raw, {"Point"}, label, "point")
         scrs = CRS.from_user_input(raw.crs)
         x, y = raw.geometry.x.to_numpy(), raw.geometry.y.to_numpy()

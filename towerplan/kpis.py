@@ -162,12 +162,18 @@ def district_kpis(
         ptot = float(p.sum())
         area = float(d.geometry.area) / 1e6
         ex = int((existing_sites["district"] == name).sum()) if len(existing_sites) else 0
-        pr = proposed_sites[proposed_sites["district"] == name] if len(proposed_sites) else proposed_sites
+        pr = (
+            proposed_sites[proposed_sites["district"] == name]
+            if len(proposed_sites)
+            else proposed_sites
+        )
         nd = int((pr["site_type"] == "dedicated").sum()) if len(pr) else 0
         ns = int((pr["site_type"] == "shared").sum()) if len(pr) else 0
         tot = ex + nd + ns
 
-        def shares(cov: pd.DataFrame, p: np.ndarray = p, sel: np.ndarray = in_d) -> tuple[float, float]:
+        def shares(
+            cov: pd.DataFrame, p: np.ndarray = p, sel: np.ndarray = in_d
+        ) -> tuple[float, float]:
             c = cov[ops].to_numpy(bool)[sel]
             if p.sum() <= 0:
                 return float("nan"), float("nan")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import html
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from branca.element import Element, Figure, MacroElement
 from folium.map import Layer
 from folium.template import Template
 
-from towerplan import _assets
+from towerplan import _assets, _themes
 from towerplan.errors import ColumnError, CRSError, ParameterError
 
 logger = logging.getLogger(__name__)
@@ -94,26 +94,6 @@ _THEME_TITLES = {
     "wifi_hotspots": "Public Wi-Fi hotspots",
     "undergrounding": "Cable undergrounding by district",
 }
-_OPERATOR_PALETTE = (
-    "#d62728",
-    "#1f77b4",
-    "#2ca02c",
-    "#ff7f0e",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-)
-_CATEGORY_PALETTE = (
-    "#e6550d",
-    "#de2d26",
-    "#3182bd",
-    "#756bb1",
-    "#31a354",
-    "#636363",
-    "#fd8d3c",
-    "#9ecae1",
-)
 _SEQUENTIAL = ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494")
 _NO_DATA = "#cccccc"
 _ROAD_STYLE = {
@@ -124,7 +104,7 @@ _ROAD_STYLE = {
     "provincial": ("#ef8a62", 2.5),
     "secondary": ("#ef8a62", 2.0),
 }
-_SIMPLIFY_M = {"districts": 15.0, "underground_plan": 15.0, "coverage_gaps": 10.0, "roads": 5.0}
+_SIMPLIFY_M = {"districts": 15.0, "underground_plan": 15.0, "coverage_gaps": 75.0, "roads": 5.0}
 _MAX_POPUP_FIELDS = 14
 _ZOOM: dict[str, Any] = {"minZoom": 5, "maxZoom": 19}
 _CSS = """
@@ -538,7 +518,7 @@ class _MapBuilder:
         _Panel(self._caption_html(), "topleft", "tp-caption").add_to(m)
         if self.legend:
             _Panel(self._legend_html(), "bottomright", "tp-legend").add_to(m)
-        folium.LayerControl(collapsed=False).add_to(m)
+        folium.LayerControl(collapsed=len(self.entries) > 12).add_to(m)
         _Registry(self.theme, self.entries).add_to(m)
         return m
 
@@ -618,24 +598,6 @@ def _bounds(p: Mapping[str, gpd.GeoDataFrame]) -> list[list[float]] | None:
     ]
 
 
-def _palette(values: Iterable[Any], palette: Sequence[str]) -> dict[str, str]:
-    names = sorted({str(v) for v in values if v is not None and str(v) != "nan"})
-    return {n: palette[i % len(palette)] for i, n in enumerate(names)}
-
-
-def _operator_colors(p: Mapping[str, gpd.GeoDataFrame]) -> dict[str, str]:
-    vals: list[Any] = []
-    for name, col in (
-        ("existing_sites", "operator"),
-        ("coverage_gaps", "operator"),
-        ("sharing_candidates", "host_operator"),
-        ("sharing_candidates", "operator"),
-    ):
-        if name in p and col in p[name].columns:
-            vals += p[name][col].tolist()
-    return _palette(vals, _OPERATOR_PALETTE)
-
-
 def _base(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame], fill: bool = True) -> None:
     """Vector base: districts (with labels) and roads; always present."""
     if "districts" in p:
@@ -704,6 +666,7 @@ def _sites(
                     pref,
                     tip=("site_id", "operators"),
                     show=existing_show,
+                    key=False,
                 )
         else:
             b.points(
@@ -743,7 +706,7 @@ def _proposed(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame], show: bool = Tr
 
 
 def _theme_overview(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    colors = _operator_colors(p)
+    colors = _themes.operator_colors(p)
     _base(b, p)
     if "coverage_gaps" in p:
         g = p["coverage_gaps"]
@@ -761,26 +724,42 @@ def _theme_overview(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
     _sites(b, p, colors)
     _proposed(b, p)
     if "backhaul_routes" in p:
+        bh = p["backhaul_routes"]
+        straight = (
+            (bh["method"].astype(str) == "straight_line").to_numpy()
+            if "method" in bh.columns
+            else np.zeros(len(bh), bool)
+        )
         b.vectors(
-            p["backhaul_routes"],
+            bh,
             "Fibre backhaul routes",
-            [_style("#00441b", None, weight=2, fill_opacity=0)],
+            [
+                _style("#00441b", None, weight=2, fill_opacity=0),
+                _style("#00441b", None, weight=2, fill_opacity=0, dash="6 4"),
+            ],
+            straight.astype(int).tolist(),
+            preferred=("site_id", "target_site_id", "method", "length_m", "district"),
+            tip=("site_id", "method"),
             show=False,
             key="ln",
         )
+        if straight.any():
+            b.extra_notes.append(
+                f"{int(straight.sum())} backhaul route(s) are straight-line fallbacks (dashed)."
+            )
     if "wifi_hotspots" in p:
         b.points(
             p["wifi_hotspots"],
             "Wi-Fi hotspots",
             _style("#005a32", "#41ab5d", radius=4),
-            ("name", "category", "district"),
+            ("hotspot_id", "name", "category", "district"),
             tip=("name", "category"),
             show=False,
         )
 
 
 def _theme_coverage_gaps(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    colors = _operator_colors(p)
+    colors = _themes.operator_colors(p)
     _base(b, p)
     if "coverage_gaps" not in p:
         b.extra_notes.append("No coverage-gap layer in this plan.")
@@ -791,6 +770,8 @@ def _theme_coverage_gaps(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> N
     )
     st_col = g["stage"].astype(str) if "stage" in g.columns else pd.Series("gaps", index=g.index)
     keys = sorted(set(zip(st_col, op_col, strict=True)), key=lambda k: (k[0] != "before", k))
+    ops = sorted(set(op_col))
+    shown = _themes.lead_operator(b.summary, ops)
     for stage, op in keys:
         sub = g[(st_col == stage) & (op_col == op)]
         col = colors.get(op, "#b30000")
@@ -804,14 +785,20 @@ def _theme_coverage_gaps(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> N
             [st],
             preferred=("operator", "stage", "population", "area_km2"),
             tip=("operator", "stage"),
-            key="fill",
+            show=op == shown,
         )
+    for op in ops:
+        b.legend.append(("fill", colors.get(op, "#b30000"), op))
+    b.legend.append(("outline", "#555555", "dashed, light: gap before the plan"))
+    b.legend.append(("fill", "#777777", "solid: gap remaining after the plan"))
+    if len(ops) > 1:
+        b.extra_notes.append(f"Showing {shown}; tick other operators in the layer panel.")
     _sites(b, p, colors, existing_show=False, by_operator=True)
     _proposed(b, p, show=False)
 
 
 def _theme_proposed_sites(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    colors = _operator_colors(p)
+    colors = _themes.operator_colors(p)
     _base(b, p)
     _sites(b, p, colors)
     if "proposed_sites" not in p:
@@ -820,7 +807,7 @@ def _theme_proposed_sites(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> 
 
 
 def _theme_sharing(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    colors = _operator_colors(p)
+    colors = _themes.operator_colors(p)
     _base(b, p)
     _sites(b, p, colors, existing_show=True)
     if "sharing_candidates" not in p:
@@ -831,13 +818,15 @@ def _theme_sharing(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
     host_col = "host_operator" if "host_operator" in s.columns else None
     pref = (
         "site_id",
+        "site_type",
         "operator",
         "host_site_id",
         "host_operator",
         "distance_m",
         "tenants_now",
-        "max_tenants",
-        "saving_vnd",
+        "tenants_max",
+        "estimated_saving_vnd",
+        "rank",
     )
     if host_col is None:
         b.vectors(
@@ -900,7 +889,7 @@ def _theme_wifi(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame], radius_m: flo
         if "category" in w.columns
         else pd.Series("hotspot", index=w.index)
     )
-    colors = _palette(cat, _CATEGORY_PALETTE)
+    colors = _themes.palette(cat, _themes.CATEGORY_PALETTE)
     circles = _coverage_circles(w, radius_m)
     for c, idx in cat.groupby(cat, sort=True).groups.items():
         col = colors[str(c)]
@@ -916,7 +905,7 @@ def _theme_wifi(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame], radius_m: flo
             w.loc[idx],
             f"Hotspots - {c}",
             _style("#222222", col, radius=5, weight=0.8),
-            ("name", "category", "district"),
+            ("hotspot_id", "name", "category", "district", "covers_n", "covers_pois"),
             tip=("name", "category"),
         )
 
@@ -935,20 +924,30 @@ def _coverage_circles(w: gpd.GeoDataFrame, radius_m: float) -> gpd.GeoDataFrame:
     return out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs="EPSG:4326"))
 
 
-def _classify(values: pd.Series, k: int = 5) -> tuple[list[int], list[tuple[str, str]]]:
-    """Quantile classes -> (style index per row, legend (colour, label)); index k = no data."""
+def _classify(
+    values: pd.Series, k: int = 5, breaks_in: Sequence[float] | None = None, percent: bool = False
+) -> tuple[list[int], list[tuple[str, str]]]:
+    """Quantile (or fixed) classes -> (style index per row, legend); index k = no data."""
     v = pd.to_numeric(values, errors="coerce").to_numpy(float)
     ok = np.isfinite(v)
     if not ok.any():
         return [k] * len(v), [(_NO_DATA, "no data")]
-    breaks = np.unique(np.quantile(v[ok], np.linspace(0, 1, k + 1)))
+    if breaks_in is not None:
+        breaks = np.asarray(breaks_in, dtype=float)
+    else:
+        breaks = np.unique(np.quantile(v[ok], np.linspace(0, 1, k + 1)))
     if len(breaks) == 1:
         breaks = np.array([breaks[0], breaks[0]])
     n = len(breaks) - 1
     cls = np.clip(np.searchsorted(breaks, v, side="right") - 1, 0, n - 1)
     colors = [_SEQUENTIAL[round(i * (len(_SEQUENTIAL) - 1) / max(n - 1, 1))] for i in range(n)]
     idx = [int(c) if o else k for c, o in zip(cls, ok, strict=True)]
-    legend = [(colors[i], f"{breaks[i]:.4g} - {breaks[i + 1]:.4g}") for i in range(n)]
+    if percent:
+        legend = [
+            (colors[i], f"{100 * breaks[i]:.0f} - {100 * breaks[i + 1]:.0f} %") for i in range(n)
+        ]
+    else:
+        legend = [(colors[i], f"{breaks[i]:.4g} - {breaks[i + 1]:.4g}") for i in range(n)]
     if not ok.all():
         legend.append((_NO_DATA, "no data"))
     return idx, legend
@@ -961,8 +960,14 @@ def _choropleth(
     label: str,
     preferred: Sequence[str],
     outline: Sequence[bool] | None = None,
+    show: bool = True,
+    shares: bool = False,
+    legend_title: str | None = None,
 ) -> None:
-    idx, legend = _classify(gdf[column])
+    if shares:
+        idx, legend = _classify(gdf[column], breaks_in=_themes.SHARE_BREAKS, percent=True)
+    else:
+        idx, legend = _classify(gdf[column])
     k = 5
     colors = {i: c for i, (c, lab) in enumerate(legend) if lab != "no data"}
     styles: list[dict[str, Any]] = []
@@ -976,19 +981,10 @@ def _choropleth(
         if st not in styles:
             styles.append(st)
         style_index.append(styles.index(st))
-    b.vectors(gdf, label, styles, style_index, preferred, tip=("district", column))
-    for c, lab in legend:
-        b.legend.append(("fill", c, f"{column}: {lab}"))
-
-
-def _find_column(cols: Sequence[str], candidates: Sequence[str], contains: str) -> str | None:
-    for c in candidates:
-        if c in cols:
-            return c
-    for c in cols:
-        if contains in str(c).lower():
-            return c
-    return None
+    b.vectors(gdf, label, styles, style_index, preferred, tip=("district", column), show=show)
+    if legend_title != "":
+        for c, lab in legend:
+            b.legend.append(("fill", c, f"{legend_title or column}: {lab}"))
 
 
 def _theme_undergrounding(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
@@ -1000,35 +996,48 @@ def _undergrounding_layer(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> 
     if "underground_plan" not in p:
         b.extra_notes.append("No undergrounding plan layer in this plan.")
         return
-    u = p["underground_plan"]
-    if not set(u.geom_type) & {"Polygon", "MultiPolygon"} and "districts" in p:
-        if "district" not in u.columns:
-            b.extra_notes.append("underground_plan has no 'district' column to map.")
-            return
-        d = p["districts"][["district", p["districts"].geometry.name]]
-        u = d.merge(pd.DataFrame(u.drop(columns=u.geometry.name)), on="district", how="inner")
-    numeric = [c for c in u.columns if c != u.geometry.name and pd.api.types.is_numeric_dtype(u[c])]
-    value = _find_column(
-        numeric,
-        ("underground_share_after", "underground_share", "underground_share_now", "share"),
-        "share",
-    )
-    target = _find_column(
-        [c for c in numeric if c != value],
-        ("underground_target", "target_share", "target"),
-        "target",
-    )
-    if value is None:
-        b.extra_notes.append("underground_plan has no underground-share column to map.")
+    u = _themes.underground_polygons(p["underground_plan"], p.get("districts"))
+    cols = _themes.underground_columns(u, b.summary) if u is not None else None
+    if u is None or cols is None:
+        b.extra_notes.append("underground_plan has no district polygons / share column to map.")
         return
+    extra = [c for c in u.columns if c.startswith(("bury_km_per_year", "cable_km", "road_km"))]
+    pref = (
+        "district",
+        "district_type",
+        *([cols.current] if cols.current else []),
+        cols.plan,
+        *extra,
+    )
     below = None
-    if target is not None:
+    if cols.current is not None:
         below = (
-            pd.to_numeric(u[value], errors="coerce") < pd.to_numeric(u[target], errors="coerce")
+            pd.to_numeric(u[cols.current], errors="coerce")
+            < pd.to_numeric(u[cols.plan], errors="coerce")
         ).tolist()
-        b.legend.append(("ln", "#b2182b", f"red outline: {value} below {target}"))
-    pref = ("district", "district_type", value, *([target] if target else []))
-    _choropleth(b, u, value, f"Undergrounding: {value}", pref, below)
+        _choropleth(
+            b,
+            u,
+            cols.current,
+            cols.label_current,
+            pref,
+            None,
+            show=False,
+            shares=cols.is_share,
+            legend_title="",
+        )
+    _choropleth(
+        b,
+        u,
+        cols.plan,
+        cols.label_plan,
+        pref,
+        below,
+        shares=cols.is_share,
+        legend_title="underground share" if cols.is_share else cols.plan,
+    )
+    if below is not None:
+        b.legend.append(("outline", "#b2182b", f"red outline: {cols.label_current} below plan"))
 
 
 def _theme_kpi(

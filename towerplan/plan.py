@@ -194,7 +194,7 @@ def run_plan(
 
     # -- siting ---------------------------------------------------------------
     st = scenario.sites
-    uncovered_any = ~cov_before[ops].to_numpy(bool).all(axis=1)
+    uncovered_any = np.asarray(~cov_before[ops].to_numpy(bool).all(axis=1), dtype=bool)
     cands = siting.generate_candidates(
         dem,
         spacing_m=st.candidate_spacing_m,
@@ -248,7 +248,9 @@ def run_plan(
             )
     gaps_gdf = gpd.GeoDataFrame(pd.concat(gaps, ignore_index=True), geometry="geometry", crs=crs)
     conv = st.radius_convention
-    kpi = kpis.district_kpis(districts, dem, existing, proposed, cov_before, cov_after, shares, conv)
+    kpi = kpis.district_kpis(
+        districts, dem, existing, proposed, cov_before, cov_after, shares, conv
+    )
     kpi.insert(0, "data_kind", inputs.data_kind)
     area_km2 = float(districts.geometry.area.sum() / 1e6)
     n_total = len(existing) + len(proposed)
@@ -272,9 +274,7 @@ def run_plan(
     if inputs.roads is not None and len(inputs.roads):
         layers["roads"] = inputs.roads
 
-    by_conv = {
-        c: round(kpis.serving_radius_km(area_km2, n_total, c), 4) for c in kpis.CONVENTIONS
-    }
+    by_conv = {c: round(kpis.serving_radius_km(area_km2, n_total, c), 4) for c in kpis.CONVENTIONS}
     summary: dict[str, Any] = {
         "data_kind": inputs.data_kind,
         "scenario": scenario.name,
@@ -326,15 +326,31 @@ def run_plan(
     files: list[Path] = []
     if out_dir is not None:
         with staged_output(out_dir, overwrite) as tmp:
-            files = _write_outputs(tmp, layers, summary, kpi, maps=maps, sheets=sheets, exports=exports,
-                                   scenario=scenario, timings=timings, t0=t0)
+            files = _write_outputs(
+                tmp,
+                layers,
+                summary,
+                kpi,
+                maps=maps,
+                sheets=sheets,
+                exports=exports,
+                scenario=scenario,
+                timings=timings,
+                t0=t0,
+            )
         out = Path(out_dir)
         files = [out / f.relative_to(tmp) for f in files]
     else:
         timings["total"] = round(time.perf_counter() - t0, 3)
         summary["runtime_s"] = timings["total"]
         summary["timings_s"] = timings
-    return PlanResult(summary=summary, kpis=kpi, layers=layers, out_dir=Path(out_dir) if out_dir else None, files=files)
+    return PlanResult(
+        summary=summary,
+        kpis=kpi,
+        layers=layers,
+        out_dir=Path(out_dir) if out_dir else None,
+        files=files,
+    )
 
 
 def _write_outputs(
@@ -379,7 +395,9 @@ def _write_outputs(
     summary["runtime_s"] = timings["total"]
     summary["timings_s"] = timings
     sp = tmp / "summary.json"
-    sp.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")
+    sp.write_text(
+        json.dumps(summary, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8"
+    )
     files.append(sp)
     return files
 

@@ -328,7 +328,9 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{origin}: invalid YAML ({exc}); fix the syntax") from None
     if not isinstance(raw, dict):
-        raise ScenarioError(f"{origin}: the file must hold a mapping of keys, got {type(raw).__name__}")
+        raise ScenarioError(
+            f"{origin}: the file must hold a mapping of keys, got {type(raw).__name__}"
+        )
     raw = dict(raw)
     raw.setdefault("base_dir", str(base_dir))
     scen = scenario_from_dict(raw, origin=origin)
@@ -440,7 +442,12 @@ def _check_consistency(s: Scenario, origin: str) -> None:
             f"{origin}: inconsistent targets: sites.existing ({t.existing}) + sites.new ({t.new}) "
             f"= {t.existing + t.new} != sites.total ({t.total}); make them add up"
         )
-    for key in ("mean_serving_radius_km", "coverage_radius_m", "candidate_spacing_m", "time_limit_s"):
+    for key in (
+        "mean_serving_radius_km",
+        "coverage_radius_m",
+        "candidate_spacing_m",
+        "time_limit_s",
+    ):
         if getattr(t, key) <= 0:
             raise ScenarioError(f"{origin}: key 'sites.{key}' = {getattr(t, key)} must be > 0")
     if t.max_tenants < 2 and t.new_shared > 0:
@@ -466,7 +473,10 @@ def _check_consistency(s: Scenario, origin: str) -> None:
         )
     for sec, keys in (
         ("sharing", ("target_min", "target_max", "existing_shared_fraction")),
-        ("undergrounding", ("city_min", "city_max", "urban_min", "rural_min", "current_urban", "current_rural")),
+        (
+            "undergrounding",
+            ("city_min", "city_max", "urban_min", "rural_min", "current_urban", "current_rural"),
+        ),
         ("fibre", ("min", "max", "current")),
     ):
         obj = getattr(s, sec)

@@ -15,6 +15,7 @@ state, no display needed).  Text from data is protected from mathtext (``$``).
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import logging
 import math
 import textwrap
@@ -34,7 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib_scalebar.scalebar import ScaleBar
 
-from towerplan import __version__
+from towerplan import __version__, _themes
 from towerplan.errors import CRSError, ParameterError
 
 logger = logging.getLogger(__name__)
@@ -61,8 +62,6 @@ _TITLES = {
     "undergrounding": "Cable undergrounding by district against targets",
     "kpi_table": "District KPI table",
 }
-_OPERATOR_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
-_CATEGORY_COLORS = ("#e6550d", "#de2d26", "#3182bd", "#756bb1", "#31a354", "#636363")
 _DEMO = "demo-schematic"
 _KPI_COLS_PER_PAGE = {"A4": 11, "A3": 15}
 _KPI_ROWS_PER_PAGE = 28
@@ -93,23 +92,6 @@ def _metric(layers: Mapping[str, gpd.GeoDataFrame | None]) -> dict[str, gpd.GeoD
         first = next(iter(out.values()))
         crs = first.estimate_utm_crs()
     return {n: (g if g.crs == crs else g.to_crs(crs)) for n, g in out.items()}
-
-
-def _palette(values: Sequence[Any], colors: Sequence[str]) -> dict[str, str]:
-    names = sorted({str(v) for v in values if v is not None and str(v) != "nan"})
-    return {n: colors[i % len(colors)] for i, n in enumerate(names)}
-
-
-def _operators(p: Mapping[str, gpd.GeoDataFrame]) -> dict[str, str]:
-    vals: list[Any] = []
-    for name, col in (
-        ("existing_sites", "operator"),
-        ("coverage_gaps", "operator"),
-        ("sharing_candidates", "host_operator"),
-    ):
-        if name in p and col in p[name].columns:
-            vals += p[name][col].tolist()
-    return _palette(vals, _OPERATOR_COLORS)
 
 
 class _Canvas(FigureCanvasAgg):
@@ -180,7 +162,7 @@ class _Sheet:
         s = self.summary
         kind = str(s.get("data_kind", "unknown"))
         date = str(s.get("generated", "")) or _dt.date.today().isoformat()
-        src = s.get("scenario_source") or s.get("source") or ""
+        src = s.get("plan_source") or s.get("source") or ""
         parts = [f"Data: {kind}"]
         if src:
             parts.append(f"plan source: {src}")
@@ -419,6 +401,18 @@ def _stats(summary: Mapping[str, Any]) -> list[str]:
             v = num(k)
             if v is not None:
                 out.append(f"Covered {lab}: {v:,.0f} ({100 * v / pop:.1f} %)")
+    city = s.get("underground_share_city")
+    if isinstance(city, Mapping) and city:
+        vals = ", ".join(
+            f"{y}: {100 * float(v):.0f} %"
+            for y, v in city.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        )
+        if vals:
+            out.append(f"Underground share, city: {vals}")
+    if isinstance(s.get("underground_plan_consistent"), bool):
+        ok = "yes" if s["underground_plan_consistent"] else "NO"
+        out.append(f"District targets consistent with city-wide: {ok}")
     for k, lab, pct in (
         ("sharing_rate_before", "Sharing rate before", True),
         ("sharing_rate_after", "Sharing rate after", True),
@@ -427,7 +421,8 @@ def _stats(summary: Mapping[str, Any]) -> list[str]:
     ):
         v = num(k)
         if v is not None:
-            out.append(f"{lab}: {100 * v:.1f} %" if pct else f"{lab}: {v:,.1f}".replace(".0", ""))
+            txt = f"{100 * v:.1f} %" if pct else (f"{v:,.0f}" if v.is_integer() else f"{v:,.1f}")
+            out.append(f"{lab}: {txt}")
     return out
 
 
@@ -454,7 +449,7 @@ def _overview(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame]) -> None:
 
 
 def _coverage_gaps(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame], ops: list[str]) -> None:
-    colors = _operators(p)
+    colors = _themes.operator_colors(p)
     g = p.get("coverage_gaps")
     for ax, op in zip(sh.map_axes, ops, strict=True):
         _base(sh, ax, p)
@@ -515,7 +510,7 @@ def _proposed(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame]) -> None:
 def _sharing(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame]) -> None:
     ax = sh.map_axes[0]
     _base(sh, ax, p)
-    colors = _operators(p)
+    colors = _themes.operator_colors(p)
     if "sharing_candidates" in p:
         s = p["sharing_candidates"]
         lines = s[s.geom_type.isin(["LineString", "MultiLineString"])]
@@ -542,7 +537,7 @@ def _wifi(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame], radius_m: float) -> Non
             if "category" in w.columns
             else pd.Series("hotspot", index=w.index)
         )
-        colors = _palette(cat.tolist(), _CATEGORY_COLORS)
+        colors = _themes.palette(cat.tolist(), _themes.CATEGORY_PALETTE)
         r = (
             pd.to_numeric(w["radius_m"], errors="coerce").fillna(radius_m).to_numpy()
             if "radius_m" in w.columns
@@ -566,79 +561,74 @@ def _wifi(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame], radius_m: float) -> Non
 def _undergrounding(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame]) -> None:
     ax = sh.map_axes[0]
     _base(sh, ax, p)
-    u = p.get("underground_plan")
-    if u is not None and not set(u.geom_type) & {"Polygon", "MultiPolygon"} and "districts" in p:
-        if "district" in u.columns:
-            d = p["districts"][["district", p["districts"].geometry.name]]
-            u = d.merge(pd.DataFrame(u.drop(columns=u.geometry.name)), on="district")
+    u0 = p.get("underground_plan")
+    u = _themes.underground_polygons(u0, p.get("districts")) if u0 is not None else None
+    cols = _themes.underground_columns(u, sh.summary) if u is not None else None
+    if u is not None and cols is not None and len(u):
+        v = pd.to_numeric(u[cols.plan], errors="coerce")
+        norm: mpl.colors.Normalize
+        if cols.is_share:
+            norm = mpl.colors.BoundaryNorm(_themes.SHARE_BREAKS, 256)
         else:
-            u = None
-    if u is not None and len(u):
-        numeric = [
-            c for c in u.columns if c != u.geometry.name and pd.api.types.is_numeric_dtype(u[c])
-        ]
-        value = next((c for c in numeric if "share" in c.lower()), None)
-        target = next((c for c in numeric if "target" in c.lower() and c != value), None)
-        if value is not None:
-            v = pd.to_numeric(u[value], errors="coerce")
-            norm = mpl.colors.Normalize(
-                vmin=0.0, vmax=max(1.0, float(np.nanmax(v.to_numpy())) if v.notna().any() else 1.0)
-            )
-            cmap = mpl.colormaps["YlGnBu"]
-            u.plot(
-                ax=ax,
-                color=[cmap(norm(x)) if np.isfinite(x) else "#cccccc" for x in v],
-                edgecolor="#333333",
-                linewidth=0.6,
-                zorder=3,
-            )
-            for q in (0.0, 0.25, 0.5, 0.75, 1.0):
+            finite = v[np.isfinite(v)]
+            lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+            norm = mpl.colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0)
+        cmap = mpl.colormaps["YlGnBu"]
+        colors = [cmap(norm(x)) if np.isfinite(x) else "#cccccc" for x in v]
+        u.plot(ax=ax, color=colors, edgecolor="#333333", linewidth=0.6, zorder=3)
+        if cols.is_share:
+            b = _themes.SHARE_BREAKS
+            for lo_b, hi_b in itertools.pairwise(b):
                 sh.key(
                     Patch(
-                        facecolor=cmap(norm(q)),
+                        facecolor=cmap(norm((lo_b + hi_b) / 2)),
                         edgecolor="#333333",
-                        label=f"{value} {100 * q:.0f} %",
+                        label=f"{cols.label_plan}: {100 * lo_b:.0f}-{100 * hi_b:.0f} %",
                     )
                 )
-            if target is not None:
-                below = u[v < pd.to_numeric(u[target], errors="coerce")]
-                if len(below):
-                    below.plot(
-                        ax=ax,
-                        facecolor="none",
-                        edgecolor="#b2182b",
-                        linewidth=2.0,
-                        hatch="xx",
-                        zorder=4,
-                    )
-                sh.key(
-                    Patch(
-                        facecolor="none", edgecolor="#b2182b", hatch="xx", label=f"below {target}"
-                    )
+        cur = pd.to_numeric(u[cols.current], errors="coerce") if cols.current else None
+        if cur is not None:
+            below = u[(cur < v).to_numpy()]
+            if len(below):
+                below.plot(
+                    ax=ax,
+                    facecolor="none",
+                    edgecolor="#b2182b",
+                    linewidth=1.8,
+                    hatch="xx",
+                    zorder=4,
                 )
-            for geom, val, tgt in zip(
-                u.geometry.representative_point(),
-                v,
-                u[target] if target else [None] * len(u),
-                strict=True,
-            ):
-                if np.isfinite(val):
-                    txt = f"{100 * val:.0f} %" + (
-                        f" / {100 * float(tgt):.0f} %"
-                        if tgt is not None and np.isfinite(tgt)
-                        else ""
-                    )
-                    ax.annotate(
-                        txt,
-                        (geom.x, geom.y),
-                        xytext=(0, -1.2 * sh.fs),
-                        textcoords="offset points",
-                        fontsize=sh.fs * 0.8,
-                        ha="center",
-                        va="top",
-                        path_effects=_HALO,
-                        zorder=41,
-                    )
+            sh.key(
+                Patch(
+                    facecolor="none",
+                    edgecolor="#b2182b",
+                    hatch="xx",
+                    label=f"{cols.label_current} below plan",
+                )
+            )
+        pct = cols.is_share
+        for geom, now, plan in zip(
+            u.geometry.representative_point(),
+            cur if cur is not None else [np.nan] * len(u),
+            v,
+            strict=True,
+        ):
+            if not np.isfinite(plan):
+                continue
+            txt = f"{100 * plan:.0f} %" if pct else f"{plan:.3g}"
+            if np.isfinite(now):
+                txt = (f"{100 * now:.0f} -> " if pct else f"{now:.3g} -> ") + txt
+            ax.annotate(
+                txt,
+                (geom.x, geom.y),
+                xytext=(0, -1.2 * sh.fs),
+                textcoords="offset points",
+                fontsize=sh.fs * 0.8,
+                ha="center",
+                va="top",
+                path_effects=_HALO,
+                zorder=41,
+            )
     _labels(sh, ax, p)
 
 
