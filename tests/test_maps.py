@@ -243,3 +243,59 @@ def test_static_assets_match_source_md() -> None:
         assert hashlib.sha256((static / rel).read_bytes()).hexdigest() == digest, rel
     assert "BSD-2-Clause" in source and "MIT" in source
     assert _assets.LEAFLET_VERSION in source and _assets.MARKERCLUSTER_VERSION in source
+
+
+def test_gap_not_covered_by_any_operator() -> None:
+    from shapely.geometry import box
+
+    from towerplan import _themes
+
+    layers, summary, kpis = make_layers(n_existing=5, n_proposed=3)
+    x0, y0 = layers["districts"].geometry.iloc[0].centroid.coords[0]
+    gaps = gpd.GeoDataFrame(
+        {
+            "operator": ["A", "B", "A", "B"],
+            "stage": ["after", "after", "before", "before"],
+            "population": [1.0, 1.0, 5.0, 5.0],
+        },
+        geometry=[
+            box(x0, y0, x0 + 1000, y0 + 1000),
+            box(x0 + 400, y0, x0 + 1400, y0 + 1000),
+            box(x0, y0, x0 + 3000, y0 + 3000),
+            box(x0, y0, x0 + 3000, y0 + 3000),
+        ],
+        crs=layers["districts"].crs,
+    )
+    allg = _themes.gaps_all_operators(gaps)
+    assert allg["area_km2"].iloc[0] == pytest.approx(0.6)  # 600 m x 1000 m overlap
+    assert allg["operators"].iloc[0] == "A;B"
+    before = _themes.gaps_all_operators(gaps, "before")
+    assert before["area_km2"].iloc[0] == pytest.approx(9.0)
+    apart = gaps.copy()
+    apart.loc[1, "geometry"] = box(x0 + 2000, y0, x0 + 2500, y0 + 500)
+    assert len(_themes.gaps_all_operators(apart)) == 0
+    reg = registry(
+        maps.map_html(maps.build_map("overview", dict(layers, coverage_gaps=gaps), summary, kpis))
+    )
+    assert reg["Not covered by any operator after the plan"] == 1
+    reg2 = registry(maps.map_html(maps.build_map("overview", layers, summary, kpis)))
+    assert "Not covered by any operator after the plan" not in reg2
+
+
+def test_geometry_collections_drawn_as_one_feature() -> None:
+    from shapely.geometry import GeometryCollection, box
+
+    layers, summary, _ = make_layers(n_existing=5, n_proposed=3)
+    x0, y0 = layers["districts"].geometry.iloc[0].centroid.coords[0]
+    gc = GeometryCollection(
+        [box(x0, y0, x0 + 500, y0 + 500), LineString([(x0, y0), (x0 - 300, y0)]), Point(x0, y0)]
+    )
+    gaps = gpd.GeoDataFrame(
+        {"operator": ["A"], "stage": ["after"]}, geometry=[gc], crs=layers["districts"].crs
+    )
+    out = maps._to_wgs84(gaps, "coverage_gaps")
+    assert len(out) == 1 and out.geom_type.iloc[0] in ("Polygon", "MultiPolygon")
+    reg = registry(
+        maps.map_html(maps.build_map("coverage_gaps", dict(layers, coverage_gaps=gaps), summary))
+    )
+    assert reg["Gaps after - A"] == 1

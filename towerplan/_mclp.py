@@ -164,7 +164,7 @@ def build_problem(
     ----------
     A : sparse (n, m)
         Coverage of demand rows by candidates.
-    W : ndarray (n, O)
+    W : ndarray (n, n_op)
         Uncovered weight per row and operator.
     n_dedicated, n_shared : int
         Quotas.
@@ -187,7 +187,7 @@ def build_problem(
         raise ParameterError(f"W has {W.shape[0]} rows but the coverage matrix has {n}")
     if (W < 0).any() or not np.isfinite(W).all():
         raise ParameterError("demand weights must be finite and >= 0")
-    O = W.shape[1]
+    n_op = W.shape[1]
     capv = np.broadcast_to(np.asarray(cap, dtype=np.int64), (m,)).copy()
     if n_dedicated < 0 or n_shared < 0:
         raise ParameterError(
@@ -200,9 +200,9 @@ def build_problem(
             "add candidates (smaller candidate spacing) or lower the quotas"
         )
     if n_shared > 0:
-        if O < 2:
+        if n_op < 2:
             raise InfeasibleModelError(
-                f"n_shared = {n_shared} shared structures need at least 2 operators, got {O}"
+                f"n_shared = {n_shared} shared structures need at least 2 operators, got {n_op}"
             )
         n_cap2 = int((capv >= 2).sum())
         if n_cap2 < n_shared:
@@ -227,10 +227,10 @@ def build_problem(
     W = W[keep]
     lens = np.diff(A.indptr)
     single = lens == 1
-    C = np.zeros((m, O))
+    C = np.zeros((m, n_op))
     if single.any():
         cols = A.indices[A.indptr[:-1][single]]
-        for o in range(O):
+        for o in range(n_op):
             C[:, o] = np.bincount(cols, weights=W[single, o], minlength=m)
     A = A[~single]
     W = W[~single]
@@ -240,8 +240,8 @@ def build_problem(
         ng = int(grp.max()) + 1
         first = np.full(ng, -1, dtype=np.int64)
         first[grp[::-1]] = np.arange(len(grp))[::-1]
-        Wm = np.zeros((ng, O))
-        for o in range(O):
+        Wm = np.zeros((ng, n_op))
+        for o in range(n_op):
             Wm[:, o] = np.bincount(grp, weights=W[:, o], minlength=ng)
         A = A[first]
         W = Wm
@@ -273,7 +273,9 @@ def build_problem(
 # --------------------------------------------------------------------------- helpers
 
 
-def _gather(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _gather(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions (into ``rows``) and column indices of the entries of the given CSR rows."""
     rows = np.asarray(rows, dtype=np.int64)
     starts = indptr[rows]
@@ -290,13 +292,13 @@ def _type_values(G: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """Best dedicated value (max over operators) and best shared value (top-cap sum)."""
     if G.shape[0] == 0:
         return np.zeros(0), np.zeros(0)
-    O = G.shape[1]
+    n_op = G.shape[1]
     D = G.max(axis=1)
-    if O < 2:
+    if n_op < 2:
         return D, np.full(G.shape[0], -np.inf)
     gs = -np.sort(-G, axis=1)
     cs = np.cumsum(gs, axis=1)
-    k = np.minimum(cap, O)
+    k = np.minimum(cap, n_op)
     S = cs[np.arange(G.shape[0]), np.maximum(k, 1) - 1]
     S = np.where(k >= 2, S, -np.inf)
     return D, S
@@ -304,13 +306,13 @@ def _type_values(G: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def _pick_tenants(g: np.ndarray, shared: bool, cap: int) -> np.ndarray:
     """Tenant mask for a structure with per-operator gains ``g``."""
-    O = len(g)
-    mask = np.zeros(O, dtype=bool)
+    n_op = len(g)
+    mask = np.zeros(n_op, dtype=bool)
     order = np.argsort(-g, kind="stable")
     if not shared:
         mask[order[0]] = True
         return mask
-    k = min(cap, O)
+    k = min(cap, n_op)
     for r, o in enumerate(order[:k]):
         if r < 2 or g[o] > 0:
             mask[o] = True
@@ -358,7 +360,7 @@ def greedy(prob: MCLPProblem) -> MCLPSolution:
         When the conflicts (minimum spacing) leave too few candidates to fill the quotas.
     """
     t0 = time.perf_counter()
-    m, O = prob.n_cand, prob.n_ops
+    m, n_op = prob.n_cand, prob.n_ops
     Acsc = prob.A.tocsc()
     Wres = prob.W.copy()
     G = np.asarray(prob.A.T @ Wres) + prob.C if prob.n_rows else prob.C.copy()
@@ -372,14 +374,14 @@ def greedy(prob: MCLPProblem) -> MCLPSolution:
     heapq.heapify(heap)
     is_open = np.zeros(m, dtype=bool)
     blocked = np.zeros(m, dtype=bool)
-    used_c = np.zeros((m, O), dtype=bool)
+    used_c = np.zeros((m, n_op), dtype=bool)
     sites: list[int] = []
     tenants: list[np.ndarray] = []
     shared: list[bool] = []
     evals = 0
     scale = max(prob.total_weight, 1.0)
     while (quota[0] or quota[1]) and heap:
-        negv, j, t = heapq.heappop(heap)
+        _, j, t = heapq.heappop(heap)
         if is_open[j] or blocked[j] or quota[t] == 0:
             continue
         rows = Acsc.indices[Acsc.indptr[j] : Acsc.indptr[j + 1]]
@@ -398,7 +400,9 @@ def greedy(prob: MCLPProblem) -> MCLPSolution:
         Wres[np.ix_(rows, np.flatnonzero(tm))] = 0.0
         used_c[j] |= tm
         if prob.conflicts is not None:
-            blocked[prob.conflicts.indices[prob.conflicts.indptr[j] : prob.conflicts.indptr[j + 1]]] = True
+            blocked[
+                prob.conflicts.indices[prob.conflicts.indptr[j] : prob.conflicts.indptr[j + 1]]
+            ] = True
     if quota[0] or quota[1]:
         raise InfeasibleModelError(
             f"could not place all new structures: {quota[0]} dedicated and {quota[1]} shared "
@@ -407,7 +411,7 @@ def greedy(prob: MCLPProblem) -> MCLPSolution:
         )
     sol = MCLPSolution(
         sites=np.array(sites, dtype=np.int64),
-        tenants=np.array(tenants, dtype=bool).reshape(len(sites), O),
+        tenants=np.array(tenants, dtype=bool).reshape(len(sites), n_op),
         shared=np.array(shared, dtype=bool),
         method="greedy",
     )
@@ -432,7 +436,7 @@ def local_search(
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    m, O = prob.n_cand, prob.n_ops
+    m, n_op = prob.n_cand, prob.n_ops
     k = len(sol.sites)
     if k == 0:
         return sol
@@ -442,11 +446,11 @@ def local_search(
     sites = sol.sites.copy()
     ten = sol.tenants.copy()
     shared = sol.shared.copy()
-    cnt = np.asarray(A[:, sites].astype(np.int32) @ ten.astype(np.int32)).reshape(prob.n_rows, O)
+    cnt = np.asarray(A[:, sites].astype(np.int32) @ ten.astype(np.int32)).reshape(prob.n_rows, n_op)
     Wres = W * (cnt == 0)
-    open_ten = np.zeros((m, O), dtype=bool)
+    open_ten = np.zeros((m, n_op), dtype=bool)
     open_ten[sites] = ten
-    G = (np.asarray(A.T @ Wres) if prob.n_rows else np.zeros((m, O))) + C * (~open_ten)
+    G = (np.asarray(A.T @ Wres) if prob.n_rows else np.zeros((m, n_op))) + C * (~open_ten)
     D, S = _type_values(G, cap)
     is_open = np.zeros(m, dtype=bool)
     is_open[sites] = True
@@ -472,7 +476,7 @@ def local_search(
         pos, cols = _gather(A.indptr, A.indices, rows)
         if len(cols):
             uc, inv = np.unique(cols, return_inverse=True)
-            for o in range(O):
+            for o in range(n_op):
                 G[uc, o] += np.bincount(inv, weights=dW[pos, o], minlength=len(uc))
         else:
             uc = np.zeros(0, dtype=np.int64)
@@ -601,7 +605,7 @@ def _highs_solve(
     lp = highspy.HighsLp()
     Mc = M.tocsc()
     Mc.sort_indices()
-    lp.num_col_ = int(len(obj))
+    lp.num_col_ = len(obj)
     lp.num_row_ = int(M.shape[0])
     lp.col_cost_ = np.asarray(obj, dtype=float)
     lp.col_lower_ = np.asarray(lo, dtype=float)
@@ -650,16 +654,18 @@ def _conflict_pairs(conf: sp.csr_matrix, keep: np.ndarray) -> np.ndarray:
     return np.column_stack([sub.row, sub.col]).astype(np.int64)
 
 
-def _model_arrays(
-    prob: MCLPProblem, keep: np.ndarray
-) -> tuple[dict[str, Any], Any]:
+def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[dict[str, Any], Any]:
     """Sparse MILP arrays over the kept candidates; returns (arrays, decoder)."""
     A = prob.A[:, keep].tocsr()
     W, C, cap = prob.W, prob.C[keep], prob.cap[keep]
-    m, O, nr = len(keep), prob.n_ops, prob.n_rows
-    pairs = _conflict_pairs(prob.conflicts, keep) if prob.conflicts is not None else np.zeros((0, 2), dtype=np.int64)
+    m, n_op, nr = len(keep), prob.n_ops, prob.n_rows
+    pairs = (
+        _conflict_pairs(prob.conflicts, keep)
+        if prob.conflicts is not None
+        else np.zeros((0, 2), dtype=np.int64)
+    )
     npair = len(pairs)
-    if O == 1 and prob.n_shared == 0:
+    if n_op == 1 and prob.n_shared == 0:
         ncol = m + nr
         obj = np.concatenate([C[:, 0], W[:, 0]])
         lo = np.zeros(ncol)
@@ -689,18 +695,24 @@ def _model_arrays(
             x[m:] = np.minimum(1.0, np.asarray(A[:, pos].sum(axis=1)).ravel())
             return x
 
-        arrays = dict(obj=obj, lo=lo, hi=hi, integ=integ, M=M,
-                      rlo=np.concatenate([np.asarray(r, float) for r in rlo]),
-                      rhi=np.concatenate([np.asarray(r, float) for r in rhi]))
+        arrays = dict(
+            obj=obj,
+            lo=lo,
+            hi=hi,
+            integ=integ,
+            M=M,
+            rlo=np.concatenate([np.asarray(r, float) for r in rlo]),
+            rhi=np.concatenate([np.asarray(r, float) for r in rhi]),
+        )
         return arrays, (decode, encode)
-    pats = _patterns(O, int(cap.max()) if m else 1, prob.n_dedicated > 0, prob.n_shared > 0)
+    pats = _patterns(n_op, int(cap.max()) if m else 1, prob.n_dedicated > 0, prob.n_shared > 0)
     if len(pats) <= MAX_PATTERNS:
         return _pattern_model(prob, keep, A, W, C, cap, pairs, pats)
     # compact multi-operator model (many operators): x, d, h
     zi, zo = np.nonzero(W > 0)
     nz = len(zi)
     has_h = prob.n_shared > 0
-    nx = m * O
+    nx = m * n_op
     off_d = nx
     off_h = nx + m
     off_z = nx + m + (m if has_h else 0)
@@ -723,12 +735,12 @@ def _model_arrays(
     # coverage rows: z_io - sum_j A_ij x_jo <= 0
     Acoo = A.tocoo()
     # map (row i, op o) -> z index
-    zid = -np.ones((nr, O), dtype=np.int64)
+    zid = -np.ones((nr, n_op), dtype=np.int64)
     zid[zi, zo] = np.arange(nz)
-    for o in range(O):
+    for o in range(n_op):
         sel = zid[Acoo.row, o] >= 0
         rows.append(zid[Acoo.row[sel], o] + r0)
-        cols.append(Acoo.col[sel] * O + o)
+        cols.append(Acoo.col[sel] * n_op + o)
         vals.append(-np.ones(int(sel.sum())))
     rows.append(np.arange(nz) + r0)
     cols.append(off_z + np.arange(nz))
@@ -739,7 +751,7 @@ def _model_arrays(
     jj = np.arange(m)
     # tenancy: sum_o x_jo - d_j - 2 h_j >= 0 ; sum_o x_jo - d_j - cap_j h_j <= 0
     for lower in (True, False):
-        rows.append(np.repeat(jj, O) + r0)
+        rows.append(np.repeat(jj, n_op) + r0)
         cols.append(np.arange(nx))
         vals.append(np.ones(nx))
         rows.append(jj + r0)
@@ -794,13 +806,13 @@ def _model_arrays(
         d = x[off_d : off_d + m] > 0.5
         hh = x[off_h : off_h + m] > 0.5 if has_h else np.zeros(m, bool)
         opened = np.flatnonzero(d | hh)
-        ten = x[:nx].reshape(m, O)[opened] > 0.5
+        ten = x[:nx].reshape(m, n_op)[opened] > 0.5
         return keep[opened], ten, hh[opened]
 
     def encode_m(sol: MCLPSolution) -> np.ndarray:
         x = np.zeros(ncol)
         pos = np.searchsorted(keep, sol.sites)
-        X = np.zeros((m, O))
+        X = np.zeros((m, n_op))
         X[pos] = sol.tenants
         x[:nx] = X.ravel()
         x[off_d + pos[~sol.shared]] = 1.0
@@ -810,8 +822,15 @@ def _model_arrays(
         x[off_z:] = np.minimum(1.0, cov[zi, zo])
         return x
 
-    arrays = dict(obj=obj, lo=lo, hi=hi, integ=integ, M=M,
-                  rlo=np.concatenate(rlo_l), rhi=np.concatenate(rhi_l))
+    arrays = dict(
+        obj=obj,
+        lo=lo,
+        hi=hi,
+        integ=integ,
+        M=M,
+        rlo=np.concatenate(rlo_l),
+        rhi=np.concatenate(rhi_l),
+    )
     return arrays, (decode_m, encode_m)
 
 
@@ -819,15 +838,15 @@ MAX_PATTERNS = 64
 """Up to this many tenant patterns per structure the MILP uses the (tighter) pattern model."""
 
 
-def _patterns(O: int, tmax: int, ded: bool, shr: bool) -> list[tuple[int, ...]]:
+def _patterns(n_op: int, tmax: int, ded: bool, shr: bool) -> list[tuple[int, ...]]:
     from itertools import combinations
 
     out: list[tuple[int, ...]] = []
     if ded:
-        out.extend((o,) for o in range(O))
+        out.extend((o,) for o in range(n_op))
     if shr:
-        for k in range(2, min(tmax, O) + 1):
-            out.extend(combinations(range(O), k))
+        for k in range(2, min(tmax, n_op) + 1):
+            out.extend(combinations(range(n_op), k))
     return out
 
 
@@ -848,7 +867,7 @@ def _pattern_model(
     (continuous, implied integer) links to the covering rows.  Its LP relaxation is the
     convex hull of each location's choices, tighter than the compact x/d/h model.
     """
-    m, O, nr = len(keep), prob.n_ops, prob.n_rows
+    m, n_op, nr = len(keep), prob.n_ops, prob.n_rows
     npat = len(pats)
     plen = np.array([len(q) for q in pats])
     is_sh = plen >= 2
@@ -856,7 +875,7 @@ def _pattern_model(
     nz = len(zi)
     ny = m * npat
     off_x = ny
-    off_z = ny + m * O
+    off_z = ny + m * n_op
     ncol = off_z + nz
     obj = np.zeros(ncol)
     obj[off_x:off_z] = C.ravel()
@@ -873,12 +892,12 @@ def _pattern_model(
     rhi_l: list[np.ndarray] = []
     r0 = 0
     Acoo = A.tocoo()
-    zid = -np.ones((nr, O), dtype=np.int64)
+    zid = -np.ones((nr, n_op), dtype=np.int64)
     zid[zi, zo] = np.arange(nz)
-    for o in range(O):
+    for o in range(n_op):
         sel = zid[Acoo.row, o] >= 0
         rows.append(zid[Acoo.row[sel], o])
-        cols.append(off_x + Acoo.col[sel] * O + o)
+        cols.append(off_x + Acoo.col[sel] * n_op + o)
         vals.append(-np.ones(int(sel.sum())))
     rows.append(np.arange(nz))
     cols.append(off_z + np.arange(nz))
@@ -897,15 +916,15 @@ def _pattern_model(
     # linking: x[j,o] - sum_{P ni o} y[j,P] = 0
     for q, pat in enumerate(pats):
         for o in pat:
-            rows.append(jj * O + o + r0)
+            rows.append(jj * n_op + o + r0)
             cols.append(jj * npat + q)
             vals.append(-np.ones(m))
-    rows.append(np.arange(m * O) + r0)
-    cols.append(off_x + np.arange(m * O))
-    vals.append(np.ones(m * O))
-    rlo_l.append(np.zeros(m * O))
-    rhi_l.append(np.zeros(m * O))
-    r0 += m * O
+    rows.append(np.arange(m * n_op) + r0)
+    cols.append(off_x + np.arange(m * n_op))
+    vals.append(np.ones(m * n_op))
+    rlo_l.append(np.zeros(m * n_op))
+    rhi_l.append(np.zeros(m * n_op))
+    r0 += m * n_op
     for flag, quota in ((False, prob.n_dedicated), (True, prob.n_shared)):
         qs = np.flatnonzero(is_sh == flag)
         if len(qs) == 0:
@@ -931,7 +950,7 @@ def _pattern_model(
     M = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, ncol)
     )
-    pat_mask = np.zeros((npat, O), dtype=bool)
+    pat_mask = np.zeros((npat, n_op), dtype=bool)
     for q, pat in enumerate(pats):
         pat_mask[q, list(pat)] = True
 
@@ -946,7 +965,7 @@ def _pattern_model(
     def encode_p(sol: MCLPSolution) -> np.ndarray:
         x = np.zeros(ncol)
         pos = np.searchsorted(keep, sol.sites)
-        X = np.zeros((m, O))
+        X = np.zeros((m, n_op))
         X[pos] = sol.tenants
         for p_, t_ in zip(pos, sol.tenants, strict=True):
             x[p_ * npat + pat_index[tuple(np.flatnonzero(t_))]] = 1.0
@@ -955,8 +974,15 @@ def _pattern_model(
         x[off_z:] = np.minimum(1.0, cov[zi, zo])
         return x
 
-    arrays = dict(obj=obj, lo=lo, hi=hi, integ=integ, M=M,
-                  rlo=np.concatenate(rlo_l), rhi=np.concatenate(rhi_l))
+    arrays = dict(
+        obj=obj,
+        lo=lo,
+        hi=hi,
+        integ=integ,
+        M=M,
+        rlo=np.concatenate(rlo_l),
+        rhi=np.concatenate(rhi_l),
+    )
     return arrays, (decode_p, encode_p)
 
 
@@ -980,15 +1006,25 @@ def solve_milp(
     build_s = time.perf_counter() - t0
     x0 = encode(start) if start is not None else None
     res = _highs_solve(
-        arrays["obj"], arrays["lo"], arrays["hi"], arrays["integ"], arrays["M"],
-        arrays["rlo"], arrays["rhi"], prob.offset, time_limit_s, mip_gap, x0, threads,
+        arrays["obj"],
+        arrays["lo"],
+        arrays["hi"],
+        arrays["integ"],
+        arrays["M"],
+        arrays["rlo"],
+        arrays["rhi"],
+        prob.offset,
+        time_limit_s,
+        mip_gap,
+        x0,
+        threads,
     )
     log = {
         "milp_build_s": build_s,
         "milp_solve_s": res["solve_s"],
         "milp_status": res["status"],
         "milp_nodes": res.get("nodes"),
-        "milp_cols": int(len(arrays["obj"])),
+        "milp_cols": len(arrays["obj"]),
         "milp_rows": int(arrays["M"].shape[0]),
         "milp_nnz": int(arrays["M"].nnz),
     }
@@ -1006,8 +1042,12 @@ def solve_milp(
         # fill quotas with zero-value candidates if the solver left a structure idle
         out = MCLPSolution(sites, ten, sh, method="exact MILP (HiGHS)")
         out.objective = evaluate(prob, out)
-        if start is not None and start.objective > out.objective + 1e-9 * max(prob.total_weight, 1.0):
-            out = MCLPSolution(start.sites, start.tenants, start.shared, start.objective, method=start.method)
+        if start is not None and start.objective > out.objective + 1e-9 * max(
+            prob.total_weight, 1.0
+        ):
+            out = MCLPSolution(
+                start.sites, start.tenants, start.shared, start.objective, method=start.method
+            )
     if prob.p == 0:
         bound = prob.offset
     out.upper_bound = max(bound, out.objective)
@@ -1045,7 +1085,7 @@ def lagrangian_bound(
     A = prob.A.astype(float).tocsr()
     AT = A.T.tocsr()
     W, C, cap = prob.W, prob.C, prob.cap
-    O = prob.n_ops
+    n_op = prob.n_ops
     p, ns = prob.p, prob.n_shared
     nr = prob.n_rows
     m = prob.n_cand
@@ -1061,7 +1101,7 @@ def lagrangian_bound(
     it = 0
     ar = np.arange(m)
     for it in range(1, max_iter + 1):  # noqa: B007
-        c = (np.asarray(AT @ lam) if nr else np.zeros((m, O))) + C
+        c = (np.asarray(AT @ lam) if nr else np.zeros((m, n_op))) + C
         D, S = _type_values(c, cap)
         if ns > 0:
             Sv = S - nu
@@ -1085,18 +1125,18 @@ def lagrangian_bound(
         if time.perf_counter() - t0 > time_limit_s or theta < 1e-6:
             break
         # subproblem solution -> subgradient
-        X = np.zeros((len(top), O))
+        X = np.zeros((len(top), n_op))
         ct = c[top]
         order = np.argsort(-ct, axis=1, kind="stable")
         X[np.arange(len(top)), order[:, 0]] = 1.0
         shr = is_sh[top]
-        if shr.any() and O >= 2:
+        if shr.any() and n_op >= 2:
             rr = np.flatnonzero(shr)
             X[rr, order[rr, 1]] = 1.0
-            for r in range(2, O):
+            for r in range(2, n_op):
                 ok = rr[(cap[top[rr]] > r) & (ct[rr, order[rr, r]] > 0)]
                 X[ok, order[ok, r]] = 1.0
-        cnt = np.asarray(A[:, top] @ X) if nr else np.zeros((0, O))
+        cnt = np.asarray(A[:, top] @ X) if nr else np.zeros((0, n_op))
         g = cnt - 1.0
         # projected direction: lam -= step * g, clipped to [0, W]
         g = np.where((lam <= 0) & (g > 0), 0.0, g)
@@ -1179,7 +1219,8 @@ def solve(
     certified = sol.gap <= mip_gap + 1e-12
     if solver == "heuristic" or certified or prob.p == 0:
         why = (
-            "requested" if solver == "heuristic"
+            "requested"
+            if solver == "heuristic"
             else f"its certified gap is within mip_gap {mip_gap:g}"
         )
         sol.method = f"heuristic ({' + '.join(phases)}), {why}; certified gap {sol.gap:.3%}"
@@ -1239,7 +1280,7 @@ def _subproblem(
 
     Returns the sub-problem (offset = 0) and the candidate map (sub index -> ``prob`` index).
     """
-    O = prob.n_ops
+    n_op = prob.n_ops
     region = np.asarray(region, dtype=np.int64)
     region = region[~np.isin(region, fixed_sites)]
     if prob.conflicts is not None and len(fixed_sites):
@@ -1252,7 +1293,7 @@ def _subproblem(
     # residual weights of those rows given the fixed structures
     if len(fixed_sites):
         cnt = np.asarray(Ar[:, fixed_sites].astype(np.int32) @ fixed_ten.astype(np.int32))
-        Wr = prob.W[rows] * (cnt.reshape(len(rows), O) == 0)
+        Wr = prob.W[rows] * (cnt.reshape(len(rows), n_op) == 0)
     else:
         Wr = prob.W[rows].copy()
     conf = prob.conflicts[region][:, region] if prob.conflicts is not None else None
@@ -1285,8 +1326,10 @@ def lns(
     candidates adjacent to them, everything else stays fixed, and the window is
     re-solved as a small MILP (same numbers of dedicated and shared structures,
     warm-started from the current configuration).  Improvements are accepted; the
-    search cycles over seed structures in a seeded random order until a full cycle
-    brings no improvement, the objective reaches ``target`` or the time limit is reached.
+    search cycles over seed structures in a seeded random order; after a full cycle
+    without improvement the window grows by 2 (up to ``4 * window``).  Stops when the
+    largest window brings no improvement, the objective reaches ``target`` or the time
+    limit is reached.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -1303,7 +1346,13 @@ def lns(
     n_imp = 0
     stale = 0
     order = list(rng.permutation(k))
-    while stale < k and time.perf_counter() - t0 < time_limit_s and obj < target:
+    max_window = max(window, min(k, 4 * window))
+    while time.perf_counter() - t0 < time_limit_s and obj < target:
+        if stale >= k:
+            if window >= max_window:
+                break
+            window = min(max_window, window + 2)
+            stale = 0
         if not order:
             order = list(rng.permutation(k))
         s = int(order.pop())
@@ -1330,8 +1379,12 @@ def lns(
         keep_mask = np.ones(k, dtype=bool)
         keep_mask[freed_idx] = False
         sub, cmap = _subproblem(
-            prob, region, sites[keep_mask], ten[keep_mask],
-            int((~shared[freed_idx]).sum()), int(shared[freed_idx].sum()),
+            prob,
+            region,
+            sites[keep_mask],
+            ten[keep_mask],
+            int((~shared[freed_idx]).sum()),
+            int(shared[freed_idx].sum()),
         )
         lpos = np.searchsorted(cmap, fcand)
         if not np.array_equal(cmap[np.clip(lpos, 0, len(cmap) - 1)], fcand):
@@ -1341,7 +1394,12 @@ def lns(
         cur.objective = evaluate(sub, cur)
         n_sub += 1
         try:
-            res = solve_milp(sub, min(sub_time_s, max(0.05, time_limit_s - (time.perf_counter() - t0))), 0.0, start=cur)
+            res = solve_milp(
+                sub,
+                min(sub_time_s, max(0.05, time_limit_s - (time.perf_counter() - t0))),
+                0.0,
+                start=cur,
+            )
         except InfeasibleModelError:
             stale += 1
             continue
@@ -1360,6 +1418,11 @@ def lns(
     out.objective = evaluate(prob, out)
     out.log = dict(sol.log)
     out.log.update(
-        {"lns_s": time.perf_counter() - t0, "lns_subproblems": n_sub, "lns_improvements": n_imp}
+        {
+            "lns_s": time.perf_counter() - t0,
+            "lns_subproblems": n_sub,
+            "lns_improvements": n_imp,
+            "lns_final_window": window,
+        }
     )
     return out

@@ -112,3 +112,60 @@ def underground_polygons(
         return None
     d = districts[["district", districts.geometry.name]]
     return d.merge(pd.DataFrame(u.drop(columns=u.geometry.name)), on="district", how="inner")
+
+
+def gaps_all_operators(gaps: gpd.GeoDataFrame, stage: str = "after") -> gpd.GeoDataFrame:
+    """Area no operator covers at ``stage``: intersection of the per-operator gap polygons.
+
+    Returns a one-row frame (``stage``, ``area_km2``, ``operators``) in the
+    layer's CRS, or an empty frame when there is no such gap.
+    """
+    import shapely
+
+    g = gaps
+    if "stage" in g.columns:
+        g = g[g["stage"].astype(str) == stage]
+    g = g[~(g.geometry.isna() | g.geometry.is_empty)]
+    empty = gpd.GeoDataFrame(
+        {"stage": [], "area_km2": [], "operators": []}, geometry=[], crs=gaps.crs
+    )
+    if len(g) == 0:
+        return empty
+    ops = sorted(g["operator"].astype(str).unique()) if "operator" in g.columns else []
+    geom = flatten_collection(shapely.intersection_all(shapely.make_valid(g.geometry.to_numpy())))
+    if geom is None or geom.is_empty:
+        return empty
+    metric = gpd.GeoSeries([geom], crs=gaps.crs)
+    if gaps.crs is not None and not gaps.crs.is_projected:
+        metric = metric.to_crs(metric.estimate_utm_crs())
+    return gpd.GeoDataFrame(
+        {
+            "stage": [stage],
+            "area_km2": [round(float(metric.area.iloc[0]) / 1e6, 3)],
+            "operators": [";".join(ops)],
+        },
+        geometry=[geom],
+        crs=gaps.crs,
+    )
+
+
+def flatten_collection(geom: Any) -> Any:
+    """A GeometryCollection as its highest-dimension parts (Multi*); others unchanged.
+
+    Overlays return collections of polygons, slivers of lines and points;
+    Leaflet would draw each part as its own layer.
+    """
+    import shapely
+    from shapely.geometry import MultiLineString, MultiPoint, MultiPolygon
+
+    if geom is None or geom.geom_type != "GeometryCollection":
+        return geom
+    parts = [q for p in shapely.get_parts(geom) for q in shapely.get_parts(p)]
+    polys = [q for q in parts if q.geom_type == "Polygon" and not q.is_empty]
+    if polys:
+        return MultiPolygon(polys)
+    lines = [q for q in parts if q.geom_type in ("LineString", "LinearRing") and not q.is_empty]
+    if lines:
+        return MultiLineString(lines)
+    pts = [q for q in parts if q.geom_type == "Point" and not q.is_empty]
+    return MultiPoint(pts) if pts else shapely.geometry.Polygon()

@@ -375,7 +375,11 @@ def best_server_raster(
     cells = np.column_stack([gx.ravel(), gy.ravel()])
     sxy = points_xy(sites, "sites")
     if isinstance(h_base, str):
-        hb = sites[h_base].to_numpy(dtype=float) if h_base in sites.columns else np.full(len(sites), np.nan)
+        hb = (
+            sites[h_base].to_numpy(dtype=float)
+            if h_base in sites.columns
+            else np.full(len(sites), np.nan)
+        )
         hb = np.where(np.isfinite(hb) & (hb > 0), hb, 30.0)
     else:
         hb = np.full(len(sites), float(h_base))
@@ -389,7 +393,11 @@ def best_server_raster(
         for h in np.unique(hb[cov.col]):
             sel = hb[cov.col] == h
             pl[sel] = path_loss(
-                band_mhz, float(h), h_mobile, d_km[sel], clutter,
+                band_mhz,
+                float(h),
+                h_mobile,
+                d_km[sel],
+                clutter,
                 allow_extrapolation=allow_extrapolation,
             )
         order = np.lexsort((pl, cov.row))

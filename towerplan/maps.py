@@ -341,6 +341,10 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
     out = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy()
     if len(out) == 0:
         return out.to_crs("EPSG:4326")
+    if (out.geom_type == "GeometryCollection").any():
+        flat = [_themes.flatten_collection(g) for g in out.geometry]
+        out = out.set_geometry(gpd.GeoSeries(flat, index=out.index, crs=out.crs))
+        out = out[~out.geometry.is_empty]
     tol = _SIMPLIFY_M.get(name)
     if tol:
         metric = out if out.crs.is_projected else out.to_crs(out.estimate_utm_crs())
@@ -567,6 +571,10 @@ def _prepare(layers: Mapping[str, gpd.GeoDataFrame | None]) -> dict[str, gpd.Geo
         if name == "roads" and len(gdf) > MAX_ROAD_FEATURES:
             gdf = _thin_roads(gdf)
         out[name] = _to_wgs84(gdf, name)
+        if name == "coverage_gaps":
+            allg = _themes.gaps_all_operators(gdf, "after")
+            if len(allg):
+                out["coverage_gaps_all"] = _to_wgs84(allg, "coverage_gaps")
     return out
 
 
@@ -708,17 +716,13 @@ def _proposed(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame], show: bool = Tr
 def _theme_overview(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
     colors = _themes.operator_colors(p)
     _base(b, p)
-    if "coverage_gaps" in p:
-        g = p["coverage_gaps"]
-        if "stage" in g.columns:
-            g = g[g["stage"].astype(str) == "after"]
+    if "coverage_gaps_all" in p:
         b.vectors(
-            g,
-            "Coverage gaps after plan",
-            [_style("#b30000", "#fc8d59", weight=0.8, fill_opacity=0.45)],
-            preferred=("operator", "stage", "population", "area_km2"),
-            tip=("operator",),
-            show=False,
+            p["coverage_gaps_all"],
+            "Not covered by any operator after the plan",
+            [_style("#b30000", "#fc8d59", weight=0.8, fill_opacity=0.5)],
+            preferred=("stage", "area_km2", "operators"),
+            tip=("area_km2",),
             key="fill",
         )
     _sites(b, p, colors)

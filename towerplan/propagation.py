@@ -64,8 +64,18 @@ __all__ = [
 
 CLUTTER_CLASSES = ("dense_urban", "urban", "suburban", "rural")
 
-HATA_RANGE = {"f_mhz": (150.0, 1500.0), "h_base": (30.0, 200.0), "h_mobile": (1.0, 10.0), "d_km": (1.0, 20.0)}
-COST231_RANGE = {"f_mhz": (1500.0, 2000.0), "h_base": (30.0, 200.0), "h_mobile": (1.0, 10.0), "d_km": (1.0, 20.0)}
+HATA_RANGE = {
+    "f_mhz": (150.0, 1500.0),
+    "h_base": (30.0, 200.0),
+    "h_mobile": (1.0, 10.0),
+    "d_km": (1.0, 20.0),
+}
+COST231_RANGE = {
+    "f_mhz": (1500.0, 2000.0),
+    "h_base": (30.0, 200.0),
+    "h_mobile": (1.0, 10.0),
+    "d_km": (1.0, 20.0),
+}
 
 Environment = Literal["urban", "suburban", "open"]
 
@@ -153,8 +163,13 @@ def okumura_hata(
         A value is outside the validity range and extrapolation was not allowed.
     """
     _check_range(
-        "Okumura-Hata", HATA_RANGE, allow_extrapolation,
-        f_mhz=f_mhz, h_base=h_base, h_mobile=h_mobile, d_km=d_km,
+        "Okumura-Hata",
+        HATA_RANGE,
+        allow_extrapolation,
+        f_mhz=f_mhz,
+        h_base=h_base,
+        h_mobile=h_mobile,
+        d_km=d_km,
     )
     f = np.asarray(f_mhz, dtype=float)
     hb = np.asarray(h_base, dtype=float)
@@ -162,7 +177,10 @@ def okumura_hata(
     d = np.asarray(d_km, dtype=float)
     a = _a_hm_large(f, hm) if large_city else _a_hm_small(f, hm)
     lu = (
-        69.55 + 26.16 * np.log10(f) - 13.82 * np.log10(hb) - a
+        69.55
+        + 26.16 * np.log10(f)
+        - 13.82 * np.log10(hb)
+        - a
         + (44.9 - 6.55 * np.log10(hb)) * np.log10(d)
     )
     out = lu + _env_correction(f, environment)
@@ -202,8 +220,13 @@ def cost231_hata(
         A value is outside the validity range and extrapolation was not allowed.
     """
     _check_range(
-        "COST-231 Hata", COST231_RANGE, allow_extrapolation,
-        f_mhz=f_mhz, h_base=h_base, h_mobile=h_mobile, d_km=d_km,
+        "COST-231 Hata",
+        COST231_RANGE,
+        allow_extrapolation,
+        f_mhz=f_mhz,
+        h_base=h_base,
+        h_mobile=h_mobile,
+        d_km=d_km,
     )
     if environment not in ("urban", "suburban", "open"):
         raise ParameterError(f"environment = {environment!r}: use 'urban', 'suburban' or 'open'")
@@ -213,8 +236,12 @@ def cost231_hata(
     d = np.asarray(d_km, dtype=float)
     cm = 3.0 if (metropolitan and environment == "urban") else 0.0
     lu = (
-        46.3 + 33.9 * np.log10(f) - 13.82 * np.log10(hb) - _a_hm_small(f, hm)
-        + (44.9 - 6.55 * np.log10(hb)) * np.log10(d) + cm
+        46.3
+        + 33.9 * np.log10(f)
+        - 13.82 * np.log10(hb)
+        - _a_hm_small(f, hm)
+        + (44.9 - 6.55 * np.log10(hb)) * np.log10(d)
+        + cm
     )
     if environment == "open":
         lu = lu + _env_correction(f, "open")
@@ -455,8 +482,17 @@ def clutter_from_density(
 
 
 WORLDCOVER_CLUTTER = {
-    10: "rural", 20: "rural", 30: "rural", 40: "rural", 50: "urban", 60: "rural",
-    70: "rural", 80: "rural", 90: "rural", 95: "rural", 100: "rural",
+    10: "rural",
+    20: "rural",
+    30: "rural",
+    40: "rural",
+    50: "urban",
+    60: "rural",
+    70: "rural",
+    80: "rural",
+    90: "rural",
+    95: "rural",
+    100: "rural",
 }
 """ESA WorldCover 2020/2021 class -> clutter (50 = built-up)."""
 

@@ -178,7 +178,7 @@ class _Sheet:
             self.fig.text(
                 0.02,
                 0.013,
-                _t(textwrap.shorten(line, width=int(210 * self.scale))),
+                _t(textwrap.shorten(line, width=200)),
                 fontsize=self.fs * 0.75,
                 color="#555555",
                 va="center",
@@ -433,12 +433,16 @@ def _overview(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame]) -> None:
     ax = sh.map_axes[0]
     _base(sh, ax, p)
     if "coverage_gaps" in p:
-        g = p["coverage_gaps"]
-        if "stage" in g.columns:
-            g = g[g["stage"].astype(str) == "after"]
+        g = _themes.gaps_all_operators(p["coverage_gaps"], "after")
         if len(g):
-            g.plot(ax=ax, facecolor="#fc8d59", edgecolor="none", alpha=0.45, zorder=3)
-            sh.key(Patch(facecolor="#fc8d59", alpha=0.45, label="Coverage gaps after plan"))
+            g.plot(ax=ax, facecolor="#fc8d59", edgecolor="none", alpha=0.5, zorder=3)
+            sh.key(
+                Patch(
+                    facecolor="#fc8d59",
+                    alpha=0.5,
+                    label=f"Not covered by any operator after the plan ({g['area_km2'].iloc[0]:,.1f} km²)",
+                )
+            )
     if "backhaul_routes" in p:
         p["backhaul_routes"].plot(ax=ax, color="#00441b", linewidth=0.8, zorder=5)
         sh.key(Line2D([], [], color="#00441b", lw=0.8, label="Fibre backhaul routes"))

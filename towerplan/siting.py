@@ -45,6 +45,7 @@ from scipy.spatial import cKDTree
 
 from towerplan import _mclp
 from towerplan._crs import require_metric
+from towerplan._setcover import SetCoverResult, solve_set_cover
 from towerplan.coverage import coverage_matrix, operator_coverage, points_xy
 from towerplan.errors import (
     ColumnError,
@@ -56,9 +57,14 @@ from towerplan.errors import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CoverageNeed",
+    "SetCoverResult",
     "SitingResult",
+    "capacity_sites_needed",
     "generate_candidates",
     "plan_new_sites",
+    "set_cover",
+    "sites_needed_for_coverage",
 ]
 
 CANDIDATE_COLUMNS = ["cand_id", "source", "cost", "priority", "max_tenants", "site_ref", "district"]
@@ -307,7 +313,15 @@ def generate_candidates(
         )
     if not frames:
         df = pd.DataFrame(
-            {"x": [], "y": [], "source": [], "cost": [], "priority": [], "max_tenants": [], "site_ref": []}
+            {
+                "x": [],
+                "y": [],
+                "source": [],
+                "cost": [],
+                "priority": [],
+                "max_tenants": [],
+                "site_ref": [],
+            }
         )
     else:
         df = pd.concat(frames, ignore_index=True)
@@ -509,7 +523,11 @@ def plan_new_sites(
     log["min_spacing_conflict_pairs"] = int(conf.nnz // 2) if conf is not None else 0
     logger.info(
         "siting: %d new structures, objective %.1f (gap %.3f%%) by %s in %.2fs",
-        p, sol.objective, 100 * sol.gap, sol.method, runtime,
+        p,
+        sol.objective,
+        100 * sol.gap,
+        sol.method,
+        runtime,
     )
     return SitingResult(
         proposed=proposed,
@@ -579,3 +597,214 @@ def _proposed_frame(
         out["lon"] = pd.Series(dtype=float)
         out["lat"] = pd.Series(dtype=float)
     return out[[*PROPOSED_COLUMNS, "geometry"]]
+
+
+# --------------------------------------------------------------------------- set covering
+
+
+def set_cover(
+    cover: sp.spmatrix,
+    weights: np.ndarray | None = None,
+    target_fraction: float = 1.0,
+    solver: Literal["auto", "exact", "heuristic"] = "auto",
+    time_limit_s: float = 30.0,
+) -> SetCoverResult:
+    """Fewest candidates (columns) covering ``target_fraction`` of the points' weight.
+
+    Parameters
+    ----------
+    cover : scipy.sparse matrix (n_points x n_candidates)
+        Coverage relation (e.g. :func:`towerplan.coverage.coverage_matrix`).
+    weights : ndarray (n_points,), optional
+        Point weights (population); 1 each by default.
+    target_fraction : float
+        Share of the total weight to cover, in (0, 1].
+    solver : {'auto', 'exact', 'heuristic'}
+        ``heuristic``: greedy + redundancy removal with an LP lower bound; ``exact``:
+        HiGHS MILP warm-started from the greedy; ``auto``: exact unless the model is
+        very large.
+    time_limit_s : float
+        Time limit of the MILP.
+
+    Returns
+    -------
+    SetCoverResult
+        ``selected`` column indices, ``covered_fraction``, ``optimal``, ``gap``,
+        ``lower_bound``, ``solver_used``.
+
+    Raises
+    ------
+    ParameterError
+        ``target_fraction`` outside (0, 1], bad weights or solver.
+    InfeasibleModelError
+        The candidates cannot reach the target (the message gives the reachable share).
+    """
+    return solve_set_cover(cover, weights, target_fraction, solver, time_limit_s)
+
+
+@dataclass
+class CoverageNeed:
+    """Result of :func:`sites_needed_for_coverage`.
+
+    Attributes
+    ----------
+    n_new_sites : int
+        New sites needed on top of the existing ones.
+    lower_bound : int
+        Proven lower bound on that number.
+    optimal : bool
+    target_fraction, existing_fraction, covered_fraction : float
+        Population shares: target, covered by existing sites, covered after.
+    selected : GeoDataFrame
+        The chosen candidates (rows of ``candidates``).
+    solver_used : str
+    runtime_s : float
+    """
+
+    n_new_sites: int
+    lower_bound: int
+    optimal: bool
+    target_fraction: float
+    existing_fraction: float
+    covered_fraction: float
+    selected: gpd.GeoDataFrame
+    solver_used: str
+    runtime_s: float
+
+
+def sites_needed_for_coverage(
+    demand: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+    existing_sites: gpd.GeoDataFrame | None,
+    radius_m: float,
+    target_fraction: float,
+    solver: Literal["auto", "exact", "heuristic"] = "auto",
+    time_limit_s: float = 30.0,
+) -> CoverageNeed:
+    """How many new sites reach ``target_fraction`` population coverage at ``radius_m``?
+
+    Coverage here is by any site (operator-agnostic); existing sites are locked and
+    their coverage counts towards the target.  Solved as a partial set-covering
+    problem (:func:`set_cover`) over the population not yet covered.
+
+    Raises
+    ------
+    EmptyInputError, ParameterError, InfeasibleModelError
+        No demand, non-positive radius or target outside (0, 1], unreachable target.
+    """
+    t0 = time.perf_counter()
+    require_metric(demand, "demand")
+    require_metric(candidates, "candidates")
+    if len(demand) == 0:
+        raise EmptyInputError("demand: no demand cells; build the demand grid first")
+    r = _check_radius(radius_m)
+    if not (0.0 < target_fraction <= 1.0):
+        raise ParameterError(
+            f"target_fraction = {target_fraction}: must be in (0, 1], e.g. 0.95 for 95 %"
+        )
+    pop = _population(demand)
+    total = float(pop.sum())
+    dxy = points_xy(demand, "demand")
+    if existing_sites is not None and len(existing_sites):
+        require_metric(existing_sites, "existing_sites")
+        from towerplan.coverage import covered_mask
+
+        cov0 = covered_mask(dxy, points_xy(existing_sites, "existing_sites"), r)
+    else:
+        cov0 = np.zeros(len(demand), dtype=bool)
+    existing = float(pop[cov0].sum()) / total if total > 0 else 1.0
+    if existing >= target_fraction - 1e-12 or total <= 0:
+        return CoverageNeed(
+            0,
+            0,
+            True,
+            target_fraction,
+            existing,
+            existing,
+            candidates.iloc[:0].copy(),
+            "existing sites already reach the target",
+            time.perf_counter() - t0,
+        )
+    rest = ~cov0
+    A = coverage_matrix(dxy[rest], points_xy(candidates, "candidates"), r)
+    need = (target_fraction * total - float(pop[cov0].sum())) / float(pop[rest].sum())
+    try:
+        res = solve_set_cover(A, pop[rest], min(1.0, need), solver, time_limit_s)
+    except InfeasibleModelError:
+        reach = float(pop[cov0].sum() + pop[rest][np.diff(A.tocsr().indptr) > 0].sum()) / total
+        raise InfeasibleModelError(
+            f"target_fraction = {target_fraction:g} cannot be reached at radius_m = {r:g}: "
+            f"existing sites and all {len(candidates)} candidates cover at most {reach:.4f} "
+            "of the population; add candidates, raise the radius or lower the target"
+        ) from None
+    covered = (float(pop[cov0].sum()) + res.covered_fraction * float(pop[rest].sum())) / total
+    return CoverageNeed(
+        n_new_sites=res.n_selected,
+        lower_bound=res.lower_bound,
+        optimal=res.optimal,
+        target_fraction=target_fraction,
+        existing_fraction=existing,
+        covered_fraction=covered,
+        selected=candidates.iloc[res.selected].copy(),
+        solver_used=res.solver_used,
+        runtime_s=time.perf_counter() - t0,
+    )
+
+
+def capacity_sites_needed(
+    population_by_district: pd.Series,
+    subscribers_per_100: float,
+    site_capacity_subscribers: float,
+    existing_by_district: pd.Series | None = None,
+    coverage_sites_by_district: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Sites needed per district for capacity, beside the coverage-driven need.
+
+    ``subscribers = population * subscribers_per_100 / 100`` and
+    ``capacity_sites = ceil(subscribers / site_capacity_subscribers)``.
+
+    Parameters
+    ----------
+    population_by_district : Series
+        Population indexed by district name.
+    subscribers_per_100 : float
+        Mobile subscriptions per 100 people (scenario ``subscribers.mobile_per_100``).
+    site_capacity_subscribers : float
+        Subscribers one site serves (scenario ``sites.site_capacity_subscribers``).
+    existing_by_district, coverage_sites_by_district : Series, optional
+        Existing sites and the coverage-driven site count (existing + new) per district.
+
+    Returns
+    -------
+    DataFrame
+        Index district; ``population``, ``subscribers``, ``capacity_sites`` and, when
+        given, ``existing_sites``, ``coverage_sites``, ``capacity_shortfall``
+        (``max(0, capacity_sites - max(existing, coverage))``).
+    """
+    if subscribers_per_100 < 0:
+        raise ParameterError(f"subscribers_per_100 = {subscribers_per_100}: must be >= 0")
+    if site_capacity_subscribers <= 0:
+        raise ParameterError(
+            f"site_capacity_subscribers = {site_capacity_subscribers}: must be > 0"
+        )
+    pop = pd.to_numeric(population_by_district, errors="coerce").astype(float)
+    if pop.isna().any() or (pop < 0).any():
+        raise ParameterError("population_by_district: values must be numbers >= 0")
+    out = pd.DataFrame({"population": pop})
+    out["subscribers"] = out["population"] * subscribers_per_100 / 100.0
+    out["capacity_sites"] = np.ceil(out["subscribers"] / site_capacity_subscribers - 1e-9).astype(
+        np.int64
+    )
+    have = np.zeros(len(out), dtype=np.int64)
+    if existing_by_district is not None:
+        out["existing_sites"] = existing_by_district.reindex(out.index).fillna(0).astype(np.int64)
+        have = np.maximum(have, out["existing_sites"].to_numpy())
+    if coverage_sites_by_district is not None:
+        out["coverage_sites"] = (
+            coverage_sites_by_district.reindex(out.index).fillna(0).astype(np.int64)
+        )
+        have = np.maximum(have, out["coverage_sites"].to_numpy())
+    if existing_by_district is not None or coverage_sites_by_district is not None:
+        out["capacity_shortfall"] = np.maximum(0, out["capacity_sites"] - have).astype(np.int64)
+    out.index.name = population_by_district.index.name or "district"
+    return out

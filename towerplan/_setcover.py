@@ -1,0 +1,269 @@
+"""Matrix-level (partial) set covering: fewest columns covering a target share (private).
+
+Model: minimise ``sum_j x_j`` subject to ``z_i <= sum_j A[i,j] x_j`` and
+``sum_i w_i z_i >= target``, ``x`` binary, ``0 <= z <= 1``.  With a target equal to
+the whole coverable weight the covering rows become ``sum_j A[i,j] x_j >= 1``.
+Rows with identical covering sets are merged first.
+
+Solvers: greedy (most uncovered weight per column) followed by redundancy removal;
+HiGHS MILP warm-started from it; LP-relaxation lower bound (rounded up).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from towerplan._mclp import _highs_solve, _row_hash_groups
+from towerplan.errors import InfeasibleModelError, ParameterError
+
+logger = logging.getLogger(__name__)
+
+MILP_MAX_NNZ = 600_000
+
+
+@dataclass
+class SetCoverResult:
+    """Result of :func:`towerplan.siting.set_cover`.
+
+    Attributes
+    ----------
+    selected : ndarray of int
+        Selected column indices (sorted).
+    covered_fraction : float
+        Covered weight / total weight (all rows, coverable or not).
+    optimal : bool
+        True when the number of columns is proven minimal.
+    gap : float
+        ``(n_selected - lower_bound) / n_selected`` (0 when optimal).
+    lower_bound : int
+        Proven lower bound on the number of columns.
+    solver_used : str
+        Which solver and why.
+    runtime_s : float
+    log : dict
+    """
+
+    selected: np.ndarray
+    covered_fraction: float
+    optimal: bool
+    gap: float
+    lower_bound: int
+    solver_used: str
+    runtime_s: float
+    log: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_selected(self) -> int:
+        return len(self.selected)
+
+
+def _reduce(A: sp.csr_matrix, w: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    keep = (w > 0) & (np.diff(A.indptr) > 0)
+    A = A[keep]
+    w = w[keep]
+    if A.shape[0] == 0:
+        return A, w
+    grp = _row_hash_groups(A)
+    ng = int(grp.max()) + 1
+    first = np.full(ng, -1, dtype=np.int64)
+    first[grp[::-1]] = np.arange(len(grp))[::-1]
+    return A[first].tocsr(), np.bincount(grp, weights=w, minlength=ng)
+
+
+def _greedy(A: sp.csr_matrix, w: np.ndarray, need: float) -> np.ndarray:
+    Acsc = A.tocsc()
+    wres = w.copy()
+    gains = np.asarray(Acsc.T @ wres).ravel()
+    heap = [(-float(g), j) for j, g in enumerate(gains) if g > 0]
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    got = 0.0
+    tol = 1e-9 * max(float(w.sum()), 1.0)
+    while got < need - tol and heap:
+        _, j = heapq.heappop(heap)
+        rows = Acsc.indices[Acsc.indptr[j] : Acsc.indptr[j + 1]]
+        g = float(wres[rows].sum())
+        if g <= 0:
+            continue
+        if heap and g < -heap[0][0] - tol:
+            heapq.heappush(heap, (-g, j))
+            continue
+        chosen.append(j)
+        got += g
+        wres[rows] = 0.0
+    sel = np.array(chosen, dtype=np.int64)
+    # redundancy removal: drop columns (last chosen first) while the target still holds
+    if len(sel):
+        cnt = np.asarray(A[:, sel].sum(axis=1)).ravel()
+        covered = float(w[cnt > 0].sum())
+        keep = np.ones(len(sel), dtype=bool)
+        for q in range(len(sel) - 1, -1, -1):
+            rows = Acsc.indices[Acsc.indptr[sel[q]] : Acsc.indptr[sel[q] + 1]]
+            lost = float(w[rows][cnt[rows] == 1].sum())
+            if covered - lost >= need - tol:
+                keep[q] = False
+                cnt[rows] -= 1
+                covered -= lost
+        sel = sel[keep]
+    return np.sort(sel)
+
+
+def _model(A: sp.csr_matrix, w: np.ndarray, need: float, full: bool) -> dict[str, Any]:
+    n, m = A.shape
+    if full:
+        obj = np.ones(m)
+        M = A.astype(float).tocsr()
+        return dict(
+            obj=-obj,
+            lo=np.zeros(m),
+            hi=np.ones(m),
+            integ=np.ones(m, bool),
+            M=M,
+            rlo=np.ones(n),
+            rhi=np.full(n, np.inf),
+        )
+    ncol = m + n
+    obj = np.concatenate([np.ones(m), np.zeros(n)])
+    cov = sp.hstack([-A.astype(float), sp.identity(n, format="csr")], format="csr")
+    tgt = sp.csr_matrix(np.concatenate([np.zeros(m), w])[None, :])
+    M = sp.vstack([cov, tgt], format="csr")
+    return dict(
+        obj=-obj,
+        lo=np.zeros(ncol),
+        hi=np.ones(ncol),
+        integ=np.concatenate([np.ones(m, bool), np.zeros(n, bool)]),
+        M=M,
+        rlo=np.concatenate([np.full(n, -np.inf), [need]]),
+        rhi=np.concatenate([np.zeros(n), [np.inf]]),
+    )
+
+
+def solve_set_cover(
+    cover: sp.spmatrix,
+    weights: np.ndarray | None = None,
+    target_fraction: float = 1.0,
+    solver: str = "auto",
+    time_limit_s: float = 30.0,
+) -> SetCoverResult:
+    """Fewest columns of ``cover`` whose union covers ``target_fraction`` of the weight.
+
+    See :func:`towerplan.siting.set_cover` for the parameters.
+    """
+    t0 = time.perf_counter()
+    if solver not in ("auto", "exact", "heuristic"):
+        raise ParameterError(f"solver = {solver!r}: use 'auto', 'exact' or 'heuristic'")
+    if not (0.0 < target_fraction <= 1.0):
+        raise ParameterError(
+            f"target_fraction = {target_fraction}: must be in (0, 1], e.g. 0.95 for 95 %"
+        )
+    A = sp.csr_matrix(cover, dtype=bool)
+    A.sum_duplicates()
+    A.sort_indices()
+    n, m = A.shape
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (n,):
+        raise ParameterError(f"weights: expected {n} values, got shape {w.shape}")
+    if (~np.isfinite(w)).any() or (w < 0).any():
+        raise ParameterError("weights: must be finite and >= 0")
+    total = float(w.sum())
+    if total <= 0:
+        return SetCoverResult(np.zeros(0, np.int64), 1.0, True, 0.0, 0, "nothing to cover", 0.0)
+    coverable = float(w[np.diff(A.indptr) > 0].sum())
+    need = target_fraction * total
+    tol = 1e-9 * total
+    if coverable < need - tol:
+        raise InfeasibleModelError(
+            f"target_fraction = {target_fraction:g} cannot be reached: the candidates can cover "
+            f"at most {coverable / total:.4f} of the weight; add candidates, raise the radius "
+            "or lower the target"
+        )
+    full = coverable - need <= tol
+    Ar, wr = _reduce(A, w)
+    # rows covered by no candidate were dropped: the remaining need is unchanged
+    sel = _greedy(Ar, wr, need - tol)
+    log: dict[str, Any] = {
+        "rows": n,
+        "rows_reduced": int(Ar.shape[0]),
+        "columns": m,
+        "greedy": len(sel),
+    }
+    arrays = _model(Ar, wr, need - tol, full)
+    lb = 0
+    optimal = False
+    method = "greedy + redundancy removal"
+    nnz = int(arrays["M"].nnz)
+    use_milp = solver == "exact" or (solver == "auto" and nnz <= MILP_MAX_NNZ)
+    if use_milp and len(sel) > 0:
+        x0 = np.zeros(len(arrays["obj"]))
+        x0[sel] = 1.0
+        if not full:
+            cnt = np.asarray(Ar[:, sel].sum(axis=1)).ravel()
+            x0[m:] = (cnt > 0).astype(float)
+        left = max(0.5, time_limit_s - (time.perf_counter() - t0))
+        res = _highs_solve(
+            arrays["obj"],
+            arrays["lo"],
+            arrays["hi"],
+            arrays["integ"],
+            arrays["M"],
+            arrays["rlo"],
+            arrays["rhi"],
+            0.0,
+            left,
+            0.0,
+            x0,
+            threads=0,
+        )
+        log.update({"milp_status": res["status"], "milp_solve_s": res["solve_s"]})
+        if res["x"] is not None:
+            cand = np.flatnonzero(res["x"][:m] > 0.5)
+            if len(cand) <= len(sel):
+                sel = np.sort(cand)
+        if np.isfinite(res["bound"]):
+            lb = max(lb, math.ceil(-res["bound"] - 1e-6))
+        method = "exact MILP (HiGHS) warm-started from greedy"
+    elif len(sel) > 0:
+        left = max(0.5, time_limit_s - (time.perf_counter() - t0))
+        res = _highs_solve(
+            arrays["obj"],
+            arrays["lo"],
+            arrays["hi"],
+            arrays["integ"],
+            arrays["M"],
+            arrays["rlo"],
+            arrays["rhi"],
+            0.0,
+            left,
+            0.0,
+            None,
+            relax=True,
+        )
+        if res["status"] == "Optimal":
+            lb = max(lb, math.ceil(-res["objective"] - 1e-6))
+        method = "greedy + redundancy removal, LP lower bound" + (
+            " (requested)" if solver == "heuristic" else f" (MILP too large: {nnz:,} non-zeros)"
+        )
+    lb = min(lb, len(sel))
+    optimal = len(sel) == lb
+    gap = 0.0 if optimal else (len(sel) - lb) / max(len(sel), 1)
+    cnt_all = np.asarray(A[:, sel].sum(axis=1)).ravel() if len(sel) else np.zeros(n)
+    frac = float(w[cnt_all > 0].sum()) / total
+    return SetCoverResult(
+        selected=np.asarray(sel, dtype=np.int64),
+        covered_fraction=frac,
+        optimal=bool(optimal),
+        gap=float(gap),
+        lower_bound=int(lb),
+        solver_used=f"{method}; {len(sel)} columns, lower bound {lb}"
+        + (" (optimal)" if optimal else f", gap {gap:.1%}"),
+        runtime_s=time.perf_counter() - t0,
+        log=log,
+    )
