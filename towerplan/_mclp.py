@@ -579,6 +579,39 @@ def _milp_columns(prob: MCLPProblem) -> np.ndarray:
     return np.sort(np.concatenate([np.flatnonzero(useful), idle[: prob.p]]))
 
 
+_HIGHS_BANNER_DONE = False
+
+
+def _new_highs() -> Any:
+    """A silent ``highspy.Highs``; the one-time start-up banner is kept off stdout."""
+    global _HIGHS_BANNER_DONE
+    import highspy
+
+    if _HIGHS_BANNER_DONE:
+        return highspy.Highs()
+    import os
+    import sys
+
+    try:
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd < 0:
+        _HIGHS_BANNER_DONE = True
+        return highspy.Highs()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+    _HIGHS_BANNER_DONE = True
+    return h
+
+
 def _highs_solve(
     obj: np.ndarray,
     lo: np.ndarray,
@@ -591,16 +624,14 @@ def _highs_solve(
     time_limit_s: float,
     mip_gap: float,
     start: np.ndarray | None,
-    threads: int = 1,
     relax: bool = False,
 ) -> dict[str, Any]:
     import highspy
 
-    h = highspy.Highs()
+    h = _new_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
     h.setOptionValue("mip_rel_gap", float(mip_gap))
-    h.setOptionValue("threads", int(threads))
     h.setOptionValue("random_seed", 0)
     lp = highspy.HighsLp()
     Mc = M.tocsc()
@@ -629,8 +660,12 @@ def _highs_solve(
         sol.value_valid = True
         h.setSolution(sol)
     t0 = time.perf_counter()
-    h.run()
+    run_status = h.run()
     el = time.perf_counter() - t0
+    if run_status == highspy.HighsStatus.kError:
+        logger.warning(
+            "HiGHS returned an error status (%s)", h.modelStatusToString(h.getModelStatus())
+        )
     status = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()
     out: dict[str, Any] = {"status": status, "solve_s": el}
@@ -986,12 +1021,20 @@ def _pattern_model(
     return arrays, (decode_p, encode_p)
 
 
+def _empty_solution(prob: MCLPProblem, method: str) -> MCLPSolution:
+    out = MCLPSolution(
+        np.zeros(0, np.int64), np.zeros((0, prob.n_ops), bool), np.zeros(0, bool), method=method
+    )
+    out.objective = prob.offset
+    out.upper_bound = prob.offset
+    return out
+
+
 def solve_milp(
     prob: MCLPProblem,
     time_limit_s: float = 60.0,
     mip_gap: float = 1e-3,
     start: MCLPSolution | None = None,
-    threads: int = 1,
 ) -> MCLPSolution:
     """Solve the sparse MILP with HiGHS, warm-started from ``start`` when given.
 
@@ -1001,6 +1044,9 @@ def solve_milp(
     is returned with HiGHS's bound.
     """
     t0 = time.perf_counter()
+    if prob.p == 0:
+        out = _empty_solution(prob, "nothing to place (no new structures)")
+        return out
     keep = _milp_columns(prob)
     arrays, (decode, encode) = _model_arrays(prob, keep)
     build_s = time.perf_counter() - t0
@@ -1017,7 +1063,6 @@ def solve_milp(
         time_limit_s,
         mip_gap,
         x0,
-        threads,
     )
     log = {
         "milp_build_s": build_s,
@@ -1096,6 +1141,7 @@ def lagrangian_bound(
     lam = W / deg[:, None] if nr else W.copy()
     nu = 0.0
     best = np.inf
+    best_lam, best_nu = lam, nu
     theta = 1.0
     since = 0
     it = 0
@@ -1114,6 +1160,7 @@ def lagrangian_bound(
         L = prob.offset + float((W - lam).sum()) + float(val[top].sum()) + nu * ns
         if L < best - 1e-12 * abs(best if np.isfinite(best) else 1.0):
             best = L
+            best_lam, best_nu = lam, nu
             since = 0
         else:
             since += 1
@@ -1153,7 +1200,122 @@ def lagrangian_bound(
         "lagrangian_s": time.perf_counter() - t0,
         "lagrangian_bound": best,
     }
+    prob.info["_multipliers"] = (best_lam, best_nu)
     return float(best), info
+
+
+def _two_type_select(D: np.ndarray, S: np.ndarray, n_d: int, n_s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint index sets (dedicated, shared) of sizes ``n_d``, ``n_s`` maximising the sum.
+
+    Exchange argument: some optimum has every shared pick ahead of every dedicated pick in
+    the order of decreasing ``S - D``; scan the split point with two heaps.
+    """
+    m = len(D)
+    if n_s == 0:
+        return np.argsort(-D, kind="stable")[:n_d], np.zeros(0, dtype=np.int64)
+    if n_d == 0:
+        return np.zeros(0, dtype=np.int64), np.argsort(-S, kind="stable")[:n_s]
+    order = np.argsort(-(S - D), kind="stable")
+    Ss, Ds = S[order], D[order]
+    pre = np.full(m + 1, -np.inf)
+    h: list[float] = []
+    tot = 0.0
+    for t in range(m):
+        heapq.heappush(h, float(Ss[t]))
+        tot += float(Ss[t])
+        if len(h) > n_s:
+            tot -= heapq.heappop(h)
+        if len(h) == n_s:
+            pre[t + 1] = tot
+    suf = np.full(m + 1, -np.inf)
+    h = []
+    tot = 0.0
+    for t in range(m - 1, -1, -1):
+        heapq.heappush(h, float(Ds[t]))
+        tot += float(Ds[t])
+        if len(h) > n_d:
+            tot -= heapq.heappop(h)
+        if len(h) == n_d:
+            suf[t] = tot
+    split = int(np.argmax(pre + suf))
+    head, tail = order[:split], order[split:]
+    sh = head[np.argsort(-S[head], kind="stable")[:n_s]]
+    de = tail[np.argsort(-D[tail], kind="stable")[:n_d]]
+    return de, sh
+
+
+def _lagrangian_seeds(prob: MCLPProblem, sol: MCLPSolution) -> np.ndarray | None:
+    """Candidates where ``sol`` disagrees most with the Lagrangian relaxation."""
+    mult = prob.info.get("_multipliers")
+    if mult is None or prob.p == 0 or prob.p >= prob.n_cand:
+        return None
+    lam, nu = mult
+    c = (np.asarray(prob.A.T @ lam) if prob.n_rows else np.zeros_like(prob.C)) + prob.C
+    D, S = _type_values(c, prob.cap)
+    val = np.maximum(D, S - nu) if prob.n_shared else D
+    mu = float(np.partition(val, prob.n_cand - prob.p)[prob.n_cand - prob.p])
+    is_open = np.zeros(prob.n_cand, dtype=bool)
+    is_open[sol.sites] = True
+    want = np.flatnonzero(~is_open & (val > mu))
+    want = want[np.argsort(-(val[want] - mu), kind="stable")]
+    drop = np.flatnonzero(is_open & (val < mu))
+    drop = drop[np.argsort(-(mu - val[drop]), kind="stable")]
+    out = np.empty(len(want) + len(drop), dtype=np.int64)
+    n = min(len(want), len(drop))
+    out[0 : 2 * n : 2] = want[:n]
+    out[1 : 2 * n : 2] = drop[:n]
+    out[2 * n :] = np.concatenate([want[n:], drop[n:]])
+    return out
+
+
+def lagrangian_start(prob: MCLPProblem) -> MCLPSolution | None:
+    """A feasible solution from the best Lagrangian multipliers (``None`` if unavailable).
+
+    Candidates are ranked by their Lagrangian values ``c = A^T lam + C`` and the best
+    ``n_dedicated`` / ``n_shared`` structures are picked exactly by value; minimum-spacing
+    conflicts are then repaired greedily (a conflicting pick is replaced by the next best
+    admissible candidate).
+    """
+    mult = prob.info.get("_multipliers")
+    if mult is None or prob.p == 0:
+        return None
+    lam, _ = mult
+    c = (np.asarray(prob.A.T @ lam) if prob.n_rows else np.zeros_like(prob.C)) + prob.C
+    D, S = _type_values(c, prob.cap)
+    de, sh = _two_type_select(D, S, prob.n_dedicated, prob.n_shared)
+    picks = [(int(j), False) for j in de] + [(int(j), True) for j in sh]
+    if prob.conflicts is not None:
+        conf = prob.conflicts
+        val = np.maximum(D, np.where(np.isfinite(S), S, -np.inf))
+        ranked = np.argsort(-val, kind="stable")
+        used = np.zeros(prob.n_cand, dtype=bool)
+        blocked = np.zeros(prob.n_cand, dtype=bool)
+        kept: list[tuple[int, bool]] = []
+        missing: list[bool] = []
+        for j, t in sorted(picks, key=lambda q: -(S[q[0]] if q[1] else D[q[0]])):
+            if blocked[j] or used[j]:
+                missing.append(t)
+                continue
+            kept.append((j, t))
+            used[j] = True
+            blocked[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] = True
+        for t in missing:
+            ok = ranked[~used[ranked] & ~blocked[ranked] & ((prob.cap[ranked] >= 2) | (not t))]
+            if len(ok) == 0:
+                return None
+            j = int(ok[0])
+            kept.append((j, t))
+            used[j] = True
+            blocked[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] = True
+        picks = kept
+    sites = np.array([j for j, _ in picks], dtype=np.int64)
+    shared = np.array([t for _, t in picks], dtype=bool)
+    ten = np.array(
+        [_pick_tenants(c[j], t, int(prob.cap[j])) for j, t in picks], dtype=bool
+    ).reshape(len(picks), prob.n_ops)
+    sol = MCLPSolution(sites, ten, shared, method="Lagrangian rounding")
+    sol.objective = evaluate(prob, sol)
+    return sol
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -1186,6 +1348,8 @@ def solve(
     if solver not in ("auto", "exact", "heuristic"):
         raise ParameterError(f"solver = {solver!r}: use 'auto', 'exact' or 'heuristic'")
     t0 = time.perf_counter()
+    if prob.p == 0:
+        return _empty_solution(prob, "nothing to place (no new structures)")
 
     def left() -> float:
         return time_limit_s - (time.perf_counter() - t0)
@@ -1193,7 +1357,7 @@ def solve(
     sol = greedy(prob)
     sol = local_search(prob, sol, time_limit_s=max(0.2, 0.1 * time_limit_s), seed=seed)
     if solver == "exact":
-        out = solve_milp(prob, max(1.0, left()), mip_gap, start=sol, threads=0)
+        out = solve_milp(prob, max(1.0, left()), mip_gap, start=sol)
         opt = out.gap <= mip_gap + 1e-12
         out.method = (
             f"exact MILP (HiGHS) warm-started from greedy + swaps; "
@@ -1204,15 +1368,26 @@ def solve(
     ub, linfo = lagrangian_bound(
         prob, sol.objective, time_limit_s=max(0.5, 0.2 * time_limit_s), target_gap=mip_gap
     )
+    phases = ["greedy", "swap", "Lagrangian bound"]
+    alt = lagrangian_start(prob)
+    if alt is not None:
+        alt = local_search(prob, alt, time_limit_s=max(0.2, 0.1 * time_limit_s), seed=seed)
+        if alt.objective > sol.objective + 1e-9 * max(prob.total_weight, 1.0):
+            alt.log = {**sol.log, **{"lagrangian_start_" + k: v for k, v in alt.log.items()}}
+            alt.method = "Lagrangian rounding + swap"
+            sol = alt
+            phases.append("Lagrangian rounding + swap")
     sol.upper_bound = max(ub, sol.objective)
     sol.log.update(linfo)
-    phases = ["greedy", "swap", "Lagrangian bound"]
     budget = 0.5 * time_limit_s if solver == "heuristic" else 0.4 * time_limit_s
     if sol.gap > mip_gap and prob.p > 0:
         lns_s = max(0.0, min(budget - (time.perf_counter() - t0), left()))
         if lns_s > 0.05:
             target = (1 - mip_gap) * sol.upper_bound
-            better = lns(prob, sol, time_limit_s=lns_s, seed=seed, target=target)
+            better = lns(
+                prob, sol, time_limit_s=lns_s, seed=seed, target=target,
+                priority_seeds=_lagrangian_seeds(prob, sol),
+            )
             better.upper_bound = max(sol.upper_bound, better.objective)
             sol = better
             phases.append("LNS")
@@ -1228,7 +1403,7 @@ def solve(
     keep = _milp_columns(prob)
     est_nnz = prob.A[:, keep].nnz + (prob.A.shape[0] + len(keep)) * prob.n_ops
     if est_nnz <= MILP_MAX_NNZ and left() > 1.0:
-        out = solve_milp(prob, left(), mip_gap, start=sol, threads=0)
+        out = solve_milp(prob, left(), mip_gap, start=sol)
         out.upper_bound = max(min(out.upper_bound, sol.upper_bound), out.objective)
         opt = out.gap <= mip_gap + 1e-12
         out.method = (
@@ -1318,6 +1493,7 @@ def lns(
     window: int = 8,
     sub_time_s: float = 0.5,
     target: float = float("inf"),
+    priority_seeds: np.ndarray | None = None,
 ) -> MCLPSolution:
     """Large-neighbourhood search: re-optimise windows of nearby structures exactly.
 
@@ -1329,7 +1505,9 @@ def lns(
     search cycles over seed structures in a seeded random order; after a full cycle
     without improvement the window grows by 2 (up to ``4 * window``).  Stops when the
     largest window brings no improvement, the objective reaches ``target`` or the time
-    limit is reached.
+    limit is reached.  ``priority_seeds`` (candidate indices, open or not) are tried as
+    window centres first, e.g. candidates the Lagrangian relaxation would rather open or
+    close than the current solution does.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -1345,7 +1523,8 @@ def lns(
     n_sub = 0
     n_imp = 0
     stale = 0
-    order = list(rng.permutation(k))
+    queue: list[int] = [int(j) for j in (priority_seeds if priority_seeds is not None else [])]
+    queue.reverse()
     max_window = max(window, min(k, 4 * window))
     while time.perf_counter() - t0 < time_limit_s and obj < target:
         if stale >= k:
@@ -1353,15 +1532,15 @@ def lns(
                 break
             window = min(max_window, window + 2)
             stale = 0
-        if not order:
-            order = list(rng.permutation(k))
-        s = int(order.pop())
+        if not queue:
+            queue = [int(j) for j in sites[rng.permutation(k)]]
+        seed_c = queue.pop()
         # BFS over the candidate graph from the seed until `window` open sites are found
         pos_of = {int(j): i for i, j in enumerate(sites)}
-        frontier = np.array([sites[s]])
+        frontier = np.array([seed_c])
         seen = np.zeros(prob.n_cand, dtype=bool)
         seen[frontier] = True
-        freed: list[int] = [s]
+        freed: list[int] = [pos_of[seed_c]] if seed_c in pos_of else []
         while len(freed) < window and len(frontier):
             nb = np.unique(_gather(adj.indptr, adj.indices, frontier)[1])
             nb = nb[~seen[nb]]
@@ -1373,9 +1552,16 @@ def lns(
             frontier = nb
             if seen.sum() > 40 * window * max(1, prob.n_cand // max(1, 10 * k)):
                 break
+        if not freed:
+            stale += 1
+            continue
         freed_idx = np.array(freed[:window], dtype=np.int64)
         fcand = sites[freed_idx]
-        region = np.unique(np.concatenate([fcand, _gather(adj.indptr, adj.indices, fcand)[1]]))
+        region = np.unique(
+            np.concatenate(
+                [fcand, [seed_c], _gather(adj.indptr, adj.indices, np.append(fcand, seed_c))[1]]
+            )
+        )
         keep_mask = np.ones(k, dtype=bool)
         keep_mask[freed_idx] = False
         sub, cmap = _subproblem(
@@ -1411,7 +1597,6 @@ def lns(
             obj += res.objective - cur.objective
             n_imp += 1
             stale = 0
-            order = list(rng.permutation(k))
         else:
             stale += 1
     out = MCLPSolution(sites, ten, shared, method=sol.method + "+LNS")

@@ -220,7 +220,6 @@ def solve_set_cover(
             left,
             0.0,
             x0,
-            threads=0,
         )
         log.update({"milp_status": res["status"], "milp_solve_s": res["solve_s"]})
         if res["x"] is not None:

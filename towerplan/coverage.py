@@ -324,7 +324,7 @@ def best_server_raster(
 
     Each raster cell is served by the site of least predicted path loss
     (Okumura-Hata below 1500 MHz, COST-231 Hata above; see
-    :func:`towerplan.propagation.path_loss`).  Distances shorter than 1 km are
+    :func:`towerplan.propagation.path_loss`; ties go to the nearest site).  Distances shorter than 1 km are
     evaluated at 1 km (the models' lower validity limit), which flattens the
     loss near sites; cells beyond ``max_distance_m`` of every site are nodata.
 
@@ -400,7 +400,8 @@ def best_server_raster(
                 clutter,
                 allow_extrapolation=allow_extrapolation,
             )
-        order = np.lexsort((pl, cov.row))
+        dist = np.hypot(*(cells[cov.row] - sxy[cov.col]).T)
+        order = np.lexsort((dist, pl, cov.row))
         rows_sorted = cov.row[order]
         first = np.ones(len(order), dtype=bool)
         first[1:] = rows_sorted[1:] != rows_sorted[:-1]

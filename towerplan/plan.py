@@ -63,6 +63,7 @@ class PlanResult:
     layers: dict[str, gpd.GeoDataFrame]
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def assign_district(points: gpd.GeoDataFrame, districts: gpd.GeoDataFrame) -> pd.Series:
@@ -257,6 +258,13 @@ def run_plan(
     fidelity = kpis.plan_fidelity(area_km2, st.total, st.existing, st.mean_serving_radius_km)
     lap("coverage_after_kpis", tlap)
 
+    infra_layers, tables, infra_summary, infra_cols, infra_notes = _infrastructure(
+        scenario, inputs, districts, existing, proposed
+    )
+    if len(infra_cols.columns):
+        kpi = kpi.merge(infra_cols, left_on="district", right_index=True, how="left")
+    lap("sharing_ug_backhaul_wifi", tlap)
+
     for o in ops:
         dem[f"cov_before_{o}"] = cov_before[o].to_numpy(bool)
         dem[f"cov_after_{o}"] = cov_after[o].to_numpy(bool)
@@ -269,6 +277,7 @@ def run_plan(
         "proposed_sites": proposed,
         "coverage_gaps": gaps_gdf,
     }
+    layers.update(infra_layers)
     if len(inputs.pois):
         layers["pois"] = inputs.pois
     if inputs.roads is not None and len(inputs.roads):
@@ -282,7 +291,7 @@ def run_plan(
         "plan_source": scenario.source,
         "year": scenario.year,
         "crs": crs,
-        "notes": list(inputs.notes),
+        "notes": list(inputs.notes) + infra_notes,
         "existing_sites": len(existing),
         "new_sites": len(proposed),
         "new_dedicated": int((proposed["site_type"] == "dedicated").sum()),
@@ -317,6 +326,12 @@ def run_plan(
         },
         "plan_fidelity": fidelity,
     }
+    summary.update(infra_summary)
+    if len(existing) != st.existing:
+        summary["notes"].append(
+            f"the data hold {len(existing)} existing sites, the scenario expects {st.existing}"
+        )
+        logger.warning(summary["notes"][-1])
     if inputs.data_kind == DEMO_KIND:
         summary["caption"] = (
             "SCHEMATIC DEMO DATA: boundaries, existing sites and population distribution are "
@@ -329,6 +344,7 @@ def run_plan(
             files = _write_outputs(
                 tmp,
                 layers,
+                tables,
                 summary,
                 kpi,
                 maps=maps,
@@ -353,9 +369,121 @@ def run_plan(
     )
 
 
+def _milestone_scenarios(scenario: Scenario) -> list[Scenario]:
+    from towerplan.scenario import builtin_scenarios, load_scenario
+
+    out = [scenario]
+    for ref in scenario.undergrounding.other_milestones:
+        other = load_scenario(ref if ref in builtin_scenarios() else scenario.resolve(ref))
+        if other.year != scenario.year:
+            out.append(other)
+    return out
+
+
+def _infrastructure(
+    scenario: Scenario,
+    inputs: PlanInputs,
+    districts: gpd.GeoDataFrame,
+    existing: gpd.GeoDataFrame,
+    proposed: gpd.GeoDataFrame,
+) -> tuple[
+    dict[str, gpd.GeoDataFrame], dict[str, pd.DataFrame], dict[str, Any], pd.DataFrame, list[str]
+]:
+    """Sharing options, undergrounding plan, fibre backhaul and Wi-Fi hotspots."""
+    from towerplan import backhaul, sharing, undergrounding, wifi
+
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    summary: dict[str, Any] = {}
+    cols: list[pd.DataFrame] = []
+    notes: list[str] = []
+    sh = scenario.sharing
+
+    # sharing
+    cands = sharing.colocation_candidates(
+        proposed, existing, districts, sh.colocation_distance_m, sh.unit_costs_vnd
+    )
+    coloc = None
+    if len(existing) and len(proposed):
+        coloc = sharing.cheapest_colocations_to_target(
+            proposed,
+            existing,
+            cands,
+            target=sh.target_min,
+            unit_costs=sh.unit_costs_vnd,
+            objective=sh.colocation_objective,
+            allow_add_tenant=sh.allow_add_tenant,
+        )
+    layers["sharing_candidates"] = cands
+    summary.update(
+        sharing.summary_keys(existing, proposed, sh.target_min, sh.target_max, cands, coloc)
+    )
+    cols.append(sharing.district_columns(existing, proposed, cands))
+
+    # undergrounding and fibre share of the outer plant
+    if inputs.roads is not None and len(inputs.roads):
+        milestones = undergrounding.milestones_from_scenarios(*_milestone_scenarios(scenario))
+        ug = undergrounding.plan_undergrounding(
+            inputs.roads, districts, milestones, scenario.undergrounding, scenario.fibre
+        )
+        layers["underground_plan"] = ug.layer
+        summary.update(undergrounding.summary_keys(ug))
+        city = ug.trajectory[ug.trajectory["district"] == "city"]
+        summary["underground_trajectory_city"] = {
+            str(int(y)): round(float(v), 4)
+            for y, v in zip(city["year"].to_numpy(), city["share"].to_numpy(), strict=True)
+        }
+        tables["underground_plan"] = ug.trajectory
+        cols.append(undergrounding.district_columns(ug))
+    else:
+        notes.append("no road layer: undergrounding and road-routed backhaul not computed")
+
+    # fibre backhaul
+    if len(existing) and len(proposed):
+        fb = scenario.fibre
+        routes = backhaul.fibre_routes(
+            proposed,
+            existing,
+            road_graph=inputs.road_graph,
+            roads=inputs.roads,
+            districts=districts,
+            max_snap_m=fb.backhaul_max_snap_m,
+            snap_tolerance_m=fb.backhaul_snap_tolerance_m,
+        )
+        layers["backhaul_routes"] = routes
+        summary.update(backhaul.summary_keys(routes))
+        cols.append(backhaul.district_columns(routes))
+    else:
+        notes.append("no existing sites: no backhaul routes to plan")
+
+    # public Wi-Fi
+    w = scenario.wifi
+    if len(inputs.pois):
+        wp = wifi.place_hotspots(
+            inputs.pois,
+            districts,
+            radius_m=w.hotspot_radius_m,
+            categories=w.categories,
+            city_centre_radius_m=w.city_centre_radius_m,
+            grid_spacing_m=w.city_centre_grid_m,
+            solver=w.solver,
+            time_limit_s=w.time_limit_s,
+        )
+        layers["wifi_hotspots"] = wp.hotspots
+        summary.update(wifi.summary_keys(wp))
+        cols.append(wifi.district_columns(wp, districts))
+    else:
+        summary["wifi_hotspots"] = 0
+        notes.append("no points of interest: no Wi-Fi hotspots placed")
+
+    table = pd.concat([c[~c.index.duplicated()] for c in cols], axis=1) if cols else pd.DataFrame()
+    return layers, tables, summary, table, notes
+
+
 def _write_outputs(
     tmp: Path,
     layers: dict[str, gpd.GeoDataFrame],
+    tables: dict[str, pd.DataFrame],
     summary: dict[str, Any],
     kpi: pd.DataFrame,
     *,
@@ -374,18 +502,34 @@ def _write_outputs(
     kpi_path = tmp / "district_kpis.csv"
     kpi.to_csv(kpi_path, index=False)
     files.append(kpi_path)
+    for name, table in tables.items():
+        tp = tmp / f"{name}.csv"
+        table.to_csv(tp, index=False)
+        files.append(tp)
     timings["write_gpkg_csv"] = round(time.perf_counter() - t, 3)
     if maps:
         from towerplan import maps as tmaps
 
         t = time.perf_counter()
-        files.extend(tmaps.write_maps(layers, summary, kpi, tmp / "maps"))
+        files.extend(
+            tmaps.write_maps(
+                layers, summary, kpi, tmp / "maps", hotspot_radius_m=scenario.wifi.hotspot_radius_m
+            )
+        )
         timings["maps"] = round(time.perf_counter() - t, 3)
     if sheets:
         from towerplan import sheets as tsheets
 
         t = time.perf_counter()
-        files.extend(tsheets.write_sheets(layers, summary, kpi, tmp / "sheets"))
+        files.extend(
+            tsheets.write_sheets(
+                layers,
+                summary,
+                kpi,
+                tmp / "sheets",
+                hotspot_radius_m=scenario.wifi.hotspot_radius_m,
+            )
+        )
         timings["sheets"] = round(time.perf_counter() - t, 3)
     if exports:
         t = time.perf_counter()

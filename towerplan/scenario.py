@@ -121,6 +121,9 @@ class UndergroundingTargets:
     cables follow the main roads); classes not listed use ``other``."""
     current_by_district: dict[str, float] = field(default_factory=dict)
     """Current underground share by district name; overrides current_urban/current_rural."""
+    other_milestones: tuple[str, ...] = ()
+    """Other scenarios (built-in names or YAML paths) whose year and undergrounding/fibre
+    targets are further milestones of the same trajectory (e.g. cantho-2030 for cantho-2020)."""
 
 
 @dataclass(frozen=True)

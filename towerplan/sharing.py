@@ -907,8 +907,9 @@ def cheapest_colocations_to_target(
     integrality = np.ones(nvar)
     bounds = Bounds(np.zeros(nvar), np.ones(nvar))
     opts = {"time_limit": float(time_limit_s), "mip_rel_gap": 0.0}
+    is_move = np.concatenate([np.ones(nx_ + na), np.zeros(ny)])
 
-    def _solve(c: np.ndarray, with_target: bool) -> Any:
+    def _solve(c: np.ndarray, with_target: bool, max_moves: float | None = None) -> Any:
         mats = [base]
         lows = [*lo]
         highs = [*hi]
@@ -916,12 +917,27 @@ def cheapest_colocations_to_target(
             mats.append(sparse.csr_matrix(gain.reshape(1, -1)))
             lows.append(np.array([need - 1e-9]))
             highs.append(np.array([np.inf]))
+        if max_moves is not None:
+            mats.append(sparse.csr_matrix(is_move.reshape(1, -1)))
+            lows.append(np.array([-np.inf]))
+            highs.append(np.array([max_moves + 1e-9]))
         cons = LinearConstraint(
             sparse.vstack(mats).tocsr(), np.concatenate(lows), np.concatenate(highs)
         )
         return milp(c, constraints=cons, integrality=integrality, bounds=bounds, options=opts)
 
-    res = _solve(cost, with_target=True)
+    if objective == "outlay":
+        # lexicographic: (1) the fewest moves, an integer objective whose LP bound HiGHS
+        # rounds up, so optimality is proven fast; (2) among plans with that many moves,
+        # the tie-breaks (relocations first, nearer hosts) - proven or best found in time
+        res = _solve(is_move, with_target=True)
+        if res.x is not None:
+            k = float(np.round(res.fun))
+            res2 = _solve(cost, with_target=True, max_moves=k)
+            if res2.x is not None:
+                res = res2
+    else:
+        res = _solve(cost, with_target=True)
     status = "optimal"
     if res.x is None:
         # infeasible (or no solution in time): maximise the rate's linear gain instead

@@ -148,8 +148,13 @@ def milestones_from_scenarios(*scenarios: Scenario) -> dict[int, Milestone]:
     ``milestones_from_scenarios(load_scenario("cantho-2020"),
     load_scenario("cantho-2030"))``: each scenario contributes its ``year``
     with ``undergrounding.urban_min / rural_min / city_min / city_max`` and
-    ``fibre.min / max``.  The settings of the trajectory (start year, current
-    shares, cable factors) are taken from the earliest scenario.
+    ``fibre.min / max``.  Pass the earliest scenario's ``undergrounding`` and
+    ``fibre`` sections as the trajectory settings (start year, current shares,
+    cable factors)::
+
+        s20, s30 = load_scenario("cantho-2020"), load_scenario("cantho-2030")
+        plan = plan_undergrounding(roads, districts, milestones_from_scenarios(s20, s30),
+                                   s20.undergrounding, s20.fibre)
 
     Raises
     ------

@@ -41,7 +41,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -217,7 +217,7 @@ def place_hotspots(
     city_centre: Any = None,
     city_centre_radius_m: float = 500.0,
     grid_spacing_m: float | None = None,
-    solver: str = "auto",
+    solver: Literal["auto", "exact", "heuristic"] = "auto",
     time_limit_s: float = 30.0,
 ) -> WifiPlan:
     """Place public Wi-Fi access points covering the POIs and the city centre.

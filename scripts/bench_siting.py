@@ -1,0 +1,335 @@
+"""Benchmark towerplan's siting solvers against PySAL spopt's MCLP.
+
+Usage::
+
+    python scripts/bench_siting.py --out bench.json [--quick] [--time-limit 60]
+
+Instances (all generated here with fixed seeds; nothing is downloaded):
+
+* ``clustered-2000x500``  : 2,000 clustered demand points, 500 candidates, 20 locked, p = 60
+* ``clustered-5000x1000`` : 5,000 demand points, 1,000 candidates, 50 locked, p = 150
+* ``cantho-scale``        : a Cần Thơ-sized synthetic city (48 x 30 km = 1,440 km2 of
+  100 m cells = 144,000 demand cells, population 1.25 M in dense cores, river ribbons and a
+  rural base), 10,240 grid candidates (375 m), 1,114 locked sites, p = 614, r = 500 m
+* ``cantho-scale-4op``    : the same city with 4 operators (shares 0.50/0.22/0.23/0.05),
+  existing sites split among them, 338 dedicated + 276 shared new structures
+  (towerplan only: spopt's MCLP has no operators)
+
+spopt's MCLP is single-operator, so spopt and towerplan are compared on single-operator
+instances; towerplan's model with one operator and ``n_dedicated = p, n_shared = 0`` is
+the classic MCLP (existing sites = spopt's predefined facilities, counted in its ``p``).
+spopt is solved through PuLP with HiGHS and with CBC, both with a zero relative gap.
+``--quick`` runs only the two small instances.  Every instance/solver pair runs in its
+own process so that ``peak_rss_mb`` is that run's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+INSTANCES: dict[str, dict[str, Any]] = {
+    "clustered-2000x500": {
+        "kind": "clustered",
+        "n": 2000,
+        "m": 500,
+        "locked": 20,
+        "p": 60,
+        "r": 750.0,
+        "seed": 1,
+    },
+    "clustered-5000x1000": {
+        "kind": "clustered",
+        "n": 5000,
+        "m": 1000,
+        "locked": 50,
+        "p": 150,
+        "r": 750.0,
+        "seed": 2,
+    },
+    "cantho-scale": {"kind": "city", "locked": 1114, "p": 614, "r": 500.0, "seed": 7, "ops": 1},
+    "cantho-scale-4op": {"kind": "city", "locked": 1114, "p": 614, "r": 500.0, "seed": 7, "ops": 4},
+}
+QUICK = ["clustered-2000x500", "clustered-5000x1000"]
+SHARES = [0.50, 0.22, 0.23, 0.05]
+
+
+# --------------------------------------------------------------------------- instances
+
+
+def clustered(n: int, m: int, n_locked: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Clustered demand in a 20 x 20 km square; candidates and locked sites near demand."""
+    rng = np.random.default_rng(seed)
+    k = 12
+    cores = rng.uniform(2000, 18000, (k, 2))
+    spread = rng.uniform(600, 2500, k)
+    lab = rng.integers(0, k, n)
+    dxy = cores[lab] + rng.normal(0, 1, (n, 2)) * spread[lab, None]
+    rural = rng.random(n) < 0.3
+    dxy[rural] = rng.uniform(0, 20000, (int(rural.sum()), 2))
+    pop = np.round(rng.gamma(2.0, 60.0, n) * np.where(rural, 0.4, 1.0), 1)
+    cidx = rng.choice(n, m, replace=False)
+    cxy = dxy[cidx] + rng.normal(0, 200, (m, 2))
+    lidx = rng.choice(n, n_locked, replace=False, p=pop / pop.sum())
+    lxy = dxy[lidx] + rng.normal(0, 150, (n_locked, 2))
+    return dxy, pop, cxy, lxy
+
+
+def city(n_locked: int, seed: int) -> tuple[np.ndarray, ...]:
+    """A Cần Thơ-sized synthetic city: 144,000 cells of 100 m, 10,240 grid candidates."""
+    rng = np.random.default_rng(seed)
+    w, h, cell = 48000.0, 30000.0, 100.0
+    gx, gy = np.meshgrid(
+        np.arange(w / cell) * cell + cell / 2, np.arange(h / cell) * cell + cell / 2
+    )
+    dxy = np.column_stack([gx.ravel(), gy.ravel()])
+    cores = rng.uniform([0.2 * w, 0.2 * h], [0.8 * w, 0.8 * h], (6, 2))
+    cores[0] = [0.75 * w, 0.6 * h]
+    sig = rng.uniform(1500, 4000, 6)
+    sig[0] = 5000
+    amp = rng.uniform(3000, 9000, 6)
+    amp[0] = 25000
+    dens = np.full(len(dxy), 150.0)
+    for c, s, a in zip(cores, sig, amp, strict=True):
+        dens += a * np.exp(-((dxy - c) ** 2).sum(1) / (2 * s * s))
+    for _ in range(5):  # river ribbons
+        y0, sl = rng.uniform(0, h), rng.uniform(-0.4, 0.4)
+        dist = np.abs(dxy[:, 1] - (y0 + sl * (dxy[:, 0] - w / 2))) / np.sqrt(1 + sl * sl)
+        dens += 1200 * np.exp(-dist / 400)
+    dens *= rng.lognormal(0, 0.5, len(dxy))
+    pop = dens / dens.sum() * 1_250_000.0
+    s = np.sqrt(w * h / 10240)
+    cx, cy = np.meshgrid(np.arange(s / 2, w, s), np.arange(s / 2, h, s))
+    cxy = np.column_stack([cx.ravel(), cy.ravel()])
+    lidx = rng.choice(len(dxy), n_locked, replace=False, p=pop / pop.sum())
+    lxy = dxy[lidx] + rng.normal(0, 100, (n_locked, 2))
+    return dxy, pop, cxy, lxy
+
+
+def make(name: str) -> tuple[np.ndarray, ...]:
+    spec = INSTANCES[name]
+    if spec["kind"] == "clustered":
+        return clustered(spec["n"], spec["m"], spec["locked"], spec["seed"])
+    return city(spec["locked"], spec["seed"])
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024.0
+
+
+def run_towerplan(name: str, time_limit: float, q: Any) -> None:
+    from towerplan import _mclp
+    from towerplan.coverage import coverage_matrix, covered_mask
+
+    spec = INSTANCES[name]
+    dxy, pop, cxy, lxy = make(name)
+    r, p = spec["r"], spec["p"]
+    n_ops = spec.get("ops", 1)
+    t0 = time.perf_counter()
+    if n_ops == 1:
+        before = covered_mask(dxy, lxy, r)[:, None]
+        W = pop[:, None]
+        n_ded, n_sh, cap = p, 0, 1
+    else:
+        rng = np.random.default_rng(spec["seed"] + 100)
+        host = rng.choice(n_ops, len(lxy), p=SHARES)
+        A_l = coverage_matrix(dxy, lxy, r).tocsc()
+        before = np.zeros((len(dxy), n_ops), bool)
+        guest = np.where(rng.random(len(lxy)) < 0.2, rng.integers(0, n_ops, len(lxy)), -1)
+        for o in range(n_ops):
+            cols = np.flatnonzero((host == o) | (guest == o))
+            before[:, o] = np.asarray(A_l[:, cols].getnnz(axis=1) > 0)
+        W = pop[:, None] * np.array(SHARES)[None, :]
+        n_ded, n_sh, cap = 338, 276, 3
+    A = coverage_matrix(dxy, cxy, r)
+    prob = _mclp.build_problem(A, W * ~before, n_ded, n_sh, cap, None, float((W * before).sum()))
+    build = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    heur = _mclp.solve(prob, "heuristic", time_limit_s=time_limit, mip_gap=1e-3, seed=0)
+    heur_s = time.perf_counter() - t1
+    solver = "exact" if spec["kind"] == "clustered" else "auto"
+    gap = 0.0 if spec["kind"] == "clustered" else 1e-3
+    tl = 600.0 if spec["kind"] == "clustered" else time_limit
+    t2 = time.perf_counter()
+    ex = _mclp.solve(prob, solver, time_limit_s=tl, mip_gap=gap, seed=0)
+    solve = time.perf_counter() - t2
+    _mclp.check_solution(prob, ex)
+    _mclp.check_solution(prob, heur)
+    q.put(
+        {
+            "towerplan_build_s": round(build, 3),
+            "towerplan_solve_s": round(solve, 3),
+            "towerplan_objective": ex.objective,
+            "towerplan_upper_bound": ex.upper_bound,
+            "towerplan_gap": ex.gap,
+            "towerplan_solver": ex.method,
+            "towerplan_time_limit_s": tl,
+            "heuristic_s": round(heur_s, 3),
+            "heuristic_objective": heur.objective,
+            "heuristic_certified_gap": heur.gap,
+            "heuristic_vs_exact": (ex.objective - heur.objective) / ex.objective,
+            "reduced_rows": prob.info["rows_after_merge"],
+            "singleton_rows_folded": prob.info["rows_singleton_folded"],
+            "peak_rss_mb": round(_peak_mb(), 1),
+        }
+    )
+
+
+def run_spopt(name: str, q: Any) -> None:
+    import pulp
+    from spopt.locate import MCLP
+
+    spec = INSTANCES[name]
+    dxy, pop, cxy, lxy = make(name)
+    fxy = np.vstack([lxy, cxy])
+    t0 = time.perf_counter()
+    cost = np.hypot(dxy[:, None, 0] - fxy[None, :, 0], dxy[:, None, 1] - fxy[None, :, 1])
+    pre = np.zeros(len(fxy), dtype=int)
+    pre[: len(lxy)] = 1
+    model = MCLP.from_cost_matrix(
+        cost, pop, spec["r"], p_facilities=spec["p"] + len(lxy), predefined_facilities_arr=pre
+    )
+    build = time.perf_counter() - t0
+    out: dict[str, Any] = {"spopt_build_s": round(build, 3)}
+    for key, solver in (
+        ("", pulp.HiGHS(msg=False, gapRel=0.0, timeLimit=600)),
+        ("_cbc", pulp.PULP_CBC_CMD(msg=False, gapRel=0.0, timeLimit=600)),
+    ):
+        t1 = time.perf_counter()
+        model.solve(solver)
+        out[f"spopt{key}_solve_s"] = round(time.perf_counter() - t1, 3)
+        out[f"spopt{key}_objective"] = float(pulp.value(model.problem.objective))
+        out[f"spopt{key}_status"] = pulp.LpStatus[model.problem.status]
+    out["spopt_peak_rss_mb"] = round(_peak_mb(), 1)
+    q.put(out)
+
+
+def _in_child(target: Any, *args: Any) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, q))
+    proc.start()
+    try:
+        res = q.get(timeout=3600)
+    except Exception as exc:
+        res = {"error": repr(exc)}
+    proc.join()
+    if proc.exitcode not in (0, None) and "error" not in res:
+        res["error"] = f"child exited with {proc.exitcode}"
+    return res
+
+
+def spopt_fits(name: str) -> tuple[bool, str]:
+    spec = INSTANCES[name]
+    if spec.get("ops", 1) != 1:
+        return (
+            False,
+            "spopt's MCLP has no operators/tenancy: multi-operator instance is towerplan-only",
+        )
+    n = spec.get("n", 144000)
+    m = spec.get("m", 10240) + spec["locked"]
+    dense_gb = n * m * 8 * 2 / 1e9  # cost matrix + aij, float64
+    terms = n * m
+    if dense_gb > 4.0 or terms > 2e8:
+        return False, (
+            f"skipped: spopt builds a dense {n:,} x {m:,} cost matrix and aij ({dense_gb:.0f} GB) "
+            f"and a PuLP model with {terms:,} constraint terms; it cannot fit in this machine's "
+            "memory (and the 4 GB target)"
+        )
+    return True, ""
+
+
+def machine() -> dict[str, Any]:
+    import highspy
+    import scipy
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "scipy": scipy.__version__,
+        "highspy": getattr(highspy, "__version__", "?"),
+    }
+    try:
+        import psutil
+
+        info["ram_gb"] = round(psutil.virtual_memory().total / 1e9, 1)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import pulp
+        import spopt
+
+        info["spopt"] = spopt.__version__
+        info["pulp"] = pulp.__version__
+    except ImportError:  # pragma: no cover
+        info["spopt"] = "not installed"
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="JSON file to write")
+    ap.add_argument("--quick", action="store_true", help="only the two small instances")
+    ap.add_argument("--time-limit", type=float, default=60.0, help="towerplan time limit (s)")
+    ap.add_argument("--no-spopt", action="store_true", help="skip spopt")
+    ap.add_argument("--only", nargs="*", help="run only these instances")
+    args = ap.parse_args(argv)
+    names = args.only or (QUICK if args.quick else list(INSTANCES))
+    rows = []
+    for name in names:
+        spec = INSTANCES[name]
+        dxy, _, cxy, lxy = make(name)
+        row: dict[str, Any] = {
+            "instance": name,
+            "n_demand": len(dxy),
+            "n_candidates": len(cxy),
+            "p": spec["p"],
+            "locked": len(lxy),
+            "radius_m": spec["r"],
+            "operators": spec.get("ops", 1),
+        }
+        print(f"[{name}] towerplan ...", file=sys.stderr, flush=True)
+        row.update(_in_child(run_towerplan, name, args.time_limit))
+        fits, why = spopt_fits(name)
+        if args.no_spopt:
+            row["spopt_skipped"] = "--no-spopt"
+        elif fits:
+            print(f"[{name}] spopt ...", file=sys.stderr, flush=True)
+            row.update(_in_child(run_spopt, name))
+            if "spopt_objective" in row and "towerplan_objective" in row:
+                row["objectives_equal"] = bool(
+                    abs(row["spopt_objective"] - row["towerplan_objective"])
+                    <= 1e-6 * max(1.0, abs(row["spopt_objective"]))
+                )
+                row["build_speedup"] = round(
+                    row["spopt_build_s"] / max(row["towerplan_build_s"], 1e-9), 1
+                )
+        else:
+            row["spopt_skipped"] = why
+        rows.append(row)
+        print(json.dumps(row, indent=1), file=sys.stderr, flush=True)
+    out = {"machine": machine(), "rows": rows}
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump(out, fh, indent=2)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
