@@ -44,6 +44,33 @@ def test_summary_has_the_plan_numbers(demo_run: dict[str, Any]) -> None:
     assert s["runtime_s"] < 120
 
 
+def test_sharing_undergrounding_backhaul_wifi(demo_run: dict[str, Any]) -> None:
+    s = demo_run["summary"]
+    # the demo inventory: 20 % of the 1,114 structures host a second operator (223 of 1,114)
+    assert s["sharing_rate_before"] == pytest.approx(223 / 1114, abs=1e-4)
+    # the plan adds 276 shared of 614 new structures
+    assert s["sharing_rate_after"] == pytest.approx((223 + 276) / 1728, abs=1e-4)
+    assert s["sharing_target"] == [0.4, 0.45]
+    assert s["colocation_options"] > 0
+    assert s["sharing_rate_with_colocations"] >= 0.4
+    assert set(s["underground_share_city"]) == {"2020", "2030"}
+    assert isinstance(s["underground_plan_consistent"], bool)
+    assert s["backhaul_routes"] == 614
+    assert s["backhaul_fibre_km"] > 0
+    assert s["wifi_hotspots"] >= 9  # at least the nine district administrative centres
+    gpkg = demo_run["out"] / "towerplan.gpkg"
+    names = {row[0] for row in pyogrio.list_layers(gpkg)}
+    assert {"sharing_candidates", "underground_plan", "backhaul_routes", "wifi_hotspots"} <= names
+    k = pd.read_csv(demo_run["out"] / "district_kpis.csv")
+    assert {
+        "sharing_rate_after",
+        "underground_share_2020",
+        "backhaul_fibre_km",
+        "wifi_hotspots",
+    } <= set(k.columns)
+    assert k["wifi_hotspots"].sum() == s["wifi_hotspots"]
+
+
 def test_district_kpis(demo_run: dict[str, Any]) -> None:
     k = pd.read_csv(demo_run["out"] / "district_kpis.csv")
     assert len(k) == 9

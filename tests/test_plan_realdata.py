@@ -104,3 +104,26 @@ def test_real_districts_population_and_sites(real_run: dict[str, Any]) -> None:
     }
     ninh_kieu = k.set_index("district").loc["Ninh Kiều"]
     assert ninh_kieu["population"] == pytest.approx(180_122, rel=5e-3)
+
+
+def test_real_pois_roads_undergrounding_wifi(real_run: dict[str, Any]) -> None:
+    s = real_run["summary"]
+    # 29 hospitals + 68 schools + 62 agencies + 34 hotels, 4 of them outside the communes
+    assert s["wifi_pois_served"] == 189
+    assert s["wifi_pois_outside_study_area"] == 4
+    # set covering: never more hotspots than POIs served plus the city-centre grid points
+    assert 173 <= s["wifi_hotspots"] <= 189 + s["wifi_city_centre_points"]
+    assert s["wifi_hotspots_by_category"]["hospital"] <= 29
+    # cable model on the 1,896 road segments of the 2008-era layer
+    assert s["underground_cable_km"] == pytest.approx(1052.1, abs=0.5)
+    assert s["underground_urban_cable_share"] == pytest.approx(0.861, abs=0.002)
+    assert s["underground_plan_consistent"] is False  # quận hold 86 % of the cable, not 20-40 %
+    assert s["underground_share_city"]["2020"] == pytest.approx(0.465, abs=0.002)
+    assert s["underground_share_city"]["2030"] == pytest.approx(0.822, abs=0.002)
+    k = pd.read_csv(real_run["out"] / "district_kpis.csv").set_index("district")
+    assert k.loc["Ninh Kiều", "road_km"] == pytest.approx(137.48, abs=0.05)
+    assert k["wifi_hotspots"].sum() == s["wifi_hotspots"]
+    traj = pd.read_csv(real_run["out"] / "underground_plan.csv")
+    city = traj[traj["district"] == "city"].set_index("year")["share"]
+    assert list(city.index) == list(range(2016, 2031))
+    assert city.is_monotonic_increasing

@@ -1472,16 +1472,11 @@ def _subproblem(
     else:
         Wr = prob.W[rows].copy()
     conf = prob.conflicts[region][:, region] if prob.conflicts is not None else None
-    sub = MCLPProblem(
-        A=sub_cols.tocsr()[rows],
-        W=Wr,
-        C=prob.C[region],
-        n_dedicated=n_ded,
-        n_shared=n_sh,
-        cap=prob.cap[region],
-        conflicts=conf if conf is not None and conf.nnz else None,
-        offset=0.0,
+    sub = build_problem(
+        sub_cols.tocsr()[rows], Wr, n_ded, n_sh, prob.cap[region],
+        conf if conf is not None and conf.nnz else None, 0.0,
     )
+    sub.C = sub.C + prob.C[region]
     return sub, region
 
 
@@ -1494,6 +1489,7 @@ def lns(
     sub_time_s: float = 0.5,
     target: float = float("inf"),
     priority_seeds: np.ndarray | None = None,
+    sub_gap: float = 1e-4,
 ) -> MCLPSolution:
     """Large-neighbourhood search: re-optimise windows of nearby structures exactly.
 
@@ -1583,7 +1579,7 @@ def lns(
             res = solve_milp(
                 sub,
                 min(sub_time_s, max(0.05, time_limit_s - (time.perf_counter() - t0))),
-                0.0,
+                sub_gap,
                 start=cur,
             )
         except InfeasibleModelError:

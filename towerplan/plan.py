@@ -415,10 +415,22 @@ def _infrastructure(
             allow_add_tenant=sh.allow_add_tenant,
         )
     layers["sharing_candidates"] = cands
-    summary.update(
-        sharing.summary_keys(existing, proposed, sh.target_min, sh.target_max, cands, coloc)
-    )
-    cols.append(sharing.district_columns(existing, proposed, cands))
+    if len(existing):
+        summary.update(
+            sharing.summary_keys(existing, proposed, sh.target_min, sh.target_max, cands, coloc)
+        )
+        cols.append(sharing.district_columns(existing, proposed, cands))
+    else:
+        n_sh = int((proposed["site_type"] == "shared").sum()) if len(proposed) else 0
+        summary.update(
+            {
+                "sharing_rate_before": None,
+                "sharing_rate_after": round(n_sh / len(proposed), 4) if len(proposed) else None,
+                "sharing_target": [sh.target_min, sh.target_max],
+                "colocation_options": 0,
+            }
+        )
+        notes.append("no existing structures: sharing rate before the plan undefined")
 
     # undergrounding and fibre share of the outer plant
     if inputs.roads is not None and len(inputs.roads):
