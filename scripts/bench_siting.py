@@ -159,6 +159,9 @@ def run_towerplan(name: str, time_limit: float, q: Any) -> None:
     prob = _mclp.build_problem(A, W * ~before, n_ded, n_sh, cap, None, float((W * before).sum()))
     build = time.perf_counter() - t0
     t1 = time.perf_counter()
+    quick = _mclp.local_search(prob, _mclp.greedy(prob), time_limit_s=time_limit, seed=0)
+    quick_s = time.perf_counter() - t1
+    t1 = time.perf_counter()
     heur = _mclp.solve(prob, "heuristic", time_limit_s=time_limit, mip_gap=1e-3, seed=0)
     heur_s = time.perf_counter() - t1
     solver = "exact" if spec["kind"] == "clustered" else "auto"
@@ -186,6 +189,9 @@ def run_towerplan(name: str, time_limit: float, q: Any) -> None:
             "heuristic_objective": heur.objective,
             "heuristic_certified_gap": heur.gap,
             "heuristic_vs_exact": (ex.objective - heur.objective) / ex.objective,
+            "greedy_swap_s": round(quick_s, 3),
+            "greedy_swap_objective": quick.objective,
+            "greedy_swap_vs_exact": (ex.objective - quick.objective) / ex.objective,
             "reduced_rows": prob.info["rows_after_merge"],
             "singleton_rows_folded": prob.info["rows_singleton_folded"],
             "peak_rss_mb": round(_peak_mb(), 1),
@@ -257,8 +263,16 @@ def spopt_fits(name: str) -> tuple[bool, str]:
     return True, ""
 
 
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def machine() -> dict[str, Any]:
-    import highspy
     import scipy
 
     info: dict[str, Any] = {
@@ -267,7 +281,7 @@ def machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
         "scipy": scipy.__version__,
-        "highspy": getattr(highspy, "__version__", "?"),
+        "highspy": _version("highspy"),
     }
     try:
         import psutil
@@ -275,14 +289,8 @@ def machine() -> dict[str, Any]:
         info["ram_gb"] = round(psutil.virtual_memory().total / 1e9, 1)
     except ImportError:  # pragma: no cover
         pass
-    try:
-        import pulp
-        import spopt
-
-        info["spopt"] = spopt.__version__
-        info["pulp"] = pulp.__version__
-    except ImportError:  # pragma: no cover
-        info["spopt"] = "not installed"
+    info["spopt"] = _version("spopt")
+    info["pulp"] = _version("pulp")
     return info
 
 

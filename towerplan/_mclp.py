@@ -20,16 +20,26 @@ maximise ``offset + sum_io W[i,o] z[i,o] + sum_jo C[j,o] x[j,o]`` subject to
 
 Solvers
 -------
-* :func:`greedy` — lazy greedy (the objective is monotone submodular in the set of
-  (structure, tenant) choices; stale gains are upper bounds, so lazy evaluation is exact
-  greedy), quotas and conflicts respected.
+* :func:`greedy` — lazy greedy over (candidate, type) pairs; a structure's gain is its
+  best tenant set's newly covered weight, which never grows as coverage grows, so stale
+  heap values are upper bounds and lazy evaluation gives the exact greedy; quotas,
+  tenancy and conflicts respected.
 * :func:`local_search` — swap local search: remove one structure and re-insert the best
   structure of the same type anywhere (tenants re-optimised), until no improving swap.
-* :func:`lagrangian_bound` — upper bound from relaxing the covering constraints and the
-  shared-quota row (subgradient with Polyak steps); the relaxed problem is
-  "pick ``p`` structures by value" which is solved exactly by a partial sort.
-* :func:`solve_milp` — the exact sparse MILP through HiGHS (highspy), warm-started with
-  a heuristic solution, with time limit, relative gap and reported dual bound.
+* :func:`lagrangian_bound` — upper bound from relaxing the covering rows and the
+  shared-quota row (subgradient, Polyak steps); for fixed multipliers the relaxed
+  problem ("pick ``p`` structures by value, each with its best tenant set") is solved
+  exactly by a partial sort, so every iterate is a valid bound (about the LP bound of
+  the pattern formulation at convergence).
+* :func:`lagrangian_start` — rounding of the best multipliers into a feasible solution.
+* :func:`lns` — large-neighbourhood search: windows of nearby structures re-solved
+  exactly as small MILPs, windows seeded where the solution disagrees with the
+  Lagrangian relaxation.
+* :func:`solve_milp` — the exact sparse MILP through HiGHS (highspy), warm-started from
+  a heuristic solution, with time limit, relative gap and reported dual bound.  With a
+  few operators it uses the extended *pattern* formulation (one binary per candidate and
+  tenant set; tighter LP), otherwise the compact ``x, d, h`` model above.
+* :func:`solve` — ``heuristic`` / ``exact`` / ``auto`` orchestration.
 """
 
 from __future__ import annotations
@@ -1204,7 +1214,9 @@ def lagrangian_bound(
     return float(best), info
 
 
-def _two_type_select(D: np.ndarray, S: np.ndarray, n_d: int, n_s: int) -> tuple[np.ndarray, np.ndarray]:
+def _two_type_select(
+    D: np.ndarray, S: np.ndarray, n_d: int, n_s: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint index sets (dedicated, shared) of sizes ``n_d``, ``n_s`` maximising the sum.
 
     Exchange argument: some optimum has every shared pick ahead of every dedicated pick in
@@ -1385,7 +1397,11 @@ def solve(
         if lns_s > 0.05:
             target = (1 - mip_gap) * sol.upper_bound
             better = lns(
-                prob, sol, time_limit_s=lns_s, seed=seed, target=target,
+                prob,
+                sol,
+                time_limit_s=lns_s,
+                seed=seed,
+                target=target,
                 priority_seeds=_lagrangian_seeds(prob, sol),
             )
             better.upper_bound = max(sol.upper_bound, better.objective)
@@ -1431,15 +1447,15 @@ def solve(
 
 def _adjacency(prob: MCLPProblem) -> sp.csr_matrix:
     """Candidate interaction graph: two candidates are adjacent when they share a row."""
-    if "adjacency" in prob.info and isinstance(prob.info["adjacency"], sp.csr_matrix):
-        return prob.info["adjacency"]
+    if "_adjacency" in prob.info and isinstance(prob.info["_adjacency"], sp.csr_matrix):
+        return prob.info["_adjacency"]
     A = prob.A.astype(np.float32).tocsc()
     adj = (A.T @ A).tocsr()
     adj.data[:] = 1.0
     adj = adj.astype(bool)
     if prob.conflicts is not None:
         adj = (adj + prob.conflicts).astype(bool).tocsr()
-    prob.info["adjacency"] = adj
+    prob.info["_adjacency"] = adj
     return adj
 
 
@@ -1473,8 +1489,13 @@ def _subproblem(
         Wr = prob.W[rows].copy()
     conf = prob.conflicts[region][:, region] if prob.conflicts is not None else None
     sub = build_problem(
-        sub_cols.tocsr()[rows], Wr, n_ded, n_sh, prob.cap[region],
-        conf if conf is not None and conf.nnz else None, 0.0,
+        sub_cols.tocsr()[rows],
+        Wr,
+        n_ded,
+        n_sh,
+        prob.cap[region],
+        conf if conf is not None and conf.nnz else None,
+        0.0,
     )
     sub.C = sub.C + prob.C[region]
     return sub, region

@@ -153,22 +153,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from towerplan import export
     from towerplan._output import staged_output
     from towerplan.errors import DataFileError
-    from towerplan.scenario import load_scenario
+    from towerplan.scenario import ExportSettings, load_scenario
 
     gpkg = args.src / "towerplan.gpkg"
     if not gpkg.is_file():
         raise DataFileError(
             f"--from {args.src}: no towerplan.gpkg there; give a plan output folder"
         )
-    scen_name = args.scenario
-    if scen_name is None:
+    if args.scenario is not None:
+        settings = load_scenario(args.scenario).export
+    else:
         sp = args.src / "summary.json"
-        scen_name = (
-            json.loads(sp.read_text(encoding="utf-8"))["scenario"]
+        stored = (
+            json.loads(sp.read_text(encoding="utf-8")).get("export_settings")
             if sp.is_file()
-            else "cantho-2020"
+            else None
         )
-    scen = load_scenario(scen_name)
+        settings = ExportSettings(**stored) if stored else ExportSettings()
     out = args.out or (args.src / "exports")
     with staged_output(out, args.overwrite) as tmp:
         files = export.export_from_gpkg(
@@ -176,7 +177,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             tmp,
             formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
             crs_targets=tuple(c.strip() for c in args.crs.split(",") if c.strip()),
-            settings=scen.export,
+            settings=settings,
         )
     sys.stdout.write(f"{len(files)} files written to {out}\n")
     return 0

@@ -17,6 +17,7 @@ Steps
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -325,6 +326,7 @@ def run_plan(
             "solve_s": res.solve_s,
         },
         "plan_fidelity": fidelity,
+        "export_settings": dataclasses.asdict(scenario.export),
     }
     summary.update(infra_summary)
     if len(existing) != st.existing:

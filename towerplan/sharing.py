@@ -932,8 +932,8 @@ def cheapest_colocations_to_target(
         # the tie-breaks (relocations first, nearer hosts) - proven or best found in time
         res = _solve(is_move, with_target=True)
         if res.x is not None:
-            k = float(np.round(res.fun))
-            res2 = _solve(cost, with_target=True, max_moves=k)
+            n_moves = float(np.round(res.fun))
+            res2 = _solve(cost, with_target=True, max_moves=n_moves)
             if res2.x is not None:
                 res = res2
     else:

@@ -488,7 +488,9 @@ def plan_new_sites(
             f"n_dedicated + n_shared = {p} new structures but only {len(candidates)} candidates; "
             "generate more candidates (smaller spacing_m) or lower the quotas"
         )
-    if n_shared > 0 and len([s for s in shares if s >= 0]) < 2:
+    if not np.isfinite(min_spacing_m) or min_spacing_m < 0:
+        raise ParameterError(f"min_spacing_m = {min_spacing_m}: must be a distance >= 0 (metres)")
+    if n_shared > 0 and len(names) < 2:
         raise InfeasibleModelError(
             f"n_shared = {n_shared}: a shared structure needs at least 2 operators, got {names}"
         )
@@ -518,8 +520,8 @@ def plan_new_sites(
     solve_s = time.perf_counter() - t1
     proposed = _proposed_frame(candidates, sol, names, A, Wres)
     runtime = time.perf_counter() - t0
-    log = dict(prob.info)
-    log.update(sol.log)
+    log = {k: v for k, v in prob.info.items() if not k.startswith("_")}
+    log.update({k: v for k, v in sol.log.items() if not k.startswith("_")})
     log["min_spacing_conflict_pairs"] = int(conf.nnz // 2) if conf is not None else 0
     logger.info(
         "siting: %d new structures, objective %.1f (gap %.3f%%) by %s in %.2fs",

@@ -1,0 +1,84 @@
+"""Another city is a scenario file and data, not code: the Testville fixture end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import pytest
+from _city_fixture import make_city
+
+from towerplan.cli import main
+
+
+@pytest.fixture(scope="module")
+def testville(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("testville")
+    make_city(folder)
+    out = folder / "out"
+    code = main(
+        [
+            "plan",
+            "--scenario",
+            str(folder / "scenario.yaml"),
+            "--out",
+            str(out),
+            "--sheets",
+            "--exports",
+        ]
+    )
+    assert code == 0
+    return {"folder": folder, "out": out}
+
+
+def test_custom_city_outputs(testville: dict[str, Path]) -> None:
+    out = testville["out"]
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert s["scenario"] == "testville-2025"
+    assert s["data_kind"] == "testville-fixture"
+    assert "caption" not in s
+    assert (s["existing_sites"], s["new_dedicated"], s["new_shared"]) == (30, 5, 3)
+    pop = gpd.read_file(testville["folder"] / "population.gpkg")["DAN_SO"].sum()
+    assert s["population"] == pytest.approx(pop, rel=1e-3)
+    assert s["area_km2"] == pytest.approx(40.0, rel=1e-3)
+    assert s["operators"] == {"Alpha": 0.6, "Beta": 0.4}
+    k = pd.read_csv(out / "district_kpis.csv").set_index("district")
+    assert k.loc["Trung Tâm", "district_type"] == "urban"
+    assert k.loc["Ngoại Ô", "district_type"] == "rural"
+    assert k["existing"].sum() == 30
+    p = gpd.read_file(out / "towerplan.gpkg", layer="proposed_sites")
+    assert sorted(p["site_type"].value_counts().items()) == [("dedicated", 5), ("shared", 3)]
+    assert set(";".join(p["operators"]).split(";")) <= {"Alpha", "Beta"}
+
+
+def test_custom_city_sheets_and_exports(testville: dict[str, Path]) -> None:
+    out = testville["out"]
+    pdfs = sorted((out / "sheets").glob("*.pdf"))
+    pngs = sorted((out / "sheets").glob("*.png"))
+    assert pdfs and len(pdfs) == len(pngs)
+    assert all(p.stat().st_size > 10_000 for p in pngs)
+    wgs = out / "exports" / "wgs84"
+    assert wgs.is_dir()
+    kml = list(wgs.rglob("proposed_sites.kml"))
+    assert kml
+    gj = list(wgs.rglob("proposed_sites.geojson"))
+    assert len(gpd.read_file(gj[0])) == 8
+    vn = [d for d in (out / "exports").iterdir() if d.name.startswith("vn2000")]
+    assert len(vn) == 2
+    gpkgs = list((out / "exports").rglob("*.gpkg"))
+    assert any("proposed_sites" in [r[0] for r in pyogrio.list_layers(g)] for g in gpkgs)
+
+
+def test_export_command_from_plan_folder(testville: dict[str, Path], tmp_path: Path) -> None:
+    dest = tmp_path / "ex"
+    code = main(
+        ["export", "--from", str(testville["out"]), "--out", str(dest), "--formats", "geojson,csv"]
+    )
+    assert code == 0
+    csvs = list(dest.rglob("proposed_sites.csv"))
+    assert len(csvs) == 3  # wgs84, vn2000_utm, vn2000_tm3
+    df = pd.read_csv(next(c for c in csvs if "wgs84" in str(c)), encoding="utf-8-sig")
+    assert {"lon", "lat"} <= set(df.columns)
