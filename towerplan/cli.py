@@ -48,7 +48,14 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="siting solver (default: the scenario's, 'auto')",
     )
+    pl.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="siting solver time limit in seconds (default: the scenario's sites.time_limit_s)",
+    )
     pl.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    pl.add_argument("--no-raster", action="store_true", help="skip the best-server GeoTIFF")
     pl.add_argument("--no-maps", action="store_true", help="skip the HTML maps")
     pl.add_argument("--sheets", action="store_true", help="also render static PDF/PNG map sheets")
     pl.add_argument(
@@ -68,6 +75,19 @@ def _build_parser() -> argparse.ArgumentParser:
         "--crs", default="wgs84,vn2000_utm,vn2000_tm3", help="comma-separated CRS targets"
     )
     ex.add_argument("--overwrite", action="store_true")
+
+    ne = sub.add_parser(
+        "need", help="fewest new sites for a target population coverage (set covering)"
+    )
+    ne.add_argument("--scenario", required=True)
+    ne.add_argument(
+        "--coverage", type=float, required=True, help="target population coverage, e.g. 0.95"
+    )
+    ne.add_argument(
+        "--radius", type=float, default=None, help="site radius in m (default: scenario)"
+    )
+    ne.add_argument("--from-scratch", action="store_true", help="ignore the existing sites")
+    ne.add_argument("--time-limit", type=float, default=30.0, help="solver time limit (s)")
 
     sc = sub.add_parser("scenarios", help="list the built-in scenarios")
     sc.set_defaults(_noargs=True)
@@ -118,6 +138,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         maps=not args.no_maps,
         sheets=args.sheets,
         exports=args.exports,
+        best_server=not args.no_raster,
+        time_limit_s=args.time_limit,
     )
     s = res.summary
     out = sys.stdout
@@ -183,6 +205,37 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_need(args: argparse.Namespace) -> int:
+    from towerplan.errors import ParameterError
+    from towerplan.plan import coverage_need
+    from towerplan.scenario import load_scenario
+
+    if not 0.0 < args.coverage <= 1.0:
+        raise ParameterError(
+            f"--coverage {args.coverage}: give a share between 0 and 1, e.g. 0.95 for 95 %"
+        )
+    if args.radius is not None and args.radius <= 0:
+        raise ParameterError(f"--radius {args.radius}: the site radius must be > 0 m")
+    scen = load_scenario(args.scenario)
+    r = coverage_need(
+        scen,
+        args.coverage,
+        radius_m=args.radius,
+        from_scratch=args.from_scratch,
+        time_limit_s=args.time_limit,
+    )
+    if r["data_kind"] == "demo-schematic":
+        sys.stdout.write("*** SCHEMATIC DEMO DATA ***\n")
+    proof = "optimal" if r["optimal"] else f"at least {r['lower_bound_new_sites']} needed (bound)"
+    sys.stdout.write(
+        f"{r['scenario']}: {r['covered_fraction']:.1%} population coverage at {r['radius_m']:.0f} m "
+        f"needs {r['new_sites']} new sites ({proof}) beside {r['existing_sites']} existing "
+        f"(which cover {r['existing_coverage']:.1%}) = {r['total_sites']} sites; "
+        f"{r['solver_used']}\n"
+    )
+    return 0
+
+
 def _cmd_scenarios(args: argparse.Namespace) -> int:
     from towerplan.scenario import builtin_scenarios, load_scenario
 
@@ -213,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "plan": _cmd_plan,
         "export": _cmd_export,
+        "need": _cmd_need,
         "scenarios": _cmd_scenarios,
         "validate": _cmd_validate,
     }

@@ -116,6 +116,8 @@ def run_plan(
     maps: bool = True,
     sheets: bool = False,
     exports: bool = False,
+    best_server: bool = True,
+    time_limit_s: float | None = None,
 ) -> PlanResult:
     """Run the whole plan for ``scenario`` and write its outputs to ``out_dir``.
 
@@ -134,8 +136,11 @@ def run_plan(
         Overrides ``scenario.sites.solver``.
     seed : int
         Seed for every random step.
-    maps, sheets, exports : bool
-        Write the HTML maps, the static map sheets, the vector exports.
+    maps, sheets, exports, best_server : bool
+        Write the HTML maps, the static map sheets, the vector exports, the
+        best-server GeoTIFF.
+    time_limit_s : float, optional
+        Overrides ``scenario.sites.time_limit_s`` (siting solver time limit).
 
     Returns
     -------
@@ -161,25 +166,8 @@ def run_plan(
     lap("load_inputs", tlap)
 
     # -- demand ---------------------------------------------------------------
+    grid, dem, conservation = _demand(scenario, inputs)
     cell = scenario.demand.cell_size_m
-    if isinstance(inputs.population, Path | str):
-        grid = demand.grid_from_raster(
-            Path(inputs.population), crs=crs, cell_size=cell, boundary=districts
-        )
-        expected_pop = None
-    else:
-        grid = demand.grid_from_polygons(
-            inputs.population, column="population", cell_size=cell, method=scenario.demand.method
-        )
-        expected_pop = float(inputs.population["population"].sum())
-    dem = grid.points(districts)
-    if len(dem) == 0:
-        raise EmptyInputError(
-            "demand: the population grid has no populated cell inside the districts; check that "
-            "the population layer overlaps the district layer"
-        )
-    grid_total = float(grid.total())
-    conservation = abs(grid_total - expected_pop) / expected_pop if expected_pop else 0.0
     xy = np.column_stack([dem.geometry.x.to_numpy(), dem.geometry.y.to_numpy()])
     pop = dem["population"].to_numpy(float)
     lap("demand_grid", tlap)
@@ -216,7 +204,7 @@ def run_plan(
         max_tenants=st.max_tenants,
         min_spacing_m=st.min_new_site_spacing_m,
         solver=solver or st.solver,  # type: ignore[arg-type]
-        time_limit_s=st.time_limit_s,
+        time_limit_s=time_limit_s if time_limit_s is not None else st.time_limit_s,
         mip_gap=st.mip_gap,
         seed=seed,
     )
@@ -254,6 +242,19 @@ def run_plan(
         districts, dem, existing, proposed, cov_before, cov_after, shares, conv
     )
     kpi.insert(0, "data_kind", inputs.data_kind)
+    cap = siting.capacity_sites_needed(
+        kpi.set_index("district")["population"],
+        scenario.subscribers.mobile_per_100,
+        st.site_capacity_subscribers,
+        existing_by_district=kpi.set_index("district")["existing"],
+        coverage_sites_by_district=kpi.set_index("district")["total"],
+    )
+    kpi = kpi.merge(
+        cap[["subscribers", "capacity_sites", "capacity_shortfall"]],
+        left_on="district",
+        right_index=True,
+        how="left",
+    )
     area_km2 = float(districts.geometry.area.sum() / 1e6)
     n_total = len(existing) + len(proposed)
     fidelity = kpis.plan_fidelity(area_km2, st.total, st.existing, st.mean_serving_radius_km)
@@ -327,6 +328,14 @@ def run_plan(
         },
         "plan_fidelity": fidelity,
         "export_settings": dataclasses.asdict(scenario.export),
+        "capacity_check": {
+            "mobile_subscribers": round(float(cap["subscribers"].sum()), 0),
+            "site_capacity_subscribers": st.site_capacity_subscribers,
+            "capacity_sites_needed": int(cap["capacity_sites"].sum()),
+            "coverage_sites_planned": n_total,
+            "capacity_shortfall_sites": int(cap["capacity_shortfall"].sum()),
+        },
+        "link_budget_cell_radius_km": _radius_table(),
     }
     summary.update(infra_summary)
     if len(existing) != st.existing:
@@ -352,6 +361,7 @@ def run_plan(
                 maps=maps,
                 sheets=sheets,
                 exports=exports,
+                best_server=best_server,
                 scenario=scenario,
                 timings=timings,
                 t0=t0,
@@ -369,6 +379,102 @@ def run_plan(
         out_dir=Path(out_dir) if out_dir else None,
         files=files,
     )
+
+
+def _demand(
+    scenario: Scenario, inputs: PlanInputs
+) -> tuple[demand.DemandGrid, gpd.GeoDataFrame, float]:
+    """Demand grid, its populated points and the population conservation error."""
+    cell = scenario.demand.cell_size_m
+    districts = inputs.districts
+    if isinstance(inputs.population, Path | str):
+        grid = demand.grid_from_raster(
+            Path(inputs.population), crs=scenario.crs, cell_size=cell, boundary=districts
+        )
+        expected_pop = None
+    else:
+        grid = demand.grid_from_polygons(
+            inputs.population, column="population", cell_size=cell, method=scenario.demand.method
+        )
+        expected_pop = float(inputs.population["population"].sum())
+    dem = grid.points(districts)
+    if len(dem) == 0:
+        raise EmptyInputError(
+            "demand: the population grid has no populated cell inside the districts; check that "
+            "the population layer overlaps the district layer"
+        )
+    grid_total = float(grid.total())
+    conservation = abs(grid_total - expected_pop) / expected_pop if expected_pop else 0.0
+    return grid, dem, conservation
+
+
+def coverage_need(
+    scenario: Scenario,
+    target_fraction: float,
+    *,
+    radius_m: float | None = None,
+    from_scratch: bool = False,
+    inputs: PlanInputs | None = None,
+    solver: str = "auto",
+    time_limit_s: float = 30.0,
+) -> dict[str, Any]:
+    """Fewest new sites that reach ``target_fraction`` population coverage.
+
+    Answers "how many sites does this city really need for X % coverage at
+    this radius?" with the set-covering engine
+    (:func:`towerplan.siting.sites_needed_for_coverage`): coverage by any site,
+    existing sites kept (unless ``from_scratch``), candidates on the scenario's
+    grid over the whole demand.
+
+    Returns
+    -------
+    dict
+        ``new_sites``, ``lower_bound``, ``optimal``, ``existing_sites``,
+        ``total_sites``, coverage shares, the radius and the solver used.
+    """
+    if inputs is None:
+        inputs = tio.load_inputs(scenario)
+    _, dem, _ = _demand(scenario, inputs)
+    radius = float(radius_m) if radius_m is not None else scenario.sites.coverage_radius_m
+    existing = inputs.existing_sites.iloc[0:0] if from_scratch else inputs.existing_sites
+    cands = siting.generate_candidates(
+        dem, spacing_m=scenario.sites.candidate_spacing_m, existing_sites=existing
+    )
+    need = siting.sites_needed_for_coverage(
+        dem,
+        cands,
+        existing,
+        radius,
+        target_fraction,
+        solver=solver,  # type: ignore[arg-type]
+        time_limit_s=time_limit_s,
+    )
+    return {
+        "data_kind": inputs.data_kind,
+        "scenario": scenario.name,
+        "target_fraction": target_fraction,
+        "radius_m": radius,
+        "existing_sites": len(existing),
+        "new_sites": int(need.n_new_sites),
+        "total_sites": len(existing) + int(need.n_new_sites),
+        "lower_bound_new_sites": int(need.lower_bound),
+        "optimal": bool(need.optimal),
+        "existing_coverage": round(float(need.existing_fraction), 4),
+        "covered_fraction": round(float(need.covered_fraction), 4),
+        "solver_used": need.solver_used,
+        "runtime_s": round(float(need.runtime_s), 2),
+    }
+
+
+def _radius_table() -> dict[str, dict[str, float]]:
+    """Maximum cell radius (km) per band and clutter class from the default link budget."""
+    from towerplan.propagation import cell_radius_table
+
+    t = cell_radius_table()
+    out: dict[str, dict[str, float]] = {}
+    for band, clutter, r in zip(t["band_mhz"], t["clutter"], t["radius_km"], strict=True):
+        out.setdefault(f"{int(band)}MHz", {})[str(clutter)] = round(float(r), 3)
+    return out
 
 
 def _milestone_scenarios(scenario: Scenario) -> list[Scenario]:
@@ -504,6 +610,7 @@ def _write_outputs(
     maps: bool,
     sheets: bool,
     exports: bool,
+    best_server: bool,
     scenario: Scenario,
     timings: dict[str, float],
     t0: float,
@@ -521,6 +628,32 @@ def _write_outputs(
         table.to_csv(tp, index=False)
         files.append(tp)
     timings["write_gpkg_csv"] = round(time.perf_counter() - t, 3)
+    if best_server:
+        t = time.perf_counter()
+        sites = pd.concat(
+            [
+                layers["existing_sites"][["site_id", "height_m", "geometry"]],
+                layers["proposed_sites"][["site_id", "geometry"]],
+            ],
+            ignore_index=True,
+        )
+        sites = gpd.GeoDataFrame(sites, geometry="geometry", crs=layers["districts"].crs)
+        if len(sites):
+            files.append(
+                coverage.best_server_raster(
+                    sites,
+                    tuple(layers["districts"].total_bounds),
+                    tmp / "best_server.tif",
+                    cell_size_m=scenario.demand.cell_size_m,
+                    h_base="height_m",
+                )
+            )
+            summary["best_server_raster"] = {
+                "file": "best_server.tif",
+                "bands": ["received_level_dbm", "path_loss_db", "serving_site_row"],
+                "site_ids": "rows of existing_sites then proposed_sites in towerplan.gpkg",
+            }
+        timings["best_server_raster"] = round(time.perf_counter() - t, 3)
     if maps:
         from towerplan import maps as tmaps
 
