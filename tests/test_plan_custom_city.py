@@ -82,3 +82,19 @@ def test_export_command_from_plan_folder(testville: dict[str, Path], tmp_path: P
     assert len(csvs) == 3  # wgs84, vn2000_utm, vn2000_tm3
     df = pd.read_csv(next(c for c in csvs if "wgs84" in str(c)), encoding="utf-8-sig")
     assert {"lon", "lat"} <= set(df.columns)
+
+
+def test_need_command_counts_sites_for_a_coverage_target(
+    testville: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    scen = str(testville["folder"] / "scenario.yaml")
+    code = main(["need", "--scenario", scen, "--coverage", "0.99", "--from-scratch"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "99." in out and "beside 0 existing" in out
+    n = int(out.split(" needs ")[1].split(" new sites")[0])
+    # 40 km2 at 600 m radius: a disc covers 1.13 km2, so at least 36 sites for ~100 %
+    assert 30 <= n <= 80
+    code = main(["need", "--scenario", scen, "--coverage", "1.5"])
+    assert code == 2
+    assert "--coverage 1.5" in capsys.readouterr().err

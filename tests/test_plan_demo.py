@@ -71,6 +71,31 @@ def test_sharing_undergrounding_backhaul_wifi(demo_run: dict[str, Any]) -> None:
     assert k["wifi_hotspots"].sum() == s["wifi_hotspots"]
 
 
+def test_capacity_check_and_best_server(demo_run: dict[str, Any]) -> None:
+    import math
+
+    import rasterio
+
+    s = demo_run["summary"]
+    k = pd.read_csv(demo_run["out"] / "district_kpis.csv")
+    # subscribers = population x 115 / 100; capacity sites = ceil(subscribers / 2,500) per district
+    assert k["subscribers"].to_numpy() == pytest.approx(k["population"].to_numpy() * 1.15, rel=1e-3)
+    assert (k["capacity_sites"] == [math.ceil(v / 2500 - 1e-9) for v in k["subscribers"]]).all()
+    cc = s["capacity_check"]
+    assert cc["capacity_sites_needed"] == int(k["capacity_sites"].sum())
+    assert cc["coverage_sites_planned"] == 1728
+    with rasterio.open(demo_run["out"] / "best_server.tif") as src:
+        assert src.count == 3 and src.crs.to_epsg() == 32648
+        assert src.res == (100.0, 100.0)
+        serving = src.read(3)
+    served = serving[serving >= 0]
+    assert served.size > 0.9 * serving.size
+    assert served.max() < 1728  # rows of existing_sites then proposed_sites
+    assert len(set(served.tolist())) > 1000
+    lb = s["link_budget_cell_radius_km"]
+    assert lb["900MHz"]["rural"] > lb["1800MHz"]["rural"] > lb["2100MHz"]["rural"]
+
+
 def test_district_kpis(demo_run: dict[str, Any]) -> None:
     k = pd.read_csv(demo_run["out"] / "district_kpis.csv")
     assert len(k) == 9
