@@ -1154,6 +1154,7 @@ def lagrangian_bound(
     best_lam, best_nu = lam, nu
     theta = 1.0
     since = 0
+    patience = 20
     it = 0
     ar = np.arange(m)
     wsum = float(W.sum())
@@ -1176,9 +1177,15 @@ def lagrangian_bound(
             since = 0
         else:
             since += 1
-            if since >= 150:
+            if since >= patience:
                 theta *= 0.5
                 since = 0
+        if it == 10:
+            # halve the step after `patience` non-improving iterations, with patience
+            # scaled to the iterations the time budget affords (about 40 halvings)
+            per_it = (time.perf_counter() - t0) / 10.0
+            affordable = min(max_iter, time_limit_s / max(per_it, 1e-6))
+            patience = int(np.clip(affordable / 40.0, 10, 150))
         if best - lower_bound <= target_gap * max(best, 1e-12):
             break
         if time.perf_counter() - t0 > time_limit_s or theta < 1e-6:
