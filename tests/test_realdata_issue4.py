@@ -270,10 +270,9 @@ def test_wifi_hotspots_on_thesis_pois(
     lb = _packing_lower_bound(demand, 100.0)
     assert lb <= len(h) <= 189 + 80
     assert lb == 137  # greedy packing of the POIs alone
-    # 173 = the proven minimum (scipy.optimize.milp on the same coverage matrix); no valid
-    # cover can use fewer.  siting.set_cover returned 177 (greedy kept: its HiGHS warm start
-    # reported a wrong optimum) - tighten to == 173 once fixed.
-    assert 173 <= len(h) <= 177
+    # 173 = the proven minimum (scipy.optimize.milp on the same coverage matrix); before the
+    # stale-warm-start fix in _mclp._highs_solve, set_cover returned the greedy 177
+    assert len(h) == 173
     by_d = wifi.district_columns(plan, districts)
     assert by_d["wifi_hotspots"].sum() == len(h)
     assert by_d.loc["Ninh Kiều", "wifi_hotspots"] == by_d["wifi_hotspots"].max()

@@ -686,6 +686,23 @@ def _highs_solve(
         out["col_dual"] = np.asarray(h.getSolution().col_dual)
         return out
     has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    if has_sol and start is not None:
+        # HiGHS can report a better objective than the warm start yet hand back the start
+        # itself as col_value (seen with highspy 1.16 when presolve finishes the MIP):
+        # detect the stale vector and solve again without the start
+        x_chk = np.asarray(h.getSolution().col_value)
+        val = float(np.dot(obj, x_chk)) + float(offset)
+        reported = float(info.objective_function_value)
+        if abs(val - reported) > 1e-6 * max(1.0, abs(reported)):
+            logger.info(
+                "HiGHS returned a stale solution vector (%.6g vs objective %.6g); re-solving "
+                "without the warm start",
+                val,
+                reported,
+            )
+            return _highs_solve(
+                obj, lo, hi, integ, M, rlo, rhi, offset, time_limit_s, mip_gap, None, relax
+            )
     out["objective"] = float(info.objective_function_value) if has_sol else float("nan")
     out["bound"] = float(info.mip_dual_bound)
     out["gap"] = float(info.mip_gap)
@@ -1159,7 +1176,7 @@ def lagrangian_bound(
     ar = np.arange(m)
     wsum = float(W.sum())
     zero_c = np.zeros((m, n_op))
-    for it in range(1, max_iter + 1):  # noqa: B007
+    for it in range(1, max_iter + 1):
         c = (np.asarray(AT @ lam) if nr else zero_c) + C
         D, S = _type_values(c, cap)
         if ns > 0:
