@@ -127,3 +127,31 @@ def test_real_pois_roads_undergrounding_wifi(real_run: dict[str, Any]) -> None:
     city = traj[traj["district"] == "city"].set_index("year")["share"]
     assert list(city.index) == list(range(2016, 2031))
     assert city.is_monotonic_increasing
+
+
+def test_osm_xml_roads_through_load_inputs(shared_data: Path) -> None:
+    """A scenario naming an OSM XML road file goes through osmnx.graph_from_xml."""
+    from towerplan import io as tio
+    from towerplan.scenario import scenario_from_dict
+
+    census = shared_data / "censusvn2009" / "cantho_communes_2009census.geojson"
+    osm = shared_data / "osm_cantho_busstops_busmap" / "cantho_bus_route_17924282.osm"
+    from importlib import resources
+
+    raw = yaml.safe_load(
+        (resources.files("towerplan") / "scenarios" / "cantho-2020.yaml").read_text("utf-8")
+    )
+    raw["sites"].update(existing=0, total=614)
+    raw["data"] = {
+        "kind": "files",
+        "label": "census + OSM bus route",
+        "districts": {"path": str(census), "columns": {"name": "district_vn"}},
+        "roads": {"path": str(osm)},
+    }
+    inputs = tio.load_inputs(scenario_from_dict(raw))
+    g = inputs.road_graph
+    # route 09's 84 ways with osmnx's defaults (simplified, largest connected component)
+    assert (g.number_of_nodes(), g.number_of_edges()) == (4, 8)
+    assert inputs.roads.crs.to_epsg() == 32648
+    assert inputs.roads.length.sum() / 1000 == pytest.approx(46.845, abs=0.01)
+    assert len(inputs.districts) == 9
