@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ def test_staged_output_moves_into_place(tmp_path: Path) -> None:
         (tmp / "x.txt").write_text("1", encoding="utf-8")
         assert not out.exists()
     assert (out / "x.txt").read_text(encoding="utf-8") == "1"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
     assert [p.name for p in out.parent.iterdir()] == ["b"]
 
 

@@ -57,6 +57,9 @@ def staged_output(out_dir: str | Path, overwrite: bool = False) -> Iterator[Path
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; give the folder the usual permissions
     try:
         yield tmp
     except BaseException:
