@@ -430,7 +430,7 @@ def export_layers(
     crs_targets: Sequence[str] = CRS_TARGETS,
     settings: ExportSettings | None = None,
     include_demand: bool = False,
-    datum_transformation: str = VN2000_TO_WGS84,
+    datum_transformation: str | None = None,
 ) -> list[Path]:
     """Export layers to vector formats in WGS84 and VN-2000.
 
@@ -450,8 +450,9 @@ def export_layers(
     include_demand : bool
         Also export the (large) ``demand`` point layer; it is always in the
         plan's working-CRS ``towerplan.gpkg``.
-    datum_transformation : str
-        VN-2000 -> WGS 84 operation, default :data:`VN2000_TO_WGS84`.
+    datum_transformation : str, optional
+        VN-2000 -> WGS 84 operation; default the scenario's
+        ``export.vn2000_datum_transformation``, else :data:`VN2000_TO_WGS84`.
 
     Returns
     -------
@@ -465,6 +466,10 @@ def export_layers(
     CRSError
         A layer without CRS.
     """
+    if datum_transformation is None:
+        datum_transformation = (
+            settings.vn2000_datum_transformation if settings is not None else VN2000_TO_WGS84
+        )
     bad_f = [f for f in formats if f not in FORMATS]
     if bad_f:
         raise ParameterError(f"unknown export format(s) {bad_f}; use some of {list(FORMATS)}")

@@ -186,6 +186,8 @@ class ExportSettings:
 
     vn2000_central_meridian: float = 105.0
     vn2000_utm_epsg: int = 3405
+    vn2000_datum_transformation: str = "EPSG:6960"
+    """VN-2000 -> WGS 84 operation (EPSG:6960: the 7 parameters of Decision 05/2007/QĐ-BTNMT)."""
 
 
 @dataclass(frozen=True)
