@@ -28,6 +28,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from towerplan import coverage, demand, kpis, siting
 from towerplan import io as tio
@@ -40,7 +41,17 @@ from towerplan.scenario import Scenario
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PlanResult", "assign_district", "run_plan"]
+__all__ = ["PlanResult", "assign_district", "coverage_need", "run_plan"]
+
+_STAGES = (
+    "load_inputs",
+    "demand_grid",
+    "coverage_before",
+    "candidates",
+    "siting",
+    "coverage_after_kpis",
+    "sharing_ug_backhaul_wifi",
+)
 
 
 @dataclass
@@ -118,6 +129,7 @@ def run_plan(
     exports: bool = False,
     best_server: bool = True,
     time_limit_s: float | None = None,
+    progress: bool | None = None,
 ) -> PlanResult:
     """Run the whole plan for ``scenario`` and write its outputs to ``out_dir``.
 
@@ -141,6 +153,9 @@ def run_plan(
         best-server GeoTIFF.
     time_limit_s : float, optional
         Overrides ``scenario.sites.time_limit_s`` (siting solver time limit).
+    progress : bool, optional
+        Show a tqdm bar over the stages (``True``), hide it (``False``), or show
+        it only when stderr is a terminal (``None``, default).
 
     Returns
     -------
@@ -151,26 +166,37 @@ def run_plan(
         check_out_dir(out_dir, overwrite)
     timings: dict[str, float] = {}
 
-    def lap(name: str, since: list[float] = [t0]) -> None:  # noqa: B006
-        now = time.perf_counter()
-        timings[name] = round(now - since[0], 3)
-        since[0] = now
-        logger.info("%-22s %.2f s", name, timings[name])
+    last = [t0]
+    # progress over the pipeline's stages (tqdm hides itself when stderr is not a terminal)
+    bar = tqdm(
+        total=len(_STAGES),
+        desc="towerplan plan",
+        unit="stage",
+        disable=None if progress is None else not progress,
+        leave=False,
+    )
 
-    tlap = [t0]
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - last[0], 3)
+        last[0] = now
+        logger.info("%-22s %.2f s", name, timings[name])
+        bar.update(1)
+        bar.set_postfix_str(name)
+
     if inputs is None:
         inputs = tio.load_inputs(scenario)
     crs = scenario.crs
     districts = inputs.districts
     require_metric(districts, "districts")
-    lap("load_inputs", tlap)
+    lap("load_inputs")
 
     # -- demand ---------------------------------------------------------------
     grid, dem, conservation = _demand(scenario, inputs)
     cell = scenario.demand.cell_size_m
     xy = np.column_stack([dem.geometry.x.to_numpy(), dem.geometry.y.to_numpy()])
     pop = dem["population"].to_numpy(float)
-    lap("demand_grid", tlap)
+    lap("demand_grid")
 
     # -- existing coverage ----------------------------------------------------
     shares = scenario.market_shares
@@ -180,7 +206,7 @@ def run_plan(
     existing["district"] = assign_district(existing, districts)
     cov_before = coverage.operator_coverage(dem, existing, ops, radius)
     before = _covered_population(pop, cov_before, shares)
-    lap("coverage_before", tlap)
+    lap("coverage_before")
 
     # -- siting ---------------------------------------------------------------
     st = scenario.sites
@@ -192,7 +218,7 @@ def run_plan(
         only_uncovered=uncovered_any,
     )
     cands["district"] = assign_district(cands, districts)
-    lap("candidates", tlap)
+    lap("candidates")
     res = siting.plan_new_sites(
         dem,
         existing,
@@ -211,7 +237,7 @@ def run_plan(
     proposed = res.proposed.copy()
     proposed["district"] = assign_district(proposed, districts)
     proposed["lon"], proposed["lat"] = _lonlat(proposed)
-    lap("siting", tlap)
+    lap("siting")
 
     # -- coverage after, gaps, KPIs -------------------------------------------
     all_sites = pd.concat(
@@ -258,14 +284,15 @@ def run_plan(
     area_km2 = float(districts.geometry.area.sum() / 1e6)
     n_total = len(existing) + len(proposed)
     fidelity = kpis.plan_fidelity(area_km2, st.total, st.existing, st.mean_serving_radius_km)
-    lap("coverage_after_kpis", tlap)
+    lap("coverage_after_kpis")
 
     infra_layers, tables, infra_summary, infra_cols, infra_notes = _infrastructure(
         scenario, inputs, districts, existing, proposed
     )
     if len(infra_cols.columns):
         kpi = kpi.merge(infra_cols, left_on="district", right_index=True, how="left")
-    lap("sharing_ug_backhaul_wifi", tlap)
+    lap("sharing_ug_backhaul_wifi")
+    bar.close()
 
     for o in ops:
         dem[f"cov_before_{o}"] = cov_before[o].to_numpy(bool)
