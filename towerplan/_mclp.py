@@ -669,9 +669,36 @@ def _highs_solve(
         sol.col_value = list(np.asarray(start, dtype=float))
         sol.value_valid = True
         h.setSolution(sol)
+    # HiGHS checks ``time_limit`` only at some points (and measures it on its own clock):
+    # also interrupt through the simplex / IPM / MIP interrupt callbacks once the wall
+    # clock passes the limit plus a small grace.  Phases that fire no callback (presolve,
+    # symmetry detection, root cut separation such as HighsPathSeparator) cannot be
+    # interrupted this way: the solve stops at the next callback after them.
+    grace_s = 0.5
     t0 = time.perf_counter()
+    deadline = t0 + max(time_limit_s, 0.01) + grace_s
+    n_interrupts = [0]
+
+    def _interrupt(event: Any) -> None:
+        if time.perf_counter() > deadline:
+            n_interrupts[0] += 1
+            event.interrupt()
+
+    h.cbSimplexInterrupt.subscribe(_interrupt)
+    h.cbIpmInterrupt.subscribe(_interrupt)
+    if not relax:
+        h.cbMipInterrupt.subscribe(_interrupt)
     run_status = h.run()
     el = time.perf_counter() - t0
+    if el > time_limit_s + grace_s + 1.0:
+        logger.warning(
+            "HiGHS overran its time limit (%.1f s) by %.1f s: it was inside a phase that fires "
+            "no interrupt callback (presolve / root cut separation)",
+            time_limit_s,
+            el - time_limit_s,
+        )
+    elif n_interrupts[0]:
+        logger.info("HiGHS interrupted by the wall-clock limit after %.1f s", el)
     if run_status == highspy.HighsStatus.kError:
         logger.warning(
             "HiGHS returned an error status (%s)", h.modelStatusToString(h.getModelStatus())

@@ -26,7 +26,9 @@ from towerplan.errors import InfeasibleModelError, ParameterError
 
 logger = logging.getLogger(__name__)
 
-MILP_MAX_NNZ = 600_000
+MILP_MAX_NNZ = 100_000
+"""Largest set-covering MILP (non-zeros) that solver="auto" hands to HiGHS: above it HiGHS can
+spend tens of seconds in root cut separation, which no time limit or callback interrupts."""
 
 
 @dataclass

@@ -88,6 +88,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ne.add_argument("--from-scratch", action="store_true", help="ignore the existing sites")
     ne.add_argument("--time-limit", type=float, default=30.0, help="solver time limit (s)")
+    ne.add_argument(
+        "--solver",
+        choices=["auto", "exact", "heuristic"],
+        default="auto",
+        help="auto: exact MILP for small instances, else greedy with an LP lower bound",
+    )
 
     sc = sub.add_parser("scenarios", help="list the built-in scenarios")
     sc.set_defaults(_noargs=True)
@@ -222,6 +228,7 @@ def _cmd_need(args: argparse.Namespace) -> int:
         args.coverage,
         radius_m=args.radius,
         from_scratch=args.from_scratch,
+        solver=args.solver,
         time_limit_s=args.time_limit,
     )
     if r["data_kind"] == "demo-schematic":
