@@ -759,6 +759,31 @@ def _highs_solve(
     return out
 
 
+def _highs_solve_model(
+    arrays: dict[str, Any],
+    offset: float,
+    time_limit_s: float,
+    mip_gap: float,
+    start: np.ndarray | None,
+    relax: bool = False,
+) -> dict[str, Any]:
+    """:func:`_highs_solve` on a model given as the arrays dict of the model builders."""
+    return _highs_solve(
+        arrays["obj"],
+        arrays["lo"],
+        arrays["hi"],
+        arrays["integ"],
+        arrays["M"],
+        arrays["rlo"],
+        arrays["rhi"],
+        offset,
+        time_limit_s,
+        mip_gap,
+        start,
+        relax,
+    )
+
+
 def _conflict_pairs(conf: sp.csr_matrix, keep: np.ndarray) -> np.ndarray:
     sub = sp.triu(conf[keep][:, keep], k=1).tocoo()
     return np.column_stack([sub.row, sub.col]).astype(np.int64)
@@ -1126,14 +1151,8 @@ def solve_milp(
     arrays, (decode, encode) = _model_arrays(prob, keep)
     build_s = time.perf_counter() - t0
     x0 = encode(start) if start is not None else None
-    res = _highs_solve(
-        arrays["obj"],
-        arrays["lo"],
-        arrays["hi"],
-        arrays["integ"],
-        arrays["M"],
-        arrays["rlo"],
-        arrays["rhi"],
+    res = _highs_solve_model(
+        arrays,
         prob.offset,
         time_limit_s,
         mip_gap,

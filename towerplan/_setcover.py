@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan._mclp import _highs_solve, _row_hash_groups
+from towerplan._mclp import _highs_solve_model, _row_hash_groups
 from towerplan.errors import InfeasibleModelError, ParameterError
 
 logger = logging.getLogger(__name__)
@@ -210,14 +210,8 @@ def solve_set_cover(
             cnt = np.asarray(Ar[:, sel].sum(axis=1)).ravel()
             x0[m:] = (cnt > 0).astype(float)
         left = max(0.5, time_limit_s - (time.perf_counter() - t0))
-        res = _highs_solve(
-            arrays["obj"],
-            arrays["lo"],
-            arrays["hi"],
-            arrays["integ"],
-            arrays["M"],
-            arrays["rlo"],
-            arrays["rhi"],
+        res = _highs_solve_model(
+            arrays,
             0.0,
             left,
             0.0,
@@ -233,14 +227,8 @@ def solve_set_cover(
         method = "exact MILP (HiGHS) warm-started from greedy"
     elif len(sel) > 0:
         left = max(0.5, time_limit_s - (time.perf_counter() - t0))
-        res = _highs_solve(
-            arrays["obj"],
-            arrays["lo"],
-            arrays["hi"],
-            arrays["integ"],
-            arrays["M"],
-            arrays["rlo"],
-            arrays["rhi"],
+        res = _highs_solve_model(
+            arrays,
             0.0,
             left,
             0.0,
