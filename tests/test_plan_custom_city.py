@@ -9,7 +9,7 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 import pytest
-from _city_fixture import make_city
+from _city_fixture import make_city, write_scenario
 
 from towerplan.cli import main
 
@@ -17,7 +17,20 @@ from towerplan.cli import main
 @pytest.fixture(scope="module")
 def testville(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("testville")
-    make_city(folder)
+    scen = make_city(folder)
+    # three user candidate locations (e.g. public land offered by the city), with costs
+    from shapely.geometry import Point
+
+    gpd.GeoDataFrame(
+        {"GIA": [1.5, 0.8, 2.0], "UU_TIEN": [1, 2, 3]},
+        geometry=[Point(561_000, 1_111_000), Point(565_000, 1_112_000), Point(568_500, 1_113_500)],
+        crs="EPSG:32648",
+    ).to_file(folder / "cands.gpkg", driver="GPKG")
+    scen["data"]["candidates"] = {
+        "path": "cands.gpkg",
+        "columns": {"cost": "GIA", "priority": "UU_TIEN"},
+    }
+    write_scenario(folder, scen)
     out = folder / "out"
     code = main(
         [
@@ -52,6 +65,10 @@ def test_custom_city_outputs(testville: dict[str, Path]) -> None:
     p = gpd.read_file(out / "towerplan.gpkg", layer="proposed_sites")
     assert sorted(p["site_type"].value_counts().items()) == [("dedicated", 5), ("shared", 3)]
     assert set(";".join(p["operators"]).split(";")) <= {"Alpha", "Beta"}
+    c = gpd.read_file(out / "towerplan.gpkg", layer="candidate_sites")
+    user = c[c["source"] == "user"].sort_values("cost")
+    assert list(user["cost"]) == [0.8, 1.5, 2.0]
+    assert list(user["priority"]) == [2.0, 1.0, 3.0]
 
 
 def test_custom_city_sheets_and_exports(testville: dict[str, Path]) -> None:

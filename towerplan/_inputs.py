@@ -36,6 +36,8 @@ class PlanInputs:
         ``"demo-schematic"`` for the built-in demo, else the scenario's label.
     notes : list of str
         Caveats printed on every output (e.g. what is schematic).
+    user_candidates : GeoDataFrame or None
+        User candidate site locations (``cost``, ``priority``, ``max_tenants`` when given).
     """
 
     districts: gpd.GeoDataFrame
@@ -47,3 +49,4 @@ class PlanInputs:
     data_kind: str = DEMO_KIND
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    user_candidates: gpd.GeoDataFrame | None = None

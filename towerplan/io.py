@@ -1725,6 +1725,33 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
     else:
         pois = _empty_layer(["name", "category", "source", "from_polygon"], crs)
 
+    # user candidate locations
+    user_cands: gpd.GeoDataFrame | None = None
+    if data.candidates is not None:
+        csrc = data.candidates
+        cpath = scenario.resolve(csrc.path)
+        sources["candidates"] = str(cpath)
+        label = f"candidates file {cpath}"
+        raw = read_vector(
+            cpath,
+            layer=csrc.layer,
+            name=label,
+            crs=crs,
+            source_crs=csrc.crs,
+            repair=data.repair_geometries,
+        )
+        _require_geom(raw, {"Point"}, label, "point")
+        user_cands = gpd.GeoDataFrame(geometry=raw.geometry.to_numpy(), crs=raw.crs)
+        for key in ("cost", "priority", "max_tenants"):
+            col = dict(csrc.columns).get(key, key)
+            if col in raw.columns:
+                user_cands[key] = _numeric(raw[col].reset_index(drop=True), label, col).to_numpy()
+            elif key in csrc.columns:
+                raise ColumnError(
+                    f"{label}: column '{col}' (for {key}) not found; the file has columns "
+                    f"{[c for c in raw.columns if c != 'geometry']}"
+                )
+
     # roads
     roads: gpd.GeoDataFrame | None = None
     graph = None
@@ -1763,6 +1790,7 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
         data_kind=data.label,
         notes=notes,
         sources=sources,
+        user_candidates=user_cands,
     )
 
 

@@ -215,7 +215,9 @@ def run_plan(
         dem,
         spacing_m=st.candidate_spacing_m,
         existing_sites=existing,
+        user_candidates=inputs.user_candidates,
         only_uncovered=uncovered_any,
+        max_tenants=st.max_tenants,
     )
     cands["district"] = assign_district(cands, districts)
     lap("candidates")

@@ -217,6 +217,9 @@ class DataSources:
     existing_sites: LayerSource | None = None
     pois: tuple[LayerSource, ...] = ()
     roads: LayerSource | None = None
+    candidates: LayerSource | None = None
+    """Optional user file of candidate site locations (points; ``columns`` may map ``cost``,
+    ``priority``, ``max_tenants``), added to the grid and co-location candidates."""
     repair_geometries: bool = False
     urban_type_values: tuple[str, ...] = ("quận", "quan", "urban", "thành phố", "thị xã")
     rural_type_values: tuple[str, ...] = ("huyện", "huyen", "rural")
