@@ -115,3 +115,31 @@ def test_need_command_counts_sites_for_a_coverage_target(
     code = main(["need", "--scenario", scen, "--coverage", "1.5"])
     assert code == 2
     assert "--coverage 1.5" in capsys.readouterr().err
+
+
+def test_link_budget_radius_model(testville: dict[str, Path]) -> None:
+    """Per-site radii from the link budget by clutter class (no output folder: compute only)."""
+    import dataclasses
+
+    from towerplan.plan import run_plan
+    from towerplan.propagation import max_cell_radius
+    from towerplan.scenario import load_scenario
+
+    base = load_scenario(testville["folder"] / "scenario.yaml")
+    st = dataclasses.replace(base.sites, radius_model="link_budget", max_radius_m=2500.0)
+    scen = dataclasses.replace(base, sites=st)
+    res = run_plan(scen, None, solver="heuristic", time_limit_s=5, progress=False)
+    info = res.summary["radius_model"]
+    assert info["model"] == "link_budget"
+    rb = info["radius_m_by_clutter"]
+    expect_urban = 1000 * max_cell_radius(1800.0, "urban", allow_extrapolation=True)
+    assert rb["urban"] == pytest.approx(min(expect_urban, 2500.0), abs=0.1)
+    assert rb["rural"] == 2500.0  # capped
+    assert rb["dense_urban"] < rb["urban"] < rb["suburban"] <= rb["rural"]
+    ex = res.layers["existing_sites"]
+    assert set(ex["radius_m"].round(1)) <= {round(v, 1) for v in rb.values()}
+    # the sparse rural district gets longer radii than the dense centre
+    by_d = ex.groupby("district")["radius_m"].mean()
+    assert by_d["Ngoại Ô"] > by_d["Trung Tâm"]
+    assert res.summary["new_sites"] == 8
+    assert res.summary["coverage_share_after"] >= res.summary["coverage_share_before"]

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,9 +203,11 @@ def run_plan(
     shares = scenario.market_shares
     ops = scenario.operator_names
     radius = scenario.sites.coverage_radius_m
+    site_radius, radius_info = _site_radius_model(scenario, dem, xy)
     existing = inputs.existing_sites.copy()
     existing["district"] = assign_district(existing, districts)
-    cov_before = coverage.operator_coverage(dem, existing, ops, radius)
+    existing["radius_m"] = site_radius(_xy(existing))
+    cov_before = coverage.operator_coverage(dem, existing, ops, "radius_m")
     before = _covered_population(pop, cov_before, shares)
     lap("coverage_before")
 
@@ -220,6 +223,7 @@ def run_plan(
         max_tenants=st.max_tenants,
     )
     cands["district"] = assign_district(cands, districts)
+    cands["radius_m"] = site_radius(_xy(cands))
     lap("candidates")
     res = siting.plan_new_sites(
         dem,
@@ -228,7 +232,7 @@ def run_plan(
         operators=shares,
         n_dedicated=st.new_dedicated,
         n_shared=st.new_shared,
-        radius_m=radius,
+        radius_m="radius_m",
         max_tenants=st.max_tenants,
         min_spacing_m=st.min_new_site_spacing_m,
         solver=solver or st.solver,  # type: ignore[arg-type]
@@ -239,15 +243,19 @@ def run_plan(
     proposed = res.proposed.copy()
     proposed["district"] = assign_district(proposed, districts)
     proposed["lon"], proposed["lat"] = _lonlat(proposed)
+    proposed["radius_m"] = site_radius(_xy(proposed))
     lap("siting")
 
     # -- coverage after, gaps, KPIs -------------------------------------------
     all_sites = pd.concat(
-        [existing[["operators", "geometry"]], proposed[["operators", "geometry"]]],
+        [
+            existing[["operators", "radius_m", "geometry"]],
+            proposed[["operators", "radius_m", "geometry"]],
+        ],
         ignore_index=True,
     )
     all_sites = gpd.GeoDataFrame(all_sites, geometry="geometry", crs=crs)
-    cov_after = coverage.operator_coverage(dem, all_sites, ops, radius)
+    cov_after = coverage.operator_coverage(dem, all_sites, ops, "radius_m")
     after = _covered_population(pop, cov_after, shares)
     gaps = []
     shape_rc = grid.population.shape
@@ -333,6 +341,7 @@ def run_plan(
         "radius_convention": conv,
         "mean_serving_radius_km_by_convention": by_conv,
         "coverage_radius_m": radius,
+        "radius_model": radius_info,
         "population": round(float(pop.sum()), 1),
         "population_conservation_rel_error": conservation,
         "demand_cells": len(dem),
@@ -408,6 +417,63 @@ def run_plan(
         out_dir=Path(out_dir) if out_dir else None,
         files=files,
     )
+
+
+def _xy(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    return np.column_stack([gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()])
+
+
+def _site_radius_model(
+    scenario: Scenario, dem: gpd.GeoDataFrame, dem_xy: np.ndarray
+) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+    """Coverage radius (m) of a site at given coordinates, per ``sites.radius_model``.
+
+    ``fixed``: ``sites.coverage_radius_m`` everywhere.  ``link_budget``: the
+    maximum cell radius of the default link budget at ``sites.band_mhz`` for the
+    clutter class of the nearest populated demand cell (district type and
+    density, :func:`towerplan.propagation.clutter_from_density`), capped at
+    ``sites.max_radius_m``.
+    """
+    st = scenario.sites
+    if st.radius_model == "fixed":
+        r = float(st.coverage_radius_m)
+        return (lambda xy: np.full(len(xy), r)), {"model": "fixed", "radius_m": r}
+    from scipy.spatial import cKDTree
+
+    from towerplan.propagation import CLUTTER_CLASSES, clutter_from_density, max_cell_radius
+
+    by_clutter = {
+        c: min(
+            1000.0
+            * max_cell_radius(st.band_mhz, c, h_base=st.antenna_height_m, allow_extrapolation=True),
+            st.max_radius_m,
+        )
+        for c in CLUTTER_CLASSES
+    }
+    clutter = np.asarray(
+        clutter_from_density(
+            dem["district_type"].to_numpy(object), dem["density_km2"].to_numpy(float)
+        ),
+        dtype=object,
+    )
+    cell_r = np.array([by_clutter[str(c)] for c in clutter])
+    tree = cKDTree(dem_xy)
+
+    def radius_at(xy: np.ndarray) -> np.ndarray:
+        if len(xy) == 0:
+            return np.zeros(0)
+        _, idx = tree.query(xy)
+        return cell_r[idx]
+
+    info = {
+        "model": "link_budget",
+        "band_mhz": st.band_mhz,
+        "antenna_height_m": st.antenna_height_m,
+        "max_radius_m": st.max_radius_m,
+        "radius_m_by_clutter": {c: round(v, 1) for c, v in by_clutter.items()},
+        "demand_cells_by_clutter": {c: int((clutter == c).sum()) for c in CLUTTER_CLASSES},
+    }
+    return radius_at, info
 
 
 def _demand(

@@ -62,6 +62,14 @@ class SiteTargets:
     solver: Literal["auto", "exact", "heuristic"] = "auto"
     time_limit_s: float = 60.0
     mip_gap: float = 0.001
+    radius_model: Literal["fixed", "link_budget"] = "fixed"
+    """``fixed``: every site covers ``coverage_radius_m``.  ``link_budget``: each site's
+    radius is the link-budget maximum cell radius (towerplan.propagation) for the clutter
+    class at the site (from district type and population density), capped at
+    ``max_radius_m``."""
+    band_mhz: float = 1800.0
+    antenna_height_m: float = 30.0
+    max_radius_m: float = 3000.0
 
 
 @dataclass(frozen=True)

@@ -412,7 +412,7 @@ def plan_new_sites(
     operators: Mapping[str, float],
     n_dedicated: int,
     n_shared: int,
-    radius_m: float,
+    radius_m: float | str,
     max_tenants: int = 3,
     min_spacing_m: float = 0.0,
     solver: Literal["auto", "exact", "heuristic"] = "auto",
@@ -437,8 +437,10 @@ def plan_new_sites(
         Operator name -> market share (weights of the objective).
     n_dedicated, n_shared : int
         Exact numbers of new single-tenant and shared (>= 2 tenants) structures.
-    radius_m : float
-        Coverage radius of every site (existing and new), metres.
+    radius_m : float or str
+        Coverage radius of every site (existing and new) in metres, or the name
+        of a column of ``candidates`` and ``existing_sites`` holding one radius
+        per site (e.g. from a link budget by clutter class).
     max_tenants : int
         Maximum tenants per new structure.
     min_spacing_m : float
@@ -471,7 +473,23 @@ def plan_new_sites(
     require_metric(candidates, "candidates")
     if len(demand) == 0:
         raise EmptyInputError("demand: no demand cells; build the demand grid first")
-    r = _check_radius(radius_m)
+    r_cand: float | np.ndarray
+    r_exist: float | str
+    if isinstance(radius_m, str):
+        # per-site radii from a column of the candidates (and of the existing sites)
+        if radius_m not in candidates.columns:
+            raise ColumnError(
+                f"candidates: radius column '{radius_m}' not found; columns are "
+                f"{list(candidates.columns)}"
+            )
+        r_cand = candidates[radius_m].to_numpy(dtype=float)
+        if not (bool(np.all(np.isfinite(r_cand))) and bool(np.all(r_cand > 0))):
+            raise ParameterError(
+                f"candidates.{radius_m}: every coverage radius must be a positive number of metres"
+            )
+        r_exist = radius_m
+    else:
+        r_cand = r_exist = _check_radius(radius_m)
     names, shares = _check_operators(operators)
     for nm, v in (("n_dedicated", n_dedicated), ("n_shared", n_shared)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
@@ -503,13 +521,13 @@ def plan_new_sites(
     cxy = points_xy(candidates, "candidates")
     if existing_sites is not None and len(existing_sites):
         require_metric(existing_sites, "existing_sites")
-        cov_before = operator_coverage(demand, existing_sites, names, r).to_numpy(dtype=bool)
+        cov_before = operator_coverage(demand, existing_sites, names, r_exist).to_numpy(dtype=bool)
     else:
         cov_before = np.zeros((len(demand), len(names)), dtype=bool)
     Wfull = pop[:, None] * shares[None, :]
     offset = float((Wfull * cov_before).sum())
     Wres = Wfull * (~cov_before)
-    A = coverage_matrix(dxy, cxy, r)
+    A = coverage_matrix(dxy, cxy, r_cand)
     cap = _candidate_caps(candidates, max_tenants)
     conf = _conflicts(cxy, float(min_spacing_m))
     prob = _mclp.build_problem(A, Wres, int(n_dedicated), int(n_shared), cap, conf, offset)
