@@ -789,6 +789,41 @@ def _conflict_pairs(conf: sp.csr_matrix, keep: np.ndarray) -> np.ndarray:
     return np.column_stack([sub.row, sub.col]).astype(np.int64)
 
 
+def _coverage_rows(
+    A: sp.csr_matrix,
+    zi: np.ndarray,
+    zo: np.ndarray,
+    nr: int,
+    n_op: int,
+    off_x: int,
+    off_z: int,
+) -> tuple[
+    list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]
+]:
+    """Rows ``z_io - sum_j A_ij x_jo <= 0`` (one per z variable), as COO pieces.
+
+    ``z`` variables ``k`` cover (row ``zi[k]``, operator ``zo[k]``) and sit at column
+    ``off_z + k``; ``x_jo`` sits at column ``off_x + j * n_op + o``.  Returns lists
+    (rows, cols, vals, row lower, row upper) that the model builders extend.
+    """
+    nz = len(zi)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    Acoo = A.tocoo()
+    zid = -np.ones((nr, n_op), dtype=np.int64)  # (row i, operator o) -> z index
+    zid[zi, zo] = np.arange(nz)
+    for o in range(n_op):
+        sel = zid[Acoo.row, o] >= 0
+        rows.append(zid[Acoo.row[sel], o])
+        cols.append(off_x + Acoo.col[sel] * n_op + o)
+        vals.append(-np.ones(int(sel.sum())))
+    rows.append(np.arange(nz))
+    cols.append(off_z + np.arange(nz))
+    vals.append(np.ones(nz))
+    return rows, cols, vals, [np.full(nz, -np.inf)], [np.zeros(nz)]
+
+
 def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[dict[str, Any], Any]:
     """Sparse MILP arrays over the kept candidates; returns (arrays, decoder)."""
     A = prob.A[:, keep].tocsr()
@@ -861,28 +896,9 @@ def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[dict[str, Any], 
         hi[off_h : off_h + m] = (cap >= 2).astype(float)
     integ = np.zeros(ncol, bool)
     integ[:off_z] = True
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    rlo_l: list[np.ndarray] = []
-    rhi_l: list[np.ndarray] = []
-    r0 = 0
     # coverage rows: z_io - sum_j A_ij x_jo <= 0
-    Acoo = A.tocoo()
-    # map (row i, op o) -> z index
-    zid = -np.ones((nr, n_op), dtype=np.int64)
-    zid[zi, zo] = np.arange(nz)
-    for o in range(n_op):
-        sel = zid[Acoo.row, o] >= 0
-        rows.append(zid[Acoo.row[sel], o] + r0)
-        cols.append(Acoo.col[sel] * n_op + o)
-        vals.append(-np.ones(int(sel.sum())))
-    rows.append(np.arange(nz) + r0)
-    cols.append(off_z + np.arange(nz))
-    vals.append(np.ones(nz))
-    rlo_l.append(np.full(nz, -np.inf))
-    rhi_l.append(np.zeros(nz))
-    r0 += nz
+    rows, cols, vals, rlo_l, rhi_l = _coverage_rows(A, zi, zo, nr, n_op, 0, off_z)
+    r0 = nz
     jj = np.arange(m)
     # tenancy: sum_o x_jo - d_j - 2 h_j >= 0 ; sum_o x_jo - d_j - cap_j h_j <= 0
     for lower in (True, False):
@@ -1020,26 +1036,8 @@ def _pattern_model(
     hi[:ny] = (plen[None, :] <= cap[:, None]).astype(float).ravel()
     integ = np.zeros(ncol, bool)
     integ[:ny] = True
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    rlo_l: list[np.ndarray] = []
-    rhi_l: list[np.ndarray] = []
-    r0 = 0
-    Acoo = A.tocoo()
-    zid = -np.ones((nr, n_op), dtype=np.int64)
-    zid[zi, zo] = np.arange(nz)
-    for o in range(n_op):
-        sel = zid[Acoo.row, o] >= 0
-        rows.append(zid[Acoo.row[sel], o])
-        cols.append(off_x + Acoo.col[sel] * n_op + o)
-        vals.append(-np.ones(int(sel.sum())))
-    rows.append(np.arange(nz))
-    cols.append(off_z + np.arange(nz))
-    vals.append(np.ones(nz))
-    rlo_l.append(np.full(nz, -np.inf))
-    rhi_l.append(np.zeros(nz))
-    r0 += nz
+    rows, cols, vals, rlo_l, rhi_l = _coverage_rows(A, zi, zo, nr, n_op, off_x, off_z)
+    r0 = nz
     jj = np.arange(m)
     # one pattern per location
     rows.append(np.repeat(jj, npat) + r0)
