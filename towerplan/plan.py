@@ -247,15 +247,8 @@ def run_plan(
     lap("siting")
 
     # -- coverage after, gaps, KPIs -------------------------------------------
-    all_sites = pd.concat(
-        [
-            existing[["operators", "radius_m", "geometry"]],
-            proposed[["operators", "radius_m", "geometry"]],
-        ],
-        ignore_index=True,
-    )
-    all_sites = gpd.GeoDataFrame(all_sites, geometry="geometry", crs=crs)
-    cov_after = coverage.operator_coverage(dem, all_sites, ops, "radius_m")
+    # existing coverage is already known: add only what the new sites cover
+    cov_after = cov_before | coverage.operator_coverage(dem, proposed, ops, "radius_m")
     after = _covered_population(pop, cov_after, shares)
     gaps = []
     shape_rc = grid.population.shape
