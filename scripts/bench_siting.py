@@ -132,8 +132,8 @@ def _peak_mb() -> float:
 
 
 def run_towerplan(name: str, time_limit: float, q: Any) -> None:
-    from towerplan import _mclp
     from towerplan.coverage import coverage_matrix, covered_mask
+    from towerplan.siting import _mclp
 
     spec = INSTANCES[name]
     dxy, pop, cxy, lxy = make(name)

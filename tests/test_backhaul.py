@@ -1,4 +1,4 @@
-"""Tests of towerplan.backhaul: fibre routes along the road graph, with flagged fallback."""
+"""Tests of towerplan.infrastructure.backhaul: fibre routes along the road graph, with flagged fallback."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from shapely.geometry import LineString, Point, box
 
-from towerplan import backhaul as bh
 from towerplan.errors import ColumnError, CRSError, EmptyInputError
+from towerplan.infrastructure import backhaul as bh
 
 CRS = "EPSG:32648"
 X0, Y0 = 580_000.0, 1_110_000.0

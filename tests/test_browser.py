@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from _layers_fixture import EVIL, make_layers
 
-from towerplan import maps
+from towerplan.outputs import maps
 
 pytestmark = pytest.mark.browser
 

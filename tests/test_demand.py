@@ -242,14 +242,14 @@ def test_grid_from_geographic_raster_conserves_and_clips(tmp_path: Path) -> None
 
 
 def test_large_raster_values_checked_when_gridded(tmp_path: Path) -> None:
-    from towerplan import io
+    from towerplan.inputs import readers
 
     arr = np.full((20, 20), 3.0)
     arr[0, 0] = -5.0  # north-west corner pixel
     p = _geo_raster(tmp_path / "neg.tif", arr)
     with pytest.raises(PopulationError):
-        io.read_population_raster(p)
-    assert io.read_population_raster(p, max_check_pixels=100) == p  # metadata only
+        readers.read_population_raster(p)
+    assert readers.read_population_raster(p, max_check_pixels=100) == p  # metadata only
     with pytest.raises(PopulationError, match="negative"):
         demand.grid_from_raster(p, crs=UTM)
     # a boundary in the south-east quarter reads a window that avoids the bad pixel

@@ -1,4 +1,4 @@
-"""Tests of the built-in schematic demo (towerplan.demo) and of scripts/build_demo.py."""
+"""Tests of the built-in schematic demo (towerplan.inputs.demo) and of scripts/build_demo.py."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ from hypothesis import strategies as st
 from scipy.spatial import cKDTree
 
 from towerplan import load_scenario
-from towerplan._inputs import DEMO_KIND, PlanInputs
-from towerplan.demo import (
+from towerplan.errors import CRSError
+from towerplan.inputs._base import DEMO_KIND, PlanInputs
+from towerplan.inputs.demo import (
     CENSUS_YEAR,
     SITE_MIN_SPACING_M,
     _largest_remainder,
     load_demo,
 )
-from towerplan.errors import CRSError
 from towerplan.scenario import Scenario
 
 REPO = Path(__file__).resolve().parents[1]

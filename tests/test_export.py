@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from pyproj import CRS
 from shapely.geometry import Point
 
-from towerplan import export
 from towerplan.errors import CRSError, DataFileError, ParameterError
+from towerplan.outputs import export
 from towerplan.scenario import ExportSettings
 
 # EPSG:6960 (Decision 05/2007/QĐ-BTNMT), coordinate-frame convention.

@@ -1,4 +1,4 @@
-"""Behavioural guard: :func:`towerplan._mclp._highs_solve` stops near its time limit.
+"""Behavioural guard: :func:`towerplan.siting._mclp._highs_solve` stops near its time limit.
 
 A generated multi-dimensional 0/1 knapsack (250 items, 8 capacity rows) that HiGHS cannot
 close in seconds is solved with ``time_limit_s=1``; the call must return within a loose
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan._mclp import _highs_solve
+from towerplan.siting._mclp import _highs_solve
 
 _STOPPED = {"Time limit reached", "Interrupted by user"}
 

@@ -1,4 +1,4 @@
-"""Unit tests of towerplan.io on small generated fixtures."""
+"""Unit tests of towerplan.inputs.readers on small generated fixtures."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import pytest
 import yaml
 from shapely.geometry import LineString, Point, Polygon, box
 
-from towerplan import io
 from towerplan.errors import (
     ColumnError,
     CRSError,
@@ -29,6 +28,7 @@ from towerplan.errors import (
     PopulationError,
     StudyAreaError,
 )
+from towerplan.inputs import readers
 from towerplan.scenario import scenario_from_dict
 
 UTM = "EPSG:32648"
@@ -107,7 +107,7 @@ SITE_COLS = {"lon": "x_lon", "lat": "y_lat", "operator": "owner", "site_id": "id
 def test_read_vector_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.gpkg"
     with pytest.raises(DataFileError, match=r"nope\.gpkg") as ei:
-        io.read_vector(missing)
+        readers.read_vector(missing)
     assert "not found" in str(ei.value)
 
 
@@ -115,7 +115,7 @@ def test_read_vector_unreadable(tmp_path: Path) -> None:
     bad = tmp_path / "broken.geojson"
     bad.write_text("{ this is not json", encoding="utf-8")
     with pytest.raises(DataFileError, match=r"broken\.geojson"):
-        io.read_vector(bad)
+        readers.read_vector(bad)
 
 
 @pytest.mark.filterwarnings("ignore:'crs' was not provided")
@@ -124,8 +124,8 @@ def test_read_vector_no_crs_raises_and_source_crs_fixes(tmp_path: Path) -> None:
     p = tmp_path / "nocrs.gpkg"
     g.to_file(p)
     with pytest.raises(CRSError, match=r"nocrs\.gpkg"):
-        io.read_vector(p)
-    out = io.read_vector(p, source_crs="EPSG:4326")
+        readers.read_vector(p)
+    out = readers.read_vector(p, source_crs="EPSG:4326")
     assert out.crs.to_epsg() == 32648
     assert out.geometry.iloc[0].x == pytest.approx(585_000, abs=2_000)
 
@@ -135,7 +135,7 @@ def test_read_vector_empty_layer(tmp_path: Path) -> None:
     p = tmp_path / "empty.gpkg"
     g.to_file(p)
     with pytest.raises(EmptyInputError, match=r"empty\.gpkg"):
-        io.read_vector(p)
+        readers.read_vector(p)
 
 
 def test_read_vector_repairs_bowtie(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -146,9 +146,9 @@ def test_read_vector_repairs_bowtie(tmp_path: Path, caplog: pytest.LogCaptureFix
     with pytest.raises(
         GeometryError, match=r"1 invalid geometry \(rows 0; first: Self-intersection"
     ):
-        io.read_vector(p)
-    with caplog.at_level(logging.WARNING, logger="towerplan.io"):
-        out = io.read_vector(p, repair=True)
+        readers.read_vector(p)
+    with caplog.at_level(logging.WARNING, logger="towerplan.inputs.readers"):
+        out = readers.read_vector(p, repair=True)
     assert out.is_valid.all()
     assert out.geometry.iloc[0].area == pytest.approx(5000.0, rel=1e-9)  # two triangles
     assert "make_valid" in caplog.text
@@ -158,7 +158,7 @@ def test_read_vector_empty_geometry(tmp_path: Path) -> None:
     p = tmp_path / "holes.gpkg"
     gpd.GeoDataFrame({"a": [1, 2]}, geometry=[_sq(0, 0), Polygon()], crs=UTM).to_file(p)
     with pytest.raises(GeometryError, match="no geometry"):
-        io.read_vector(p)
+        readers.read_vector(p)
 
 
 # --------------------------------------------------------------------------- districts
@@ -166,7 +166,7 @@ def test_read_vector_empty_geometry(tmp_path: Path) -> None:
 
 def test_read_districts_with_type_column(tmp_path: Path) -> None:
     p = _districts_file(tmp_path)
-    d = io.read_districts(
+    d = readers.read_districts(
         p, columns={"name": "ten", "type": "loai", "code": "ma"}, population_column="dan_so"
     )
     assert list(d["district"]) == ["Alpha", "Beta"]
@@ -183,7 +183,7 @@ def test_read_districts_unknown_type_value(tmp_path: Path) -> None:
     p = tmp_path / "bad_type.gpkg"
     d.to_file(p)
     with pytest.raises(ColumnError) as ei:
-        io.read_districts(p, columns={"name": "ten", "type": "loai"})
+        readers.read_districts(p, columns={"name": "ten", "type": "loai"})
     msg = str(ei.value)
     assert "metropolis" in msg and "loai" in msg and "huyện" in msg and "bad_type.gpkg" in msg
 
@@ -191,14 +191,16 @@ def test_read_districts_unknown_type_value(tmp_path: Path) -> None:
 def test_read_districts_missing_name_column(tmp_path: Path) -> None:
     p = _districts_file(tmp_path)
     with pytest.raises(ColumnError) as ei:
-        io.read_districts(p, columns={"name": "district_name"})
+        readers.read_districts(p, columns={"name": "district_name"})
     assert "district_name" in str(ei.value) and "'ten'" in str(ei.value)
 
 
 def test_read_districts_dissolves_communes_and_reads_type_prefix(tmp_path: Path) -> None:
     p = tmp_path / "communes.geojson"
     _communes().to_crs("EPSG:4326").to_file(p)
-    d = io.read_districts(p, columns={"name": "district_vn", "code": "dcode", "population": "pop"})
+    d = readers.read_districts(
+        p, columns={"name": "district_vn", "code": "dcode", "population": "pop"}
+    )
     assert list(d["district"]) == ["Alpha", "Beta"]
     assert list(d["district_type"]) == ["urban", "rural"]
     assert list(d["code"]) == ["A1", "B2"]
@@ -212,28 +214,28 @@ def test_read_districts_dissolves_communes_and_reads_type_prefix(tmp_path: Path)
 def test_dissolve_to_districts_pure_and_population_checked() -> None:
     c = _communes()
     before = c.copy()
-    d = io.dissolve_to_districts(c, by="district_vn", population="pop")
+    d = readers.dissolve_to_districts(c, by="district_vn", population="pop")
     assert d["population"].sum() == c["pop"].sum()
     pd.testing.assert_frame_equal(c.drop(columns="geometry"), before.drop(columns="geometry"))
     c.loc[2, "pop"] = -5
     c.loc[4, "pop"] = np.nan
     with pytest.raises(PopulationError, match=r"rows 2, 4"):
-        io.dissolve_to_districts(c, by="district_vn", population="pop")
+        readers.dissolve_to_districts(c, by="district_vn", population="pop")
 
 
 def test_dissolve_without_type_prefix_asks_for_type_column() -> None:
     c = _communes()
     c["district_vn"] = ["Alpha"] * 4 + ["Beta"] * 2
     with pytest.raises(ColumnError, match="type"):
-        io.dissolve_to_districts(c, by="district_vn", population="pop")
+        readers.dissolve_to_districts(c, by="district_vn", population="pop")
     c["kind"] = ["urban"] * 4 + ["rural"] * 2
-    d = io.dissolve_to_districts(c, by="district_vn", population="pop", type_column="kind")
+    d = readers.dissolve_to_districts(c, by="district_vn", population="pop", type_column="kind")
     assert list(d["district_type"]) == ["urban", "rural"]
 
 
 def test_dissolve_requires_metric_crs() -> None:
     with pytest.raises(CRSError):
-        io.dissolve_to_districts(_communes().to_crs("EPSG:4326"), by="district_vn")
+        readers.dissolve_to_districts(_communes().to_crs("EPSG:4326"), by="district_vn")
 
 
 # --------------------------------------------------------------------------- population
@@ -246,18 +248,18 @@ def test_read_population_polygons_rejects_nan_and_negative(tmp_path: Path) -> No
     p = tmp_path / "pop.gpkg"
     c.to_file(p)
     with pytest.raises(PopulationError) as ei:
-        io.read_population_polygons(p, column="pop")
+        readers.read_population_polygons(p, column="pop")
     assert "rows 1, 3" in str(ei.value) and "pop.gpkg" in str(ei.value)
 
 
 def test_read_population_polygons_ok(tmp_path: Path) -> None:
     p = tmp_path / "pop.gpkg"
     _communes().to_file(p)
-    out = io.read_population_polygons(p, column="pop", keep_columns=["commune"])
+    out = readers.read_population_polygons(p, column="pop", keep_columns=["commune"])
     assert out["population"].sum() == 11_200.0
     assert list(out.columns) == ["population", "commune", "geometry"]
     with pytest.raises(ColumnError, match="popul"):
-        io.read_population_polygons(p, column="popul")
+        readers.read_population_polygons(p, column="popul")
 
 
 def _write_raster(path: Path, arr: np.ndarray, crs: str | None, nodata: float | None) -> Path:
@@ -284,17 +286,17 @@ def test_read_population_raster_checks(tmp_path: Path) -> None:
     arr = np.full((4, 5), 10.0)
     arr[0, 0] = -9999.0
     ok = _write_raster(tmp_path / "ok.tif", arr, UTM, -9999.0)
-    assert io.read_population_raster(ok) == ok
+    assert readers.read_population_raster(ok) == ok
     with pytest.raises(CRSError, match=r"nocrs\.tif"):
-        io.read_population_raster(_write_raster(tmp_path / "nocrs.tif", arr, None, -9999.0))
+        readers.read_population_raster(_write_raster(tmp_path / "nocrs.tif", arr, None, -9999.0))
     with pytest.raises(PopulationError, match="negative"):
-        io.read_population_raster(_write_raster(tmp_path / "neg.tif", arr, UTM, None))
+        readers.read_population_raster(_write_raster(tmp_path / "neg.tif", arr, UTM, None))
     with pytest.raises(DataFileError, match=r"missing\.tif"):
-        io.read_population_raster(tmp_path / "missing.tif")
+        readers.read_population_raster(tmp_path / "missing.tif")
     junk = tmp_path / "junk.tif"
     junk.write_bytes(b"not a tiff")
     with pytest.raises(DataFileError, match=r"junk\.tif"):
-        io.read_population_raster(junk)
+        readers.read_population_raster(junk)
 
 
 # --------------------------------------------------------------------------- sites
@@ -306,7 +308,7 @@ def _study() -> Polygon:
 
 def test_read_sites_csv(tmp_path: Path) -> None:
     p = _sites_csv(tmp_path, _site_rows())
-    s = io.read_sites(p, columns=SITE_COLS, study_area=_study(), max_tenants=3)
+    s = readers.read_sites(p, columns=SITE_COLS, study_area=_study(), max_tenants=3)
     assert list(s.columns) == [
         "site_id",
         "operator",
@@ -331,7 +333,7 @@ def test_read_sites_tenant_count_and_generated_ids(tmp_path: Path) -> None:
         r["tenants"] = n
     p = _sites_csv(tmp_path, rows)
     cols = {k: v for k, v in SITE_COLS.items() if k != "site_id"}
-    s = io.read_sites(p, columns=cols, max_tenants=3)
+    s = readers.read_sites(p, columns=cols, max_tenants=3)
     assert list(s["site_id"]) == ["S0001", "S0002", "S0003"]
     assert list(s["n_tenants"]) == [1, 2, 4]
     assert list(s["max_tenants"]) == [3, 3, 4]
@@ -342,14 +344,14 @@ def test_read_sites_duplicate_ids(tmp_path: Path) -> None:
     rows[2]["id"] = "BTS-0"
     p = _sites_csv(tmp_path, rows)
     with pytest.raises(DuplicateIDError) as ei:
-        io.read_sites(p, columns=SITE_COLS)
+        readers.read_sites(p, columns=SITE_COLS)
     assert "BTS-0" in str(ei.value) and "sites.csv" in str(ei.value)
 
 
 def test_read_sites_missing_column_lists_columns(tmp_path: Path) -> None:
     p = _sites_csv(tmp_path, _site_rows())
     with pytest.raises(ColumnError) as ei:
-        io.read_sites(p, columns={**SITE_COLS, "operator": "carrier"})
+        readers.read_sites(p, columns={**SITE_COLS, "operator": "carrier"})
     msg = str(ei.value)
     assert "carrier" in msg and "x_lon" in msg and "owner" in msg
 
@@ -358,13 +360,13 @@ def test_read_sites_swapped_lon_lat(tmp_path: Path) -> None:
     p = _sites_csv(tmp_path, _site_rows())
     swapped = {**SITE_COLS, "lon": "y_lat", "lat": "x_lon"}
     with pytest.raises(StudyAreaError) as ei:
-        io.read_sites(p, columns=swapped, study_area=_study(), source_crs="EPSG:4326")
+        readers.read_sites(p, columns=swapped, study_area=_study(), source_crs="EPSG:4326")
     msg = str(ei.value)
     assert "3 of 3 points fall outside the study area; are lon and lat swapped?" in msg
     assert "'lon': 'x_lon'" in msg and "sites.csv" in msg
     # |lat| > 90 is caught even without a study area
     with pytest.raises(StudyAreaError, match="swapped"):
-        io.read_sites(p, columns=swapped)
+        readers.read_sites(p, columns=swapped)
 
 
 def test_read_sites_swap_hint_where_both_orders_are_valid(tmp_path: Path) -> None:
@@ -377,7 +379,7 @@ def test_read_sites_swap_hint_where_both_orders_are_valid(tmp_path: Path) -> Non
     ]
     p = _sites_csv(tmp_path, rows)
     with pytest.raises(StudyAreaError) as ei:
-        io.read_sites(p, crs="EPSG:3857", study_area=study)
+        readers.read_sites(p, crs="EPSG:3857", study_area=study)
     msg = str(ei.value)
     assert "4 of 4 points fall outside the study area; are lon and lat swapped?" in msg
     assert "swapping them would put 4 of these 4 inside" in msg
@@ -388,10 +390,10 @@ def test_read_sites_outside_without_swap_hint(tmp_path: Path) -> None:
     rows[1]["x_lon"] = float(str(rows[1]["x_lon"])) + 0.5  # ~55 km east
     p = _sites_csv(tmp_path, rows)
     with pytest.raises(StudyAreaError) as ei:
-        io.read_sites(p, columns=SITE_COLS, study_area=_study())
+        readers.read_sites(p, columns=SITE_COLS, study_area=_study())
     msg = str(ei.value)
     assert msg.count("1 of 3 points fall outside") == 1 and "would not" in msg and "BTS-1" in msg
-    kept = io.read_sites(p, columns=SITE_COLS, study_area=_study(), outside="drop")
+    kept = readers.read_sites(p, columns=SITE_COLS, study_area=_study(), outside="drop")
     assert list(kept["site_id"]) == ["BTS-0", "BTS-2"]
 
 
@@ -403,7 +405,7 @@ def test_read_sites_gpkg_points(tmp_path: Path) -> None:
     ).to_crs("EPSG:4326")
     p = tmp_path / "sites.gpkg"
     g.to_file(p)
-    s = io.read_sites(p, study_area=gpd.GeoSeries([_study()], crs=UTM))
+    s = readers.read_sites(p, study_area=gpd.GeoSeries([_study()], crs=UTM))
     assert list(s["site_id"]) == ["a", "b"] and list(s["n_tenants"]) == [1, 1]
     assert s.geometry.iloc[1].x == pytest.approx(X0 + 900, abs=0.01)
 
@@ -426,15 +428,15 @@ def _cells() -> pd.DataFrame:
     add(0, 2000, 5, "GSM", 5)  # C Vietnamobile
     add(30, 2000, 5, "GSM", 6)  # C Vietnamobile
     add(500, 500, 99, "LTE", 7)  # D unknown network
-    return pd.DataFrame(rows, columns=list(io.OPENCELLID_COLUMNS))
+    return pd.DataFrame(rows, columns=list(readers.OPENCELLID_COLUMNS))
 
 
 @pytest.mark.parametrize("header", [True, False])
 def test_read_opencellid(tmp_path: Path, header: bool) -> None:
     p = tmp_path / "cells.csv"
     _cells().to_csv(p, index=False, header=header)
-    df = io.read_opencellid(p)
-    assert len(df) == 7 and list(df.columns) == list(io.OPENCELLID_COLUMNS)
+    df = readers.read_opencellid(p)
+    assert len(df) == 7 and list(df.columns) == list(readers.OPENCELLID_COLUMNS)
     assert df["net"].tolist() == [4, 4, 1, 2, 5, 5, 99]
     assert df["lat"].iloc[0] == pytest.approx(_cells()["lat"].iloc[0])
 
@@ -443,11 +445,11 @@ def test_read_opencellid_wrong_columns(tmp_path: Path) -> None:
     p = tmp_path / "cells.csv"
     _cells().iloc[:, :10].to_csv(p, index=False)
     with pytest.raises(DataFileError, match="10 columns"):
-        io.read_opencellid(p)
+        readers.read_opencellid(p)
 
 
 def test_cluster_cells_to_sites() -> None:
-    sites = io.cluster_cells_to_sites(_cells(), eps_m=50.0)
+    sites = readers.cluster_cells_to_sites(_cells(), eps_m=50.0)
     assert len(sites) == 4
     a, b, c, d = (sites.iloc[i] for i in range(4))
     assert a["operators"] == "Viettel;MobiFone" and a["operator"] == "Viettel"
@@ -465,16 +467,16 @@ def test_cluster_cells_to_sites() -> None:
 
 def test_cluster_cells_eps_separates_and_min_samples_drops_noise() -> None:
     # with eps 20 m the two Vietnamobile cells 30 m apart are separate structures
-    assert len(io.cluster_cells_to_sites(_cells(), eps_m=20.0)) == 5
+    assert len(readers.cluster_cells_to_sites(_cells(), eps_m=20.0)) == 5
     # min_samples=2: single-cell structures B and D are noise
-    s = io.cluster_cells_to_sites(_cells(), eps_m=50.0, min_samples=2)
+    s = readers.cluster_cells_to_sites(_cells(), eps_m=50.0, min_samples=2)
     assert s["n_cells"].tolist() == [3, 2]
 
 
 def test_cluster_cells_swapped_coordinates() -> None:
     swapped = _cells().rename(columns={"lon": "lat", "lat": "lon"})  # lat holds ~105.78
     with pytest.raises(StudyAreaError, match="7 of 7 cells"):
-        io.cluster_cells_to_sites(swapped)
+        readers.cluster_cells_to_sites(swapped)
 
 
 # --------------------------------------------------------------------------- POIs and roads
@@ -488,7 +490,7 @@ def test_read_pois_category_and_polygons(tmp_path: Path) -> None:
     )
     p = tmp_path / "pois.geojson"
     g.to_crs("EPSG:4326").to_file(p)
-    out = io.read_pois(
+    out = readers.read_pois(
         p, columns={"category": "loai"}, category_map={"bv": "hospital", "th": "school"}
     )
     assert list(out["category"]) == ["hospital", "school", "market"]
@@ -497,10 +499,10 @@ def test_read_pois_category_and_polygons(tmp_path: Path) -> None:
     assert set(out.geom_type) == {"Point"}
     assert _sq(1, 1, 100).contains(out.geometry.iloc[1])
     assert set(out["source"]) == {"pois.geojson"}
-    fixed = io.read_pois(p, category="hospital")
+    fixed = readers.read_pois(p, category="hospital")
     assert set(fixed["category"]) == {"hospital"}
     with pytest.raises(ColumnError, match="category"):
-        io.read_pois(p)
+        readers.read_pois(p)
 
 
 def test_read_roads_classes(tmp_path: Path) -> None:
@@ -519,15 +521,15 @@ def test_read_roads_classes(tmp_path: Path) -> None:
     )
     p = tmp_path / "roads.gpkg"
     g.to_file(p)
-    r = io.read_roads(p)
+    r = readers.read_roads(p)
     assert list(r["road_class"]) == ["national", "provincial", "local", "duong dat"]
     assert list(r["name"]) == ["QL1", "TL 923", "", "x"]
-    r2 = io.read_roads(p, class_map={"duong dat": "local"})
+    r2 = readers.read_roads(p, class_map={"duong dat": "local"})
     assert list(r2["road_class"]) == ["national", "provincial", "local", "local"]
     pts = tmp_path / "pts.gpkg"
     gpd.GeoDataFrame(geometry=[Point(X0, Y0)], crs=UTM).to_file(pts)
     with pytest.raises(GeometryError, match="line"):
-        io.read_roads(pts)
+        readers.read_roads(pts)
 
 
 def _osm_xml(path: Path) -> Path:
@@ -550,12 +552,12 @@ def _osm_xml(path: Path) -> Path:
 
 def test_graph_from_osm_file_and_roads(tmp_path: Path) -> None:
     p = _osm_xml(tmp_path / "grid.osm")
-    G = io.graph_from_osm_file(p, simplify=False)
+    G = readers.graph_from_osm_file(p, simplify=False)
     assert G.number_of_nodes() == 9
     # 6 ways x 2 segments, two-way except the oneway way: 5*2*2 + 1*2
     assert G.number_of_edges() == 22
     assert "32648" in str(G.graph["crs"])
-    roads = io.roads_from_graph(G)
+    roads = readers.roads_from_graph(G)
     assert len(roads) == 12  # each segment once
     counts = roads["road_class"].value_counts().to_dict()
     assert counts == {"national": 2, "provincial": 2, "local": 8}
@@ -568,9 +570,9 @@ def test_graph_from_osm_file_rejects_pbf_and_missing(tmp_path: Path) -> None:
     pbf = tmp_path / "city.osm.pbf"
     pbf.write_bytes(b"\x00")
     with pytest.raises(DataFileError, match="osmium"):
-        io.graph_from_osm_file(pbf)
+        readers.graph_from_osm_file(pbf)
     with pytest.raises(DataFileError, match="not found"):
-        io.graph_from_osm_file(tmp_path / "none.osm")
+        readers.graph_from_osm_file(tmp_path / "none.osm")
 
 
 def test_graph_from_place_online_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -591,7 +593,7 @@ def test_graph_from_place_online_recorded(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(ox.settings, "use_cache", False)
     monkeypatch.setattr(ox._overpass, "_overpass_request", fake_overpass)
     monkeypatch.setattr(ox._nominatim, "_nominatim_request", fake_nominatim)
-    G = io.graph_from_place_online("Synthetic Ward", simplify=False, retain_all=True)
+    G = readers.graph_from_place_online("Synthetic Ward", simplify=False, retain_all=True)
     assert calls == ["nominatim", "overpass"]
     assert G.number_of_nodes() == 9 and G.number_of_edges() == 22
     assert "32648" in str(G.graph["crs"])
@@ -608,7 +610,7 @@ def test_graph_from_place_online_errors_are_data_file_errors(
     monkeypatch.setattr(ox.settings, "use_cache", False)
     monkeypatch.setattr(ox._nominatim, "_nominatim_request", fail)
     with pytest.raises(DataFileError, match="graph_from_osm_file"):
-        io.graph_from_place_online("Nowhere")
+        readers.graph_from_place_online("Nowhere")
 
 
 # --------------------------------------------------------------------------- load_inputs
@@ -645,7 +647,7 @@ def test_load_inputs_files(tmp_path: Path) -> None:
         "roads": {"path": "roads.osm"},
     }
     scen = scenario_from_dict(_scenario_dict(data, tmp_path))
-    inp = io.load_inputs(scen)
+    inp = readers.load_inputs(scen)
     assert inp.data_kind == "test-files"
     assert list(inp.districts["district"]) == ["Alpha", "Beta"]
     assert isinstance(inp.population, gpd.GeoDataFrame)
@@ -674,7 +676,7 @@ def test_load_inputs_sites_outside_study_area(tmp_path: Path) -> None:
     }
     scen = scenario_from_dict(_scenario_dict(data, tmp_path))
     with pytest.raises(StudyAreaError, match="1 of 3 points fall outside"):
-        io.load_inputs(scen)
+        readers.load_inputs(scen)
 
 
 def test_load_inputs_opencellid_and_raster(tmp_path: Path) -> None:
@@ -691,7 +693,7 @@ def test_load_inputs_opencellid_and_raster(tmp_path: Path) -> None:
         "existing_sites": {"path": "452.csv.gz"},
     }
     scen = scenario_from_dict(_scenario_dict(data, tmp_path))
-    inp = io.load_inputs(scen)
+    inp = readers.load_inputs(scen)
     assert isinstance(inp.population, Path)
     # district totals from the raster: Alpha has 2 km x 1 km of raster, Beta 1 km x 1 km
     assert inp.districts["population"].to_numpy() == pytest.approx([400.0, 200.0], rel=1e-9)
@@ -716,13 +718,13 @@ def test_load_inputs_opencellid_swapped(tmp_path: Path) -> None:
     }
     scen = scenario_from_dict(_scenario_dict(data, tmp_path))
     with pytest.raises(StudyAreaError) as ei:
-        io.load_inputs(scen)
+        readers.load_inputs(scen)
     msg = str(ei.value)
     assert "7 of 7 cells fall outside the study area" in msg and "would put 7 inside" in msg
 
 
 def test_load_inputs_demo_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("towerplan.demo")
+    fake = types.ModuleType("towerplan.inputs.demo")
     seen: list[str] = []
 
     def load_demo(scenario: object) -> str:
@@ -730,8 +732,8 @@ def test_load_inputs_demo_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
         return "demo-inputs"
 
     fake.load_demo = load_demo  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "towerplan.demo", fake)
+    monkeypatch.setitem(sys.modules, "towerplan.inputs.demo", fake)
     text = (resources.files("towerplan") / "scenarios" / "cantho-2020.yaml").read_text("utf-8")
     scen = scenario_from_dict(yaml.safe_load(text))
-    assert io.load_inputs(scen) == "demo-inputs"
+    assert readers.load_inputs(scen) == "demo-inputs"
     assert seen == ["cantho-2020"]

@@ -15,8 +15,8 @@ import pytest
 from _layers_fixture import EVIL, make_layers
 from shapely.geometry import LineString, Point
 
-from towerplan import _assets, maps
 from towerplan.errors import CRSError, ParameterError
+from towerplan.outputs import _assets, maps
 
 REGISTRY_RE = re.compile(r'^\s*("(?:[^"\\]|\\.)*"): \[(\w+), (\d+)\],$', re.MULTILINE)
 
@@ -248,7 +248,7 @@ def test_static_assets_match_source_md() -> None:
 def test_gap_not_covered_by_any_operator() -> None:
     from shapely.geometry import box
 
-    from towerplan import _themes
+    from towerplan.outputs import _themes
 
     layers, summary, kpis = make_layers(n_existing=5, n_proposed=3)
     x0, y0 = layers["districts"].geometry.iloc[0].centroid.coords[0]

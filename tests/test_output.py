@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from towerplan._output import check_out_dir, staged_output
 from towerplan.errors import OutputError
+from towerplan.outputs.folder import check_out_dir, staged_output
 
 
 def test_staged_output_moves_into_place(tmp_path: Path) -> None:

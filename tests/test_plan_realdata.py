@@ -131,7 +131,7 @@ def test_real_pois_roads_undergrounding_wifi(real_run: dict[str, Any]) -> None:
 
 def test_osm_xml_roads_through_load_inputs(shared_data: Path) -> None:
     """A scenario naming an OSM XML road file goes through osmnx.graph_from_xml."""
-    from towerplan import io as tio
+    from towerplan.inputs import readers as tio
     from towerplan.scenario import scenario_from_dict
 
     census = shared_data / "censusvn2009" / "cantho_communes_2009census.geojson"

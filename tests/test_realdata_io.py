@@ -1,4 +1,4 @@
-"""Integration tests of towerplan.io / towerplan.demand on the real Cần Thơ data in ../shared/data.
+"""Integration tests of towerplan.inputs.readers / towerplan.demand on the real Cần Thơ data in ../shared/data.
 
 Facts used (from the folders' SOURCE.md files): the censusVN2009 communes are 85 units in 9
 districts summing to 1,109,814 people (2009 census, with a known deficit in Ninh Kiều and
@@ -15,7 +15,8 @@ import geopandas as gpd
 import pytest
 import yaml
 
-from towerplan import demand, io
+from towerplan import demand
+from towerplan.inputs import readers
 from towerplan.scenario import scenario_from_dict
 
 pytestmark = pytest.mark.realdata
@@ -38,7 +39,7 @@ CENSUS_COMMUNE_TOTAL = 1_109_814  # censusvn2009/SOURCE.md
 
 @pytest.fixture(scope="module")
 def districts(shared_data: Path) -> gpd.GeoDataFrame:
-    return io.read_districts(
+    return readers.read_districts(
         shared_data / COMMUNES,
         columns={"name": "district_vn", "code": "district_id", "population": "population"},
     )
@@ -46,7 +47,7 @@ def districts(shared_data: Path) -> gpd.GeoDataFrame:
 
 @pytest.fixture(scope="module")
 def communes(shared_data: Path) -> gpd.GeoDataFrame:
-    return io.read_population_polygons(
+    return readers.read_population_polygons(
         shared_data / COMMUNES, column="population", keep_columns=["district_vn", "commune_vn"]
     )
 
@@ -101,7 +102,7 @@ def test_commune_grid_conserves_population(
 def test_thesis_pois(
     shared_data: Path, districts: gpd.GeoDataFrame, fname: str, category: str, n: int
 ) -> None:
-    pois = io.read_pois(shared_data / THESIS / fname, category=category)
+    pois = readers.read_pois(shared_data / THESIS / fname, category=category)
     assert len(pois) == n
     assert set(pois["category"]) == {category}
     assert (pois["name"] != "").mean() > 0.9  # 'ten' column used for names
@@ -112,7 +113,7 @@ def test_thesis_pois(
 
 
 def test_thesis_roads(shared_data: Path) -> None:
-    roads = io.read_roads(shared_data / THESIS / "giaothong_roads.geojson")
+    roads = readers.read_roads(shared_data / THESIS / "giaothong_roads.geojson")
     assert len(roads) == 1896
     assert roads["road_class"].value_counts().to_dict() == {
         "local": 1516,
@@ -127,7 +128,7 @@ def test_thesis_roads(shared_data: Path) -> None:
 
 def test_thesis_2008_districts_ascii_prefixes(shared_data: Path) -> None:
     path = shared_data / THESIS / "quanhuyen_districts_2008.geojson"
-    d = io.read_districts(path, columns={"name": "Ten", "population": "Dan_so"})
+    d = readers.read_districts(path, columns={"name": "Ten", "population": "Dan_so"})
     raw = gpd.read_file(path)
     assert len(d) == 8
     assert d["population"].sum() == raw["Dan_so"].sum()
@@ -136,11 +137,11 @@ def test_thesis_2008_districts_ascii_prefixes(shared_data: Path) -> None:
 
 
 def test_graph_from_osm_file_west_oakland(shared_data: Path) -> None:
-    G = io.graph_from_osm_file(shared_data / "osm_xml_test_osmnx/West-Oakland.osm.bz2")
+    G = readers.graph_from_osm_file(shared_data / "osm_xml_test_osmnx/West-Oakland.osm.bz2")
     # osmnx 2.1.1 graph_from_xml defaults (simplify=True, retain_all=False): 47 / 106 (SOURCE.md)
     assert (G.number_of_nodes(), G.number_of_edges()) == (47, 106)
     assert "32648" in str(G.graph["crs"])
-    roads = io.roads_from_graph(G)
+    roads = readers.roads_from_graph(G)
     assert len(roads) > 0 and roads["length_m"].gt(0).all()
     assert set(roads["road_class"]) <= {"national", "provincial", "local", "unknown"}
 
@@ -148,9 +149,9 @@ def test_graph_from_osm_file_west_oakland(shared_data: Path) -> None:
 def test_graph_from_osm_file_cantho_bus_route(shared_data: Path) -> None:
     path = shared_data / "osm_cantho_busstops_busmap/cantho_bus_route_17924282.osm"
     # the route's member ways carry no highway tag: keep every node and way
-    G = io.graph_from_osm_file(path, simplify=False, retain_all=True)
+    G = readers.graph_from_osm_file(path, simplify=False, retain_all=True)
     assert (G.number_of_nodes(), G.number_of_edges()) == (710, 1154)  # SOURCE.md
-    roads = io.roads_from_graph(G)
+    roads = readers.roads_from_graph(G)
     assert set(roads["road_class"]) == {"unknown"}
     assert len(roads) == 1154 // 2  # untagged ways are two-way: each segment kept once
     # osmnx's spherical great-circle lengths agree with the projected (ellipsoidal, UTM)
@@ -177,7 +178,7 @@ def test_load_inputs_real_files(shared_data: Path) -> None:
         ],
         "roads": {"path": f"{THESIS}/giaothong_roads.geojson"},
     }
-    inp = io.load_inputs(scenario_from_dict(raw))
+    inp = readers.load_inputs(scenario_from_dict(raw))
     assert inp.data_kind == "cantho-census2009-thesis2008"
     assert len(inp.districts) == 9 and inp.districts["population"].sum() == CENSUS_COMMUNE_TOTAL
     assert inp.pois["category"].value_counts().to_dict() == {

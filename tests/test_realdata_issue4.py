@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from towerplan import backhaul as bh
-from towerplan import io
-from towerplan import undergrounding as ug
+from towerplan.infrastructure import backhaul as bh
+from towerplan.infrastructure import undergrounding as ug
+from towerplan.inputs import readers
 from towerplan.scenario import load_scenario
 
 pytestmark = pytest.mark.realdata
@@ -27,7 +27,7 @@ URBAN = {"Ninh Kiều", "Bình Thủy", "Cái Răng", "Ô Môn", "Thốt Nốt"}
 
 @pytest.fixture(scope="module")
 def districts(shared_data: Path) -> gpd.GeoDataFrame:
-    return io.read_districts(
+    return readers.read_districts(
         shared_data / "censusvn2009" / "cantho_communes_2009census.geojson",
         columns={"name": "district_vn"},
     )
@@ -35,7 +35,7 @@ def districts(shared_data: Path) -> gpd.GeoDataFrame:
 
 @pytest.fixture(scope="module")
 def roads(shared_data: Path) -> gpd.GeoDataFrame:
-    return io.read_roads(shared_data / THESIS / "giaothong_roads.geojson")
+    return readers.read_roads(shared_data / THESIS / "giaothong_roads.geojson")
 
 
 def test_districts_and_roads_read(districts: gpd.GeoDataFrame, roads: gpd.GeoDataFrame) -> None:
@@ -111,8 +111,8 @@ def test_backhaul_on_thesis_roads(
     shared_data: Path, districts: gpd.GeoDataFrame, roads: gpd.GeoDataFrame
 ) -> None:
     # post offices (VNPT exchanges) stand in for existing sites, schools for new ones
-    ex = io.read_pois(shared_data / THESIS / "buudien_post_offices.geojson", category="x")
-    new = io.read_pois(shared_data / THESIS / "truong_schools.geojson", category="x")
+    ex = readers.read_pois(shared_data / THESIS / "buudien_post_offices.geojson", category="x")
+    new = readers.read_pois(shared_data / THESIS / "truong_schools.geojson", category="x")
     ex["site_id"] = [f"PO{i:02d}" for i in range(len(ex))]
     new["site_id"] = [f"S{i:02d}" for i in range(len(new))]
     g = bh.road_graph_from_lines(roads)
@@ -147,7 +147,7 @@ def _undirected(g: nx.MultiDiGraph) -> nx.Graph:
 def test_backhaul_on_osm_xml_matches_networkx(
     shared_data: Path, name: str, crs: str, n_nodes: int
 ) -> None:
-    g = io.graph_from_osm_file(shared_data / "osm_xml_test_osmnx" / name, crs)
+    g = readers.graph_from_osm_file(shared_data / "osm_xml_test_osmnx" / name, crs)
     assert g.number_of_nodes() == n_nodes
     nodes = sorted(g.nodes)
     rng = np.random.default_rng(0)
@@ -178,7 +178,7 @@ def test_backhaul_on_osm_xml_matches_networkx(
 
 def test_backhaul_on_cantho_bus_route_osm(shared_data: Path, districts: gpd.GeoDataFrame) -> None:
     folder = shared_data / "osm_cantho_busstops_busmap"
-    g = io.graph_from_osm_file(
+    g = readers.graph_from_osm_file(
         folder / "cantho_bus_route_17924282.osm", "EPSG:32648", simplify=False, retain_all=True
     )
     assert (g.number_of_nodes(), g.number_of_edges()) == (710, 1154)
@@ -218,7 +218,7 @@ POI_FILES = {
 @pytest.fixture(scope="module")
 def thesis_pois(shared_data: Path) -> gpd.GeoDataFrame:
     parts = [
-        io.read_pois(shared_data / THESIS / f"{f}.geojson", category=c)
+        readers.read_pois(shared_data / THESIS / f"{f}.geojson", category=c)
         for f, c in POI_FILES.items()
     ]
     return pd.concat(parts, ignore_index=True)
@@ -238,7 +238,7 @@ def test_wifi_hotspots_on_thesis_pois(
 ) -> None:
     from scipy.spatial import cKDTree
 
-    from towerplan import wifi
+    from towerplan.infrastructure import wifi
 
     counts = thesis_pois["category"].value_counts().to_dict()
     assert counts == {"school": 68, "admin_centre": 62, "market": 44, "tourism": 34, "hospital": 29}

@@ -1,4 +1,4 @@
-"""Tests of towerplan.sharing: co-location candidates, sharing rate, ILP, cost model."""
+"""Tests of towerplan.infrastructure.sharing: co-location candidates, sharing rate, ILP, cost model."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 import yaml
 from shapely.geometry import Point, box
 
-from towerplan import sharing as sh
 from towerplan.errors import (
     ColumnError,
     CRSError,
@@ -21,6 +20,7 @@ from towerplan.errors import (
     ParameterError,
     ScenarioError,
 )
+from towerplan.infrastructure import sharing as sh
 from towerplan.scenario import UnitCosts, load_scenario, scenario_from_dict
 
 CRS = "EPSG:32648"

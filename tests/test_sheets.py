@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib_scalebar.scalebar import ScaleBar
 from PIL import Image
 
-from towerplan import sheets
 from towerplan.errors import CRSError, ParameterError
+from towerplan.outputs import sheets
 
 
 def _texts(fig: Figure) -> list[str]:

@@ -11,8 +11,9 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from towerplan import _mclp, siting
+from towerplan import siting
 from towerplan.coverage import operator_coverage, points_xy
+from towerplan.siting import _mclp
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,4 +1,4 @@
-"""Tests of towerplan.undergrounding: road/cable km, trajectory, consistency verdict."""
+"""Tests of towerplan.infrastructure.undergrounding: road/cable km, trajectory, consistency verdict."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import yaml
 from shapely.geometry import LineString, box
 
-from towerplan import undergrounding as ug
 from towerplan.errors import ColumnError, CRSError, ParameterError, ScenarioError
+from towerplan.infrastructure import undergrounding as ug
 from towerplan.scenario import (
     FibreTargets,
     UndergroundingTargets,

@@ -1,4 +1,4 @@
-"""Tests of towerplan.wifi: POI categories and hotspots placed by set covering."""
+"""Tests of towerplan.infrastructure.wifi: POI categories and hotspots placed by set covering."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from shapely.geometry import Point, Polygon, box
 
-from towerplan import wifi
 from towerplan.errors import ColumnError, CRSError, ParameterError
+from towerplan.infrastructure import wifi
 
 CRS = "EPSG:32648"
 X0, Y0 = 580_000.0, 1_110_000.0

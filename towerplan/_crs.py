@@ -45,7 +45,7 @@ def require_metric(gdf: gpd.GeoDataFrame | gpd.GeoSeries, name: str) -> CRS:
     if not crs.is_projected:
         raise CRSError(
             f"{name}: CRS {crs.to_string()} is geographic (degrees); reproject it to a metric CRS "
-            f"first, e.g. gdf.to_crs('{DEFAULT_CRS}') or towerplan.io.to_working_crs()"
+            f"first, e.g. gdf.to_crs('{DEFAULT_CRS}') or towerplan.inputs.readers.to_working_crs()"
         )
     units = {ax.unit_name for ax in crs.axis_info}
     if not units <= {"metre", "meter", "m"}:

@@ -178,9 +178,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     import json
 
-    from towerplan import export
-    from towerplan._output import staged_output
     from towerplan.errors import DataFileError
+    from towerplan.outputs import export
+    from towerplan.outputs.folder import staged_output
     from towerplan.scenario import ExportSettings, load_scenario
 
     gpkg = args.src / "towerplan.gpkg"
@@ -253,7 +253,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from towerplan import io as tio
+    from towerplan.inputs import readers as tio
     from towerplan.scenario import load_scenario
 
     scen = load_scenario(args.scenario)

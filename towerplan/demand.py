@@ -161,7 +161,7 @@ class DemandGrid:
                 if c not in districts.columns:
                     raise ColumnError(
                         f"districts: column '{c}' not found; give districts from "
-                        "towerplan.io.read_districts (columns district, district_type)"
+                        "towerplan.inputs.readers.read_districts (columns district, district_type)"
                     )
             d = districts.to_crs(self.crs) if CRS(districts.crs) != CRS(self.crs) else districts
             if keep_empty:
@@ -373,7 +373,7 @@ def grid_from_polygons(
     ):
         raise GeometryError(
             "population polygons: every feature must be a non-empty (Multi)Polygon, found "
-            f"{sorted(gtypes)} / empty geometries; fix the layer (towerplan.io.read_vector repairs)"
+            f"{sorted(gtypes)} / empty geometries; fix the layer (towerplan.inputs.readers.read_vector repairs)"
         )
     b = tuple(polys.total_bounds) if bounds is None else tuple(bounds)
     transform, rows, cols = grid_for_bounds(b, cell_size)  # type: ignore[arg-type]
@@ -500,7 +500,7 @@ def grid_from_raster(
     from rasterio.warp import transform_bounds
     from rasterio.windows import Window
 
-    from towerplan.io import check_population_array, read_population_raster
+    from towerplan.inputs.readers import check_population_array, read_population_raster
 
     target = CRS.from_user_input(crs)
     if not target.is_projected:

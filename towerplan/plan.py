@@ -1,7 +1,7 @@
 """The end-to-end plan: scenario + data -> proposed sites, KPIs, layers, maps.
 
 :func:`run_plan` is what ``towerplan plan`` runs.  It is one code path for the
-built-in demo and for real data: only :func:`towerplan.io.load_inputs` differs.
+built-in demo and for real data: only :func:`towerplan.inputs.readers.load_inputs` differs.
 
 Steps
 -----
@@ -32,12 +32,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from towerplan import coverage, demand, kpis, siting
-from towerplan import io as tio
 from towerplan._crs import require_metric
 from towerplan._gaps import gap_polygons
-from towerplan._inputs import DEMO_KIND, PlanInputs
-from towerplan._output import check_out_dir, staged_output
 from towerplan.errors import EmptyInputError
+from towerplan.inputs import readers as tio
+from towerplan.inputs._base import DEMO_KIND, PlanInputs
+from towerplan.outputs.folder import check_out_dir, staged_output
 from towerplan.scenario import Scenario
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def run_plan(
         Output folder; must not exist or be empty unless ``overwrite``.
         ``None`` computes without writing.
     inputs : PlanInputs, optional
-        Pre-loaded inputs (default: :func:`towerplan.io.load_inputs`).
+        Pre-loaded inputs (default: :func:`towerplan.inputs.readers.load_inputs`).
     overwrite : bool
         Replace a non-empty ``out_dir``.
     solver : {'auto', 'exact', 'heuristic'}, optional
@@ -586,7 +586,7 @@ def _infrastructure(
     dict[str, gpd.GeoDataFrame], dict[str, pd.DataFrame], dict[str, Any], pd.DataFrame, list[str]
 ]:
     """Sharing options, undergrounding plan, fibre backhaul and Wi-Fi hotspots."""
-    from towerplan import backhaul, sharing, undergrounding, wifi
+    from towerplan.infrastructure import backhaul, sharing, undergrounding, wifi
 
     layers: dict[str, gpd.GeoDataFrame] = {}
     tables: dict[str, pd.DataFrame] = {}
@@ -703,7 +703,7 @@ def _write_outputs(
     timings: dict[str, float],
     t0: float,
 ) -> list[Path]:
-    from towerplan import export
+    from towerplan.outputs import export
 
     files: list[Path] = []
     t = time.perf_counter()
@@ -743,7 +743,7 @@ def _write_outputs(
             }
         timings["best_server_raster"] = round(time.perf_counter() - t, 3)
     if maps:
-        from towerplan import maps as tmaps
+        from towerplan.outputs import maps as tmaps
 
         t = time.perf_counter()
         files.extend(
@@ -753,7 +753,7 @@ def _write_outputs(
         )
         timings["maps"] = round(time.perf_counter() - t, 3)
     if sheets:
-        from towerplan import sheets as tsheets
+        from towerplan.outputs import sheets as tsheets
 
         t = time.perf_counter()
         files.extend(

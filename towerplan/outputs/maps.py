@@ -45,7 +45,7 @@ from branca.element import Element, Figure, MacroElement
 from folium.map import Layer
 from folium.template import Template
 
-from towerplan import _assets, _themes
+from towerplan.outputs import _assets, _themes
 from towerplan.errors import ColumnError, CRSError, ParameterError
 
 logger = logging.getLogger(__name__)

@@ -43,7 +43,6 @@ from pyproj.exceptions import CRSError as _PyprojCRSError
 from shapely.geometry.base import BaseGeometry
 
 from towerplan._crs import DEFAULT_CRS, require_metric, to_working_crs
-from towerplan._inputs import PlanInputs
 from towerplan.errors import (
     ColumnError,
     CRSError,
@@ -55,6 +54,7 @@ from towerplan.errors import (
     PopulationError,
     StudyAreaError,
 )
+from towerplan.inputs._base import PlanInputs
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -1565,7 +1565,7 @@ def _empty_layer(columns: Sequence[str], crs: CRS) -> gpd.GeoDataFrame:
 def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInputs:
     """Read every input layer a scenario names, in its working CRS.
 
-    ``kind: demo`` returns :func:`towerplan.demo.load_demo`.  ``kind: files``
+    ``kind: demo`` returns :func:`towerplan.inputs.demo.load_demo`.  ``kind: files``
     reads ``data.districts`` (communes are dissolved when names repeat),
     ``data.population`` (polygons, or a raster path when the suffix is
     ``.tif``/``.tiff``/... or ``format: raster``; default: the district
@@ -1583,7 +1583,7 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
     """
     data = scenario.data
     if data.kind == "demo":
-        from towerplan.demo import load_demo
+        from towerplan.inputs.demo import load_demo
 
         return load_demo(scenario)
     crs = _parse_crs(scenario.crs, f"scenario {scenario.name}: crs")

@@ -31,8 +31,8 @@ import pandas as pd
 import shapely
 
 from towerplan._crs import to_working_crs
-from towerplan._inputs import DEMO_KIND, PlanInputs
 from towerplan.errors import DataFileError, ParameterError
+from towerplan.inputs._base import DEMO_KIND, PlanInputs
 from towerplan.scenario import Scenario
 
 logger = logging.getLogger(__name__)

@@ -35,7 +35,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib_scalebar.scalebar import ScaleBar
 
-from towerplan import __version__, _themes
+from towerplan import __version__
+from towerplan.outputs import _themes
 from towerplan.errors import CRSError, ParameterError
 
 logger = logging.getLogger(__name__)

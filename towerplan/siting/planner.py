@@ -1,7 +1,7 @@
 """Siting: candidate sites, multi-operator maximal coverage, set covering, capacity check.
 
 This module is the GeoDataFrame adapter; the optimisation core works on sparse
-matrices in :mod:`towerplan._mclp` and :mod:`towerplan._setcover`.
+matrices in :mod:`towerplan.siting._mclp` and :mod:`towerplan.siting._setcover`.
 
 Model (:func:`plan_new_sites`)
 ------------------------------
@@ -43,9 +43,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from towerplan import _mclp
 from towerplan._crs import require_metric
-from towerplan._setcover import SetCoverResult, solve_set_cover
 from towerplan.coverage import coverage_matrix, operator_coverage, points_xy
 from towerplan.errors import (
     ColumnError,
@@ -53,6 +51,8 @@ from towerplan.errors import (
     InfeasibleModelError,
     ParameterError,
 )
+from towerplan.siting import _mclp
+from towerplan.siting._setcover import SetCoverResult, solve_set_cover
 
 logger = logging.getLogger(__name__)
 

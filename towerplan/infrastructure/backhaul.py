@@ -1,7 +1,7 @@
 """Fibre backhaul: a route along the roads from each new site to the nearest existing site.
 
 **Graph.**  Either a routable road graph (an osmnx ``MultiDiGraph`` projected
-to the working CRS, e.g. from ``towerplan.io.graph_from_osm_file``; node
+to the working CRS, e.g. from ``towerplan.inputs.readers.graph_from_osm_file``; node
 attributes ``x``, ``y``; edge attribute ``length`` in metres and optional
 ``geometry``) or road lines, turned into a graph by
 :func:`road_graph_from_lines` (every vertex a node; vertices of different lines

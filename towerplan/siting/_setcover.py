@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan._mclp import _highs_solve_model, _row_hash_groups
 from towerplan.errors import InfeasibleModelError, ParameterError
+from towerplan.siting._mclp import _highs_solve_model, _row_hash_groups
 
 logger = logging.getLogger(__name__)
 

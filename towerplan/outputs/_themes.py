@@ -67,7 +67,7 @@ def underground_columns(
 ) -> UndergroundColumns | None:
     """Current and planned underground share columns of an ``underground_plan`` layer.
 
-    ``share_<year>`` columns (towerplan.undergrounding): the first year is the
+    ``share_<year>`` columns (towerplan.infrastructure.undergrounding): the first year is the
     current share, the plan column is the scenario year (``summary['year']``)
     when present, else the last milestone.  Otherwise the first numeric column
     with ``share`` in its name (and one with ``target``) is used.

@@ -7,7 +7,7 @@ schools, district administrative centres and the city centre.  POIs carry a
 (``tourism=*`` -> tourism; ``amenity=hospital|clinic`` -> hospital;
 ``amenity=school|college|university`` -> school; ``amenity=townhall`` or
 ``office=government`` -> admin_centre), and vector files get it from a
-category mapping (:func:`towerplan.io.read_pois`).  Only the categories listed
+category mapping (:func:`towerplan.inputs.readers.read_pois`).  Only the categories listed
 in the scenario (``wifi.categories``) are served; others are counted and
 dropped.
 
