@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,3 +21,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@contextlib.contextmanager
+def cpu_burner(n_procs: int = 2, max_s: float = 120.0) -> Iterator[None]:
+    """Saturate the cores with ``n_procs`` busy-loop subprocesses while the block runs.
+
+    Each process also stops by itself after ``max_s`` seconds; all are killed (by their
+    own process ids) when the block ends.
+    """
+    code = f"import time\nt = time.time() + {max_s}\nwhile time.time() < t:\n    pass\n"
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n_procs)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait(timeout=10)

@@ -1,9 +1,9 @@
-"""Behavioural guard: :func:`towerplan.siting._mclp._highs_solve` stops near its time limit.
+"""The HiGHS wrapper: deterministic work limits and the wall-clock safety stop.
 
 A generated multi-dimensional 0/1 knapsack (250 items, 8 capacity rows) that HiGHS cannot
-close in seconds is solved with ``time_limit_s=1``; the call must return within a loose
-wall-clock bound (this guards against unbounded overruns, it is not a benchmark) with a
-feasible incumbent (or the warm start) and a time-limit / interrupt status.
+close quickly is solved (a) with a node limit: twice, identical results, a feasible
+incumbent and a valid bound; (b) with a 1 s safety stop: the result says it was cut
+(``time_limited``), with a feasible incumbent (or the warm start).
 """
 
 from __future__ import annotations
@@ -11,72 +11,72 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.siting._mclp import _highs_solve
-
-_STOPPED = {"Time limit reached", "Interrupted by user"}
+from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 
 
-def _hard_knapsack(seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hard_knapsack(seed: int = 7) -> MilpModel:
     rng = np.random.default_rng(seed)
     n, m = 250, 8
     A = rng.integers(20, 100, size=(m, n)).astype(float)
     cap = 0.5 * A.sum(axis=1)
     obj = (A.sum(axis=0) + rng.integers(0, 10, n)).astype(float)
-    return obj, A, cap
-
-
-def _solve(start: np.ndarray | None) -> tuple[dict, None, np.ndarray, np.ndarray, np.ndarray]:
-    obj, A, cap = _hard_knapsack()
-    n, m = len(obj), len(cap)
-    res = _highs_solve(
-        obj,
-        np.zeros(n),
-        np.ones(n),
-        np.ones(n, dtype=bool),
-        sp.csr_matrix(A),
-        np.full(m, -np.inf),
-        cap,
-        0.0,
-        1.0,
-        0.0,
-        start,
+    return MilpModel(
+        obj=obj,
+        lo=np.zeros(n),
+        hi=np.ones(n),
+        integ=np.ones(n, dtype=bool),
+        M=sp.csr_matrix(A),
+        rlo=np.full(m, -np.inf),
+        rhi=cap,
     )
-    return res, None, obj, A, cap
 
 
-def _assert_feasible(x: np.ndarray, obj: np.ndarray, A: np.ndarray, cap: np.ndarray) -> None:
+def _assert_feasible(x: np.ndarray, model: MilpModel) -> None:
     assert np.all(np.abs(x - np.round(x)) < 1e-6)
     assert np.all((x > -1e-6) & (x < 1 + 1e-6))
-    assert np.all(A @ x <= cap + 1e-6)
+    assert np.all(model.M @ x <= model.rhi + 1e-6)
 
 
-def test_hard_milp_returns_near_time_limit_with_incumbent() -> None:
-    res, _, obj, A, cap = _solve(None)
-    # no wall-clock assertion (timings stay out of unit tests): the stop status shows that the
-    # limit, and not optimality, ended the solve
-    assert res["status"] in _STOPPED  # not proven optimal in 1 s: the limit did bite
-    assert res["x"] is not None
-    x = np.asarray(res["x"])
-    _assert_feasible(x, obj, A, cap)
-    assert abs(res["objective"] - float(obj @ x)) < 1e-6 * max(1.0, abs(res["objective"]))
-    # maximisation: the dual bound is above the incumbent and the reported gap is positive
-    assert res["bound"] >= res["objective"] - 1e-6
-    assert res["gap"] > 0.0
-    assert res["objective"] > 0.9 * res["bound"]
-
-
-def test_hard_milp_with_warm_start_keeps_at_least_the_start() -> None:
-    obj, A, cap = _hard_knapsack()
-    # greedy warm start: items by value density on the tightest row, while they fit
-    x0 = np.zeros(len(obj))
-    load = np.zeros(len(cap))
-    for j in np.argsort(-obj / A.max(axis=0)):
-        if np.all(load + A[:, j] <= cap):
+def _greedy_start(model: MilpModel) -> np.ndarray:
+    A = model.M.toarray()
+    x0 = np.zeros(model.n_col)
+    load = np.zeros(A.shape[0])
+    for j in np.argsort(-model.obj / A.max(axis=0)):
+        if np.all(load + A[:, j] <= model.rhi):
             x0[j] = 1.0
             load += A[:, j]
-    res, _, obj, A, cap = _solve(x0)
-    assert res["status"] in _STOPPED
-    x = np.asarray(res["x"])
-    _assert_feasible(x, obj, A, cap)
-    assert float(obj @ x) >= float(obj @ x0) - 1e-6
-    assert abs(res["objective"] - float(obj @ x)) < 1e-6 * max(1.0, abs(res["objective"]))
+    return x0
+
+
+def test_node_limit_is_deterministic_with_valid_bound() -> None:
+    model = _hard_knapsack()
+    limits = WorkLimits(max_nodes=300, mip_gap=0.0)
+    a = solve_model(model, limits)
+    b = solve_model(model, limits)
+    assert not a.time_limited and not b.time_limited
+    assert a.nodes == b.nodes and a.nodes >= 300
+    assert a.x is not None and b.x is not None
+    assert np.array_equal(a.x, b.x) and a.objective == b.objective and a.bound == b.bound
+    _assert_feasible(a.x, model)
+    assert abs(a.objective - float(model.obj @ a.x)) < 1e-6 * max(1.0, a.objective)
+    assert a.bound > a.objective  # not closed in 300 nodes: maximisation bound above
+    assert a.objective > 0.9 * a.bound
+
+
+def test_safety_stop_is_reported_and_keeps_the_start() -> None:
+    model = _hard_knapsack()
+    x0 = _greedy_start(model)
+    res = solve_model(model, WorkLimits(mip_gap=0.0, time_limit_s=1.0), x0)
+    assert res.time_limited  # the safety stop, not optimality, ended the solve
+    assert res.x is not None
+    _assert_feasible(res.x, model)
+    assert float(model.obj @ res.x) >= float(model.obj @ x0) - 1e-6
+    assert res.bound >= res.objective - 1e-6
+
+
+def test_lp_relaxation_bound_and_duals() -> None:
+    model = _hard_knapsack()
+    lp = solve_model(model, WorkLimits(), relax=True)
+    mip = solve_model(model, WorkLimits(max_nodes=50, mip_gap=0.0))
+    assert lp.status == "Optimal" and lp.row_dual is not None
+    assert lp.bound >= mip.bound - 1e-6 >= mip.objective - 1e-6

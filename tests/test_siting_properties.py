@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from towerplan import siting
 from towerplan.coverage import operator_coverage, points_xy
 from towerplan.siting import _mclp
+from towerplan.siting._highs import WorkLimits
 
+EXACT = WorkLimits(mip_gap=0.0)
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -103,12 +105,12 @@ def test_exact_equals_brute_force_and_bounds_hold(inst: dict) -> None:
     if not np.isfinite(best):
         return
     prob = _problem(inst)
-    ex = _mclp.solve_milp(prob, time_limit_s=20.0, mip_gap=0.0)
+    ex = _mclp.solve_milp(prob, EXACT)
     _feasible(inst, ex)
     assert _value(inst, ex) == pytest.approx(best, abs=1e-6)
     assert ex.objective == pytest.approx(best, abs=1e-6)
     try:
-        heur = _mclp.solve(prob, "heuristic", time_limit_s=5.0, mip_gap=0.0)
+        heur = _mclp.solve(prob, _mclp.SolveSettings("heuristic", mip_gap=0.0))
     except Exception as exc:  # greedy may be blocked by a conflict: must say so clearly
         assert "minimum spacing" in str(exc)
         return
@@ -116,6 +118,10 @@ def test_exact_equals_brute_force_and_bounds_hold(inst: dict) -> None:
     assert heur.objective == pytest.approx(_value(inst, heur), abs=1e-6)
     assert heur.objective <= best + 1e-6
     assert heur.upper_bound >= best - 1e-6  # the Lagrangian bound is valid
+    assert heur.upper_bound >= heur.objective - 1e-9
+    assert heur.stopped_by in ("gap", "work_limit")
+    if heur.stopped_by == "gap":  # certified within mip_gap = 0: bound met
+        assert heur.upper_bound - heur.objective <= 1e-9 * max(1.0, heur.upper_bound)
 
 
 @SETTINGS
@@ -124,14 +130,14 @@ def test_adding_a_candidate_never_lowers_the_optimum(inst: dict, seed: int) -> N
     if inst["A"].shape[1] >= 5 or not _has_solution(inst):
         return
     rng = np.random.default_rng(seed)
-    base = _mclp.solve_milp(_problem(inst), 20.0, 0.0).objective
+    base = _mclp.solve_milp(_problem(inst), EXACT).objective
     more = dict(inst)
     more["A"] = np.column_stack([inst["A"], rng.random(inst["A"].shape[0]) < 0.4])
     more["cap"] = np.append(inst["cap"], rng.integers(1, 4))
     if inst["conf"] is not None:
         m = more["A"].shape[1]
         more["conf"] = sp.csr_matrix(([True, True], ([0, 1], [1, 0])), shape=(m, m))
-    bigger = _mclp.solve_milp(_problem(more), 20.0, 0.0).objective
+    bigger = _mclp.solve_milp(_problem(more), EXACT).objective
     assert bigger >= base - 1e-6
 
 

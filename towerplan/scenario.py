@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -60,8 +61,14 @@ class SiteTargets:
     max_tenants: int = 3
     site_capacity_subscribers: int = 2500
     solver: Literal["auto", "exact", "heuristic"] = "auto"
-    time_limit_s: float = 60.0
+    time_limit_s: float = 600.0
+    """Wall-clock safety stop of the siting solve only; the solve is bounded by deterministic
+    work (``work_limit``, ``max_nodes``).  A run it cuts says so (siting.stopped_by)."""
     mip_gap: float = 0.001
+    work_limit: float = 1.0
+    """Multiplier of every deterministic work budget of the siting solver (1.0 = default)."""
+    max_nodes: int = 2000
+    """Branch-and-bound nodes of the full siting MILP (before ``work_limit`` scaling)."""
     radius_model: Literal["fixed", "link_budget"] = "fixed"
     """``fixed``: every site covers ``coverage_radius_m``.  ``link_budget``: each site's
     radius is the link-budget maximum cell radius (towerplan.propagation) for the clutter
@@ -160,7 +167,8 @@ class WifiSettings:
     city_centre_grid_m: float | None = None
     """Spacing of the city-centre grid of demand / candidate points; default = hotspot radius."""
     solver: Literal["auto", "exact", "heuristic"] = "auto"
-    time_limit_s: float = 30.0
+    time_limit_s: float = 300.0
+    """Wall-clock safety stop of the hotspot set cover (bounded by nodes otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -463,9 +471,17 @@ def _check_consistency(s: Scenario, origin: str) -> None:
         "coverage_radius_m",
         "candidate_spacing_m",
         "time_limit_s",
+        "work_limit",
     ):
-        if getattr(t, key) <= 0:
-            raise ScenarioError(f"{origin}: key 'sites.{key}' = {getattr(t, key)} must be > 0")
+        v = getattr(t, key)
+        if math.isnan(v) or v <= 0 or (key == "work_limit" and math.isinf(v)):
+            raise ScenarioError(
+                f"{origin}: key 'sites.{key}' = {v} must be a {'finite ' if key == 'work_limit' else ''}number > 0"
+            )
+    if t.max_nodes < 0:
+        raise ScenarioError(f"{origin}: key 'sites.max_nodes' = {t.max_nodes} must be >= 0")
+    if math.isnan(t.mip_gap) or not 0 <= t.mip_gap < 1:
+        raise ScenarioError(f"{origin}: key 'sites.mip_gap' = {t.mip_gap} must be in [0, 1)")
     if t.max_tenants < 2 and t.new_shared > 0:
         raise ScenarioError(
             f"{origin}: sites.max_tenants = {t.max_tenants} but sites.new_shared = {t.new_shared}; "
@@ -513,6 +529,10 @@ def _check_consistency(s: Scenario, origin: str) -> None:
             )
     if s.demand.cell_size_m <= 0:
         raise ScenarioError(f"{origin}: key 'demand.cell_size_m' must be > 0")
+    if math.isnan(s.wifi.time_limit_s) or s.wifi.time_limit_s <= 0:
+        raise ScenarioError(
+            f"{origin}: key 'wifi.time_limit_s' = {s.wifi.time_limit_s} must be a number > 0"
+        )
     if s.wifi.hotspot_radius_m <= 0:
         raise ScenarioError(f"{origin}: key 'wifi.hotspot_radius_m' must be > 0")
     if s.data.kind == "files" and s.data.districts is None:

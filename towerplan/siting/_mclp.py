@@ -54,6 +54,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from towerplan.errors import InfeasibleModelError, ParameterError
+from towerplan.siting._highs import MilpModel, MilpResult, WorkLimits, solve_model
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class MCLPSolution:
     upper_bound: float = float("inf")
     method: str = ""
     log: dict[str, Any] = field(default_factory=dict)
+    time_limited: bool = False
+    stopped_by: str = ""
 
     @property
     def gap(self) -> float:
@@ -115,6 +118,95 @@ class MCLPSolution:
         if self.upper_bound <= 0:
             return 0.0
         return max(0.0, (self.upper_bound - self.objective) / self.upper_bound)
+
+
+@dataclass(frozen=True)
+class SolveSettings:
+    """How :func:`solve` works: solver, target gap, seed and deterministic work budgets.
+
+    Every phase is bounded by work (swap passes, subgradient iterations, LNS window
+    re-solves, branch-and-bound nodes), never by seconds, so the same problem and
+    settings give the same solution on any machine under any load.  ``work_limit``
+    scales all budgets at once (1.0 = default effort).  ``time_limit_s`` is a wall-
+    clock safety stop only: a run it cuts short reports ``stopped_by = "time_limit"``
+    and is not reproducible.
+
+    Attributes
+    ----------
+    solver : {'auto', 'exact', 'heuristic'}
+    mip_gap : float
+        Relative gap at which the search stops (certified).
+    seed : int
+        Seed of the local-search and LNS orders.
+    work_limit : float
+        Multiplier of every work budget (> 0).
+    max_nodes : int
+        Branch-and-bound nodes of the full MILP (``exact`` / ``auto``), before scaling.
+    time_limit_s : float
+        Safety stop (``inf`` = none).
+    """
+
+    solver: str = "auto"
+    mip_gap: float = 1e-3
+    seed: int = 0
+    work_limit: float = 1.0
+    max_nodes: int = 2000
+    time_limit_s: float = float("inf")
+
+    def __post_init__(self) -> None:
+        if self.solver not in ("auto", "exact", "heuristic"):
+            raise ParameterError(f"solver = {self.solver!r}: use 'auto', 'exact' or 'heuristic'")
+        for name in ("mip_gap", "work_limit", "time_limit_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or np.isnan(v) or v < 0:
+                raise ParameterError(f"{name} = {v!r}: must be a number >= 0")
+        if not self.mip_gap < 1:
+            raise ParameterError(f"mip_gap = {self.mip_gap}: must be in [0, 1)")
+        if not (np.isfinite(self.work_limit) and self.work_limit > 0):
+            raise ParameterError(f"work_limit = {self.work_limit}: must be a finite number > 0")
+        if self.time_limit_s <= 0:
+            raise ParameterError(f"time_limit_s = {self.time_limit_s}: must be > 0")
+        if isinstance(self.max_nodes, bool) or not isinstance(self.max_nodes, int | np.integer):
+            raise ParameterError(f"max_nodes = {self.max_nodes!r}: must be a whole number >= 0")
+        if self.max_nodes < 0:
+            raise ParameterError(f"max_nodes = {self.max_nodes}: must be a whole number >= 0")
+
+    def budget(self, base: int) -> int:
+        """``base`` work units scaled by ``work_limit`` (at least 1)."""
+        return max(1, round(base * self.work_limit))
+
+
+SWAP_PASSES = 30
+"""Swap local-search passes per call (a pass tries every open structure once)."""
+LAGRANGIAN_ITERATIONS = 400
+"""Subgradient iterations of the Lagrangian bound."""
+LNS_SUBPROBLEMS = 40
+"""LNS window re-solves per LNS phase."""
+LNS_SUB_NODES = 200
+"""Branch-and-bound nodes per LNS window MILP."""
+
+
+class SafetyStop:
+    """Wall-clock safety stop shared by the phases of one solve (never decides a result
+    unless it fires, and then the result says so)."""
+
+    def __init__(self, time_limit_s: float) -> None:
+        self.t0 = time.perf_counter()
+        self.limit = float(time_limit_s)
+        self.fired = False
+
+    def left(self) -> float:
+        return self.limit - (time.perf_counter() - self.t0)
+
+    def expired(self) -> bool:
+        if self.left() <= 0:
+            self.fired = True
+        return self.fired
+
+    def limits(self, max_nodes: int, mip_gap: float) -> WorkLimits:
+        return WorkLimits(
+            max_nodes=int(max_nodes), mip_gap=float(mip_gap), time_limit_s=max(self.left(), 0.01)
+        )
 
 
 # --------------------------------------------------------------------------- building
@@ -434,15 +526,19 @@ def greedy(prob: MCLPProblem) -> MCLPSolution:
 
 
 def local_search(
-    prob: MCLPProblem, sol: MCLPSolution, time_limit_s: float = 10.0, seed: int = 0
+    prob: MCLPProblem,
+    sol: MCLPSolution,
+    max_passes: int = SWAP_PASSES,
+    seed: int = 0,
+    safety: SafetyStop | None = None,
 ) -> MCLPSolution:
     """Swap local search from ``sol``: move one structure (same type) while it improves.
 
     For each open structure (in a seeded random order) the structure is removed and the
     best structure of the same type over all admissible candidates (including its own
     location with re-optimised tenants) is inserted if that strictly improves the
-    objective.  Stops at a local optimum (no improving swap in a full pass) or at the
-    time limit.
+    objective.  Stops at a local optimum (no improving swap in a full pass), after
+    ``max_passes`` passes, or when the ``safety`` stop fires (``time_limited``).
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -496,11 +592,11 @@ def local_search(
         D[aff], S[aff] = _type_values(G[aff], cap[aff])
 
     improved = True
-    while improved:
+    while improved and passes < max_passes:
         improved = False
         passes += 1
         for s in rng.permutation(k):
-            if time.perf_counter() - t0 > time_limit_s:
+            if safety is not None and safety.expired():
                 timed_out = True
                 break
             j = int(sites[s])
@@ -559,6 +655,7 @@ def local_search(
         if timed_out:
             break
     out = MCLPSolution(sites=sites, tenants=ten, shared=shared, method=sol.method + "+swap")
+    out.time_limited = sol.time_limited or timed_out
     out.objective = evaluate(prob, out)
     if abs(out.objective - obj) > 1e-6 * scale:
         logger.debug("local search bookkeeping drift %.6g vs %.6g", obj, out.objective)
@@ -568,7 +665,7 @@ def local_search(
             "swap_s": time.perf_counter() - t0,
             "swap_moves": moves,
             "swap_passes": passes,
-            "swap_timed_out": timed_out,
+            "swap_local_optimum": not improved,
         }
     )
     return out
@@ -587,201 +684,6 @@ def _milp_columns(prob: MCLPProblem) -> np.ndarray:
     # fillers: prefer those that can host a shared structure, then the rest
     idle = idle[np.argsort(prob.cap[idle] < 2, kind="stable")]
     return np.sort(np.concatenate([np.flatnonzero(useful), idle[: prob.p]]))
-
-
-_HIGHS_BANNER_DONE = False
-
-
-def _new_highs() -> Any:
-    """A silent ``highspy.Highs``; the one-time start-up banner is kept off stdout."""
-    global _HIGHS_BANNER_DONE
-    import highspy
-
-    if _HIGHS_BANNER_DONE:
-        return highspy.Highs()
-    import os
-    import sys
-
-    try:
-        sys.stdout.flush()
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        fd = -1
-    if fd < 0:
-        _HIGHS_BANNER_DONE = True
-        return highspy.Highs()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
-            h = highspy.Highs()
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-    _HIGHS_BANNER_DONE = True
-    return h
-
-
-def _highs_solve(
-    obj: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    integ: np.ndarray,
-    M: sp.csr_matrix,
-    rlo: np.ndarray,
-    rhi: np.ndarray,
-    offset: float,
-    time_limit_s: float,
-    mip_gap: float,
-    start: np.ndarray | None,
-    relax: bool = False,
-) -> dict[str, Any]:
-    import highspy
-
-    h = _new_highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
-    h.setOptionValue("mip_rel_gap", float(mip_gap))
-    h.setOptionValue("random_seed", 0)
-    lp = highspy.HighsLp()
-    Mc = M.tocsc()
-    Mc.sort_indices()
-    lp.num_col_ = len(obj)
-    lp.num_row_ = int(M.shape[0])
-    lp.col_cost_ = np.asarray(obj, dtype=float)
-    lp.col_lower_ = np.asarray(lo, dtype=float)
-    lp.col_upper_ = np.asarray(hi, dtype=float)
-    lp.row_lower_ = np.asarray(rlo, dtype=float)
-    lp.row_upper_ = np.asarray(rhi, dtype=float)
-    lp.offset_ = float(offset)
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = Mc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = Mc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = Mc.data.astype(float)
-    if not relax:
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if b else highspy.HighsVarType.kContinuous for b in integ
-        ]
-    h.passModel(lp)
-    if start is not None and not relax:
-        sol = highspy.HighsSolution()
-        sol.col_value = list(np.asarray(start, dtype=float))
-        sol.value_valid = True
-        h.setSolution(sol)
-    # HiGHS checks ``time_limit`` only at some points (and measures it on its own clock):
-    # also interrupt through the simplex / IPM / MIP interrupt callbacks once the wall
-    # clock passes the limit plus a small grace.  Phases that fire no callback (presolve,
-    # symmetry detection, root cut separation such as HighsPathSeparator) cannot be
-    # interrupted this way: the solve stops at the next callback after them.
-    grace_s = 0.5
-    t0 = time.perf_counter()
-    deadline = t0 + max(time_limit_s, 0.01) + grace_s
-    n_interrupts = [0]
-
-    def _interrupt(event: Any) -> None:
-        if time.perf_counter() > deadline:
-            n_interrupts[0] += 1
-            event.interrupt()
-
-    h.cbSimplexInterrupt.subscribe(_interrupt)
-    h.cbIpmInterrupt.subscribe(_interrupt)
-    if not relax:
-        h.cbMipInterrupt.subscribe(_interrupt)
-    run_status = h.run()
-    el = time.perf_counter() - t0
-    if el > time_limit_s + grace_s + 1.0:
-        logger.warning(
-            "HiGHS overran its time limit (%.1f s) by %.1f s: it was inside a phase that fires "
-            "no interrupt callback (presolve / root cut separation)",
-            time_limit_s,
-            el - time_limit_s,
-        )
-    elif n_interrupts[0]:
-        logger.info("HiGHS interrupted by the wall-clock limit after %.1f s", el)
-    if run_status == highspy.HighsStatus.kError:
-        logger.warning(
-            "HiGHS returned an error status (%s)", h.modelStatusToString(h.getModelStatus())
-        )
-    status = h.modelStatusToString(h.getModelStatus())
-    info = h.getInfo()
-    out: dict[str, Any] = {"status": status, "solve_s": el}
-    if relax:
-        out["objective"] = float(info.objective_function_value)
-        out["x"] = np.asarray(h.getSolution().col_value)
-        out["row_dual"] = np.asarray(h.getSolution().row_dual)
-        out["col_dual"] = np.asarray(h.getSolution().col_dual)
-        return out
-    has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    if has_sol and start is not None:
-        # HiGHS can report a better objective than the warm start yet hand back the start
-        # itself as col_value (seen with highspy 1.16 when presolve finishes the MIP):
-        # detect the stale vector and solve again without the start
-        x_chk = np.asarray(h.getSolution().col_value)
-        val = float(np.dot(obj, x_chk)) + float(offset)
-        reported = float(info.objective_function_value)
-        left = time_limit_s - el
-        if abs(val - reported) > 1e-6 * max(1.0, abs(reported)):
-            if left >= 1.0:
-                logger.info(
-                    "HiGHS returned a stale solution vector (%.6g vs objective %.6g); re-solving "
-                    "without the warm start for the %.1f s left",
-                    val,
-                    reported,
-                    left,
-                )
-                again = _highs_solve(
-                    obj, lo, hi, integ, M, rlo, rhi, offset, left, mip_gap, None, relax
-                )
-                if again["x"] is not None and again["objective"] >= val - 1e-9:
-                    again["solve_s"] += el
-                    return again
-            logger.info(
-                "HiGHS returned a stale solution vector (%.6g vs objective %.6g); keeping the "
-                "warm start",
-                val,
-                reported,
-            )
-            return {
-                "status": status,
-                "solve_s": time.perf_counter() - t0,
-                "objective": val,
-                "bound": float(info.mip_dual_bound),
-                "gap": abs(float(info.mip_dual_bound) - val) / max(1.0, abs(val)),
-                "nodes": int(info.mip_node_count),
-                "x": x_chk,
-            }
-    out["objective"] = float(info.objective_function_value) if has_sol else float("nan")
-    out["bound"] = float(info.mip_dual_bound)
-    out["gap"] = float(info.mip_gap)
-    out["nodes"] = int(info.mip_node_count)
-    out["x"] = np.asarray(h.getSolution().col_value) if has_sol else None
-    return out
-
-
-def _highs_solve_model(
-    arrays: dict[str, Any],
-    offset: float,
-    time_limit_s: float,
-    mip_gap: float,
-    start: np.ndarray | None,
-    relax: bool = False,
-) -> dict[str, Any]:
-    """:func:`_highs_solve` on a model given as the arrays dict of the model builders."""
-    return _highs_solve(
-        arrays["obj"],
-        arrays["lo"],
-        arrays["hi"],
-        arrays["integ"],
-        arrays["M"],
-        arrays["rlo"],
-        arrays["rhi"],
-        offset,
-        time_limit_s,
-        mip_gap,
-        start,
-        relax,
-    )
 
 
 def _conflict_pairs(conf: sp.csr_matrix, keep: np.ndarray) -> np.ndarray:
@@ -824,7 +726,7 @@ def _coverage_rows(
     return rows, cols, vals, [np.full(nz, -np.inf)], [np.zeros(nz)]
 
 
-def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[dict[str, Any], Any]:
+def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[MilpModel, Any]:
     """Sparse MILP arrays over the kept candidates; returns (arrays, decoder)."""
     A = prob.A[:, keep].tocsr()
     W, C, cap = prob.W, prob.C[keep], prob.cap[keep]
@@ -865,7 +767,8 @@ def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[dict[str, Any], 
             x[m:] = np.minimum(1.0, np.asarray(A[:, pos].sum(axis=1)).ravel())
             return x
 
-        arrays = dict(
+        arrays = MilpModel(
+            offset=prob.offset,
             obj=obj,
             lo=lo,
             hi=hi,
@@ -973,7 +876,8 @@ def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[dict[str, Any], 
         x[off_z:] = np.minimum(1.0, cov[zi, zo])
         return x
 
-    arrays = dict(
+    arrays = MilpModel(
+        offset=prob.offset,
         obj=obj,
         lo=lo,
         hi=hi,
@@ -1010,7 +914,7 @@ def _pattern_model(
     cap: np.ndarray,
     pairs: np.ndarray,
     pats: list[tuple[int, ...]],
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[MilpModel, Any]:
     """Extended formulation: one binary per (candidate, tenant pattern).
 
     ``y[j,P]`` opens a structure at ``j`` hosting exactly the operators in ``P``
@@ -1107,7 +1011,8 @@ def _pattern_model(
         x[off_z:] = np.minimum(1.0, cov[zi, zo])
         return x
 
-    arrays = dict(
+    arrays = MilpModel(
+        offset=prob.offset,
         obj=obj,
         lo=lo,
         hi=hi,
@@ -1130,53 +1035,46 @@ def _empty_solution(prob: MCLPProblem, method: str) -> MCLPSolution:
 
 def solve_milp(
     prob: MCLPProblem,
-    time_limit_s: float = 60.0,
-    mip_gap: float = 1e-3,
+    limits: WorkLimits,
     start: MCLPSolution | None = None,
 ) -> MCLPSolution:
-    """Solve the sparse MILP with HiGHS, warm-started from ``start`` when given.
+    """Solve the sparse MILP with HiGHS within ``limits``, warm-started from ``start``.
 
     The returned solution's ``upper_bound`` is HiGHS's dual bound (``inf`` if the
-    solver stopped before bounding); ``log`` holds the status, nodes and times.
-    If HiGHS finds no solution better than ``start`` within the limit, ``start``
-    is returned with HiGHS's bound.
+    solver stopped before bounding); ``log`` holds the status, nodes and times, and
+    ``time_limited`` whether the wall-clock safety stop ended the run.  If HiGHS finds
+    no solution better than ``start`` within the limits, ``start`` is returned with
+    HiGHS's bound.
     """
     t0 = time.perf_counter()
     if prob.p == 0:
-        out = _empty_solution(prob, "nothing to place (no new structures)")
-        return out
+        return _empty_solution(prob, "nothing to place (no new structures)")
     keep = _milp_columns(prob)
-    arrays, (decode, encode) = _model_arrays(prob, keep)
+    model, (decode, encode) = _model_arrays(prob, keep)
     build_s = time.perf_counter() - t0
     x0 = encode(start) if start is not None else None
-    res = _highs_solve_model(
-        arrays,
-        prob.offset,
-        time_limit_s,
-        mip_gap,
-        x0,
-    )
-    log = {
+    res: MilpResult = solve_model(model, limits, x0)
+    log: dict[str, Any] = {
         "milp_build_s": build_s,
-        "milp_solve_s": res["solve_s"],
-        "milp_status": res["status"],
-        "milp_nodes": res.get("nodes"),
-        "milp_cols": len(arrays["obj"]),
-        "milp_rows": int(arrays["M"].shape[0]),
-        "milp_nnz": int(arrays["M"].nnz),
+        "milp_solve_s": res.solve_s,
+        "milp_status": res.status,
+        "milp_nodes": res.nodes,
+        "milp_simplex_iterations": res.simplex_iterations,
+        "milp_cols": model.n_col,
+        "milp_rows": int(model.M.shape[0]),
+        "milp_nnz": model.nnz,
     }
-    bound = res["bound"] if np.isfinite(res.get("bound", np.inf)) else float("inf")
-    if res["x"] is None:
+    bound = res.bound if np.isfinite(res.bound) else float("inf")
+    if res.x is None:
         if start is None:
             raise InfeasibleModelError(
-                f"the MILP solver found no feasible solution (status {res['status']}); "
+                f"the MILP solver found no feasible solution (status {res.status}); "
                 "check the quotas, the tenancy limits and the minimum spacing"
             )
         out = MCLPSolution(start.sites, start.tenants, start.shared, start.objective)
         out.method = start.method + " (MILP found nothing better)"
     else:
-        sites, ten, sh = decode(res["x"])
-        # fill quotas with zero-value candidates if the solver left a structure idle
+        sites, ten, sh = decode(res.x)
         out = MCLPSolution(sites, ten, sh, method="exact MILP (HiGHS)")
         out.objective = evaluate(prob, out)
         if start is not None and start.objective > out.objective + 1e-9 * max(
@@ -1185,9 +1083,8 @@ def solve_milp(
             out = MCLPSolution(
                 start.sites, start.tenants, start.shared, start.objective, method=start.method
             )
-    if prob.p == 0:
-        bound = prob.offset
     out.upper_bound = max(bound, out.objective)
+    out.time_limited = res.time_limited
     out.log = dict(start.log) if start is not None else {}
     out.log.update(log)
     return out
@@ -1199,9 +1096,9 @@ def solve_milp(
 def lagrangian_bound(
     prob: MCLPProblem,
     lower_bound: float,
-    max_iter: int = 3000,
-    time_limit_s: float = 10.0,
+    max_iter: int = LAGRANGIAN_ITERATIONS,
     target_gap: float = 0.0,
+    safety: SafetyStop | None = None,
 ) -> tuple[float, dict[str, Any]]:
     """Upper bound on the optimum by Lagrangian relaxation (subgradient, Polyak steps).
 
@@ -1212,7 +1109,9 @@ def lagrangian_bound(
     dedicated (value ``max_o c[j,o]``) or shared (sum of its best ``cap[j]`` values,
     minus ``nu``), with ``c = A^T lam + C``; a partial sort solves it exactly, so every
     iterate yields a valid bound.  Stops when the bound is within ``target_gap`` of
-    ``lower_bound`` (relative), at ``max_iter`` or at the time limit.
+    ``lower_bound`` (relative), after ``max_iter`` iterations, when the step vanishes,
+    or when the ``safety`` stop fires (``lagrangian_time_limited``).  The step is halved
+    after ``max_iter / 40`` (10..150) non-improving iterations.
 
     Returns
     -------
@@ -1236,12 +1135,14 @@ def lagrangian_bound(
     best_lam, best_nu = lam, nu
     theta = 1.0
     since = 0
-    patience = 20
+    patience = int(np.clip(max_iter / 40.0, 10, 150))
+    timed_out = False
     it = 0
     ar = np.arange(m)
     wsum = float(W.sum())
     zero_c = np.zeros((m, n_op))
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         c = (np.asarray(AT @ lam) if nr else zero_c) + C
         D, S = _type_values(c, cap)
         if ns > 0:
@@ -1262,15 +1163,10 @@ def lagrangian_bound(
             if since >= patience:
                 theta *= 0.5
                 since = 0
-        if it == 10:
-            # halve the step after `patience` non-improving iterations, with patience
-            # scaled to the iterations the time budget affords (about 40 halvings)
-            per_it = (time.perf_counter() - t0) / 10.0
-            affordable = min(max_iter, time_limit_s / max(per_it, 1e-6))
-            patience = int(np.clip(affordable / 40.0, 10, 150))
-        if best - lower_bound <= target_gap * max(best, 1e-12):
+        if best - lower_bound <= target_gap * max(best, 1e-12) or theta < 1e-6:
             break
-        if time.perf_counter() - t0 > time_limit_s or theta < 1e-6:
+        if safety is not None and safety.expired():
+            timed_out = True
             break
         # subproblem solution -> subgradient
         X = np.zeros((len(top), n_op))
@@ -1300,6 +1196,7 @@ def lagrangian_bound(
         "lagrangian_iterations": it,
         "lagrangian_s": time.perf_counter() - t0,
         "lagrangian_bound": best,
+        "lagrangian_time_limited": timed_out,
     }
     prob.info["_multipliers"] = (best_lam, best_nu)
     return float(best), info
@@ -1432,112 +1329,134 @@ MILP_MAX_NNZ = 400_000
 """Above this many non-zeros in the reduced MILP, ``auto`` does not hand the model to HiGHS."""
 
 
-def solve(
-    prob: MCLPProblem,
-    solver: str = "auto",
-    time_limit_s: float = 60.0,
-    mip_gap: float = 1e-3,
-    seed: int = 0,
-) -> MCLPSolution:
-    """Solve with ``'heuristic'``, ``'exact'`` or ``'auto'``.
+def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolution:
+    """Solve with ``settings.solver`` = ``'heuristic'``, ``'exact'`` or ``'auto'``.
 
-    * ``heuristic``: lazy greedy, swap local search, Lagrangian bound, then large-
-      neighbourhood search (exact window MILPs) while the certified gap exceeds
-      ``mip_gap``, for at most half the time limit.
-    * ``exact``: the full MILP in HiGHS, warm-started from greedy + swaps.
+    * ``heuristic``: lazy greedy, swap local search, Lagrangian bound and rounding, then
+      large-neighbourhood search (exact window MILPs) while the certified gap exceeds
+      ``mip_gap``, twice the LNS budget.
+    * ``exact``: the full MILP in HiGHS (``max_nodes`` nodes), warm-started from greedy +
+      swaps.
     * ``auto``: the heuristic (stops as soon as the gap is certified within ``mip_gap``);
       then, if not certified and the reduced MILP is small enough
-      (:data:`MILP_MAX_NNZ`), the MILP warm-started from the heuristic for the rest of
-      the time, else more LNS.
+      (:data:`MILP_MAX_NNZ`), the MILP warm-started from the heuristic, else a second
+      LNS phase.
 
-    The returned ``method`` says which solver produced the solution and why; ``gap``
-    is certified by the best bound found (Lagrangian or HiGHS dual bound).
+    Every phase is bounded by deterministic work (see :class:`SolveSettings`).  The
+    returned ``method`` says which solver produced the solution and why; ``gap`` is
+    certified by the best bound found (Lagrangian or HiGHS dual bound); ``stopped_by``
+    is ``"gap"`` (certified within ``mip_gap``), ``"work_limit"`` or ``"time_limit"``
+    (the safety stop fired: not reproducible).
     """
-    if solver not in ("auto", "exact", "heuristic"):
-        raise ParameterError(f"solver = {solver!r}: use 'auto', 'exact' or 'heuristic'")
-    t0 = time.perf_counter()
+    st = settings if settings is not None else SolveSettings()
     if prob.p == 0:
-        return _empty_solution(prob, "nothing to place (no new structures)")
-
-    def left() -> float:
-        return time_limit_s - (time.perf_counter() - t0)
-
-    sol = greedy(prob)
-    sol = local_search(prob, sol, time_limit_s=max(0.2, 0.1 * time_limit_s), seed=seed)
-    if solver == "exact":
-        out = solve_milp(prob, max(1.0, left()), mip_gap, start=sol)
-        opt = out.gap <= mip_gap + 1e-12
-        out.method = (
-            f"exact MILP (HiGHS) warm-started from greedy + swaps; "
-            f"{'optimal within mip_gap ' + format(mip_gap, 'g') if opt else 'time limit reached'}"
-            f", gap {out.gap:.3%}"
-        )
+        out = _empty_solution(prob, "nothing to place (no new structures)")
+        out.stopped_by = "gap"
         return out
+    safety = SafetyStop(st.time_limit_s)
+    swaps = st.budget(SWAP_PASSES)
+    sol = local_search(prob, greedy(prob), max_passes=swaps, seed=st.seed, safety=safety)
+    if st.solver == "exact":
+        out = solve_milp(prob, safety.limits(st.budget(st.max_nodes), st.mip_gap), start=sol)
+        out.method = f"exact MILP (HiGHS) warm-started from greedy + swaps, gap {out.gap:.3%}"
+        return _finish(out, st, safety)
     ub, linfo = lagrangian_bound(
-        prob, sol.objective, time_limit_s=max(0.5, 0.2 * time_limit_s), target_gap=mip_gap
+        prob,
+        sol.objective,
+        max_iter=st.budget(LAGRANGIAN_ITERATIONS),
+        target_gap=st.mip_gap,
+        safety=safety,
     )
     phases = ["greedy", "swap", "Lagrangian bound"]
     alt = lagrangian_start(prob)
     if alt is not None:
-        alt = local_search(prob, alt, time_limit_s=max(0.2, 0.1 * time_limit_s), seed=seed)
+        alt = local_search(prob, alt, max_passes=swaps, seed=st.seed, safety=safety)
         if alt.objective > sol.objective + 1e-9 * max(prob.total_weight, 1.0):
             alt.log = {**sol.log, **{"lagrangian_start_" + k: v for k, v in alt.log.items()}}
             alt.method = "Lagrangian rounding + swap"
+            alt.time_limited = alt.time_limited or sol.time_limited
             sol = alt
             phases.append("Lagrangian rounding + swap")
     sol.upper_bound = max(ub, sol.objective)
     sol.log.update(linfo)
-    budget = 0.5 * time_limit_s if solver == "heuristic" else 0.4 * time_limit_s
-    if sol.gap > mip_gap and prob.p > 0:
-        lns_s = max(0.0, min(budget - (time.perf_counter() - t0), left()))
-        if lns_s > 0.05:
-            target = (1 - mip_gap) * sol.upper_bound
-            better = lns(
-                prob,
-                sol,
-                time_limit_s=lns_s,
-                seed=seed,
-                target=target,
-                window=_lns_window(prob),
-                priority_seeds=_lagrangian_seeds(prob, sol),
-            )
-            better.upper_bound = max(sol.upper_bound, better.objective)
-            sol = better
-            phases.append("LNS")
-    certified = sol.gap <= mip_gap + 1e-12
-    if solver == "heuristic" or certified or prob.p == 0:
-        why = (
-            "requested"
-            if solver == "heuristic"
-            else f"its certified gap is within mip_gap {mip_gap:g}"
-        )
-        sol.method = f"heuristic ({' + '.join(phases)}), {why}; certified gap {sol.gap:.3%}"
-        return sol
-    keep = _milp_columns(prob)
-    est_nnz = prob.A[:, keep].nnz + (prob.A.shape[0] + len(keep)) * prob.n_ops
-    if est_nnz <= MILP_MAX_NNZ and left() > 1.0:
-        out = solve_milp(prob, left(), mip_gap, start=sol)
-        out.upper_bound = max(min(out.upper_bound, sol.upper_bound), out.objective)
-        opt = out.gap <= mip_gap + 1e-12
-        out.method = (
-            f"auto: heuristic ({' + '.join(phases)}) certified gap {sol.gap:.3%} > mip_gap "
-            f"{mip_gap:g}, so exact MILP (HiGHS) warm-started from it; "
-            f"{'certified' if opt else 'time limit reached'}, gap {out.gap:.3%}"
-        )
-        out.log.update(linfo)
-        return out
-    if left() > 0.05:
-        target = (1 - mip_gap) * sol.upper_bound
+    sol.time_limited = sol.time_limited or bool(linfo.get("lagrangian_time_limited"))
+    n_lns = st.budget(LNS_SUBPROBLEMS)
+    if sol.gap > st.mip_gap:
         better = lns(
-            prob, sol, time_limit_s=left(), seed=seed + 1, target=target, window=_lns_window(prob)
+            prob,
+            sol,
+            max_subproblems=n_lns,
+            seed=st.seed,
+            target=(1 - st.mip_gap) * sol.upper_bound,
+            window=_lns_window(prob),
+            priority_seeds=_lagrangian_seeds(prob, sol),
+            safety=safety,
         )
         better.upper_bound = max(sol.upper_bound, better.objective)
         sol = better
+        phases.append("LNS")
+    if st.solver == "heuristic" or sol.gap <= st.mip_gap + 1e-12:
+        why = (
+            "requested" if st.solver == "heuristic" else f"certified within mip_gap {st.mip_gap:g}"
+        )
+        sol.method = f"heuristic ({' + '.join(phases)}), {why}; certified gap {sol.gap:.3%}"
+        if st.solver == "heuristic" and sol.gap > st.mip_gap:
+            sol = _second_lns(prob, sol, st, safety, n_lns)
+        return _finish(sol, st, safety)
+    keep = _milp_columns(prob)
+    est_nnz = prob.A[:, keep].nnz + (prob.A.shape[0] + len(keep)) * prob.n_ops
+    if est_nnz <= MILP_MAX_NNZ:
+        out = solve_milp(prob, safety.limits(st.budget(st.max_nodes), st.mip_gap), start=sol)
+        out.upper_bound = max(min(out.upper_bound, sol.upper_bound), out.objective)
+        out.time_limited = out.time_limited or sol.time_limited
+        out.method = (
+            f"auto: heuristic ({' + '.join(phases)}) certified gap {sol.gap:.3%} > mip_gap "
+            f"{st.mip_gap:g}, so exact MILP (HiGHS) warm-started from it; gap {out.gap:.3%}"
+        )
+        out.log.update(linfo)
+        return _finish(out, st, safety)
+    sol = _second_lns(prob, sol, st, safety, n_lns)
     sol.method = (
-        f"auto: the MILP is too large for the time limit ({est_nnz:,} non-zeros > "
-        f"{MILP_MAX_NNZ:,}), so heuristic ({' + '.join(phases)}) for the whole time; "
-        f"certified gap {sol.gap:.3%}"
+        f"auto: the MILP is too large ({est_nnz:,} non-zeros > {MILP_MAX_NNZ:,}), so "
+        f"heuristic ({' + '.join(phases)} + LNS); certified gap {sol.gap:.3%}"
     )
+    return _finish(sol, st, safety)
+
+
+def _second_lns(
+    prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop, n_lns: int
+) -> MCLPSolution:
+    """A second LNS phase from ``sol`` (other seed order, no priority seeds)."""
+    if sol.gap <= st.mip_gap:
+        return sol
+    first = {k: v for k, v in sol.log.items() if k.startswith("lns_")}
+    better = lns(
+        prob,
+        sol,
+        max_subproblems=n_lns,
+        seed=st.seed + 1,
+        target=(1 - st.mip_gap) * sol.upper_bound,
+        window=_lns_window(prob),
+        safety=safety,
+    )
+    better.upper_bound = max(sol.upper_bound, better.objective)
+    better.method = sol.method
+    for k in ("lns_s", "lns_subproblems", "lns_improvements"):
+        if k in first:
+            better.log[k] = better.log.get(k, 0) + first[k]
+    return better
+
+
+def _finish(sol: MCLPSolution, st: SolveSettings, safety: SafetyStop) -> MCLPSolution:
+    """Set ``stopped_by`` and the work counters of a finished solve."""
+    sol.time_limited = sol.time_limited or safety.fired
+    if sol.time_limited:
+        sol.stopped_by = "time_limit"
+    elif sol.gap <= st.mip_gap + 1e-12:
+        sol.stopped_by = "gap"
+    else:
+        sol.stopped_by = "work_limit"
+    sol.log["solve_s"] = time.perf_counter() - safety.t0
     return sol
 
 
@@ -1603,13 +1522,14 @@ def _subproblem(
 def lns(
     prob: MCLPProblem,
     sol: MCLPSolution,
-    time_limit_s: float = 20.0,
+    max_subproblems: int = LNS_SUBPROBLEMS,
     seed: int = 0,
     window: int = 8,
-    sub_time_s: float = 0.5,
+    sub_nodes: int = LNS_SUB_NODES,
     target: float = float("inf"),
     priority_seeds: np.ndarray | None = None,
     sub_gap: float = 1e-4,
+    safety: SafetyStop | None = None,
 ) -> MCLPSolution:
     """Large-neighbourhood search: re-optimise windows of nearby structures exactly.
 
@@ -1619,9 +1539,10 @@ def lns(
     re-solved as a small MILP (same numbers of dedicated and shared structures,
     warm-started from the current configuration).  Improvements are accepted; the
     search cycles over seed structures in a seeded random order; after a full cycle
-    without improvement the window grows by 2 (up to ``4 * window``).  Stops when the
-    largest window brings no improvement, the objective reaches ``target`` or the time
-    limit is reached.  ``priority_seeds`` (candidate indices, open or not) are tried as
+    without improvement the window grows by 2 (up to ``4 * window``).  Each window MILP
+    is bounded by ``sub_nodes`` branch-and-bound nodes.  Stops when the largest window
+    brings no improvement, the objective reaches ``target``, after ``max_subproblems``
+    window re-solves, or when the ``safety`` stop fires (``time_limited``).  ``priority_seeds`` (candidate indices, open or not) are tried as
     window centres first, e.g. candidates the Lagrangian relaxation would rather open or
     close than the current solution does.
     """
@@ -1642,7 +1563,11 @@ def lns(
     queue: list[int] = [int(j) for j in (priority_seeds if priority_seeds is not None else [])]
     queue.reverse()
     max_window = max(window, min(k, 4 * window))
-    while time.perf_counter() - t0 < time_limit_s and obj < target:
+    timed_out = False
+    while n_sub < max_subproblems and obj < target:
+        if safety is not None and safety.expired():
+            timed_out = True
+            break
         if stale >= k:
             if window >= max_window:
                 break
@@ -1696,12 +1621,13 @@ def lns(
         cur.objective = evaluate(sub, cur)
         n_sub += 1
         try:
-            res = solve_milp(
-                sub,
-                min(sub_time_s, max(0.05, time_limit_s - (time.perf_counter() - t0))),
-                sub_gap,
-                start=cur,
+            limits = (
+                safety.limits(sub_nodes, sub_gap)
+                if safety is not None
+                else WorkLimits(max_nodes=sub_nodes, mip_gap=sub_gap)
             )
+            res = solve_milp(sub, limits, start=cur)
+            timed_out = timed_out or res.time_limited
         except InfeasibleModelError:
             stale += 1
             continue
@@ -1717,6 +1643,7 @@ def lns(
             stale += 1
     out = MCLPSolution(sites, ten, shared, method=sol.method + "+LNS")
     out.objective = evaluate(prob, out)
+    out.time_limited = sol.time_limited or timed_out
     out.log = dict(sol.log)
     out.log.update(
         {

@@ -22,13 +22,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from towerplan.errors import InfeasibleModelError, ParameterError
-from towerplan.siting._mclp import _highs_solve_model, _row_hash_groups
+from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
+from towerplan.siting._mclp import _row_hash_groups
 
 logger = logging.getLogger(__name__)
 
 MILP_MAX_NNZ = 100_000
 """Largest set-covering MILP (non-zeros) that solver="auto" hands to HiGHS: above it HiGHS can
 spend tens of seconds in root cut separation, which no time limit or callback interrupts."""
+
+MAX_NODES = 2000
+"""Branch-and-bound nodes of the set-covering MILP (before ``work_limit`` scaling)."""
 
 
 @dataclass
@@ -51,6 +55,9 @@ class SetCoverResult:
         Which solver and why.
     runtime_s : float
     log : dict
+    stopped_by : str
+        ``"optimal"``, ``"work_limit"`` (node budget spent first, or heuristic only) or
+        ``"time_limit"`` (the wall-clock safety stop fired: not reproducible).
     """
 
     selected: np.ndarray
@@ -61,6 +68,7 @@ class SetCoverResult:
     solver_used: str
     runtime_s: float
     log: dict[str, Any] = field(default_factory=dict)
+    stopped_by: str = "optimal"
 
     @property
     def n_selected(self) -> int:
@@ -118,13 +126,14 @@ def _greedy(A: sp.csr_matrix, w: np.ndarray, need: float) -> np.ndarray:
     return np.sort(sel)
 
 
-def _model(A: sp.csr_matrix, w: np.ndarray, need: float, full: bool) -> dict[str, Any]:
+def _model(A: sp.csr_matrix, w: np.ndarray, need: float, full: bool) -> MilpModel:
     n, m = A.shape
     if full:
         obj = np.ones(m)
         M = A.astype(float).tocsr()
-        return dict(
-            obj=-obj,
+        return MilpModel(
+            maximize=False,
+            obj=obj,
             lo=np.zeros(m),
             hi=np.ones(m),
             integ=np.ones(m, bool),
@@ -137,8 +146,9 @@ def _model(A: sp.csr_matrix, w: np.ndarray, need: float, full: bool) -> dict[str
     cov = sp.hstack([-A.astype(float), sp.identity(n, format="csr")], format="csr")
     tgt = sp.csr_matrix(np.concatenate([np.zeros(m), w])[None, :])
     M = sp.vstack([cov, tgt], format="csr")
-    return dict(
-        obj=-obj,
+    return MilpModel(
+        maximize=False,
+        obj=obj,
         lo=np.zeros(ncol),
         hi=np.ones(ncol),
         integ=np.concatenate([np.ones(m, bool), np.zeros(n, bool)]),
@@ -148,16 +158,31 @@ def _model(A: sp.csr_matrix, w: np.ndarray, need: float, full: bool) -> dict[str
     )
 
 
+def _weight_bound(A: sp.csr_matrix, w: np.ndarray, need: float) -> int:
+    """Fewest columns whose weights (each column alone) can add up to ``need``: a valid,
+    always positive lower bound (no column covers more than its own weight)."""
+    if need <= 0:
+        return 0
+    colw = np.sort(np.asarray(A.T.astype(float) @ w).ravel())[::-1]
+    reach = np.cumsum(colw)
+    k = int(np.searchsorted(reach, need * (1 - 1e-12)))
+    return min(k + 1, len(colw))
+
+
 def solve_set_cover(
     cover: sp.spmatrix,
     weights: np.ndarray | None = None,
     target_fraction: float = 1.0,
     solver: str = "auto",
-    time_limit_s: float = 30.0,
+    time_limit_s: float = math.inf,
+    *,
+    work_limit: float = 1.0,
 ) -> SetCoverResult:
     """Fewest columns of ``cover`` whose union covers ``target_fraction`` of the weight.
 
-    See :func:`towerplan.siting.set_cover` for the parameters.
+    Deterministic: the MILP is bounded by ``MAX_NODES * work_limit`` branch-and-bound
+    nodes; ``time_limit_s`` is a safety stop only.  See
+    :func:`towerplan.siting.set_cover` for the parameters.
     """
     t0 = time.perf_counter()
     if solver not in ("auto", "exact", "heuristic"):
@@ -166,6 +191,11 @@ def solve_set_cover(
         raise ParameterError(
             f"target_fraction = {target_fraction}: must be in (0, 1], e.g. 0.95 for 95 %"
         )
+    for name, v in (("time_limit_s", time_limit_s), ("work_limit", work_limit)):
+        if not (isinstance(v, int | float) and not np.isnan(v) and v > 0):
+            raise ParameterError(f"{name} = {v!r}: must be a number > 0")
+    if not np.isfinite(work_limit):
+        raise ParameterError(f"work_limit = {work_limit}: must be finite")
     A = sp.csr_matrix(cover, dtype=bool)
     A.sum_duplicates()
     A.sort_indices()
@@ -197,49 +227,45 @@ def solve_set_cover(
         "columns": m,
         "greedy": len(sel),
     }
-    arrays = _model(Ar, wr, need - tol, full)
-    lb = 0
-    optimal = False
-    method = "greedy + redundancy removal"
-    nnz = int(arrays["M"].nnz)
-    use_milp = solver == "exact" or (solver == "auto" and nnz <= MILP_MAX_NNZ)
+    lb = _weight_bound(Ar, wr, need - tol)
+    log["weight_bound"] = lb
+    model = _model(Ar, wr, need - tol, full)
+    limits = WorkLimits(
+        max_nodes=max(1, round(MAX_NODES * work_limit)), mip_gap=0.0, time_limit_s=time_limit_s
+    )
+    time_limited = False
+    use_milp = solver == "exact" or (solver == "auto" and model.nnz <= MILP_MAX_NNZ)
     if use_milp and len(sel) > 0:
-        x0 = np.zeros(len(arrays["obj"]))
+        x0 = np.zeros(model.n_col)
         x0[sel] = 1.0
         if not full:
             cnt = np.asarray(Ar[:, sel].sum(axis=1)).ravel()
             x0[m:] = (cnt > 0).astype(float)
-        left = max(0.5, time_limit_s - (time.perf_counter() - t0))
-        res = _highs_solve_model(
-            arrays,
-            0.0,
-            left,
-            0.0,
-            x0,
+        res = solve_model(model, limits, x0)
+        log.update(
+            {"milp_status": res.status, "milp_nodes": res.nodes, "milp_solve_s": res.solve_s}
         )
-        log.update({"milp_status": res["status"], "milp_solve_s": res["solve_s"]})
-        if res["x"] is not None:
-            cand = np.flatnonzero(res["x"][:m] > 0.5)
+        time_limited = res.time_limited
+        if res.x is not None:
+            cand = np.flatnonzero(res.x[:m] > 0.5)
             if len(cand) <= len(sel):
                 sel = np.sort(cand)
-        if np.isfinite(res["bound"]):
-            lb = max(lb, math.ceil(-res["bound"] - 1e-6))
+        if np.isfinite(res.bound):
+            lb = max(lb, math.ceil(res.bound - 1e-6))
         method = "exact MILP (HiGHS) warm-started from greedy"
     elif len(sel) > 0:
-        left = max(0.5, time_limit_s - (time.perf_counter() - t0))
-        res = _highs_solve_model(
-            arrays,
-            0.0,
-            left,
-            0.0,
-            None,
-            relax=True,
-        )
-        if res["status"] == "Optimal":
-            lb = max(lb, math.ceil(-res["objective"] - 1e-6))
+        res = solve_model(model, limits, relax=True)
+        time_limited = res.time_limited
+        log.update({"lp_status": res.status, "lp_simplex_iterations": res.simplex_iterations})
+        if np.isfinite(res.bound):
+            lb = max(lb, math.ceil(res.bound - 1e-6))
         method = "greedy + redundancy removal, LP lower bound" + (
-            " (requested)" if solver == "heuristic" else f" (MILP too large: {nnz:,} non-zeros)"
+            " (requested)"
+            if solver == "heuristic"
+            else f" (MILP too large: {model.nnz:,} non-zeros)"
         )
+    else:
+        method = "greedy"
     lb = min(lb, len(sel))
     optimal = len(sel) == lb
     gap = 0.0 if optimal else (len(sel) - lb) / max(len(sel), 1)
@@ -255,4 +281,5 @@ def solve_set_cover(
         + (" (optimal)" if optimal else f", gap {gap:.1%}"),
         runtime_s=time.perf_counter() - t0,
         log=log,
+        stopped_by="time_limit" if time_limited else ("optimal" if optimal else "work_limit"),
     )

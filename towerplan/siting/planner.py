@@ -108,6 +108,9 @@ class SitingResult:
         Weighted population covered by the locked existing sites.
     log : dict
         Reduction sizes, solver statistics.
+    stopped_by : str
+        ``"gap"`` (certified within ``mip_gap``), ``"work_limit"`` (deterministic work
+        budget spent first) or ``"time_limit"`` (the wall-clock safety stop fired).
     """
 
     proposed: gpd.GeoDataFrame
@@ -120,6 +123,53 @@ class SitingResult:
     solve_s: float
     covered_before: float = 0.0
     log: dict[str, Any] = field(default_factory=dict)
+    stopped_by: str = "work_limit"
+
+    @property
+    def reproducible(self) -> bool:
+        """False when the wall-clock safety stop cut the solve (result depends on load)."""
+        return self.stopped_by != "time_limit"
+
+    @property
+    def proven_optimal(self) -> bool:
+        """True when the bound equals the objective (relative tolerance 1e-9)."""
+        return bool(self.upper_bound - self.objective <= 1e-9 * max(abs(self.upper_bound), 1.0))
+
+    def summary(self) -> dict[str, Any]:
+        """The ``siting`` section of ``summary.json``: figures, proof status, work, sizes."""
+        work_keys = (
+            "swap_passes",
+            "swap_moves",
+            "lagrangian_iterations",
+            "lns_subproblems",
+            "lns_improvements",
+            "milp_nodes",
+            "milp_simplex_iterations",
+        )
+        size_keys = (
+            "rows_input",
+            "rows_with_weight",
+            "rows_singleton_folded",
+            "rows_after_merge",
+            "candidates",
+            "candidates_useful",
+            "nnz",
+            "min_spacing_conflict_pairs",
+        )
+        return {
+            "solver_used": self.solver_used,
+            "objective": self.objective,
+            "bound": self.upper_bound,
+            "upper_bound": self.upper_bound,
+            "gap": self.gap,
+            "proven_optimal": self.proven_optimal,
+            "stopped_by": self.stopped_by,
+            "reproducible": self.reproducible,
+            "work": {k: self.log[k] for k in work_keys if self.log.get(k) is not None},
+            "presolve": {k: self.log[k] for k in size_keys if k in self.log},
+            "build_s": self.build_s,
+            "solve_s": self.solve_s,
+        }
 
 
 # --------------------------------------------------------------------------- candidates
@@ -416,9 +466,12 @@ def plan_new_sites(
     max_tenants: int = 3,
     min_spacing_m: float = 0.0,
     solver: Literal["auto", "exact", "heuristic"] = "auto",
-    time_limit_s: float = 60.0,
+    time_limit_s: float = math.inf,
     mip_gap: float = 0.001,
     seed: int = 0,
+    *,
+    work_limit: float = 1.0,
+    max_nodes: int = 2000,
 ) -> SitingResult:
     """Place new dedicated and shared structures to maximise weighted coverage.
 
@@ -448,11 +501,18 @@ def plan_new_sites(
     solver : {'auto', 'exact', 'heuristic'}
         See the module docstring.
     time_limit_s : float
-        Time budget for the solve.
+        Wall-clock safety stop of the solve (default none).  The solve is bounded by
+        deterministic work; a run cut by this limit reports ``stopped_by = "time_limit"``
+        and may differ between runs.
     mip_gap : float
         Relative gap at which a solution counts as optimal.
     seed : int
         Seed of the local search order (same seed, same solution).
+    work_limit : float
+        Multiplier of every deterministic work budget (swap passes, subgradient
+        iterations, LNS re-solves, branch-and-bound nodes); 1.0 = default effort.
+    max_nodes : int
+        Branch-and-bound nodes of the full MILP (before ``work_limit`` scaling).
 
     Returns
     -------
@@ -494,12 +554,14 @@ def plan_new_sites(
     for nm, v in (("n_dedicated", n_dedicated), ("n_shared", n_shared)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
             raise ParameterError(f"{nm} = {v!r}: must be a whole number >= 0")
-    if solver not in ("auto", "exact", "heuristic"):
-        raise ParameterError(f"solver = {solver!r}: use 'auto', 'exact' or 'heuristic'")
-    if time_limit_s <= 0:
-        raise ParameterError(f"time_limit_s = {time_limit_s}: must be > 0")
-    if not 0 <= mip_gap < 1:
-        raise ParameterError(f"mip_gap = {mip_gap}: must be in [0, 1)")
+    settings = _mclp.SolveSettings(
+        solver=solver,
+        mip_gap=mip_gap,
+        seed=seed,
+        work_limit=work_limit,
+        max_nodes=max_nodes,
+        time_limit_s=time_limit_s,
+    )
     p = int(n_dedicated) + int(n_shared)
     if p > len(candidates):
         raise InfeasibleModelError(
@@ -533,7 +595,7 @@ def plan_new_sites(
     prob = _mclp.build_problem(A, Wres, int(n_dedicated), int(n_shared), cap, conf, offset)
     build_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    sol = _mclp.solve(prob, solver=solver, time_limit_s=time_limit_s, mip_gap=mip_gap, seed=seed)
+    sol = _mclp.solve(prob, settings)
     _mclp.check_solution(prob, sol)
     solve_s = time.perf_counter() - t1
     proposed = _proposed_frame(candidates, sol, names, A, Wres)
@@ -560,6 +622,7 @@ def plan_new_sites(
         solve_s=solve_s,
         covered_before=offset,
         log=log,
+        stopped_by=sol.stopped_by,
     )
 
 
@@ -627,7 +690,9 @@ def set_cover(
     weights: np.ndarray | None = None,
     target_fraction: float = 1.0,
     solver: Literal["auto", "exact", "heuristic"] = "auto",
-    time_limit_s: float = 30.0,
+    time_limit_s: float = math.inf,
+    *,
+    work_limit: float = 1.0,
 ) -> SetCoverResult:
     """Fewest candidates (columns) covering ``target_fraction`` of the points' weight.
 
@@ -644,7 +709,9 @@ def set_cover(
         HiGHS MILP warm-started from the greedy; ``auto``: exact unless the model is
         very large.
     time_limit_s : float
-        Time limit of the MILP.
+        Wall-clock safety stop (default none); the MILP is bounded by nodes.
+    work_limit : float
+        Multiplier of the MILP's node budget (1.0 = default).
 
     Returns
     -------
@@ -659,7 +726,9 @@ def set_cover(
     InfeasibleModelError
         The candidates cannot reach the target (the message gives the reachable share).
     """
-    return solve_set_cover(cover, weights, target_fraction, solver, time_limit_s)
+    return solve_set_cover(
+        cover, weights, target_fraction, solver, time_limit_s, work_limit=work_limit
+    )
 
 
 @dataclass
@@ -679,6 +748,8 @@ class CoverageNeed:
         The chosen candidates (rows of ``candidates``).
     solver_used : str
     runtime_s : float
+    stopped_by : str
+        ``"optimal"``, ``"work_limit"`` or ``"time_limit"`` (safety stop: not reproducible).
     """
 
     n_new_sites: int
@@ -690,6 +761,7 @@ class CoverageNeed:
     selected: gpd.GeoDataFrame
     solver_used: str
     runtime_s: float
+    stopped_by: str = "optimal"
 
 
 def sites_needed_for_coverage(
@@ -699,7 +771,9 @@ def sites_needed_for_coverage(
     radius_m: float,
     target_fraction: float,
     solver: Literal["auto", "exact", "heuristic"] = "auto",
-    time_limit_s: float = 30.0,
+    time_limit_s: float = math.inf,
+    *,
+    work_limit: float = 1.0,
 ) -> CoverageNeed:
     """How many new sites reach ``target_fraction`` population coverage at ``radius_m``?
 
@@ -749,7 +823,9 @@ def sites_needed_for_coverage(
     A = coverage_matrix(dxy[rest], points_xy(candidates, "candidates"), r)
     need = (target_fraction * total - float(pop[cov0].sum())) / float(pop[rest].sum())
     try:
-        res = solve_set_cover(A, pop[rest], min(1.0, need), solver, time_limit_s)
+        res = solve_set_cover(
+            A, pop[rest], min(1.0, need), solver, time_limit_s, work_limit=work_limit
+        )
     except InfeasibleModelError:
         reach = float(pop[cov0].sum() + pop[rest][np.diff(A.tocsr().indptr) > 0].sum()) / total
         raise InfeasibleModelError(
@@ -768,6 +844,7 @@ def sites_needed_for_coverage(
         selected=candidates.iloc[res.selected].copy(),
         solver_used=res.solver_used,
         runtime_s=time.perf_counter() - t0,
+        stopped_by=res.stopped_by,
     )
 
 
