@@ -20,6 +20,7 @@ __all__ = [
     "PopulationError",
     "RangeError",
     "ScenarioError",
+    "StageError",
     "StudyAreaError",
     "TowerplanError",
 ]
@@ -79,3 +80,7 @@ class InfeasibleModelError(TowerplanError):
 
 class OutputError(TowerplanError):
     """The output folder cannot be used (exists and is not empty, not writable)."""
+
+
+class StageError(TowerplanError):
+    """A plan stage is unknown, or is run before the stages it needs."""

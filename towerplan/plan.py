@@ -1,18 +1,36 @@
 """The end-to-end plan: scenario + data -> proposed sites, KPIs, layers, maps.
 
 :func:`run_plan` is what ``towerplan plan`` runs.  It is one code path for the
-built-in demo and for real data: only :func:`towerplan.inputs.readers.load_inputs` differs.
+built-in demo and for real data: only :func:`towerplan.inputs.readers.load_inputs`
+differs.  The plan is the ordered list :data:`STAGES` of named stage functions:
 
-Steps
------
-1. load inputs (districts, population, existing sites, POIs, roads), all in the
-   working metric CRS;
-2. demand grid (population on a regular grid, conserved);
-3. coverage of existing sites per operator at the scenario's coverage radius;
-4. candidates and selection of the new sites (dedicated and shared quotas);
-5. coverage after, gaps before/after, district KPIs, plan fidelity;
-6. sharing options, undergrounding plan, fibre backhaul, Wi-Fi hotspots;
-7. outputs written to a temporary folder, moved into ``out_dir`` when complete.
+====================  ==========================================================
+stage                 result (a field of :class:`PlanState`)
+====================  ==========================================================
+``load_inputs``       :class:`~towerplan.inputs.PlanInputs`, working metric CRS
+``demand_grid``       :class:`DemandStage`: population on a regular grid
+``coverage_before``   :class:`CoverageStage`: existing sites, per-operator coverage
+``candidates``        :class:`CandidatesStage`: candidate locations
+``siting``            :class:`SitingStage`: the new sites (dedicated and shared)
+``coverage_after``    :class:`CoverageStage`: coverage with the new sites, gaps
+``kpis``              :class:`KpiStage`: district KPIs, capacity check, fidelity
+``sharing``           :class:`StageOutputs`: co-location options, sharing rate
+``undergrounding``    :class:`StageOutputs`: cable plant trajectory to the targets
+``backhaul``          :class:`StageOutputs`: fibre routes to existing sites
+``wifi``              :class:`StageOutputs`: public Wi-Fi hotspots
+====================  ==========================================================
+
+Each stage reads the :class:`PlanState` and returns its own result; :func:`run_stage`
+stores it in a new state.  The progress bar, the timings and the log lines come from
+this list.  A stage whose result is a :class:`StageOutputs` contributes layers, tables,
+``summary.json`` keys, district KPI columns and notes to the :class:`PlanResult`
+without any other change: adding a stage is one :class:`Stage` appended to
+:data:`STAGES` (and one field of :class:`PlanState`).  Another program (the batch
+runner) can run one stage at a time with :func:`run_stage`.
+
+The outputs (``towerplan.gpkg``, ``district_kpis.csv``, one CSV per table, the
+best-server raster, maps, sheets, exports, ``summary.json``) are written to a
+temporary folder and moved into ``out_dir`` when complete.
 """
 
 from __future__ import annotations
@@ -21,7 +39,8 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +53,7 @@ from tqdm.auto import tqdm
 from towerplan import coverage, demand, kpis, siting
 from towerplan._crs import require_metric
 from towerplan._gaps import gap_polygons
-from towerplan.errors import EmptyInputError
+from towerplan.errors import EmptyInputError, StageError
 from towerplan.inputs import readers as tio
 from towerplan.inputs._base import DEMO_KIND, PlanInputs
 from towerplan.outputs.folder import check_out_dir, staged_output
@@ -42,17 +61,321 @@ from towerplan.scenario import Scenario
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PlanResult", "assign_district", "coverage_need", "run_plan"]
+__all__ = [
+    "STAGES",
+    "CandidatesStage",
+    "CoverageStage",
+    "DemandStage",
+    "KpiStage",
+    "PlanOptions",
+    "PlanResult",
+    "PlanState",
+    "SiteRadius",
+    "SitingStage",
+    "Stage",
+    "StageOutputs",
+    "assign_district",
+    "build_layers",
+    "build_summary",
+    "coverage_need",
+    "result_from_state",
+    "run_plan",
+    "run_stage",
+    "run_stages",
+]
 
-_STAGES = (
-    "load_inputs",
-    "demand_grid",
-    "coverage_before",
-    "candidates",
-    "siting",
-    "coverage_after_kpis",
-    "sharing_ug_backhaul_wifi",
+DEMO_CAPTION = (
+    "SCHEMATIC DEMO DATA: boundaries, existing sites and population distribution are "
+    "schematic, not surveyed; do not use for decisions."
 )
+
+
+# --------------------------------------------------------------------------- stage results
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Run options that are not part of the scenario.
+
+    Attributes
+    ----------
+    solver : {'auto', 'exact', 'heuristic'} or None
+        Overrides ``scenario.sites.solver``.
+    seed : int
+        Seed for every random step.
+    time_limit_s : float or None
+        Overrides ``scenario.sites.time_limit_s`` (siting solver time limit).
+    """
+
+    solver: str | None = None
+    seed: int = 0
+    time_limit_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SiteRadius:
+    """Coverage radius (m) of a site at given coordinates (picklable).
+
+    ``fixed``: one radius everywhere.  ``link_budget``: the radius of the clutter
+    class of the nearest populated demand cell.
+
+    Attributes
+    ----------
+    fixed_m : float or None
+        The radius everywhere (``fixed`` model), else ``None``.
+    cell_xy : ndarray, shape (n, 2)
+        Demand cell centres (``link_budget`` model).
+    cell_radius_m : ndarray, shape (n,)
+        Radius at each demand cell (``link_budget`` model).
+    info : dict
+        The ``radius_model`` block of ``summary.json``.
+    """
+
+    fixed_m: float | None
+    cell_xy: np.ndarray
+    cell_radius_m: np.ndarray
+    info: dict[str, Any]
+
+    def __call__(self, xy: np.ndarray) -> np.ndarray:
+        """Radius (m) at each row of ``xy`` (shape (k, 2))."""
+        if self.fixed_m is not None:
+            return np.full(len(xy), self.fixed_m)
+        if len(xy) == 0:
+            return np.zeros(0)
+        from scipy.spatial import cKDTree
+
+        _, idx = cKDTree(self.cell_xy).query(xy)
+        return self.cell_radius_m[idx]
+
+
+@dataclass(frozen=True)
+class DemandStage:
+    """Result of ``demand_grid``.
+
+    Attributes
+    ----------
+    grid : DemandGrid
+        Population on the regular grid.
+    points : GeoDataFrame
+        The populated cells (canonical ``demand`` layer, without coverage columns).
+    conservation_rel_error : float
+        ``|grid total - input total| / input total`` (0 for a raster input).
+    """
+
+    grid: demand.DemandGrid
+    points: gpd.GeoDataFrame
+    conservation_rel_error: float
+
+    @property
+    def xy(self) -> np.ndarray:
+        """Cell centres, shape (n, 2)."""
+        return _xy(self.points)
+
+    @property
+    def population(self) -> np.ndarray:
+        """Population per cell."""
+        return self.points["population"].to_numpy(float)
+
+
+@dataclass(frozen=True)
+class CoverageStage:
+    """Result of ``coverage_before`` and ``coverage_after``.
+
+    Attributes
+    ----------
+    coverage : DataFrame
+        One bool column per operator, one row per demand cell.
+    covered : dict
+        ``any`` (population covered by any operator), ``weighted`` (by market
+        share) and ``by_operator``.
+    existing : GeoDataFrame or None
+        ``coverage_before``: the existing sites with ``district`` and ``radius_m``.
+    radius : SiteRadius or None
+        ``coverage_before``: the site radius model.
+    gaps : GeoDataFrame or None
+        ``coverage_after``: coverage-gap polygons before and after, per operator.
+    """
+
+    coverage: pd.DataFrame
+    covered: dict[str, Any]
+    existing: gpd.GeoDataFrame | None = None
+    radius: SiteRadius | None = None
+    gaps: gpd.GeoDataFrame | None = None
+
+
+@dataclass(frozen=True)
+class CandidatesStage:
+    """Result of ``candidates``: candidate locations with ``district`` and ``radius_m``."""
+
+    candidates: gpd.GeoDataFrame
+
+
+@dataclass(frozen=True)
+class SitingStage:
+    """Result of ``siting``.
+
+    Attributes
+    ----------
+    result : SitingResult
+        The solver's result.
+    proposed : GeoDataFrame
+        The new sites with ``district``, ``lon``, ``lat`` and ``radius_m``.
+    """
+
+    result: siting.SitingResult
+    proposed: gpd.GeoDataFrame
+
+
+@dataclass(frozen=True)
+class KpiStage:
+    """Result of ``kpis``.
+
+    Attributes
+    ----------
+    table : DataFrame
+        District KPIs with ``data_kind`` and the capacity columns.
+    capacity : DataFrame
+        :func:`towerplan.siting.capacity_sites_needed` per district.
+    fidelity : dict
+        :func:`towerplan.kpis.plan_fidelity`.
+    area_km2 : float
+        Study area.
+    """
+
+    table: pd.DataFrame
+    capacity: pd.DataFrame
+    fidelity: dict[str, Any]
+    area_km2: float
+
+
+@dataclass(frozen=True)
+class StageOutputs:
+    """What an infrastructure-like stage adds to the plan's outputs.
+
+    Attributes
+    ----------
+    layers : dict of GeoDataFrame
+        Layers of ``towerplan.gpkg``.
+    tables : dict of DataFrame
+        Tables written as ``<name>.csv`` and returned in :attr:`PlanResult.tables`.
+    summary : dict
+        Keys of ``summary.json``.
+    district_columns : DataFrame or None
+        Columns of ``district_kpis.csv`` (index ``district``).
+    notes : list of str
+        Caveats added to ``summary.json``'s ``notes``.
+    """
+
+    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    district_columns: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """The plan so far: the scenario, the options and one result per stage run.
+
+    A field named after each stage of :data:`STAGES` holds that stage's result
+    (``None`` until it has run).  :func:`run_stage` returns a new state; a state is
+    never modified in place, and it pickles (the batch runner ships it between
+    processes).
+
+    Examples
+    --------
+    >>> from towerplan.scenario import load_scenario
+    >>> state = PlanState(load_scenario("cantho-2020"))
+    >>> state.completed()
+    []
+    """
+
+    scenario: Scenario
+    options: PlanOptions = PlanOptions()
+    load_inputs: PlanInputs | None = None
+    demand_grid: DemandStage | None = None
+    coverage_before: CoverageStage | None = None
+    candidates: CandidatesStage | None = None
+    siting: SitingStage | None = None
+    coverage_after: CoverageStage | None = None
+    kpis: KpiStage | None = None
+    sharing: StageOutputs | None = None
+    undergrounding: StageOutputs | None = None
+    backhaul: StageOutputs | None = None
+    wifi: StageOutputs | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> PlanInputs:
+        """The loaded inputs (result of ``load_inputs``)."""
+        return self._need("load_inputs")
+
+    @property
+    def demand(self) -> DemandStage:
+        """Result of ``demand_grid``."""
+        return self._need("demand_grid")
+
+    @property
+    def before(self) -> CoverageStage:
+        """Result of ``coverage_before``."""
+        return self._need("coverage_before")
+
+    @property
+    def after(self) -> CoverageStage:
+        """Result of ``coverage_after``."""
+        return self._need("coverage_after")
+
+    @property
+    def existing(self) -> gpd.GeoDataFrame:
+        """Existing sites with ``district`` and ``radius_m``."""
+        ex = self.before.existing
+        assert ex is not None
+        return ex
+
+    @property
+    def proposed(self) -> gpd.GeoDataFrame:
+        """The new sites (result of ``siting``)."""
+        return self._need("siting").proposed
+
+    def completed(self) -> list[str]:
+        """Names of the stages that have run, in :data:`STAGES` order."""
+        return [s.name for s in STAGES if getattr(self, s.name) is not None]
+
+    def outputs(self) -> list[StageOutputs]:
+        """The :class:`StageOutputs` of the stages that have run, in stage order."""
+        out = [getattr(self, s.name) for s in STAGES]
+        return [o for o in out if isinstance(o, StageOutputs)]
+
+    def _need(self, name: str) -> Any:
+        value = getattr(self, name)
+        if value is None:
+            raise StageError(
+                f"plan state: stage {name!r} has not run; run it first "
+                f"(run_stage({name!r}, state) or run_stages(state))"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One named step of the plan.
+
+    Attributes
+    ----------
+    name : str
+        Stage name; also the :class:`PlanState` field that holds its result.
+    run : callable
+        ``run(state) -> result``.
+    needs : tuple of str
+        Stages whose results ``run`` reads.
+    description : str
+        One line for the progress bar and the docs.
+    """
+
+    name: str
+    run: Callable[[PlanState], Any]
+    needs: tuple[str, ...]
+    description: str
 
 
 @dataclass
@@ -69,6 +392,13 @@ class PlanResult:
         The layers of ``towerplan.gpkg`` (working CRS).
     out_dir : Path or None
         Where the outputs were written.
+    files : list of Path
+        The files written.
+    tables : dict of DataFrame
+        Further tables, each written as ``<name>.csv`` (e.g. ``underground_plan``,
+        the year-by-year undergrounding trajectory).
+    state : PlanState or None
+        The state after the last stage (every stage's typed result).
     """
 
     summary: dict[str, Any]
@@ -77,12 +407,772 @@ class PlanResult:
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    state: PlanState | None = None
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _load_inputs(state: PlanState) -> PlanInputs:
+    """The inputs given to :class:`PlanState`, else :func:`~towerplan.inputs.load_inputs`."""
+    inputs = state.load_inputs or tio.load_inputs(state.scenario)
+    require_metric(inputs.districts, "districts")
+    return inputs
+
+
+def _demand_grid(state: PlanState) -> DemandStage:
+    """Population on the scenario's grid, populated cells, conservation error."""
+    return _demand(state.scenario, state.inputs)
+
+
+def _coverage_before(state: PlanState) -> CoverageStage:
+    """Coverage of the existing sites per operator (at each site's radius)."""
+    scenario, inputs, dem = state.scenario, state.inputs, state.demand
+    radius = _site_radius_model(scenario, dem.points)
+    existing = inputs.existing_sites.copy()
+    existing["district"] = assign_district(existing, inputs.districts)
+    existing["radius_m"] = radius(_xy(existing))
+    cov = coverage.operator_coverage(dem.points, existing, scenario.operator_names, "radius_m")
+    covered = _covered_population(dem.population, cov, scenario.market_shares)
+    return CoverageStage(coverage=cov, covered=covered, existing=existing, radius=radius)
+
+
+def _candidates(state: PlanState) -> CandidatesStage:
+    """Candidate locations in demand not covered by every operator, plus co-locations."""
+    st, before = state.scenario.sites, state.before
+    ops = state.scenario.operator_names
+    uncovered_any = np.asarray(~before.coverage[ops].to_numpy(bool).all(axis=1), dtype=bool)
+    cands = siting.generate_candidates(
+        state.demand.points,
+        spacing_m=st.candidate_spacing_m,
+        existing_sites=state.existing,
+        user_candidates=state.inputs.user_candidates,
+        only_uncovered=uncovered_any,
+        max_tenants=st.max_tenants,
+    )
+    cands["district"] = assign_district(cands, state.inputs.districts)
+    assert before.radius is not None
+    cands["radius_m"] = before.radius(_xy(cands))
+    return CandidatesStage(cands)
+
+
+def _siting(state: PlanState) -> SitingStage:
+    """The new sites: multi-operator maximal covering with the scenario's quotas."""
+    st, opt = state.scenario.sites, state.options
+    cands = state._need("candidates").candidates
+    res = siting.plan_new_sites(
+        state.demand.points,
+        state.existing,
+        cands,
+        operators=state.scenario.market_shares,
+        n_dedicated=st.new_dedicated,
+        n_shared=st.new_shared,
+        radius_m="radius_m",
+        max_tenants=st.max_tenants,
+        min_spacing_m=st.min_new_site_spacing_m,
+        solver=opt.solver or st.solver,  # type: ignore[arg-type]
+        time_limit_s=opt.time_limit_s if opt.time_limit_s is not None else st.time_limit_s,
+        mip_gap=st.mip_gap,
+        seed=opt.seed,
+    )
+    proposed = res.proposed.copy()
+    proposed["district"] = assign_district(proposed, state.inputs.districts)
+    proposed["lon"], proposed["lat"] = _lonlat(proposed)
+    assert state.before.radius is not None
+    proposed["radius_m"] = state.before.radius(_xy(proposed))
+    return SitingStage(result=res, proposed=proposed)
+
+
+def _coverage_after(state: PlanState) -> CoverageStage:
+    """Coverage with the new sites, and coverage-gap polygons before and after."""
+    scenario, dem, before = state.scenario, state.demand, state.before
+    ops = scenario.operator_names
+    # existing coverage is already known: add only what the new sites cover
+    cov = before.coverage | coverage.operator_coverage(dem.points, state.proposed, ops, "radius_m")
+    covered = _covered_population(dem.population, cov, scenario.market_shares)
+    xy, pop = dem.xy, dem.population
+    gaps = [
+        gap_polygons(
+            xy,
+            pop,
+            ~c[o].to_numpy(bool),
+            dem.grid.transform,
+            dem.grid.population.shape,
+            scenario.crs,
+            {"operator": o, "stage": stage},
+        )
+        for stage, c in (("before", before.coverage), ("after", cov))
+        for o in ops
+    ]
+    gaps_gdf = gpd.GeoDataFrame(
+        pd.concat(gaps, ignore_index=True), geometry="geometry", crs=scenario.crs
+    )
+    return CoverageStage(coverage=cov, covered=covered, gaps=gaps_gdf)
+
+
+def _kpis(state: PlanState) -> KpiStage:
+    """District KPIs, capacity check and plan fidelity."""
+    st, inputs = state.scenario.sites, state.inputs
+    districts, proposed = inputs.districts, state.proposed
+    kpi = kpis.district_kpis(
+        districts,
+        state.demand.points,
+        state.existing,
+        proposed,
+        state.before.coverage,
+        state.after.coverage,
+        state.scenario.market_shares,
+        st.radius_convention,
+    )
+    kpi.insert(0, "data_kind", inputs.data_kind)
+    by_district = kpi.set_index("district")
+    cap = siting.capacity_sites_needed(
+        by_district["population"],
+        state.scenario.subscribers.mobile_per_100,
+        st.site_capacity_subscribers,
+        existing_by_district=by_district["existing"],
+        coverage_sites_by_district=by_district["total"],
+    )
+    kpi = kpi.merge(
+        cap[["subscribers", "capacity_sites", "capacity_shortfall"]],
+        left_on="district",
+        right_index=True,
+        how="left",
+    )
+    area_km2 = float(districts.geometry.area.sum() / 1e6)
+    fidelity = kpis.plan_fidelity(area_km2, st.total, st.existing, st.mean_serving_radius_km)
+    return KpiStage(table=kpi, capacity=cap, fidelity=fidelity, area_km2=area_km2)
+
+
+def _sharing(state: PlanState) -> StageOutputs:
+    """Co-location options per new site, sharing rate, cheapest co-locations to the target."""
+    from towerplan.infrastructure import sharing
+
+    sh = state.scenario.sharing
+    existing, proposed = state.existing, state.proposed
+    cands = sharing.colocation_candidates(
+        proposed, existing, state.inputs.districts, sh.colocation_distance_m, sh.unit_costs_vnd
+    )
+    layers = {"sharing_candidates": cands}
+    if not len(existing):
+        n_sh = int((proposed["site_type"] == "shared").sum()) if len(proposed) else 0
+        return StageOutputs(
+            layers=layers,
+            summary={
+                "sharing_rate_before": None,
+                "sharing_rate_after": round(n_sh / len(proposed), 4) if len(proposed) else None,
+                "sharing_target": [sh.target_min, sh.target_max],
+                "colocation_options": 0,
+            },
+            notes=["no existing structures: sharing rate before the plan undefined"],
+        )
+    coloc = None
+    if len(proposed):
+        coloc = sharing.cheapest_colocations_to_target(
+            proposed,
+            existing,
+            cands,
+            target=sh.target_min,
+            unit_costs=sh.unit_costs_vnd,
+            objective=sh.colocation_objective,
+            allow_add_tenant=sh.allow_add_tenant,
+        )
+    return StageOutputs(
+        layers=layers,
+        summary=sharing.summary_keys(
+            existing, proposed, sh.target_min, sh.target_max, cands, coloc
+        ),
+        district_columns=sharing.district_columns(existing, proposed, cands),
+    )
+
+
+def _undergrounding(state: PlanState) -> StageOutputs:
+    """Cable-km per district and the year-by-year trajectory to the undergrounding targets."""
+    from towerplan.infrastructure import undergrounding
+
+    scenario, inputs = state.scenario, state.inputs
+    if inputs.roads is None or not len(inputs.roads):
+        return StageOutputs(
+            notes=["no road layer: undergrounding and road-routed backhaul not computed"]
+        )
+    milestones = undergrounding.milestones_from_scenarios(*_milestone_scenarios(scenario))
+    ug = undergrounding.plan_undergrounding(
+        inputs.roads, inputs.districts, milestones, scenario.undergrounding, scenario.fibre
+    )
+    city = ug.trajectory[ug.trajectory["district"] == "city"]
+    summary = undergrounding.summary_keys(ug)
+    summary["underground_trajectory_city"] = {
+        str(int(y)): round(float(v), 4)
+        for y, v in zip(city["year"].to_numpy(), city["share"].to_numpy(), strict=True)
+    }
+    return StageOutputs(
+        layers={"underground_plan": ug.layer},
+        tables={"underground_plan": ug.trajectory},
+        summary=summary,
+        district_columns=undergrounding.district_columns(ug),
+    )
+
+
+def _backhaul(state: PlanState) -> StageOutputs:
+    """Fibre routes from each new site to the nearest existing site along the roads."""
+    from towerplan.infrastructure import backhaul
+
+    existing, proposed, inputs = state.existing, state.proposed, state.inputs
+    if not (len(existing) and len(proposed)):
+        return StageOutputs(notes=["no existing sites: no backhaul routes to plan"])
+    fb = state.scenario.fibre
+    routes = backhaul.fibre_routes(
+        proposed,
+        existing,
+        road_graph=inputs.road_graph,
+        roads=inputs.roads,
+        districts=inputs.districts,
+        max_snap_m=fb.backhaul_max_snap_m,
+        snap_tolerance_m=fb.backhaul_snap_tolerance_m,
+    )
+    return StageOutputs(
+        layers={"backhaul_routes": routes},
+        summary=backhaul.summary_keys(routes),
+        district_columns=backhaul.district_columns(routes),
+    )
+
+
+def _wifi(state: PlanState) -> StageOutputs:
+    """Public Wi-Fi hotspots covering the points of interest (set covering)."""
+    from towerplan.infrastructure import wifi
+
+    inputs, w = state.inputs, state.scenario.wifi
+    if not len(inputs.pois):
+        return StageOutputs(
+            summary={"wifi_hotspots": 0},
+            notes=["no points of interest: no Wi-Fi hotspots placed"],
+        )
+    wp = wifi.place_hotspots(
+        inputs.pois,
+        inputs.districts,
+        radius_m=w.hotspot_radius_m,
+        categories=w.categories,
+        city_centre_radius_m=w.city_centre_radius_m,
+        grid_spacing_m=w.city_centre_grid_m,
+        solver=w.solver,
+        time_limit_s=w.time_limit_s,
+    )
+    return StageOutputs(
+        layers={"wifi_hotspots": wp.hotspots},
+        summary=wifi.summary_keys(wp),
+        district_columns=wifi.district_columns(wp, inputs.districts),
+    )
+
+
+#: The plan, in order.  Append a :class:`Stage` (and add its field to
+#: :class:`PlanState`) to add a step; a :class:`StageOutputs` result reaches the
+#: outputs on its own.
+STAGES: tuple[Stage, ...] = (
+    Stage("load_inputs", _load_inputs, (), "read the data into the working CRS"),
+    Stage("demand_grid", _demand_grid, ("load_inputs",), "population on a regular grid"),
+    Stage(
+        "coverage_before",
+        _coverage_before,
+        ("load_inputs", "demand_grid"),
+        "coverage of the existing sites",
+    ),
+    Stage(
+        "candidates",
+        _candidates,
+        ("load_inputs", "demand_grid", "coverage_before"),
+        "candidate locations",
+    ),
+    Stage(
+        "siting",
+        _siting,
+        ("load_inputs", "demand_grid", "coverage_before", "candidates"),
+        "choice of the new sites",
+    ),
+    Stage(
+        "coverage_after",
+        _coverage_after,
+        ("demand_grid", "coverage_before", "siting"),
+        "coverage with the new sites, gaps",
+    ),
+    Stage(
+        "kpis",
+        _kpis,
+        ("load_inputs", "demand_grid", "coverage_before", "siting", "coverage_after"),
+        "district KPIs, capacity, plan fidelity",
+    ),
+    Stage("sharing", _sharing, ("load_inputs", "coverage_before", "siting"), "sharing"),
+    Stage("undergrounding", _undergrounding, ("load_inputs",), "cable undergrounding"),
+    Stage("backhaul", _backhaul, ("load_inputs", "coverage_before", "siting"), "fibre backhaul"),
+    Stage("wifi", _wifi, ("load_inputs",), "public Wi-Fi hotspots"),
+)
+
+
+def _stage(name: str) -> Stage:
+    for s in STAGES:
+        if s.name == name:
+            return s
+    known = ", ".join(s.name for s in STAGES)
+    raise StageError(f"plan stage {name!r} is unknown; use one of: {known}")
+
+
+def run_stage(name: str, state: PlanState) -> PlanState:
+    """Run one stage of :data:`STAGES` and return the new state.
+
+    Parameters
+    ----------
+    name : str
+        A stage name (``STAGES[i].name``).
+    state : PlanState
+        A state holding the results of the stages ``name`` needs.
+
+    Returns
+    -------
+    PlanState
+        A copy of ``state`` with the stage's result and its time (s) in ``timings``.
+
+    Raises
+    ------
+    StageError
+        Unknown stage, or a stage it needs has not run.
+
+    Examples
+    --------
+    >>> from towerplan.scenario import load_scenario
+    >>> state = run_stage("load_inputs", PlanState(load_scenario("cantho-2020")))
+    >>> state.completed(), len(state.inputs.districts)
+    (['load_inputs'], 9)
+    """
+    stage = _stage(name)
+    for need in stage.needs:
+        state._need(need)
+    t = time.perf_counter()
+    result = stage.run(state)
+    dt = round(time.perf_counter() - t, 3)
+    logger.info("%-22s %.2f s", name, dt)
+    return dataclasses.replace(state, **{name: result, "timings": {**state.timings, name: dt}})
+
+
+def run_stages(
+    state: PlanState, names: Iterable[str] | None = None, *, progress: bool | None = None
+) -> PlanState:
+    """Run several stages in order (default: every stage of :data:`STAGES`).
+
+    Parameters
+    ----------
+    state : PlanState
+        The starting state.
+    names : iterable of str, optional
+        Stages to run, in this order (default: all of :data:`STAGES`).
+    progress : bool, optional
+        Show a tqdm bar (``True``), hide it (``False``), or show it only when
+        stderr is a terminal (``None``).
+
+    Returns
+    -------
+    PlanState
+    """
+    todo = [s.name for s in STAGES] if names is None else list(names)
+    with tqdm(
+        total=len(todo),
+        desc="towerplan plan",
+        unit="stage",
+        disable=None if progress is None else not progress,
+        leave=False,
+    ) as bar:
+        for name in todo:
+            bar.set_postfix_str(name)
+            state = run_stage(name, state)
+            bar.update(1)
+    return state
+
+
+# --------------------------------------------------------------------------- the plan's outputs
+
+
+def build_layers(state: PlanState) -> dict[str, gpd.GeoDataFrame]:
+    """The layers of ``towerplan.gpkg`` from a state whose stages have all run.
+
+    Parameters
+    ----------
+    state : PlanState
+        After the core stages (``load_inputs`` ... ``coverage_after``).
+
+    Returns
+    -------
+    dict of GeoDataFrame
+        ``districts``, ``demand`` (with ``cov_before_<op>`` / ``cov_after_<op>``),
+        ``existing_sites``, ``candidate_sites``, ``proposed_sites``, ``coverage_gaps``,
+        every :class:`StageOutputs` layer, then ``pois`` and ``roads`` when present.
+    """
+    inputs = state.inputs
+    dem = state.demand.points.copy()
+    for o in state.scenario.operator_names:
+        dem[f"cov_before_{o}"] = state.before.coverage[o].to_numpy(bool)
+        dem[f"cov_after_{o}"] = state.after.coverage[o].to_numpy(bool)
+    layers: dict[str, gpd.GeoDataFrame] = {
+        "districts": inputs.districts,
+        "demand": dem,
+        "existing_sites": state.existing,
+        "candidate_sites": state._need("candidates").candidates,
+        "proposed_sites": state.proposed,
+        "coverage_gaps": state.after.gaps,
+    }
+    for out in state.outputs():
+        layers.update(out.layers)
+    if len(inputs.pois):
+        layers["pois"] = inputs.pois
+    if inputs.roads is not None and len(inputs.roads):
+        layers["roads"] = inputs.roads
+    return layers
+
+
+def build_kpi_table(state: PlanState) -> pd.DataFrame:
+    """``district_kpis.csv``: the ``kpis`` stage's table and every stage's district columns.
+
+    Parameters
+    ----------
+    state : PlanState
+        After the ``kpis`` stage.
+
+    Returns
+    -------
+    DataFrame
+        One row per district.
+    """
+    kpi = state._need("kpis").table
+    cols = [o.district_columns for o in state.outputs() if o.district_columns is not None]
+    if not cols:
+        return kpi
+    table = pd.concat([c[~c.index.duplicated()] for c in cols], axis=1)
+    return kpi.merge(table, left_on="district", right_index=True, how="left")
+
+
+def build_summary(state: PlanState) -> dict[str, Any]:
+    """The content of ``summary.json`` (without the run times and the written files).
+
+    Parameters
+    ----------
+    state : PlanState
+        After every stage of :data:`STAGES`.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable summary; keys of every :class:`StageOutputs` included.
+    """
+    scenario, inputs, st = state.scenario, state.inputs, state.scenario.sites
+    dem, before, after = state.demand, state.before, state.after
+    existing, proposed = state.existing, state.proposed
+    k, res = state._need("kpis"), state._need("siting").result
+    pop_total = float(dem.population.sum())
+    n_total = len(existing) + len(proposed)
+    conv = st.radius_convention
+    by_conv = {
+        c: round(kpis.serving_radius_km(k.area_km2, n_total, c), 4) for c in kpis.CONVENTIONS
+    }
+    assert before.radius is not None
+    summary: dict[str, Any] = {
+        "data_kind": inputs.data_kind,
+        "scenario": scenario.name,
+        "scenario_title": scenario.title,
+        "plan_source": scenario.source,
+        "year": scenario.year,
+        "crs": scenario.crs,
+        "notes": list(inputs.notes) + [n for o in state.outputs() for n in o.notes],
+        "existing_sites": len(existing),
+        "new_sites": len(proposed),
+        "new_dedicated": int((proposed["site_type"] == "dedicated").sum()),
+        "new_shared": int((proposed["site_type"] == "shared").sum()),
+        "total_sites": n_total,
+        "area_km2": round(k.area_km2, 3),
+        "mean_serving_radius_km": by_conv[conv],
+        "radius_convention": conv,
+        "mean_serving_radius_km_by_convention": by_conv,
+        "coverage_radius_m": st.coverage_radius_m,
+        "radius_model": before.radius.info,
+        "population": round(pop_total, 1),
+        "population_conservation_rel_error": dem.conservation_rel_error,
+        "demand_cells": len(dem.points),
+        "demand_cell_size_m": scenario.demand.cell_size_m,
+        "candidates": len(state._need("candidates").candidates),
+        **_coverage_keys(before.covered, after.covered, pop_total),
+        "operators": scenario.market_shares,
+        "siting": {
+            "solver_used": res.solver_used,
+            "objective": res.objective,
+            "upper_bound": res.upper_bound,
+            "gap": res.gap,
+            "build_s": res.build_s,
+            "solve_s": res.solve_s,
+        },
+        "plan_fidelity": k.fidelity,
+        "export_settings": dataclasses.asdict(scenario.export),
+        "capacity_check": {
+            "mobile_subscribers": round(float(k.capacity["subscribers"].sum()), 0),
+            "site_capacity_subscribers": st.site_capacity_subscribers,
+            "capacity_sites_needed": int(k.capacity["capacity_sites"].sum()),
+            "coverage_sites_planned": n_total,
+            "capacity_shortfall_sites": int(k.capacity["capacity_shortfall"].sum()),
+        },
+        "link_budget_cell_radius_km": _radius_table(),
+    }
+    for out in state.outputs():
+        summary.update(out.summary)
+    if len(existing) != st.existing:
+        summary["notes"].append(
+            f"the data hold {len(existing)} existing sites, the scenario expects {st.existing}"
+        )
+    if inputs.data_kind == DEMO_KIND:
+        summary["caption"] = DEMO_CAPTION
+    return summary
+
+
+def _coverage_keys(
+    before: dict[str, Any], after: dict[str, Any], pop_total: float
+) -> dict[str, Any]:
+    return {
+        "population_covered_before": round(before["any"], 1),
+        "population_covered_after": round(after["any"], 1),
+        "coverage_share_before": round(before["any"] / pop_total, 4),
+        "coverage_share_after": round(after["any"] / pop_total, 4),
+        "population_covered_weighted_before": round(before["weighted"], 1),
+        "population_covered_weighted_after": round(after["weighted"], 1),
+        "population_covered_by_operator_before": before["by_operator"],
+        "population_covered_by_operator_after": after["by_operator"],
+    }
+
+
+def result_from_state(state: PlanState) -> PlanResult:
+    """Assemble the :class:`PlanResult` of a state whose stages have all run (nothing written).
+
+    Parameters
+    ----------
+    state : PlanState
+        After every stage of :data:`STAGES`.
+
+    Returns
+    -------
+    PlanResult
+        ``summary`` without run times, ``kpis``, ``layers``, ``tables`` and ``state``.
+    """
+    missing = [s.name for s in STAGES if getattr(state, s.name) is None]
+    if missing:
+        raise StageError(
+            f"plan state: stages {missing} have not run; run them first (run_stages(state))"
+        )
+    summary = build_summary(state)
+    n_existing, expected = len(state.existing), state.scenario.sites.existing
+    if n_existing != expected:
+        logger.warning(
+            "the data hold %d existing sites, the scenario expects %d", n_existing, expected
+        )
+    tables = {name: t for o in state.outputs() for name, t in o.tables.items()}
+    return PlanResult(
+        summary=summary,
+        kpis=build_kpi_table(state),
+        layers=build_layers(state),
+        tables=tables,
+        state=state,
+    )
+
+
+def run_plan(
+    scenario: Scenario,
+    out_dir: str | Path | None = None,
+    *,
+    inputs: PlanInputs | None = None,
+    overwrite: bool = False,
+    solver: str | None = None,
+    seed: int = 0,
+    maps: bool = True,
+    sheets: bool = False,
+    exports: bool = False,
+    best_server: bool = True,
+    time_limit_s: float | None = None,
+    progress: bool | None = None,
+) -> PlanResult:
+    """Run every stage of :data:`STAGES` for ``scenario`` and write the outputs to ``out_dir``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Targets, settings and data sources.
+    out_dir : str or Path, optional
+        Output folder; must not exist or be empty unless ``overwrite``.
+        ``None`` computes without writing.
+    inputs : PlanInputs, optional
+        Pre-loaded inputs (default: :func:`towerplan.inputs.readers.load_inputs`).
+    overwrite : bool
+        Replace a non-empty ``out_dir``.
+    solver : {'auto', 'exact', 'heuristic'}, optional
+        Overrides ``scenario.sites.solver``.
+    seed : int
+        Seed for every random step.
+    maps, sheets, exports, best_server : bool
+        Write the HTML maps, the static map sheets, the vector exports, the
+        best-server GeoTIFF.
+    time_limit_s : float, optional
+        Overrides ``scenario.sites.time_limit_s`` (siting solver time limit).
+    progress : bool, optional
+        Show a tqdm bar over the stages (``True``), hide it (``False``), or show
+        it only when stderr is a terminal (``None``, default).
+
+    Returns
+    -------
+    PlanResult
+        ``summary`` includes ``runtime_s`` and ``timings_s`` (per stage and per output).
+
+    Examples
+    --------
+    >>> from towerplan import load_scenario, run_plan
+    >>> res = run_plan(load_scenario("cantho-2020"), "outputs/cantho-2020")  # doctest: +SKIP
+    >>> res.summary["total_sites"], sorted(res.tables)  # doctest: +SKIP
+    (1728, ['underground_plan'])
+    """
+    t0 = time.perf_counter()
+    if out_dir is not None:
+        check_out_dir(out_dir, overwrite)
+    options = PlanOptions(solver=solver, seed=seed, time_limit_s=time_limit_s)
+    state = run_stages(PlanState(scenario, options, load_inputs=inputs), progress=progress)
+    result = result_from_state(state)
+    timings = dict(state.timings)
+    extra: dict[str, Any] = {}
+    if out_dir is not None:
+        with staged_output(out_dir, overwrite) as tmp:
+            files, extra = _write_outputs(
+                tmp,
+                result,
+                scenario,
+                maps=maps,
+                sheets=sheets,
+                exports=exports,
+                best_server=best_server,
+                timings=timings,
+                t0=t0,
+            )
+        result.files = [Path(out_dir) / f.relative_to(tmp) for f in files]
+        result.out_dir = Path(out_dir)
+    else:
+        extra = _timing_keys(timings, t0)
+    result.summary = {**result.summary, **extra}
+    return result
+
+
+def _timing_keys(timings: dict[str, float], t0: float) -> dict[str, Any]:
+    total = round(time.perf_counter() - t0, 3)
+    return {"runtime_s": total, "timings_s": {**timings, "total": total}}
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    t = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - t, 3)
+
+
+def _write_outputs(
+    tmp: Path,
+    result: PlanResult,
+    scenario: Scenario,
+    *,
+    maps: bool,
+    sheets: bool,
+    exports: bool,
+    best_server: bool,
+    timings: dict[str, float],
+    t0: float,
+) -> tuple[list[Path], dict[str, Any]]:
+    """Write every output into ``tmp``; ``summary.json`` last.
+
+    Returns the files written and the keys added to the summary (the best-server
+    raster, ``runtime_s``, ``timings_s``); ``result`` is not modified.
+    """
+    from towerplan.outputs import export
+
+    layers, kpi = result.layers, result.kpis
+    files: list[Path] = []
+    extra: dict[str, Any] = {}
+    with _timed(timings, "write_gpkg_csv"):
+        files.append(export.write_gpkg(layers, tmp / "towerplan.gpkg"))
+        for name, table in {"district_kpis": kpi, **result.tables}.items():
+            files.append(tmp / f"{name}.csv")
+            table.to_csv(files[-1], index=False)
+    if best_server:
+        with _timed(timings, "best_server_raster"):
+            raster = _best_server(layers, tmp, scenario)
+        if raster is not None:
+            files.append(raster)
+            extra["best_server_raster"] = {
+                "file": "best_server.tif",
+                "bands": ["received_level_dbm", "path_loss_db", "serving_site_row"],
+                "site_ids": "rows of existing_sites then proposed_sites in towerplan.gpkg",
+            }
+    summary = {**result.summary, **extra}
+    radius = scenario.wifi.hotspot_radius_m
+    if maps:
+        from towerplan.outputs import maps as tmaps
+
+        with _timed(timings, "maps"):
+            files.extend(
+                tmaps.write_maps(layers, summary, kpi, tmp / "maps", hotspot_radius_m=radius)
+            )
+    if sheets:
+        from towerplan.outputs import sheets as tsheets
+
+        with _timed(timings, "sheets"):
+            files.extend(
+                tsheets.write_sheets(layers, summary, kpi, tmp / "sheets", hotspot_radius_m=radius)
+            )
+    if exports:
+        with _timed(timings, "exports"):
+            files.extend(export.export_layers(layers, tmp / "exports", settings=scenario.export))
+    extra.update(_timing_keys(timings, t0))
+    sp = tmp / "summary.json"
+    sp.write_text(
+        json.dumps({**summary, **extra}, indent=2, ensure_ascii=False, default=_json_default),
+        encoding="utf-8",
+    )
+    files.append(sp)
+    return files, extra
+
+
+def _best_server(layers: dict[str, gpd.GeoDataFrame], tmp: Path, scenario: Scenario) -> Path | None:
+    sites = pd.concat(
+        [
+            layers["existing_sites"][["site_id", "height_m", "geometry"]],
+            layers["proposed_sites"][["site_id", "geometry"]],
+        ],
+        ignore_index=True,
+    )
+    sites = gpd.GeoDataFrame(sites, geometry="geometry", crs=layers["districts"].crs)
+    if not len(sites):
+        return None
+    return coverage.best_server_raster(
+        sites,
+        tuple(layers["districts"].total_bounds),
+        tmp / "best_server.tif",
+        cell_size_m=scenario.demand.cell_size_m,
+        h_base="height_m",
+    )
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def assign_district(points: gpd.GeoDataFrame, districts: gpd.GeoDataFrame) -> pd.Series:
     """District name of each point (containing polygon, else the nearest one).
 
-    Returns a Series indexed like ``points``.
+    Parameters
+    ----------
+    points : GeoDataFrame
+        Points in a metric CRS.
+    districts : GeoDataFrame
+        ``district`` polygons in the same CRS.
+
+    Returns
+    -------
+    Series
+        District names, indexed like ``points``.
     """
     require_metric(points, "points")
     if len(points) == 0:
@@ -117,308 +1207,11 @@ def _covered_population(
     }
 
 
-def run_plan(
-    scenario: Scenario,
-    out_dir: str | Path | None = None,
-    *,
-    inputs: PlanInputs | None = None,
-    overwrite: bool = False,
-    solver: str | None = None,
-    seed: int = 0,
-    maps: bool = True,
-    sheets: bool = False,
-    exports: bool = False,
-    best_server: bool = True,
-    time_limit_s: float | None = None,
-    progress: bool | None = None,
-) -> PlanResult:
-    """Run the whole plan for ``scenario`` and write its outputs to ``out_dir``.
-
-    Parameters
-    ----------
-    scenario : Scenario
-        Targets, settings and data sources.
-    out_dir : str or Path, optional
-        Output folder; must not exist or be empty unless ``overwrite``.
-        ``None`` computes without writing.
-    inputs : PlanInputs, optional
-        Pre-loaded inputs (default: :func:`towerplan.inputs.readers.load_inputs`).
-    overwrite : bool
-        Replace a non-empty ``out_dir``.
-    solver : {'auto', 'exact', 'heuristic'}, optional
-        Overrides ``scenario.sites.solver``.
-    seed : int
-        Seed for every random step.
-    maps, sheets, exports, best_server : bool
-        Write the HTML maps, the static map sheets, the vector exports, the
-        best-server GeoTIFF.
-    time_limit_s : float, optional
-        Overrides ``scenario.sites.time_limit_s`` (siting solver time limit).
-    progress : bool, optional
-        Show a tqdm bar over the stages (``True``), hide it (``False``), or show
-        it only when stderr is a terminal (``None``, default).
-
-    Returns
-    -------
-    PlanResult
-    """
-    t0 = time.perf_counter()
-    if out_dir is not None:
-        check_out_dir(out_dir, overwrite)
-    timings: dict[str, float] = {}
-
-    last = [t0]
-    # progress over the pipeline's stages (tqdm hides itself when stderr is not a terminal)
-    bar = tqdm(
-        total=len(_STAGES),
-        desc="towerplan plan",
-        unit="stage",
-        disable=None if progress is None else not progress,
-        leave=False,
-    )
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = round(now - last[0], 3)
-        last[0] = now
-        logger.info("%-22s %.2f s", name, timings[name])
-        bar.update(1)
-        bar.set_postfix_str(name)
-
-    if inputs is None:
-        inputs = tio.load_inputs(scenario)
-    crs = scenario.crs
-    districts = inputs.districts
-    require_metric(districts, "districts")
-    lap("load_inputs")
-
-    # -- demand ---------------------------------------------------------------
-    grid, dem, conservation = _demand(scenario, inputs)
-    cell = scenario.demand.cell_size_m
-    xy = np.column_stack([dem.geometry.x.to_numpy(), dem.geometry.y.to_numpy()])
-    pop = dem["population"].to_numpy(float)
-    lap("demand_grid")
-
-    # -- existing coverage ----------------------------------------------------
-    shares = scenario.market_shares
-    ops = scenario.operator_names
-    radius = scenario.sites.coverage_radius_m
-    site_radius, radius_info = _site_radius_model(scenario, dem, xy)
-    existing = inputs.existing_sites.copy()
-    existing["district"] = assign_district(existing, districts)
-    existing["radius_m"] = site_radius(_xy(existing))
-    cov_before = coverage.operator_coverage(dem, existing, ops, "radius_m")
-    before = _covered_population(pop, cov_before, shares)
-    lap("coverage_before")
-
-    # -- siting ---------------------------------------------------------------
-    st = scenario.sites
-    uncovered_any = np.asarray(~cov_before[ops].to_numpy(bool).all(axis=1), dtype=bool)
-    cands = siting.generate_candidates(
-        dem,
-        spacing_m=st.candidate_spacing_m,
-        existing_sites=existing,
-        user_candidates=inputs.user_candidates,
-        only_uncovered=uncovered_any,
-        max_tenants=st.max_tenants,
-    )
-    cands["district"] = assign_district(cands, districts)
-    cands["radius_m"] = site_radius(_xy(cands))
-    lap("candidates")
-    res = siting.plan_new_sites(
-        dem,
-        existing,
-        cands,
-        operators=shares,
-        n_dedicated=st.new_dedicated,
-        n_shared=st.new_shared,
-        radius_m="radius_m",
-        max_tenants=st.max_tenants,
-        min_spacing_m=st.min_new_site_spacing_m,
-        solver=solver or st.solver,  # type: ignore[arg-type]
-        time_limit_s=time_limit_s if time_limit_s is not None else st.time_limit_s,
-        mip_gap=st.mip_gap,
-        seed=seed,
-    )
-    proposed = res.proposed.copy()
-    proposed["district"] = assign_district(proposed, districts)
-    proposed["lon"], proposed["lat"] = _lonlat(proposed)
-    proposed["radius_m"] = site_radius(_xy(proposed))
-    lap("siting")
-
-    # -- coverage after, gaps, KPIs -------------------------------------------
-    # existing coverage is already known: add only what the new sites cover
-    cov_after = cov_before | coverage.operator_coverage(dem, proposed, ops, "radius_m")
-    after = _covered_population(pop, cov_after, shares)
-    gaps = []
-    shape_rc = grid.population.shape
-    for stage, cov in (("before", cov_before), ("after", cov_after)):
-        for o in ops:
-            gaps.append(
-                gap_polygons(
-                    xy,
-                    pop,
-                    ~cov[o].to_numpy(bool),
-                    grid.transform,
-                    shape_rc,
-                    crs,
-                    {"operator": o, "stage": stage},
-                )
-            )
-    gaps_gdf = gpd.GeoDataFrame(pd.concat(gaps, ignore_index=True), geometry="geometry", crs=crs)
-    conv = st.radius_convention
-    kpi = kpis.district_kpis(
-        districts, dem, existing, proposed, cov_before, cov_after, shares, conv
-    )
-    kpi.insert(0, "data_kind", inputs.data_kind)
-    cap = siting.capacity_sites_needed(
-        kpi.set_index("district")["population"],
-        scenario.subscribers.mobile_per_100,
-        st.site_capacity_subscribers,
-        existing_by_district=kpi.set_index("district")["existing"],
-        coverage_sites_by_district=kpi.set_index("district")["total"],
-    )
-    kpi = kpi.merge(
-        cap[["subscribers", "capacity_sites", "capacity_shortfall"]],
-        left_on="district",
-        right_index=True,
-        how="left",
-    )
-    area_km2 = float(districts.geometry.area.sum() / 1e6)
-    n_total = len(existing) + len(proposed)
-    fidelity = kpis.plan_fidelity(area_km2, st.total, st.existing, st.mean_serving_radius_km)
-    lap("coverage_after_kpis")
-
-    infra_layers, tables, infra_summary, infra_cols, infra_notes = _infrastructure(
-        scenario, inputs, districts, existing, proposed
-    )
-    if len(infra_cols.columns):
-        kpi = kpi.merge(infra_cols, left_on="district", right_index=True, how="left")
-    lap("sharing_ug_backhaul_wifi")
-    bar.close()
-
-    for o in ops:
-        dem[f"cov_before_{o}"] = cov_before[o].to_numpy(bool)
-        dem[f"cov_after_{o}"] = cov_after[o].to_numpy(bool)
-
-    layers: dict[str, gpd.GeoDataFrame] = {
-        "districts": districts,
-        "demand": dem,
-        "existing_sites": existing,
-        "candidate_sites": cands,
-        "proposed_sites": proposed,
-        "coverage_gaps": gaps_gdf,
-    }
-    layers.update(infra_layers)
-    if len(inputs.pois):
-        layers["pois"] = inputs.pois
-    if inputs.roads is not None and len(inputs.roads):
-        layers["roads"] = inputs.roads
-
-    by_conv = {c: round(kpis.serving_radius_km(area_km2, n_total, c), 4) for c in kpis.CONVENTIONS}
-    summary: dict[str, Any] = {
-        "data_kind": inputs.data_kind,
-        "scenario": scenario.name,
-        "scenario_title": scenario.title,
-        "plan_source": scenario.source,
-        "year": scenario.year,
-        "crs": crs,
-        "notes": list(inputs.notes) + infra_notes,
-        "existing_sites": len(existing),
-        "new_sites": len(proposed),
-        "new_dedicated": int((proposed["site_type"] == "dedicated").sum()),
-        "new_shared": int((proposed["site_type"] == "shared").sum()),
-        "total_sites": n_total,
-        "area_km2": round(area_km2, 3),
-        "mean_serving_radius_km": by_conv[conv],
-        "radius_convention": conv,
-        "mean_serving_radius_km_by_convention": by_conv,
-        "coverage_radius_m": radius,
-        "radius_model": radius_info,
-        "population": round(float(pop.sum()), 1),
-        "population_conservation_rel_error": conservation,
-        "demand_cells": len(dem),
-        "demand_cell_size_m": cell,
-        "candidates": len(cands),
-        "population_covered_before": round(before["any"], 1),
-        "population_covered_after": round(after["any"], 1),
-        "coverage_share_before": round(before["any"] / pop.sum(), 4),
-        "coverage_share_after": round(after["any"] / pop.sum(), 4),
-        "population_covered_weighted_before": round(before["weighted"], 1),
-        "population_covered_weighted_after": round(after["weighted"], 1),
-        "population_covered_by_operator_before": before["by_operator"],
-        "population_covered_by_operator_after": after["by_operator"],
-        "operators": shares,
-        "siting": {
-            "solver_used": res.solver_used,
-            "objective": res.objective,
-            "upper_bound": res.upper_bound,
-            "gap": res.gap,
-            "build_s": res.build_s,
-            "solve_s": res.solve_s,
-        },
-        "plan_fidelity": fidelity,
-        "export_settings": dataclasses.asdict(scenario.export),
-        "capacity_check": {
-            "mobile_subscribers": round(float(cap["subscribers"].sum()), 0),
-            "site_capacity_subscribers": st.site_capacity_subscribers,
-            "capacity_sites_needed": int(cap["capacity_sites"].sum()),
-            "coverage_sites_planned": n_total,
-            "capacity_shortfall_sites": int(cap["capacity_shortfall"].sum()),
-        },
-        "link_budget_cell_radius_km": _radius_table(),
-    }
-    summary.update(infra_summary)
-    if len(existing) != st.existing:
-        summary["notes"].append(
-            f"the data hold {len(existing)} existing sites, the scenario expects {st.existing}"
-        )
-        logger.warning(summary["notes"][-1])
-    if inputs.data_kind == DEMO_KIND:
-        summary["caption"] = (
-            "SCHEMATIC DEMO DATA: boundaries, existing sites and population distribution are "
-            "schematic, not surveyed; do not use for decisions."
-        )
-
-    files: list[Path] = []
-    if out_dir is not None:
-        with staged_output(out_dir, overwrite) as tmp:
-            files = _write_outputs(
-                tmp,
-                layers,
-                tables,
-                summary,
-                kpi,
-                maps=maps,
-                sheets=sheets,
-                exports=exports,
-                best_server=best_server,
-                scenario=scenario,
-                timings=timings,
-                t0=t0,
-            )
-        out = Path(out_dir)
-        files = [out / f.relative_to(tmp) for f in files]
-    else:
-        timings["total"] = round(time.perf_counter() - t0, 3)
-        summary["runtime_s"] = timings["total"]
-        summary["timings_s"] = timings
-    return PlanResult(
-        summary=summary,
-        kpis=kpi,
-        layers=layers,
-        out_dir=Path(out_dir) if out_dir else None,
-        files=files,
-    )
-
-
 def _xy(gdf: gpd.GeoDataFrame) -> np.ndarray:
     return np.column_stack([gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()])
 
 
-def _site_radius_model(
-    scenario: Scenario, dem: gpd.GeoDataFrame, dem_xy: np.ndarray
-) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+def _site_radius_model(scenario: Scenario, dem: gpd.GeoDataFrame) -> SiteRadius:
     """Coverage radius (m) of a site at given coordinates, per ``sites.radius_model``.
 
     ``fixed``: ``sites.coverage_radius_m`` everywhere.  ``link_budget``: the
@@ -430,9 +1223,7 @@ def _site_radius_model(
     st = scenario.sites
     if st.radius_model == "fixed":
         r = float(st.coverage_radius_m)
-        return (lambda xy: np.full(len(xy), r)), {"model": "fixed", "radius_m": r}
-    from scipy.spatial import cKDTree
-
+        return SiteRadius(r, np.zeros((0, 2)), np.zeros(0), {"model": "fixed", "radius_m": r})
     from towerplan.propagation import CLUTTER_CLASSES, clutter_from_density, max_cell_radius
 
     by_clutter = {
@@ -449,15 +1240,6 @@ def _site_radius_model(
         ),
         dtype=object,
     )
-    cell_r = np.array([by_clutter[str(c)] for c in clutter])
-    tree = cKDTree(dem_xy)
-
-    def radius_at(xy: np.ndarray) -> np.ndarray:
-        if len(xy) == 0:
-            return np.zeros(0)
-        _, idx = tree.query(xy)
-        return cell_r[idx]
-
     info = {
         "model": "link_budget",
         "band_mhz": st.band_mhz,
@@ -466,12 +1248,11 @@ def _site_radius_model(
         "radius_m_by_clutter": {c: round(v, 1) for c, v in by_clutter.items()},
         "demand_cells_by_clutter": {c: int((clutter == c).sum()) for c in CLUTTER_CLASSES},
     }
-    return radius_at, info
+    cell_r = np.array([by_clutter[str(c)] for c in clutter])
+    return SiteRadius(None, _xy(dem), cell_r, info)
 
 
-def _demand(
-    scenario: Scenario, inputs: PlanInputs
-) -> tuple[demand.DemandGrid, gpd.GeoDataFrame, float]:
+def _demand(scenario: Scenario, inputs: PlanInputs) -> DemandStage:
     """Demand grid, its populated points and the population conservation error."""
     cell = scenario.demand.cell_size_m
     districts = inputs.districts
@@ -493,7 +1274,7 @@ def _demand(
         )
     grid_total = float(grid.total())
     conservation = abs(grid_total - expected_pop) / expected_pop if expected_pop else 0.0
-    return grid, dem, conservation
+    return DemandStage(grid=grid, points=dem, conservation_rel_error=conservation)
 
 
 def coverage_need(
@@ -522,7 +1303,7 @@ def coverage_need(
     """
     if inputs is None:
         inputs = tio.load_inputs(scenario)
-    _, dem, _ = _demand(scenario, inputs)
+    dem = _demand(scenario, inputs).points
     radius = float(radius_m) if radius_m is not None else scenario.sites.coverage_radius_m
     existing = inputs.existing_sites.iloc[0:0] if from_scratch else inputs.existing_sites
     cands = siting.generate_candidates(
@@ -574,211 +1355,6 @@ def _milestone_scenarios(scenario: Scenario) -> list[Scenario]:
         if other.year != scenario.year:
             out.append(other)
     return out
-
-
-def _infrastructure(
-    scenario: Scenario,
-    inputs: PlanInputs,
-    districts: gpd.GeoDataFrame,
-    existing: gpd.GeoDataFrame,
-    proposed: gpd.GeoDataFrame,
-) -> tuple[
-    dict[str, gpd.GeoDataFrame], dict[str, pd.DataFrame], dict[str, Any], pd.DataFrame, list[str]
-]:
-    """Sharing options, undergrounding plan, fibre backhaul and Wi-Fi hotspots."""
-    from towerplan.infrastructure import backhaul, sharing, undergrounding, wifi
-
-    layers: dict[str, gpd.GeoDataFrame] = {}
-    tables: dict[str, pd.DataFrame] = {}
-    summary: dict[str, Any] = {}
-    cols: list[pd.DataFrame] = []
-    notes: list[str] = []
-    sh = scenario.sharing
-
-    # sharing
-    cands = sharing.colocation_candidates(
-        proposed, existing, districts, sh.colocation_distance_m, sh.unit_costs_vnd
-    )
-    coloc = None
-    if len(existing) and len(proposed):
-        coloc = sharing.cheapest_colocations_to_target(
-            proposed,
-            existing,
-            cands,
-            target=sh.target_min,
-            unit_costs=sh.unit_costs_vnd,
-            objective=sh.colocation_objective,
-            allow_add_tenant=sh.allow_add_tenant,
-        )
-    layers["sharing_candidates"] = cands
-    if len(existing):
-        summary.update(
-            sharing.summary_keys(existing, proposed, sh.target_min, sh.target_max, cands, coloc)
-        )
-        cols.append(sharing.district_columns(existing, proposed, cands))
-    else:
-        n_sh = int((proposed["site_type"] == "shared").sum()) if len(proposed) else 0
-        summary.update(
-            {
-                "sharing_rate_before": None,
-                "sharing_rate_after": round(n_sh / len(proposed), 4) if len(proposed) else None,
-                "sharing_target": [sh.target_min, sh.target_max],
-                "colocation_options": 0,
-            }
-        )
-        notes.append("no existing structures: sharing rate before the plan undefined")
-
-    # undergrounding and fibre share of the outer plant
-    if inputs.roads is not None and len(inputs.roads):
-        milestones = undergrounding.milestones_from_scenarios(*_milestone_scenarios(scenario))
-        ug = undergrounding.plan_undergrounding(
-            inputs.roads, districts, milestones, scenario.undergrounding, scenario.fibre
-        )
-        layers["underground_plan"] = ug.layer
-        summary.update(undergrounding.summary_keys(ug))
-        city = ug.trajectory[ug.trajectory["district"] == "city"]
-        summary["underground_trajectory_city"] = {
-            str(int(y)): round(float(v), 4)
-            for y, v in zip(city["year"].to_numpy(), city["share"].to_numpy(), strict=True)
-        }
-        tables["underground_plan"] = ug.trajectory
-        cols.append(undergrounding.district_columns(ug))
-    else:
-        notes.append("no road layer: undergrounding and road-routed backhaul not computed")
-
-    # fibre backhaul
-    if len(existing) and len(proposed):
-        fb = scenario.fibre
-        routes = backhaul.fibre_routes(
-            proposed,
-            existing,
-            road_graph=inputs.road_graph,
-            roads=inputs.roads,
-            districts=districts,
-            max_snap_m=fb.backhaul_max_snap_m,
-            snap_tolerance_m=fb.backhaul_snap_tolerance_m,
-        )
-        layers["backhaul_routes"] = routes
-        summary.update(backhaul.summary_keys(routes))
-        cols.append(backhaul.district_columns(routes))
-    else:
-        notes.append("no existing sites: no backhaul routes to plan")
-
-    # public Wi-Fi
-    w = scenario.wifi
-    if len(inputs.pois):
-        wp = wifi.place_hotspots(
-            inputs.pois,
-            districts,
-            radius_m=w.hotspot_radius_m,
-            categories=w.categories,
-            city_centre_radius_m=w.city_centre_radius_m,
-            grid_spacing_m=w.city_centre_grid_m,
-            solver=w.solver,
-            time_limit_s=w.time_limit_s,
-        )
-        layers["wifi_hotspots"] = wp.hotspots
-        summary.update(wifi.summary_keys(wp))
-        cols.append(wifi.district_columns(wp, districts))
-    else:
-        summary["wifi_hotspots"] = 0
-        notes.append("no points of interest: no Wi-Fi hotspots placed")
-
-    table = pd.concat([c[~c.index.duplicated()] for c in cols], axis=1) if cols else pd.DataFrame()
-    return layers, tables, summary, table, notes
-
-
-def _write_outputs(
-    tmp: Path,
-    layers: dict[str, gpd.GeoDataFrame],
-    tables: dict[str, pd.DataFrame],
-    summary: dict[str, Any],
-    kpi: pd.DataFrame,
-    *,
-    maps: bool,
-    sheets: bool,
-    exports: bool,
-    best_server: bool,
-    scenario: Scenario,
-    timings: dict[str, float],
-    t0: float,
-) -> list[Path]:
-    from towerplan.outputs import export
-
-    files: list[Path] = []
-    t = time.perf_counter()
-    files.append(export.write_gpkg(layers, tmp / "towerplan.gpkg"))
-    kpi_path = tmp / "district_kpis.csv"
-    kpi.to_csv(kpi_path, index=False)
-    files.append(kpi_path)
-    for name, table in tables.items():
-        tp = tmp / f"{name}.csv"
-        table.to_csv(tp, index=False)
-        files.append(tp)
-    timings["write_gpkg_csv"] = round(time.perf_counter() - t, 3)
-    if best_server:
-        t = time.perf_counter()
-        sites = pd.concat(
-            [
-                layers["existing_sites"][["site_id", "height_m", "geometry"]],
-                layers["proposed_sites"][["site_id", "geometry"]],
-            ],
-            ignore_index=True,
-        )
-        sites = gpd.GeoDataFrame(sites, geometry="geometry", crs=layers["districts"].crs)
-        if len(sites):
-            files.append(
-                coverage.best_server_raster(
-                    sites,
-                    tuple(layers["districts"].total_bounds),
-                    tmp / "best_server.tif",
-                    cell_size_m=scenario.demand.cell_size_m,
-                    h_base="height_m",
-                )
-            )
-            summary["best_server_raster"] = {
-                "file": "best_server.tif",
-                "bands": ["received_level_dbm", "path_loss_db", "serving_site_row"],
-                "site_ids": "rows of existing_sites then proposed_sites in towerplan.gpkg",
-            }
-        timings["best_server_raster"] = round(time.perf_counter() - t, 3)
-    if maps:
-        from towerplan.outputs import maps as tmaps
-
-        t = time.perf_counter()
-        files.extend(
-            tmaps.write_maps(
-                layers, summary, kpi, tmp / "maps", hotspot_radius_m=scenario.wifi.hotspot_radius_m
-            )
-        )
-        timings["maps"] = round(time.perf_counter() - t, 3)
-    if sheets:
-        from towerplan.outputs import sheets as tsheets
-
-        t = time.perf_counter()
-        files.extend(
-            tsheets.write_sheets(
-                layers,
-                summary,
-                kpi,
-                tmp / "sheets",
-                hotspot_radius_m=scenario.wifi.hotspot_radius_m,
-            )
-        )
-        timings["sheets"] = round(time.perf_counter() - t, 3)
-    if exports:
-        t = time.perf_counter()
-        files.extend(export.export_layers(layers, tmp / "exports", settings=scenario.export))
-        timings["exports"] = round(time.perf_counter() - t, 3)
-    timings["total"] = round(time.perf_counter() - t0, 3)
-    summary["runtime_s"] = timings["total"]
-    summary["timings_s"] = timings
-    sp = tmp / "summary.json"
-    sp.write_text(
-        json.dumps(summary, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8"
-    )
-    files.append(sp)
-    return files
 
 
 def _json_default(o: Any) -> Any:
