@@ -41,7 +41,12 @@ def test_summary_has_the_plan_numbers(demo_run: dict[str, Any]) -> None:
     assert s["mean_serving_radius_km"] == by["square"]
     assert s["radius_convention"] == "square"
     assert s["plan_fidelity"]["best_convention"] == "square"
-    assert s["runtime_s"] < 120
+    # run times are reported per stage (never asserted: they depend on the machine's load)
+    from towerplan.plan import STAGES
+
+    stage_names = [st.name for st in STAGES]
+    assert list(s["timings_s"])[: len(stage_names)] == stage_names
+    assert s["runtime_s"] == s["timings_s"]["total"] >= sum(s["timings_s"][n] for n in stage_names)
 
 
 def test_sharing_undergrounding_backhaul_wifi(demo_run: dict[str, Any]) -> None:

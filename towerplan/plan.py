@@ -474,6 +474,8 @@ def _siting(state: PlanState) -> SitingStage:
         time_limit_s=opt.time_limit_s if opt.time_limit_s is not None else st.time_limit_s,
         mip_gap=st.mip_gap,
         seed=opt.seed,
+        work_limit=st.work_limit,
+        max_nodes=st.max_nodes,
     )
     proposed = res.proposed.copy()
     proposed["district"] = assign_district(proposed, state.inputs.districts)
@@ -897,14 +899,7 @@ def build_summary(state: PlanState) -> dict[str, Any]:
         "candidates": len(state._need("candidates").candidates),
         **_coverage_keys(before.covered, after.covered, pop_total),
         "operators": scenario.market_shares,
-        "siting": {
-            "solver_used": res.solver_used,
-            "objective": res.objective,
-            "upper_bound": res.upper_bound,
-            "gap": res.gap,
-            "build_s": res.build_s,
-            "solve_s": res.solve_s,
-        },
+        "siting": res.summary(),
         "plan_fidelity": k.fidelity,
         "export_settings": dataclasses.asdict(scenario.export),
         "capacity_check": {
