@@ -2,8 +2,10 @@
 
 :mod:`~towerplan.siting.planner` is the GeoDataFrame adapter (candidates, the
 multi-operator maximal-covering model, set covering, capacity check); the
-matrix-level models and solvers live in the private modules ``_mclp`` and
-``_setcover``.
+matrix-level core is private: ``_model`` (typed MCLP problem, solution, settings),
+``_heuristics``, ``_bounds``, ``_exact`` and the orchestration ``_mclp``; ``_setcover``
+(partial set covering) and ``_highs`` (the one HiGHS wrapper every model goes through:
+``MilpModel`` + deterministic ``WorkLimits`` -> ``MilpResult``).
 """
 
 from towerplan.siting.planner import (

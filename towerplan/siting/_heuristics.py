@@ -1,0 +1,561 @@
+"""Primal heuristics of the MCLP (private): lazy greedy, swap local search, Lagrangian
+rounding and large-neighbourhood search; all bounded by deterministic work.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from towerplan.errors import InfeasibleModelError
+from towerplan.siting._exact import solve_milp
+from towerplan.siting._highs import WorkLimits
+from towerplan.siting._model import (
+    _TOL,
+    LNS_SUB_NODES,
+    LNS_SUBPROBLEMS,
+    SWAP_PASSES,
+    MCLPProblem,
+    MCLPSolution,
+    SafetyStop,
+    _gather,
+    _pick_tenants,
+    _type_values,
+    build_problem,
+    evaluate,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def greedy(prob: MCLPProblem) -> MCLPSolution:
+    """Lazy greedy with quotas, tenancy and conflicts.
+
+    Raises
+    ------
+    InfeasibleModelError
+        When the conflicts (minimum spacing) leave too few candidates to fill the quotas.
+    """
+    t0 = time.perf_counter()
+    m, n_op = prob.n_cand, prob.n_ops
+    Acsc = prob.A.tocsc()
+    Wres = prob.W.copy()
+    G = np.asarray(prob.A.T @ Wres) + prob.C if prob.n_rows else prob.C.copy()
+    D, S = _type_values(G, prob.cap)
+    quota = [prob.n_dedicated, prob.n_shared]
+    heap: list[tuple[float, int, int]] = []
+    if quota[0]:
+        heap.extend((-float(D[j]), j, 0) for j in range(m))
+    if quota[1]:
+        heap.extend((-float(S[j]), j, 1) for j in range(m) if np.isfinite(S[j]))
+    heapq.heapify(heap)
+    is_open = np.zeros(m, dtype=bool)
+    blocked = np.zeros(m, dtype=bool)
+    used_c = np.zeros((m, n_op), dtype=bool)
+    sites: list[int] = []
+    tenants: list[np.ndarray] = []
+    shared: list[bool] = []
+    evals = 0
+    scale = max(prob.total_weight, 1.0)
+    while (quota[0] or quota[1]) and heap:
+        _, j, t = heapq.heappop(heap)
+        if is_open[j] or blocked[j] or quota[t] == 0:
+            continue
+        rows = Acsc.indices[Acsc.indptr[j] : Acsc.indptr[j + 1]]
+        g = Wres[rows].sum(axis=0) + prob.C[j] * (~used_c[j])
+        evals += 1
+        tm = _pick_tenants(g, bool(t), int(prob.cap[j]))
+        v = float(g[tm].sum())
+        if heap and v < -heap[0][0] - _TOL * scale:
+            heapq.heappush(heap, (-v, j, t))
+            continue
+        is_open[j] = True
+        sites.append(j)
+        tenants.append(tm)
+        shared.append(bool(t))
+        quota[t] -= 1
+        Wres[np.ix_(rows, np.flatnonzero(tm))] = 0.0
+        used_c[j] |= tm
+        if prob.conflicts is not None:
+            blocked[
+                prob.conflicts.indices[prob.conflicts.indptr[j] : prob.conflicts.indptr[j + 1]]
+            ] = True
+    if quota[0] or quota[1]:
+        raise InfeasibleModelError(
+            f"could not place all new structures: {quota[0]} dedicated and {quota[1]} shared "
+            "left with no admissible candidate (minimum spacing between new sites or tenancy "
+            "blocks them); lower min_spacing_m, add candidates or lower the quotas"
+        )
+    sol = MCLPSolution(
+        sites=np.array(sites, dtype=np.int64),
+        tenants=np.array(tenants, dtype=bool).reshape(len(sites), n_op),
+        shared=np.array(shared, dtype=bool),
+        method="greedy",
+    )
+    sol.objective = evaluate(prob, sol)
+    sol.log = {"greedy_s": time.perf_counter() - t0, "greedy_evaluations": evals}
+    return sol
+
+
+def local_search(
+    prob: MCLPProblem,
+    sol: MCLPSolution,
+    max_passes: int = SWAP_PASSES,
+    seed: int = 0,
+    safety: SafetyStop | None = None,
+) -> MCLPSolution:
+    """Swap local search from ``sol``: move one structure (same type) while it improves.
+
+    For each open structure (in a seeded random order) the structure is removed and the
+    best structure of the same type over all admissible candidates (including its own
+    location with re-optimised tenants) is inserted if that strictly improves the
+    objective.  Stops at a local optimum (no improving swap in a full pass), after
+    ``max_passes`` passes, or when the ``safety`` stop fires (``time_limited``).
+    """
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    m, n_op = prob.n_cand, prob.n_ops
+    k = len(sol.sites)
+    if k == 0:
+        return sol
+    A = prob.A
+    Acsc = A.tocsc()
+    W, C, cap = prob.W, prob.C, prob.cap
+    sites = sol.sites.copy()
+    ten = sol.tenants.copy()
+    shared = sol.shared.copy()
+    cnt = np.asarray(A[:, sites].astype(np.int32) @ ten.astype(np.int32)).reshape(prob.n_rows, n_op)
+    Wres = W * (cnt == 0)
+    open_ten = np.zeros((m, n_op), dtype=bool)
+    open_ten[sites] = ten
+    G = (np.asarray(A.T @ Wres) if prob.n_rows else np.zeros((m, n_op))) + C * (~open_ten)
+    D, S = _type_values(G, cap)
+    is_open = np.zeros(m, dtype=bool)
+    is_open[sites] = True
+    conf = prob.conflicts
+    nblock = np.zeros(m, dtype=np.int64)
+    if conf is not None:
+        for j in sites:
+            nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += 1
+    scale = max(prob.total_weight, 1.0)
+    moves = 0
+    passes = 0
+    timed_out = False
+    obj = sol.objective if np.isfinite(sol.objective) else evaluate(prob, sol)
+
+    def col_rows(j: int) -> np.ndarray:
+        return Acsc.indices[Acsc.indptr[j] : Acsc.indptr[j + 1]]
+
+    def refresh(rows: np.ndarray, extra_cols: np.ndarray) -> None:
+        """Recompute Wres on rows and G, D, S on the affected candidates."""
+        newres = W[rows] * (cnt[rows] == 0)
+        dW = newres - Wres[rows]
+        Wres[rows] = newres
+        pos, cols = _gather(A.indptr, A.indices, rows)
+        if len(cols):
+            uc, inv = np.unique(cols, return_inverse=True)
+            for o in range(n_op):
+                G[uc, o] += np.bincount(inv, weights=dW[pos, o], minlength=len(uc))
+        else:
+            uc = np.zeros(0, dtype=np.int64)
+        for c in extra_cols:
+            G[c] = Wres[col_rows(int(c))].sum(axis=0) + C[c] * (~open_ten[c])
+        aff = np.unique(np.concatenate([uc, extra_cols]))
+        D[aff], S[aff] = _type_values(G[aff], cap[aff])
+
+    improved = True
+    while improved and passes < max_passes:
+        improved = False
+        passes += 1
+        for s in rng.permutation(k):
+            if safety is not None and safety.expired():
+                timed_out = True
+                break
+            j = int(sites[s])
+            T = ten[s]
+            t_shared = bool(shared[s])
+            rows = col_rows(j)
+            Tidx = np.flatnonzero(T)
+            loss = float((W[np.ix_(rows, Tidx)] * (cnt[np.ix_(rows, Tidx)] == 1)).sum())
+            loss += float(C[j, Tidx].sum())
+            # tentative removal
+            cnt[np.ix_(rows, Tidx)] -= 1
+            is_open[j] = False
+            open_ten[j] = False
+            if conf is not None:
+                nbr = conf.indices[conf.indptr[j] : conf.indptr[j + 1]]
+                nblock[nbr] -= 1
+            refresh(rows, np.array([j]))
+            vals = S if t_shared else D
+            elig = (~is_open) & (nblock == 0)
+            cand_vals = np.where(elig, vals, -np.inf)
+            best = int(np.argmax(cand_vals))
+            best_v = float(cand_vals[best])
+            if best_v > loss + 1e-9 * scale and best != j:
+                g = G[best]
+                tm = _pick_tenants(g, t_shared, int(cap[best]))
+                brow = col_rows(best)
+                cnt[np.ix_(brow, np.flatnonzero(tm))] += 1
+                sites[s] = best
+                ten[s] = tm
+                is_open[best] = True
+                open_ten[best] = tm
+                if conf is not None:
+                    nblock[conf.indices[conf.indptr[best] : conf.indptr[best + 1]]] += 1
+                refresh(brow, np.array([best, j]))
+                obj += best_v - loss
+                moves += 1
+                improved = True
+            else:
+                # restore j (possibly with better tenants at the same place)
+                g = G[j]
+                tm = _pick_tenants(g, t_shared, int(cap[j]))
+                gain_new = float(g[tm].sum())
+                if gain_new > loss + 1e-9 * scale:
+                    obj += gain_new - loss
+                    moves += 1
+                    improved = True
+                else:
+                    tm = T
+                cnt[np.ix_(rows, np.flatnonzero(tm))] += 1
+                ten[s] = tm
+                is_open[j] = True
+                open_ten[j] = tm
+                if conf is not None:
+                    nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += 1
+                refresh(rows, np.array([j]))
+        if timed_out:
+            break
+    out = MCLPSolution(sites=sites, tenants=ten, shared=shared, method=sol.method + "+swap")
+    out.time_limited = sol.time_limited or timed_out
+    out.objective = evaluate(prob, out)
+    if abs(out.objective - obj) > 1e-6 * scale:
+        logger.debug("local search bookkeeping drift %.6g vs %.6g", obj, out.objective)
+    out.log = dict(sol.log)
+    out.log.update(
+        {
+            "swap_s": time.perf_counter() - t0,
+            "swap_moves": moves,
+            "swap_passes": passes,
+            "swap_local_optimum": not improved,
+        }
+    )
+    return out
+
+
+def _two_type_select(
+    D: np.ndarray, S: np.ndarray, n_d: int, n_s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint index sets (dedicated, shared) of sizes ``n_d``, ``n_s`` maximising the sum.
+
+    Exchange argument: some optimum has every shared pick ahead of every dedicated pick in
+    the order of decreasing ``S - D``; scan the split point with two heaps.
+    """
+    m = len(D)
+    if n_s == 0:
+        return np.argsort(-D, kind="stable")[:n_d], np.zeros(0, dtype=np.int64)
+    if n_d == 0:
+        return np.zeros(0, dtype=np.int64), np.argsort(-S, kind="stable")[:n_s]
+    order = np.argsort(-(S - D), kind="stable")
+    Ss, Ds = S[order], D[order]
+    pre = np.full(m + 1, -np.inf)
+    h: list[float] = []
+    tot = 0.0
+    for t in range(m):
+        heapq.heappush(h, float(Ss[t]))
+        tot += float(Ss[t])
+        if len(h) > n_s:
+            tot -= heapq.heappop(h)
+        if len(h) == n_s:
+            pre[t + 1] = tot
+    suf = np.full(m + 1, -np.inf)
+    h = []
+    tot = 0.0
+    for t in range(m - 1, -1, -1):
+        heapq.heappush(h, float(Ds[t]))
+        tot += float(Ds[t])
+        if len(h) > n_d:
+            tot -= heapq.heappop(h)
+        if len(h) == n_d:
+            suf[t] = tot
+    split = int(np.argmax(pre + suf))
+    head, tail = order[:split], order[split:]
+    sh = head[np.argsort(-S[head], kind="stable")[:n_s]]
+    de = tail[np.argsort(-D[tail], kind="stable")[:n_d]]
+    return de, sh
+
+
+def lagrangian_start(prob: MCLPProblem) -> MCLPSolution | None:
+    """A feasible solution from the best Lagrangian multipliers (``None`` if unavailable).
+
+    Candidates are ranked by their Lagrangian values ``c = A^T lam + C`` and the best
+    ``n_dedicated`` / ``n_shared`` structures are picked exactly by value; minimum-spacing
+    conflicts are then repaired greedily (a conflicting pick is replaced by the next best
+    admissible candidate).
+    """
+    mult = prob.info.get("_multipliers")
+    if mult is None or prob.p == 0:
+        return None
+    lam, _ = mult
+    c = (np.asarray(prob.A.T @ lam) if prob.n_rows else np.zeros_like(prob.C)) + prob.C
+    D, S = _type_values(c, prob.cap)
+    de, sh = _two_type_select(D, S, prob.n_dedicated, prob.n_shared)
+    picks = [(int(j), False) for j in de] + [(int(j), True) for j in sh]
+    if prob.conflicts is not None:
+        conf = prob.conflicts
+        val = np.maximum(D, np.where(np.isfinite(S), S, -np.inf))
+        ranked = np.argsort(-val, kind="stable")
+        used = np.zeros(prob.n_cand, dtype=bool)
+        blocked = np.zeros(prob.n_cand, dtype=bool)
+        kept: list[tuple[int, bool]] = []
+        missing: list[bool] = []
+        for j, t in sorted(picks, key=lambda q: -(S[q[0]] if q[1] else D[q[0]])):
+            if blocked[j] or used[j]:
+                missing.append(t)
+                continue
+            kept.append((j, t))
+            used[j] = True
+            blocked[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] = True
+        for t in missing:
+            ok = ranked[~used[ranked] & ~blocked[ranked] & ((prob.cap[ranked] >= 2) | (not t))]
+            if len(ok) == 0:
+                return None
+            j = int(ok[0])
+            kept.append((j, t))
+            used[j] = True
+            blocked[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] = True
+        picks = kept
+    sites = np.array([j for j, _ in picks], dtype=np.int64)
+    shared = np.array([t for _, t in picks], dtype=bool)
+    ten = np.array(
+        [_pick_tenants(c[j], t, int(prob.cap[j])) for j, t in picks], dtype=bool
+    ).reshape(len(picks), prob.n_ops)
+    sol = MCLPSolution(sites, ten, shared, method="Lagrangian rounding")
+    sol.objective = evaluate(prob, sol)
+    return sol
+
+
+def _lns_window(prob: MCLPProblem) -> int:
+    """Initial LNS window: multi-operator window MILPs are costlier, so start smaller."""
+    return 8 if prob.n_ops == 1 or prob.n_shared == 0 else 4
+
+
+def _lagrangian_seeds(prob: MCLPProblem, sol: MCLPSolution) -> np.ndarray | None:
+    """Candidates where ``sol`` disagrees most with the Lagrangian relaxation."""
+    mult = prob.info.get("_multipliers")
+    if mult is None or prob.p == 0 or prob.p >= prob.n_cand:
+        return None
+    lam, nu = mult
+    c = (np.asarray(prob.A.T @ lam) if prob.n_rows else np.zeros_like(prob.C)) + prob.C
+    D, S = _type_values(c, prob.cap)
+    val = np.maximum(D, S - nu) if prob.n_shared else D
+    mu = float(np.partition(val, prob.n_cand - prob.p)[prob.n_cand - prob.p])
+    is_open = np.zeros(prob.n_cand, dtype=bool)
+    is_open[sol.sites] = True
+    want = np.flatnonzero(~is_open & (val > mu))
+    want = want[np.argsort(-(val[want] - mu), kind="stable")]
+    drop = np.flatnonzero(is_open & (val < mu))
+    drop = drop[np.argsort(-(mu - val[drop]), kind="stable")]
+    out = np.empty(len(want) + len(drop), dtype=np.int64)
+    n = min(len(want), len(drop))
+    out[0 : 2 * n : 2] = want[:n]
+    out[1 : 2 * n : 2] = drop[:n]
+    out[2 * n :] = np.concatenate([want[n:], drop[n:]])
+    return out
+
+
+def _adjacency(prob: MCLPProblem) -> sp.csr_matrix:
+    """Candidate interaction graph: two candidates are adjacent when they share a row."""
+    if "_adjacency" in prob.info and isinstance(prob.info["_adjacency"], sp.csr_matrix):
+        return prob.info["_adjacency"]
+    A = prob.A.astype(np.float32).tocsc()
+    adj = (A.T @ A).tocsr()
+    adj.data[:] = 1.0
+    adj = adj.astype(bool)
+    if prob.conflicts is not None:
+        adj = (adj + prob.conflicts).astype(bool).tocsr()
+    prob.info["_adjacency"] = adj
+    return adj
+
+
+def _subproblem(
+    prob: MCLPProblem,
+    region: np.ndarray,
+    fixed_sites: np.ndarray,
+    fixed_ten: np.ndarray,
+    n_ded: int,
+    n_sh: int,
+) -> tuple[MCLPProblem, np.ndarray]:
+    """Restriction of ``prob`` to candidates ``region`` given fixed open structures.
+
+    Returns the sub-problem (offset = 0) and the candidate map (sub index -> ``prob`` index).
+    """
+    n_op = prob.n_ops
+    region = np.asarray(region, dtype=np.int64)
+    region = region[~np.isin(region, fixed_sites)]
+    if prob.conflicts is not None and len(fixed_sites):
+        blocked = np.asarray(prob.conflicts[fixed_sites].sum(axis=0)).ravel() > 0
+        region = region[~blocked[region]]
+    Acsc = prob.A.tocsc()
+    sub_cols = Acsc[:, region]
+    rows = np.flatnonzero(np.diff(sub_cols.tocsr().indptr) > 0)
+    Ar = prob.A[rows]
+    # residual weights of those rows given the fixed structures
+    if len(fixed_sites):
+        cnt = np.asarray(Ar[:, fixed_sites].astype(np.int32) @ fixed_ten.astype(np.int32))
+        Wr = prob.W[rows] * (cnt.reshape(len(rows), n_op) == 0)
+    else:
+        Wr = prob.W[rows].copy()
+    conf = prob.conflicts[region][:, region] if prob.conflicts is not None else None
+    sub = build_problem(
+        sub_cols.tocsr()[rows],
+        Wr,
+        n_ded,
+        n_sh,
+        prob.cap[region],
+        conf if conf is not None and conf.nnz else None,
+        0.0,
+    )
+    sub.C = sub.C + prob.C[region]
+    return sub, region
+
+
+def lns(
+    prob: MCLPProblem,
+    sol: MCLPSolution,
+    max_subproblems: int = LNS_SUBPROBLEMS,
+    seed: int = 0,
+    window: int = 8,
+    sub_nodes: int = LNS_SUB_NODES,
+    target: float = float("inf"),
+    priority_seeds: np.ndarray | None = None,
+    sub_gap: float = 1e-4,
+    safety: SafetyStop | None = None,
+) -> MCLPSolution:
+    """Large-neighbourhood search: re-optimise windows of nearby structures exactly.
+
+    A window is a seed structure plus the open structures nearest to it in the
+    candidate interaction graph (up to ``window``); they are freed together with all
+    candidates adjacent to them, everything else stays fixed, and the window is
+    re-solved as a small MILP (same numbers of dedicated and shared structures,
+    warm-started from the current configuration).  Improvements are accepted; the
+    search cycles over seed structures in a seeded random order; after a full cycle
+    without improvement the window grows by 2 (up to ``4 * window``).  Each window MILP
+    is bounded by ``sub_nodes`` branch-and-bound nodes.  Stops when the largest window
+    brings no improvement, the objective reaches ``target``, after ``max_subproblems``
+    window re-solves, or when the ``safety`` stop fires (``time_limited``).  ``priority_seeds`` (candidate indices, open or not) are tried as
+    window centres first, e.g. candidates the Lagrangian relaxation would rather open or
+    close than the current solution does.
+    """
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    k = len(sol.sites)
+    if k == 0:
+        return sol
+    adj = _adjacency(prob)
+    sites = sol.sites.copy()
+    ten = sol.tenants.copy()
+    shared = sol.shared.copy()
+    obj = sol.objective
+    scale = max(prob.total_weight, 1.0)
+    n_sub = 0
+    n_imp = 0
+    stale = 0
+    queue: list[int] = [int(j) for j in (priority_seeds if priority_seeds is not None else [])]
+    queue.reverse()
+    max_window = max(window, min(k, 4 * window))
+    timed_out = False
+    while n_sub < max_subproblems and obj < target:
+        if safety is not None and safety.expired():
+            timed_out = True
+            break
+        if stale >= k:
+            if window >= max_window:
+                break
+            window = min(max_window, window + 2)
+            stale = 0
+        if not queue:
+            queue = [int(j) for j in sites[rng.permutation(k)]]
+        seed_c = queue.pop()
+        # BFS over the candidate graph from the seed until `window` open sites are found
+        pos_of = {int(j): i for i, j in enumerate(sites)}
+        frontier = np.array([seed_c])
+        seen = np.zeros(prob.n_cand, dtype=bool)
+        seen[frontier] = True
+        freed: list[int] = [pos_of[seed_c]] if seed_c in pos_of else []
+        while len(freed) < window and len(frontier):
+            nb = np.unique(_gather(adj.indptr, adj.indices, frontier)[1])
+            nb = nb[~seen[nb]]
+            seen[nb] = True
+            for j in nb:
+                q = pos_of.get(int(j))
+                if q is not None and q not in freed:
+                    freed.append(q)
+            frontier = nb
+            if seen.sum() > 40 * window * max(1, prob.n_cand // max(1, 10 * k)):
+                break
+        if not freed:
+            stale += 1
+            continue
+        freed_idx = np.array(freed[:window], dtype=np.int64)
+        fcand = sites[freed_idx]
+        region = np.unique(
+            np.concatenate(
+                [fcand, [seed_c], _gather(adj.indptr, adj.indices, np.append(fcand, seed_c))[1]]
+            )
+        )
+        keep_mask = np.ones(k, dtype=bool)
+        keep_mask[freed_idx] = False
+        sub, cmap = _subproblem(
+            prob,
+            region,
+            sites[keep_mask],
+            ten[keep_mask],
+            int((~shared[freed_idx]).sum()),
+            int(shared[freed_idx].sum()),
+        )
+        lpos = np.searchsorted(cmap, fcand)
+        if not np.array_equal(cmap[np.clip(lpos, 0, len(cmap) - 1)], fcand):
+            stale += 1
+            continue
+        cur = MCLPSolution(lpos, ten[freed_idx], shared[freed_idx])
+        cur.objective = evaluate(sub, cur)
+        n_sub += 1
+        try:
+            limits = (
+                safety.limits(sub_nodes, sub_gap)
+                if safety is not None
+                else WorkLimits(max_nodes=sub_nodes, mip_gap=sub_gap)
+            )
+            res = solve_milp(sub, limits, start=cur)
+            timed_out = timed_out or res.time_limited
+        except InfeasibleModelError:
+            stale += 1
+            continue
+        if res.objective > cur.objective + 1e-9 * scale:
+            new_sites = cmap[res.sites]
+            sites = np.concatenate([sites[keep_mask], new_sites])
+            ten = np.concatenate([ten[keep_mask], res.tenants])
+            shared = np.concatenate([shared[keep_mask], res.shared])
+            obj += res.objective - cur.objective
+            n_imp += 1
+            stale = 0
+        else:
+            stale += 1
+    out = MCLPSolution(sites, ten, shared, method=sol.method + "+LNS")
+    out.objective = evaluate(prob, out)
+    out.time_limited = sol.time_limited or timed_out
+    out.log = dict(sol.log)
+    out.log.update(
+        {
+            "lns_s": time.perf_counter() - t0,
+            "lns_subproblems": n_sub,
+            "lns_improvements": n_imp,
+            "lns_final_window": window,
+        }
+    )
+    return out
