@@ -83,12 +83,15 @@ def test_capacity_check_and_best_server(demo_run: dict[str, Any]) -> None:
 
     s = demo_run["summary"]
     k = pd.read_csv(demo_run["out"] / "district_kpis.csv")
-    # subscribers = population x 115 / 100; capacity sites = ceil(subscribers / 2,500) per district
-    assert k["subscribers"].to_numpy() == pytest.approx(k["population"].to_numpy() * 1.15, rel=1e-3)
-    assert (k["capacity_sites"] == [math.ceil(v / 2500 - 1e-9) for v in k["subscribers"]]).all()
+    # one 4G layer: capacity sites = ceil(traffic / site capacity) per district
     cc = s["capacity_check"]
+    site_cap = cc["technologies"]["4G"]["site_capacity_mbps"]
+    assert (
+        k["capacity_sites"] == [math.ceil(v / site_cap - 1e-6) for v in k["traffic_mbps"]]
+    ).all()
     assert cc["capacity_sites_needed"] == int(k["capacity_sites"].sum())
-    assert cc["coverage_sites_planned"] == 1728
+    assert cc["coverage_sites"] == 1728
+    assert (k["sites_needed"] == k[["capacity_sites", "coverage_sites"]].max(axis=1)).all()
     with rasterio.open(demo_run["out"] / "best_server.tif") as src:
         assert src.count == 3 and src.crs.to_epsg() == 32648
         assert src.res == (100.0, 100.0)

@@ -355,21 +355,3 @@ def test_sites_needed_for_coverage() -> None:
     assert none.n_new_sites == 0
     with pytest.raises(InfeasibleModelError, match="cannot be reached"):
         siting.sites_needed_for_coverage(dem, cand.iloc[:3], None, 100.0, 0.99)
-
-
-def test_capacity_sites_needed() -> None:
-    pop = pd.Series({"Ninh Kiều": 250_000.0, "Phong Điền": 100_000.0})
-    out = siting.capacity_sites_needed(
-        pop,
-        115.0,
-        2500.0,
-        existing_by_district=pd.Series({"Ninh Kiều": 150}),
-        coverage_sites_by_district=pd.Series({"Ninh Kiều": 100, "Phong Điền": 30}),
-    )
-    assert out.loc["Ninh Kiều", "subscribers"] == pytest.approx(287_500.0)
-    assert out.loc["Ninh Kiều", "capacity_sites"] == 115
-    assert out.loc["Phong Điền", "capacity_sites"] == 46
-    assert out.loc["Ninh Kiều", "capacity_shortfall"] == 0
-    assert out.loc["Phong Điền", "capacity_shortfall"] == 16
-    with pytest.raises(ParameterError, match="site_capacity_subscribers"):
-        siting.capacity_sites_needed(pop, 115.0, 0.0)

@@ -237,3 +237,22 @@ def test_roads_outside_districts_warn_with_km() -> None:
     pd.testing.assert_frame_equal(r2, before)
     assert t2.loc["R", "local"] == pytest.approx(2.0)
     assert np.isclose(t2["road_km"].sum(), 5.0)
+
+
+def test_fibre_share_by_district_type_gets_the_same_verdict() -> None:
+    # w = 0.3 of the cable length in quận; fibre 2030: quận 90 %, huyện 60 % -> city 69 %,
+    # below the plan's "over 70 %": the implied range needs quận >= 33 % of the cable length
+    cable = _districts().assign(cable_km=[3.0, 7.0])
+    ms = {
+        2020: ug.Milestone(2020, 0.5, 0.25, 0.3, 0.35, 0.2, 0.3),
+        2030: ug.Milestone(2030, 0.85, 0.65, 0.7, 0.8, 0.7, 1.0, 0.9, 0.6),
+    }
+    plan = ug.underground_trajectory(cable, ms, UndergroundingTargets(0.3, 0.35, 0.5, 0.25))
+    ch = plan.checks.set_index("year")
+    assert ch.loc[2030, "city_fibre_share"] == pytest.approx(0.3 * 0.9 + 0.7 * 0.6)
+    assert ch.loc[2020, "fibre_consistent"] and not ch.loc[2030, "fibre_consistent"]
+    assert plan.fibre_consistent is False
+    assert "fibre plan NOT consistent" in plan.fibre_verdict and "33%-100%" in plan.fibre_verdict
+    lay = plan.layer.set_index("district")
+    assert (lay.loc["U", "fibre_share_2030"], lay.loc["R", "fibre_share_2030"]) == (0.9, 0.6)
+    assert ug.summary_keys(plan)["fibre_plan_consistent"] is False

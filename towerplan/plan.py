@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from towerplan import coverage, demand, kpis, siting
+from towerplan import capacity, coverage, demand, kpis, siting
 from towerplan._crs import require_metric
 from towerplan._gaps import gap_polygons
 from towerplan.errors import EmptyInputError, StageError
@@ -235,7 +235,8 @@ class KpiStage:
     table : DataFrame
         District KPIs with ``data_kind`` and the capacity columns.
     capacity : DataFrame
-        :func:`towerplan.siting.capacity_sites_needed` per district.
+        :func:`towerplan.capacity.capacity_sites_needed` per district (traffic, capacity
+        sites beside the coverage-driven count).
     fidelity : dict
         :func:`towerplan.kpis.plan_fidelity`.
     area_km2 : float
@@ -528,15 +529,16 @@ def _kpis(state: PlanState) -> KpiStage:
     )
     kpi.insert(0, "data_kind", inputs.data_kind)
     by_district = kpi.set_index("district")
-    cap = siting.capacity_sites_needed(
+    cap = capacity.capacity_sites_needed(
         by_district["population"],
-        state.scenario.subscribers.mobile_per_100,
-        st.site_capacity_subscribers,
+        state.scenario.subscribers.mobile_broadband_per_100,
+        state.scenario.capacity,
         existing_by_district=by_district["existing"],
         coverage_sites_by_district=by_district["total"],
     )
+    cols = ["traffic_mbps", "capacity_sites", "coverage_sites", "sites_needed"]
     kpi = kpi.merge(
-        cap[["subscribers", "capacity_sites", "capacity_shortfall"]],
+        cap[[*cols, "capacity_shortfall"]],
         left_on="district",
         right_index=True,
         how="left",
@@ -902,13 +904,7 @@ def build_summary(state: PlanState) -> dict[str, Any]:
         "siting": res.summary(),
         "plan_fidelity": k.fidelity,
         "export_settings": dataclasses.asdict(scenario.export),
-        "capacity_check": {
-            "mobile_subscribers": round(float(k.capacity["subscribers"].sum()), 0),
-            "site_capacity_subscribers": st.site_capacity_subscribers,
-            "capacity_sites_needed": int(k.capacity["capacity_sites"].sum()),
-            "coverage_sites_planned": n_total,
-            "capacity_shortfall_sites": int(k.capacity["capacity_shortfall"].sum()),
-        },
+        "capacity_check": capacity.summary_keys(k.capacity, scenario.capacity),
         "link_budget_cell_radius_km": _radius_table(),
     }
     for out in state.outputs():

@@ -59,7 +59,6 @@ class SiteTargets:
     candidate_spacing_m: float = 500.0
     min_new_site_spacing_m: float = 300.0
     max_tenants: int = 3
-    site_capacity_subscribers: int = 2500
     solver: Literal["auto", "exact", "heuristic"] = "auto"
     time_limit_s: float = 600.0
     """Wall-clock safety stop of the siting solve only; the solve is bounded by deterministic
@@ -147,6 +146,10 @@ class FibreTargets:
 
     min: float
     max: float = 1.0
+    urban_min: float | None = None
+    """Fibre target of urban districts (quận); default ``min`` (the plan gives one city-wide
+    range); with ``rural_min`` the city-wide range is checked like undergrounding's."""
+    rural_min: float | None = None
     current: float = 0.10
     current_by_district: dict[str, float] = field(default_factory=dict)
     """Current fibre share by district name; overrides ``current``."""
@@ -178,6 +181,81 @@ class SubscriberTargets:
     mobile_per_100: float
     fixed_broadband_per_100: float
     mobile_broadband_per_100: float
+
+
+@dataclass(frozen=True)
+class Technology:
+    """A radio-access technology layer of every site (capacity model, :mod:`towerplan.capacity`)."""
+
+    name: str
+    subscriber_share: float
+    """Share (0-1) of the mobile-broadband subscriptions carried on this technology."""
+    monthly_gb_per_subscriber: float
+    """Mobile data per subscription per month (GB) on this technology."""
+    spectral_efficiency_bps_hz: float
+    """Mean downlink spectral efficiency per sector (bit/s/Hz)."""
+    bandwidth_mhz: float
+    """Spectrum deployed per sector of a site on this technology (MHz, all tenants)."""
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    """Capacity-driven demand: busy-hour traffic against site capacity (stated assumptions)."""
+
+    technologies: tuple[Technology, ...] = (Technology("4G", 1.0, 8.0, 2.2, 40.0),)
+    busy_hour_share: float = 0.08
+    """Share of a day's traffic carried in the busy hour."""
+    days_per_month: float = 30.0
+    sectors_per_site: int = 3
+    max_utilisation: float = 0.7
+    """Busy-hour load a sector may carry, as a share of its capacity."""
+
+
+@dataclass(frozen=True)
+class PhasePeriod:
+    """A build period of the phased plan ending in ``year``."""
+
+    year: int
+    budget: int | None = None
+    """New structures built in the period; ``None``: the 2030 need spread by period length."""
+
+
+@dataclass(frozen=True)
+class PhasingSettings:
+    """Phased build-out after the scenario's site targets (:mod:`towerplan.siting.phasing`).
+
+    ``sites.new`` is built by ``base_year`` (the base phase); the periods after it add
+    the structures the final year needs for coverage (``coverage_target``) and capacity.
+    """
+
+    base_year: int | None = None
+    """Year by which ``sites.new`` are built; ``None``: no phasing (one-shot plan)."""
+    periods: tuple[PhasePeriod, ...] = ()
+    coverage_target: float = 0.99
+    """Population share covered (any operator) in the last period: the coverage-driven need."""
+    capacity_weight: float = 0.01
+    """Objective value of one Mbps of busy-hour traffic within a new site's radius, per person
+    covered (places capacity sites at traffic hot spots)."""
+    mip_gap: float = 0.001
+    max_nodes: int = 2000
+    """Branch-and-bound node limit of the multi-period model (bounds work, not time)."""
+    time_limit_s: float = 600.0
+    """Safety limit only; a run it cuts says so in summary.json (``phasing.stopped_by``)."""
+
+
+@dataclass(frozen=True)
+class SwitchingSettings:
+    """Switching points of the core network (:mod:`towerplan.infrastructure.switching`)."""
+
+    new_by_year: dict[str, int] = field(default_factory=dict)
+    """New switching points by milestone year, e.g. ``{"2020": 29, "2030": 24}``."""
+    grid_m: float = 1000.0
+    """Spacing of the demand aggregation / candidate lattice."""
+    bts_line_equivalents: float = 100.0
+    """Demand weight of one BTS backhaul, in fixed-broadband lines."""
+    development_zone_factor: float = 2.0
+    """Demand multiplier inside development zones (``data.development_zones``) for years after
+    the first milestone: biases new points to new residential and urban areas."""
 
 
 @dataclass(frozen=True)
@@ -233,6 +311,10 @@ class DataSources:
     existing_sites: LayerSource | None = None
     pois: tuple[LayerSource, ...] = ()
     roads: LayerSource | None = None
+    development_zones: LayerSource | None = None
+    """Optional polygons of new residential / urban areas (switching points are biased there)."""
+    switching_points: LayerSource | None = None
+    """Optional points of existing switching points (locked; ``columns`` may map ``name``)."""
     candidates: LayerSource | None = None
     """Optional user file of candidate site locations (points; ``columns`` may map ``cost``,
     ``priority``, ``max_tenants``), added to the grid and co-location candidates."""
@@ -268,6 +350,9 @@ class Scenario:
     fibre: FibreTargets
     subscribers: SubscriberTargets
     wifi: WifiSettings = field(default_factory=WifiSettings)
+    capacity: CapacitySettings = field(default_factory=CapacitySettings)
+    phasing: PhasingSettings = field(default_factory=PhasingSettings)
+    switching: SwitchingSettings = field(default_factory=SwitchingSettings)
     population: PopulationSettings = field(default_factory=PopulationSettings)
     demand: DemandSettings = field(default_factory=DemandSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
@@ -509,11 +594,12 @@ def _check_consistency(s: Scenario, origin: str) -> None:
             "undergrounding",
             ("city_min", "city_max", "urban_min", "rural_min", "current_urban", "current_rural"),
         ),
-        ("fibre", ("min", "max", "current")),
+        ("fibre", ("min", "max", "current", "urban_min", "rural_min")),
     ):
         obj = getattr(s, sec)
         for k in keys:
-            _share(origin, f"{sec}.{k}", getattr(obj, k))
+            if getattr(obj, k) is not None:
+                _share(origin, f"{sec}.{k}", getattr(obj, k))
     for sec, lo, hi in (
         ("sharing", "target_min", "target_max"),
         ("undergrounding", "city_min", "city_max"),
@@ -527,6 +613,8 @@ def _check_consistency(s: Scenario, origin: str) -> None:
             raise ScenarioError(
                 f"{origin}: key 'sharing.unit_costs_vnd.{k}' = {v} is negative; unit costs must be >= 0"
             )
+    _check_capacity(s, origin)
+    _check_phasing(s, origin)
     if s.demand.cell_size_m <= 0:
         raise ScenarioError(f"{origin}: key 'demand.cell_size_m' must be > 0")
     if math.isnan(s.wifi.time_limit_s) or s.wifi.time_limit_s <= 0:
@@ -548,3 +636,75 @@ def _check_consistency(s: Scenario, origin: str) -> None:
         raise ScenarioError(f"{origin}: key 'crs' = {s.crs!r} is not a CRS pyproj knows") from None
     if not crs.is_projected:
         raise ScenarioError(f"{origin}: key 'crs' = {s.crs!r} is geographic; choose a metric CRS")
+
+
+def _check_capacity(s: Scenario, origin: str) -> None:
+    c = s.capacity
+    if not c.technologies:
+        raise ScenarioError(f"{origin}: key 'capacity.technologies' must list a technology")
+    for i, t in enumerate(c.technologies):
+        key = f"capacity.technologies[{i}]"
+        _share(origin, f"{key}.subscriber_share", t.subscriber_share)
+        for k in ("monthly_gb_per_subscriber",):
+            if getattr(t, k) < 0:
+                raise ScenarioError(f"{origin}: key '{key}.{k}' = {getattr(t, k)} must be >= 0")
+        for k in ("spectral_efficiency_bps_hz", "bandwidth_mhz"):
+            if getattr(t, k) <= 0:
+                raise ScenarioError(f"{origin}: key '{key}.{k}' = {getattr(t, k)} must be > 0")
+    total = sum(t.subscriber_share for t in c.technologies)
+    if abs(total - 1.0) > 0.01:
+        raise ScenarioError(
+            f"{origin}: capacity.technologies subscriber shares add up to {total:.3f}, not 1; "
+            "fix 'capacity.technologies[*].subscriber_share'"
+        )
+    _share(origin, "capacity.busy_hour_share", c.busy_hour_share)
+    if not 0.0 < c.max_utilisation <= 1.0:
+        raise ScenarioError(
+            f"{origin}: key 'capacity.max_utilisation' = {c.max_utilisation} must be in (0, 1]"
+        )
+    if c.sectors_per_site < 1 or c.days_per_month <= 0:
+        raise ScenarioError(
+            f"{origin}: keys 'capacity.sectors_per_site' (>= 1) and 'capacity.days_per_month' "
+            "(> 0) out of range"
+        )
+
+
+def _check_phasing(s: Scenario, origin: str) -> None:
+    ph = s.phasing
+    _share(origin, "phasing.coverage_target", ph.coverage_target)
+    if ph.base_year is None and ph.periods:
+        raise ScenarioError(
+            f"{origin}: 'phasing.periods' given without 'phasing.base_year'; name the year by "
+            "which sites.new are built"
+        )
+    prev = ph.base_year
+    for i, p in enumerate(ph.periods):
+        if prev is not None and p.year <= prev:
+            raise ScenarioError(
+                f"{origin}: key 'phasing.periods[{i}].year' = {p.year} must be after {prev} "
+                "(periods in increasing years after phasing.base_year)"
+            )
+        if p.budget is not None and p.budget < 0:
+            raise ScenarioError(f"{origin}: key 'phasing.periods[{i}].budget' must be >= 0")
+        prev = p.year
+    if ph.periods and ph.periods[-1].year != s.year:
+        raise ScenarioError(
+            f"{origin}: the last phasing period ends in {ph.periods[-1].year}, not the scenario "
+            f"year {s.year}; end 'phasing.periods' with year: {s.year}"
+        )
+    if ph.max_nodes < 0 or ph.mip_gap < 0 or ph.time_limit_s <= 0 or ph.capacity_weight < 0:
+        raise ScenarioError(
+            f"{origin}: keys 'phasing.max_nodes', 'phasing.mip_gap', 'phasing.capacity_weight' "
+            "must be >= 0 and 'phasing.time_limit_s' > 0"
+        )
+    sw = s.switching
+    for y, n in sw.new_by_year.items():
+        if not str(y).isdigit() or n < 0:
+            raise ScenarioError(
+                f"{origin}: key 'switching.new_by_year.{y}' must map a year to a count >= 0"
+            )
+    if sw.grid_m <= 0 or sw.bts_line_equivalents < 0 or sw.development_zone_factor <= 0:
+        raise ScenarioError(
+            f"{origin}: keys 'switching.grid_m' (> 0), 'switching.bts_line_equivalents' (>= 0) "
+            "and 'switching.development_zone_factor' (> 0) out of range"
+        )

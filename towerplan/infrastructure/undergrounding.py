@@ -78,7 +78,8 @@ class Milestone:
 
     ``urban_min`` / ``rural_min`` are the district targets by type,
     ``city_min`` / ``city_max`` the city-wide range, ``fibre_min`` /
-    ``fibre_max`` the city-wide fibre range (optional).
+    ``fibre_max`` the city-wide fibre range (optional), ``fibre_urban_min`` /
+    ``fibre_rural_min`` optional fibre targets by district type.
     """
 
     year: int
@@ -88,10 +89,23 @@ class Milestone:
     city_max: float
     fibre_min: float | None = None
     fibre_max: float | None = None
+    fibre_urban_min: float | None = None
+    """Fibre target of urban districts (default ``fibre_min``)."""
+    fibre_rural_min: float | None = None
+    """Fibre target of rural districts (default ``fibre_min``)."""
 
     def check(self) -> None:
         """Raise :class:`ParameterError` for a share outside 0-1 or min > max."""
-        for key in ("urban_min", "rural_min", "city_min", "city_max", "fibre_min", "fibre_max"):
+        for key in (
+            "urban_min",
+            "rural_min",
+            "city_min",
+            "city_max",
+            "fibre_min",
+            "fibre_max",
+            "fibre_urban_min",
+            "fibre_rural_min",
+        ):
             v = getattr(self, key)
             if v is None:
                 continue
@@ -138,7 +152,16 @@ def _as_milestones(milestones: Mapping[int, MilestoneLike]) -> list[Milestone]:
 
 
 def _fields(m: Milestone) -> tuple[Any, ...]:
-    return (m.urban_min, m.rural_min, m.city_min, m.city_max, m.fibre_min, m.fibre_max)
+    return (
+        m.urban_min,
+        m.rural_min,
+        m.city_min,
+        m.city_max,
+        m.fibre_min,
+        m.fibre_max,
+        m.fibre_urban_min,
+        m.fibre_rural_min,
+    )
 
 
 def milestones_from_scenarios(*scenarios: Scenario) -> dict[int, Milestone]:
@@ -173,9 +196,11 @@ def milestones_from_scenarios(*scenarios: Scenario) -> dict[int, Milestone]:
         )
     for s in scenarios:
         u = s.undergrounding
+        f = s.fibre
         m = Milestone(
-            s.year, u.urban_min, u.rural_min, u.city_min, u.city_max, s.fibre.min, s.fibre.max
-        )
+            s.year, u.urban_min, u.rural_min, u.city_min, u.city_max, f.min, f.max,
+            f.urban_min, f.rural_min,
+        )  # fmt: skip
         if s.year in out and out[s.year] != m:
             raise ScenarioError(
                 f"scenarios give different undergrounding targets for {s.year}; keep one "
@@ -384,6 +409,9 @@ class UndergroundPlan:
     checks: pd.DataFrame
     consistent: bool
     verdict: str
+    fibre_consistent: bool | None = None
+    """Every milestone's city-wide fibre share lies in its fibre range (None: no fibre target)."""
+    fibre_verdict: str = ""
 
     @property
     def city_share(self) -> dict[int, float]:
@@ -422,6 +450,34 @@ def _current(
             [by_district.get(n, b) for n, b in zip(names, base, strict=True)], dtype=float
         )
     return base
+
+
+def _fibre_target(m: Milestone, urban: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """District fibre targets of a milestone: by type when given, else the city minimum."""
+    if m.fibre_min is None and m.fibre_urban_min is None and m.fibre_rural_min is None:
+        return prev
+    base = m.fibre_min if m.fibre_min is not None else 0.0
+    u = m.fibre_urban_min if m.fibre_urban_min is not None else base
+    r = m.fibre_rural_min if m.fibre_rural_min is not None else base
+    return np.where(urban, u, r)
+
+
+def _verdict_line(
+    what: str, year: int, u: float, r: float, lo: float, hi: float, city: float, w: float
+) -> tuple[bool, str]:
+    """Whether a city-wide share lies in ``[lo, hi]`` and the sentence that explains it."""
+    rng = implied_urban_share_range(u, r, lo, hi)
+    ok = bool(lo - 1e-9 <= city <= hi + 1e-9)
+    rng_txt = f"quận hold {rng[0]:.0%}-{rng[1]:.0%} of the cable length" if rng else (
+        "no split of cable length"
+    )  # fmt: skip
+    line = (
+        f"{year}: {what} district targets (quận {u:.0%}, huyện {r:.0%}) give a city-wide share "
+        f"of {city:.1%} with quận holding {w:.1%} of the estimated cable length; the city-wide "
+        f"range {lo:.0%}-{hi:.0%} follows from these district targets only if {rng_txt} -> "
+        + ("consistent." if ok else "INCONSISTENT.")
+    )
+    return ok, line
 
 
 def underground_trajectory(
@@ -486,8 +542,7 @@ def underground_trajectory(
     for m in ms:
         tgt = np.where(urban, m.urban_min, m.rural_min)
         shares.append(np.maximum(shares[-1], tgt))
-        ftgt = fshares[-1] if m.fibre_min is None else np.maximum(fshares[-1], m.fibre_min)
-        fshares.append(ftgt)
+        fshares.append(np.maximum(fshares[-1], _fibre_target(m, urban, fshares[-1])))
     share_k = np.vstack(shares)  # (n_knots, n_districts)
     fshare_k = np.vstack(fshares)
     years = np.arange(start, knots[-1] + 1)
@@ -552,12 +607,21 @@ def underground_trajectory(
 
     w = float(km[urban].sum() / total) if total else float("nan")
     check_rows = []
-    lines = []
+    lines, flines = [], []
     for k, m in enumerate(ms, start=1):
         city = float((share_k[k] * km).sum() / total) if total else float("nan")
         city_f = float((fshare_k[k] * km).sum() / total) if total else float("nan")
         rng = implied_urban_share_range(m.urban_min, m.rural_min, m.city_min, m.city_max)
-        ok = bool(m.city_min - 1e-9 <= city <= m.city_max + 1e-9)
+        ok, line = _verdict_line(
+            "undergrounding", m.year, m.urban_min, m.rural_min, m.city_min, m.city_max, city, w
+        )
+        lines.append(line)
+        f_ok = None
+        if m.fibre_min is not None:
+            fu, fr = (float(v) for v in _fibre_target(m, np.array([True, False]), np.zeros(2)))
+            fmax = m.fibre_max if m.fibre_max is not None else 1.0
+            f_ok, fline = _verdict_line("fibre", m.year, fu, fr, m.fibre_min, fmax, city_f, w)
+            flines.append(fline)
         r_need = max(0.0, (m.city_min - w * m.urban_min) / (1 - w)) if w < 1 else float("nan")
         check_rows.append(
             {
@@ -574,28 +638,32 @@ def underground_trajectory(
                 "city_fibre_share": city_f,
                 "fibre_min": m.fibre_min,
                 "fibre_max": m.fibre_max,
+                "fibre_consistent": f_ok,
                 "consistent": ok,
             }
-        )
-        rng_txt = (
-            f"quận hold {rng[0]:.0%}-{rng[1]:.0%} of the cable length"
-            if rng
-            else "no split of cable length"
-        )
-        lines.append(
-            f"{m.year}: district targets (quận {m.urban_min:.0%}, huyện {m.rural_min:.0%}) give "
-            f"a city-wide share of {city:.1%} with quận holding {w:.1%} of the estimated cable "
-            f"length; the city-wide range {m.city_min:.0%}-{m.city_max:.0%} follows from these "
-            f"district targets only if {rng_txt} -> " + ("consistent." if ok else "INCONSISTENT.")
         )
     checks = pd.DataFrame(check_rows)
     consistent = bool(checks["consistent"].all())
     verdict = (
         "underground plan consistent: " if consistent else "underground plan NOT consistent: "
     ) + " ".join(lines)
+    f_all = [v for v in checks["fibre_consistent"] if v is not None]
+    fibre_consistent = bool(all(f_all)) if f_all else None
+    fibre_verdict = (
+        ("fibre plan consistent: " if fibre_consistent else "fibre plan NOT consistent: ")
+        + " ".join(flines)
+        if flines
+        else ""
+    )
     logger.info(verdict)
     return UndergroundPlan(
-        layer=layer, trajectory=traj, checks=checks, consistent=consistent, verdict=verdict
+        layer=layer,
+        trajectory=traj,
+        checks=checks,
+        consistent=consistent,
+        verdict=verdict,
+        fibre_consistent=fibre_consistent,
+        fibre_verdict=fibre_verdict,
     )
 
 
@@ -639,6 +707,8 @@ def summary_keys(plan: UndergroundPlan) -> dict[str, Any]:
             str(int(y)): round(float(v), 4)
             for y, v in zip(c["year"], c["city_fibre_share"], strict=True)
         },
+        "fibre_plan_consistent": plan.fibre_consistent,
+        "fibre_verdict": plan.fibre_verdict,
     }
 
 

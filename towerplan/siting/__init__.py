@@ -1,10 +1,12 @@
 """Siting: candidate locations and the choice of new sites.
 
 :mod:`~towerplan.siting.planner` is the GeoDataFrame adapter (candidates, the
-multi-operator maximal-covering model, set covering, capacity check); the
+multi-operator maximal-covering model, set covering) and
+:mod:`~towerplan.siting.phasing` (the phased, multi-period build-out); the
 matrix-level core is private: ``_model`` (typed MCLP problem, solution, settings),
 ``_heuristics``, ``_bounds``, ``_exact`` and the orchestration ``_mclp``; ``_setcover``
-(partial set covering) and ``_highs`` (the one HiGHS wrapper every model goes through:
+(partial set covering), ``_phasing`` (the multi-period maximal covering model) and
+``_highs`` (the one HiGHS wrapper every model goes through:
 ``MilpModel`` + deterministic ``WorkLimits`` -> ``MilpResult``).
 """
 
@@ -12,7 +14,6 @@ from towerplan.siting.planner import (
     CoverageNeed,
     SetCoverResult,
     SitingResult,
-    capacity_sites_needed,
     generate_candidates,
     plan_new_sites,
     set_cover,
@@ -23,7 +24,6 @@ __all__ = [
     "CoverageNeed",
     "SetCoverResult",
     "SitingResult",
-    "capacity_sites_needed",
     "generate_candidates",
     "plan_new_sites",
     "set_cover",

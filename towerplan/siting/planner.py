@@ -1,4 +1,4 @@
-"""Siting: candidate sites, multi-operator maximal coverage, set covering, capacity check.
+"""Siting: candidate sites, multi-operator maximal coverage, set covering.
 
 This module is the GeoDataFrame adapter; the optimisation core works on sparse
 matrices in :mod:`towerplan.siting._mclp` and :mod:`towerplan.siting._setcover`.
@@ -60,7 +60,6 @@ __all__ = [
     "CoverageNeed",
     "SetCoverResult",
     "SitingResult",
-    "capacity_sites_needed",
     "generate_candidates",
     "plan_new_sites",
     "set_cover",
@@ -846,62 +845,3 @@ def sites_needed_for_coverage(
         runtime_s=time.perf_counter() - t0,
         stopped_by=res.stopped_by,
     )
-
-
-def capacity_sites_needed(
-    population_by_district: pd.Series,
-    subscribers_per_100: float,
-    site_capacity_subscribers: float,
-    existing_by_district: pd.Series | None = None,
-    coverage_sites_by_district: pd.Series | None = None,
-) -> pd.DataFrame:
-    """Sites needed per district for capacity, beside the coverage-driven need.
-
-    ``subscribers = population * subscribers_per_100 / 100`` and
-    ``capacity_sites = ceil(subscribers / site_capacity_subscribers)``.
-
-    Parameters
-    ----------
-    population_by_district : Series
-        Population indexed by district name.
-    subscribers_per_100 : float
-        Mobile subscriptions per 100 people (scenario ``subscribers.mobile_per_100``).
-    site_capacity_subscribers : float
-        Subscribers one site serves (scenario ``sites.site_capacity_subscribers``).
-    existing_by_district, coverage_sites_by_district : Series, optional
-        Existing sites and the coverage-driven site count (existing + new) per district.
-
-    Returns
-    -------
-    DataFrame
-        Index district; ``population``, ``subscribers``, ``capacity_sites`` and, when
-        given, ``existing_sites``, ``coverage_sites``, ``capacity_shortfall``
-        (``max(0, capacity_sites - max(existing, coverage))``).
-    """
-    if subscribers_per_100 < 0:
-        raise ParameterError(f"subscribers_per_100 = {subscribers_per_100}: must be >= 0")
-    if site_capacity_subscribers <= 0:
-        raise ParameterError(
-            f"site_capacity_subscribers = {site_capacity_subscribers}: must be > 0"
-        )
-    pop = pd.to_numeric(population_by_district, errors="coerce").astype(float)
-    if pop.isna().any() or (pop < 0).any():
-        raise ParameterError("population_by_district: values must be numbers >= 0")
-    out = pd.DataFrame({"population": pop})
-    out["subscribers"] = out["population"] * subscribers_per_100 / 100.0
-    out["capacity_sites"] = np.ceil(out["subscribers"] / site_capacity_subscribers - 1e-9).astype(
-        np.int64
-    )
-    have = np.zeros(len(out), dtype=np.int64)
-    if existing_by_district is not None:
-        out["existing_sites"] = existing_by_district.reindex(out.index).fillna(0).astype(np.int64)
-        have = np.maximum(have, out["existing_sites"].to_numpy())
-    if coverage_sites_by_district is not None:
-        out["coverage_sites"] = (
-            coverage_sites_by_district.reindex(out.index).fillna(0).astype(np.int64)
-        )
-        have = np.maximum(have, out["coverage_sites"].to_numpy())
-    if existing_by_district is not None or coverage_sites_by_district is not None:
-        out["capacity_shortfall"] = np.maximum(0, out["capacity_sites"] - have).astype(np.int64)
-    out.index.name = population_by_district.index.name or "district"
-    return out

@@ -1,0 +1,71 @@
+"""Switching points: p-median parity with PySAL spopt, nested milestones, locked points."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pulp
+import pytest
+from scipy.spatial.distance import cdist
+from shapely.geometry import Point, box
+
+from towerplan.infrastructure import switching
+
+
+def _instance(seed: int, n: int = 40, m: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    d = rng.random((n, 2)) * 10
+    c = rng.random((m, 2)) * 10
+    return cdist(d, c), rng.integers(1, 20, n).astype(float)
+
+
+@pytest.mark.parametrize("seed,p", [(0, 3), (1, 5), (2, 4)])
+def test_pmedian_parity_with_spopt(seed: int, p: int) -> None:
+    from spopt.locate import PMedian
+
+    C, w = _instance(seed)
+    ref = PMedian.from_cost_matrix(C, w, p_facilities=p).solve(pulp.HiGHS(msg=False))
+    exact = switching.solve_pmedian(C, w, p)
+    heur = switching.solve_pmedian(C, w, p, max_exact_pairs=0)
+    assert exact.method == "exact" and heur.method == "heuristic"
+    assert exact.objective == pytest.approx(ref.problem.objective.value(), rel=1e-9)
+    # the heuristic (a 1-swap local optimum) is near the optimum; its Lagrangian bound is valid
+    assert heur.lower_bound <= exact.objective + 1e-6
+    assert exact.objective - 1e-9 <= heur.objective <= exact.objective * 1.05
+    assert exact.lower_bound <= exact.objective + 1e-6
+
+
+def test_locked_points_stay_open() -> None:
+    C, w = _instance(3)
+    sol = switching.solve_pmedian(C, w, 2, locked=np.array([4, 9]))
+    assert sol.open[:2].tolist() == [4, 9] and len(set(sol.open.tolist())) == 4
+
+
+def test_nested_milestones_and_development_zone_bias() -> None:
+    crs = "EPSG:32648"
+    xs, ys = np.meshgrid(np.arange(250, 10000, 500.0), np.arange(250, 5000, 500.0))
+    xy = np.column_stack([xs.ravel(), ys.ravel()])
+    dem = gpd.GeoDataFrame(
+        {"population": np.full(len(xy), 100.0)}, geometry=[Point(p) for p in xy], crs=crs
+    )
+    bts = gpd.GeoDataFrame(
+        {"build_year": [np.nan, 2030.0]}, geometry=[Point(500, 500), Point(9500, 4500)], crs=crs
+    )
+    zone = gpd.GeoDataFrame(geometry=[box(8000, 3000, 10000, 5000)], crs=crs)
+    plan = switching.plan_switching_points(
+        dem, bts, {2020: 3, 2030: 2}, fixed_broadband_per_100=20.0, grid_m=1000.0,
+        zones=zone, zone_factor=20.0,
+    )  # fmt: skip
+    pts = plan.points
+    assert len(pts) == 5 and (pts["year"] == 2020).sum() == 3 and (pts["year"] == 2030).sum() == 2
+    assert plan.by_year[2030]["total"] == 5
+    # 2,000 lines of fixed broadband (10 x 5 km, 100 people per 0.25 km2, 20 %) + 100 per BTS
+    assert plan.by_year[2020]["demand_lines"] == pytest.approx(200 * 100 * 0.2 + 100)
+    # the heavy development zone draws a 2030 point inside it
+    assert pts.loc[pts["year"] == 2030, "in_development_zone"].any()
+    assert pts["demand_lines"].sum() == pytest.approx(
+        switching.switching_demand(
+            dem, bts, [2020, 2030], fixed_broadband_per_100=20.0, bts_line_equivalents=100.0,
+            grid_m=1000.0, zones=zone, zone_factor=20.0,
+        )[1][:, 1].sum()
+    )  # fmt: skip

@@ -1,0 +1,404 @@
+"""Switching points of the core network: a p-median on fixed-broadband and backhaul demand.
+
+**Demand** (per milestone year): the demand cells' population x
+``subscribers.fixed_broadband_per_100 / 100`` fixed-broadband lines, plus
+``switching.bts_line_equivalents`` lines for every BTS standing by that year (mobile
+backhaul), summed on a lattice of ``switching.grid_m`` (a demand point per lattice cell
+with demand).  After the first milestone, demand inside the development zones
+(``data.development_zones``, optional) is multiplied by
+``switching.development_zone_factor``: the new points of the later milestones are
+drawn to the new residential and urban areas (plan 3933, s. 3.2 a).
+
+**Model.**  Candidates are the demand points plus the existing switching points
+(``data.switching_points``, locked).  Each milestone opens its new points on top of the
+ones already there (locked), minimising the demand-weighted straight-line distance of
+every demand point to its nearest open point (p-median; the same objective as PySAL
+spopt's ``PMedian``).  Small instances (``n x m <= max_exact_pairs``) are solved exactly
+as a MILP in HiGHS; larger ones by greedy addition + vertex substitution (Teitz & Bart)
+with a Lagrangian lower bound (assignment constraints relaxed, fixed number of
+subgradient steps), so the gap is always certified and the work bounded.
+
+**Backhaul.**  Every new BTS gets a fibre route along the roads to its nearest switching
+point (:func:`towerplan.infrastructure.backhaul.fibre_routes`, same routing as the
+site-to-site backhaul).
+
+Layer ``switching_points`` (Point): ``switch_id``, ``status`` (``existing`` | ``new``),
+``year`` (milestone of a new point), ``district``, ``demand_lines`` (weight served),
+``mean_distance_km`` (weighted mean distance of its demand), ``in_development_zone``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.spatial.distance import cdist
+
+from towerplan._crs import require_metric
+from towerplan.errors import InfeasibleModelError, ParameterError
+from towerplan.siting._mclp import _highs_solve_model
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PMedianSolution",
+    "SwitchingPlan",
+    "plan_switching_points",
+    "solve_pmedian",
+    "summary_keys",
+    "switching_demand",
+]
+
+MAX_EXACT_PAIRS = 60_000
+"""Largest ``n x m`` solved as an exact MILP; above it, heuristic + Lagrangian bound."""
+SWAP_ITERATIONS = 500
+LAGRANGIAN_ITERATIONS = 300
+
+
+@dataclass
+class PMedianSolution:
+    """Open candidates (indices), assignment, objective and certified lower bound."""
+
+    open: np.ndarray
+    assign: np.ndarray
+    objective: float
+    lower_bound: float
+    method: str
+    log: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        """Relative gap ``(objective - lower_bound) / objective``."""
+        if self.objective <= 0:
+            return 0.0
+        return max(0.0, (self.objective - self.lower_bound) / self.objective)
+
+
+def _cost(C: np.ndarray, w: np.ndarray, opened: np.ndarray) -> float:
+    return float(w @ C[:, opened].min(axis=1)) if len(opened) else float("inf")
+
+
+def _greedy(C: np.ndarray, w: np.ndarray, p: int, locked: np.ndarray) -> np.ndarray:
+    opened = list(map(int, locked))
+    d1 = C[:, opened].min(axis=1) if opened else np.full(C.shape[0], np.inf)
+    for _ in range(p):
+        tot = w @ np.minimum(C, d1[:, None])
+        tot[opened] = np.inf
+        a = int(np.argmin(tot))
+        opened.append(a)
+        d1 = np.minimum(d1, C[:, a])
+    return np.array(opened, dtype=np.int64)
+
+
+def _swap(C: np.ndarray, w: np.ndarray, opened: np.ndarray, n_locked: int) -> np.ndarray:
+    """Vertex substitution: best (add a, drop r) swap until none improves (bounded)."""
+    opened = opened.copy()
+    n = C.shape[0]
+    for _ in range(SWAP_ITERATIONS):
+        sub = C[:, opened]
+        order = np.argsort(sub, axis=1, kind="stable")
+        near = order[:, 0]
+        d1 = sub[np.arange(n), near]
+        d2 = sub[np.arange(n), order[:, 1]] if sub.shape[1] > 1 else np.full(n, np.inf)
+        cur = float(w @ d1)
+        with_a = np.minimum(C, d1[:, None])
+        base = w @ with_a  # cost after adding a, nothing dropped
+        delta = (w[:, None] * (np.minimum(C, d2[:, None]) - with_a)).T  # (m, n)
+        onehot = sp.csr_matrix((np.ones(n), (np.arange(n), near)), shape=(n, len(opened)))
+        drop = base[:, None] + np.asarray(onehot.T @ delta.T).T  # (m, open)
+        drop[:, :n_locked] = np.inf
+        drop[opened] = np.inf
+        a, r = np.unravel_index(int(np.argmin(drop)), drop.shape)
+        if drop[a, r] >= cur - 1e-9 * max(1.0, cur):
+            break
+        opened[r] = a
+    return opened
+
+
+def _lagrangian(C: np.ndarray, w: np.ndarray, p_total: int, locked: np.ndarray, ub: float) -> float:
+    """Lower bound from relaxing ``sum_j x_ij = 1`` (fixed number of subgradient steps)."""
+    WC = w[:, None] * C
+    lam = WC.min(axis=1) * 1.0
+    best = -np.inf
+    step = 2.0
+    is_locked = np.zeros(C.shape[1], dtype=bool)
+    is_locked[locked] = True
+    for _ in range(LAGRANGIAN_ITERATIONS):
+        red = np.minimum(0.0, WC - lam[:, None])
+        rho = red.sum(axis=0)
+        free = np.flatnonzero(~is_locked)
+        k = p_total - int(is_locked.sum())
+        pick = free[np.argsort(rho[free], kind="stable")[:k]] if k > 0 else free[:0]
+        chosen = np.r_[np.flatnonzero(is_locked), pick]
+        val = float(lam.sum() + rho[chosen].sum())
+        best = max(best, val)
+        g = 1.0 - (red[:, chosen] < 0).sum(axis=1)
+        norm = float(g @ g)
+        if norm == 0:
+            break
+        lam = lam + step * (ub - val) / norm * g
+        step *= 0.985
+    return best
+
+
+def _exact(
+    C: np.ndarray, w: np.ndarray, p_total: int, locked: np.ndarray, start: np.ndarray
+) -> tuple:
+    n, m = C.shape
+    nx = n * m
+    ii = np.repeat(np.arange(n), m)
+    jj = np.tile(np.arange(m), n)
+    rows = [ii, np.arange(nx) + n, np.arange(nx) + n, np.full(m, n + nx)]
+    cols = [np.arange(nx), np.arange(nx), nx + jj, nx + np.arange(m)]
+    vals = [np.ones(nx), np.ones(nx), -np.ones(nx), np.ones(m)]
+    M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))))
+    lo = np.zeros(nx + m)
+    lo[nx + locked] = 1.0
+    arrays = {
+        "obj": np.r_[-(w[:, None] * C).ravel(), np.zeros(m)],
+        "lo": lo,
+        "hi": np.ones(nx + m),
+        "integ": np.r_[np.zeros(nx, dtype=bool), np.ones(m, dtype=bool)],
+        "M": M,
+        "rlo": np.r_[np.ones(n), np.full(nx, -np.inf), p_total],
+        "rhi": np.r_[np.ones(n), np.zeros(nx), p_total],
+    }
+    x0 = np.zeros(nx + m)
+    x0[nx + start] = 1.0
+    near = start[np.argmin(C[:, start], axis=1)]
+    x0[np.arange(n) * m + near] = 1.0
+    res = _highs_solve_model(arrays, 0.0, 600.0, 0.0, x0)
+    if res.get("x") is None:
+        return start, -float(res.get("bound", np.nan)), res["status"]
+    y = np.asarray(res["x"][nx:]) > 0.5
+    return np.flatnonzero(y), -float(res["bound"]), res["status"]
+
+
+def solve_pmedian(
+    cost: np.ndarray,
+    weights: np.ndarray,
+    p: int,
+    *,
+    locked: np.ndarray | None = None,
+    max_exact_pairs: int = MAX_EXACT_PAIRS,
+) -> PMedianSolution:
+    """Open ``p`` new facilities (plus the ``locked`` ones) minimising weighted distance.
+
+    Parameters
+    ----------
+    cost : ndarray (n, m)
+        Distance of demand point ``i`` to candidate ``j``.
+    weights : ndarray (n,)
+        Demand weights (>= 0).
+    p : int
+        New facilities to open.
+    locked : ndarray of int, optional
+        Candidates that are open already (kept).
+    max_exact_pairs : int
+        Solve exactly (HiGHS MILP) when ``n * m`` is at most this.
+
+    Returns
+    -------
+    PMedianSolution
+        ``open`` (locked first, then new), ``assign`` (candidate index per demand point),
+        ``objective``, ``lower_bound``, ``method`` (``exact`` | ``heuristic``).
+    """
+    C = np.asarray(cost, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    lk = np.unique(np.asarray(locked if locked is not None else [], dtype=np.int64))
+    n, m = C.shape
+    if len(w) != n or (w < 0).any() or not np.isfinite(C).all():
+        raise ParameterError("p-median: weights must be >= 0, one per demand row; finite costs")
+    if p < 0 or p + len(lk) > m:
+        raise InfeasibleModelError(
+            f"p-median: {p} new + {len(lk)} locked points but only {m} candidates; lower "
+            "switching.new_by_year or switching.grid_m"
+        )
+    opened = _swap(C, w, _greedy(C, w, p, lk), len(lk)) if p > 0 else lk
+    obj = _cost(C, w, opened)
+    if p == 0 or n * m > max_exact_pairs:
+        lb = _lagrangian(C, w, p + len(lk), lk, obj) if p > 0 else obj
+        method = "heuristic"
+    else:
+        ex, lb, _status = _exact(C, w, p + len(lk), lk, opened)
+        if _cost(C, w, ex) < obj - 1e-9 and np.isin(lk, ex).all() and len(ex) == p + len(lk):
+            new = np.setdiff1d(ex, lk)
+            opened = np.r_[lk, new]
+            obj = _cost(C, w, opened)
+        method = "exact"
+        lb = min(lb, obj) if np.isfinite(lb) else obj
+    new_part = [int(j) for j in opened if j not in set(lk.tolist())]
+    opened = np.r_[lk, np.array(new_part, dtype=np.int64)].astype(np.int64)
+    assign = opened[np.argmin(C[:, opened], axis=1)] if len(opened) else np.zeros(n, np.int64)
+    return PMedianSolution(opened, assign, obj, float(min(lb, obj)), method)
+
+
+def switching_demand(
+    demand: gpd.GeoDataFrame,
+    bts: gpd.GeoDataFrame,
+    years: list[int],
+    *,
+    fixed_broadband_per_100: float,
+    bts_line_equivalents: float,
+    grid_m: float,
+    zones: gpd.GeoDataFrame | None = None,
+    zone_factor: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Demand points on the ``grid_m`` lattice and their weight in each year.
+
+    Parameters
+    ----------
+    demand : GeoDataFrame
+        Demand cells with ``population``.
+    bts : GeoDataFrame
+        Every BTS with ``build_year`` (NaN = standing from the start).
+    years : list of int
+        Milestone years (increasing).
+    fixed_broadband_per_100, bts_line_equivalents, grid_m, zone_factor : float
+        See the module docstring.
+    zones : GeoDataFrame, optional
+        Development-zone polygons (same CRS).
+
+    Returns
+    -------
+    (xy, weights, in_zone)
+        Lattice-cell centres (n, 2), weights (n, len(years)) in fixed-broadband lines,
+        and whether each centre lies in a development zone.
+    """
+    if grid_m <= 0:
+        raise ParameterError(f"switching.grid_m = {grid_m}: must be > 0")
+    dxy = np.column_stack([demand.geometry.x, demand.geometry.y])
+    bxy = np.column_stack([bts.geometry.x, bts.geometry.y]).reshape(-1, 2)
+    keys = np.floor(np.vstack([dxy, bxy]) / grid_m).astype(np.int64)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    lines = demand["population"].to_numpy(float) * fixed_broadband_per_100 / 100.0
+    by = (
+        bts["build_year"].to_numpy(float)
+        if "build_year" in bts.columns
+        else np.full(len(bts), np.nan)
+    )
+    W = np.zeros((len(uniq), len(years)))
+    for t, y in enumerate(years):
+        standing = np.isnan(by) | (by <= y)
+        w = np.r_[lines, np.where(standing, bts_line_equivalents, 0.0)]
+        np.add.at(W[:, t], inv, w)
+    xy = (uniq + 0.5) * grid_m
+    in_zone = np.zeros(len(uniq), dtype=bool)
+    if zones is not None and len(zones):
+        pts = gpd.GeoSeries(gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=demand.crs)
+        in_zone = pts.within(zones.geometry.union_all()).to_numpy()
+        W[:, 1:] *= np.where(in_zone, zone_factor, 1.0)[:, None]
+    keep = W.sum(axis=1) > 0
+    return xy[keep], W[keep], in_zone[keep]
+
+
+@dataclass
+class SwitchingPlan:
+    """Result of :func:`plan_switching_points`: layer ``switching_points`` and per-year facts."""
+
+    points: gpd.GeoDataFrame
+    by_year: dict[int, dict[str, Any]]
+
+
+def plan_switching_points(
+    demand: gpd.GeoDataFrame,
+    bts: gpd.GeoDataFrame,
+    new_by_year: dict[int, int],
+    *,
+    fixed_broadband_per_100: float,
+    bts_line_equivalents: float = 100.0,
+    grid_m: float = 1000.0,
+    zones: gpd.GeoDataFrame | None = None,
+    zone_factor: float = 2.0,
+    existing_points: gpd.GeoDataFrame | None = None,
+    max_exact_pairs: int = MAX_EXACT_PAIRS,
+) -> SwitchingPlan:
+    """Site the new switching points of each milestone (nested p-medians).
+
+    Parameters
+    ----------
+    demand, bts : GeoDataFrame
+        See :func:`switching_demand`; metric CRS.
+    new_by_year : dict
+        New points per milestone year.
+    existing_points : GeoDataFrame, optional
+        Existing switching points (locked), same CRS; ``name`` kept as ``switch_id``.
+    fixed_broadband_per_100, bts_line_equivalents, grid_m, zones, zone_factor
+        See :func:`switching_demand`.
+    max_exact_pairs : int
+        See :func:`solve_pmedian`.
+
+    Returns
+    -------
+    SwitchingPlan
+    """
+    crs = require_metric(demand, "demand")
+    years = sorted(int(y) for y in new_by_year)
+    xy, W, in_zone = switching_demand(
+        demand, bts, years, fixed_broadband_per_100=fixed_broadband_per_100,
+        bts_line_equivalents=bts_line_equivalents, grid_m=grid_m, zones=zones,
+        zone_factor=zone_factor,
+    )  # fmt: skip
+    ex = existing_points if existing_points is not None else gpd.GeoDataFrame(geometry=[], crs=crs)
+    exy = np.column_stack([ex.geometry.x, ex.geometry.y]).reshape(-1, 2)
+    cand = np.vstack([exy, xy])
+    C = cdist(xy, cand) / 1000.0  # km
+    locked = np.arange(len(exy), dtype=np.int64)
+    year_of: dict[int, int | None] = {int(j): None for j in locked}
+    by_year: dict[int, dict[str, Any]] = {}
+    for t, y in enumerate(years):
+        sol = solve_pmedian(C, W[:, t], int(new_by_year[y]), locked=locked,
+                            max_exact_pairs=max_exact_pairs)  # fmt: skip
+        for j in sol.open:
+            year_of.setdefault(int(j), y)
+        locked = sol.open
+        by_year[y] = {
+            "new": int(new_by_year[y]),
+            "total": len(sol.open),
+            "weighted_distance_line_km": round(sol.objective, 1),
+            "lower_bound": round(sol.lower_bound, 1),
+            "gap": round(sol.gap, 5),
+            "method": sol.method,
+            "mean_distance_km": round(sol.objective / max(W[:, t].sum(), 1e-12), 3),
+            "demand_lines": round(float(W[:, t].sum()), 0),
+        }
+        last_assign, last_w = sol.assign, W[:, t]
+    opened = np.array(list(year_of), dtype=np.int64)
+    served = np.array([last_w[last_assign == j].sum() for j in opened])
+    dist = np.array([C[last_assign == j, j] @ last_w[last_assign == j] for j in opened])
+    zone_c = np.r_[np.zeros(len(exy), dtype=bool), in_zone]
+    names = list(ex["name"].astype(str)) if "name" in ex.columns else []
+    ids = [names[j] if j < len(names) else f"SW-{k + 1:03d}" for k, j in enumerate(opened)]
+    points = gpd.GeoDataFrame(
+        {
+            "switch_id": ids,
+            "status": ["existing" if year_of[int(j)] is None else "new" for j in opened],
+            "year": pd.array([year_of[int(j)] for j in opened], dtype="Int64"),
+            "demand_lines": served.round(1),
+            "mean_distance_km": np.where(served > 0, dist / np.maximum(served, 1e-12), 0.0).round(
+                3
+            ),
+            "in_development_zone": zone_c[opened],
+        },
+        geometry=gpd.points_from_xy(cand[opened, 0], cand[opened, 1]),
+        crs=crs,
+    )
+    return SwitchingPlan(points, by_year)
+
+
+def summary_keys(plan: SwitchingPlan) -> dict[str, Any]:
+    """``summary.json`` block ``switching``: per-year facts and development-zone shares."""
+    p = plan.points
+    later = p[(p["status"] == "new") & (p["year"] > min(plan.by_year))] if plan.by_year else p[:0]
+    return {
+        "switching_points": len(p),
+        "switching_points_new": {str(y): v["new"] for y, v in plan.by_year.items()},
+        "by_year": {str(y): v for y, v in plan.by_year.items()},
+        "later_points_in_development_zones": int(later["in_development_zone"].sum()),
+    }
