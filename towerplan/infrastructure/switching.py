@@ -41,7 +41,7 @@ from scipy.spatial.distance import cdist
 
 from towerplan._crs import require_metric
 from towerplan.errors import InfeasibleModelError, ParameterError
-from towerplan.siting._mclp import _highs_solve_model
+from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +147,14 @@ def _lagrangian(C: np.ndarray, w: np.ndarray, p_total: int, locked: np.ndarray, 
 
 
 def _exact(
-    C: np.ndarray, w: np.ndarray, p_total: int, locked: np.ndarray, start: np.ndarray
-) -> tuple:
+    C: np.ndarray,
+    w: np.ndarray,
+    p_total: int,
+    locked: np.ndarray,
+    start: np.ndarray,
+    max_nodes: int,
+) -> tuple[np.ndarray, float, str]:
+    """The p-median MILP (assignment ``x_ij <= y_j``) in HiGHS, warm-started from ``start``."""
     n, m = C.shape
     nx = n * m
     ii = np.repeat(np.arange(n), m)
@@ -159,24 +165,25 @@ def _exact(
     M = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))))
     lo = np.zeros(nx + m)
     lo[nx + locked] = 1.0
-    arrays = {
-        "obj": np.r_[-(w[:, None] * C).ravel(), np.zeros(m)],
-        "lo": lo,
-        "hi": np.ones(nx + m),
-        "integ": np.r_[np.zeros(nx, dtype=bool), np.ones(m, dtype=bool)],
-        "M": M,
-        "rlo": np.r_[np.ones(n), np.full(nx, -np.inf), p_total],
-        "rhi": np.r_[np.ones(n), np.zeros(nx), p_total],
-    }
+    model = MilpModel(
+        obj=np.r_[(w[:, None] * C).ravel(), np.zeros(m)],
+        lo=lo,
+        hi=np.ones(nx + m),
+        integ=np.r_[np.zeros(nx, dtype=bool), np.ones(m, dtype=bool)],
+        M=M,
+        rlo=np.r_[np.ones(n), np.full(nx, -np.inf), p_total],
+        rhi=np.r_[np.ones(n), np.zeros(nx), p_total],
+        maximize=False,
+    )
     x0 = np.zeros(nx + m)
     x0[nx + start] = 1.0
     near = start[np.argmin(C[:, start], axis=1)]
     x0[np.arange(n) * m + near] = 1.0
-    res = _highs_solve_model(arrays, 0.0, 600.0, 0.0, x0)
-    if res.get("x") is None:
-        return start, -float(res.get("bound", np.nan)), res["status"]
-    y = np.asarray(res["x"][nx:]) > 0.5
-    return np.flatnonzero(y), -float(res["bound"]), res["status"]
+    res = solve_model(model, WorkLimits(max_nodes=max_nodes, mip_gap=0.0), x0)
+    if res.x is None:
+        return start, float(res.bound), res.status
+    y = np.asarray(res.x[nx:]) > 0.5
+    return np.flatnonzero(y), float(res.bound), res.status
 
 
 def solve_pmedian(
@@ -186,6 +193,7 @@ def solve_pmedian(
     *,
     locked: np.ndarray | None = None,
     max_exact_pairs: int = MAX_EXACT_PAIRS,
+    max_nodes: int = 2000,
 ) -> PMedianSolution:
     """Open ``p`` new facilities (plus the ``locked`` ones) minimising weighted distance.
 
@@ -201,6 +209,8 @@ def solve_pmedian(
         Candidates that are open already (kept).
     max_exact_pairs : int
         Solve exactly (HiGHS MILP) when ``n * m`` is at most this.
+    max_nodes : int
+        Branch-and-bound node limit of the exact MILP (the work bound).
 
     Returns
     -------
@@ -225,7 +235,7 @@ def solve_pmedian(
         lb = _lagrangian(C, w, p + len(lk), lk, obj) if p > 0 else obj
         method = "heuristic"
     else:
-        ex, lb, _status = _exact(C, w, p + len(lk), lk, opened)
+        ex, lb, _status = _exact(C, w, p + len(lk), lk, opened, max_nodes)
         if _cost(C, w, ex) < obj - 1e-9 and np.isin(lk, ex).all() and len(ex) == p + len(lk):
             new = np.setdiff1d(ex, lk)
             opened = np.r_[lk, new]

@@ -34,7 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from towerplan.errors import InfeasibleModelError, ParameterError
-from towerplan.siting._mclp import _highs_solve_model, _row_hash_groups
+from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
+from towerplan.siting._mclp import _row_hash_groups
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def greedy(prob: PhasingProblem) -> PhasingSolution:
     return PhasingSolution(bp, evaluate(prob, bp), method="greedy")
 
 
-def _model(prob: PhasingProblem) -> dict[str, Any]:
+def _model(prob: PhasingProblem) -> MilpModel:
     """MILP arrays: ``y[j, t]`` at column ``j * T + t``, ``z[k, t]`` after them."""
     n, T, K = prob.n_cand, prob.n_periods, prob.A.shape[0]
     ny = n * T
@@ -248,15 +249,15 @@ def _model(prob: PhasingProblem) -> dict[str, Any]:
     M = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, ny + K * T)
     )
-    return {
-        "obj": np.r_[prob.V.ravel(), prob.W.ravel()],
-        "lo": np.zeros(ny + K * T),
-        "hi": np.ones(ny + K * T),
-        "integ": np.r_[np.ones(ny, dtype=bool), np.zeros(K * T, dtype=bool)],
-        "M": M,
-        "rlo": np.concatenate(rlo),
-        "rhi": np.concatenate(rhi),
-    }
+    return MilpModel(
+        obj=np.r_[prob.V.ravel(), prob.W.ravel()],
+        lo=np.zeros(ny + K * T),
+        hi=np.ones(ny + K * T),
+        integ=np.r_[np.ones(ny, dtype=bool), np.zeros(K * T, dtype=bool)],
+        M=M,
+        rlo=np.concatenate(rlo),
+        rhi=np.concatenate(rhi),
+    )
 
 
 def _encode(prob: PhasingProblem, bp: np.ndarray) -> np.ndarray:
@@ -283,9 +284,10 @@ def solve(
     mip_gap : float
         Relative gap at which branch and bound stops.
     max_nodes : int
-        Branch-and-bound node limit (the work bound).
+        Branch-and-bound node limit (the work bound: same result on any machine).
     time_limit_s : float
-        Safety stop only; a run it cuts says so in ``log['stopped_by']``.
+        Safety stop only; a run it cuts says so in ``log['stopped_by']`` and is not
+        reproducible.
 
     Returns
     -------
@@ -301,22 +303,22 @@ def solve(
         start = None  # the greedy can paint itself into a corner; the MILP decides
     if start is not None and int(prob.budget.sum()) == 0:
         return PhasingSolution(start.build_period, start.objective, start.objective, "empty")
-    arrays = _model(red)
-    arrays["max_nodes"] = max_nodes
+    model = _model(red)
     x0 = _encode(red, start.build_period) if start is not None else None
-    res = _highs_solve_model(arrays, 0.0, time_limit_s, mip_gap, x0)
+    limits = WorkLimits(max_nodes=max_nodes, mip_gap=mip_gap, time_limit_s=time_limit_s)
+    res = solve_model(model, limits, x0)
     g_obj = start.objective if start is not None else -np.inf
     log = {
-        "status": res["status"],
-        "nodes": res.get("nodes", 0),
-        "solve_s": round(float(res["solve_s"]), 3),
+        "status": res.status,
+        "nodes": res.nodes,
+        "solve_s": round(float(res.solve_s), 3),
         "greedy_objective": g_obj,
-        "columns": len(arrays["obj"]),
-        "rows": int(arrays["M"].shape[0]),
-        "stopped_by": "time_limit" if res["status"] == "Time limit reached" else "work_or_gap",
+        "columns": model.n_col,
+        "rows": int(model.M.shape[0]),
+        "stopped_by": "time_limit" if res.time_limited else "work_or_gap",
     }
-    bound = float(res.get("bound", np.inf))
-    x = res.get("x")
+    bound = float(res.bound) if np.isfinite(res.bound) else float("inf")
+    x = res.x
     bp = np.full(prob.n_cand, -1, dtype=np.int64)
     if x is not None:
         T = prob.n_periods
@@ -328,7 +330,7 @@ def solve(
     if start is None:
         raise InfeasibleModelError(
             f"phasing: no build plan meets the budgets, group minimums and spacing (HiGHS: "
-            f"{res['status']}); raise phasing.periods[*].budget or lower "
+            f"{res.status}); raise phasing.periods[*].budget or lower "
             "sites.min_new_site_spacing_m"
         )
     return PhasingSolution(start.build_period, start.objective, bound, "greedy", log)
