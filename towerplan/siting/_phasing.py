@@ -35,7 +35,7 @@ import scipy.sparse as sp
 
 from towerplan.errors import InfeasibleModelError, ParameterError
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
-from towerplan.siting._mclp import _row_hash_groups
+from towerplan.siting._model import _row_hash_groups
 
 logger = logging.getLogger(__name__)
 
