@@ -121,6 +121,8 @@ def test_population_coverage_numbers() -> None:
     assert out["operators"]["B"]["share"] == pytest.approx(0.4)
     assert out["weighted_share"] == pytest.approx(0.75 * 0.3 + 0.25 * 0.4)
     assert out["any_share"] == pytest.approx(0.7)
+    # the siting objective: population times the market share of each operator covering it
+    assert out["weighted_population"] == pytest.approx(0.75 * 30 + 0.25 * 40)
 
 
 def test_best_server_raster(tmp_path: Path) -> None:

@@ -131,6 +131,7 @@ def _fidelity_block(summary: dict[str, Any]) -> str:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from towerplan.inputs import DEMO_KIND
     from towerplan.plan import run_plan
     from towerplan.scenario import load_scenario
 
@@ -149,7 +150,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     )
     s = res.summary
     out = sys.stdout
-    if s["data_kind"] == "demo-schematic":
+    if s["data_kind"] == DEMO_KIND:
         out.write("*** SCHEMATIC DEMO DATA: boundaries and existing sites are not surveyed ***\n")
     out.write(
         f"scenario {s['scenario']} ({s['data_kind']}): {s['existing_sites']} existing + "
@@ -213,6 +214,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_need(args: argparse.Namespace) -> int:
     from towerplan.errors import ParameterError
+    from towerplan.inputs import DEMO_KIND
     from towerplan.plan import coverage_need
     from towerplan.scenario import load_scenario
 
@@ -231,7 +233,7 @@ def _cmd_need(args: argparse.Namespace) -> int:
         solver=args.solver,
         time_limit_s=args.time_limit,
     )
-    if r["data_kind"] == "demo-schematic":
+    if r["data_kind"] == DEMO_KIND:
         sys.stdout.write("*** SCHEMATIC DEMO DATA ***\n")
     proof = "optimal" if r["optimal"] else f"at least {r['lower_bound_new_sites']} needed (bound)"
     sys.stdout.write(

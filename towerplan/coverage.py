@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from towerplan._crs import require_metric
+from towerplan._validate import points_xy, require_metric
 from towerplan.errors import ColumnError, EmptyInputError, ParameterError
 
 logger = logging.getLogger(__name__)
@@ -152,20 +152,6 @@ def covered_mask(
     return np.asarray(mat.getnnz(axis=1) > 0)
 
 
-def points_xy(gdf: gpd.GeoDataFrame | gpd.GeoSeries, name: str) -> np.ndarray:
-    """``(n, 2)`` coordinates of a point layer (centroids for other geometries).
-
-    Raises :class:`~towerplan.errors.CRSError` unless the layer is in a metric CRS.
-    """
-    require_metric(gdf, name)
-    geom = gdf.geometry if isinstance(gdf, gpd.GeoDataFrame) else gdf
-    if len(geom) == 0:
-        return np.zeros((0, 2))
-    if not (geom.geom_type == "Point").all():
-        geom = geom.centroid
-    return np.column_stack([geom.x.to_numpy(dtype=float), geom.y.to_numpy(dtype=float)])
-
-
 def site_operator_sets(sites: pd.DataFrame, name: str = "sites") -> list[list[str]]:
     """Tenant list of each site from ``operators`` (``;``-joined) or ``operator``.
 
@@ -271,8 +257,9 @@ def population_coverage(
     -------
     dict
         ``{"total_population": float, "operators": {op: {"population": float,
-        "share": float}}, "weighted_share": float, "any_population": float,
-        "any_share": float}``.
+        "share": float}}, "weighted_share": float, "weighted_population": float,
+        "any_population": float, "any_share": float}``.  ``weighted_population`` is
+        ``sum_cells population * sum_o w_o * covered_o`` (the siting objective).
     """
     if population_col not in demand.columns:
         raise ColumnError(f"demand: column '{population_col}' is missing")
@@ -298,10 +285,14 @@ def population_coverage(
         else np.zeros(len(demand), dtype=bool)
     )
     anyp = float(pop[anym].sum())
+    ops = list(weights)
+    cov = covered[ops].reindex(demand.index).fillna(False).to_numpy(dtype=bool)
+    wts = np.array([float(weights[o]) for o in ops])
     return {
         "total_population": total,
         "operators": per,
         "weighted_share": num / den if den > 0 else 0.0,
+        "weighted_population": float(((cov * wts).sum(axis=1) * pop).sum()),
         "any_population": anyp,
         "any_share": anyp / total if total > 0 else 0.0,
     }

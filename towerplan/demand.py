@@ -40,8 +40,8 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from tqdm import tqdm
 
-from towerplan._crs import DEFAULT_CRS, require_metric, require_rows
 from towerplan._raster import apply_affine, cell_of, centres, grid_for_bounds, window_of
+from towerplan._validate import DEFAULT_CRS, require_metric, require_rows
 from towerplan.errors import (
     ColumnError,
     CRSError,

@@ -20,7 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from towerplan._crs import require_metric
+from towerplan._validate import require_metric
 from towerplan.errors import ParameterError
 
 logger = logging.getLogger(__name__)

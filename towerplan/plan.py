@@ -51,8 +51,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from towerplan import capacity, coverage, demand, kpis, siting
-from towerplan._crs import require_metric
 from towerplan._gaps import gap_polygons
+from towerplan._validate import assign_district, points_xy, require_metric
 from towerplan.errors import EmptyInputError, StageError
 from towerplan.inputs import readers as tio
 from towerplan.inputs._base import DEMO_KIND, PlanInputs
@@ -74,7 +74,6 @@ __all__ = [
     "SitingStage",
     "Stage",
     "StageOutputs",
-    "assign_district",
     "build_layers",
     "build_summary",
     "coverage_need",
@@ -169,7 +168,7 @@ class DemandStage:
     @property
     def xy(self) -> np.ndarray:
         """Cell centres, shape (n, 2)."""
-        return _xy(self.points)
+        return points_xy(self.points, "demand")
 
     @property
     def population(self) -> np.ndarray:
@@ -186,8 +185,7 @@ class CoverageStage:
     coverage : DataFrame
         One bool column per operator, one row per demand cell.
     covered : dict
-        ``any`` (population covered by any operator), ``weighted`` (by market
-        share) and ``by_operator``.
+        :func:`towerplan.coverage.population_coverage` of ``coverage``.
     existing : GeoDataFrame or None
         ``coverage_before``: the existing sites with ``district`` and ``radius_m``.
     radius : SiteRadius or None
@@ -432,9 +430,9 @@ def _coverage_before(state: PlanState) -> CoverageStage:
     radius = _site_radius_model(scenario, dem.points)
     existing = inputs.existing_sites.copy()
     existing["district"] = assign_district(existing, inputs.districts)
-    existing["radius_m"] = radius(_xy(existing))
+    existing["radius_m"] = radius(points_xy(existing, "existing_sites"))
     cov = coverage.operator_coverage(dem.points, existing, scenario.operator_names, "radius_m")
-    covered = _covered_population(dem.population, cov, scenario.market_shares)
+    covered = coverage.population_coverage(dem.points, cov, scenario.market_shares)
     return CoverageStage(coverage=cov, covered=covered, existing=existing, radius=radius)
 
 
@@ -453,7 +451,7 @@ def _candidates(state: PlanState) -> CandidatesStage:
     )
     cands["district"] = assign_district(cands, state.inputs.districts)
     assert before.radius is not None
-    cands["radius_m"] = before.radius(_xy(cands))
+    cands["radius_m"] = before.radius(points_xy(cands, "candidates"))
     return CandidatesStage(cands)
 
 
@@ -482,7 +480,7 @@ def _siting(state: PlanState) -> SitingStage:
     proposed["district"] = assign_district(proposed, state.inputs.districts)
     proposed["lon"], proposed["lat"] = _lonlat(proposed)
     assert state.before.radius is not None
-    proposed["radius_m"] = state.before.radius(_xy(proposed))
+    proposed["radius_m"] = state.before.radius(points_xy(proposed, "proposed_sites"))
     return SitingStage(result=res, proposed=proposed)
 
 
@@ -492,7 +490,7 @@ def _coverage_after(state: PlanState) -> CoverageStage:
     ops = scenario.operator_names
     # existing coverage is already known: add only what the new sites cover
     cov = before.coverage | coverage.operator_coverage(dem.points, state.proposed, ops, "radius_m")
-    covered = _covered_population(dem.population, cov, scenario.market_shares)
+    covered = coverage.population_coverage(dem.points, cov, scenario.market_shares)
     xy, pop = dem.xy, dem.population
     gaps = [
         gap_polygons(
@@ -921,15 +919,18 @@ def build_summary(state: PlanState) -> dict[str, Any]:
 def _coverage_keys(
     before: dict[str, Any], after: dict[str, Any], pop_total: float
 ) -> dict[str, Any]:
+    def by_op(c: dict[str, Any]) -> dict[str, float]:
+        return {o: v["population"] for o, v in c["operators"].items()}
+
     return {
-        "population_covered_before": round(before["any"], 1),
-        "population_covered_after": round(after["any"], 1),
-        "coverage_share_before": round(before["any"] / pop_total, 4),
-        "coverage_share_after": round(after["any"] / pop_total, 4),
-        "population_covered_weighted_before": round(before["weighted"], 1),
-        "population_covered_weighted_after": round(after["weighted"], 1),
-        "population_covered_by_operator_before": before["by_operator"],
-        "population_covered_by_operator_after": after["by_operator"],
+        "population_covered_before": round(before["any_population"], 1),
+        "population_covered_after": round(after["any_population"], 1),
+        "coverage_share_before": round(before["any_population"] / pop_total, 4),
+        "coverage_share_after": round(after["any_population"] / pop_total, 4),
+        "population_covered_weighted_before": round(before["weighted_population"], 1),
+        "population_covered_weighted_after": round(after["weighted_population"], 1),
+        "population_covered_by_operator_before": by_op(before),
+        "population_covered_by_operator_after": by_op(after),
     }
 
 
@@ -1150,56 +1151,9 @@ def _best_server(layers: dict[str, gpd.GeoDataFrame], tmp: Path, scenario: Scena
 # --------------------------------------------------------------------------- helpers
 
 
-def assign_district(points: gpd.GeoDataFrame, districts: gpd.GeoDataFrame) -> pd.Series:
-    """District name of each point (containing polygon, else the nearest one).
-
-    Parameters
-    ----------
-    points : GeoDataFrame
-        Points in a metric CRS.
-    districts : GeoDataFrame
-        ``district`` polygons in the same CRS.
-
-    Returns
-    -------
-    Series
-        District names, indexed like ``points``.
-    """
-    require_metric(points, "points")
-    if len(points) == 0:
-        return pd.Series([], index=points.index, dtype=object)
-    d = districts[["district", "geometry"]]
-    j = gpd.sjoin(points[["geometry"]], d, how="left", predicate="within")
-    j = j[~j.index.duplicated(keep="first")]
-    out = j["district"].reindex(points.index)
-    missing = out.isna()
-    if missing.any():
-        near = gpd.sjoin_nearest(points.loc[missing, ["geometry"]], d, how="left")
-        near = near[~near.index.duplicated(keep="first")]
-        out.loc[missing] = near["district"]
-    return out.astype(object)
-
-
 def _lonlat(gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
     ll = gdf.geometry.to_crs("EPSG:4326")
     return ll.x.to_numpy().round(6), ll.y.to_numpy().round(6)
-
-
-def _covered_population(
-    pop: np.ndarray, cov: pd.DataFrame, shares: dict[str, float]
-) -> dict[str, Any]:
-    ops = list(shares)
-    c = cov[ops].to_numpy(bool)
-    w = np.array([shares[o] for o in ops])
-    return {
-        "any": float(pop[c.any(axis=1)].sum()),
-        "weighted": float(((c * w).sum(axis=1) * pop).sum()),
-        "by_operator": {o: float(pop[c[:, k]].sum()) for k, o in enumerate(ops)},
-    }
-
-
-def _xy(gdf: gpd.GeoDataFrame) -> np.ndarray:
-    return np.column_stack([gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()])
 
 
 def _site_radius_model(scenario: Scenario, dem: gpd.GeoDataFrame) -> SiteRadius:
@@ -1240,7 +1194,7 @@ def _site_radius_model(scenario: Scenario, dem: gpd.GeoDataFrame) -> SiteRadius:
         "demand_cells_by_clutter": {c: int((clutter == c).sum()) for c in CLUTTER_CLASSES},
     }
     cell_r = np.array([by_clutter[str(c)] for c in clutter])
-    return SiteRadius(None, _xy(dem), cell_r, info)
+    return SiteRadius(None, points_xy(dem, "demand"), cell_r, info)
 
 
 def _demand(scenario: Scenario, inputs: PlanInputs) -> DemandStage:

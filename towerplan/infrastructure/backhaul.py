@@ -56,7 +56,13 @@ from scipy.spatial import cKDTree
 from shapely import LineString, STRtree, get_coordinates
 from shapely.ops import substring
 
-from towerplan._crs import require_metric
+from towerplan._validate import (
+    assign_district,
+    points_xy,
+    require_columns,
+    require_metric,
+    require_same_crs,
+)
 from towerplan.errors import ColumnError, CRSError, EmptyInputError, ParameterError
 
 logger = logging.getLogger(__name__)
@@ -268,26 +274,17 @@ class _Routable:
 
 
 def _districts_of(sites: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None) -> pd.Series:
-    if "district" in sites.columns and sites["district"].notna().all():
-        return sites["district"].astype(object)
+    """The ``district`` column where filled, else :func:`assign_district`."""
     base = (
         sites["district"].astype(object)
         if "district" in sites.columns
         else pd.Series(None, index=sites.index, dtype=object)
     )
-    if districts is None or len(districts) == 0:
+    todo = base.isna()
+    if not todo.any() or districts is None or len(districts) == 0:
         return base
-    if "district" not in districts.columns:
-        raise ColumnError("districts: missing column 'district'")
-    if districts.crs != sites.crs:
-        raise CRSError(
-            f"districts ({districts.crs}) and new_sites ({sites.crs}) are in different CRSs"
-        )
-    j = gpd.sjoin(
-        sites[["geometry"]], districts[["district", "geometry"]], how="left", predicate="within"
-    )
-    j = j[~j.index.duplicated(keep="first")]
-    return base.where(base.notna(), j["district"].reindex(sites.index))
+    found = assign_district(sites.loc[todo], districts, name="new_sites")
+    return base.where(~todo, found.reindex(sites.index))
 
 
 def fibre_routes(
@@ -341,15 +338,10 @@ def fibre_routes(
         or no road network given), with their number.
     """
     crs = require_metric(new_sites, "new_sites")
-    ecrs = require_metric(existing_sites, "existing_sites")
-    if crs != ecrs:
-        raise CRSError(
-            f"new_sites ({crs.to_string()}) and existing_sites ({ecrs.to_string()}) are in "
-            "different CRSs; reproject both to the working CRS"
-        )
+    require_metric(existing_sites, "existing_sites")
+    require_same_crs(new_sites, existing_sites, "new_sites", "existing_sites")
     for name, gdf in (("new_sites", new_sites), ("existing_sites", existing_sites)):
-        if "site_id" not in gdf.columns:
-            raise ColumnError(f"{name}: missing column 'site_id'")
+        require_columns(gdf, ["site_id"], name)
     if len(existing_sites) == 0:
         raise EmptyInputError(
             "existing_sites: no existing site to connect to; backhaul needs at least one"
@@ -363,10 +355,8 @@ def fibre_routes(
             crs=crs,
         )
 
-    nxy = np.column_stack([new_sites.geometry.x.to_numpy(), new_sites.geometry.y.to_numpy()])
-    exy = np.column_stack(
-        [existing_sites.geometry.x.to_numpy(), existing_sites.geometry.y.to_numpy()]
-    )
+    nxy = points_xy(new_sites, "new_sites")
+    exy = points_xy(existing_sites, "existing_sites")
     e_ids = existing_sites["site_id"].to_numpy()
     n = len(nxy)
     target = np.full(n, -1, dtype=int)
@@ -499,8 +489,7 @@ def fibre_routes(
 
 def fibre_km_by_district(routes: gpd.GeoDataFrame) -> pd.Series:
     """New fibre km per district (sum of ``length_m`` / 1000 by ``district``)."""
-    if "district" not in routes.columns or "length_m" not in routes.columns:
-        raise ColumnError("routes: needs 'district' and 'length_m' (use fibre_routes())")
+    require_columns(routes, ["district", "length_m"], "routes", "use fibre_routes()")
     s = routes.groupby(routes["district"].fillna("(outside)"))["length_m"].sum() / 1000.0
     s.name = "backhaul_fibre_km"
     s.index.name = "district"

@@ -46,8 +46,14 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.spatial import cKDTree
 from shapely import linestrings
 
-from towerplan._crs import require_metric
-from towerplan.errors import ColumnError, CRSError, EmptyInputError, ParameterError
+from towerplan._validate import (
+    assign_district,
+    points_xy,
+    require_columns,
+    require_metric,
+    require_same_crs,
+)
+from towerplan.errors import ColumnError, EmptyInputError, ParameterError
 from towerplan.scenario import ColocationDistance, UnitCosts
 
 logger = logging.getLogger(__name__)
@@ -304,23 +310,6 @@ def sharing_rates(existing: pd.DataFrame, proposed: pd.DataFrame) -> tuple[float
 # --------------------------------------------------------------------------- candidates
 
 
-def _require(gdf: pd.DataFrame, cols: list[str], name: str) -> None:
-    missing = [c for c in cols if c not in gdf.columns]
-    if missing:
-        raise ColumnError(
-            f"{name}: missing column(s) {missing}; the layer needs {cols} "
-            "(see docs/ARCHITECTURE.md)"
-        )
-
-
-def _same_crs(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, na: str, nb: str) -> None:
-    if a.crs != b.crs:
-        raise CRSError(
-            f"{na} ({a.crs}) and {nb} ({b.crs}) are in different CRSs; reproject both to the "
-            "scenario's working CRS"
-        )
-
-
 def _distance_table(distance_m: Mapping[str, float] | ColocationDistance) -> dict[str, float]:
     if isinstance(distance_m, ColocationDistance):
         d = {"urban": distance_m.urban, "rural": distance_m.rural}
@@ -340,34 +329,21 @@ def _distance_table(distance_m: Mapping[str, float] | ColocationDistance) -> dic
 def _district_type_of(
     sites: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None, name: str
 ) -> tuple[pd.Series, pd.Series]:
-    """District name and type of each site (by column, else by spatial join)."""
-    district = (
-        sites["district"].astype(object)
-        if "district" in sites.columns
-        else pd.Series(None, index=sites.index, dtype=object)
-    )
-    dtype = (
-        sites["district_type"].astype(object)
-        if "district_type" in sites.columns
-        else pd.Series(None, index=sites.index, dtype=object)
-    )
+    """District name and type of each site (by column, else by :func:`assign_district`)."""
+    none = pd.Series(None, index=sites.index, dtype=object)
+    district = sites["district"].astype(object) if "district" in sites.columns else none
+    dtype = sites["district_type"].astype(object) if "district_type" in sites.columns else none
     if districts is not None and len(districts):
-        _require(districts, ["district", "district_type"], "districts")
+        require_columns(districts, ["district", "district_type"], "districts")
         lut = dict(zip(districts["district"], districts["district_type"], strict=False))
         dtype = dtype.where(dtype.notna(), district.map(lut))
         todo = dtype.isna() | district.isna()
         if todo.any():
-            _same_crs(sites, districts, name, "districts")
-            pts = sites.loc[todo, ["geometry"]]
-            joined = gpd.sjoin(
-                pts,
-                districts[["district", "district_type", "geometry"]],
-                how="left",
-                predicate="within",
-            )
-            joined = joined[~joined.index.duplicated(keep="first")]
-            district = district.where(~todo, joined["district"].reindex(sites.index))
-            dtype = dtype.where(dtype.notna(), joined["district_type"].reindex(sites.index))
+            require_same_crs(sites, districts, name, "districts")
+            pts = sites.loc[todo]
+            district = district.where(~todo, assign_district(pts, districts, name=name))
+            found = assign_district(pts, districts, column="district_type", name=name)
+            dtype = dtype.where(dtype.notna(), found.reindex(sites.index))
     return district, dtype
 
 
@@ -423,9 +399,9 @@ def colocation_candidates(
     name_p, name_e = "proposed_sites", "existing_sites"
     crs = require_metric(proposed, name_p)
     require_metric(existing, name_e)
-    _same_crs(proposed, existing, name_p, name_e)
-    _require(proposed, ["site_id", "operators"], name_p)
-    _require(existing, ["site_id", "operator", "max_tenants"], name_e)
+    require_same_crs(proposed, existing, name_p, name_e)
+    require_columns(proposed, ["site_id", "operators"], name_p)
+    require_columns(existing, ["site_id", "operator", "max_tenants"], name_e)
     dist = _distance_table(distance_m if distance_m is not None else ColocationDistance())
     uc = unit_costs if unit_costs is not None else UnitCosts()
     check_unit_costs(uc)
@@ -454,8 +430,8 @@ def colocation_candidates(
         np.where(dtype.eq("rural"), dist["rural"], min(dist["urban"], dist["rural"])),
     ).astype(float)
 
-    pxy = np.column_stack([proposed.geometry.x.to_numpy(), proposed.geometry.y.to_numpy()])
-    exy = np.column_stack([existing.geometry.x.to_numpy(), existing.geometry.y.to_numpy()])
+    pxy = points_xy(proposed, "proposed")
+    exy = points_xy(existing, "existing")
     t_now = n_tenants(existing, name_e)
     t_max = pd.to_numeric(existing["max_tenants"], errors="coerce").to_numpy(dtype=float)
     host_op = existing["operator"].astype(str).to_numpy()
@@ -583,13 +559,13 @@ def _add_tenant_operator(
     host_ops: list[set[str]],
 ) -> tuple[list[str], np.ndarray]:
     """For each host, the operator not on it whose nearest own structure is farthest."""
-    exy = np.column_stack([existing.geometry.x.to_numpy(), existing.geometry.y.to_numpy()])
+    exy = points_xy(existing, "existing")
     all_ops: dict[str, list[np.ndarray]] = {}
     for k, ops in enumerate(host_ops):
         for o in ops:
             all_ops.setdefault(o, []).append(exy[k])
     if len(proposed):
-        pxy = np.column_stack([proposed.geometry.x.to_numpy(), proposed.geometry.y.to_numpy()])
+        pxy = points_xy(proposed, "proposed")
         for k, v in enumerate(proposed["operators"]):
             for o in _split_ops(v):
                 all_ops.setdefault(o, []).append(pxy[k])
@@ -697,7 +673,7 @@ def cheapest_colocations_to_target(
     crs = require_metric(existing, "existing_sites")
     if len(proposed):
         require_metric(proposed, "proposed_sites")
-    _require(existing, ["site_id", "operator", "max_tenants"], "existing_sites")
+    require_columns(existing, ["site_id", "operator", "max_tenants"], "existing_sites")
     t = float(target)
 
     te = n_tenants(existing, "existing_sites")
@@ -760,7 +736,7 @@ def cheapest_colocations_to_target(
         m = m0 + int(((te == 1) & (gained >= 1)).sum())
         s = s0 - len(xs)
         rate = m / s if s else 0.0
-        exy = np.column_stack([existing.geometry.x.to_numpy(), existing.geometry.y.to_numpy()])
+        exy = points_xy(existing, "existing")
         pmap = (
             dict(zip(proposed["site_id"], proposed.geometry, strict=False)) if len(proposed) else {}
         )
@@ -1028,12 +1004,12 @@ def district_columns(
     :func:`sharing_rates`, by the ``district`` column of the sites) and
     ``colocation_options`` (rows of ``sharing_candidates``).
     """
-    _require(existing, ["district"], "existing_sites")
+    require_columns(existing, ["district"], "existing_sites")
     te = pd.Series(n_tenants(existing, "existing_sites"), index=existing.index)
     ex = pd.DataFrame({"district": existing["district"], "shared": te >= 2})
     parts = [ex]
     if len(proposed):
-        _require(proposed, ["district"], "proposed_sites")
+        require_columns(proposed, ["district"], "proposed_sites")
         tp = pd.Series(n_tenants(proposed, "proposed_sites"), index=proposed.index)
         parts.append(pd.DataFrame({"district": proposed["district"], "shared": tp >= 2}))
     both = pd.concat(parts, ignore_index=True)

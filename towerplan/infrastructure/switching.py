@@ -39,7 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
-from towerplan._crs import require_metric
+from towerplan._validate import require_metric
 from towerplan.errors import InfeasibleModelError, ParameterError
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 

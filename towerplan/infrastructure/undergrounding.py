@@ -52,7 +52,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from towerplan._crs import require_metric, require_rows
+from towerplan._validate import require_metric, require_rows
 from towerplan.errors import ColumnError, CRSError, ParameterError, ScenarioError
 from towerplan.scenario import FibreTargets, Scenario, UndergroundingTargets
 

@@ -51,8 +51,15 @@ from scipy.spatial import cKDTree
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
-from towerplan._crs import require_metric, require_rows
-from towerplan.errors import ColumnError, CRSError, ParameterError
+from towerplan._validate import (
+    assign_district,
+    points_xy,
+    require_columns,
+    require_metric,
+    require_rows,
+    require_same_crs,
+)
+from towerplan.errors import CRSError, ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +154,7 @@ def default_city_centre(pois: gpd.GeoDataFrame, radius_m: float) -> BaseGeometry
         raise ParameterError(f"city_centre_radius_m = {radius_m}: must be > 0 m")
     if len(pois) == 0:
         raise ParameterError("pois: no POIs to locate the city centre; give city_centre=")
-    xy = np.column_stack([pois.geometry.x.to_numpy(), pois.geometry.y.to_numpy()])
+    xy = points_xy(pois, "pois")
     counts = cKDTree(xy).query_ball_point(xy, r=radius_m, return_length=True)
     k = int(np.argmax(counts))
     return Point(xy[k]).buffer(radius_m, quad_segs=32)
@@ -261,15 +268,9 @@ def place_hotspots(
     crs = require_metric(pois, "pois")
     require_metric(districts, "districts")
     require_rows(districts, "districts")
-    if pois.crs != districts.crs:
-        raise CRSError(
-            f"pois ({pois.crs}) and districts ({districts.crs}) are in different CRSs; reproject "
-            "both to the working CRS"
-        )
-    if "category" not in pois.columns:
-        raise ColumnError("pois: missing column 'category'; see docs/ARCHITECTURE.md")
-    if "district" not in districts.columns:
-        raise ColumnError("districts: missing column 'district'")
+    require_same_crs(pois, districts, "pois", "districts")
+    require_columns(pois, ["category"], "pois")
+    require_columns(districts, ["district"], "districts")
     if not np.isfinite(radius_m) or radius_m <= 0:
         raise ParameterError(f"radius_m = {radius_m}: the hotspot radius must be > 0 m")
     spacing = float(grid_spacing_m) if grid_spacing_m is not None else float(radius_m)
@@ -282,7 +283,8 @@ def place_hotspots(
     pts = pts[pts.geom_type == "Point"]
     if len(pts) < len(pois):
         logger.warning("pois: %d non-point or empty features ignored", len(pois) - len(pts))
-    inside = shapely.contains_xy(study, pts.geometry.x.to_numpy(), pts.geometry.y.to_numpy())
+    pxy = points_xy(pts, "pois")
+    inside = shapely.contains_xy(study, pxy[:, 0], pxy[:, 1])
     n_out = int((~inside).sum())
     if n_out:
         msg = (
@@ -326,12 +328,12 @@ def place_hotspots(
         if "name" in served.columns
         else pd.Series("", index=served.index)
     )
-    poi_xy = np.column_stack([served.geometry.x.to_numpy(), served.geometry.y.to_numpy()])
+    poi_xy = points_xy(served, "pois")
     demand_xy = np.vstack([poi_xy, grid])
     cand_xy = demand_xy  # POIs themselves + city-centre grid points
     n_poi = len(poi_xy)
     served = served.assign(name=names.to_numpy())
-    served["district"] = _district_of(poi_xy, districts)
+    served["district"] = assign_district(served, districts, name="pois")
     if len(demand_xy) == 0:
         logger.warning("wifi: no POI of the served categories and no city centre: no hotspots")
         return WifiPlan(
@@ -363,7 +365,9 @@ def place_hotspots(
             "hotspot_id": [f"WIFI-{k + 1:04d}" for k in range(len(sel))],
             "category": [cat_arr[k] if k < n_poi else "city_centre" for k in sel],
             "name": [name_arr[k] if k < n_poi else "city centre" for k in sel],
-            "district": _district_of(hot_xy, districts),
+            "district": assign_district(
+                gpd.GeoSeries.from_xy(hot_xy[:, 0], hot_xy[:, 1], crs=crs), districts
+            ).to_numpy(),
             "covers_n": covers_n,
             "covers_pois": covers_pois,
             "source": np.where(is_poi, "poi", "city_centre_grid"),
@@ -388,18 +392,6 @@ def place_hotspots(
         n_other_category=n_other,
         n_centre_points=len(grid),
     )
-
-
-def _district_of(xy: np.ndarray, districts: gpd.GeoDataFrame) -> np.ndarray:
-    out = np.full(len(xy), None, dtype=object)
-    if len(xy) == 0:
-        return out
-    unset = np.ones(len(xy), dtype=bool)
-    for name, geom in zip(districts["district"], districts.geometry, strict=True):
-        hit = unset & shapely.contains_xy(geom, xy[:, 0], xy[:, 1])
-        out[hit] = name
-        unset &= ~hit
-    return out
 
 
 def summary_keys(plan: WifiPlan) -> dict[str, Any]:

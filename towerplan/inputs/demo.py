@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from towerplan._crs import to_working_crs
+from towerplan._validate import to_working_crs
 from towerplan.errors import DataFileError, ParameterError
 from towerplan.inputs._base import DEMO_KIND, PlanInputs
 from towerplan.scenario import Scenario

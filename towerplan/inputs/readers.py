@@ -42,7 +42,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError as _PyprojCRSError
 from shapely.geometry.base import BaseGeometry
 
-from towerplan._crs import DEFAULT_CRS, require_metric, to_working_crs
+from towerplan._validate import DEFAULT_CRS, require_metric, to_working_crs
 from towerplan.errors import (
     ColumnError,
     CRSError,

@@ -47,6 +47,7 @@ from folium.template import Template
 
 from towerplan.outputs import _assets, _themes
 from towerplan.errors import ColumnError, CRSError, ParameterError
+from towerplan.inputs._base import DEMO_KIND
 
 logger = logging.getLogger(__name__)
 
@@ -534,7 +535,7 @@ class _MapBuilder:
         if scen:
             parts.append(f"<div>{_esc(scen)}</div>")
         kind = str(s.get("data_kind", ""))
-        if kind == "demo-schematic":
+        if kind == DEMO_KIND:
             parts.append('<div class="tp-demo">SCHEMATIC DEMO DATA</div>')
         elif kind:
             parts.append(f"<div>data: {_esc(kind)}</div>")

@@ -38,6 +38,7 @@ from matplotlib_scalebar.scalebar import ScaleBar
 from towerplan import __version__
 from towerplan.outputs import _themes
 from towerplan.errors import CRSError, ParameterError
+from towerplan.inputs._base import DEMO_KIND
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,6 @@ _TITLES = {
     "undergrounding": "Cable undergrounding by district against targets",
     "kpi_table": "District KPI table",
 }
-_DEMO = "demo-schematic"
 _KPI_COLS_PER_PAGE = {"A4": 11, "A3": 15}
 _KPI_ROWS_PER_PAGE = 28
 _HALO = [patheffects.withStroke(linewidth=2.5, foreground="white")]
@@ -123,7 +123,7 @@ class _Sheet:
         sub = summary.get("scenario_title") or summary.get("scenario") or ""
         if sub:
             self.fig.text(0.02, 0.915, _t(sub), fontsize=fs * 1.2, va="center", color="#333333")
-        self.demo = str(summary.get("data_kind", "")) == _DEMO
+        self.demo = str(summary.get("data_kind", "")) == DEMO_KIND
         if self.demo:
             self.fig.text(
                 0.98,

@@ -38,7 +38,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from towerplan import capacity
-from towerplan._crs import require_metric
+from towerplan._validate import require_metric
 from towerplan.coverage import coverage_matrix, points_xy
 from towerplan.errors import ColumnError, ParameterError
 from towerplan.scenario import CapacitySettings

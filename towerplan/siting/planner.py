@@ -43,7 +43,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from towerplan._crs import require_metric
+from towerplan._validate import require_metric
 from towerplan.coverage import coverage_matrix, operator_coverage, points_xy
 from towerplan.errors import (
     ColumnError,
