@@ -155,7 +155,7 @@ def test_best_server_raster(tmp_path: Path) -> None:
                 continue
             k = int(np.argmin(d))
             assert srv[row, col] == k  # equal heights: best server = nearest site
-            ref = path_loss(900.0, 30.0, 1.5, max(d[k] / 1000.0, 1.0), "suburban")
+            ref = path_loss(900.0, 30.0, 1.5, max(d[k] / 1000.0, 1.0), clutter="suburban")
             assert pl[row, col] == pytest.approx(ref, abs=1e-3)
             assert rx[row, col] == pytest.approx(57.0 - ref, abs=1e-3)
             checked += 1

@@ -30,7 +30,7 @@ def test_sites_for_radius_inverts() -> None:
 
 
 def test_plan_fidelity_picks_square_for_cantho() -> None:
-    f = plan_fidelity(1414.0, 1728, 1114, 0.65)
+    f = plan_fidelity(1414.0, 1728, existing_sites=1114, plan_radius_km=0.65)
     assert f["best_convention"] == "square"
     assert f["best_abs_error_km"] == pytest.approx(0.65 - math.sqrt(1414 / 3456), abs=1e-4)
 

@@ -57,13 +57,13 @@ def test_hata_900mhz_reference_values() -> None:
     for env in ("urban", "suburban", "open"):
         for d in (1.0, 2.5, 10.0, 20.0):
             for hb, hm in ((30, 1.5), (50, 3.0), (200, 10.0)):
-                got = P.okumura_hata(900, hb, hm, d, env)
+                got = P.okumura_hata(900, hb, hm, d, environment=env)
                 assert got == pytest.approx(_hata_ref(900, hb, hm, d, env, False), abs=0.01)
     # suburban and open area are well below urban at 900 MHz
-    assert P.okumura_hata(900, 30, 1.5, 5, "suburban") == pytest.approx(
+    assert P.okumura_hata(900, 30, 1.5, 5, environment="suburban") == pytest.approx(
         _hata_ref(900, 30, 1.5, 5, "urban", False) - 9.94, abs=0.01
     )
-    assert P.okumura_hata(900, 30, 1.5, 5, "open") == pytest.approx(
+    assert P.okumura_hata(900, 30, 1.5, 5, environment="open") == pytest.approx(
         _hata_ref(900, 30, 1.5, 5, "urban", False) - 28.51, abs=0.01
     )
 
@@ -118,22 +118,22 @@ def test_link_budget_and_radius_round_trip() -> None:
     assert b.eirp_dbm == pytest.approx(57.0)
     assert b.max_path_loss("rural") == pytest.approx(57 + 102 - 8 - 3 - 6)
     # 900 MHz rural: the loss at the returned radius equals the budget
-    r = P.max_cell_radius(900, "rural", b)
+    r = P.max_cell_radius(900, "rural", budget=b)
     assert 1.0 <= r <= 20.0
-    assert P.path_loss(900, 30, 1.5, r, "rural") == pytest.approx(
+    assert P.path_loss(900, 30, 1.5, r, clutter="rural") == pytest.approx(
         b.max_path_loss("rural"), abs=1e-6
     )
     # urban 1800 MHz radius is below 1 km: only with the explicit opt-in
     with pytest.raises(RangeError, match="d_km"):
-        P.max_cell_radius(1800, "urban", b)
-    ru = P.max_cell_radius(1800, "urban", b, allow_extrapolation=True)
+        P.max_cell_radius(1800, "urban", budget=b)
+    ru = P.max_cell_radius(1800, "urban", budget=b, allow_extrapolation=True)
     assert ru < 1.0
-    assert P.path_loss(1800, 30, 1.5, ru, "urban", allow_extrapolation=True) == pytest.approx(
-        b.max_path_loss("urban"), abs=1e-6
-    )
+    assert P.path_loss(
+        1800, 30, 1.5, ru, clutter="urban", allow_extrapolation=True
+    ) == pytest.approx(b.max_path_loss("urban"), abs=1e-6)
     # 2100 MHz needs the opt-in for the frequency itself
     with pytest.raises(RangeError, match="2100"):
-        P.max_cell_radius(2100, "rural", b)
+        P.max_cell_radius(2100, "rural", budget=b)
 
 
 def test_radius_ordering_by_band_and_clutter() -> None:
@@ -154,8 +154,8 @@ def test_radius_ordering_by_band_and_clutter() -> None:
 
 
 def test_more_eirp_gives_larger_radius() -> None:
-    lo = P.max_cell_radius(900, "rural", P.LinkBudget(tx_power_dbm=40))
-    hi = P.max_cell_radius(900, "rural", P.LinkBudget(tx_power_dbm=43))
+    lo = P.max_cell_radius(900, "rural", budget=P.LinkBudget(tx_power_dbm=40))
+    hi = P.max_cell_radius(900, "rural", budget=P.LinkBudget(tx_power_dbm=43))
     slope = 44.9 - 6.55 * math.log10(30)
     assert hi / lo == pytest.approx(10 ** (3 / slope), rel=1e-9)
 
@@ -183,4 +183,4 @@ def test_clutter_from_density() -> None:
 
 def test_unknown_clutter() -> None:
     with pytest.raises(ParameterError, match="clutter"):
-        P.path_loss(900, 30, 1.5, 2.0, "jungle")
+        P.path_loss(900, 30, 1.5, 2.0, clutter="jungle")

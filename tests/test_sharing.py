@@ -179,7 +179,7 @@ def test_sharing_rate_hand_computed() -> None:
 
 def test_colocation_candidates_rules() -> None:
     c = sh.colocation_candidates(
-        _proposed(), _existing(), _districts(), {"urban": 300, "rural": 800}
+        _proposed(), _existing(), districts=_districts(), distance_m={"urban": 300, "rural": 800}
     )
     got = {(r.site_id, r.operator, r.host_site_id) for r in c.itertuples()}
     # N1/B: E1 (A, 100 m); not E5 (own operator B), not E6 (B already tenant).
@@ -203,41 +203,55 @@ def test_colocation_candidates_rules() -> None:
     assert line.length == pytest.approx(600.0)
     # urban distance 0 -> only the rural options remain
     c0 = sh.colocation_candidates(
-        _proposed(), _existing(), _districts(), {"urban": 0, "rural": 800}
+        _proposed(), _existing(), districts=_districts(), distance_m={"urban": 0, "rural": 800}
     )
     assert set(c0["site_id"]) == {"N3", "N4"}
 
 
 def test_colocation_candidates_district_type_by_spatial_join_and_unknown() -> None:
     prop = _proposed().drop(columns="district")
-    c = sh.colocation_candidates(prop, _existing(), _districts(), {"urban": 300, "rural": 800})
+    c = sh.colocation_candidates(
+        prop, _existing(), districts=_districts(), distance_m={"urban": 300, "rural": 800}
+    )
     assert len(c) == 4
     assert set(c["district"]) == {"U", "R"}
     # no districts: the smaller distance is used for everyone, with a warning
     with pytest.warns(UserWarning, match="4 sites have no known district type"):
-        c2 = sh.colocation_candidates(prop, _existing(), None, {"urban": 300, "rural": 800})
+        c2 = sh.colocation_candidates(
+            prop, _existing(), districts=None, distance_m={"urban": 300, "rural": 800}
+        )
     assert set(c2["site_id"]) == {"N1", "N2", "N3"}  # N4 (600 m) drops out
 
 
 def test_colocation_candidates_inputs_not_mutated_and_bad_input() -> None:
     prop, ex = _proposed(), _existing()
     p0, e0 = prop.copy(), ex.copy()
-    sh.colocation_candidates(prop, ex, _districts())
+    sh.colocation_candidates(prop, ex, districts=_districts())
     pd.testing.assert_frame_equal(prop, p0)
     pd.testing.assert_frame_equal(ex, e0)
     with pytest.raises(CRSError, match="no CRS"):
-        sh.colocation_candidates(prop.set_crs(None, allow_override=True), ex, _districts())
+        sh.colocation_candidates(
+            prop.set_crs(None, allow_override=True), ex, districts=_districts()
+        )
     with pytest.raises(CRSError, match="geographic"):
-        sh.colocation_candidates(prop.to_crs(4326), ex.to_crs(4326), _districts())
+        sh.colocation_candidates(prop.to_crs(4326), ex.to_crs(4326), districts=_districts())
     with pytest.raises(ColumnError, match="max_tenants"):
-        sh.colocation_candidates(prop, ex.drop(columns="max_tenants"), _districts())
+        sh.colocation_candidates(prop, ex.drop(columns="max_tenants"), districts=_districts())
     with pytest.raises(ParameterError, match="rural"):
-        sh.colocation_candidates(prop, ex, _districts(), {"urban": 300})
+        sh.colocation_candidates(prop, ex, districts=_districts(), distance_m={"urban": 300})
     with pytest.raises(ParameterError, match="urban"):
-        sh.colocation_candidates(prop, ex, _districts(), {"urban": -1, "rural": 3})
+        sh.colocation_candidates(
+            prop, ex, districts=_districts(), distance_m={"urban": -1, "rural": 3}
+        )
     with pytest.raises(ParameterError, match="new_dedicated_site"):
-        sh.colocation_candidates(prop, ex, _districts(), None, UnitCosts(new_dedicated_site=-1))
-    empty = sh.colocation_candidates(prop.iloc[:0], ex, _districts())
+        sh.colocation_candidates(
+            prop,
+            ex,
+            districts=_districts(),
+            distance_m=None,
+            unit_costs=UnitCosts(new_dedicated_site=-1),
+        )
+    empty = sh.colocation_candidates(prop.iloc[:0], ex, districts=_districts())
     assert len(empty) == 0 and "estimated_saving_vnd" in empty.columns
 
 
@@ -248,8 +262,8 @@ def _cands(ex: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
     return sh.colocation_candidates(
         _proposed(),
         ex if ex is not None else _existing(),
-        _districts(),
-        {"urban": 300, "rural": 800},
+        districts=_districts(),
+        distance_m={"urban": 300, "rural": 800},
     )
 
 
@@ -402,7 +416,9 @@ def test_ilp_matches_brute_force_on_random_instances(seed: int) -> None:
         geometry=[_pt(x, y) for x, y in pxy],
         crs=CRS,
     )
-    cands = sh.colocation_candidates(prop, ex, _districts(), {"urban": 900, "rural": 900})
+    cands = sh.colocation_candidates(
+        prop, ex, districts=_districts(), distance_m={"urban": 900, "rural": 900}
+    )
     for t in (0.4, 0.5, 0.6):
         best = _brute_force_min_moves(ex, prop, cands, t)
         if best is None:
@@ -423,7 +439,9 @@ def test_ilp_matches_brute_force_on_random_instances(seed: int) -> None:
 def test_summary_keys_and_district_columns() -> None:
     c = _cands()
     plan = sh.cheapest_colocations_to_target(_proposed(), _existing(), c, 0.40, UC)
-    s = sh.summary_keys(_existing(), _proposed(), 0.40, 0.45, c, plan)
+    s = sh.summary_keys(
+        _existing(), _proposed(), target_min=0.40, target_max=0.45, candidates=c, plan=plan
+    )
     assert s["sharing_rate_before"] == round(2 / 6, 4)
     assert s["sharing_rate_after"] == 0.3
     assert s["sharing_target"] == [0.40, 0.45]
@@ -443,9 +461,9 @@ def test_scenario_sharing_settings_are_used() -> None:
     c = sh.colocation_candidates(
         _proposed(),
         _existing(),
-        _districts(),
-        scen.sharing.colocation_distance_m,
-        scen.sharing.unit_costs_vnd,
+        districts=_districts(),
+        distance_m=scen.sharing.colocation_distance_m,
+        unit_costs=scen.sharing.unit_costs_vnd,
     )
     assert len(c) == 4  # same as urban 300 / rural 800
     plan = sh.cheapest_colocations_to_target(

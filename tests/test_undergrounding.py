@@ -79,7 +79,9 @@ def test_cable_km_default_factors_hand_computed() -> None:
 
 def test_trajectory_hand_computed_and_verdict() -> None:
     st = UndergroundingTargets(0.3, 0.35, 0.5, 0.25)  # current: urban 0.25, rural 0.05
-    plan = ug.plan_undergrounding(_roads(), _districts(), PLAN, st, FibreTargets(min=0.2))
+    plan = ug.plan_undergrounding(
+        _roads(), _districts(), PLAN, settings=st, fibre=FibreTargets(min=0.2)
+    )
     lay = plan.layer.set_index("district")
     assert lay.loc["U", "share_2016"] == 0.25 and lay.loc["R", "share_2016"] == 0.05
     assert lay.loc["U", "share_2020"] == 0.5 and lay.loc["R", "share_2030"] == 0.65
@@ -116,7 +118,9 @@ def test_trajectory_hand_computed_and_verdict() -> None:
 
 def test_consistent_when_urban_share_in_implied_range() -> None:
     cable = _districts().assign(cable_km=[3.0, 7.0])  # w = 0.3: inside 20-40 % and 25-75 %
-    plan = ug.underground_trajectory(cable, PLAN, UndergroundingTargets(0.3, 0.35, 0.5, 0.25))
+    plan = ug.underground_trajectory(
+        cable, PLAN, settings=UndergroundingTargets(0.3, 0.35, 0.5, 0.25)
+    )
     assert plan.city_share[2020] == pytest.approx(0.3 * 0.5 + 0.7 * 0.25)  # 0.325
     assert plan.city_share[2030] == pytest.approx(0.3 * 0.85 + 0.7 * 0.65)  # 0.71
     assert plan.consistent is True
@@ -142,18 +146,24 @@ def test_rural_share_needed_and_no_decrease_rule() -> None:
     assert ch["rural_share_for_city_min"] == pytest.approx(0.25 / 0.9)
     # a district already above its target keeps its share (no digging back up)
     st = UndergroundingTargets(0.3, 0.35, 0.5, 0.25, current_by_district={"U": 0.9})
-    p2 = ug.underground_trajectory(cable, {2020: (0.5, 0.25, 0.30, 0.35)}, st)
+    p2 = ug.underground_trajectory(cable, {2020: (0.5, 0.25, 0.30, 0.35)}, settings=st)
     lay = p2.layer.set_index("district")
     assert lay.loc["U", "share_2020"] == 0.9
     assert lay.loc["U", "bury_km_per_year_to_2020"] == 0.0
 
 
 def test_implied_urban_share_range() -> None:
-    assert ug.implied_urban_share_range(0.5, 0.25, 0.30, 0.35) == pytest.approx((0.2, 0.4))
-    assert ug.implied_urban_share_range(0.85, 0.65, 0.70, 0.80) == pytest.approx((0.25, 0.75))
-    assert ug.implied_urban_share_range(0.5, 0.5, 0.3, 0.6) == (0.0, 1.0)
-    assert ug.implied_urban_share_range(0.5, 0.5, 0.6, 0.7) is None
-    assert ug.implied_urban_share_range(0.5, 0.4, 0.9, 0.95) is None  # needs w > 1
+    assert ug.implied_urban_share_range(0.5, 0.25, city_min=0.30, city_max=0.35) == pytest.approx(
+        (0.2, 0.4)
+    )
+    assert ug.implied_urban_share_range(0.85, 0.65, city_min=0.70, city_max=0.80) == pytest.approx(
+        (0.25, 0.75)
+    )
+    assert ug.implied_urban_share_range(0.5, 0.5, city_min=0.3, city_max=0.6) == (0.0, 1.0)
+    assert ug.implied_urban_share_range(0.5, 0.5, city_min=0.6, city_max=0.7) is None
+    assert (
+        ug.implied_urban_share_range(0.5, 0.4, city_min=0.9, city_max=0.95) is None
+    )  # needs w > 1
 
 
 def test_milestones_from_scenarios() -> None:
@@ -196,11 +206,13 @@ def test_bad_input() -> None:
         ug.underground_trajectory(
             cable,
             PLAN,
-            UndergroundingTargets(0.3, 0.35, 0.5, 0.25, current_by_district={"Nowhere": 0.1}),
+            settings=UndergroundingTargets(
+                0.3, 0.35, 0.5, 0.25, current_by_district={"Nowhere": 0.1}
+            ),
         )
     with pytest.raises(ParameterError, match="between 0 and 1"):
         ug.underground_trajectory(
-            cable, PLAN, UndergroundingTargets(0.3, 0.35, 0.5, 0.25, 2016, 1.2)
+            cable, PLAN, settings=UndergroundingTargets(0.3, 0.35, 0.5, 0.25, 2016, 1.2)
         )
     with pytest.raises(ParameterError, match="cable factors"):
         ug.cable_km_by_district(
@@ -247,7 +259,9 @@ def test_fibre_share_by_district_type_gets_the_same_verdict() -> None:
         2020: ug.Milestone(2020, 0.5, 0.25, 0.3, 0.35, 0.2, 0.3),
         2030: ug.Milestone(2030, 0.85, 0.65, 0.7, 0.8, 0.7, 1.0, 0.9, 0.6),
     }
-    plan = ug.underground_trajectory(cable, ms, UndergroundingTargets(0.3, 0.35, 0.5, 0.25))
+    plan = ug.underground_trajectory(
+        cable, ms, settings=UndergroundingTargets(0.3, 0.35, 0.5, 0.25)
+    )
     ch = plan.checks.set_index("year")
     assert ch.loc[2030, "city_fibre_share"] == pytest.approx(0.3 * 0.9 + 0.7 * 0.6)
     assert ch.loc[2020, "fibre_consistent"] and not ch.loc[2030, "fibre_consistent"]

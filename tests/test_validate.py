@@ -94,7 +94,7 @@ def test_points_xy_and_column_checks() -> None:
         points_xy(g.set_crs(None, allow_override=True), "g")
     require_columns(pd.DataFrame({"a": [1]}), ["a"], "t")
     with pytest.raises(ColumnError, match=r"^t: missing column\(s\) \['b', 'c'\]; use x\(\)$"):
-        require_columns(pd.DataFrame({"a": [1]}), ["a", "b", "c"], "t", "use x()")
+        require_columns(pd.DataFrame({"a": [1]}), ["a", "b", "c"], "t", fix="use x()")
     with pytest.raises(CRSError, match=r"^a \(EPSG:32648\) and b"):
         require_same_crs(g, g.to_crs("EPSG:32649"), "a", "b")
     assert require_metric(g, "g").to_epsg() == 32648

@@ -14,6 +14,7 @@ def gap_polygons(
     xy: np.ndarray,
     population: np.ndarray,
     uncovered: np.ndarray,
+    *,
     transform: Affine,
     shape_rc: tuple[int, int],
     crs: str,

@@ -131,7 +131,7 @@ def require_same_crs(
 
 
 def require_columns(
-    df: pd.DataFrame, columns: Iterable[str], name: str, fix: str = "see docs/ARCHITECTURE.md"
+    df: pd.DataFrame, columns: Iterable[str], name: str, *, fix: str = "see docs/ARCHITECTURE.md"
 ) -> None:
     """Raise :class:`ColumnError` naming every column of ``columns`` that ``df`` lacks.
 

@@ -237,6 +237,7 @@ def population_coverage(
     demand: pd.DataFrame,
     covered: pd.DataFrame,
     weights: Mapping[str, float],
+    *,
     population_col: str = "population",
 ) -> dict[str, Any]:
     """Covered population per operator and the market-share-weighted share.
@@ -302,6 +303,7 @@ def best_server_raster(
     sites: gpd.GeoDataFrame,
     bounds: tuple[float, float, float, float],
     out_path: str | Path,
+    *,
     cell_size_m: float = 100.0,
     band_mhz: float = 1800.0,
     eirp_dbm: float = 58.0,
@@ -388,7 +390,7 @@ def best_server_raster(
                 float(h),
                 h_mobile,
                 d_km[sel],
-                clutter,
+                clutter=clutter,
                 allow_extrapolation=allow_extrapolation,
             )
         dist = np.hypot(*(cells[cov.row] - sxy[cov.col]).T)

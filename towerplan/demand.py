@@ -296,6 +296,7 @@ def _cell_weights(weights: WeightsLike, transform: Affine, rows: int, cols: int)
 def grid_from_polygons(
     polys: gpd.GeoDataFrame,
     column: str = "population",
+    *,
     cell_size: float = 100.0,
     method: Literal["area_weighted", "dasymetric"] = "area_weighted",
     weights: WeightsLike | None = None,
@@ -464,6 +465,7 @@ def grid_from_polygons(
 
 def grid_from_raster(
     path: str | Path,
+    *,
     crs: str = DEFAULT_CRS,
     cell_size: float = 100.0,
     boundary: gpd.GeoDataFrame | gpd.GeoSeries | None = None,

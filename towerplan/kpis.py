@@ -81,7 +81,7 @@ def sites_for_radius(area_km2: float, radius_km: float, convention: Convention =
 
 
 def plan_fidelity(
-    area_km2: float, total_sites: int, existing_sites: int, plan_radius_km: float
+    area_km2: float, total_sites: int, *, existing_sites: int, plan_radius_km: float
 ) -> dict[str, Any]:
     """Which radius convention reproduces the plan's mean serving radius.
 
@@ -120,6 +120,7 @@ def district_kpis(
     demand: gpd.GeoDataFrame,
     existing_sites: gpd.GeoDataFrame,
     proposed_sites: gpd.GeoDataFrame,
+    *,
     covered_before: pd.DataFrame,
     covered_after: pd.DataFrame,
     market_shares: dict[str, float],

@@ -497,10 +497,10 @@ def _coverage_after(state: PlanState) -> CoverageStage:
             xy,
             pop,
             ~c[o].to_numpy(bool),
-            dem.grid.transform,
-            dem.grid.population.shape,
-            scenario.crs,
-            {"operator": o, "stage": stage},
+            transform=dem.grid.transform,
+            shape_rc=dem.grid.population.shape,
+            crs=scenario.crs,
+            label={"operator": o, "stage": stage},
         )
         for stage, c in (("before", before.coverage), ("after", cov))
         for o in ops
@@ -520,10 +520,10 @@ def _kpis(state: PlanState) -> KpiStage:
         state.demand.points,
         state.existing,
         proposed,
-        state.before.coverage,
-        state.after.coverage,
-        state.scenario.market_shares,
-        st.radius_convention,
+        covered_before=state.before.coverage,
+        covered_after=state.after.coverage,
+        market_shares=state.scenario.market_shares,
+        convention=st.radius_convention,
     )
     kpi.insert(0, "data_kind", inputs.data_kind)
     by_district = kpi.set_index("district")
@@ -542,7 +542,9 @@ def _kpis(state: PlanState) -> KpiStage:
         how="left",
     )
     area_km2 = float(districts.geometry.area.sum() / 1e6)
-    fidelity = kpis.plan_fidelity(area_km2, st.total, st.existing, st.mean_serving_radius_km)
+    fidelity = kpis.plan_fidelity(
+        area_km2, st.total, existing_sites=st.existing, plan_radius_km=st.mean_serving_radius_km
+    )
     return KpiStage(table=kpi, capacity=cap, fidelity=fidelity, area_km2=area_km2)
 
 
@@ -553,7 +555,11 @@ def _sharing(state: PlanState) -> StageOutputs:
     sh = state.scenario.sharing
     existing, proposed = state.existing, state.proposed
     cands = sharing.colocation_candidates(
-        proposed, existing, state.inputs.districts, sh.colocation_distance_m, sh.unit_costs_vnd
+        proposed,
+        existing,
+        districts=state.inputs.districts,
+        distance_m=sh.colocation_distance_m,
+        unit_costs=sh.unit_costs_vnd,
     )
     layers = {"sharing_candidates": cands}
     if not len(existing):
@@ -582,7 +588,12 @@ def _sharing(state: PlanState) -> StageOutputs:
     return StageOutputs(
         layers=layers,
         summary=sharing.summary_keys(
-            existing, proposed, sh.target_min, sh.target_max, cands, coloc
+            existing,
+            proposed,
+            target_min=sh.target_min,
+            target_max=sh.target_max,
+            candidates=cands,
+            plan=coloc,
         ),
         district_columns=sharing.district_columns(existing, proposed, cands),
     )
@@ -599,7 +610,11 @@ def _undergrounding(state: PlanState) -> StageOutputs:
         )
     milestones = undergrounding.milestones_from_scenarios(*_milestone_scenarios(scenario))
     ug = undergrounding.plan_undergrounding(
-        inputs.roads, inputs.districts, milestones, scenario.undergrounding, scenario.fibre
+        inputs.roads,
+        inputs.districts,
+        milestones,
+        settings=scenario.undergrounding,
+        fibre=scenario.fibre,
     )
     city = ug.trajectory[ug.trajectory["district"] == "city"]
     summary = undergrounding.summary_keys(ug)

@@ -129,6 +129,7 @@ def okumura_hata(
     h_base: float | np.ndarray,
     h_mobile: float | np.ndarray,
     d_km: float | np.ndarray,
+    *,
     environment: Environment = "urban",
     large_city: bool = False,
     allow_extrapolation: bool = False,
@@ -192,6 +193,7 @@ def cost231_hata(
     h_base: float | np.ndarray,
     h_mobile: float | np.ndarray,
     d_km: float | np.ndarray,
+    *,
     environment: Environment = "urban",
     metropolitan: bool = False,
     allow_extrapolation: bool = False,
@@ -265,6 +267,7 @@ def path_loss(
     h_base: float,
     h_mobile: float,
     d_km: float | np.ndarray,
+    *,
     clutter: str = "urban",
     allow_extrapolation: bool = False,
 ) -> np.ndarray | float:
@@ -275,8 +278,24 @@ def path_loss(
     """
     env, big = _clutter_args(clutter)
     if band_mhz <= 1500.0:
-        return okumura_hata(band_mhz, h_base, h_mobile, d_km, env, big, allow_extrapolation)
-    return cost231_hata(band_mhz, h_base, h_mobile, d_km, env, big, allow_extrapolation)
+        return okumura_hata(
+            band_mhz,
+            h_base,
+            h_mobile,
+            d_km,
+            environment=env,
+            large_city=big,
+            allow_extrapolation=allow_extrapolation,
+        )
+    return cost231_hata(
+        band_mhz,
+        h_base,
+        h_mobile,
+        d_km,
+        environment=env,
+        metropolitan=big,
+        allow_extrapolation=allow_extrapolation,
+    )
 
 
 def _default_penetration() -> dict[str, float]:
@@ -341,6 +360,7 @@ class LinkBudget:
 def max_cell_radius(
     band_mhz: float,
     clutter: str,
+    *,
     budget: LinkBudget | None = None,
     h_base: float = 30.0,
     h_mobile: float = 1.5,
@@ -380,7 +400,14 @@ def max_cell_radius(
     b = budget if budget is not None else LinkBudget()
     lmax = b.max_path_loss(clutter)
     l1 = float(
-        path_loss(band_mhz, h_base, h_mobile, 1.0, clutter, allow_extrapolation=allow_extrapolation)
+        path_loss(
+            band_mhz,
+            h_base,
+            h_mobile,
+            1.0,
+            clutter=clutter,
+            allow_extrapolation=allow_extrapolation,
+        )
     )
     slope = 44.9 - 6.55 * np.log10(h_base)
     d = float(10.0 ** ((lmax - l1) / slope))
@@ -401,6 +428,7 @@ def max_cell_radius(
 
 def cell_radius_table(
     budget: LinkBudget | None = None,
+    *,
     bands_mhz: tuple[float, ...] = (900.0, 1800.0, 2100.0),
     clutters: tuple[str, ...] = CLUTTER_CLASSES,
     h_base: float = 30.0,
@@ -416,7 +444,14 @@ def cell_radius_table(
     rows = []
     for f in bands_mhz:
         for c in clutters:
-            r = max_cell_radius(f, c, b, h_base, h_mobile, allow_extrapolation=allow_extrapolation)
+            r = max_cell_radius(
+                f,
+                c,
+                budget=b,
+                h_base=h_base,
+                h_mobile=h_mobile,
+                allow_extrapolation=allow_extrapolation,
+            )
             frange = HATA_RANGE["f_mhz"] if f <= 1500 else COST231_RANGE["f_mhz"]
             ext = not (frange[0] <= f <= frange[1]) or not (1.0 <= r <= 20.0)
             rows.append(
@@ -500,6 +535,7 @@ WORLDCOVER_CLUTTER = {
 def clutter_from_landcover(
     xy: np.ndarray,
     raster_path: str | Path,
+    *,
     classes: Mapping[int, str] | None = None,
     density_km2: np.ndarray | None = None,
     default: str = "rural",

@@ -290,6 +290,7 @@ def _districts_of(sites: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None) -
 def fibre_routes(
     new_sites: gpd.GeoDataFrame,
     existing_sites: gpd.GeoDataFrame,
+    *,
     road_graph: Any = None,
     roads: gpd.GeoDataFrame | None = None,
     districts: gpd.GeoDataFrame | None = None,
@@ -489,7 +490,7 @@ def fibre_routes(
 
 def fibre_km_by_district(routes: gpd.GeoDataFrame) -> pd.Series:
     """New fibre km per district (sum of ``length_m`` / 1000 by ``district``)."""
-    require_columns(routes, ["district", "length_m"], "routes", "use fibre_routes()")
+    require_columns(routes, ["district", "length_m"], "routes", fix="use fibre_routes()")
     s = routes.groupby(routes["district"].fillna("(outside)"))["length_m"].sum() / 1000.0
     s.name = "backhaul_fibre_km"
     s.index.name = "district"

@@ -203,6 +203,7 @@ def plan_capex(
     n_new_dedicated: int,
     n_new_shared: int,
     unit_costs: UnitCosts,
+    *,
     n_colocations: int = 0,
     n_ran_sharing: int = 0,
 ) -> float:
@@ -350,6 +351,7 @@ def _district_type_of(
 def colocation_candidates(
     proposed: gpd.GeoDataFrame,
     existing: gpd.GeoDataFrame,
+    *,
     districts: gpd.GeoDataFrame | None = None,
     distance_m: Mapping[str, float] | ColocationDistance | None = None,
     unit_costs: UnitCosts | None = None,
@@ -953,6 +955,7 @@ def cheapest_colocations_to_target(
 def summary_keys(
     existing: pd.DataFrame,
     proposed: pd.DataFrame,
+    *,
     target_min: float,
     target_max: float,
     candidates: pd.DataFrame,

@@ -217,7 +217,7 @@ def milestones_from_scenarios(*scenarios: Scenario) -> dict[int, Milestone]:
 
 
 def implied_urban_share_range(
-    urban: float, rural: float, city_min: float, city_max: float
+    urban: float, rural: float, *, city_min: float, city_max: float
 ) -> tuple[float, float] | None:
     """Range of the urban share ``w`` of cable length for which the district targets
     give a city-wide share in ``[city_min, city_max]``.
@@ -466,7 +466,7 @@ def _verdict_line(
     what: str, year: int, u: float, r: float, lo: float, hi: float, city: float, w: float
 ) -> tuple[bool, str]:
     """Whether a city-wide share lies in ``[lo, hi]`` and the sentence that explains it."""
-    rng = implied_urban_share_range(u, r, lo, hi)
+    rng = implied_urban_share_range(u, r, city_min=lo, city_max=hi)
     ok = bool(lo - 1e-9 <= city <= hi + 1e-9)
     rng_txt = f"quận hold {rng[0]:.0%}-{rng[1]:.0%} of the cable length" if rng else (
         "no split of cable length"
@@ -483,6 +483,7 @@ def _verdict_line(
 def underground_trajectory(
     cable: gpd.GeoDataFrame,
     milestones: Mapping[int, MilestoneLike],
+    *,
     settings: UndergroundingTargets | None = None,
     fibre: FibreTargets | None = None,
 ) -> UndergroundPlan:
@@ -611,7 +612,9 @@ def underground_trajectory(
     for k, m in enumerate(ms, start=1):
         city = float((share_k[k] * km).sum() / total) if total else float("nan")
         city_f = float((fshare_k[k] * km).sum() / total) if total else float("nan")
-        rng = implied_urban_share_range(m.urban_min, m.rural_min, m.city_min, m.city_max)
+        rng = implied_urban_share_range(
+            m.urban_min, m.rural_min, city_min=m.city_min, city_max=m.city_max
+        )
         ok, line = _verdict_line(
             "undergrounding", m.year, m.urban_min, m.rural_min, m.city_min, m.city_max, city, w
         )
@@ -671,6 +674,7 @@ def plan_undergrounding(
     roads: gpd.GeoDataFrame,
     districts: gpd.GeoDataFrame,
     milestones: Mapping[int, MilestoneLike],
+    *,
     settings: UndergroundingTargets | None = None,
     fibre: FibreTargets | None = None,
 ) -> UndergroundPlan:
@@ -680,7 +684,7 @@ def plan_undergrounding(
     milestones, settings, fibre)``; see those functions.
     """
     cable = cable_km_by_district(roads, districts, settings)
-    return underground_trajectory(cable, milestones, settings, fibre)
+    return underground_trajectory(cable, milestones, settings=settings, fibre=fibre)
 
 
 # --------------------------------------------------------------------------- summary

@@ -219,6 +219,7 @@ class WifiPlan:
 def place_hotspots(
     pois: gpd.GeoDataFrame,
     districts: gpd.GeoDataFrame,
+    *,
     radius_m: float = 100.0,
     categories: Sequence[str] = PLAN_CATEGORIES,
     city_centre: Any = None,
