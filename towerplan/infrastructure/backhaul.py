@@ -42,6 +42,7 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -358,23 +359,8 @@ def fibre_routes(
 
     nxy = points_xy(new_sites, "new_sites")
     exy = points_xy(existing_sites, "existing_sites")
-    e_ids = existing_sites["site_id"].to_numpy()
     n = len(nxy)
-    target = np.full(n, -1, dtype=int)
-    network = np.full(n, np.nan)
-    snap = np.full(n, np.nan)
-    geoms: list[LineString | None] = [None] * n
-
-    graph = road_graph
-    if graph is None and roads is not None:
-        if require_metric(roads, "roads") != crs:
-            raise CRSError(
-                f"roads ({roads.crs}) and new_sites ({crs.to_string()}) are in different CRSs"
-            )
-        graph = road_graph_from_lines(roads, snap_tolerance_m)
-    elif graph is not None:
-        _graph_crs(graph, crs)
-
+    graph = _resolve_graph(road_graph, roads, crs, snap_tolerance_m)
     if graph is None or graph.number_of_nodes() == 0:
         msg = (
             f"backhaul: no road network given (road_graph / roads); all {n} routes are "
@@ -382,100 +368,34 @@ def fibre_routes(
         )
         warnings.warn(msg, UserWarning, stacklevel=2)
         logger.warning(msg)
+        r = _RouteArrays.empty(n)
     else:
-        rg = _Routable(graph)
-        e_edge, d_e, pos_e = rg.snap(exy)
-        n_edge, d_n, pos_n = rg.snap(nxy)
-        ok_e = d_e <= max_snap_m
-        if not ok_e.any():
-            logger.warning("backhaul: no existing site within %.0f m of the road graph", max_snap_m)
-        else:
-            ke = np.flatnonzero(ok_e)
-            # virtual source -> both end nodes of each existing site's edge
-            cand = pd.DataFrame(
-                {
-                    "node": np.concatenate([rg.eu[e_edge[ke]], rg.ev[e_edge[ke]]]),
-                    "w": np.concatenate(
-                        [d_e[ke] + pos_e[ke], d_e[ke] + (rg.elen[e_edge[ke]] - pos_e[ke])]
-                    ),
-                    "site": np.concatenate([ke, ke]),
-                }
-            )
-            cand = cand.sort_values(["node", "w", "site"], kind="stable").drop_duplicates("node")
-            site_at_node = dict(zip(cand["node"], cand["site"], strict=True))
-            mat = rg.csr(cand["node"].to_numpy(), cand["w"].to_numpy(dtype=float))
-            dist, pred = dijkstra(mat, directed=False, indices=rg.n, return_predecessors=True)
-            on_edge: dict[int, list[int]] = {}
-            for kk in ke.tolist():
-                on_edge.setdefault(int(e_edge[kk]), []).append(kk)
-            for i in range(n):
-                if d_n[i] > max_snap_m:
-                    continue
-                ed, pi = int(n_edge[i]), float(pos_n[i])
-                u, v = int(rg.eu[ed]), int(rg.ev[ed])
-                via: list[tuple[float, str]] = [
-                    (float(pi + dist[u]), "u"),
-                    (float(rg.elen[ed] - pi + dist[v]), "v"),
-                ]
-                for kk in on_edge.get(ed, []):
-                    via.append((float(abs(pi - pos_e[kk]) + d_e[kk]), f"e{kk}"))
-                best_d, how = min(via, key=lambda t: t[0])
-                if not np.isfinite(best_d):
-                    continue
-                if how.startswith("e"):
-                    j = int(how[1:])
-                    mid = rg.between(ed, pi, float(pos_e[j]))
-                else:
-                    start = u if how == "u" else v
-                    chain = [start]
-                    while True:
-                        p = int(pred[chain[-1]])
-                        if p == rg.n or p < 0:
-                            break
-                        chain.append(p)
-                    j = int(site_at_node[chain[-1]])
-                    last = chain[-1]
-                    ej = int(e_edge[j])
-                    head = rg.part(ed, pi, to_first=(how == "u"))
-                    tail = rg.part(ej, float(pos_e[j]), to_first=(last == rg.eu[ej]))[::-1]
-                    mid = np.vstack([head, rg.node_path(chain), tail])
-                target[i] = j
-                snap[i] = d_n[i] + d_e[j]
-                network[i] = max(float(best_d) - d_e[j], 0.0)
-                pts = np.vstack([nxy[i][None, :], mid, exy[j][None, :]])
-                geoms[i] = LineString(pts)
-
-    straight = np.flatnonzero(target < 0)
-    method = np.where(target >= 0, "road", "straight_line").astype(object)
-    if len(straight):
-        _, nearest = cKDTree(exy).query(nxy[straight])
-        target[straight] = nearest
-        for i, jn in zip(straight.tolist(), nearest.tolist(), strict=True):
-            geoms[i] = LineString([nxy[i], exy[jn]])
-        snap[straight] = 0.0
-        network[straight] = 0.0
-        if graph is not None and graph.number_of_nodes() > 0:
-            msg = (
-                f"backhaul: {len(straight)} of {n} new sites cannot reach an existing site on the "
-                f"road graph (disconnected graph or more than {max_snap_m:.0f} m from a road); "
-                "they get a straight-line route flagged method='straight_line'"
-            )
-            warnings.warn(msg, UserWarning, stacklevel=2)
-            logger.warning(msg)
-    straight_m = np.hypot(*(nxy - exy[target]).T)
-    length = np.where(method == "road", snap + network, straight_m)
+        r = _road_routes(_Routable(graph), nxy, exy, max_snap_m)
+    straight = _straight_fallback(r, nxy, exy)
+    if len(straight) and graph is not None and graph.number_of_nodes() > 0:
+        msg = (
+            f"backhaul: {len(straight)} of {n} new sites cannot reach an existing site on the "
+            f"road graph (disconnected graph or more than {max_snap_m:.0f} m from a road); "
+            "they get a straight-line route flagged method='straight_line'"
+        )
+        warnings.warn(msg, UserWarning, stacklevel=2)
+        logger.warning(msg)
+    method = np.full(n, "road", dtype=object)
+    method[straight] = "straight_line"
+    straight_m = np.hypot(*(nxy - exy[r.target]).T)
+    length = np.where(method == "road", r.snap + r.network, straight_m)
     out = gpd.GeoDataFrame(
         {
             "site_id": new_sites["site_id"].to_numpy(),
-            "target_site_id": e_ids[target],
+            "target_site_id": existing_sites["site_id"].to_numpy()[r.target],
             "method": method,
             "length_m": length,
-            "network_m": network,
-            "snap_m": snap,
+            "network_m": r.network,
+            "snap_m": r.snap,
             "straight_m": straight_m,
             "district": _districts_of(new_sites, districts).to_numpy(),
         },
-        geometry=geoms,
+        geometry=r.geoms,
         crs=crs,
         index=new_sites.index,
     )
@@ -486,6 +406,132 @@ def fibre_routes(
         len(straight),
     )
     return out
+
+
+@dataclass
+class _RouteArrays:
+    """Per new site: target existing site (-1: none yet), network and snap metres, geometry."""
+
+    target: np.ndarray
+    network: np.ndarray
+    snap: np.ndarray
+    geoms: list[LineString | None]
+
+    @classmethod
+    def empty(cls, n: int) -> _RouteArrays:
+        return cls(np.full(n, -1, dtype=int), np.full(n, np.nan), np.full(n, np.nan), [None] * n)
+
+
+def _resolve_graph(
+    road_graph: Any, roads: gpd.GeoDataFrame | None, crs: CRS, snap_tolerance_m: float
+) -> Any:
+    """The routable graph: ``road_graph`` (CRS checked), else one built from ``roads``."""
+    if road_graph is None and roads is not None:
+        if require_metric(roads, "roads") != crs:
+            raise CRSError(
+                f"roads ({roads.crs}) and new_sites ({crs.to_string()}) are in different CRSs"
+            )
+        return road_graph_from_lines(roads, snap_tolerance_m)
+    if road_graph is not None:
+        _graph_crs(road_graph, crs)
+    return road_graph
+
+
+def _road_routes(
+    rg: _Routable, nxy: np.ndarray, exy: np.ndarray, max_snap_m: float
+) -> _RouteArrays:
+    """Shortest road route from each new site to its nearest existing site (one Dijkstra)."""
+    r = _RouteArrays.empty(len(nxy))
+    e_edge, d_e, pos_e = rg.snap(exy)
+    n_edge, d_n, pos_n = rg.snap(nxy)
+    ok_e = d_e <= max_snap_m
+    if not ok_e.any():
+        logger.warning("backhaul: no existing site within %.0f m of the road graph", max_snap_m)
+        return r
+    ke = np.flatnonzero(ok_e)
+    # virtual source -> both end nodes of each existing site's edge
+    cand = pd.DataFrame(
+        {
+            "node": np.concatenate([rg.eu[e_edge[ke]], rg.ev[e_edge[ke]]]),
+            "w": np.concatenate([d_e[ke] + pos_e[ke], d_e[ke] + (rg.elen[e_edge[ke]] - pos_e[ke])]),
+            "site": np.concatenate([ke, ke]),
+        }
+    )
+    cand = cand.sort_values(["node", "w", "site"], kind="stable").drop_duplicates("node")
+    site_at_node = dict(zip(cand["node"], cand["site"], strict=True))
+    mat = rg.csr(cand["node"].to_numpy(), cand["w"].to_numpy(dtype=float))
+    dist, pred = dijkstra(mat, directed=False, indices=rg.n, return_predecessors=True)
+    on_edge: dict[int, list[int]] = {}
+    for kk in ke.tolist():
+        on_edge.setdefault(int(e_edge[kk]), []).append(kk)
+    ex_snap = (e_edge, d_e, pos_e)
+    for i in range(len(nxy)):
+        if d_n[i] > max_snap_m:
+            continue
+        ed, pi = int(n_edge[i]), float(pos_n[i])
+        u, v = int(rg.eu[ed]), int(rg.ev[ed])
+        via: list[tuple[float, str]] = [
+            (float(pi + dist[u]), "u"),
+            (float(rg.elen[ed] - pi + dist[v]), "v"),
+        ]
+        for kk in on_edge.get(ed, []):
+            via.append((float(abs(pi - pos_e[kk]) + d_e[kk]), f"e{kk}"))
+        best_d, how = min(via, key=lambda t: t[0])
+        if not np.isfinite(best_d):
+            continue
+        j, mid = _route_path(rg, ed, pi, how, pred, site_at_node, ex_snap)
+        r.target[i] = j
+        r.snap[i] = d_n[i] + d_e[j]
+        r.network[i] = max(float(best_d) - d_e[j], 0.0)
+        r.geoms[i] = LineString(np.vstack([nxy[i][None, :], mid, exy[j][None, :]]))
+    return r
+
+
+def _route_path(
+    rg: _Routable,
+    ed: int,
+    pi: float,
+    how: str,
+    pred: np.ndarray,
+    site_at_node: dict[int, int],
+    ex_snap: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[int, np.ndarray]:
+    """Target site and road polyline of a new site on edge ``ed`` at ``pi``, leaving by ``how``.
+
+    ``how``: ``"u"`` / ``"v"`` (through that end node and the shortest-path tree) or
+    ``"e<k>"`` (existing site ``k`` on the same edge).
+    """
+    e_edge, _, pos_e = ex_snap
+    if how.startswith("e"):
+        j = int(how[1:])
+        return j, rg.between(ed, pi, float(pos_e[j]))
+    chain = [int(rg.eu[ed]) if how == "u" else int(rg.ev[ed])]
+    while True:
+        p = int(pred[chain[-1]])
+        if p == rg.n or p < 0:
+            break
+        chain.append(p)
+    j = int(site_at_node[chain[-1]])
+    ej = int(e_edge[j])
+    head = rg.part(ed, pi, to_first=(how == "u"))
+    tail = rg.part(ej, float(pos_e[j]), to_first=(chain[-1] == rg.eu[ej]))[::-1]
+    return j, np.vstack([head, rg.node_path(chain), tail])
+
+
+def _straight_fallback(r: _RouteArrays, nxy: np.ndarray, exy: np.ndarray) -> np.ndarray:
+    """Give every site without a road route a straight line to the nearest existing site.
+
+    Fills ``r`` in place and returns the indices of those sites.
+    """
+    straight = np.flatnonzero(r.target < 0)
+    if len(straight):
+        _, nearest = cKDTree(exy).query(nxy[straight])
+        r.target[straight] = nearest
+        for i, jn in zip(straight.tolist(), nearest.tolist(), strict=True):
+            r.geoms[i] = LineString([nxy[i], exy[jn]])
+        r.snap[straight] = 0.0
+        r.network[straight] = 0.0
+    return straight
 
 
 def fibre_km_by_district(routes: gpd.GeoDataFrame) -> pd.Series:

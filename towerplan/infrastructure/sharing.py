@@ -417,21 +417,7 @@ def colocation_candidates(
         return empty
 
     district, dtype = _district_type_of(proposed, districts, name_p)
-    unknown = dtype.isna() | ~dtype.isin(["urban", "rural"])
-    if unknown.any():
-        msg = (
-            f"{name_p}: {int(unknown.sum())} sites have no known district type (urban/rural); "
-            f"they use the smaller co-location distance {min(dist['urban'], dist['rural'])} m. "
-            "Pass districts= or fill 'district_type' to fix"
-        )
-        warnings.warn(msg, UserWarning, stacklevel=2)
-        logger.warning(msg)
-    radius = np.where(
-        dtype.eq("urban"),
-        dist["urban"],
-        np.where(dtype.eq("rural"), dist["rural"], min(dist["urban"], dist["rural"])),
-    ).astype(float)
-
+    radius = _colocation_radius(dtype, dist, name_p)
     pxy = points_xy(proposed, "proposed")
     exy = points_xy(existing, "existing")
     t_now = n_tenants(existing, name_e)
@@ -452,6 +438,50 @@ def colocation_candidates(
         if "site_type" in proposed.columns
         else np.where([len(o) >= 2 for o in p_ops], "shared", "dedicated")
     )
+    rows = _colocation_rows(neigh, p_ops, host_op, host_ops, free, pxy, exy, uc)
+    if not rows:
+        return empty
+    gdf = _candidates_frame(
+        rows, proposed, existing, p_type, host_op, t_now, t_max, district, dtype, pxy, exy
+    )
+    logger.info(
+        "co-location: %d options for %d of %d proposed sites",
+        len(gdf),
+        gdf["site_id"].nunique(),
+        len(proposed),
+    )
+    return gdf
+
+
+def _colocation_radius(dtype: pd.Series, dist: dict[str, float], name: str) -> np.ndarray:
+    """Co-location search radius per site by district type (unknown: the smaller one)."""
+    unknown = dtype.isna() | ~dtype.isin(["urban", "rural"])
+    if unknown.any():
+        msg = (
+            f"{name}: {int(unknown.sum())} sites have no known district type (urban/rural); "
+            f"they use the smaller co-location distance {min(dist['urban'], dist['rural'])} m. "
+            "Pass districts= or fill 'district_type' to fix"
+        )
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        logger.warning(msg)
+    return np.where(
+        dtype.eq("urban"),
+        dist["urban"],
+        np.where(dtype.eq("rural"), dist["rural"], min(dist["urban"], dist["rural"])),
+    ).astype(float)
+
+
+def _colocation_rows(
+    neigh: Any,
+    p_ops: list[list[str]],
+    host_op: np.ndarray,
+    host_ops: list[set[str]],
+    free: np.ndarray,
+    pxy: np.ndarray,
+    exy: np.ndarray,
+    uc: UnitCosts,
+) -> list[tuple[Any, ...]]:
+    """(proposed row, host row, operator, distance, saving) of every admissible option."""
     rows: list[tuple[Any, ...]] = []
     for i, js in enumerate(neigh):
         if not js:
@@ -467,8 +497,23 @@ def colocation_candidates(
                 if op == host_op[j] or op in host_ops[j]:
                     continue
                 rows.append((i, j, op, d, saving))
-    if not rows:
-        return empty
+    return rows
+
+
+def _candidates_frame(
+    rows: list[tuple[Any, ...]],
+    proposed: gpd.GeoDataFrame,
+    existing: gpd.GeoDataFrame,
+    p_type: np.ndarray,
+    host_op: np.ndarray,
+    t_now: np.ndarray,
+    t_max: np.ndarray,
+    district: pd.Series,
+    dtype: pd.Series,
+    pxy: np.ndarray,
+    exy: np.ndarray,
+) -> gpd.GeoDataFrame:
+    """The ``sharing_candidates`` layer from the option rows, ranked by distance."""
     arr_i = np.array([r[0] for r in rows], dtype=int)
     arr_j = np.array([r[1] for r in rows], dtype=int)
     out = pd.DataFrame(
@@ -489,17 +534,11 @@ def colocation_candidates(
     geom = linestrings(
         np.stack([pxy[arr_i], exy[arr_j]], axis=1)  # (n, 2 points, 2 coords)
     )
-    gdf = gpd.GeoDataFrame(out, geometry=geom, crs=crs)
+    gdf = gpd.GeoDataFrame(out, geometry=geom, crs=proposed.crs)
     gdf = gdf.sort_values(["site_id", "operator", "distance_m"], kind="stable").reset_index(
         drop=True
     )
     gdf["rank"] = gdf.groupby(["site_id", "operator"]).cumcount() + 1
-    logger.info(
-        "co-location: %d options for %d of %d proposed sites",
-        len(gdf),
-        gdf["site_id"].nunique(),
-        len(proposed),
-    )
     return gdf[[*_CANDIDATE_COLUMNS, "geometry"]]
 
 

@@ -52,7 +52,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from towerplan._validate import require_metric, require_rows
+from towerplan._validate import require_columns, require_metric, require_rows
 from towerplan.errors import ColumnError, CRSError, ParameterError, ScenarioError
 from towerplan.scenario import FibreTargets, Scenario, UndergroundingTargets
 
@@ -240,9 +240,7 @@ def implied_urban_share_range(
 def _check_districts(districts: gpd.GeoDataFrame) -> None:
     require_metric(districts, "districts")
     require_rows(districts, "districts")
-    missing = [c for c in ("district", "district_type") if c not in districts.columns]
-    if missing:
-        raise ColumnError(f"districts: missing column(s) {missing}; see docs/ARCHITECTURE.md")
+    require_columns(districts, ["district", "district_type"], "districts")
     bad = ~districts["district_type"].isin(["urban", "rural"])
     if bad.any():
         raise ColumnError(
@@ -523,9 +521,9 @@ def underground_trajectory(
             f"milestone year {ms[0].year} is not after the start year {start}; "
             "milestones must be later than undergrounding.start_year"
         )
-    missing = [c for c in ("district", "district_type", "cable_km") if c not in cable.columns]
-    if missing:
-        raise ColumnError(f"cable: missing column(s) {missing}; use cable_km_by_district()")
+    require_columns(
+        cable, ["district", "district_type", "cable_km"], "cable", fix="use cable_km_by_district()"
+    )
     km = cable["cable_km"].to_numpy(dtype=float)
     if (~np.isfinite(km)).any() or (km < 0).any():
         raise ParameterError("cable: cable_km must be finite and >= 0")
@@ -549,9 +547,56 @@ def underground_trajectory(
     years = np.arange(start, knots[-1] + 1)
     share_y = np.column_stack([np.interp(years, knots, share_k[:, d]) for d in range(len(km))])
     fshare_y = np.column_stack([np.interp(years, knots, fshare_k[:, d]) for d in range(len(km))])
+    traj = _trajectory_table(names, types, years, km, share_y, fshare_y)
+
+    layer = cable.copy()
+    layer[f"share_{start}"] = s0
+    layer[f"fibre_share_{start}"] = f0
+    for k, m in enumerate(ms, start=1):
+        yr, prev = int(m.year), int(knots[k - 1])
+        layer[f"share_{yr}"] = share_k[k]
+        layer[f"underground_km_{yr}"] = share_k[k] * km
+        layer[f"bury_km_per_year_to_{yr}"] = (share_k[k] - share_k[k - 1]) * km / (yr - prev)
+        layer[f"fibre_share_{yr}"] = fshare_k[k]
+        layer[f"fibre_km_{yr}"] = fshare_k[k] * km
+
+    check_rows, lines, flines = _milestone_checks(ms, km, urban, share_k, fshare_k)
+    checks = pd.DataFrame(check_rows)
+    consistent = bool(checks["consistent"].all())
+    verdict = (
+        "underground plan consistent: " if consistent else "underground plan NOT consistent: "
+    ) + " ".join(lines)
+    f_all = [v for v in checks["fibre_consistent"] if v is not None]
+    fibre_consistent = bool(all(f_all)) if f_all else None
+    fibre_verdict = (
+        ("fibre plan consistent: " if fibre_consistent else "fibre plan NOT consistent: ")
+        + " ".join(flines)
+        if flines
+        else ""
+    )
+    logger.info(verdict)
+    return UndergroundPlan(
+        layer=layer,
+        trajectory=traj,
+        checks=checks,
+        consistent=consistent,
+        verdict=verdict,
+        fibre_consistent=fibre_consistent,
+        fibre_verdict=fibre_verdict,
+    )
+
+
+def _trajectory_table(
+    names: pd.Series,
+    types: pd.Series,
+    years: np.ndarray,
+    km: np.ndarray,
+    share_y: np.ndarray,
+    fshare_y: np.ndarray,
+) -> pd.DataFrame:
+    """``underground_plan.csv``: one row per district and year, then the city rows."""
     und_km = share_y * km
     bury = np.vstack([np.zeros((1, len(km))), np.diff(und_km, axis=0)])
-
     total = float(km.sum())
     recs = []
     for d, name in enumerate(names):
@@ -581,7 +626,7 @@ def underground_trajectory(
                 (fshare_y[yi] * km).sum(),
             )
         )
-    traj = pd.DataFrame(
+    return pd.DataFrame(
         recs,
         columns=[
             "district",
@@ -595,17 +640,16 @@ def underground_trajectory(
         ],
     )
 
-    layer = cable.copy()
-    layer[f"share_{start}"] = s0
-    layer[f"fibre_share_{start}"] = f0
-    for k, m in enumerate(ms, start=1):
-        yr, prev = int(m.year), int(knots[k - 1])
-        layer[f"share_{yr}"] = share_k[k]
-        layer[f"underground_km_{yr}"] = share_k[k] * km
-        layer[f"bury_km_per_year_to_{yr}"] = (share_k[k] - share_k[k - 1]) * km / (yr - prev)
-        layer[f"fibre_share_{yr}"] = fshare_k[k]
-        layer[f"fibre_km_{yr}"] = fshare_k[k] * km
 
+def _milestone_checks(
+    ms: list[Milestone],
+    km: np.ndarray,
+    urban: np.ndarray,
+    share_k: np.ndarray,
+    fshare_k: np.ndarray,
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Per milestone: do the district targets add up to the city-wide ones (and fibre)?"""
+    total = float(km.sum())
     w = float(km[urban].sum() / total) if total else float("nan")
     check_rows = []
     lines, flines = [], []
@@ -645,29 +689,7 @@ def underground_trajectory(
                 "consistent": ok,
             }
         )
-    checks = pd.DataFrame(check_rows)
-    consistent = bool(checks["consistent"].all())
-    verdict = (
-        "underground plan consistent: " if consistent else "underground plan NOT consistent: "
-    ) + " ".join(lines)
-    f_all = [v for v in checks["fibre_consistent"] if v is not None]
-    fibre_consistent = bool(all(f_all)) if f_all else None
-    fibre_verdict = (
-        ("fibre plan consistent: " if fibre_consistent else "fibre plan NOT consistent: ")
-        + " ".join(flines)
-        if flines
-        else ""
-    )
-    logger.info(verdict)
-    return UndergroundPlan(
-        layer=layer,
-        trajectory=traj,
-        checks=checks,
-        consistent=consistent,
-        verdict=verdict,
-        fibre_consistent=fibre_consistent,
-        fibre_verdict=fibre_verdict,
-    )
+    return check_rows, lines, flines
 
 
 def plan_undergrounding(

@@ -280,48 +280,10 @@ def place_hotspots(
     cats = [str(c) for c in categories]
 
     study = shapely.union_all(districts.geometry.to_numpy())
-    pts = pois[pois.geometry.notna() & ~pois.geometry.is_empty]
-    pts = pts[pts.geom_type == "Point"]
-    if len(pts) < len(pois):
-        logger.warning("pois: %d non-point or empty features ignored", len(pois) - len(pts))
-    pxy = points_xy(pts, "pois")
-    inside = shapely.contains_xy(study, pxy[:, 0], pxy[:, 1])
-    n_out = int((~inside).sum())
-    if n_out:
-        msg = (
-            f"pois: {n_out} of {len(pts)} POIs lie outside the study area (the districts) and are "
-            "excluded from the Wi-Fi plan; check their CRS / lon-lat order if this is unexpected"
-        )
-        warnings.warn(msg, UserWarning, stacklevel=2)
-        logger.warning(msg)
-    pts = pts[inside]
-    centre_pts = pts[pts["category"] == "city_centre"]
-    served = pts[pts["category"].isin([c for c in cats if c != "city_centre"])].copy()
-    n_other = int(len(pts) - len(served) - len(centre_pts))
-    if n_other:
-        other = pts.loc[~pts["category"].isin(cats), "category"].value_counts().to_dict()
-        logger.info("pois: %d POIs of categories not served are dropped: %s", n_other, other)
-
-    centre = _as_geometry(city_centre, crs, "city_centre")
-    if centre is None and "city_centre" in cats:
-        if len(centre_pts):
-            centre = shapely.union_all(
-                centre_pts.geometry.buffer(city_centre_radius_m, quad_segs=32).to_numpy()
-            )
-        elif len(served):
-            centre = default_city_centre(served, city_centre_radius_m)
-            c = centre.centroid
-            msg = (
-                f"wifi: no city-centre polygon given; assuming the {city_centre_radius_m:.0f} m "
-                f"disc around the densest POI cluster at ({c.x:.0f}, {c.y:.0f}); pass "
-                "city_centre= to set it"
-            )
-            warnings.warn(msg, UserWarning, stacklevel=2)
-            logger.warning(msg)
-    if centre is not None:
-        centre = centre.intersection(study)
-        if centre.is_empty:
-            centre = None
+    served, centre_pts, n_out, n_other = _served_pois(pois, study, cats)
+    centre = _city_centre_area(
+        city_centre, crs, study, cats, centre_pts, served, radius_m=city_centre_radius_m
+    )
     grid = _grid_in(centre, spacing) if centre is not None else np.zeros((0, 2))
 
     names = (
@@ -353,29 +315,8 @@ def place_hotspots(
     cover = coverage_matrix(demand_xy, cand_xy, float(radius_m)).tocsc()
     res = set_cover(cover, target_fraction=1.0, solver=solver, time_limit_s=time_limit_s)
     sel = np.sort(np.asarray(res.selected, dtype=int))
-    cov_sel = cover[:, sel]
-    covers_n = np.asarray(cov_sel.sum(axis=0)).ravel().astype(int)
-    covers_pois = np.asarray(cov_sel[:n_poi].sum(axis=0)).ravel().astype(int)
-    covered = np.asarray(cov_sel.sum(axis=1)).ravel() > 0
-    is_poi = sel < n_poi
-    hot_xy = cand_xy[sel]
-    cat_arr = served["category"].to_numpy()
-    name_arr = served["name"].to_numpy()
-    hotspots = gpd.GeoDataFrame(
-        {
-            "hotspot_id": [f"WIFI-{k + 1:04d}" for k in range(len(sel))],
-            "category": [cat_arr[k] if k < n_poi else "city_centre" for k in sel],
-            "name": [name_arr[k] if k < n_poi else "city centre" for k in sel],
-            "district": assign_district(
-                gpd.GeoSeries.from_xy(hot_xy[:, 0], hot_xy[:, 1], crs=crs), districts
-            ).to_numpy(),
-            "covers_n": covers_n,
-            "covers_pois": covers_pois,
-            "source": np.where(is_poi, "poi", "city_centre_grid"),
-        },
-        geometry=gpd.points_from_xy(hot_xy[:, 0], hot_xy[:, 1]),
-        crs=crs,
-    )
+    covered = np.asarray(cover[:, sel].sum(axis=1)).ravel() > 0
+    hotspots = _hotspot_layer(cover, sel, cand_xy, served, districts, crs)
     if not covered.all():
         logger.warning("wifi: %d demand points left uncovered by the solver", int((~covered).sum()))
     logger.info(
@@ -392,6 +333,99 @@ def place_hotspots(
         n_outside=n_out,
         n_other_category=n_other,
         n_centre_points=len(grid),
+    )
+
+
+def _served_pois(
+    pois: gpd.GeoDataFrame, study: BaseGeometry, cats: list[str]
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, int, int]:
+    """POIs to serve, city-centre POIs, and the counts of POIs outside / of other categories."""
+    pts = pois[pois.geometry.notna() & ~pois.geometry.is_empty]
+    pts = pts[pts.geom_type == "Point"]
+    if len(pts) < len(pois):
+        logger.warning("pois: %d non-point or empty features ignored", len(pois) - len(pts))
+    pxy = points_xy(pts, "pois")
+    inside = shapely.contains_xy(study, pxy[:, 0], pxy[:, 1])
+    n_out = int((~inside).sum())
+    if n_out:
+        msg = (
+            f"pois: {n_out} of {len(pts)} POIs lie outside the study area (the districts) and are "
+            "excluded from the Wi-Fi plan; check their CRS / lon-lat order if this is unexpected"
+        )
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        logger.warning(msg)
+    pts = pts[inside]
+    centre_pts = pts[pts["category"] == "city_centre"]
+    served = pts[pts["category"].isin([c for c in cats if c != "city_centre"])].copy()
+    n_other = int(len(pts) - len(served) - len(centre_pts))
+    if n_other:
+        other = pts.loc[~pts["category"].isin(cats), "category"].value_counts().to_dict()
+        logger.info("pois: %d POIs of categories not served are dropped: %s", n_other, other)
+    return served, centre_pts, n_out, n_other
+
+
+def _city_centre_area(
+    city_centre: Any,
+    crs: Any,
+    study: BaseGeometry,
+    cats: list[str],
+    centre_pts: gpd.GeoDataFrame,
+    served: gpd.GeoDataFrame,
+    *,
+    radius_m: float,
+) -> BaseGeometry | None:
+    """The city-centre area inside the study area: given, from city-centre POIs, or assumed."""
+    centre = _as_geometry(city_centre, crs, "city_centre")
+    if centre is None and "city_centre" in cats:
+        if len(centre_pts):
+            centre = shapely.union_all(
+                centre_pts.geometry.buffer(radius_m, quad_segs=32).to_numpy()
+            )
+        elif len(served):
+            centre = default_city_centre(served, radius_m)
+            c = centre.centroid
+            msg = (
+                f"wifi: no city-centre polygon given; assuming the {radius_m:.0f} m "
+                f"disc around the densest POI cluster at ({c.x:.0f}, {c.y:.0f}); pass "
+                "city_centre= to set it"
+            )
+            warnings.warn(msg, UserWarning, stacklevel=3)
+            logger.warning(msg)
+    if centre is not None:
+        centre = centre.intersection(study)
+        if centre.is_empty:
+            centre = None
+    return centre
+
+
+def _hotspot_layer(
+    cover: Any,
+    sel: np.ndarray,
+    cand_xy: np.ndarray,
+    served: gpd.GeoDataFrame,
+    districts: gpd.GeoDataFrame,
+    crs: Any,
+) -> gpd.GeoDataFrame:
+    """The ``wifi_hotspots`` layer of the selected candidates (POIs first, then grid points)."""
+    n_poi = len(served)
+    cov_sel = cover[:, sel]
+    hot_xy = cand_xy[sel]
+    cat_arr = served["category"].to_numpy()
+    name_arr = served["name"].to_numpy()
+    return gpd.GeoDataFrame(
+        {
+            "hotspot_id": [f"WIFI-{k + 1:04d}" for k in range(len(sel))],
+            "category": [cat_arr[k] if k < n_poi else "city_centre" for k in sel],
+            "name": [name_arr[k] if k < n_poi else "city centre" for k in sel],
+            "district": assign_district(
+                gpd.GeoSeries.from_xy(hot_xy[:, 0], hot_xy[:, 1], crs=crs), districts
+            ).to_numpy(),
+            "covers_n": np.asarray(cov_sel.sum(axis=0)).ravel().astype(int),
+            "covers_pois": np.asarray(cov_sel[:n_poi].sum(axis=0)).ravel().astype(int),
+            "source": np.where(sel < n_poi, "poi", "city_centre_grid"),
+        },
+        geometry=gpd.points_from_xy(hot_xy[:, 0], hot_xy[:, 1]),
+        crs=crs,
     )
 
 
