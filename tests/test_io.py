@@ -147,7 +147,7 @@ def test_read_vector_repairs_bowtie(tmp_path: Path, caplog: pytest.LogCaptureFix
         GeometryError, match=r"1 invalid geometry \(rows 0; first: Self-intersection"
     ):
         readers.read_vector(p)
-    with caplog.at_level(logging.WARNING, logger="towerplan.inputs.readers"):
+    with caplog.at_level(logging.WARNING, logger="towerplan.inputs"):
         out = readers.read_vector(p, repair=True)
     assert out.is_valid.all()
     assert out.geometry.iloc[0].area == pytest.approx(5000.0, rel=1e-9)  # two triangles

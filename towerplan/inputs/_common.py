@@ -1,0 +1,211 @@
+"""Helpers shared by the input readers (private): files, columns, CSV, geometry checks."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+from pyproj.exceptions import CRSError as _PyprojCRSError
+from shapely.geometry.base import BaseGeometry
+
+from towerplan._validate import to_working_crs
+from towerplan.errors import (
+    ColumnError,
+    CRSError,
+    DataFileError,
+    GeometryError,
+    ParameterError,
+    PopulationError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+_VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".gml", ".kml", ".zip"}
+_RASTER_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".asc"}
+_EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius
+# --------------------------------------------------------------------------- generic helpers
+
+
+def _norm(value: Any) -> str:
+    """Normalised text for matching: NFC, stripped, case-folded."""
+    return unicodedata.normalize("NFC", str(value)).strip().casefold()
+
+
+def _check_file(path: str | Path, name: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataFileError(
+            f"{name}: file {p} not found; check the path (relative paths in a scenario are "
+            "resolved against the scenario file's folder)"
+        )
+    if p.is_dir() and p.suffix.lower() != ".gdb":
+        raise DataFileError(f"{name}: {p} is a folder, not a data file; give the file itself")
+    return p
+
+
+def _parse_crs(value: str | CRS, what: str) -> CRS:
+    try:
+        return CRS.from_user_input(value)
+    except _PyprojCRSError:
+        raise CRSError(
+            f"{what}: {value!r} is not a CRS pyproj knows; give e.g. 'EPSG:4326'"
+        ) from None
+
+
+def _rows_text(labels: Iterable[Any], limit: int = 10) -> str:
+    labels = list(labels)
+    text = ", ".join(str(v) for v in labels[:limit])
+    return text + (f" ... ({len(labels)} in all)" if len(labels) > limit else "")
+
+
+def _col(
+    df: pd.DataFrame,
+    columns: Mapping[str, str] | None,
+    key: str,
+    defaults: Sequence[str],
+    name: str,
+    required: bool,
+) -> str | None:
+    """The file column for towerplan's ``key``: the mapped one or the first default present.
+
+    Raises :class:`ColumnError` when an explicitly mapped column is missing, or when
+    a required column is neither mapped nor present under a default name.
+    """
+    available = [str(c) for c in df.columns if c != "geometry"]
+    if columns and key in columns:
+        col = columns[key]
+        if col not in df.columns:
+            raise ColumnError(
+                f"{name}: column '{col}' (mapped to '{key}') not found; the file has columns "
+                f"{available}; fix columns={{'{key}': ...}}"
+            )
+        return col
+    for cand in defaults:
+        if cand in df.columns:
+            return cand
+    if required:
+        raise ColumnError(
+            f"{name}: required column '{key}' not found (looked for {list(defaults)}); the file "
+            f"has columns {available}; map it with columns={{'{key}': '<column>'}}"
+        )
+    return None
+
+
+def _numeric(series: pd.Series, name: str, col: str) -> pd.Series:
+    out = pd.to_numeric(series, errors="coerce")
+    bad = out.isna() & series.notna() & (series.astype(str).str.strip() != "")
+    if bad.any():
+        raise ColumnError(
+            f"{name}: column '{col}' has non-numeric values in rows {_rows_text(series.index[bad])} "
+            f"(e.g. {series[bad].iloc[0]!r}); fix the values or map another column"
+        )
+    return out.astype(float)
+
+
+def _check_population(values: pd.Series, name: str, col: str) -> pd.Series:
+    pop = pd.to_numeric(values, errors="coerce").astype(float)
+    bad = ~np.isfinite(pop.to_numpy()) | (pop.to_numpy() < 0)
+    if bad.any():
+        raise PopulationError(
+            f"{name}: column '{col}' has missing, NaN or negative population in rows "
+            f"{_rows_text(pop.index[bad])}; give a number >= 0 for every feature"
+        )
+    return pop
+
+
+def _repair(gdf: gpd.GeoDataFrame, name: str, repair: bool = False) -> gpd.GeoDataFrame:
+    """Raise on null/empty geometries; invalid ones raise, or are repaired with make_valid."""
+    geom = gdf.geometry
+    empty = geom.isna() | geom.is_empty
+    if empty.any():
+        raise GeometryError(
+            f"{name}: {int(empty.sum())} feature(s) have no geometry (rows "
+            f"{_rows_text(gdf.index[empty])}); drop them or fix the file"
+        )
+    invalid = ~geom.is_valid
+    if not invalid.any():
+        return gdf
+    if not repair:
+        reason = shapely.is_valid_reason(geom[invalid].iloc[0])
+        raise GeometryError(
+            f"{name}: {int(invalid.sum())} invalid geometr{'y' if invalid.sum() == 1 else 'ies'} "
+            f"(rows {_rows_text(gdf.index[invalid])}; first: {reason}); fix them in a GIS, or set "
+            "data.repair_geometries: true in the scenario to repair them with shapely.make_valid"
+        )
+    out = gdf.copy()
+    fixed = []
+    for g in geom[invalid]:
+        r = shapely.make_valid(g)
+        if g.geom_type in ("Polygon", "MultiPolygon") and r.geom_type not in (
+            "Polygon",
+            "MultiPolygon",
+        ):
+            parts = [p for p in shapely.get_parts(r) if p.geom_type in ("Polygon", "MultiPolygon")]
+            r = shapely.union_all(parts) if parts else shapely.Polygon()
+        fixed.append(r)
+    fixed_s = gpd.GeoSeries(fixed, index=geom.index[invalid], crs=gdf.crs)
+    still = fixed_s.is_empty | ~fixed_s.is_valid
+    if still.any():
+        raise GeometryError(
+            f"{name}: invalid geometries in rows {_rows_text(fixed_s.index[still])} could not be "
+            "repaired (shapely.make_valid left them empty or invalid); fix them in a GIS"
+        )
+    out.loc[invalid, out.geometry.name] = fixed_s
+    logger.warning(
+        "%s: repaired %d invalid geometr%s with shapely.make_valid (rows %s)",
+        name,
+        int(invalid.sum()),
+        "y" if invalid.sum() == 1 else "ies",
+        _rows_text(gdf.index[invalid]),
+    )
+    return out
+
+
+def _require_geom(gdf: gpd.GeoDataFrame, kinds: set[str], name: str, what: str) -> None:
+    types = set(gdf.geom_type.unique())
+    if not types <= kinds:
+        raise GeometryError(
+            f"{name}: expected {what} geometries, found {sorted(types - kinds)}; give a {what} layer"
+        )
+
+
+def _study_geometry(study_area: Any, crs: CRS) -> BaseGeometry | None:
+    if study_area is None:
+        return None
+    if isinstance(study_area, gpd.GeoDataFrame | gpd.GeoSeries):
+        sa = to_working_crs(study_area, crs, "study area")
+        return shapely.union_all(sa.geometry.to_numpy())
+    if isinstance(study_area, BaseGeometry):
+        return study_area
+    raise ParameterError(
+        f"study_area must be a GeoDataFrame, GeoSeries or shapely geometry, got {type(study_area)}"
+    )
+
+
+def _read_csv(p: Path, label: str, **kwargs: Any) -> pd.DataFrame:
+    try:
+        return pd.read_csv(p, encoding="utf-8-sig", **kwargs)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
+        raise DataFileError(
+            f"{label}: cannot read the CSV ({type(exc).__name__}: {exc}); give a UTF-8 CSV "
+            "with a header row"
+        ) from None
+
+
+def _first_line(p: Path) -> str:
+    if p.suffix.lower() == ".gz":
+        import gzip
+
+        with gzip.open(p, "rt", encoding="utf-8-sig") as fh:
+            return fh.readline().strip()
+    with p.open(encoding="utf-8-sig") as fh:
+        return fh.readline().strip()

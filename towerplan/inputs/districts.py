@@ -1,0 +1,285 @@
+"""District polygons: reading, type from names, dissolving communes into districts."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from towerplan._validate import DEFAULT_CRS, require_metric
+from towerplan.errors import (
+    ColumnError,
+    DuplicateIDError,
+    EmptyInputError,
+)
+from towerplan.inputs._common import (
+    _check_population,
+    _col,
+    _norm,
+    _require_geom,
+    _rows_text,
+)
+from towerplan.inputs.vector import (
+    read_vector,
+)
+
+logger = logging.getLogger(__name__)
+
+
+URBAN_VALUES: tuple[str, ...] = ("quận", "quan", "urban", "thành phố", "thị xã")
+RURAL_VALUES: tuple[str, ...] = ("huyện", "huyen", "rural")
+
+# --------------------------------------------------------------------------- districts
+
+
+def _split_type_prefix(
+    name: str, values: Sequence[str]
+) -> tuple[str | None, str]:  # (matched value, rest)
+    text = unicodedata.normalize("NFC", str(name)).strip()
+    for v in sorted((_norm(x) for x in values), key=len, reverse=True):
+        head = text[: len(v)]
+        if head.casefold() == v and (len(text) == len(v) or text[len(v)] == " "):
+            return v, text[len(v) :].strip()
+    return None, text
+
+
+def _district_types(
+    df: pd.DataFrame,
+    names: pd.Series,
+    type_col: str | None,
+    urban_values: Sequence[str],
+    rural_values: Sequence[str],
+    name: str,
+    strip_type_prefix: bool,
+) -> tuple[pd.Series, pd.Series]:
+    """Return (district_type, clean name) per row."""
+    urban = {_norm(v) for v in urban_values}
+    rural = {_norm(v) for v in rural_values}
+    clean = names.map(lambda s: unicodedata.normalize("NFC", str(s)).strip())
+    if type_col is not None:
+        raw = df[type_col]
+        norm = raw.map(_norm)
+        out = pd.Series(
+            np.where(norm.isin(urban), "urban", np.where(norm.isin(rural), "rural", "")),
+            index=df.index,
+        )
+        bad = out == ""
+        if bad.any():
+            vals = sorted({str(v) for v in raw[bad]})
+            raise ColumnError(
+                f"{name}: column '{type_col}' has unknown district type value(s) {vals}; allowed "
+                f"values: urban {sorted(urban)}, rural {sorted(rural)}; map them with "
+                "urban_values= / rural_values= (scenario: data.urban_type_values / "
+                "rural_type_values)"
+            )
+        if strip_type_prefix:
+            clean = clean.map(lambda s: _split_type_prefix(s, [*urban, *rural])[1] or s)
+        return out, clean
+    types: list[str] = []
+    rest: list[str] = []
+    for s in clean:
+        v, r = _split_type_prefix(s, [*urban, *rural])
+        types.append("" if v is None else ("urban" if v in urban else "rural"))
+        rest.append(r if (v is not None and strip_type_prefix and r) else s)
+    inferred = pd.Series(types, index=df.index, dtype=object)
+    bad = inferred == ""
+    if bad.any():
+        raise ColumnError(
+            f"{name}: no district type column and the type cannot be read from the names "
+            f"{sorted(set(clean[bad]))[:10]} (no prefix among urban {sorted(urban)} / rural "
+            f"{sorted(rural)}); map a type column with columns={{'type': '<column>'}}"
+        )
+    return inferred, pd.Series(rest, index=df.index)
+
+
+def dissolve_to_districts(
+    communes: gpd.GeoDataFrame,
+    by: str,
+    population: str | None = "population",
+    code: str | None = None,
+    type_column: str | None = None,
+    urban_values: Sequence[str] = URBAN_VALUES,
+    rural_values: Sequence[str] = RURAL_VALUES,
+    strip_type_prefix: bool = True,
+    name: str = "communes",
+) -> gpd.GeoDataFrame:
+    """Dissolve communes (wards) into districts with the contract columns.
+
+    Parameters
+    ----------
+    communes : GeoDataFrame
+        Commune polygons in a metric CRS.
+    by : str
+        Column with each commune's district name (e.g. ``district_vn``).
+    population : str or None
+        Population column summed per district (None: no ``population`` column).
+    code : str, optional
+        Column with the district code (first value per district); default:
+        ``D01``, ``D02``... in order of first appearance.
+    type_column : str, optional
+        Column with the district type (e.g. ``quận`` / ``huyện``); default: read
+        from a type prefix of the district name (``Quận Ninh Kiều`` -> urban).
+    urban_values, rural_values : sequence of str
+        Type values (or name prefixes) meaning urban / rural (case-insensitive).
+    strip_type_prefix : bool
+        Drop a type prefix from the name (``Quận Ninh Kiều`` -> ``Ninh Kiều``).
+    name : str
+        Name of the input used in messages.
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per district, in order of first appearance: ``district``,
+        ``code``, ``district_type``, ``population`` (if given), ``area_km2``,
+        ``n_units`` (communes dissolved).
+    """
+    crs = require_metric(communes, name)
+    if len(communes) == 0:
+        raise EmptyInputError(f"{name}: the layer is empty; give at least one commune")
+    for col in (by, population, code, type_column):
+        if col is not None and col not in communes.columns:
+            raise ColumnError(
+                f"{name}: column '{col}' not found; the layer has columns "
+                f"{[c for c in communes.columns if c != 'geometry']}"
+            )
+    df = communes.copy()
+    if df[by].isna().any():
+        raise ColumnError(
+            f"{name}: column '{by}' is empty in rows {_rows_text(df.index[df[by].isna()])}; every "
+            "commune needs its district"
+        )
+    dtype, clean = _district_types(
+        df, df[by], type_column, urban_values, rural_values, name, strip_type_prefix
+    )
+    df["_district"] = clean
+    df["_type"] = dtype
+    if population is not None:
+        df["_pop"] = _check_population(df[population], name, population)
+    mixed = df.groupby("_district", sort=False)["_type"].nunique()
+    if (mixed > 1).any():
+        raise ColumnError(
+            f"{name}: district(s) {list(mixed.index[mixed > 1])} have communes of different "
+            "types; give one type per district"
+        )
+    order = list(dict.fromkeys(df["_district"]))
+    rows = []
+    for i, dname in enumerate(order):
+        part = df[df["_district"] == dname]
+        row: dict[str, Any] = {"district": dname}
+        if code is not None:
+            codes = part[code].dropna().astype(str).unique()
+            if len(codes) > 1:
+                logger.warning(
+                    "%s: district %s has several codes %s; using the first", name, dname, codes
+                )
+            row["code"] = codes[0] if len(codes) else f"D{i + 1:02d}"
+        else:
+            row["code"] = f"D{i + 1:02d}"
+        row["district_type"] = part["_type"].iloc[0]
+        if population is not None:
+            row["population"] = float(part["_pop"].sum())
+        row["n_units"] = len(part)
+        row["geometry"] = shapely.union_all(part.geometry.to_numpy())
+        rows.append(row)
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+    out["area_km2"] = out.geometry.area / 1e6
+    cols = ["district", "code", "district_type"]
+    cols += ["population"] if population is not None else []
+    cols += ["area_km2", "n_units", "geometry"]
+    logger.info("%s: dissolved %d units into %d districts", name, len(df), len(out))
+    return out[cols]
+
+
+def read_districts(
+    path: str | Path,
+    columns: Mapping[str, str] | None = None,
+    layer: str | None = None,
+    crs: str | CRS = DEFAULT_CRS,
+    urban_values: Sequence[str] = URBAN_VALUES,
+    rural_values: Sequence[str] = RURAL_VALUES,
+    population_column: str | None = None,
+    source_crs: str | CRS | None = None,
+    strip_type_prefix: bool = True,
+    dissolve: bool | None = None,
+    repair: bool = False,
+) -> gpd.GeoDataFrame:
+    """Read district polygons (or communes to dissolve) with the contract columns.
+
+    Parameters
+    ----------
+    path : str or Path
+        Vector file of districts, or of communes whose ``name`` column gives
+        the district (names repeat -> communes are dissolved).
+    columns : mapping, optional
+        ``{'name': .., 'code': .., 'type': .., 'population': ..}`` file columns.
+        ``name`` defaults to a ``district`` or ``name`` column; without ``type``
+        the type is read from a name prefix (``Quận ...`` / ``Huyện ...``).
+    layer : str, optional
+        Layer of a multi-layer file.
+    crs : str or pyproj.CRS
+        Working metric CRS.
+    urban_values, rural_values : sequence of str
+        Type values meaning urban / rural.
+    population_column : str, optional
+        Population column (overrides ``columns['population']``).
+    source_crs : str, optional
+        CRS to assume when the file has none.
+    strip_type_prefix : bool
+        Drop a type prefix from district names.
+    dissolve : bool, optional
+        Force (True) or forbid (False) dissolving; default: dissolve when names repeat.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``district``, ``code``, ``district_type``, ``population`` (when known),
+        ``area_km2``, ``n_units``, geometry in ``crs``.
+
+    Raises
+    ------
+    ColumnError
+        Missing column, or unknown type value (message lists the allowed values).
+    PopulationError
+        NaN or negative population.
+    """
+    label = f"districts file {path}"
+    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
+    _require_geom(gdf, {"Polygon", "MultiPolygon"}, label, "polygon")
+    name_col = _col(gdf, columns, "name", ("district", "name"), label, required=True)
+    assert name_col is not None
+    code_col = _col(gdf, columns, "code", ("code",), label, required=False)
+    type_col = _col(gdf, columns, "type", ("district_type", "type"), label, required=False)
+    pop_col = population_column or _col(gdf, columns, "population", ("population",), label, False)
+    if pop_col is not None and pop_col not in gdf.columns:
+        raise ColumnError(
+            f"{label}: population column '{pop_col}' not found; the file has columns "
+            f"{[c for c in gdf.columns if c != 'geometry']}"
+        )
+    repeats = bool(gdf[name_col].map(_norm).duplicated().any())
+    if dissolve is False and repeats:
+        dup = gdf[name_col][gdf[name_col].map(_norm).duplicated()].unique()
+        raise DuplicateIDError(
+            f"{label}: district names repeat in column '{name_col}': {list(dup)[:10]}; give "
+            "unique names or allow dissolving communes into districts"
+        )
+    if repeats:
+        logger.info("%s: names in '%s' repeat; dissolving units into districts", label, name_col)
+    return dissolve_to_districts(
+        gdf,
+        by=name_col,
+        population=pop_col,
+        code=code_col,
+        type_column=type_col,
+        urban_values=urban_values,
+        rural_values=rural_values,
+        strip_type_prefix=strip_type_prefix,
+        name=label,
+    )

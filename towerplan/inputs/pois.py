@@ -1,0 +1,100 @@
+"""Points of interest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+from pyproj import CRS
+
+from towerplan._validate import DEFAULT_CRS
+from towerplan.inputs._common import (
+    _col,
+    _norm,
+)
+from towerplan.inputs.vector import (
+    read_vector,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- POIs
+
+
+def read_pois(
+    path: str | Path,
+    category: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    category_map: Mapping[str, str] | None = None,
+    layer: str | None = None,
+    crs: str | CRS = DEFAULT_CRS,
+    source_crs: str | CRS | None = None,
+    source: str | None = None,
+    repair: bool = False,
+) -> gpd.GeoDataFrame:
+    """Read points of interest; polygons and lines become representative points.
+
+    Parameters
+    ----------
+    path : str or Path
+        Vector file of POIs.
+    category : str, optional
+        Category of every feature (e.g. ``hospital``); otherwise read from
+        ``columns['category']`` (default column ``category``).
+    columns : mapping, optional
+        ``{'name': .., 'category': ..}``; ``name`` defaults to ``name`` then
+        ``ten`` when present, else names are empty.
+    category_map : mapping, optional
+        File category value -> towerplan category (matched case-insensitively);
+        unmapped values are kept as they are.
+    layer, crs, source_crs
+        As in :func:`read_vector`.
+    source : str, optional
+        ``source`` column value (default: the file name).
+
+    Returns
+    -------
+    GeoDataFrame
+        ``name``, ``category``, ``source``, ``from_polygon`` (bool) points in ``crs``.
+    """
+    label = f"POI file {path}"
+    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
+    name_c = _col(gdf, columns, "name", ("name", "ten", "Name", "NAME"), label, False)
+    if category is not None:
+        cats = pd.Series(category, index=gdf.index, dtype=object)
+    else:
+        cat_c = _col(gdf, columns, "category", ("category",), label, True)
+        assert cat_c is not None
+        raw = gdf[cat_c].astype(str)
+        if category_map:
+            cmap = {_norm(k): v for k, v in category_map.items()}
+            cats = raw.map(lambda v: cmap.get(_norm(v), v.strip()))
+        else:
+            cats = raw.str.strip()
+    names = (
+        gdf[name_c].fillna("").astype(str).str.strip() if name_c else pd.Series("", index=gdf.index)
+    )
+    is_point = (gdf.geom_type == "Point").to_numpy()
+    geom = gdf.geometry.copy()
+    if not is_point.all():
+        geom[~is_point] = gdf.geometry[~is_point].representative_point()
+    multi = geom.geom_type == "MultiPoint"
+    if multi.any():
+        geom[multi] = geom[multi].representative_point()
+    out = gpd.GeoDataFrame(
+        {
+            "name": names.to_numpy(),
+            "category": cats.to_numpy(),
+            "source": source or Path(path).name,
+            "from_polygon": ~is_point | multi.to_numpy(),
+        },
+        geometry=geom.to_numpy(),
+        crs=gdf.crs,
+        index=gdf.index,
+    )
+    logger.info("%s: %d POIs", label, len(out))
+    return out
