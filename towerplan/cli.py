@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import signal
 import sys
+import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,19 +22,52 @@ from typing import Any
 from towerplan import __version__
 from towerplan.errors import TowerplanError
 
+if typing.TYPE_CHECKING:
+    from towerplan.scenario import Scenario
+
 logger = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler so that staged outputs are cleaned up like on Ctrl-C."""
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a finite number of seconds > 0, e.g. --time-limit 60"
+        )
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``towerplan: error: ...``), like towerplan's own."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(
+            EXIT_USER_ERROR,
+            f"towerplan: error: {' '.join(message.split())}; see '{self.prog} --help'\n",
+        )
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="towerplan",
         description="Plan mobile towers (BTS) and telecom infrastructure from a scenario.",
     )
     p.add_argument("--version", action="version", version=f"towerplan {__version__}")
-    p.add_argument(
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
+    loud.add_argument(
+        "-q", "--quiet", action="store_true", help="only errors on stderr (no warnings)"
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -50,7 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     pl.add_argument(
         "--time-limit",
-        type=float,
+        type=_positive_seconds,
         default=None,
         help="siting solver time limit in seconds (default: the scenario's sites.time_limit_s)",
     )
@@ -87,7 +124,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "--radius", type=float, default=None, help="site radius in m (default: scenario)"
     )
     ne.add_argument("--from-scratch", action="store_true", help="ignore the existing sites")
-    ne.add_argument("--time-limit", type=float, default=30.0, help="solver time limit (s)")
+    ne.add_argument(
+        "--time-limit", type=_positive_seconds, default=30.0, help="solver time limit (s)"
+    )
     ne.add_argument(
         "--solver",
         choices=["auto", "exact", "heuristic"],
@@ -103,11 +142,56 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+class _OncePerMessage(logging.Filter):
+    """Let each distinct warning text through once (the same warning from many places)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = " ".join(record.getMessage().split())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+def _warning_to_log(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Python warnings as one log line (no source line), de-duplicated with the log."""
+    name = filename.rsplit("/", 1)[-1].removesuffix(".py")
+    logging.getLogger(f"towerplan.{name}" if "towerplan" in filename else "py.warnings").warning(
+        "%s", " ".join(str(message).split())
     )
+
+
+def _setup_logging(verbosity: int, quiet: bool) -> tuple[logging.Handler, int]:
+    """One stderr handler: warnings once each, one line each; returns what to undo."""
+    if quiet:
+        level = logging.ERROR
+    else:
+        level = (logging.WARNING, logging.INFO)[verbosity] if verbosity < 2 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_OncePerMessage())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler, old_level
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
 
 
 def _fidelity_block(summary: dict[str, Any]) -> str:
@@ -130,12 +214,22 @@ def _fidelity_block(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _protected(name_or_path: str, scen: Scenario) -> list[Path]:
+    """The scenario file and the inputs it names: --out must never replace them."""
+    out = scen.input_paths()
+    if Path(name_or_path).expanduser().is_file():
+        out.append(Path(name_or_path).expanduser())
+    return out
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from towerplan.inputs import DEMO_KIND
+    from towerplan.outputs.folder import check_out_dir
     from towerplan.plan import run_plan
     from towerplan.scenario import load_scenario
 
     scen = load_scenario(args.scenario)
+    check_out_dir(args.out, args.overwrite, protected=_protected(args.scenario, scen))
     res = run_plan(
         scen,
         args.out,
@@ -200,7 +294,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
         settings = ExportSettings(**stored) if stored else ExportSettings()
     out = args.out or (args.src / "exports")
-    with staged_output(out, args.overwrite) as tmp:
+    protected = [gpkg] + ([Path(args.scenario)] if args.scenario else [])
+    with staged_output(out, args.overwrite, protected=protected) as tmp:
         files = export.export_from_gpkg(
             gpkg,
             tmp,
@@ -267,11 +362,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``towerplan`` console script; returns the exit status."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+def _run(args: argparse.Namespace) -> int:
     handlers = {
         "plan": _cmd_plan,
         "export": _cmd_export,
@@ -288,6 +379,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("towerplan: interrupted; nothing was written to the output folder\n")
         return 130
+    except _Terminated:
+        sys.stderr.write("towerplan: terminated; nothing was written to the output folder\n")
+        return 143
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``towerplan`` console script; returns the exit status.
+
+    SIGTERM is handled like Ctrl-C (exit 143, outputs left untouched); warnings are
+    shown once each, as one log line; ``-q`` shows errors only, ``-v``/``-vv`` more.
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    handler, old_level = _setup_logging(args.verbose, args.quiet)
+    old_term = None
+    try:
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        old_term = None
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_to_log
+            return _run(args)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(old_level)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1038,14 +1038,14 @@ def run_plan(
     """
     t0 = time.perf_counter()
     if out_dir is not None:
-        check_out_dir(out_dir, overwrite)
+        check_out_dir(out_dir, overwrite, protected=scenario.input_paths())
     options = PlanOptions(solver=solver, seed=seed, time_limit_s=time_limit_s)
     state = run_stages(PlanState(scenario, options, load_inputs=inputs), progress=progress)
     result = result_from_state(state)
     timings = dict(state.timings)
     extra: dict[str, Any] = {}
     if out_dir is not None:
-        with staged_output(out_dir, overwrite) as tmp:
+        with staged_output(out_dir, overwrite, protected=scenario.input_paths()) as tmp:
             files, extra = _write_outputs(
                 tmp,
                 result,

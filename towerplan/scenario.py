@@ -11,11 +11,13 @@ inconsistent targets (``new_dedicated + new_shared != new``, ``existing + new
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import logging
 import math
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -32,6 +34,7 @@ __all__ = [
     "Scenario",
     "builtin_scenarios",
     "load_scenario",
+    "operator_key",
     "scenario_from_dict",
 ]
 
@@ -42,6 +45,9 @@ class Operator:
 
     name: str
     market_share: float
+    aliases: tuple[str, ...] = ()
+    """Other spellings of the operator in the data files (matched, like the name, without
+    regard to case and diacritics), e.g. ``[VNPT, Vinaphone]`` for ``VNPT-VinaPhone``."""
 
 
 @dataclass(frozen=True)
@@ -272,6 +278,11 @@ class DemandSettings:
 
     cell_size_m: float = 100.0
     method: Literal["area_weighted", "dasymetric"] = "area_weighted"
+    max_density_km2: float = 1.5e6
+    """Plausibility limit: population density (people/km2) no input polygon, pixel or grid
+    cell may exceed.  Default 1.5 million/km2, above the densest place ever recorded
+    (Kowloon Walled City, 1987: about 33,000 people on 2.6 ha, i.e. about 1.3 million/km2;
+    source: Wikipedia "Kowloon Walled City", citing the 1987 Hong Kong government survey)."""
 
 
 @dataclass(frozen=True)
@@ -298,6 +309,24 @@ class LayerSource:
     columns: dict[str, str] = field(default_factory=dict)
     category: str | None = None
     crs: str | None = None
+    encoding: str | None = None
+    """Text encoding of the attributes (Shapefile .dbf without .cpg, CSV) when not UTF-8,
+    e.g. ``cp1258`` (Windows Vietnamese); overrides ``data.encoding``."""
+
+
+@dataclass(frozen=True)
+class OpenCellidSettings:
+    """How OpenCelliD cells are clustered into physical structures (towerplan.inputs.opencellid).
+
+    Defaults measured on synthetic towers with realistic position error (cells of one
+    tower scattered with sigma 30-100 m, 1-6 cells per operator; tests/test_io.py and
+    scripts/bench_opencellid.py): see ``cluster_cells_to_sites``."""
+
+    cluster_distance_m: float = 150.0
+    """Cells of any operator closer than this (single linkage) are one structure."""
+    min_cells: int = 1
+    """Cells a structure needs; clusters with fewer cells are dropped (counted in the
+    summary).  1 keeps a lone cell as a structure."""
 
 
 @dataclass(frozen=True)
@@ -321,6 +350,19 @@ class DataSources:
     repair_geometries: bool = False
     urban_type_values: tuple[str, ...] = ("quận", "quan", "urban", "thành phố", "thị xã")
     rural_type_values: tuple[str, ...] = ("huyện", "huyen", "rural")
+    encoding: str | None = None
+    """Text encoding of every layer's attributes when not UTF-8 (``LayerSource.encoding``
+    overrides it per layer), e.g. ``cp1258``."""
+    unknown_operators: Literal["error", "ignore"] = "error"
+    """An operator or tenant name in the data that matches no scenario operator (nor its
+    aliases): ``error`` (default) stops with the value and rows; ``ignore`` drops it from
+    coverage and sharing and counts it in summary.json."""
+    outside: Literal["error", "drop"] = "error"
+    """Points (sites, POIs, candidates) outside the study area: ``error`` (default, with a
+    lon/lat-swap hint) or ``drop`` (counted in summary.json and warned once)."""
+    study_buffer_m: float = 2000.0
+    """Points within this distance of the districts count as inside the study area."""
+    opencellid: OpenCellidSettings = field(default_factory=OpenCellidSettings)
 
 
 @dataclass(frozen=True)
@@ -375,6 +417,15 @@ class Scenario:
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
 
+    def input_paths(self) -> list[Path]:
+        """The scenario's folder and every data file it names (never to be overwritten)."""
+        out = [Path(self.base_dir)]
+        d = self.data
+        for src in (d.districts, d.population, d.existing_sites, d.roads, d.candidates, *d.pois):
+            if src is not None:
+                out.append(self.resolve(src.path))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for summary.json)."""
         d = dataclasses.asdict(self)
@@ -424,7 +475,15 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
                 f"scenario file {s}: not found; give an existing YAML file or one of the "
                 f"built-in scenarios {builtin_scenarios()}"
             )
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(
+                f"scenario file {s}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+                "UTF-8 (most editors: 'Save with encoding' / 'UTF-8')"
+            ) from None
+        except OSError as exc:
+            raise ScenarioError(f"scenario file {s}: cannot read it ({exc.strerror})") from None
         base_dir = path.resolve().parent
         origin = f"scenario file {s}"
     else:
@@ -519,12 +578,35 @@ def _convert(tp: Any, value: Any, origin: str, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ScenarioError(f"{origin}: key '{key}' must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ScenarioError(
+                f"{origin}: key '{key}' = {value!r} is not a finite number; give a finite value"
+            )
         return float(value)
     if tp is str:
         if not isinstance(value, str):
             raise ScenarioError(f"{origin}: key '{key}' must be text, got {value!r}")
         return value
     return value
+
+
+def operator_key(name: str) -> str:
+    """Operator name for matching: case-, diacritic-, space- and punctuation-insensitive."""
+    text = unicodedata.normalize("NFKD", str(name).replace("đ", "d").replace("Đ", "D"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def _encodings(s: Scenario) -> list[tuple[str, str]]:
+    d = s.data
+    out = [("data.encoding", d.encoding)] if d.encoding else []
+    named = [("districts", d.districts), ("population", d.population)]
+    named += [("existing_sites", d.existing_sites), ("roads", d.roads)]
+    named += [("candidates", d.candidates)] + [(f"pois[{i}]", p) for i, p in enumerate(d.pois)]
+    for key, src in named:
+        if src is not None and src.encoding:
+            out.append((f"data.{key}.encoding", src.encoding))
+    return out
 
 
 def _share(origin: str, key: str, v: float) -> None:
@@ -574,9 +656,17 @@ def _check_consistency(s: Scenario, origin: str) -> None:
         )
     if not s.operators:
         raise ScenarioError(f"{origin}: key 'operators' must list at least one operator")
-    names = [o.name for o in s.operators]
-    if len(set(names)) != len(names):
-        raise ScenarioError(f"{origin}: key 'operators' repeats an operator name: {names}")
+    seen: dict[str, str] = {}
+    for o in s.operators:
+        for spelling in (o.name, *o.aliases):
+            k = operator_key(spelling)
+            if k in seen:
+                raise ScenarioError(
+                    f"{origin}: key 'operators': '{spelling}' (of {o.name}) is the same name as "
+                    f"'{seen[k]}' once case and diacritics are ignored; give each operator "
+                    "distinct names and aliases"
+                )
+            seen[k] = spelling
     for i, o in enumerate(s.operators):
         _share(origin, f"operators[{i}].market_share", o.market_share)
     total_share = sum(o.market_share for o in s.operators)
@@ -615,12 +705,26 @@ def _check_consistency(s: Scenario, origin: str) -> None:
             )
     _check_capacity(s, origin)
     _check_phasing(s, origin)
-    if s.demand.cell_size_m <= 0:
-        raise ScenarioError(f"{origin}: key 'demand.cell_size_m' must be > 0")
-    if math.isnan(s.wifi.time_limit_s) or s.wifi.time_limit_s <= 0:
-        raise ScenarioError(
-            f"{origin}: key 'wifi.time_limit_s' = {s.wifi.time_limit_s} must be a number > 0"
-        )
+    for key, v in (
+        ("demand.cell_size_m", s.demand.cell_size_m),
+        ("demand.max_density_km2", s.demand.max_density_km2),
+        ("wifi.time_limit_s", s.wifi.time_limit_s),
+        ("data.opencellid.cluster_distance_m", s.data.opencellid.cluster_distance_m),
+    ):
+        if v <= 0:
+            raise ScenarioError(f"{origin}: key '{key}' = {v} must be > 0")
+    if s.data.opencellid.min_cells < 1:
+        raise ScenarioError(f"{origin}: key 'data.opencellid.min_cells' must be >= 1")
+    if s.data.study_buffer_m < 0:
+        raise ScenarioError(f"{origin}: key 'data.study_buffer_m' must be >= 0")
+    for src_key, enc in _encodings(s):
+        try:
+            codecs.lookup(enc)
+        except LookupError:
+            raise ScenarioError(
+                f"{origin}: key '{src_key}' = {enc!r} is not a text encoding Python knows; "
+                "give e.g. 'cp1258' (Windows Vietnamese), 'utf-8' or 'latin-1'"
+            ) from None
     if s.wifi.hotspot_radius_m <= 0:
         raise ScenarioError(f"{origin}: key 'wifi.hotspot_radius_m' must be > 0")
     if s.data.kind == "files" and s.data.districts is None:
