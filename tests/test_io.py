@@ -26,6 +26,7 @@ from towerplan.errors import (
     EmptyInputError,
     GeometryError,
     PopulationError,
+    ScenarioError,
     StudyAreaError,
 )
 from towerplan.inputs import readers
@@ -362,8 +363,8 @@ def test_read_sites_swapped_lon_lat(tmp_path: Path) -> None:
     with pytest.raises(StudyAreaError) as ei:
         readers.read_sites(p, columns=swapped, study_area=_study(), source_crs="EPSG:4326")
     msg = str(ei.value)
-    assert "3 of 3 points fall outside the study area; are lon and lat swapped?" in msg
-    assert "'lon': 'x_lon'" in msg and "sites.csv" in msg
+    assert "3 of 3 sites fall outside the study area; are lon and lat swapped?" in msg
+    assert "{lon: x_lon, lat: y_lat}" in msg and "sites.csv" in msg
     # |lat| > 90 is caught even without a study area
     with pytest.raises(StudyAreaError, match="swapped"):
         readers.read_sites(p, columns=swapped)
@@ -381,8 +382,8 @@ def test_read_sites_swap_hint_where_both_orders_are_valid(tmp_path: Path) -> Non
     with pytest.raises(StudyAreaError) as ei:
         readers.read_sites(p, crs="EPSG:3857", study_area=study)
     msg = str(ei.value)
-    assert "4 of 4 points fall outside the study area; are lon and lat swapped?" in msg
-    assert "swapping them would put 4 of these 4 inside" in msg
+    assert "4 of 4 sites fall outside the study area; are lon and lat swapped?" in msg
+    assert "swapping them would put 4 of them inside" in msg
 
 
 def test_read_sites_outside_without_swap_hint(tmp_path: Path) -> None:
@@ -392,7 +393,7 @@ def test_read_sites_outside_without_swap_hint(tmp_path: Path) -> None:
     with pytest.raises(StudyAreaError) as ei:
         readers.read_sites(p, columns=SITE_COLS, study_area=_study())
     msg = str(ei.value)
-    assert msg.count("1 of 3 points fall outside") == 1 and "would not" in msg and "BTS-1" in msg
+    assert msg.count("1 of 3 sites fall outside") == 1 and "would not" in msg and "BTS-1" in msg
     kept = readers.read_sites(p, columns=SITE_COLS, study_area=_study(), outside="drop")
     assert list(kept["site_id"]) == ["BTS-0", "BTS-2"]
 
@@ -449,7 +450,7 @@ def test_read_opencellid_wrong_columns(tmp_path: Path) -> None:
 
 
 def test_cluster_cells_to_sites() -> None:
-    sites = readers.cluster_cells_to_sites(_cells(), eps_m=50.0)
+    sites = readers.cluster_cells_to_sites(_cells(), cluster_distance_m=50.0)
     assert len(sites) == 4
     a, b, c, d = (sites.iloc[i] for i in range(4))
     assert a["operators"] == "Viettel;MobiFone" and a["operator"] == "Viettel"
@@ -465,12 +466,25 @@ def test_cluster_cells_to_sites() -> None:
     assert list(sites["site_id"]) == ["OCID-00001", "OCID-00002", "OCID-00003", "OCID-00004"]
 
 
-def test_cluster_cells_eps_separates_and_min_samples_drops_noise() -> None:
-    # with eps 20 m the two Vietnamobile cells 30 m apart are separate structures
-    assert len(readers.cluster_cells_to_sites(_cells(), eps_m=20.0)) == 5
-    # min_samples=2: single-cell structures B and D are noise
-    s = readers.cluster_cells_to_sites(_cells(), eps_m=50.0, min_samples=2)
+def test_cluster_cells_distance_separates_and_min_cells_drops() -> None:
+    # at 10 m the two Vietnamobile cells 30 m apart and A's operators are separate
+    s = readers.cluster_cells_to_sites(_cells(), cluster_distance_m=10.0)
+    assert s["n_cells"].tolist() == [2, 1, 1, 1, 1, 1]
+    # min_cells=2: the single-cell structures B and D are dropped, and counted
+    s = readers.cluster_cells_to_sites(_cells(), cluster_distance_m=50.0, min_cells=2)
     assert s["n_cells"].tolist() == [3, 2]
+    assert s.attrs["opencellid"] == {
+        "cells_read": 7,
+        "structures": 2,
+        "cells_dropped_min_cells": 2,
+    }
+
+
+def test_cluster_lone_cell_is_a_structure() -> None:
+    """The default keeps a single-cell tower (the Vietnamobile tower of the issue)."""
+    s = readers.cluster_cells_to_sites(_cells())
+    assert "VNPT-VinaPhone" in s["operators"].tolist()
+    assert s["n_cells"].tolist() == [3, 1, 2, 1]
 
 
 def test_cluster_cells_swapped_coordinates() -> None:
@@ -675,7 +689,7 @@ def test_load_inputs_sites_outside_study_area(tmp_path: Path) -> None:
         "existing_sites": {"path": "sites.csv", "columns": SITE_COLS},
     }
     scen = scenario_from_dict(_scenario_dict(data, tmp_path))
-    with pytest.raises(StudyAreaError, match="1 of 3 points fall outside"):
+    with pytest.raises(StudyAreaError, match="1 of 3 sites fall outside"):
         readers.load_inputs(scen)
 
 
@@ -692,14 +706,21 @@ def test_load_inputs_opencellid_and_raster(tmp_path: Path) -> None:
         "population": {"path": "pop.tif"},
         "existing_sites": {"path": "452.csv.gz"},
     }
+    with pytest.raises(ScenarioError, match=r"'452-99'.*data.unknown_operators: ignore"):
+        readers.load_inputs(scenario_from_dict(_scenario_dict(data, tmp_path)))
+    data["unknown_operators"] = "ignore"
     scen = scenario_from_dict(_scenario_dict(data, tmp_path))
     inp = readers.load_inputs(scen)
     assert isinstance(inp.population, Path)
     # district totals from the raster: Alpha has 2 km x 1 km of raster, Beta 1 km x 1 km
     assert inp.districts["population"].to_numpy() == pytest.approx([400.0, 200.0], rel=1e-9)
-    # all four OpenCelliD structures lie within the districts buffered by 2 km
-    assert inp.existing_sites["n_cells"].tolist() == [3, 1, 2, 1]
+    # the four OpenCelliD structures lie within the districts buffered by 2 km; the
+    # unknown network's structure is left out and counted
+    assert inp.existing_sites["n_cells"].tolist() == [3, 1, 2]
     assert any("7 OpenCelliD cells clustered into 4" in n for n in inp.notes)
+    assert inp.report["unknown_operators"]["unknown_names"] == {"452-99": 1}
+    assert inp.report["unknown_operators"]["sites_dropped"] == 1
+    assert inp.report["opencellid"]["cells_read"] == 7
     assert len(inp.pois) == 0 and inp.roads is None
 
 

@@ -250,7 +250,7 @@ def test_unrenamable_out_is_refused_before_work(tmp_path: Path) -> None:
     if r.returncode != 0:
         pytest.skip("chattr +i not available here")
     try:
-        with pytest.raises(OutputError, match="not writable|cannot be replaced"):
+        with pytest.raises(OutputError, match=r"not writable|cannot be replaced"):
             check_out_dir(parent / "out", overwrite=True)
         with pytest.raises(OutputError, match="not writable"):
             check_out_dir(parent / "new")

@@ -322,8 +322,9 @@ class OpenCellidSettings:
     tower scattered with sigma 30-100 m, 1-6 cells per operator; tests/test_io.py and
     scripts/bench_opencellid.py): see ``cluster_cells_to_sites``."""
 
-    cluster_distance_m: float = 150.0
-    """Cells of any operator closer than this (single linkage) are one structure."""
+    cluster_distance_m: float = 250.0
+    """One operator's cells of one tower: Ward linkage at twice this distance; operators'
+    cell groups whose centres lie within this distance share one structure."""
     min_cells: int = 1
     """Cells a structure needs; clusters with fewer cells are dropped (counted in the
     summary).  1 keeps a lone cell as a structure."""

@@ -38,6 +38,10 @@ class PlanInputs:
         Caveats printed on every output (e.g. what is schematic).
     user_candidates : GeoDataFrame or None
         User candidate site locations (``cost``, ``priority``, ``max_tenants`` when given).
+    report : dict
+        What the input checks left out or counted (population outside the districts,
+        points dropped outside the study area, unknown operators ignored, OpenCelliD
+        clustering counts); written to ``summary.json`` as ``input_report``.
     """
 
     districts: gpd.GeoDataFrame
@@ -50,3 +54,4 @@ class PlanInputs:
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     user_candidates: gpd.GeoDataFrame | None = None
+    report: dict[str, Any] = field(default_factory=dict)

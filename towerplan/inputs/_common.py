@@ -191,14 +191,63 @@ def _study_geometry(study_area: Any, crs: CRS) -> BaseGeometry | None:
     )
 
 
-def _read_csv(p: Path, label: str, **kwargs: Any) -> pd.DataFrame:
+ENCODING_FIX = (
+    "set the layer's encoding in the scenario (e.g. encoding: cp1258 for Windows Vietnamese, "
+    "or data.encoding for every layer), or save the file as UTF-8"
+)
+
+
+def _read_csv(p: Path, label: str, encoding: str | None = None, **kwargs: Any) -> pd.DataFrame:
     try:
-        return pd.read_csv(p, encoding="utf-8-sig", **kwargs)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
+        return pd.read_csv(p, encoding=encoding or "utf-8-sig", **kwargs)
+    except UnicodeDecodeError as exc:
         raise DataFileError(
-            f"{label}: cannot read the CSV ({type(exc).__name__}: {exc}); give a UTF-8 CSV "
+            f"{label}: the CSV is not {encoding or 'UTF-8'} text (byte {exc.start}: "
+            f"{exc.reason}); {ENCODING_FIX}"
+        ) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
+        raise DataFileError(
+            f"{label}: cannot read the CSV ({type(exc).__name__}: {exc}); give a CSV "
             "with a header row"
         ) from None
+
+
+def _dbf_is_utf8(dbf: Path) -> bool:
+    """True when every record of a .dbf decodes as UTF-8 (ASCII included)."""
+    with dbf.open("rb") as fh:
+        head = fh.read(32)
+        if len(head) < 32:
+            return True
+        header_len = int.from_bytes(head[8:10], "little")
+        fh.seek(header_len)
+        data = fh.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def shapefile_encoding(p: Path, encoding: str | None, label: str) -> str | None:
+    """Encoding to read a Shapefile's attributes with (None: the file's .cpg / GDAL default).
+
+    A .shp without .cpg whose .dbf is not valid UTF-8 needs ``encoding``; without it,
+    :class:`DataFileError` names the .cpg fix (GDAL would otherwise guess and garble names).
+    """
+    if p.suffix.lower() != ".shp":
+        return encoding
+    if encoding:
+        return encoding
+    if any(p.with_suffix(s).exists() for s in (".cpg", ".CPG")):
+        return None
+    dbf = next((p.with_suffix(s) for s in (".dbf", ".DBF") if p.with_suffix(s).exists()), None)
+    if dbf is None or _dbf_is_utf8(dbf):
+        return "UTF-8"
+    raise DataFileError(
+        f"{label}: the attributes (.dbf) are not UTF-8 and there is no {p.with_suffix('.cpg').name} "
+        "naming their encoding; write one next to it holding the encoding (e.g. cp1258), or "
+        + ENCODING_FIX.replace("set the layer's", "set this layer's")
+    )
 
 
 def _first_line(p: Path) -> str:

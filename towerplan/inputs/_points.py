@@ -1,4 +1,10 @@
-"""One outside-the-area / lon-lat-swap detector for every point layer (private)."""
+"""One outside-the-area / lon-lat-swap detector for every point layer (private).
+
+Sites, POIs, user candidates and OpenCelliD structures all pass through
+:func:`keep_inside`: points outside the study area are an error (with a hint
+whether swapping lon and lat would put them inside) unless the scenario says
+``data.outside: drop``, which drops them, counts them and warns once.
+"""
 
 from __future__ import annotations
 
@@ -12,63 +18,110 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
-from towerplan.errors import (
-    StudyAreaError,
-)
-from towerplan.inputs._common import (
-    _rows_text,
-)
+from towerplan.errors import StudyAreaError
+from towerplan.inputs._common import _rows_text
 
 logger = logging.getLogger(__name__)
 
+OutsidePolicy = Literal["error", "drop", "keep"]
 
-# --------------------------------------------------------------------------- sites
 
-
-def _check_inside(
-    pts: gpd.GeoSeries,
+def _swap_hint(
     x: np.ndarray,
     y: np.ndarray,
     src_crs: CRS,
+    work_crs: CRS,
     area: BaseGeometry,
-    labels: pd.Series,
-    name: str,
     lonlat_cols: tuple[str, str] | None,
-    outside: Literal["raise", "drop", "keep"],
-) -> np.ndarray:
-    """Mask of points inside ``area``; raise StudyAreaError (with a swap hint) if asked."""
-    inside = np.asarray(shapely.contains_xy(area, pts.x.to_numpy(), pts.y.to_numpy()))
-    n_out = int((~inside).sum())
-    if n_out == 0 or outside != "raise":
-        if n_out:
-            logger.warning(
-                "%s: %d of %d points fall outside the study area (%s)",
-                name,
-                n_out,
-                len(pts),
-                outside,
-            )
-        return inside
-    tr = Transformer.from_crs(src_crs, pts.crs, always_xy=True)
+) -> str:
+    """'are lon and lat swapped?' answered by trying the swap."""
+    tr = Transformer.from_crs(src_crs, work_crs, always_xy=True)
     with np.errstate(all="ignore"):
-        sx, sy = tr.transform(y[~inside], x[~inside])
+        sx, sy = tr.transform(y, x)
     sx, sy = np.asarray(sx, float), np.asarray(sy, float)
     ok = np.isfinite(sx) & np.isfinite(sy)
     k = int(np.asarray(shapely.contains_xy(area, sx[ok], sy[ok])).sum()) if ok.any() else 0
     if k > 0:
         how = (
-            f"fix the column mapping, e.g. columns={{'lon': '{lonlat_cols[1]}', 'lat': "
-            f"'{lonlat_cols[0]}'}}"
+            f"fix the column mapping, e.g. columns: {{lon: {lonlat_cols[1]}, lat: "
+            f"{lonlat_cols[0]}}}"
             if lonlat_cols
             else "swap the coordinates in the file"
         )
-        hint = f"yes, likely: swapping them would put {k} of these {n_out} inside; {how}"
-    else:
-        hint = (
-            "swapping them would not put them inside either; check the file's CRS "
-            "(source_crs=) and that the file covers this study area"
-        )
-    raise StudyAreaError(
-        f"{name}: {n_out} of {len(pts)} points fall outside the study area; are lon and lat "
-        f"swapped? {hint} (first outside: {_rows_text(labels[~inside], 5)})"
+        return f"yes, likely: swapping them would put {k} of them inside; {how}"
+    return (
+        "swapping them would not put them inside either; check the "
+        "layer's CRS (scenario key crs: of the layer) and that the file covers this study area"
     )
+
+
+def keep_inside(
+    layer: gpd.GeoDataFrame,
+    area: BaseGeometry,
+    name: str,
+    *,
+    src_xy: tuple[np.ndarray, np.ndarray] | None = None,
+    src_crs: CRS | None = None,
+    labels: pd.Series | None = None,
+    lonlat_cols: tuple[str, str] | None = None,
+    policy: OutsidePolicy = "error",
+    what: str = "points",
+) -> tuple[gpd.GeoDataFrame, int]:
+    """The points of ``layer`` inside ``area``, and how many fell outside.
+
+    Parameters
+    ----------
+    layer : GeoDataFrame
+        Points in the working CRS (non-finite coordinates count as outside).
+    area : shapely geometry
+        Study area in the working CRS (districts, buffered).
+    name : str
+        The input, for messages.
+    src_xy, src_crs : optional
+        The points' coordinates as read and their CRS, to test a lon/lat swap.
+    labels : Series, optional
+        Row labels for messages (default: the index).
+    lonlat_cols : (str, str), optional
+        The lon/lat columns of a CSV, to phrase the fix as a column mapping.
+    policy : {'error', 'drop', 'keep'}
+        ``error``: raise :class:`StudyAreaError`; ``drop``: drop them and warn
+        once; ``keep``: keep them and warn once.
+    what : str
+        What the points are, for messages.
+
+    Returns
+    -------
+    (GeoDataFrame, int)
+        Kept points (index kept) and the number outside.
+    """
+    x = layer.geometry.x.to_numpy(float)
+    y = layer.geometry.y.to_numpy(float)
+    fin = np.isfinite(x) & np.isfinite(y)
+    inside = np.zeros(len(layer), dtype=bool)
+    inside[fin] = np.asarray(shapely.contains_xy(area, x[fin], y[fin]))
+    n_out = int((~inside).sum())
+    if n_out == 0:
+        return layer, 0
+    lab = labels if labels is not None else pd.Series(layer.index, index=layer.index)
+    first = _rows_text(lab[~inside], 5)
+    if policy == "error":
+        hint = "check the layer's coordinates and CRS"
+        if src_xy is not None and src_crs is not None:
+            sx, sy = (np.asarray(v, float)[~inside] for v in src_xy)
+            hint = _swap_hint(sx, sy, src_crs, CRS.from_user_input(layer.crs), area, lonlat_cols)
+        raise StudyAreaError(
+            f"{name}: {n_out} of {len(layer)} {what} fall outside the study area; are lon and "
+            f"lat swapped? {hint} (first outside: {first}); or set data.outside: drop in the "
+            "scenario to drop them"
+        )
+    logger.warning(
+        "%s: %d of %d %s fall outside the study area and are %s (data.outside: %s; first: %s)",
+        name,
+        n_out,
+        len(layer),
+        what,
+        "dropped" if policy == "drop" else "kept",
+        policy,
+        first,
+    )
+    return (layer[inside] if policy == "drop" else layer), n_out

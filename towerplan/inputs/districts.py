@@ -11,8 +11,10 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import shapely
 from pyproj import CRS
+from scipy.sparse.csgraph import connected_components
 
 from towerplan._validate import DEFAULT_CRS, require_metric
 from towerplan.errors import (
@@ -110,8 +112,16 @@ def dissolve_to_districts(
     rural_values: Sequence[str] = RURAL_VALUES,
     strip_type_prefix: bool = True,
     name: str = "communes",
+    province: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Dissolve communes (wards) into districts with the contract columns.
+
+    A district is identified by its code when a ``code`` column is given, else by
+    (province, name) when a ``province`` column is given, else by its name; in
+    the last case the units of one name must form one contiguous area (within
+    :data:`CONTIGUITY_M`), so that same-named districts of different provinces
+    are never merged silently.  Districts that share a name keep it with the
+    province (or code) in brackets: ``Châu Thành (Tiền Giang)``.
 
     Parameters
     ----------
@@ -122,8 +132,8 @@ def dissolve_to_districts(
     population : str or None
         Population column summed per district (None: no ``population`` column).
     code : str, optional
-        Column with the district code (first value per district); default:
-        ``D01``, ``D02``... in order of first appearance.
+        Column with the district code; default: ``D01``, ``D02``... in order of
+        first appearance.
     type_column : str, optional
         Column with the district type (e.g. ``quận`` / ``huyện``); default: read
         from a type prefix of the district name (``Quận Ninh Kiều`` -> urban).
@@ -133,69 +143,135 @@ def dissolve_to_districts(
         Drop a type prefix from the name (``Quận Ninh Kiều`` -> ``Ninh Kiều``).
     name : str
         Name of the input used in messages.
+    province : str, optional
+        Column with the province (kept as ``province``).
 
     Returns
     -------
     GeoDataFrame
         One row per district, in order of first appearance: ``district``,
         ``code``, ``district_type``, ``population`` (if given), ``area_km2``,
-        ``n_units`` (communes dissolved).
+        ``n_units`` (communes dissolved), ``province`` (if given).
+
+    Raises
+    ------
+    DuplicateIDError
+        Units of one name lie in separate areas and no code/province column tells
+        them apart.
     """
     crs = require_metric(communes, name)
     if len(communes) == 0:
         raise EmptyInputError(f"{name}: the layer is empty; give at least one commune")
-    for col in (by, population, code, type_column):
+    for col in (by, population, code, type_column, province):
         if col is not None and col not in communes.columns:
             raise ColumnError(
                 f"{name}: column '{col}' not found; the layer has columns "
                 f"{[c for c in communes.columns if c != 'geometry']}"
             )
     df = communes.copy()
-    if df[by].isna().any():
-        raise ColumnError(
-            f"{name}: column '{by}' is empty in rows {_rows_text(df.index[df[by].isna()])}; every "
-            "commune needs its district"
-        )
+    for col in (by, code, province):
+        if col is not None and df[col].isna().any():
+            raise ColumnError(
+                f"{name}: column '{col}' is empty in rows {_rows_text(df.index[df[col].isna()])}; "
+                "fill it for every unit"
+            )
     dtype, clean = _district_types(
         df, df[by], type_column, urban_values, rural_values, name, strip_type_prefix
     )
     df["_district"] = clean
     df["_type"] = dtype
+    df["_key"] = _identity(df, code, province, name)
     if population is not None:
         df["_pop"] = _check_population(df[population], name, population)
-    mixed = df.groupby("_district", sort=False)["_type"].nunique()
+    mixed = df.groupby("_key", sort=False)["_type"].nunique()
     if (mixed > 1).any():
+        bad = df.loc[df["_key"].isin(mixed.index[mixed > 1]), "_district"].unique()
         raise ColumnError(
-            f"{name}: district(s) {list(mixed.index[mixed > 1])} have communes of different "
-            "types; give one type per district"
+            f"{name}: district(s) {list(bad)} have communes of different types; give one type "
+            "per district"
         )
-    order = list(dict.fromkeys(df["_district"]))
-    rows = []
-    for i, dname in enumerate(order):
-        part = df[df["_district"] == dname]
-        row: dict[str, Any] = {"district": dname}
-        if code is not None:
-            codes = part[code].dropna().astype(str).unique()
-            if len(codes) > 1:
-                logger.warning(
-                    "%s: district %s has several codes %s; using the first", name, dname, codes
-                )
-            row["code"] = codes[0] if len(codes) else f"D{i + 1:02d}"
-        else:
-            row["code"] = f"D{i + 1:02d}"
-        row["district_type"] = part["_type"].iloc[0]
-        if population is not None:
-            row["population"] = float(part["_pop"].sum())
-        row["n_units"] = len(part)
-        row["geometry"] = shapely.union_all(part.geometry.to_numpy())
-        rows.append(row)
-    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+    out = gpd.GeoDataFrame(
+        [
+            _district_row(df, k, i, code, population, province, name)
+            for i, k in enumerate(dict.fromkeys(df["_key"]))
+        ],
+        geometry="geometry",
+        crs=crs,
+    )
+    out["district"] = _unique_names(out, province)
     out["area_km2"] = out.geometry.area / 1e6
     cols = ["district", "code", "district_type"]
     cols += ["population"] if population is not None else []
-    cols += ["area_km2", "n_units", "geometry"]
+    cols += ["area_km2", "n_units"] + (["province"] if province is not None else [])
     logger.info("%s: dissolved %d units into %d districts", name, len(df), len(out))
-    return out[cols]
+    return out[[*cols, "geometry"]]
+
+
+CONTIGUITY_M = 100.0
+"""Units of one district name farther apart than this (with no code or province column
+to tell them apart) are taken for different districts: an error, not a silent merge."""
+
+
+def _identity(df: gpd.GeoDataFrame, code: str | None, province: str | None, name: str) -> pd.Series:
+    """The key that identifies each unit's district."""
+    if code is not None:
+        return df[code].astype(str).str.strip()
+    if province is not None:
+        return df[province].map(_norm) + "\x1f" + df["_district"].map(_norm)
+    key = df["_district"].map(_norm)
+    for _k, part in df.groupby(key, sort=False):
+        if len(part) < 2:
+            continue
+        near = part.geometry.buffer(CONTIGUITY_M / 2)
+        left, right = near.sindex.query(near.to_numpy(), predicate="intersects")
+
+        g = sp.coo_matrix((np.ones(len(left)), (left, right)), shape=(len(part), len(part)))
+        n_comp, _ = connected_components(g, directed=False)
+        if n_comp > 1:
+            raise DuplicateIDError(
+                f"{name}: district name '{part['_district'].iloc[0]}' covers {n_comp} separate "
+                f"areas (rows {_rows_text(part.index)}), e.g. same-named districts of different "
+                "provinces; map a province or district-code column so they stay apart "
+                "(columns: {province: <column>} or {code: <column>})"
+            )
+    return key
+
+
+def _district_row(
+    df: gpd.GeoDataFrame,
+    key: str,
+    i: int,
+    code: str | None,
+    population: str | None,
+    province: str | None,
+    name: str,
+) -> dict[str, Any]:
+    part = df[df["_key"] == key]
+    names = list(dict.fromkeys(part["_district"]))
+    if len(names) > 1:
+        logger.warning(
+            "%s: district code %s has several names %s; using the first", name, key, names
+        )
+    row: dict[str, Any] = {"district": names[0]}
+    row["code"] = str(part[code].iloc[0]).strip() if code is not None else f"D{i + 1:02d}"
+    row["district_type"] = part["_type"].iloc[0]
+    if population is not None:
+        row["population"] = float(part["_pop"].sum())
+    row["n_units"] = len(part)
+    if province is not None:
+        row["province"] = str(part[province].iloc[0]).strip()
+    row["geometry"] = shapely.union_all(part.geometry.to_numpy())
+    return row
+
+
+def _unique_names(out: gpd.GeoDataFrame, province: str | None) -> pd.Series:
+    """District names, with the province (else the code) added where names repeat."""
+    names = out["district"].astype(str)
+    dup = names.map(_norm).duplicated(keep=False)
+    if not dup.any():
+        return names
+    extra = out["province"] if province is not None else out["code"]
+    return names.where(~dup, names + " (" + extra.astype(str) + ")")
 
 
 def read_districts(
@@ -210,6 +286,7 @@ def read_districts(
     strip_type_prefix: bool = True,
     dissolve: bool | None = None,
     repair: bool = False,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read district polygons (or communes to dissolve) with the contract columns.
 
@@ -219,7 +296,9 @@ def read_districts(
         Vector file of districts, or of communes whose ``name`` column gives
         the district (names repeat -> communes are dissolved).
     columns : mapping, optional
-        ``{'name': .., 'code': .., 'type': .., 'population': ..}`` file columns.
+        ``{'name': .., 'code': .., 'type': .., 'population': .., 'province': ..}``
+        file columns (a district is identified by code, else (province, name), else
+        name: see :func:`dissolve_to_districts`).
         ``name`` defaults to a ``district`` or ``name`` column; without ``type``
         the type is read from a name prefix (``Quận ...`` / ``Huyện ...``).
     layer : str, optional
@@ -236,6 +315,8 @@ def read_districts(
         Drop a type prefix from district names.
     dissolve : bool, optional
         Force (True) or forbid (False) dissolving; default: dissolve when names repeat.
+    encoding : str, optional
+        Attribute encoding (Shapefile without .cpg), as in :func:`read_vector`.
 
     Returns
     -------
@@ -251,11 +332,20 @@ def read_districts(
         NaN or negative population.
     """
     label = f"districts file {path}"
-    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
+    gdf = read_vector(
+        path,
+        layer=layer,
+        name=label,
+        crs=crs,
+        source_crs=source_crs,
+        repair=repair,
+        encoding=encoding,
+    )
     _require_geom(gdf, {"Polygon", "MultiPolygon"}, label, "polygon")
     name_col = _col(gdf, columns, "name", ("district", "name"), label, required=True)
     assert name_col is not None
     code_col = _col(gdf, columns, "code", ("code",), label, required=False)
+    prov_col = _col(gdf, columns, "province", ("province",), label, required=False)
     type_col = _col(gdf, columns, "type", ("district_type", "type"), label, required=False)
     pop_col = population_column or _col(gdf, columns, "population", ("population",), label, False)
     if pop_col is not None and pop_col not in gdf.columns:
@@ -282,4 +372,5 @@ def read_districts(
         rural_values=rural_values,
         strip_type_prefix=strip_type_prefix,
         name=label,
+        province=prov_col,
     )

@@ -1,67 +1,61 @@
-"""All input layers a scenario names (``load_inputs``)."""
+"""All input layers a scenario names (``load_inputs``).
+
+Every layer is read in the working CRS and checked against the same rules:
+population clipped to the districts (the part outside reported), operator names
+matched to the scenario's operators, points outside the study area refused (or
+dropped with ``data.outside: drop``), plausible densities, and a demand grid
+that fits in memory.  What was dropped or ignored is counted in
+``PlanInputs.report`` (``summary.json``: ``input_report``).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
-import shapely
 from pyproj import CRS
+from shapely.geometry.base import BaseGeometry
 
-from towerplan.errors import (
-    ColumnError,
-    DataFileError,
-)
+from towerplan.errors import ColumnError, DataFileError
 from towerplan.inputs._base import PlanInputs
-from towerplan.inputs._common import (
-    _RASTER_SUFFIXES,
-    _check_file,
-    _first_line,
-    _numeric,
-    _parse_crs,
-    _require_geom,
-)
-from towerplan.inputs._points import (
-    _check_inside,
-)
-from towerplan.inputs.districts import (
-    read_districts,
-)
+from towerplan.inputs._common import _RASTER_SUFFIXES, _check_file, _first_line, _parse_crs
+from towerplan.inputs._points import keep_inside
+from towerplan.inputs.candidates import read_candidates
+from towerplan.inputs.districts import read_districts
 from towerplan.inputs.opencellid import (
     OPENCELLID_COLUMNS,
     _cells_near,
     cluster_cells_to_sites,
     read_opencellid,
 )
-from towerplan.inputs.pois import (
-    read_pois,
-)
+from towerplan.inputs.operators import match_operators
+from towerplan.inputs.pois import read_pois
 from towerplan.inputs.population import (
     _district_population,
+    check_density,
+    check_grid_memory,
+    clip_population,
+    raster_population_outside,
     read_population_polygons,
     read_population_raster,
 )
-from towerplan.inputs.roads import (
-    graph_from_osm_file,
-    read_roads,
-    roads_from_graph,
-)
-from towerplan.inputs.sites import (
-    read_sites,
-)
-from towerplan.inputs.vector import (
-    read_vector,
-)
+from towerplan.inputs.roads import graph_from_osm_file, read_roads, roads_from_graph
+from towerplan.inputs.sites import read_sites
 
 if TYPE_CHECKING:
     from towerplan.scenario import LayerSource, Scenario
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["load_inputs"]
+
+OUTSIDE_WARN_SHARE = 0.01
+"""Population dropped outside the districts above this share of the input is warned."""
 
 
 # --------------------------------------------------------------------------- scenario inputs
@@ -94,225 +88,70 @@ def _sites_format(src: LayerSource, path: Path) -> str:
     return "vector"
 
 
+@dataclass
+class _Load:
+    """What every step of :func:`load_inputs` shares."""
+
+    scenario: Scenario
+    crs: CRS
+    notes: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def encoding(self, src: LayerSource) -> str | None:
+        return src.encoding or self.scenario.data.encoding
+
+    @property
+    def outside(self) -> str:
+        return self.scenario.data.outside
+
+
 def _empty_layer(columns: Sequence[str], crs: CRS) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=crs)
 
 
-def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInputs:
+def load_inputs(scenario: Scenario, study_buffer_m: float | None = None) -> PlanInputs:
     """Read every input layer a scenario names, in its working CRS.
 
     ``kind: demo`` returns :func:`towerplan.inputs.demo.load_demo`.  ``kind: files``
-    reads ``data.districts`` (communes are dissolved when names repeat),
-    ``data.population`` (polygons, or a raster path when the suffix is
-    ``.tif``/``.tiff``/... or ``format: raster``; default: the district
-    polygons), ``data.existing_sites`` (``format`` ``csv`` / ``vector`` /
-    ``opencellid``, else sniffed), ``data.pois`` (each with its ``category``) and
+    reads ``data.districts`` (communes are dissolved: see
+    :func:`~towerplan.inputs.districts.dissolve_to_districts`), ``data.population``
+    (polygons, or a raster path when the suffix is ``.tif``/``.tiff``/... or
+    ``format: raster``; default: the district polygons), ``data.existing_sites``
+    (``format`` ``csv`` / ``vector`` / ``opencellid``, else sniffed),
+    ``data.pois`` (each with its ``category``), ``data.candidates`` and
     ``data.roads`` (lines, or ``.osm``/``.osm.bz2`` -> road graph + roads).
 
-    Existing sites must fall inside the districts buffered by ``study_buffer_m``
-    (OpenCelliD structures outside are dropped, logged).  Populations are taken
-    as given: no projection to ``scenario.year`` is applied (a note says so).
+    Points (sites, POIs, candidates) must fall inside the districts buffered by
+    ``study_buffer_m`` (default ``data.study_buffer_m``) unless ``data.outside:
+    drop``.  Populations are taken as given: no projection to ``scenario.year``.
 
     Returns
     -------
     PlanInputs
+        With ``report``: population outside the districts, points dropped,
+        operators ignored, OpenCelliD clustering counts.
     """
     data = scenario.data
     if data.kind == "demo":
         from towerplan.inputs.demo import load_demo
 
         return load_demo(scenario)
-    crs = _parse_crs(scenario.crs, f"scenario {scenario.name}: crs")
-    notes: list[str] = []
-    sources: dict[str, str] = {}
     if data.districts is None:
         raise DataFileError(
             f"scenario {scenario.name}: data.districts is missing; name the district file"
         )
-
-    def _cols(src: LayerSource) -> dict[str, str]:
-        return dict(src.columns)
-
-    # districts
-    dsrc = data.districts
-    dpath = scenario.resolve(dsrc.path)
-    dcols = _cols(dsrc)
-    districts = read_districts(
-        dpath,
-        columns=dcols,
-        layer=dsrc.layer,
-        crs=crs,
-        urban_values=data.urban_type_values,
-        rural_values=data.rural_type_values,
-        source_crs=dsrc.crs,
-        repair=data.repair_geometries,
-    )
-    sources["districts"] = str(dpath)
-    study = districts.geometry.buffer(study_buffer_m).union_all()
-
-    # population
-    population: gpd.GeoDataFrame | Path
-    if data.population is None:
-        if "population" not in districts.columns:
-            raise ColumnError(
-                f"districts file {dpath}: no population column and no data.population source; "
-                "map columns: {population: <column>} or give data.population"
-            )
-        population = districts[["population", "geometry"]].copy()
-        notes.append("population: district totals spread evenly over each district (no finer data)")
-        sources["population"] = str(dpath)
-    else:
-        psrc = data.population
-        ppath = scenario.resolve(psrc.path)
-        sources["population"] = str(ppath)
-        if _is_raster(psrc, _check_file(ppath, f"population file {ppath}")):
-            population = read_population_raster(ppath)
-        else:
-            population = read_population_polygons(
-                ppath,
-                column=_cols(psrc).get("population", "population"),
-                layer=psrc.layer,
-                crs=crs,
-                source_crs=psrc.crs,
-                repair=data.repair_geometries,
-            )
-    if "population" not in districts.columns:
-        districts = districts.copy()
-        districts["population"] = _district_population(districts, population, crs)
-        notes.append("district populations summed from the population layer")
-
-    # existing sites
-    if data.existing_sites is not None:
-        ssrc = data.existing_sites
-        spath = _check_file(scenario.resolve(ssrc.path), f"sites file {ssrc.path}")
-        sources["existing_sites"] = str(spath)
-        fmt = _sites_format(ssrc, spath)
-        if fmt == "opencellid":
-            cells = _cells_near(read_opencellid(spath), study, crs, f"OpenCelliD file {spath}")
-            sites = cluster_cells_to_sites(
-                cells,
-                crs=crs,
-                max_tenants=scenario.sites.max_tenants,
-                name=f"OpenCelliD file {spath}",
-            )
-            inside = np.asarray(shapely.contains_xy(study, sites.geometry.x, sites.geometry.y))
-            if not inside.any():
-                _check_inside(
-                    sites.geometry,
-                    sites["lon"].to_numpy(),
-                    sites["lat"].to_numpy(),
-                    CRS.from_epsg(4326),
-                    study,
-                    sites["site_id"],
-                    f"OpenCelliD file {spath}",
-                    None,
-                    "raise",
-                )
-            if not inside.all():
-                logger.warning(
-                    "%s: %d structures outside the study area dropped", spath, int((~inside).sum())
-                )
-            sites = sites[inside].copy()
-            sites["site_id"] = [f"OCID-{i + 1:05d}" for i in range(len(sites))]
-            notes.append(
-                f"existing sites: {len(cells)} OpenCelliD cells clustered into {len(sites)} "
-                "structures (DBSCAN 50 m); positions are crowd-sourced estimates"
-            )
-        elif fmt in ("csv", "vector", "gpkg", "geojson", "shp"):
-            sites = read_sites(
-                spath,
-                columns=_cols(ssrc),
-                crs=crs,
-                source_crs=ssrc.crs,
-                study_area=study,
-                repair=data.repair_geometries,
-                max_tenants=scenario.sites.max_tenants,
-                layer=ssrc.layer,
-            )
-        else:
-            raise DataFileError(
-                f"sites file {spath}: unknown format {fmt!r}; use csv, vector or opencellid"
-            )
-    else:
-        sites = _empty_layer(
-            ["site_id", "operator", "operators", "n_tenants", "max_tenants", "height_m"], crs
-        )
-        notes.append("no existing sites given: every site is planned from scratch")
-
-    # POIs
-    pois_parts = []
-    for i, src in enumerate(data.pois):
-        ppath = scenario.resolve(src.path)
-        pc = _cols(src)
-        pois_parts.append(
-            read_pois(
-                ppath,
-                category=src.category,
-                columns=pc or None,
-                layer=src.layer,
-                crs=crs,
-                source_crs=src.crs,
-                repair=data.repair_geometries,
-            )
-        )
-        sources[f"pois[{i}]"] = str(ppath)
-    if pois_parts:
-        pois = gpd.GeoDataFrame(pd.concat(pois_parts, ignore_index=True), crs=crs)
-    else:
-        pois = _empty_layer(["name", "category", "source", "from_polygon"], crs)
-
-    # user candidate locations
-    user_cands: gpd.GeoDataFrame | None = None
-    if data.candidates is not None:
-        csrc = data.candidates
-        cpath = scenario.resolve(csrc.path)
-        sources["candidates"] = str(cpath)
-        label = f"candidates file {cpath}"
-        raw = read_vector(
-            cpath,
-            layer=csrc.layer,
-            name=label,
-            crs=crs,
-            source_crs=csrc.crs,
-            repair=data.repair_geometries,
-        )
-        _require_geom(raw, {"Point"}, label, "point")
-        user_cands = gpd.GeoDataFrame(geometry=raw.geometry.to_numpy(), crs=raw.crs)
-        for key in ("cost", "priority", "max_tenants"):
-            col = dict(csrc.columns).get(key, key)
-            if col in raw.columns:
-                user_cands[key] = _numeric(raw[col].reset_index(drop=True), label, col).to_numpy()
-            elif key in csrc.columns:
-                raise ColumnError(
-                    f"{label}: column '{col}' (for {key}) not found; the file has columns "
-                    f"{[c for c in raw.columns if c != 'geometry']}"
-                )
-
-    # roads
-    roads: gpd.GeoDataFrame | None = None
-    graph = None
-    if data.roads is not None:
-        rsrc = data.roads
-        rpath = scenario.resolve(rsrc.path)
-        sources["roads"] = str(rpath)
-        low = rpath.name.lower()
-        if (rsrc.format or "").lower() == "osm" or any(
-            low.endswith(s) for s in (".osm", ".osm.bz2", ".osm.gz", ".pbf")
-        ):
-            graph = graph_from_osm_file(rpath, crs=crs)
-            roads = roads_from_graph(graph)
-        else:
-            rc = _cols(rsrc)
-            roads = read_roads(
-                rpath,
-                class_column=rc.get("class") or rc.get("road_class"),
-                name_column=rc.get("name"),
-                layer=rsrc.layer,
-                crs=crs,
-                source_crs=rsrc.crs,
-                repair=data.repair_geometries,
-            )
-    notes.append(
+    ld = _Load(scenario, _parse_crs(scenario.crs, f"scenario {scenario.name}: crs"))
+    districts = _load_districts(ld)
+    buffer = data.study_buffer_m if study_buffer_m is None else study_buffer_m
+    study = districts.geometry.buffer(buffer).union_all()
+    check_grid_memory(districts.total_bounds, scenario.demand.cell_size_m, "demand grid")
+    population, districts = _load_population(ld, districts)
+    sites = _load_sites(ld, study)
+    pois = _load_pois(ld, study)
+    user_cands = _load_candidates(ld, study)
+    roads, graph = _load_roads(ld)
+    ld.notes.append(
         f"populations taken as given from the input files ({data.label}); no projection to "
         f"{scenario.year}"
     )
@@ -324,7 +163,260 @@ def load_inputs(scenario: Scenario, study_buffer_m: float = 2000.0) -> PlanInput
         roads=roads,
         road_graph=graph,
         data_kind=data.label,
-        notes=notes,
-        sources=sources,
+        notes=ld.notes,
+        sources=ld.sources,
         user_candidates=user_cands,
+        report=ld.report,
     )
+
+
+def _load_districts(ld: _Load) -> gpd.GeoDataFrame:
+    src = ld.scenario.data.districts
+    assert src is not None
+    path = ld.scenario.resolve(src.path)
+    data = ld.scenario.data
+    districts = read_districts(
+        path,
+        columns=dict(src.columns),
+        layer=src.layer,
+        crs=ld.crs,
+        urban_values=data.urban_type_values,
+        rural_values=data.rural_type_values,
+        source_crs=src.crs,
+        repair=data.repair_geometries,
+        encoding=ld.encoding(src),
+    )
+    if "population" in districts.columns:
+        check_density(districts, ld.scenario.demand.max_density_km2, f"districts file {path}")
+    ld.sources["districts"] = str(path)
+    return districts
+
+
+def _load_population(
+    ld: _Load, districts: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame | Path, gpd.GeoDataFrame]:
+    """Population polygons clipped to the districts, or a checked raster path."""
+    data = ld.scenario.data
+    max_d = ld.scenario.demand.max_density_km2
+    population: gpd.GeoDataFrame | Path
+    if data.population is None:
+        if "population" not in districts.columns:
+            raise ColumnError(
+                f"districts file {ld.sources['districts']}: no population column and no "
+                "data.population source; map columns: {population: <column>} or give "
+                "data.population"
+            )
+        population = districts[["population", "geometry"]].copy()
+        ld.notes.append("population: district totals spread evenly over each district")
+        ld.sources["population"] = ld.sources["districts"]
+        outside, total, kind = 0.0, float(population["population"].sum()), "districts"
+    else:
+        src = data.population
+        path = ld.scenario.resolve(src.path)
+        ld.sources["population"] = str(path)
+        if _is_raster(src, _check_file(path, f"population file {path}")):
+            population = read_population_raster(path, max_density_km2=max_d)
+            inside, outside = raster_population_outside(population, districts)
+            total, kind = inside + outside, "raster"
+        else:
+            polys = read_population_polygons(
+                path,
+                column=dict(src.columns).get("population", "population"),
+                layer=src.layer,
+                crs=ld.crs,
+                source_crs=src.crs,
+                repair=data.repair_geometries,
+                encoding=ld.encoding(src),
+                max_density_km2=max_d,
+            )
+            total = float(polys["population"].sum())
+            population, outside = clip_population(polys, districts, f"population file {path}")
+            kind = "polygons"
+    _report_outside(ld, outside, total, kind)
+    if "population" not in districts.columns:
+        districts = districts.copy()
+        districts["population"] = _district_population(districts, population, ld.crs)
+        ld.notes.append("district populations summed from the population layer")
+    return population, districts
+
+
+def _report_outside(ld: _Load, outside: float, total: float, kind: str) -> None:
+    share = outside / total if total > 0 else 0.0
+    ld.report["population_outside_districts"] = {
+        "population": round(outside, 1),
+        "share_of_input": round(share, 4),
+        "input": kind,
+        "rule": "population outside the districts is left out (clipped), for polygons and "
+        "rasters alike",
+    }
+    if share > OUTSIDE_WARN_SHARE:
+        logger.warning(
+            "population file %s: %.0f people (%.1f %% of the %s) lie outside the districts and "
+            "are left out; check that the population layer and data.districts cover the same area",
+            ld.sources["population"],
+            outside,
+            100 * share,
+            kind if kind != "raster" else "raster over the districts' bounding box",
+        )
+
+
+def _load_sites(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame:
+    data = ld.scenario.data
+    src = data.existing_sites
+    if src is None:
+        ld.notes.append("no existing sites given: every site is planned from scratch")
+        return _empty_layer(
+            ["site_id", "operator", "operators", "n_tenants", "max_tenants", "height_m"], ld.crs
+        )
+    path = _check_file(ld.scenario.resolve(src.path), f"sites file {src.path}")
+    ld.sources["existing_sites"] = str(path)
+    fmt = _sites_format(src, path)
+    if fmt == "opencellid":
+        sites = _load_opencellid(ld, path, study)
+    elif fmt in ("csv", "vector", "gpkg", "geojson", "shp"):
+        sites = read_sites(
+            path,
+            columns=dict(src.columns),
+            crs=ld.crs,
+            source_crs=src.crs,
+            study_area=study,
+            repair=data.repair_geometries,
+            max_tenants=ld.scenario.sites.max_tenants,
+            layer=src.layer,
+            outside="drop" if ld.outside == "drop" else "error",
+            encoding=ld.encoding(src),
+        )
+        ld.report["existing_sites_outside_dropped"] = int(sites.attrs.get("outside_dropped", 0))
+    else:
+        raise DataFileError(
+            f"sites file {path}: unknown format {fmt!r}; set data.existing_sites.format to csv, "
+            "vector or opencellid"
+        )
+    sites, rep = match_operators(
+        sites,
+        ld.scenario.operators,
+        f"sites file {path}",
+        policy=data.unknown_operators,
+    )
+    ld.report["unknown_operators"] = {"policy": data.unknown_operators, **rep}
+    return sites
+
+
+def _load_opencellid(ld: _Load, path: Path, study: BaseGeometry) -> gpd.GeoDataFrame:
+    settings = ld.scenario.data.opencellid
+    label = f"OpenCelliD file {path}"
+    cells = _cells_near(read_opencellid(path), study, ld.crs, label)
+    sites = cluster_cells_to_sites(
+        cells,
+        cluster_distance_m=settings.cluster_distance_m,
+        min_cells=settings.min_cells,
+        crs=ld.crs,
+        max_tenants=ld.scenario.sites.max_tenants,
+        name=label,
+    )
+    stats = dict(sites.attrs.get("opencellid", {}))
+    src_xy = (sites["lon"].to_numpy(), sites["lat"].to_numpy())
+    sites, n_out = keep_inside(
+        sites,
+        study,
+        label,
+        src_xy=src_xy,
+        src_crs=CRS.from_epsg(4326),
+        labels=sites["site_id"],
+        policy="drop",
+        what="structures",
+    )
+    sites = sites.copy()
+    sites["site_id"] = [f"OCID-{i + 1:05d}" for i in range(len(sites))]
+    s = ld.scenario.data.opencellid
+    ld.report["opencellid"] = {
+        **stats,
+        "cells_near_study_area": len(cells),
+        "structures_outside_study_area_dropped": n_out,
+        "structures_kept": len(sites),
+        "cluster_distance_m": s.cluster_distance_m,
+        "min_cells": s.min_cells,
+    }
+    ld.notes.append(
+        f"existing sites: {len(cells)} OpenCelliD cells clustered into {len(sites)} structures "
+        f"(data.opencellid.cluster_distance_m = {s.cluster_distance_m:g} m); positions are "
+        "crowd-sourced estimates"
+    )
+    return sites
+
+
+def _load_pois(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame:
+    data = ld.scenario.data
+    parts = []
+    dropped = 0
+    for i, src in enumerate(data.pois):
+        path = ld.scenario.resolve(src.path)
+        p = read_pois(
+            path,
+            category=src.category,
+            columns=dict(src.columns) or None,
+            layer=src.layer,
+            crs=ld.crs,
+            source_crs=src.crs,
+            repair=data.repair_geometries,
+            encoding=ld.encoding(src),
+            study_area=study,
+            outside="drop" if ld.outside == "drop" else "error",
+        )
+        dropped += int(p.attrs.get("outside_dropped", 0))
+        parts.append(p)
+        ld.sources[f"pois[{i}]"] = str(path)
+    if data.pois:
+        ld.report["pois_outside_dropped"] = dropped
+    if not parts:
+        return _empty_layer(["name", "category", "source", "from_polygon"], ld.crs)
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=ld.crs)
+
+
+def _load_candidates(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame | None:
+    data = ld.scenario.data
+    src = data.candidates
+    if src is None:
+        return None
+    path = ld.scenario.resolve(src.path)
+    ld.sources["candidates"] = str(path)
+    cands = read_candidates(
+        path,
+        columns=dict(src.columns),
+        layer=src.layer,
+        crs=ld.crs,
+        source_crs=src.crs,
+        repair=data.repair_geometries,
+        encoding=ld.encoding(src),
+        study_area=study,
+        outside="drop" if ld.outside == "drop" else "error",
+    )
+    ld.report["candidates_outside_dropped"] = int(cands.attrs.get("outside_dropped", 0))
+    return cands
+
+
+def _load_roads(ld: _Load) -> tuple[gpd.GeoDataFrame | None, Any]:
+    data = ld.scenario.data
+    src = data.roads
+    if src is None:
+        return None, None
+    path = ld.scenario.resolve(src.path)
+    ld.sources["roads"] = str(path)
+    low = path.name.lower()
+    if (src.format or "").lower() == "osm" or any(
+        low.endswith(s) for s in (".osm", ".osm.bz2", ".osm.gz", ".pbf")
+    ):
+        graph = graph_from_osm_file(path, crs=ld.crs)
+        return roads_from_graph(graph), graph
+    rc = dict(src.columns)
+    roads = read_roads(
+        path,
+        class_column=rc.get("class") or rc.get("road_class"),
+        name_column=rc.get("name"),
+        layer=src.layer,
+        crs=ld.crs,
+        source_crs=src.crs,
+        repair=data.repair_geometries,
+        encoding=ld.encoding(src),
+    )
+    return roads, None

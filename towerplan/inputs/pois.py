@@ -7,14 +7,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from pyproj import CRS
+from shapely.geometry.base import BaseGeometry
 
 from towerplan._validate import DEFAULT_CRS
 from towerplan.inputs._common import (
     _col,
     _norm,
+    _parse_crs,
 )
+from towerplan.inputs._points import OutsidePolicy, keep_inside
 from towerplan.inputs.vector import (
     read_vector,
 )
@@ -35,6 +39,9 @@ def read_pois(
     source_crs: str | CRS | None = None,
     source: str | None = None,
     repair: bool = False,
+    encoding: str | None = None,
+    study_area: BaseGeometry | None = None,
+    outside: OutsidePolicy = "error",
 ) -> gpd.GeoDataFrame:
     """Read points of interest; polygons and lines become representative points.
 
@@ -55,6 +62,13 @@ def read_pois(
         As in :func:`read_vector`.
     source : str, optional
         ``source`` column value (default: the file name).
+    repair, encoding
+        As in :func:`read_vector`.
+    study_area : shapely geometry, optional
+        Area (working CRS) the POIs must fall in; see ``outside``.
+    outside : {'error', 'drop', 'keep'}
+        POIs outside ``study_area``: an error with a lon/lat-swap hint, dropped
+        (count in ``attrs['outside_dropped']``) or kept.
 
     Returns
     -------
@@ -62,7 +76,15 @@ def read_pois(
         ``name``, ``category``, ``source``, ``from_polygon`` (bool) points in ``crs``.
     """
     label = f"POI file {path}"
-    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
+    gdf = read_vector(
+        path,
+        layer=layer,
+        name=label,
+        crs=None,
+        source_crs=source_crs,
+        repair=repair,
+        encoding=encoding,
+    )
     name_c = _col(gdf, columns, "name", ("name", "ten", "Name", "NAME"), label, False)
     if category is not None:
         cats = pd.Series(category, index=gdf.index, dtype=object)
@@ -85,6 +107,9 @@ def read_pois(
     multi = geom.geom_type == "MultiPoint"
     if multi.any():
         geom[multi] = geom[multi].representative_point()
+    src_xy = (geom.x.to_numpy(float), geom.y.to_numpy(float))
+    with np.errstate(all="ignore"):
+        work = geom.to_crs(_parse_crs(crs, "working crs"))
     out = gpd.GeoDataFrame(
         {
             "name": names.to_numpy(),
@@ -92,9 +117,22 @@ def read_pois(
             "source": source or Path(path).name,
             "from_polygon": ~is_point | multi.to_numpy(),
         },
-        geometry=geom.to_numpy(),
-        crs=gdf.crs,
+        geometry=work.to_numpy(),
+        crs=work.crs,
         index=gdf.index,
     )
+    n_out = 0
+    if study_area is not None:
+        out, n_out = keep_inside(
+            out,
+            study_area,
+            label,
+            src_xy=src_xy,
+            src_crs=CRS.from_user_input(gdf.crs),
+            labels=names.where(names != "", pd.Series(gdf.index, index=gdf.index).astype(str)),
+            policy=outside,
+            what="POIs",
+        )
+    out.attrs["outside_dropped"] = n_out if outside == "drop" else 0
     logger.info("%s: %d POIs", label, len(out))
     return out

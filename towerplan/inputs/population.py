@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from pyproj import CRS
 
 from towerplan._validate import DEFAULT_CRS
 from towerplan.errors import (
     CRSError,
     DataFileError,
+    ParameterError,
     PopulationError,
 )
 from towerplan.inputs._common import (
@@ -40,6 +43,8 @@ def read_population_polygons(
     source_crs: str | CRS | None = None,
     keep_columns: Sequence[str] = (),
     repair: bool = False,
+    encoding: str | None = None,
+    max_density_km2: float | None = None,
 ) -> gpd.GeoDataFrame:
     """Read census polygons with a population count.
 
@@ -53,6 +58,10 @@ def read_population_polygons(
         As in :func:`read_vector`.
     keep_columns : sequence of str
         Other file columns to keep.
+    encoding : str, optional
+        Attribute encoding (Shapefile without .cpg), as in :func:`read_vector`.
+    max_density_km2 : float, optional
+        Plausibility limit (people/km2, scenario ``demand.max_density_km2``).
 
     Returns
     -------
@@ -65,7 +74,15 @@ def read_population_polygons(
         NaN, missing or negative population (message names the rows).
     """
     label = f"population file {path}"
-    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
+    gdf = read_vector(
+        path,
+        layer=layer,
+        name=label,
+        crs=crs,
+        source_crs=source_crs,
+        repair=repair,
+        encoding=encoding,
+    )
     _require_geom(gdf, {"Polygon", "MultiPolygon"}, label, "polygon")
     _col(gdf, {"population": column}, "population", (), label, required=True)
     for c in keep_columns:
@@ -77,6 +94,8 @@ def read_population_polygons(
         index=gdf.index,
     )
     out.insert(0, "population", _check_population(gdf[column], label, column))
+    if max_density_km2 is not None:
+        check_density(out, max_density_km2, label, column)
     logger.info("%s: %d polygons, population %.0f", label, len(out), out["population"].sum())
     return out
 
@@ -93,7 +112,10 @@ def check_population_array(data: np.ndarray, label: str) -> None:
 
 
 def read_population_raster(
-    path: str | Path, band: int = 1, max_check_pixels: int = 50_000_000
+    path: str | Path,
+    band: int = 1,
+    max_check_pixels: int = 50_000_000,
+    max_density_km2: float | None = None,
 ) -> Path:
     """Validate a population-count raster and return its path.
 
@@ -131,12 +153,15 @@ def read_population_raster(
                 )
             if src.width * src.height <= max_check_pixels:
                 data = src.read(band, masked=True).astype("float64").filled(0.0)
+                pixel_km2 = _pixel_area_km2(src)
     except RasterioIOError as exc:
         raise DataFileError(
             f"{label}: cannot read the raster ({exc}); give a GeoTIFF of people per pixel"
         ) from None
     if data is not None:
         check_population_array(data, label)
+        if max_density_km2 is not None:
+            _check_pixel_density(data, pixel_km2, max_density_km2, label)
         logger.info("%s: total population %.0f", label, float(data.sum()))
     else:
         logger.info("%s: large raster, values checked when gridded", label)
@@ -162,3 +187,155 @@ def _district_population(
     pts = grid.points(districts=districts)
     by = pts.groupby("district")["population"].sum()
     return districts["district"].map(by).fillna(0.0).to_numpy(dtype=float)
+
+
+DENSITY_FIX = "fix the values, or raise demand.max_density_km2 in the scenario if they are real"
+
+
+def check_density(
+    polygons: gpd.GeoDataFrame, max_density_km2: float, name: str, col: str = "population"
+) -> None:
+    """Raise :class:`PopulationError` when a polygon's density exceeds ``max_density_km2``.
+
+    The default limit (scenario ``demand.max_density_km2``) is above any density ever
+    recorded, so a value beyond it is a unit or data error (e.g. 1e16 people).
+    """
+    area = polygons.geometry.area.to_numpy() / 1e6
+    pop = polygons["population"].to_numpy(float)
+    with np.errstate(all="ignore"):
+        dens = np.where(area > 0, pop / area, np.where(pop > 0, np.inf, 0.0))
+    bad = ~(dens <= max_density_km2)
+    if bad.any():
+        i = int(np.argmax(np.where(bad, dens, -1)))
+        raise PopulationError(
+            f"{name}: column '{col}' gives {int(bad.sum())} polygon(s) a density above "
+            f"{max_density_km2:,.0f} people/km2 (row {polygons.index[i]}: {pop[i]:.4g} people on "
+            f"{area[i]:.4g} km2), more than anywhere on Earth; {DENSITY_FIX}"
+        )
+
+
+def _pixel_area_km2(src: Any) -> np.ndarray | float:
+    """Pixel area (km2): exact for a projected raster, by latitude row for a geographic one."""
+    t = src.transform
+    if src.crs is not None and src.crs.is_geographic:
+        rows = np.arange(src.height)
+        lat = np.radians(t.f + (rows + 0.5) * t.e)
+        return (abs(t.a) * 111.320 * np.cos(lat) * abs(t.e) * 110.574)[:, None]
+    unit = src.crs.linear_units_factor[1] if src.crs is not None else 1.0
+    return float(abs(t.a * t.e) * unit * unit / 1e6)
+
+
+def _check_pixel_density(
+    data: np.ndarray, pixel_km2: np.ndarray | float, max_density_km2: float, label: str
+) -> None:
+    with np.errstate(all="ignore"):
+        dens = data / pixel_km2
+    bad = dens > max_density_km2
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise PopulationError(
+            f"{label}: {int(bad.sum())} pixel(s) exceed {max_density_km2:,.0f} people/km2 "
+            f"(first at row {r}, col {c}: {data[r, c]:.4g} people), more than anywhere on "
+            f"Earth; is the raster a count per pixel? {DENSITY_FIX}"
+        )
+
+
+def clip_population(
+    polygons: gpd.GeoDataFrame, districts: gpd.GeoDataFrame, name: str
+) -> tuple[gpd.GeoDataFrame, float]:
+    """Population polygons clipped to the districts; population outside dropped by area.
+
+    Each polygon keeps the share of its population that lies on its part inside
+    the districts (people spread evenly over a polygon, as the area-weighted grid
+    assumes).  Polygons wholly inside are unchanged.
+
+    Returns
+    -------
+    (GeoDataFrame, float)
+        Clipped polygons (empty parts removed, index kept) and the population dropped.
+    """
+    area = shapely.union_all(districts.geometry.to_numpy())
+    shapely.prepare(area)
+    geoms = polygons.geometry.to_numpy()
+    inside = np.asarray(shapely.contains(area, geoms))
+    if inside.all():
+        return polygons, 0.0
+    out = polygons.copy()
+    part = shapely.intersection(geoms[~inside], area)
+    a0 = shapely.area(geoms[~inside])
+    with np.errstate(all="ignore"):
+        frac = np.where(a0 > 0, shapely.area(part) / a0, 0.0)
+    pop = out["population"].to_numpy(float).copy()
+    dropped = float((pop[~inside] * (1.0 - frac)).sum())
+    pop[~inside] = pop[~inside] * frac
+    out["population"] = pop
+    geom = out.geometry.to_numpy().copy()
+    geom[~inside] = part
+    out = out.set_geometry(gpd.GeoSeries(geom, index=out.index, crs=out.crs))
+    keep = ~out.geometry.is_empty & (out.geometry.area > 0)
+    out = out[keep.to_numpy()]
+    out = out[out.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()]
+    logger.info("%s: clipped to the districts; %.0f people outside dropped", name, dropped)
+    return out, dropped
+
+
+def raster_population_outside(path: Path, districts: gpd.GeoDataFrame) -> tuple[float, float]:
+    """(inside, outside) population of a raster over the districts' bounding box.
+
+    ``outside`` counts the pixels of the box whose centre is outside the districts,
+    the part the demand grid leaves out.  A raster much larger than the districts
+    is only read over their box.
+    """
+    import rasterio
+    import rasterio.features
+    import rasterio.windows
+
+    with rasterio.open(path) as src:
+        d = districts.to_crs(src.crs)
+        win = rasterio.windows.from_bounds(*d.total_bounds, transform=src.transform)
+        win = (
+            win.round_offsets()
+            .round_lengths()
+            .intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        )
+        data = src.read(1, window=win, masked=True).astype("float64").filled(0.0)
+        t = src.window_transform(win)
+    mask = rasterio.features.geometry_mask(
+        d.geometry.to_numpy(), out_shape=data.shape, transform=t, invert=True
+    )
+    return float(data[mask].sum()), float(data[~mask].sum())
+
+
+BYTES_PER_GRID_CELL = 48
+"""Peak bytes per demand-grid cell: float64 population, int32 district labels, the
+rasterisation masks and the cell centres (measured order of magnitude, rounded up)."""
+
+
+def check_grid_memory(
+    bounds: Sequence[float], cell_size_m: float, name: str, available: float | None = None
+) -> int:
+    """Raise :class:`ParameterError` when the demand grid would not fit in memory.
+
+    Estimated before anything is allocated: cells over ``bounds`` times
+    :data:`BYTES_PER_GRID_CELL`, against the memory available now (psutil).
+
+    Returns
+    -------
+    int
+        The number of grid cells.
+    """
+    import psutil
+
+    x0, y0, x1, y1 = bounds
+    n = int(np.ceil((x1 - x0) / cell_size_m) * np.ceil((y1 - y0) / cell_size_m))
+    need = float(n) * BYTES_PER_GRID_CELL
+    avail = float(psutil.virtual_memory().available if available is None else available)
+    if need > avail:
+        ok = cell_size_m * float(np.sqrt(need / avail)) * 1.05
+        raise ParameterError(
+            f"{name}: demand.cell_size_m = {cell_size_m:g} m gives a demand grid of {n:,} cells "
+            f"(about {need / 1e9:,.1f} GB) over {(x1 - x0) / 1000:.1f} x {(y1 - y0) / 1000:.1f} km, "
+            f"but only {avail / 1e9:.1f} GB of memory are available; raise demand.cell_size_m "
+            f"to at least {np.ceil(ok):.0f} m (100 m is the usual choice)"
+        )
+    return n

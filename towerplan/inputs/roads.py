@@ -82,6 +82,7 @@ def read_roads(
     source_crs: str | CRS | None = None,
     default_class: str = "local",
     repair: bool = False,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read road centre lines with a ``road_class``.
 
@@ -103,6 +104,8 @@ def read_roads(
         As in :func:`read_vector`.
     default_class : str
         Class of roads with no category.
+    repair, encoding
+        As in :func:`read_vector`.
 
     Returns
     -------
@@ -110,7 +113,15 @@ def read_roads(
         ``road_class``, ``name`` LineStrings in ``crs`` (multi-lines exploded).
     """
     label = f"roads file {path}"
-    gdf = read_vector(path, layer=layer, name=label, crs=crs, source_crs=source_crs, repair=repair)
+    gdf = read_vector(
+        path,
+        layer=layer,
+        name=label,
+        crs=crs,
+        source_crs=source_crs,
+        repair=repair,
+        encoding=encoding,
+    )
     _require_geom(gdf, {"LineString", "MultiLineString"}, label, "line")
     cols = {"class": class_column} if class_column else None
     cls_c = _col(gdf, cols, "class", ("road_class", "highway", "loai_duong"), label, False)

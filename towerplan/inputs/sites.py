@@ -31,9 +31,7 @@ from towerplan.inputs._common import (
     _rows_text,
     _study_geometry,
 )
-from towerplan.inputs._points import (
-    _check_inside,
-)
+from towerplan.inputs._points import keep_inside
 from towerplan.inputs.vector import (
     read_vector,
 )
@@ -100,9 +98,10 @@ def read_sites(
     study_area: gpd.GeoDataFrame | gpd.GeoSeries | BaseGeometry | None = None,
     max_tenants: int = 3,
     layer: str | None = None,
-    outside: Literal["raise", "drop", "keep"] = "raise",
+    outside: Literal["error", "raise", "drop", "keep"] = "error",
     sep: str = ";",
     repair: bool = False,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read existing sites from a CSV (lon/lat) or a point layer (GPKG, GeoJSON, SHP).
 
@@ -128,10 +127,13 @@ def read_sites(
         Tenant capacity of each structure.
     layer : str, optional
         Layer of a multi-layer file.
-    outside : {'raise', 'drop', 'keep'}
-        What to do with points outside ``study_area``.
+    outside : {'error', 'drop', 'keep'}
+        What to do with points outside ``study_area`` (``raise`` = ``error``);
+        the number dropped is in ``attrs['outside_dropped']``.
     sep : str
         Separator of tenant lists.
+    encoding : str, optional
+        Attribute encoding when not UTF-8 (CSV, Shapefile without .cpg).
 
     Returns
     -------
@@ -156,35 +158,20 @@ def read_sites(
         raise ParameterError(f"max_tenants must be >= 1, got {max_tenants}")
     lonlat_cols: tuple[str, str] | None = None
     if p.suffix.lower() in (".csv", ".txt"):
-        df = _read_csv(p, label)
+        df = _read_csv(p, label, encoding=encoding)
         if len(df) == 0:
             raise EmptyInputError(f"{label}: the file has no rows; give at least one site")
-        lon_c = _col(df, columns, "lon", ("lon", "longitude", "lng", "x"), label, True)
-        lat_c = _col(df, columns, "lat", ("lat", "latitude", "y"), label, True)
-        assert lon_c is not None and lat_c is not None
-        lonlat_cols = (lon_c, lat_c)
-        x = _numeric(df[lon_c], label, lon_c).to_numpy()
-        y = _numeric(df[lat_c], label, lat_c).to_numpy()
-        miss = ~(np.isfinite(x) & np.isfinite(y))
-        if miss.any():
-            raise ColumnError(
-                f"{label}: rows {_rows_text(df.index[miss])} have no coordinates in '{lon_c}'/"
-                f"'{lat_c}'; fill them or drop the rows"
-            )
-        scrs = _parse_crs(source_crs or "EPSG:4326", f"{label}: source_crs")
-        if scrs.is_geographic and (np.abs(y) > 90).any():
-            raise StudyAreaError(
-                f"{label}: {int((np.abs(y) > 90).sum())} of {len(y)} points fall outside the study "
-                f"area; are lon and lat swapped? yes, likely: column '{lat_c}' (lat) has values "
-                f"beyond +-90 degrees; fix the mapping, e.g. columns={{'lon': '{lat_c}', "
-                f"'lat': '{lon_c}'}}"
-            )
-        with np.errstate(all="ignore"):
-            gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=scrs)
+        gdf, (x, y), scrs, lonlat_cols = _points_from_csv(df, columns, source_crs, label)
         gdf = gdf.to_crs(wcrs)
     else:
         raw = read_vector(
-            p, layer=layer, name=label, crs=None, source_crs=source_crs, repair=repair
+            p,
+            layer=layer,
+            name=label,
+            crs=None,
+            source_crs=source_crs,
+            repair=repair,
+            encoding=encoding,
         )
         _require_geom(raw, {"Point"}, label, "point")
         scrs = CRS.from_user_input(raw.crs)
@@ -223,21 +210,54 @@ def read_sites(
         ["site_id", "operator", "operators", "n_tenants", "max_tenants", "height_m", "geometry"]
     ]
     area = _study_geometry(study_area, wcrs)
+    n_out = 0
     if area is not None:
-        inside = _check_inside(
-            out.geometry,
-            np.asarray(x),
-            np.asarray(y),
-            scrs,
+        out, n_out = keep_inside(
+            out,
             area,
-            out["site_id"],
             label,
-            lonlat_cols,
-            outside,
+            src_xy=(np.asarray(x), np.asarray(y)),
+            src_crs=scrs,
+            labels=out["site_id"],
+            lonlat_cols=lonlat_cols,
+            policy="error" if outside == "raise" else outside,
+            what="sites",
         )
-        if outside == "drop" and not inside.all():
-            out = out[inside]
+    else:
+        bad = ~np.isfinite(out.geometry.x.to_numpy()) | ~np.isfinite(out.geometry.y.to_numpy())
+        if bad.any():
+            raise StudyAreaError(
+                f"{label}: {int(bad.sum())} of {len(out)} sites have coordinates that cannot be "
+                f"projected (latitude beyond 90 degrees?); are lon and lat swapped? fix the "
+                f"columns: mapping, e.g. columns: {{lon: {lonlat_cols[1] if lonlat_cols else 'lat'}"
+                f", lat: {lonlat_cols[0] if lonlat_cols else 'lon'}}}"
+            )
+    out.attrs["outside_dropped"] = n_out if outside == "drop" else 0
     if len(out) == 0:
         raise EmptyInputError(f"{label}: no sites left inside the study area")
     logger.info("%s: %d sites", label, len(out))
     return out
+
+
+def _points_from_csv(
+    df: pd.DataFrame,
+    columns: Mapping[str, str] | None,
+    source_crs: str | CRS | None,
+    label: str,
+) -> tuple[gpd.GeoDataFrame, tuple[np.ndarray, np.ndarray], CRS, tuple[str, str]]:
+    """Points from a CSV's lon/lat columns (in ``source_crs``, default EPSG:4326)."""
+    lon_c = _col(df, columns, "lon", ("lon", "longitude", "lng", "x"), label, True)
+    lat_c = _col(df, columns, "lat", ("lat", "latitude", "y"), label, True)
+    assert lon_c is not None and lat_c is not None
+    x = _numeric(df[lon_c], label, lon_c).to_numpy()
+    y = _numeric(df[lat_c], label, lat_c).to_numpy()
+    miss = ~(np.isfinite(x) & np.isfinite(y))
+    if miss.any():
+        raise ColumnError(
+            f"{label}: rows {_rows_text(df.index[miss])} have no coordinates in '{lon_c}'/"
+            f"'{lat_c}'; fill them or drop the rows"
+        )
+    scrs = _parse_crs(source_crs or "EPSG:4326", f"{label}: source_crs")
+    with np.errstate(all="ignore"):
+        gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=scrs)
+    return gdf, (x, y), scrs, (lon_c, lat_c)

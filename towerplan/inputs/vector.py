@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 from pyproj import CRS
 
 from towerplan._validate import DEFAULT_CRS, to_working_crs
@@ -13,11 +14,13 @@ from towerplan.errors import (
     CRSError,
     DataFileError,
     EmptyInputError,
+    GeometryError,
 )
 from towerplan.inputs._common import (
     _check_file,
     _parse_crs,
     _repair,
+    shapefile_encoding,
 )
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ def read_vector(
     crs: str | CRS | None = DEFAULT_CRS,
     source_crs: str | CRS | None = None,
     repair: bool = False,
+    encoding: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a vector layer (GeoPackage, GeoJSON, Shapefile, ...) into the working CRS.
 
@@ -51,6 +55,9 @@ def read_vector(
     repair : bool
         Repair invalid geometries with ``shapely.make_valid`` (logged) instead
         of raising :class:`GeometryError` (scenario key ``data.repair_geometries``).
+    encoding : str, optional
+        Attribute encoding of a Shapefile without ``.cpg`` whose ``.dbf`` is not
+        UTF-8 (scenario key ``encoding`` of the layer); such a file without it raises.
 
     Returns
     -------
@@ -72,8 +79,9 @@ def read_vector(
     label = name or str(p)
     import pyogrio
 
+    enc = shapefile_encoding(p, encoding, label)
     try:
-        gdf = pyogrio.read_dataframe(p, layer=layer)
+        gdf = pyogrio.read_dataframe(p, layer=layer, encoding=enc)
     except Exception as exc:  # pyogrio.errors.DataSourceError, DataLayerError, ...
         hint = ""
         if layer is not None:
@@ -96,7 +104,35 @@ def read_vector(
                 "source_crs= (scenario: 'crs:' of the layer) - towerplan never guesses a CRS"
             )
         gdf = gdf.set_crs(_parse_crs(source_crs, f"{label}: source_crs"))
+    _check_coordinates(gdf, label)
     gdf = _repair(gdf, label, repair)
     if crs is None:
         return gdf
-    return to_working_crs(gdf, _parse_crs(crs, "working crs"), label)
+    with np.errstate(all="ignore"):
+        out = to_working_crs(gdf, _parse_crs(crs, "working crs"), label)
+    if not np.isfinite(np.asarray(out.geometry.bounds, dtype=float)).all():
+        raise CRSError(
+            f"{label}: some coordinates cannot be projected from {gdf.crs.to_string()} to the "
+            "working CRS (latitudes beyond 90 degrees?); are lon and lat swapped, or is the "
+            "layer's CRS wrong? fix the file or give its real CRS (crs: of the layer)"
+        )
+    return out
+
+
+def _check_coordinates(gdf: gpd.GeoDataFrame, label: str) -> None:
+    """Coordinates must be finite and, in a geographic CRS, look like degrees."""
+    geom = gdf.geometry
+    b = np.asarray(geom[~(geom.isna() | geom.is_empty)].bounds, dtype=float).reshape(-1, 4)
+    if len(b) == 0:
+        return
+    if not np.isfinite(b).all():
+        raise GeometryError(
+            f"{label}: some coordinates are not finite numbers (NaN/inf); fix the file"
+        )
+    crs = CRS.from_user_input(gdf.crs)
+    if crs.is_geographic and (np.abs(b[:, [0, 2]]).max() > 360 or np.abs(b[:, [1, 3]]).max() > 360):
+        raise CRSError(
+            f"{label}: the file says {crs.to_string()} (degrees) but its coordinates reach "
+            f"{np.abs(b).max():,.0f}, so they are metres or feet; give the layer's real CRS "
+            "(scenario key crs: of the layer, e.g. crs: EPSG:32648) or fix the .prj"
+        )
