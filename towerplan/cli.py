@@ -252,9 +252,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         f"{s['total_sites']} sites over {s['area_km2']:.1f} km2\n"
     )
     out.write(
-        f"population {s['population']:,.0f}; covered (any operator) "
+        f"population {s['population']:,.0f}; coverage (any operator, as `towerplan need`) "
         f"{s['coverage_share_before']:.1%} -> {s['coverage_share_after']:.1%}; "
-        f"siting: {s['siting']['solver_used']}\n"
+        f"market-share-weighted (the siting objective) {s['coverage_share_weighted_before']:.1%}"
+        f" -> {s['coverage_share_weighted_after']:.1%}; siting: {s['siting']['solver_used']}\n"
     )
     out.write(_fidelity_block(s) + "\n")
     for key in (
@@ -332,10 +333,13 @@ def _cmd_need(args: argparse.Namespace) -> int:
         sys.stdout.write("*** SCHEMATIC DEMO DATA ***\n")
     proof = "optimal" if r["optimal"] else f"at least {r['lower_bound_new_sites']} needed (bound)"
     sys.stdout.write(
-        f"{r['scenario']}: {r['covered_fraction']:.1%} population coverage at {r['radius_m']:.0f} m "
-        f"needs {r['new_sites']} new sites ({proof}) beside {r['existing_sites']} existing "
-        f"(which cover {r['existing_coverage']:.1%}) = {r['total_sites']} sites; "
-        f"{r['solver_used']}\n"
+        f"{r['scenario']}: {r['covered_fraction']:.1%} population coverage (any operator) at "
+        f"{r['radius_m']:.0f} m needs {r['new_sites']} new sites ({proof}) beside "
+        f"{r['existing_sites']} existing (which cover {r['existing_coverage']:.1%}, any operator)"
+        f" = {r['total_sites']} sites; {r['solver_used']}\n"
+        "  note: any-operator coverage counts a person as covered by a site of any operator; "
+        "`towerplan plan` maximises market-share-weighted coverage and reports both "
+        "(summary.json coverage_share_after and coverage_share_weighted_after)\n"
     )
     return 0
 

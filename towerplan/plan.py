@@ -913,6 +913,8 @@ def build_summary(state: PlanState) -> dict[str, Any]:
         "demand_cell_size_m": scenario.demand.cell_size_m,
         "candidates": len(state._need("candidates").candidates),
         **_coverage_keys(before.covered, after.covered, pop_total),
+        "coverage_measures": COVERAGE_MEASURES,
+        "input_report": inputs.report,
         "operators": scenario.market_shares,
         "siting": res.summary(),
         "plan_fidelity": k.fidelity,
@@ -931,6 +933,20 @@ def build_summary(state: PlanState) -> dict[str, Any]:
     return summary
 
 
+COVERAGE_MEASURES = {
+    "coverage_share_before/after, population_covered_before/after": (
+        "any operator: population within reach of at least one site of any operator "
+        "(what `towerplan need` targets)"
+    ),
+    "coverage_share_weighted_before/after, population_covered_weighted_before/after": (
+        "market-share-weighted: sum over operators of market share x population covered by "
+        "that operator's sites (what `towerplan plan` maximises when siting)"
+    ),
+    "population_covered_by_operator_before/after": "per operator: population each operator covers",
+}
+"""What each coverage figure of summary.json measures (written beside them)."""
+
+
 def _coverage_keys(
     before: dict[str, Any], after: dict[str, Any], pop_total: float
 ) -> dict[str, Any]:
@@ -942,6 +958,8 @@ def _coverage_keys(
         "population_covered_after": round(after["any_population"], 1),
         "coverage_share_before": round(before["any_population"] / pop_total, 4),
         "coverage_share_after": round(after["any_population"] / pop_total, 4),
+        "coverage_share_weighted_before": round(before["weighted_population"] / pop_total, 4),
+        "coverage_share_weighted_after": round(after["weighted_population"] / pop_total, 4),
         "population_covered_weighted_before": round(before["weighted_population"], 1),
         "population_covered_weighted_after": round(after["weighted_population"], 1),
         "population_covered_by_operator_before": by_op(before),
@@ -1299,7 +1317,15 @@ def _radius_table() -> dict[str, dict[str, float]]:
     """Maximum cell radius (km) per band and clutter class from the default link budget."""
     from towerplan.propagation import cell_radius_table
 
-    t = cell_radius_table()
+    # a reference table: its out-of-range (extrapolated) entries are not used by the run,
+    # so their warnings would not apply; the run's own radii warn in _site_radius_model
+    prop_log = logging.getLogger("towerplan.propagation")
+    was = prop_log.disabled
+    prop_log.disabled = True
+    try:
+        t = cell_radius_table()
+    finally:
+        prop_log.disabled = was
     out: dict[str, dict[str, float]] = {}
     for band, clutter, r in zip(t["band_mhz"], t["clutter"], t["radius_km"], strict=True):
         out.setdefault(f"{int(band)}MHz", {})[str(clutter)] = round(float(r), 3)

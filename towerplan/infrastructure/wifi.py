@@ -386,8 +386,8 @@ def _city_centre_area(
             c = centre.centroid
             msg = (
                 f"wifi: no city-centre polygon given; assuming the {radius_m:.0f} m "
-                f"disc around the densest POI cluster at ({c.x:.0f}, {c.y:.0f}); pass "
-                "city_centre= to set it"
+                f"disc around the densest POI cluster at ({c.x:.0f}, {c.y:.0f}); to set it, add a POI of "
+                "category city_centre (data.pois) or change wifi.city_centre_radius_m"
             )
             warnings.warn(msg, UserWarning, stacklevel=3)
             logger.warning(msg)
