@@ -10,7 +10,7 @@ import geopandas as gpd
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from towerplan._crs import DEFAULT_CRS
+from towerplan._validate import DEFAULT_CRS
 from towerplan.errors import ColumnError
 from towerplan.inputs._common import _numeric, _require_geom
 from towerplan.inputs._points import OutsidePolicy, keep_inside
