@@ -299,6 +299,52 @@ def population_coverage(
     }
 
 
+def _best_server(
+    cells: np.ndarray,
+    sxy: np.ndarray,
+    h_base: np.ndarray,
+    *,
+    band_mhz: float,
+    h_mobile: float,
+    clutter: str,
+    max_distance_m: float,
+    allow_extrapolation: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest path loss (dB, ``inf`` when no site is in range) and its site row per cell.
+
+    Ties go to the nearer site, then to the lower row.
+    """
+    from towerplan.propagation import path_loss
+
+    hb = h_base
+    best_pl = np.full(len(cells), np.inf)
+    best_site = np.full(len(cells), -1, dtype=np.int32)
+    cov = coverage_matrix(cells, sxy, max_distance_m).tocoo()
+    if cov.nnz:
+        d_km = np.hypot(*(cells[cov.row] - sxy[cov.col]).T) / 1000.0
+        d_km = np.clip(d_km, 1.0, None)
+        pl = np.empty(cov.nnz)
+        for h in np.unique(hb[cov.col]):
+            sel = hb[cov.col] == h
+            pl[sel] = path_loss(
+                band_mhz,
+                float(h),
+                h_mobile,
+                d_km[sel],
+                clutter=clutter,
+                allow_extrapolation=allow_extrapolation,
+            )
+        dist = np.hypot(*(cells[cov.row] - sxy[cov.col]).T)
+        order = np.lexsort((dist, pl, cov.row))
+        rows_sorted = cov.row[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = rows_sorted[1:] != rows_sorted[:-1]
+        pick = order[first]
+        best_pl[cov.row[pick]] = pl[pick]
+        best_site[cov.row[pick]] = cov.col[pick]
+    return best_pl, best_site
+
+
 def best_server_raster(
     sites: gpd.GeoDataFrame,
     bounds: tuple[float, float, float, float],
@@ -350,8 +396,6 @@ def best_server_raster(
     import rasterio
     from rasterio.transform import from_origin
 
-    from towerplan.propagation import path_loss
-
     if cell_size_m <= 0:
         raise ParameterError(f"cell_size_m = {cell_size_m}: must be > 0")
     crs = require_metric(sites, "sites")
@@ -376,31 +420,16 @@ def best_server_raster(
         hb = np.where(np.isfinite(hb) & (hb > 0), hb, 30.0)
     else:
         hb = np.full(len(sites), float(h_base))
-    best_pl = np.full(len(cells), np.inf)
-    best_site = np.full(len(cells), -1, dtype=np.int32)
-    cov = coverage_matrix(cells, sxy, max_distance_m).tocoo()
-    if cov.nnz:
-        d_km = np.hypot(*(cells[cov.row] - sxy[cov.col]).T) / 1000.0
-        d_km = np.clip(d_km, 1.0, None)
-        pl = np.empty(cov.nnz)
-        for h in np.unique(hb[cov.col]):
-            sel = hb[cov.col] == h
-            pl[sel] = path_loss(
-                band_mhz,
-                float(h),
-                h_mobile,
-                d_km[sel],
-                clutter=clutter,
-                allow_extrapolation=allow_extrapolation,
-            )
-        dist = np.hypot(*(cells[cov.row] - sxy[cov.col]).T)
-        order = np.lexsort((dist, pl, cov.row))
-        rows_sorted = cov.row[order]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = rows_sorted[1:] != rows_sorted[:-1]
-        pick = order[first]
-        best_pl[cov.row[pick]] = pl[pick]
-        best_site[cov.row[pick]] = cov.col[pick]
+    best_pl, best_site = _best_server(
+        cells,
+        sxy,
+        hb,
+        band_mhz=band_mhz,
+        h_mobile=h_mobile,
+        clutter=clutter,
+        max_distance_m=max_distance_m,
+        allow_extrapolation=allow_extrapolation,
+    )
     nodata = -9999.0
     pl_img = np.where(np.isfinite(best_pl), best_pl, nodata).reshape(nrow, ncol)
     rx_img = np.where(np.isfinite(best_pl), eirp_dbm - best_pl, nodata).reshape(nrow, ncol)

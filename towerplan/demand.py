@@ -41,7 +41,7 @@ from pyproj import CRS, Transformer
 from tqdm import tqdm
 
 from towerplan._raster import apply_affine, cell_of, centres, grid_for_bounds, window_of
-from towerplan._validate import DEFAULT_CRS, require_metric, require_rows
+from towerplan._validate import DEFAULT_CRS, require_columns, require_metric, require_rows
 from towerplan.errors import (
     ColumnError,
     CRSError,
@@ -256,6 +256,98 @@ def _attach_districts(
     return out
 
 
+def _read_raster_window(
+    p: Path, band: int, target: CRS, area: Any
+) -> tuple[np.ndarray, Affine, Any, Any]:
+    """Pixels of ``band`` around ``area`` (+1 pixel; the whole raster when ``area`` is None).
+
+    Returns the values (nodata as 0), the window's transform, the raster CRS and bounds.
+    """
+    import rasterio
+    from rasterio.errors import RasterioIOError
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window
+
+    try:
+        with rasterio.open(p) as src:
+            st_full, scrs = src.transform, src.crs
+            r0, r1, c0, c1 = 0, src.height, 0, src.width
+            if area is not None:
+                # read only the window around the boundary (+1 pixel)
+                bl, bb, br, bt = transform_bounds(target, scrs, *area.bounds, densify_pts=21)
+                inv = ~st_full
+                cs_, rs_ = [], []
+                for x, y in ((bl, bb), (bl, bt), (br, bb), (br, bt)):
+                    c_, r_ = apply_affine(inv, np.array([x]), np.array([y]))
+                    cs_.append(float(c_[0]))
+                    rs_.append(float(r_[0]))
+                r0 = max(0, math.floor(min(rs_)) - 1)
+                r1 = min(src.height, math.ceil(max(rs_)) + 1)
+                c0 = max(0, math.floor(min(cs_)) - 1)
+                c1 = min(src.width, math.ceil(max(cs_)) + 1)
+            if r1 > r0 and c1 > c0:
+                win = Window(c0, r0, c1 - c0, r1 - r0)  # type: ignore[arg-type]
+                data = src.read(band, window=win, masked=True).astype("float64").filled(0.0)
+                t = st_full
+                x_off, y_off = apply_affine(t, np.array([c0]), np.array([r0]))
+                st = Affine(t.a, t.b, float(x_off[0]), t.d, t.e, float(y_off[0]))
+            else:
+                data = np.zeros((1, 1))
+                st = st_full
+            sbounds = src.bounds
+    except RasterioIOError as exc:  # pragma: no cover - checked by read_population_raster
+        raise DataFileError(f"population raster {p}: {exc}") from None
+    return data, st, scrs, sbounds
+
+
+def _resample_to_grid(
+    data: np.ndarray,
+    st: Affine,
+    tr: Transformer,
+    transform: Affine,
+    shape: tuple[int, int],
+    area: Any,
+    *,
+    cell_size: float,
+    max_points: int,
+) -> tuple[np.ndarray, float, int]:
+    """Spread each pixel over k x k sub-points, reproject them and sum them per grid cell.
+
+    Returns the flat grid, the population kept (inside ``area`` and the grid) and ``k``.
+    """
+    rows, cols = shape
+    # pixel size in target units, measured at the raster centre
+    cy, cx = data.shape[0] // 2, data.shape[1] // 2
+    px = np.array([[cx, cy], [cx + 1, cy], [cx, cy + 1]], dtype=float)
+    sx, sy = apply_affine(st, px[:, 0], px[:, 1])
+    tx, ty = tr.transform(sx, sy)
+    pix = max(math.hypot(tx[1] - tx[0], ty[1] - ty[0]), math.hypot(tx[2] - tx[0], ty[2] - ty[0]))
+    k = int(min(32, max(1, math.ceil(2.0 * pix / cell_size))))
+    offs = (np.arange(k) + 0.5) / k
+    mx, my = np.meshgrid(offs, offs)
+    ox, oy = mx.ravel(), my.ravel()
+    rr_all, cc_all = np.nonzero(data > 0)
+    vals = data[rr_all, cc_all]
+    acc = np.zeros(rows * cols, dtype="float64")
+    kept = 0.0
+    step = max(1, max_points // (k * k))
+    for i in range(0, len(vals), step):
+        r = rr_all[i : i + step, None] + oy[None, :]
+        c = cc_all[i : i + step, None] + ox[None, :]
+        v = np.repeat(vals[i : i + step, None] / (k * k), k * k, axis=1).ravel()
+        xs, ys = apply_affine(st, c.ravel(), r.ravel())
+        x, y = tr.transform(xs, ys)
+        x, y = np.asarray(x), np.asarray(y)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if area is not None:
+            ok[ok] = shapely.contains_xy(area, x[ok], y[ok])
+        gr, gc = cell_of(x, y, transform)
+        ok &= (gr >= 0) & (gr < rows) & (gc >= 0) & (gc < cols)
+        kept += float(v[ok].sum())
+        acc += np.bincount((gr[ok] * cols + gc[ok]), weights=v[ok], minlength=rows * cols)
+    return acc, kept, k
+
+
 def conservation_error(grid: DemandGrid, expected_total: float) -> float:
     """Relative error ``|grid total - expected| / expected`` (0 when both are 0)."""
     total = grid.total()
@@ -340,42 +432,7 @@ def grid_from_polygons(
     ColumnError, PopulationError, GeometryError, ParameterError
         Missing column, NaN/negative population, non-polygon geometry, bad parameters.
     """
-    import rasterio.features
-
-    crs = require_metric(polys, "population polygons")
-    require_rows(polys, "population polygons")
-    if column not in polys.columns:
-        raise ColumnError(
-            f"population polygons: column '{column}' not found; the layer has "
-            f"{[c for c in polys.columns if c != 'geometry']}; pass column="
-        )
-    if method not in ("area_weighted", "dasymetric"):
-        raise ParameterError(f"method must be 'area_weighted' or 'dasymetric', got {method!r}")
-    if method == "dasymetric" and weights is None:
-        raise ParameterError("method='dasymetric' needs weights= (an array or a callable)")
-    if supersample < 1:
-        raise ParameterError(f"supersample must be >= 1, got {supersample}")
-    pop = pd.to_numeric(polys[column], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(pop) | (pop < 0)
-    if bad.any():
-        raise PopulationError(
-            f"population polygons: column '{column}' is NaN or negative in rows "
-            f"{list(polys.index[bad][:10])}; give a number >= 0 for every polygon"
-        )
-    gtypes = set(polys.geom_type.dropna().unique())
-    if (
-        polys.geometry.isna().any()
-        or polys.geometry.is_empty.any()
-        or not gtypes
-        <= {
-            "Polygon",
-            "MultiPolygon",
-        }
-    ):
-        raise GeometryError(
-            "population polygons: every feature must be a non-empty (Multi)Polygon, found "
-            f"{sorted(gtypes)} / empty geometries; fix the layer (towerplan.inputs.readers.read_vector repairs)"
-        )
+    crs, pop = _check_polygons(polys, column, method, weights, supersample)
     b = tuple(polys.total_bounds) if bounds is None else tuple(bounds)
     transform, rows, cols = grid_for_bounds(b, cell_size)  # type: ignore[arg-type]
     w = None if method == "area_weighted" else _cell_weights(weights, transform, rows, cols)  # type: ignore[arg-type]
@@ -394,41 +451,10 @@ def grid_from_polygons(
     ):
         if p == 0:
             continue
-        r0, r1, c0, c1 = window_of(g.bounds, transform, rows, cols)
-        if r1 <= r0 or c1 <= c0:
-            lost += p
-            continue
-        h, wd = r1 - r0, c1 - c0
-        fine_t = Affine(
-            cell_size / ss,
-            0.0,
-            transform.c + c0 * cell_size,
-            0.0,
-            -cell_size / ss,
-            transform.f - r0 * cell_size,
-        )
-        mask = rasterio.features.rasterize(
-            [(g, 1)], out_shape=(h * ss, wd * ss), transform=fine_t, fill=0, dtype="uint8"
-        )
-        counts = mask.reshape(h, ss, wd, ss).sum(axis=(1, 3), dtype=np.int64).astype("float64")
-        share = counts
-        if w is not None:
-            weighted = counts * w[r0:r1, c0:c1]
-            if weighted.sum() > 0:
-                share = weighted
-            else:
-                n_fallback += 1
-        s = share.sum()
-        if s > 0:
-            grid[r0:r1, c0:c1] += p * (share / s)
-        else:
-            n_tiny += 1
-            rp = g.representative_point()
-            rr, cc = cell_of(np.array([rp.x]), np.array([rp.y]), transform)
-            if 0 <= rr[0] < rows and 0 <= cc[0] < cols:
-                grid[rr[0], cc[0]] += p
-            else:
-                lost += p
+        outcome = _spread_polygon(grid, g, p, transform, cell_size, ss, w)
+        lost += p if outcome in ("lost", "tiny_lost") else 0.0
+        n_tiny += outcome in ("tiny", "tiny_lost")
+        n_fallback += outcome == "fallback"
     expected = float(pop.sum())
     out = DemandGrid(grid, transform, crs.to_string(), float(cell_size))
     err = conservation_error(out, expected - lost)
@@ -461,6 +487,104 @@ def grid_from_polygons(
         err,
     )
     return out
+
+
+def _check_polygons(
+    polys: gpd.GeoDataFrame,
+    column: str,
+    method: str,
+    weights: WeightsLike | None,
+    supersample: int,
+) -> tuple[CRS, np.ndarray]:
+    """Validate the inputs of :func:`grid_from_polygons`; the CRS and the populations."""
+    crs = require_metric(polys, "population polygons")
+    require_rows(polys, "population polygons")
+    require_columns(
+        polys,
+        [column],
+        "population polygons",
+        fix=f"the layer has {[c for c in polys.columns if c != 'geometry']}; pass column=",
+    )
+    if method not in ("area_weighted", "dasymetric"):
+        raise ParameterError(f"method must be 'area_weighted' or 'dasymetric', got {method!r}")
+    if method == "dasymetric" and weights is None:
+        raise ParameterError("method='dasymetric' needs weights= (an array or a callable)")
+    if supersample < 1:
+        raise ParameterError(f"supersample must be >= 1, got {supersample}")
+    pop = pd.to_numeric(polys[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(pop) | (pop < 0)
+    if bad.any():
+        raise PopulationError(
+            f"population polygons: column '{column}' is NaN or negative in rows "
+            f"{list(polys.index[bad][:10])}; give a number >= 0 for every polygon"
+        )
+    gtypes = set(polys.geom_type.dropna().unique())
+    if (
+        polys.geometry.isna().any()
+        or polys.geometry.is_empty.any()
+        or not gtypes
+        <= {
+            "Polygon",
+            "MultiPolygon",
+        }
+    ):
+        raise GeometryError(
+            "population polygons: every feature must be a non-empty (Multi)Polygon, found "
+            f"{sorted(gtypes)} / empty geometries; fix the layer (towerplan.inputs.readers.read_vector repairs)"
+        )
+    return crs, pop
+
+
+def _spread_polygon(
+    grid: np.ndarray,
+    g: Any,
+    p: float,
+    transform: Affine,
+    cell_size: float,
+    ss: int,
+    w: np.ndarray | None,
+) -> str:
+    """Add polygon ``g``'s population ``p`` to ``grid`` by sub-cell overlap (and weights).
+
+    Returns ``"ok"``, ``"fallback"`` (zero weights: spread by area), ``"tiny"`` (smaller
+    than a sub-cell: one cell), ``"lost"`` (outside the grid) or ``"tiny_lost"``.
+    """
+    import rasterio.features
+
+    rows, cols = grid.shape
+    r0, r1, c0, c1 = window_of(g.bounds, transform, rows, cols)
+    if r1 <= r0 or c1 <= c0:
+        return "lost"
+    h, wd = r1 - r0, c1 - c0
+    fine_t = Affine(
+        cell_size / ss,
+        0.0,
+        transform.c + c0 * cell_size,
+        0.0,
+        -cell_size / ss,
+        transform.f - r0 * cell_size,
+    )
+    mask = rasterio.features.rasterize(
+        [(g, 1)], out_shape=(h * ss, wd * ss), transform=fine_t, fill=0, dtype="uint8"
+    )
+    counts = mask.reshape(h, ss, wd, ss).sum(axis=(1, 3), dtype=np.int64).astype("float64")
+    share, outcome = counts, "ok"
+    if w is not None:
+        weighted = counts * w[r0:r1, c0:c1]
+        if weighted.sum() > 0:
+            share = weighted
+        else:
+            outcome = "fallback"
+    s = share.sum()
+    if s > 0:
+        grid[r0:r1, c0:c1] += p * (share / s)
+        return outcome
+    rp = g.representative_point()
+    rr, cc = cell_of(np.array([rp.x]), np.array([rp.y]), transform)
+    if 0 <= rr[0] < rows and 0 <= cc[0] < cols:
+        grid[rr[0], cc[0]] += p
+        return "tiny"
+    return "tiny_lost"
 
 
 def grid_from_raster(
@@ -497,10 +621,7 @@ def grid_from_raster(
         boundary, or the whole raster), ``input_total`` (inside the boundary
         and grid), ``conservation_error``, ``subpixels``.
     """
-    import rasterio
-    from rasterio.errors import RasterioIOError
     from rasterio.warp import transform_bounds
-    from rasterio.windows import Window
 
     from towerplan.inputs.readers import check_population_array, read_population_raster
 
@@ -514,35 +635,7 @@ def grid_from_raster(
         bnd = boundary.to_crs(target)
         area = shapely.union_all(bnd.geometry.to_numpy())
         shapely.prepare(area)
-    try:
-        with rasterio.open(p) as src:
-            st_full, scrs = src.transform, src.crs
-            r0, r1, c0, c1 = 0, src.height, 0, src.width
-            if area is not None:
-                # read only the window around the boundary (+1 pixel)
-                bl, bb, br, bt = transform_bounds(target, scrs, *area.bounds, densify_pts=21)
-                inv = ~st_full
-                cs_, rs_ = [], []
-                for x, y in ((bl, bb), (bl, bt), (br, bb), (br, bt)):
-                    c_, r_ = apply_affine(inv, np.array([x]), np.array([y]))
-                    cs_.append(float(c_[0]))
-                    rs_.append(float(r_[0]))
-                r0 = max(0, math.floor(min(rs_)) - 1)
-                r1 = min(src.height, math.ceil(max(rs_)) + 1)
-                c0 = max(0, math.floor(min(cs_)) - 1)
-                c1 = min(src.width, math.ceil(max(cs_)) + 1)
-            if r1 > r0 and c1 > c0:
-                win = Window(c0, r0, c1 - c0, r1 - r0)  # type: ignore[arg-type]
-                data = src.read(band, window=win, masked=True).astype("float64").filled(0.0)
-                t = st_full
-                x_off, y_off = apply_affine(t, np.array([c0]), np.array([r0]))
-                st = Affine(t.a, t.b, float(x_off[0]), t.d, t.e, float(y_off[0]))
-            else:
-                data = np.zeros((1, 1))
-                st = st_full
-            sbounds = src.bounds
-    except RasterioIOError as exc:  # pragma: no cover - checked by read_population_raster
-        raise DataFileError(f"population raster {p}: {exc}") from None
+    data, st, scrs, sbounds = _read_raster_window(p, band, target, area)
     check_population_array(data, f"population raster {p}")
     b = (
         area.bounds
@@ -551,35 +644,9 @@ def grid_from_raster(
     )
     transform, rows, cols = grid_for_bounds(b, cell_size)
     tr = Transformer.from_crs(scrs, target, always_xy=True)
-    # pixel size in target units, measured at the raster centre
-    cy, cx = data.shape[0] // 2, data.shape[1] // 2
-    px = np.array([[cx, cy], [cx + 1, cy], [cx, cy + 1]], dtype=float)
-    sx, sy = apply_affine(st, px[:, 0], px[:, 1])
-    tx, ty = tr.transform(sx, sy)
-    pix = max(math.hypot(tx[1] - tx[0], ty[1] - ty[0]), math.hypot(tx[2] - tx[0], ty[2] - ty[0]))
-    k = int(min(32, max(1, math.ceil(2.0 * pix / cell_size))))
-    offs = (np.arange(k) + 0.5) / k
-    mx, my = np.meshgrid(offs, offs)
-    ox, oy = mx.ravel(), my.ravel()
-    rr_all, cc_all = np.nonzero(data > 0)
-    vals = data[rr_all, cc_all]
-    acc = np.zeros(rows * cols, dtype="float64")
-    kept = 0.0
-    step = max(1, max_points // (k * k))
-    for i in range(0, len(vals), step):
-        r = rr_all[i : i + step, None] + oy[None, :]
-        c = cc_all[i : i + step, None] + ox[None, :]
-        v = np.repeat(vals[i : i + step, None] / (k * k), k * k, axis=1).ravel()
-        xs, ys = apply_affine(st, c.ravel(), r.ravel())
-        x, y = tr.transform(xs, ys)
-        x, y = np.asarray(x), np.asarray(y)
-        ok = np.isfinite(x) & np.isfinite(y)
-        if area is not None:
-            ok[ok] = shapely.contains_xy(area, x[ok], y[ok])
-        gr, gc = cell_of(x, y, transform)
-        ok &= (gr >= 0) & (gr < rows) & (gc >= 0) & (gc < cols)
-        kept += float(v[ok].sum())
-        acc += np.bincount((gr[ok] * cols + gc[ok]), weights=v[ok], minlength=rows * cols)
+    acc, kept, k = _resample_to_grid(
+        data, st, tr, transform, (rows, cols), area, cell_size=cell_size, max_points=max_points
+    )
     out = DemandGrid(acc.reshape(rows, cols), transform, target.to_string(), float(cell_size))
     err = conservation_error(out, kept)
     source_total = float(data.sum())
