@@ -2,7 +2,8 @@
 
 Usage::
 
-    python scripts/bench_siting.py --out bench.json [--quick] [--time-limit 60]
+    python scripts/bench_siting.py --out bench.json [--quick] [--work-limit 1.0]
+        [--determinism clustered-5000x1000]
 
 Instances (all generated here with fixed seeds; nothing is downloaded):
 
@@ -209,6 +210,48 @@ def run_towerplan(name: str, time_limit: float, work_limit: float, q: Any) -> No
     )
 
 
+def _solution_hash(sol: Any) -> str:
+    import hashlib
+
+    order = np.argsort(sol.sites)
+    blob = sol.sites[order].tobytes() + sol.tenants[order].tobytes() + sol.shared[order].tobytes()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def run_determinism(name: str, work_limit: float, q: Any) -> None:
+    """The same instance solved twice, the second time beside 2 CPU-burning processes."""
+    import subprocess
+
+    from towerplan.coverage import coverage_matrix
+    from towerplan.siting import _mclp
+
+    spec = INSTANCES[name]
+    dxy, pop, cxy, _ = make(name)
+    A = coverage_matrix(dxy, cxy, spec["r"])
+    settings = _mclp.SolveSettings("auto", work_limit=work_limit)
+    out: dict[str, Any] = {"determinism_instance": name}
+    for label, burn in (("quiet", False), ("loaded", True)):
+        procs = []
+        if burn:
+            code = "import time\nt = time.time() + 900\nwhile time.time() < t:\n    pass\n"
+            procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+        try:
+            prob = _mclp.build_problem(A, pop[:, None], spec["p"], 0, 1, None, 0.0)
+            t0 = time.perf_counter()
+            sol = _mclp.solve(prob, settings)
+            out[f"{label}_s"] = round(time.perf_counter() - t0, 2)
+            out[f"{label}_load"] = os.getloadavg()[0]
+        finally:
+            for pr in procs:
+                pr.kill()
+                pr.wait()
+        out[f"{label}_hash"] = _solution_hash(sol)
+        out[f"{label}_objective"] = sol.objective
+        out[f"{label}_stopped_by"] = sol.stopped_by
+    out["identical"] = out["quiet_hash"] == out["loaded_hash"]
+    q.put(out)
+
+
 def run_spopt(name: str, q: Any) -> None:
     import pulp
     from spopt.locate import MCLP
@@ -314,9 +357,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-spopt", action="store_true", help="skip spopt")
     ap.add_argument("--only", nargs="*", help="run only these instances")
+    ap.add_argument(
+        "--determinism",
+        default=None,
+        help="also solve this instance twice, the second time beside 2 CPU burners",
+    )
     args = ap.parse_args(argv)
-    names = args.only or (QUICK if args.quick else list(INSTANCES))
+    names = args.only if args.only is not None else (QUICK if args.quick else list(INSTANCES))
     rows = []
+    if args.determinism:
+        print(f"[{args.determinism}] determinism ...", file=sys.stderr, flush=True)
+        det = _in_child(run_determinism, args.determinism, args.work_limit)
+        rows.append({"instance": f"determinism: {args.determinism}", **det})
+        print(json.dumps(det, indent=1), file=sys.stderr, flush=True)
     for name in names:
         spec = INSTANCES[name]
         dxy, _, cxy, lxy = make(name)
@@ -329,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             "radius_m": spec["r"],
             "operators": spec.get("ops", 1),
         }
+        row["load_before"] = os.getloadavg()[0]
         print(f"[{name}] towerplan ...", file=sys.stderr, flush=True)
         row.update(_in_child(run_towerplan, name, args.time_limit, args.work_limit))
         fits, why = spopt_fits(name)
@@ -347,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         else:
             row["spopt_skipped"] = why
+        row["load_after"] = os.getloadavg()[0]
         rows.append(row)
         print(json.dumps(row, indent=1), file=sys.stderr, flush=True)
     out = {"machine": machine(), "rows": rows}

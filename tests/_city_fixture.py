@@ -65,7 +65,6 @@ def make_city(folder: Path, n_sites: int = 30, seed: int = 1) -> dict[str, Any]:
             "coverage_radius_m": 600,
             "candidate_spacing_m": 400,
             "min_new_site_spacing_m": 0,
-            "time_limit_s": 10,
         },
         "operators": [
             {"name": "Alpha", "market_share": 0.6},

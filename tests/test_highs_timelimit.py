@@ -80,3 +80,20 @@ def test_lp_relaxation_bound_and_duals() -> None:
     mip = solve_model(model, WorkLimits(max_nodes=50, mip_gap=0.0))
     assert lp.status == "Optimal" and lp.row_dual is not None
     assert lp.bound >= mip.bound - 1e-6 >= mip.objective - 1e-6
+
+
+def test_runs_after_another_caller_started_highs_with_more_threads() -> None:
+    import highspy
+
+    from towerplan.siting._highs import _pass_model, new_highs
+
+    model = _hard_knapsack()
+    other = new_highs()  # e.g. PuLP or spopt in the same process, with more threads
+    other.setOptionValue("output_flag", False)
+    other.setOptionValue("threads", 2)
+    _pass_model(other, model, relax=True)
+    other.run()
+    res = solve_model(model, WorkLimits(max_nodes=20, mip_gap=0.0))
+    assert res.x is not None and res.status != "Not Set"
+    _assert_feasible(res.x, model)
+    highspy.Highs.resetGlobalScheduler(True)

@@ -206,7 +206,17 @@ def test_proposed_contract_and_population_gain() -> None:
     ex = _existing()
     cand = siting.generate_candidates(dem, 500.0, existing_sites=ex)
     res = siting.plan_new_sites(
-        dem, ex, cand, OPS, 4, 3, 650.0, min_spacing_m=600.0, solver="heuristic", seed=1
+        dem,
+        ex,
+        cand,
+        OPS,
+        4,
+        3,
+        650.0,
+        min_spacing_m=600.0,
+        solver="heuristic",
+        seed=1,
+        work_limit=0.1,
     )
     p = res.proposed
     for col in (

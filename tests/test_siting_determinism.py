@@ -41,7 +41,7 @@ def _fingerprint(sol: _mclp.MCLPSolution) -> tuple:
 
 
 def test_same_solution_under_cpu_load() -> None:
-    settings = _mclp.SolveSettings("auto", mip_gap=1e-6, work_limit=0.2)
+    settings = _mclp.SolveSettings("heuristic", mip_gap=1e-6, work_limit=0.05)
     quiet = _mclp.solve(_instance(), settings)
     with cpu_burner():
         loaded = _mclp.solve(_instance(), settings)
@@ -51,7 +51,7 @@ def test_same_solution_under_cpu_load() -> None:
 
 
 def test_set_cover_same_under_cpu_load() -> None:
-    prob = _instance(5, 800, 100)
+    prob = _instance(5, 500, 70)
     w = prob.W.sum(axis=1)
     a = solve_set_cover(prob.A, w, 0.9, "exact", work_limit=0.05)
     with cpu_burner():

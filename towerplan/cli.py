@@ -89,7 +89,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "--time-limit",
         type=_positive_seconds,
         default=None,
-        help="siting solver time limit in seconds (default: the scenario's sites.time_limit_s)",
+        help="siting safety stop in seconds (default: the scenario's sites.time_limit_s); the "
+        "solve is bounded by deterministic work, a run this stop cuts is reported as not "
+        "reproducible",
     )
     pl.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
     pl.add_argument("--no-raster", action="store_true", help="skip the best-server GeoTIFF")
@@ -125,7 +127,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ne.add_argument("--from-scratch", action="store_true", help="ignore the existing sites")
     ne.add_argument(
-        "--time-limit", type=_positive_seconds, default=30.0, help="solver time limit (s)"
+        "--time-limit",
+        type=_positive_seconds,
+        default=None,
+        help="safety stop in seconds (default none; the solve is bounded by work, not time)",
     )
     ne.add_argument(
         "--solver",
@@ -244,6 +249,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     )
     s = res.summary
     out = sys.stdout
+    if not s["siting"].get("reproducible", True):
+        sys.stderr.write(
+            "warning: the siting solve was cut by the --time-limit / sites.time_limit_s safety "
+            "stop, so this plan may differ between runs; raise the limit or lower "
+            "sites.work_limit\n"
+        )
     if s["data_kind"] == DEMO_KIND:
         out.write("*** SCHEMATIC DEMO DATA: boundaries and existing sites are not surveyed ***\n")
     out.write(
@@ -331,7 +342,18 @@ def _cmd_need(args: argparse.Namespace) -> int:
     )
     if r["data_kind"] == DEMO_KIND:
         sys.stdout.write("*** SCHEMATIC DEMO DATA ***\n")
-    proof = "optimal" if r["optimal"] else f"at least {r['lower_bound_new_sites']} needed (bound)"
+    if r["optimal"]:
+        proof = "proven minimum"
+    else:
+        proof = (
+            f"not proven minimal: at least {r['lower_bound_new_sites']} are needed (proven lower "
+            "bound)"
+        )
+    if not r.get("reproducible", True):
+        sys.stderr.write(
+            "warning: the set-covering solve was cut by the --time-limit safety stop, so the "
+            "answer may differ between runs; raise --time-limit\n"
+        )
     sys.stdout.write(
         f"{r['scenario']}: {r['covered_fraction']:.1%} population coverage (any operator) at "
         f"{r['radius_m']:.0f} m needs {r['new_sites']} new sites ({proof}) beside "

@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -1263,7 +1264,8 @@ def coverage_need(
     from_scratch: bool = False,
     inputs: PlanInputs | None = None,
     solver: str = "auto",
-    time_limit_s: float = 30.0,
+    time_limit_s: float | None = None,
+    work_limit: float = 1.0,
 ) -> dict[str, Any]:
     """Fewest new sites that reach ``target_fraction`` population coverage.
 
@@ -1273,11 +1275,15 @@ def coverage_need(
     existing sites kept (unless ``from_scratch``), candidates on the scenario's
     grid over the whole demand.
 
+    The solve is bounded by deterministic work (``work_limit`` scales the MILP's node
+    budget); ``time_limit_s`` is a wall-clock safety stop only (default none).
+
     Returns
     -------
     dict
-        ``new_sites``, ``lower_bound``, ``optimal``, ``existing_sites``,
-        ``total_sites``, coverage shares, the radius and the solver used.
+        ``new_sites``, ``lower_bound_new_sites`` (proven), ``optimal``, ``stopped_by``,
+        ``reproducible``, ``existing_sites``, ``total_sites``, coverage shares, the radius
+        and the solver used.
     """
     if inputs is None:
         inputs = tio.load_inputs(scenario)
@@ -1294,7 +1300,8 @@ def coverage_need(
         radius,
         target_fraction,
         solver=solver,  # type: ignore[arg-type]
-        time_limit_s=time_limit_s,
+        time_limit_s=time_limit_s if time_limit_s is not None else math.inf,
+        work_limit=work_limit,
     )
     return {
         "data_kind": inputs.data_kind,
@@ -1306,6 +1313,8 @@ def coverage_need(
         "total_sites": len(existing) + int(need.n_new_sites),
         "lower_bound_new_sites": int(need.lower_bound),
         "optimal": bool(need.optimal),
+        "stopped_by": need.stopped_by,
+        "reproducible": need.stopped_by != "time_limit",
         "existing_coverage": round(float(need.existing_fraction), 4),
         "covered_fraction": round(float(need.covered_fraction), 4),
         "solver_used": need.solver_used,

@@ -12,7 +12,8 @@ Three questions an operator or a planner asks of a tower plan:
    hạ tầng*); :func:`sharing_rates` gives it before (existing structures) and
    after the plan (existing + proposed).  :func:`cheapest_colocations_to_target`
    finds the cheapest set of co-locations that reaches the target (an integer
-   programme solved with HiGHS through :func:`scipy.optimize.milp`).
+   programme, :mod:`towerplan.infrastructure._colocation`, solved through the one HiGHS
+   wrapper of :mod:`towerplan.siting._highs` within deterministic work limits).
 3. *What does each strategy cost?*  :func:`cost_model` (per location, per
    strategy) and :func:`plan_capex` (the new-site capex of a plan), with every
    unit cost a scenario parameter in VND (:class:`~towerplan.scenario.UnitCosts`).
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,8 +43,6 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.spatial import cKDTree
 from shapely import linestrings
 
@@ -54,6 +54,7 @@ from towerplan._validate import (
     require_same_crs,
 )
 from towerplan.errors import ColumnError, EmptyInputError, ParameterError
+from towerplan.infrastructure import _colocation
 from towerplan.scenario import ColocationDistance, UnitCosts
 
 logger = logging.getLogger(__name__)
@@ -566,7 +567,7 @@ class ColocationPlan:
     outlay_vnd, saving_vnd, net_cost_vnd : float
         Co-location spend, avoided new builds, and ``outlay - saving``.
     status : str
-        ``"target already met"``, ``"optimal"``, ``"time limit"`` or
+        ``"target already met"``, ``"optimal"``, ``"node limit"``, ``"time limit"`` or
         ``"target unreachable: best possible"``.
     """
 
@@ -624,6 +625,167 @@ def _add_tenant_operator(
     return chosen, dist[np.arange(len(hosts)), best]
 
 
+@dataclass(frozen=True)
+class _Options:
+    """Co-location options of a plan: the matrix-level problem and what maps it back."""
+
+    problem: _colocation.ColocationProblem
+    reloc: pd.DataFrame
+    add_ops: list[str]
+    host_op: np.ndarray
+    te: np.ndarray
+    rate_plan: float
+
+
+def _colocation_options(
+    existing: gpd.GeoDataFrame,
+    proposed: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+    t: float,
+    allow_add_tenant: bool,
+) -> _Options:
+    """Relocation options (dedicated proposed sites only) and add-tenant options."""
+    te = n_tenants(existing, "existing_sites")
+    tmax = pd.to_numeric(existing["max_tenants"], errors="coerce").to_numpy(dtype=float)
+    tp = n_tenants(proposed, "proposed_sites") if len(proposed) else np.zeros(0, dtype=int)
+    s0 = len(te) + len(tp)
+    m0 = int((te >= 2).sum() + (tp >= 2).sum())
+    if s0 == 0:
+        raise EmptyInputError("existing_sites and proposed_sites: no structures at all")
+    host_op = existing["operator"].astype(str).to_numpy()
+    host_ops = (
+        [set(_split_ops(v)) | {h} for v, h in zip(existing["operators"], host_op, strict=True)]
+        if "operators" in existing.columns
+        else [{h} for h in host_op]
+    )
+    sid_to_j = {s: j for j, s in enumerate(existing["site_id"].to_numpy())}
+    reloc = pd.DataFrame(columns=["site_id", "operator", "host_site_id", "distance_m"])
+    if len(candidates) and len(proposed):
+        ptype = (
+            proposed.set_index("site_id")["site_type"]
+            if "site_type" in proposed.columns
+            else pd.Series(np.where(tp >= 2, "shared", "dedicated"), index=proposed["site_id"])
+        )
+        ded_ids = set(ptype.index[(ptype == "dedicated").to_numpy() & (tp == 1)])
+        c = candidates[candidates["site_id"].isin(ded_ids)]
+        reloc = c[["site_id", "operator", "host_site_id", "distance_m"]].reset_index(drop=True)
+    reloc_j = np.array([sid_to_j[h] for h in reloc["host_site_id"]], dtype=np.int64)
+    _, site_idx = np.unique(reloc["site_id"].astype(str).to_numpy(), return_inverse=True)
+    cap = np.maximum(tmax - te, 0).astype(int)
+    single = np.flatnonzero((te == 1) & (cap >= 1))
+    add_ops: list[str] = []
+    add_hosts = np.zeros(0, dtype=np.int64)
+    if allow_add_tenant and len(single):
+        add_ops, _ = _add_tenant_operator(existing, proposed, single, host_ops)
+        keep = np.array([o != "" for o in add_ops], dtype=bool)
+        add_hosts = single[keep]
+        add_ops = [o for o, k in zip(add_ops, keep, strict=True) if k]
+    prob = _colocation.ColocationProblem(
+        site=np.asarray(site_idx, dtype=np.int64).ravel(),
+        reloc_host=reloc_j,
+        reloc_dist=reloc["distance_m"].to_numpy(dtype=float),
+        add_host=np.asarray(add_hosts, dtype=np.int64),
+        single=single,
+        free=cap,
+        s0=s0,
+        m0=m0,
+        target=t,
+    )
+    return _Options(prob, reloc, add_ops, host_op, te, m0 / s0)
+
+
+def _plan_from_moves(
+    opts: _Options,
+    existing: gpd.GeoDataFrame,
+    proposed: gpd.GeoDataFrame,
+    xsel: np.ndarray,
+    asel: np.ndarray,
+    status: str,
+    uc: UnitCosts,
+    crs: Any,
+) -> ColocationPlan:
+    """The :class:`ColocationPlan` of the chosen relocations ``xsel`` and added tenants ``asel``."""
+    prob, reloc, te = opts.problem, opts.reloc, opts.te
+    xs = np.flatnonzero(xsel)
+    as_ = np.flatnonzero(asel)
+    gained = np.zeros(len(te), dtype=int)
+    np.add.at(gained, prob.reloc_host[xs], 1)
+    np.add.at(gained, prob.add_host[as_], 1)
+    m = prob.m0 + int(((te == 1) & (gained >= 1)).sum())
+    s = prob.s0 - len(xs)
+    rate = m / s if s else 0.0
+    exy = points_xy(existing, "existing")
+    pmap = dict(zip(proposed["site_id"], proposed.geometry, strict=False)) if len(proposed) else {}
+    pdist = (
+        dict(zip(proposed["site_id"], proposed["district"], strict=False))
+        if len(proposed) and "district" in proposed.columns
+        else {}
+    )
+    edist = existing["district"].to_numpy() if "district" in existing.columns else None
+    e_sid = existing["site_id"].to_numpy()
+    recs: list[dict[str, Any]] = []
+    geoms = []
+    for k in xs:
+        j = int(prob.reloc_host[k])
+        sid = reloc["site_id"].iat[int(k)]
+        recs.append(
+            {
+                "move_type": "relocate",
+                "site_id": sid,
+                "operator": reloc["operator"].iat[int(k)],
+                "host_site_id": e_sid[j],
+                "host_operator": opts.host_op[j],
+                "distance_m": float(prob.reloc_dist[k]),
+                "outlay_vnd": uc.colocation,
+                "saving_vnd": uc.new_dedicated_site,
+                "net_cost_vnd": uc.colocation - uc.new_dedicated_site,
+                "district": pdist.get(sid, edist[j] if edist is not None else None),
+            }
+        )
+        pt = pmap[sid]
+        geoms.append(linestrings([[pt.x, pt.y], list(exy[j])]))
+    for k in as_:
+        j = int(prob.add_host[k])
+        recs.append(
+            {
+                "move_type": "add_tenant",
+                "site_id": "",
+                "operator": opts.add_ops[k],
+                "host_site_id": e_sid[j],
+                "host_operator": opts.host_op[j],
+                "distance_m": 0.0,
+                "outlay_vnd": uc.colocation,
+                "saving_vnd": 0.0,
+                "net_cost_vnd": uc.colocation,
+                "district": edist[j] if edist is not None else None,
+            }
+        )
+        geoms.append(existing.geometry.iat[j])
+    if recs:
+        moves = gpd.GeoDataFrame(pd.DataFrame(recs, columns=_MOVE_COLUMNS), geometry=geoms, crs=crs)
+    else:
+        moves = gpd.GeoDataFrame(
+            {c: pd.Series(dtype=object) for c in _MOVE_COLUMNS},
+            geometry=gpd.GeoSeries([], crs=crs),
+            crs=crs,
+        )
+    outlay = float(moves["outlay_vnd"].sum()) if recs else 0.0
+    saving = float(moves["saving_vnd"].sum()) if recs else 0.0
+    return ColocationPlan(
+        moves=moves,
+        rate_plan=opts.rate_plan,
+        rate_after=rate,
+        target=prob.target,
+        reached=rate >= prob.target - 1e-12,
+        n_structures=s,
+        n_shared=m,
+        outlay_vnd=outlay,
+        saving_vnd=saving,
+        net_cost_vnd=outlay - saving,
+        status=status,
+    )
+
+
 def cheapest_colocations_to_target(
     proposed: gpd.GeoDataFrame,
     existing: gpd.GeoDataFrame,
@@ -632,7 +794,7 @@ def cheapest_colocations_to_target(
     unit_costs: UnitCosts | None = None,
     objective: Literal["outlay", "net_cost"] = "outlay",
     allow_add_tenant: bool = True,
-    time_limit_s: float = 30.0,
+    time_limit_s: float = math.inf,
 ) -> ColocationPlan:
     """Cheapest set of co-locations that lifts the sharing rate to ``target``.
 
@@ -659,7 +821,7 @@ def cheapest_colocations_to_target(
              sum_j y_j + t * sum_ij x_ij >= t*S0 - M0  (rate (M0+sum y)/(S0-sum x) >= t)
 
     The rate constraint is the linearised ``(M0 + Σy) / (S0 - Σx) >= t``.
-    Solved exactly with HiGHS (:func:`scipy.optimize.milp`); a greedy is not
+    Solved exactly with HiGHS (:mod:`towerplan.infrastructure._colocation`); a greedy is not
     used because which sites can reach which hosts makes it a bipartite
     b-matching where greedy choices are not optimal in general.
 
@@ -687,8 +849,8 @@ def cheapest_colocations_to_target(
     objective : {"outlay", "net_cost"}
     allow_add_tenant : bool
     time_limit_s : float
-        HiGHS time limit; the best solution found is returned (``status``
-        ``"time limit"``).
+        Wall-clock safety stop only (default none; the MILP is bounded by nodes); a run it
+        cuts returns the best solution found with ``status`` ``"time limit"``.
 
     Returns
     -------
@@ -707,8 +869,8 @@ def cheapest_colocations_to_target(
         )
     if objective not in ("outlay", "net_cost"):
         raise ParameterError(f"objective = {objective!r}: use 'outlay' or 'net_cost'")
-    if time_limit_s <= 0:
-        raise ParameterError(f"time_limit_s = {time_limit_s}: must be > 0")
+    if math.isnan(time_limit_s) or time_limit_s <= 0:
+        raise ParameterError(f"time_limit_s = {time_limit_s}: must be > 0 (a safety stop)")
     uc = unit_costs if unit_costs is not None else UnitCosts()
     check_unit_costs(uc)
     crs = require_metric(existing, "existing_sites")
@@ -716,258 +878,53 @@ def cheapest_colocations_to_target(
         require_metric(proposed, "proposed_sites")
     require_columns(existing, ["site_id", "operator", "max_tenants"], "existing_sites")
     t = float(target)
-
-    te = n_tenants(existing, "existing_sites")
-    tmax = pd.to_numeric(existing["max_tenants"], errors="coerce").to_numpy(dtype=float)
-    tp = n_tenants(proposed, "proposed_sites") if len(proposed) else np.zeros(0, dtype=int)
-    s0 = len(te) + len(tp)
-    m0 = int((te >= 2).sum() + (tp >= 2).sum())
-    if s0 == 0:
-        raise EmptyInputError("existing_sites and proposed_sites: no structures at all")
-    rate_plan = m0 / s0
-
-    host_op = existing["operator"].astype(str).to_numpy()
-    host_ops = (
-        [set(_split_ops(v)) | {h} for v, h in zip(existing["operators"], host_op, strict=True)]
-        if "operators" in existing.columns
-        else [{h} for h in host_op]
-    )
-    sid_to_j = {s: j for j, s in enumerate(existing["site_id"].to_numpy())}
-
-    # relocation pairs: dedicated proposed sites only
-    reloc = pd.DataFrame(columns=["site_id", "operator", "host_site_id", "distance_m"])
-    if len(candidates) and len(proposed):
-        ptype = (
-            proposed.set_index("site_id")["site_type"]
-            if "site_type" in proposed.columns
-            else pd.Series(np.where(tp >= 2, "shared", "dedicated"), index=proposed["site_id"])
+    opts = _colocation_options(existing, proposed, candidates, t, allow_add_tenant)
+    prob = opts.problem
+    nx_, na = len(prob.site), len(prob.add_host)
+    if prob.need <= 1e-12 and objective == "outlay":
+        logger.info("sharing rate %.3f already meets target %.3f: no moves", opts.rate_plan, t)
+        return _plan_from_moves(
+            opts,
+            existing,
+            proposed,
+            np.zeros(nx_, bool),
+            np.zeros(na, bool),
+            "target already met",
+            uc,
+            crs,
         )
-        ded_ids = set(ptype.index[(ptype == "dedicated").to_numpy() & (tp == 1)])
-        c = candidates[candidates["site_id"].isin(ded_ids)]
-        reloc = c[["site_id", "operator", "host_site_id", "distance_m"]].reset_index(drop=True)
-    reloc_j = np.array([sid_to_j[h] for h in reloc["host_site_id"]], dtype=int)
-    site_codes, site_idx = np.unique(reloc["site_id"].astype(str).to_numpy(), return_inverse=True)
-
-    cap = np.maximum(tmax - te, 0).astype(int)
-    single = np.flatnonzero((te == 1) & (cap >= 1))
-    add_ops: list[str] = []
-    if allow_add_tenant and len(single):
-        add_ops, _ = _add_tenant_operator(existing, proposed, single, host_ops)
-        keep = np.array([o != "" for o in add_ops], dtype=bool)
-        add_hosts = single[keep]
-        add_ops = [o for o, k in zip(add_ops, keep, strict=True) if k]
-    else:
-        add_hosts = np.zeros(0, dtype=int)
-
-    nx_, na, ny = len(reloc), len(add_hosts), len(single)
-    nvar = nx_ + na + ny
-    need = t * s0 - m0
-    moves_empty = gpd.GeoDataFrame(
-        {c: pd.Series(dtype=object) for c in _MOVE_COLUMNS},
-        geometry=gpd.GeoSeries([], crs=crs),
-        crs=crs,
-    )
-
-    def _result(xsel: np.ndarray, asel: np.ndarray, status: str) -> ColocationPlan:
-        xs = np.flatnonzero(xsel)
-        as_ = np.flatnonzero(asel)
-        gained = np.zeros(len(te), dtype=int)
-        np.add.at(gained, reloc_j[xs], 1)
-        np.add.at(gained, add_hosts[as_], 1)
-        m = m0 + int(((te == 1) & (gained >= 1)).sum())
-        s = s0 - len(xs)
-        rate = m / s if s else 0.0
-        exy = points_xy(existing, "existing")
-        pmap = (
-            dict(zip(proposed["site_id"], proposed.geometry, strict=False)) if len(proposed) else {}
-        )
-        pdist = (
-            dict(zip(proposed["site_id"], proposed["district"], strict=False))
-            if len(proposed) and "district" in proposed.columns
-            else {}
-        )
-        edist = existing["district"].to_numpy() if "district" in existing.columns else None
-        recs: list[dict[str, Any]] = []
-        geoms = []
-        r_sid = reloc["site_id"].to_numpy()
-        r_op = reloc["operator"].to_numpy()
-        r_d = reloc["distance_m"].to_numpy(dtype=float)
-        e_sid = existing["site_id"].to_numpy()
-        for k in xs:
-            j = int(reloc_j[k])
-            sid = r_sid[k]
-            recs.append(
-                {
-                    "move_type": "relocate",
-                    "site_id": sid,
-                    "operator": r_op[k],
-                    "host_site_id": e_sid[j],
-                    "host_operator": host_op[j],
-                    "distance_m": float(r_d[k]),
-                    "outlay_vnd": uc.colocation,
-                    "saving_vnd": uc.new_dedicated_site,
-                    "net_cost_vnd": uc.colocation - uc.new_dedicated_site,
-                    "district": pdist.get(sid, edist[j] if edist is not None else None),
-                }
-            )
-            p = pmap[sid]
-            geoms.append(linestrings([[p.x, p.y], list(exy[j])]))
-        for k in as_:
-            j = int(add_hosts[k])
-            recs.append(
-                {
-                    "move_type": "add_tenant",
-                    "site_id": "",
-                    "operator": add_ops[k],
-                    "host_site_id": e_sid[j],
-                    "host_operator": host_op[j],
-                    "distance_m": 0.0,
-                    "outlay_vnd": uc.colocation,
-                    "saving_vnd": 0.0,
-                    "net_cost_vnd": uc.colocation,
-                    "district": edist[j] if edist is not None else None,
-                }
-            )
-            geoms.append(existing.geometry.iat[j])
-        moves = (
-            gpd.GeoDataFrame(pd.DataFrame(recs, columns=_MOVE_COLUMNS), geometry=geoms, crs=crs)
-            if recs
-            else moves_empty
-        )
-        outlay = float(moves["outlay_vnd"].sum()) if recs else 0.0
-        saving = float(moves["saving_vnd"].sum()) if recs else 0.0
-        return ColocationPlan(
-            moves=moves,
-            rate_plan=rate_plan,
-            rate_after=rate,
-            target=t,
-            reached=rate >= t - 1e-12,
-            n_structures=s,
-            n_shared=m,
-            outlay_vnd=outlay,
-            saving_vnd=saving,
-            net_cost_vnd=outlay - saving,
-            status=status,
-        )
-
-    if need <= 1e-12 and objective == "outlay":
-        logger.info("sharing rate %.3f already meets target %.3f: no moves", rate_plan, t)
-        return _result(np.zeros(nx_, bool), np.zeros(na, bool), "target already met")
-    if nvar == 0:
+    if prob.n_vars == 0:
         msg = (
-            f"sharing target {t:.1%} unreachable: rate {rate_plan:.1%} and no co-location "
+            f"sharing target {t:.1%} unreachable: rate {opts.rate_plan:.1%} and no co-location "
             "option (no free tenancy within the co-location distance)"
         )
         warnings.warn(msg, UserWarning, stacklevel=2)
         logger.warning(msg)
-        return _result(np.zeros(0, bool), np.zeros(0, bool), "target unreachable: best possible")
-
-    # ---- matrices: variable order [x (nx_), a (na), y (ny)]
-    y_of = {int(j): k for k, j in enumerate(single)}
-    rows_c: list[sparse.csr_matrix] = []
-    lo: list[np.ndarray] = []
-    hi: list[np.ndarray] = []
-    # each site at most once
-    if nx_:
-        a1 = sparse.csr_matrix(
-            (np.ones(nx_), (site_idx, np.arange(nx_))), shape=(len(site_codes), nvar)
+        return _plan_from_moves(
+            opts,
+            existing,
+            proposed,
+            np.zeros(0, bool),
+            np.zeros(0, bool),
+            "target unreachable: best possible",
+            uc,
+            crs,
         )
-        rows_c.append(a1)
-        lo.append(np.full(len(site_codes), -np.inf))
-        hi.append(np.ones(len(site_codes)))
-    # capacity per host touched
-    hosts_touched = np.unique(np.concatenate([reloc_j, add_hosts]))
-    h_of = {int(j): r for r, j in enumerate(hosts_touched)}
-    ri = [h_of[int(j)] for j in reloc_j] + [h_of[int(j)] for j in add_hosts]
-    ci = list(range(nx_)) + list(range(nx_, nx_ + na))
-    a2 = sparse.csr_matrix((np.ones(len(ri)), (ri, ci)), shape=(len(hosts_touched), nvar))
-    rows_c.append(a2)
-    lo.append(np.full(len(hosts_touched), -np.inf))
-    hi.append(cap[hosts_touched].astype(float))
-    # y_j - sum x_ij - a_j <= 0
-    ri3: list[int] = []
-    ci3: list[int] = []
-    v3: list[float] = []
-    for k in range(len(single)):
-        ri3.append(k)
-        ci3.append(nx_ + na + k)
-        v3.append(1.0)
-    for k, j in enumerate(reloc_j):
-        if int(j) in y_of:
-            ri3.append(y_of[int(j)])
-            ci3.append(k)
-            v3.append(-1.0)
-    for k, j in enumerate(add_hosts):
-        ri3.append(y_of[int(j)])
-        ci3.append(nx_ + k)
-        v3.append(-1.0)
-    if ny:
-        a3 = sparse.csr_matrix((v3, (ri3, ci3)), shape=(ny, nvar))
-        rows_c.append(a3)
-        lo.append(np.full(ny, -np.inf))
-        hi.append(np.zeros(ny))
-    gain = np.concatenate([np.full(nx_, t), np.zeros(na), np.ones(ny)])
     if objective == "outlay":
-        # every move costs C_col: least outlay = fewest moves (exact, weight 1 per move);
-        # tie-breaks summing to < 0.9: relocations before added tenants, nearer hosts first
-        nn = max(nvar, 1)
-        dist_m = reloc["distance_m"].to_numpy(float)
-        dmax = max(float(dist_m.max()) if nx_ else 0.0, 1.0)
-        cx = 1.0 - 0.5 / nn + 0.4 / nn * dist_m / dmax
-        ca = np.ones(na)
+        cost = _colocation.tie_break_costs(prob)
     else:
         scale = 1e6  # objective in million VND
-        cx = np.full(nx_, (uc.colocation - uc.new_dedicated_site) / scale)
-        ca = np.full(na, uc.colocation / scale)
-    cost = np.concatenate([cx, ca, np.zeros(ny)])
-    base = sparse.vstack(rows_c).tocsr()
-    integrality = np.ones(nvar)
-    bounds = Bounds(np.zeros(nvar), np.ones(nvar))
-    opts = {"time_limit": float(time_limit_s), "mip_rel_gap": 0.0}
-    is_move = np.concatenate([np.ones(nx_ + na), np.zeros(ny)])
-
-    def _solve(c: np.ndarray, with_target: bool, max_moves: float | None = None) -> Any:
-        mats = [base]
-        lows = [*lo]
-        highs = [*hi]
-        if with_target:
-            mats.append(sparse.csr_matrix(gain.reshape(1, -1)))
-            lows.append(np.array([need - 1e-9]))
-            highs.append(np.array([np.inf]))
-        if max_moves is not None:
-            mats.append(sparse.csr_matrix(is_move.reshape(1, -1)))
-            lows.append(np.array([-np.inf]))
-            highs.append(np.array([max_moves + 1e-9]))
-        cons = LinearConstraint(
-            sparse.vstack(mats).tocsr(), np.concatenate(lows), np.concatenate(highs)
+        cost = np.concatenate(
+            [
+                np.full(nx_, (uc.colocation - uc.new_dedicated_site) / scale),
+                np.full(na, uc.colocation / scale),
+                np.zeros(len(prob.single)),
+            ]
         )
-        return milp(c, constraints=cons, integrality=integrality, bounds=bounds, options=opts)
-
-    if objective == "outlay":
-        # lexicographic: (1) the fewest moves, an integer objective whose LP bound HiGHS
-        # rounds up, so optimality is proven fast; (2) among plans with that many moves,
-        # the tie-breaks (relocations first, nearer hosts) - proven or best found in time
-        res = _solve(is_move, with_target=True)
-        if res.x is not None:
-            n_moves = float(np.round(res.fun))
-            res2 = _solve(cost, with_target=True, max_moves=n_moves)
-            if res2.x is not None:
-                res = res2
-    else:
-        res = _solve(cost, with_target=True)
-    status = "optimal"
-    if res.x is None:
-        # infeasible (or no solution in time): maximise the rate's linear gain instead
-        c2 = -gain + 1e-6 * cost / max(cost.max(), 1e-9) if cost.size else -gain
-        res = _solve(c2, with_target=False)
-        status = "target unreachable: best possible"
-    elif res.status == 1:
-        status = "time limit"
-    if res.x is None:  # pragma: no cover - HiGHS always finds x = 0 feasible
-        res_x = np.zeros(nvar)
-    else:
-        res_x = np.round(res.x)
-    plan = _result(res_x[:nx_] > 0.5, res_x[nx_ : nx_ + na] > 0.5, status)
+    xsel, asel, status = _colocation.solve_colocation(
+        prob, cost, lexicographic=objective == "outlay", time_limit_s=time_limit_s
+    )
+    plan = _plan_from_moves(opts, existing, proposed, xsel, asel, status, uc, crs)
     if not plan.reached:
         msg = (
             f"sharing target {t:.1%} unreachable with the co-location options: best rate "

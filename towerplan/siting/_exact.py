@@ -397,6 +397,7 @@ def solve_milp(
         "milp_solve_s": res.solve_s,
         "milp_status": res.status,
         "milp_nodes": res.nodes,
+        "milp_checkpoints": res.checkpoints,
         "milp_simplex_iterations": res.simplex_iterations,
         "milp_cols": model.n_col,
         "milp_rows": int(model.M.shape[0]),

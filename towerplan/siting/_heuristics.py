@@ -16,6 +16,7 @@ from towerplan.siting._exact import solve_milp
 from towerplan.siting._highs import WorkLimits
 from towerplan.siting._model import (
     _TOL,
+    LNS_SUB_CHECKPOINTS,
     LNS_SUB_NODES,
     LNS_SUBPROBLEMS,
     SWAP_PASSES,
@@ -527,9 +528,11 @@ def lns(
         n_sub += 1
         try:
             limits = (
-                safety.limits(sub_nodes, sub_gap)
+                safety.limits(sub_nodes, sub_gap, LNS_SUB_CHECKPOINTS)
                 if safety is not None
-                else WorkLimits(max_nodes=sub_nodes, mip_gap=sub_gap)
+                else WorkLimits(
+                    max_nodes=sub_nodes, mip_gap=sub_gap, max_checkpoints=LNS_SUB_CHECKPOINTS
+                )
             )
             res = solve_milp(sub, limits, start=cur)
             timed_out = timed_out or res.time_limited

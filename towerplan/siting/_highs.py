@@ -83,12 +83,18 @@ class WorkLimits:
         Relative gap at which HiGHS stops the MIP.
     time_limit_s : float
         Safety stop only (``inf`` = none); a run that hits it is not reproducible.
+    max_checkpoints : int
+        MIP work checkpoints: HiGHS calls its MIP interrupt callback at fixed points of
+        its search (each root separation round, each node batch); the run stops after
+        this many calls.  This bounds the root node, which no node limit does (root cut
+        separation can take tens of seconds), deterministically.
     """
 
     max_nodes: int = NO_LIMIT
     max_simplex_iterations: int = NO_LIMIT
     mip_gap: float = 1e-4
     time_limit_s: float = math.inf
+    max_checkpoints: int = NO_LIMIT
 
 
 @dataclass
@@ -108,6 +114,8 @@ class MilpResult:
     simplex_iterations: int = 0
     solve_s: float = 0.0
     time_limited: bool = False
+    checkpoints: int = 0
+    work_stopped: bool = False
     row_dual: np.ndarray | None = None
     log: dict[str, Any] = field(default_factory=dict)
 
@@ -180,27 +188,53 @@ def _pass_model(h: Any, model: MilpModel, relax: bool) -> None:
     h.passModel(lp)
 
 
-def _subscribe_safety_stop(h: Any, limits: WorkLimits, relax: bool) -> list[int]:
-    """Interrupt callbacks firing once the wall clock passes the safety stop (+0.5 s).
+def _subscribe_stops(h: Any, limits: WorkLimits, relax: bool) -> dict[str, int]:
+    """Interrupt callbacks: the work checkpoints (MIP) and the wall-clock safety stop.
 
-    HiGHS checks its own ``time_limit`` only at some points; phases that fire no callback
-    (presolve, root cut separation) cannot be interrupted at all.
+    The safety stop fires once the wall clock passes ``time_limit_s`` + 0.5 s (HiGHS
+    checks its own ``time_limit`` only at some points).  Returns live counters:
+    ``checkpoints`` (MIP callback calls), ``work_stop`` and ``time_stop`` (1 when fired).
     """
-    fired = [0]
-    if not np.isfinite(limits.time_limit_s):
-        return fired
-    deadline = time.perf_counter() + max(limits.time_limit_s, 0.01) + 0.5
+    state = {"checkpoints": 0, "work_stop": 0, "time_stop": 0}
+    timed = bool(np.isfinite(limits.time_limit_s))
+    deadline = time.perf_counter() + max(limits.time_limit_s, 0.01) + 0.5 if timed else 0.0
 
-    def _interrupt(event: Any) -> None:
-        if time.perf_counter() > deadline:
-            fired[0] += 1
+    def _time(event: Any) -> None:
+        if timed and time.perf_counter() > deadline:
+            state["time_stop"] = 1
             event.interrupt()
 
-    h.cbSimplexInterrupt.subscribe(_interrupt)
-    h.cbIpmInterrupt.subscribe(_interrupt)
-    if not relax:
-        h.cbMipInterrupt.subscribe(_interrupt)
-    return fired
+    def _mip(event: Any) -> None:
+        state["checkpoints"] += 1
+        if state["checkpoints"] > limits.max_checkpoints:
+            state["work_stop"] = 1
+            event.interrupt()
+        else:
+            _time(event)
+
+    if timed:
+        h.cbSimplexInterrupt.subscribe(_time)
+        h.cbIpmInterrupt.subscribe(_time)
+    if not relax and (timed or limits.max_checkpoints < NO_LIMIT):
+        h.cbMipInterrupt.subscribe(_mip)
+    return state
+
+
+def _run(
+    model: MilpModel, limits: WorkLimits, start: np.ndarray | None, relax: bool
+) -> tuple[Any, dict[str, int], Any]:
+    import highspy
+
+    h = new_highs()
+    _configure(h, limits)
+    _pass_model(h, model, relax)
+    if start is not None and not relax:
+        hs = highspy.HighsSolution()
+        hs.col_value = list(np.asarray(start, dtype=float))
+        hs.value_valid = True
+        h.setSolution(hs)
+    state = _subscribe_stops(h, limits, relax)
+    return h, state, h.run()
 
 
 def solve_model(
@@ -227,24 +261,21 @@ def solve_model(
     """
     import highspy
 
-    h = new_highs()
-    _configure(h, limits)
-    _pass_model(h, model, relax)
-    if start is not None and not relax:
-        hs = highspy.HighsSolution()
-        hs.col_value = list(np.asarray(start, dtype=float))
-        hs.value_valid = True
-        h.setSolution(hs)
-    fired = _subscribe_safety_stop(h, limits, relax)
     t0 = time.perf_counter()
-    run_status = h.run()
+    h, state, run_status = _run(model, limits, start, relax)
+    if run_status == highspy.HighsStatus.kError and h.getModelStatus() in (
+        highspy.HighsModelStatus.kNotset,
+        highspy.HighsModelStatus.kLoadError,
+    ):
+        # HiGHS refuses threads=1 when another caller in this process started its thread
+        # scheduler with more threads: restart the scheduler once and run again
+        logger.info("HiGHS did not start (thread scheduler in use); restarting it")
+        highspy.Highs.resetGlobalScheduler(True)
+        h, state, run_status = _run(model, limits, start, relax)
     el = time.perf_counter() - t0
     ms = h.getModelStatus()
     status = h.modelStatusToString(ms)
-    time_limited = bool(fired[0]) or ms in (
-        highspy.HighsModelStatus.kTimeLimit,
-        highspy.HighsModelStatus.kInterrupt,
-    )
+    time_limited = bool(state["time_stop"]) or ms == highspy.HighsModelStatus.kTimeLimit
     if time_limited:
         logger.warning("HiGHS stopped by the wall-clock safety stop after %.1f s", el)
     if run_status == highspy.HighsStatus.kError:
@@ -259,6 +290,8 @@ def solve_model(
         simplex_iterations=int(info.simplex_iteration_count),
         solve_s=el,
         time_limited=time_limited,
+        checkpoints=state["checkpoints"],
+        work_stopped=bool(state["work_stop"]),
     )
     if relax:
         if ms == highspy.HighsModelStatus.kOptimal:

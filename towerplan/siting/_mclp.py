@@ -46,6 +46,7 @@ from towerplan.siting._heuristics import (
 from towerplan.siting._model import (
     LAGRANGIAN_ITERATIONS,
     LNS_SUBPROBLEMS,
+    MILP_CHECKPOINTS,
     SWAP_PASSES,
     MCLPProblem,
     MCLPSolution,
@@ -78,6 +79,9 @@ __all__ = [
 
 MILP_MAX_NNZ = 400_000
 """Above this many non-zeros in the reduced MILP, ``auto`` does not hand the model to HiGHS."""
+MILP_DIRECT_NNZ = 60_000
+"""Up to this many non-zeros ``auto`` skips the LNS and goes from the heuristic start and
+the Lagrangian bound straight to the MILP (small models close at the root)."""
 
 
 def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolution:
@@ -88,7 +92,8 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
       ``mip_gap``, twice the LNS budget.
     * ``exact``: the full MILP in HiGHS (``max_nodes`` nodes), warm-started from greedy +
       swaps.
-    * ``auto``: the heuristic (stops as soon as the gap is certified within ``mip_gap``);
+    * ``auto``: the heuristic (stops as soon as the gap is certified within ``mip_gap``;
+      no LNS for models up to :data:`MILP_DIRECT_NNZ` non-zeros);
       then, if not certified and the reduced MILP is small enough
       (:data:`MILP_MAX_NNZ`), the MILP warm-started from the heuristic, else a second
       LNS phase.
@@ -108,7 +113,11 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
     swaps = st.budget(SWAP_PASSES)
     sol = local_search(prob, greedy(prob), max_passes=swaps, seed=st.seed, safety=safety)
     if st.solver == "exact":
-        out = solve_milp(prob, safety.limits(st.budget(st.max_nodes), st.mip_gap), start=sol)
+        out = solve_milp(
+            prob,
+            safety.limits(st.budget(st.max_nodes), st.mip_gap, st.budget(MILP_CHECKPOINTS)),
+            start=sol,
+        )
         out.method = f"exact MILP (HiGHS) warm-started from greedy + swaps, gap {out.gap:.3%}"
         return _finish(out, st, safety)
     ub, linfo = lagrangian_bound(
@@ -132,7 +141,10 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
     sol.log.update(linfo)
     sol.time_limited = sol.time_limited or bool(linfo.get("lagrangian_time_limited"))
     n_lns = st.budget(LNS_SUBPROBLEMS)
-    if sol.gap > st.mip_gap:
+    keep = _milp_columns(prob)
+    est_nnz = prob.A[:, keep].nnz + (prob.A.shape[0] + len(keep)) * prob.n_ops
+    direct = st.solver == "auto" and est_nnz <= MILP_DIRECT_NNZ
+    if sol.gap > st.mip_gap and not direct:
         better = lns(
             prob,
             sol,
@@ -154,10 +166,12 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         if st.solver == "heuristic" and sol.gap > st.mip_gap:
             sol = _second_lns(prob, sol, st, safety, n_lns)
         return _finish(sol, st, safety)
-    keep = _milp_columns(prob)
-    est_nnz = prob.A[:, keep].nnz + (prob.A.shape[0] + len(keep)) * prob.n_ops
     if est_nnz <= MILP_MAX_NNZ:
-        out = solve_milp(prob, safety.limits(st.budget(st.max_nodes), st.mip_gap), start=sol)
+        out = solve_milp(
+            prob,
+            safety.limits(st.budget(st.max_nodes), st.mip_gap, st.budget(MILP_CHECKPOINTS)),
+            start=sol,
+        )
         out.upper_bound = max(min(out.upper_bound, sol.upper_bound), out.objective)
         out.time_limited = out.time_limited or sol.time_limited
         out.method = (

@@ -171,6 +171,10 @@ LNS_SUBPROBLEMS = 40
 
 LNS_SUB_NODES = 200
 """Branch-and-bound nodes per LNS window MILP."""
+LNS_SUB_CHECKPOINTS = 60
+"""HiGHS MIP work checkpoints per LNS window MILP (bounds the root; see ``WorkLimits``)."""
+MILP_CHECKPOINTS = 1000
+"""HiGHS MIP work checkpoints of the full MILP (before ``work_limit`` scaling)."""
 
 
 class SafetyStop:
@@ -190,9 +194,13 @@ class SafetyStop:
             self.fired = True
         return self.fired
 
-    def limits(self, max_nodes: int, mip_gap: float) -> WorkLimits:
+    def limits(self, max_nodes: int, mip_gap: float, max_checkpoints: int) -> WorkLimits:
+        """HiGHS work limits with the time left as the safety stop."""
         return WorkLimits(
-            max_nodes=int(max_nodes), mip_gap=float(mip_gap), time_limit_s=max(self.left(), 0.01)
+            max_nodes=int(max_nodes),
+            mip_gap=float(mip_gap),
+            time_limit_s=max(self.left(), 0.01),
+            max_checkpoints=int(max_checkpoints),
         )
 
 

@@ -31,8 +31,11 @@ MILP_MAX_NNZ = 100_000
 """Largest set-covering MILP (non-zeros) that solver="auto" hands to HiGHS: above it HiGHS can
 spend tens of seconds in root cut separation, which no time limit or callback interrupts."""
 
-MAX_NODES = 2000
+MAX_NODES = 500
 """Branch-and-bound nodes of the set-covering MILP (before ``work_limit`` scaling)."""
+MAX_CHECKPOINTS = 150
+"""HiGHS MIP work checkpoints of the set-covering MILP (before ``work_limit`` scaling); they
+bound the root cut separation, which alone can take tens of seconds on partial covers."""
 
 
 @dataclass
@@ -181,7 +184,8 @@ def solve_set_cover(
     """Fewest columns of ``cover`` whose union covers ``target_fraction`` of the weight.
 
     Deterministic: the MILP is bounded by ``MAX_NODES * work_limit`` branch-and-bound
-    nodes; ``time_limit_s`` is a safety stop only.  See
+    nodes and ``MAX_CHECKPOINTS * work_limit`` HiGHS work checkpoints; ``time_limit_s``
+    is a safety stop only.  See
     :func:`towerplan.siting.set_cover` for the parameters.
     """
     t0 = time.perf_counter()
@@ -231,7 +235,10 @@ def solve_set_cover(
     log["weight_bound"] = lb
     model = _model(Ar, wr, need - tol, full)
     limits = WorkLimits(
-        max_nodes=max(1, round(MAX_NODES * work_limit)), mip_gap=0.0, time_limit_s=time_limit_s
+        max_nodes=max(1, round(MAX_NODES * work_limit)),
+        mip_gap=0.0,
+        time_limit_s=time_limit_s,
+        max_checkpoints=max(1, round(MAX_CHECKPOINTS * work_limit)),
     )
     time_limited = False
     use_milp = solver == "exact" or (solver == "auto" and model.nnz <= MILP_MAX_NNZ)
@@ -243,7 +250,12 @@ def solve_set_cover(
             x0[m:] = (cnt > 0).astype(float)
         res = solve_model(model, limits, x0)
         log.update(
-            {"milp_status": res.status, "milp_nodes": res.nodes, "milp_solve_s": res.solve_s}
+            {
+                "milp_status": res.status,
+                "milp_nodes": res.nodes,
+                "milp_checkpoints": res.checkpoints,
+                "milp_solve_s": res.solve_s,
+            }
         )
         time_limited = res.time_limited
         if res.x is not None:

@@ -144,6 +144,7 @@ class SitingResult:
             "lns_improvements",
             "milp_nodes",
             "milp_simplex_iterations",
+            "milp_checkpoints",
         )
         size_keys = (
             "rows_input",
