@@ -17,6 +17,8 @@ import pandas as pd
 from pyproj import Transformer
 from shapely.geometry import LineString, Point, box
 
+from towerplan.inputs._base import DEMO_KIND
+
 CRS = "EPSG:32648"
 EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'&</script>"
 OPERATORS = ("Viettel", "VNPT", "MobiFone")
@@ -259,7 +261,7 @@ def make_layers(
         "roads": roads,
     }
     summary: dict[str, Any] = {
-        "data_kind": "demo-schematic",
+        "data_kind": DEMO_KIND,
         "scenario": "cantho-2020",
         "scenario_title": "Cần Thơ ICT master plan 3933/QĐ-UBND, 2020",
         "plan_source": "Decision 3933/QĐ-UBND (2015)",

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from _layers_fixture import EVIL, make_layers
 
+from towerplan.inputs._base import DEMO_STAMP
 from towerplan.outputs import maps
 
 pytestmark = pytest.mark.browser
@@ -181,7 +182,7 @@ def test_user_text_is_shown_not_run(browser: Any, map_files: tuple[list[Path], d
     assert EVIL in r["tip"]
     assert any(EVIL in t for t in r["labels"])
     assert "note with " + EVIL in r["caption"]
-    assert "SCHEMATIC DEMO DATA" in r["caption"]
+    assert DEMO_STAMP in r["caption"]
     assert r["alerts"] == 0
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []

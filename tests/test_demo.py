@@ -1,4 +1,4 @@
-"""Tests of the built-in schematic demo (towerplan.inputs.demo) and of scripts/build_demo.py."""
+"""Tests of the built-in census demo (towerplan.inputs.demo) and of scripts/build_demo.py."""
 
 from __future__ import annotations
 
@@ -93,15 +93,16 @@ def test_facts_csv_has_nine_districts_with_sources() -> None:
     assert f["area_source"].str.contains("censusVN2009").all()
 
 
-def test_district_areas_match_facts(demo: PlanInputs) -> None:
+def test_district_areas_near_census_areas(demo: PlanInputs) -> None:
     f = _facts().set_index("code")
     d = demo.districts.set_index("code")
     real = f.loc[d.index, "area_km2_real"].to_numpy()
     measured = d.geometry.area.to_numpy() / 1e6
     rel = measured / real - 1.0
-    worst = float(np.max(np.abs(rel)))
-    report = ", ".join(f"{c} {100 * e:+.3f}%" for c, e in zip(d.index, rel, strict=True))
-    assert worst < 0.01, f"max relative area error {worst:.4%} (contract 5 %, aim 1 %): {report}"
+    # thinned census polygons vs the census table's areas: Phong Điền -12.6 % (it loses the
+    # overlaps with its neighbours of smaller commune id), the others within 9 %
+    assert float(np.max(np.abs(rel))) < 0.13, rel
+    assert measured.sum() == pytest.approx(1439.38, abs=0.1)
     np.testing.assert_allclose(d["area_km2"].to_numpy(), measured, rtol=1e-12)
 
 
@@ -113,9 +114,12 @@ def test_districts_layer_contract(demo: PlanInputs, scenario: Scenario) -> None:
     assert d["code"].is_unique and d["district"].is_unique
     assert d.crs.to_string() == scenario.crs
     assert d.is_valid.all() and (d.geom_type == "Polygon").all()
-    assert demo.data_kind == DEMO_KIND == "demo-schematic"
+    assert demo.data_kind == DEMO_KIND
+    assert "census" in DEMO_KIND and "synthetic sites" in DEMO_KIND
     assert demo.road_graph is None
-    assert len(demo.notes) >= 4 and all("schematic" in n or "synthetic" in n for n in demo.notes)
+    assert len(demo.notes) == 4
+    assert "census" in demo.notes[0] and "GSO" in demo.notes[1]
+    assert all("synthetic" in n for n in demo.notes[2:])
 
 
 def test_population_projected_from_2009(demo: PlanInputs, scenario: Scenario) -> None:
@@ -126,24 +130,37 @@ def test_population_projected_from_2009(demo: PlanInputs, scenario: Scenario) ->
     assert isinstance(pop, gpd.GeoDataFrame)
     assert float(pop["population"].sum()) == pytest.approx(expected_total, rel=1e-9)
     assert float(demo.districts["population"].sum()) == pytest.approx(expected_total, rel=1e-9)
-    # equal ward shares of each district's projected population
+    # communes keep the census package's shares, scaled to each district's GSO total
     for code, grp in pop.groupby("code"):
         district_pop = float(f.loc[code, "population_2009"]) * factor
-        np.testing.assert_allclose(grp["population"].to_numpy(), district_pop / len(grp))
+        assert float(grp["population"].sum()) == pytest.approx(district_pop, abs=1.0)
+    ninh_kieu = pop[pop["code"] == "916"]
+    assert len(ninh_kieu) == 13
+    assert float(ninh_kieu["population"].sum()) / factor == pytest.approx(242_945, abs=1.0)
     assert expected_total > 1_188_455  # growth is positive in the scenario
 
 
-def test_wards_nest_in_districts(demo: PlanInputs) -> None:
+def test_communes_partition_the_districts(demo: PlanInputs) -> None:
     pop = demo.population
     assert isinstance(pop, gpd.GeoDataFrame)
-    assert len(pop) == 80 and pop["ward_code"].is_unique
+    assert len(pop) == 85 and pop["commune_id"].is_unique
     assert pop.is_valid.all()
-    assert bool(shapely.coverage_is_valid(np.asarray(pop.geometry)))
+    geoms = np.asarray(pop.geometry)
+    # overlaps of the thinned census polygons removed: residual < 0.01 % of the area
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    pair = left < right
+    overlap = shapely.area(shapely.intersection(geoms[left[pair]], geoms[right[pair]])).sum()
+    total = shapely.area(geoms).sum()
+    assert overlap < 1e-4 * total
+    union = shapely.union_all(geoms)
+    holes = sum(shapely.Polygon(r).area for p in shapely.get_parts(union) for r in p.interiors)
+    assert holes < 1e-4 * total  # 4.8 km2 of slivers filled, a hundredth of a km2 left
     d = demo.districts.set_index("code")
     for code, grp in pop.groupby("code"):
-        union = shapely.union_all(np.asarray(grp.geometry))
-        diff = union.symmetric_difference(d.loc[code, "geometry"]).area
-        assert diff < 1.0, f"district {code}: wards differ from the district by {diff:.1f} m²"
+        u = shapely.union_all(np.asarray(grp.geometry))
+        diff = u.symmetric_difference(d.loc[code, "geometry"]).area
+        assert diff < 1e-4 * u.area, f"district {code}: communes differ by {diff:.1f} m²"
         assert set(grp["district"]) == {d.loc[code, "district"]}
 
 
@@ -151,7 +168,7 @@ def test_other_metric_crs_and_geographic_crs_rejected(scenario: Scenario) -> Non
     vn2000 = load_demo(dataclasses.replace(scenario, crs="EPSG:3405"))
     assert vn2000.districts.crs.to_epsg() == 3405
     assert vn2000.existing_sites.crs.to_epsg() == 3405
-    assert float(vn2000.districts["area_km2"].sum()) == pytest.approx(1414.38, rel=0.01)
+    assert float(vn2000.districts["area_km2"].sum()) == pytest.approx(1439.4, rel=0.01)
     with pytest.raises(CRSError, match="geographic"):
         load_demo(dataclasses.replace(scenario, crs="EPSG:4326"))
 
@@ -273,9 +290,11 @@ def test_pois_and_roads(demo: PlanInputs, scenario: Scenario) -> None:
     assert p["category"].value_counts().to_dict() == {"admin_centre": 9, "city_centre": 1}
     assert (p["source"] == "vietnamadminunits").all()
     assert set(p.loc[p["category"] == "admin_centre", "name"]) == set(demo.districts["district"])
-    city = p.loc[p["category"] == "city_centre"].geometry.iloc[0]
-    ninh_kieu = demo.districts.set_index("code").loc["916", "geometry"]
-    assert ninh_kieu.contains(city)
+    city = p.loc[p["category"] == "city_centre"]
+    # the geocoder's province point lies in Bình Thủy, 1 km west of Ninh Kiều
+    assert city["district"].iloc[0] == "Quận Bình Thủy"
+    binh_thuy = demo.districts.set_index("code").loc["918", "geometry"]
+    assert binh_thuy.contains(city.geometry.iloc[0])
     r = demo.roads
     assert r is not None and len(r) > 150
     assert set(r["road_class"]) == {"provincial", "local"}
@@ -293,75 +312,52 @@ def test_committed_files_consistent_with_facts() -> None:
     folder = resources.files("towerplan") / "data" / "demo"
     with resources.as_file(folder / "districts.geojson") as path:
         d = gpd.read_file(path)
+    with resources.as_file(folder / "communes.geojson") as path:
+        c = gpd.read_file(path)
     f = _facts().set_index("code")
     d = d.set_index("code")
     np.testing.assert_array_equal(d["population_2009"], f.loc[d.index, "population_2009"])
     np.testing.assert_array_equal(d["area_km2_real"], f.loc[d.index, "area_km2_real"])
+    pkg = c.groupby("code")["population_census_pkg"].sum()
+    np.testing.assert_array_equal(d["population_census_pkg"], pkg.loc[d.index])
+    assert int(pkg.sum()) == 1_109_814  # the census package's Cần Thơ total
+    calibrated = c.groupby("code")["population_2009"].sum()
+    np.testing.assert_allclose(calibrated.loc[d.index], d["population_2009"], atol=1.0)
     measured = d.to_crs("EPSG:32648").area / 1e6
     np.testing.assert_allclose(d["area_km2"], measured, atol=6e-4)
-    for name in ("districts", "wards", "admin_centres", "roads"):
+    for name in ("districts", "communes", "admin_centres", "roads"):
         text = (folder / f"{name}.geojson").read_text(encoding="utf-8")
         coords = re.findall(r"-?\d+\.\d+", text.split('"features"', 1)[1])
-        assert max(len(c.split(".")[1]) for c in coords) <= 5  # rounded to 1e-5 deg
+        assert max(len(v.split(".")[1]) for v in coords) <= 5  # rounded to 1e-5 deg
         assert len(text.encode()) < 100_000
 
 
-def test_build_script_deterministic_coarse(build_demo: ModuleType) -> None:
-    first = build_demo.build(province_code="92", cell_m=600.0, correction_passes=1)
-    second = build_demo.build(province_code="92", cell_m=600.0, correction_passes=1)
-    for name in ("districts", "wards", "admin_centres", "roads"):
-        a = build_demo.geojson_text(getattr(first, name), name)
-        b = build_demo.geojson_text(getattr(second, name), name)
-        assert a == b, f"{name} differs between two builds"
-    assert len(first.districts) == 9 and len(first.wards) == 80
-    assert first.wards.is_valid.all() and first.districts.is_valid.all()
-    assert bool(shapely.coverage_is_valid(np.asarray(first.wards.geometry)))
-    # even on a 600 m grid every district is within the 5 % contract
-    assert first.diagnostics["max_abs_area_rel_error"] < 0.05
-
-
 def test_build_helpers(build_demo: ModuleType) -> None:
-    assert build_demo.parse_bounds("10.0,105.7 – 10.1,105.8") == (105.7, 10.0, 105.8, 10.1)
     assert build_demo.utm_crs(105.7, 10.0) == "EPSG:32648"
     assert build_demo.utm_crs(-70.0, -33.0) == "EPSG:32719"
     assert build_demo.district_type_of("Quận") == "urban"
     assert build_demo.district_type_of("Huyện") == "rural"
     with pytest.raises(ValueError, match="no rows"):
         build_demo.read_units("00")
-
-
-def test_enforce_connectivity_reassigns_cut_off_piece(build_demo: ModuleType) -> None:
-    lab = np.array(
-        [
-            [0, 0, 1, 1, 0],
-            [0, 0, 1, 1, 1],
-            [2, 2, 2, 2, 2],
-            [-1, 2, 2, 2, -1],
-        ],
-        dtype=np.int32,
-    )
-    ward_district = np.array([0, 1, 1])
-    out = build_demo.enforce_connectivity(lab, ward_district)
-    assert out[0, 4] == 1  # ward 0's cut-off cell joins the nearest other ward
-    assert (out[:, :2][:2] == 0).all() and out[3, 0] == -1 and out[3, 4] == -1
-    assert lab[0, 4] == 0  # input not mutated
+    communes = pd.DataFrame({"code": ["a", "a", "b", "b"], "population": [1.0, 3.0, 0.0, 0.0]})
+    facts = pd.DataFrame({"code": ["a", "b"], "population_2009": [8, 10]})
+    np.testing.assert_allclose(build_demo.calibrate(communes, facts), [2.0, 6.0, 5.0, 5.0])
 
 
 # --------------------------------------------------------------------------- real data
 
 
 @pytest.mark.realdata
-def test_schematic_districts_near_real_polygons(demo: PlanInputs, shared_data: Path) -> None:
-    real = gpd.read_file(shared_data / "censusvn2009" / "cantho_aoi_districts_2009census.geojson")
-    real = real[real["in_can_tho"].astype(bool)].to_crs(demo.districts.crs)
-    real = real.set_index("district_vn")
-    assert set(real.index) == set(demo.districts["district"])
-    for row in demo.districts.itertuples():
-        poly = real.loc[row.district, "geometry"]
-        gap_km = poly.distance(row.geometry.centroid) / 1000
-        assert gap_km < 3.0, f"{row.district}: schematic centroid {gap_km:.2f} km from the real one"
-        overlap = poly.intersection(row.geometry).area / poly.area
-        assert overlap > 0.5, f"{row.district}: only {overlap:.0%} of the real district covered"
+def test_build_script_reproduces_committed_files(build_demo: ModuleType, shared_data: Path) -> None:
+    layers = build_demo.build(
+        province_code="92",
+        census=shared_data / "censusvn2009" / "cantho_communes_2009census.geojson",
+    )
+    folder = resources.files("towerplan") / "data" / "demo"
+    for name in ("districts", "communes", "admin_centres", "roads"):
+        text = build_demo.geojson_text(getattr(layers, name), name)
+        assert text == (folder / f"{name}.geojson").read_text(encoding="utf-8"), name
+    assert layers.diagnostics["partition"]["overlap_removed_km2"] == pytest.approx(4.12, abs=0.01)
 
 
 @pytest.mark.realdata

@@ -16,6 +16,7 @@ from _layers_fixture import EVIL, make_layers
 from shapely.geometry import LineString, Point
 
 from towerplan.errors import CRSError, ParameterError
+from towerplan.inputs._base import DEMO_STAMP
 from towerplan.outputs import _assets, maps
 
 REGISTRY_RE = re.compile(r'^\s*("(?:[^"\\]|\\.)*"): \[(\w+), (\d+)\],$', re.MULTILINE)
@@ -112,11 +113,11 @@ def test_escaping_of_user_text(evil_maps: tuple[list[Path], dict, dict]) -> None
 def test_demo_caption_and_notes() -> None:
     layers, summary, kpis = make_layers(n_existing=10, n_proposed=5)
     demo = maps.map_html(maps.build_map("overview", layers, summary, kpis))
-    assert "SCHEMATIC DEMO DATA" in demo
+    assert DEMO_STAMP in demo
     assert "Districts are schematic rectangles" in demo
     real = dict(summary, data_kind="cantho-osm-2024", notes=[])
     text = maps.map_html(maps.build_map("overview", layers, real, kpis))
-    assert "SCHEMATIC DEMO DATA" not in text
+    assert DEMO_STAMP not in text
     assert "data: cantho-osm-2024" in text
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from towerplan.inputs._base import DEMO_STAMP
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_cantho_walkthrough.ipynb"
 
 
@@ -22,5 +24,5 @@ def test_walkthrough_notebook_executes(tmp_path: Path) -> None:
     assert "new sites: 614 (338 dedicated, 276 shared)" in text
     assert "EPSG:5897" in text
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
-    assert sum("SCHEMATIC DEMO DATA" in h for h in html) >= 2  # the two inline maps
+    assert sum(DEMO_STAMP in h for h in html) >= 2  # the two inline maps
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the sheet

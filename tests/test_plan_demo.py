@@ -11,6 +11,7 @@ import pyogrio
 import pytest
 
 from towerplan.cli import main
+from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +25,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_summary_has_the_plan_numbers(demo_run: dict[str, Any]) -> None:
     s = demo_run["summary"]
-    assert s["data_kind"] == "demo-schematic"
-    assert "SCHEMATIC" in s["caption"]
+    assert s["data_kind"] == DEMO_KIND
+    assert "synthetic" in s["caption"] and "census" in s["caption"]
     assert s["scenario"] == "cantho-2020"
     assert (s["existing_sites"], s["new_sites"], s["total_sites"]) == (1114, 614, 1728)
     assert (s["new_dedicated"], s["new_shared"]) == (338, 276)
@@ -108,7 +109,7 @@ def test_capacity_check_and_best_server(demo_run: dict[str, Any]) -> None:
 def test_district_kpis(demo_run: dict[str, Any]) -> None:
     k = pd.read_csv(demo_run["out"] / "district_kpis.csv")
     assert len(k) == 9
-    assert set(k["data_kind"]) == {"demo-schematic"}
+    assert set(k["data_kind"]) == {DEMO_KIND}
     assert sorted(k["district_type"].value_counts().to_dict().items()) == [
         ("rural", 4),
         ("urban", 5),
@@ -147,9 +148,9 @@ def test_geopackage_layers(demo_run: dict[str, Any]) -> None:
     assert (a <= b + 1e-6).all()
 
 
-def test_overview_map_says_schematic(demo_run: dict[str, Any]) -> None:
+def test_overview_map_says_demo(demo_run: dict[str, Any]) -> None:
     html = (demo_run["out"] / "maps" / "overview.html").read_text(encoding="utf-8")
-    assert "schematic" in html.lower()
+    assert DEMO_STAMP in html
     assert "unpkg.com" not in html and "cdn.jsdelivr" not in html
 
 

@@ -13,6 +13,7 @@ from matplotlib_scalebar.scalebar import ScaleBar
 from PIL import Image
 
 from towerplan.errors import CRSError, ParameterError
+from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
 from towerplan.outputs import sheets
 
 
@@ -79,7 +80,7 @@ def test_sheet_elements_and_demo_stamp() -> None:
     layers, summary, _ = make_layers(n_existing=30, n_proposed=12)
     fig = sheets.render_sheet("proposed_sites", layers, summary, "A4")
     texts = _texts(fig)
-    assert texts.count("SCHEMATIC DEMO DATA") == 2  # header badge + stamp over the map
+    assert texts.count(DEMO_STAMP) == 2  # header badge + stamp over the map
     assert _texts(fig).count("N") == 1  # north arrow
     assert sum(isinstance(a, ScaleBar) for a in fig.axes[0].artists) == 1
     for name in layers["districts"]["district"]:
@@ -91,12 +92,12 @@ def test_sheet_elements_and_demo_stamp() -> None:
     assert f"New shared sites ({len(pr) - n_ded})" in labels
     assert "Existing sites (30)" in labels
     footer = next(t for t in texts if t.startswith("Data: "))
-    assert "demo-schematic" in footer and "towerplan" in footer
+    assert DEMO_KIND in footer and "towerplan" in footer
     assert any("Districts are schematic rectangles" in t for t in texts)
     real = dict(summary, data_kind="user-data", generated="2025-01-31")
     fig2 = sheets.render_sheet("proposed_sites", layers, real, "A4")
     t2 = _texts(fig2)
-    assert "SCHEMATIC DEMO DATA" not in t2
+    assert DEMO_STAMP not in t2
     assert any("Data: user-data" in t and "2025-01-31" in t for t in t2)
 
 
@@ -133,7 +134,7 @@ def test_kpi_pages_split_columns() -> None:
     cells = _cells(a3[0])
     assert len(cells) == (len(kpis) + 1) * len(kpis.columns)
     assert "250,000" in cells and "0.61" in cells and "Phong Điền" in cells
-    assert _texts(a3[0]).count("SCHEMATIC DEMO DATA") == 1
+    assert _texts(a3[0]).count(DEMO_STAMP) == 1
 
 
 def test_mathtext_and_markup_in_names_are_plain_text() -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from towerplan import __version__
 from towerplan.errors import TowerplanError
+from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
 
 if typing.TYPE_CHECKING:
     from towerplan.scenario import Scenario
@@ -256,7 +257,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             "sites.work_limit\n"
         )
     if s["data_kind"] == DEMO_KIND:
-        out.write("*** SCHEMATIC DEMO DATA: boundaries and existing sites are not surveyed ***\n")
+        out.write(f"*** {DEMO_STAMP} (census boundaries and population; sites not surveyed) ***\n")
     out.write(
         f"scenario {s['scenario']} ({s['data_kind']}): {s['existing_sites']} existing + "
         f"{s['new_sites']} new ({s['new_dedicated']} dedicated, {s['new_shared']} shared) = "
@@ -341,7 +342,7 @@ def _cmd_need(args: argparse.Namespace) -> int:
         time_limit_s=args.time_limit,
     )
     if r["data_kind"] == DEMO_KIND:
-        sys.stdout.write("*** SCHEMATIC DEMO DATA ***\n")
+        sys.stdout.write(f"*** {DEMO_STAMP} ***\n")
     if r["optimal"]:
         proof = "proven minimum"
     else:

@@ -85,8 +85,8 @@ __all__ = [
 ]
 
 DEMO_CAPTION = (
-    "SCHEMATIC DEMO DATA: boundaries, existing sites and population distribution are "
-    "schematic, not surveyed; do not use for decisions."
+    "DEMO DATA: real 2009-census boundaries and population (censusVN2009, calibrated to GSO "
+    "district totals); the existing sites and roads are synthetic; do not use for decisions."
 )
 
 

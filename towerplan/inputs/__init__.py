@@ -6,7 +6,7 @@ POIs, roads, candidates), :mod:`~towerplan.inputs.demo` (the built-in demo) and
 :class:`PlanInputs` (what :func:`towerplan.plan.run_plan` consumes).
 """
 
-from towerplan.inputs._base import DEMO_KIND, PlanInputs
+from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP, PlanInputs
 from towerplan.inputs.readers import load_inputs
 
-__all__ = ["DEMO_KIND", "PlanInputs", "load_inputs"]
+__all__ = ["DEMO_KIND", "DEMO_STAMP", "PlanInputs", "load_inputs"]

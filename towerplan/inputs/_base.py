@@ -8,7 +8,10 @@ from typing import Any
 
 import geopandas as gpd
 
-DEMO_KIND = "demo-schematic"
+DEMO_KIND = "demo: census boundaries and population, synthetic sites and roads"
+"""``data_kind`` of every output made from the built-in demo."""
+DEMO_STAMP = "DEMO DATA: SYNTHETIC SITES"
+"""Short stamp on maps, sheets and the console for outputs made from the demo."""
 
 
 @dataclass
@@ -33,9 +36,9 @@ class PlanInputs:
     road_graph : networkx.MultiDiGraph or None
         Routable road graph (osmnx) in the working CRS, when known.
     data_kind : str
-        ``"demo-schematic"`` for the built-in demo, else the scenario's label.
+        ``DEMO_KIND`` for the built-in demo, else the scenario's label.
     notes : list of str
-        Caveats printed on every output (e.g. what is schematic).
+        Caveats printed on every output (e.g. what is synthetic).
     user_candidates : GeoDataFrame or None
         User candidate site locations (``cost``, ``priority``, ``max_tenants`` when given).
     report : dict

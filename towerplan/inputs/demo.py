@@ -1,21 +1,21 @@
-"""The built-in schematic demo: districts, wards, sites, POIs and roads of one city.
+"""The built-in demo: real census districts and communes of one city, synthetic sites.
 
 The demo lets towerplan run end to end without any data file.  Its layers ship
-in ``towerplan/data/demo/`` (see ``SOURCE.md`` there) and are SCHEMATIC:
+in ``towerplan/data/demo/`` (see ``SOURCE.md`` there):
 
-- district and ward polygons were drawn by ``scripts/build_demo.py`` from the
-  geocoded centre points and bounding boxes of the ``vietnamadminunits``
-  package; each district polygon has its real area (facts CSV), but its shape
-  is not the real boundary;
-- district populations are real 2009 census totals, projected to the
-  scenario year with the scenario's annual growth; every ward of a district
-  gets an equal share (no ward populations are shipped);
+- district and commune polygons are the real 2009-census units of
+  censusVN2009 (MIT), made into a partition (no overlaps, no interior gaps)
+  by ``scripts/build_demo.py``;
+- commune populations are the census package's, scaled per district to the
+  GSO 2009 census district totals (the package is short in the city centre),
+  then projected to the scenario year with the scenario's annual growth;
 - the existing sites are a seeded synthetic inventory with the scenario's
   site count, operator market shares and shared fraction, placed to follow
   population;
-- the roads are a Delaunay network between ward, district and city centres.
+- the roads are a synthetic Delaunay network between commune, district and
+  city centres.
 
-Every output made from the demo says ``data_kind: demo-schematic``.
+Every output made from the demo says ``data_kind`` = :data:`DEMO_KIND`.
 """
 
 from __future__ import annotations
@@ -63,27 +63,26 @@ _DATA_PACKAGE = "towerplan"
 _DATA_DIR = ("data", "demo")
 _LAYERS = {
     "districts": ("district", "code", "district_type", "population_2009", "area_km2_real"),
-    "wards": ("ward", "ward_code", "district", "code"),
+    "communes": ("commune", "commune_id", "district", "code", "population_2009"),
     "admin_centres": ("name", "category", "district", "code", "source"),
     "roads": ("road_class", "name"),
 }
 
 NOTES = (
-    "Demo data are schematic: district and ward boundaries were drawn from geocoded centre "
-    "points and bounding boxes (vietnamadminunits); each district has its real area but not "
-    "its real shape.",
-    "District populations are 2009 census totals (GSO) projected with the scenario's annual "
-    "growth; their split into equal ward shares is schematic (no ward populations are shipped).",
+    "Demo boundaries are the real 2009-census districts and communes of censusVN2009 "
+    "(1:250,000 base, thinned; overlaps and slivers between neighbours resolved).",
+    "Commune populations are the census package's, scaled per district to the GSO 2009 census "
+    "district totals, projected with the scenario's annual growth.",
     "Existing sites are a synthetic, seeded inventory with the plan's site count, operator "
     "market shares and shared fraction, placed to follow population; they are not real BTS "
     "locations.",
-    "Roads are a schematic network (Delaunay links between ward, district and city centres), "
-    "not real roads; provincial = links between districts, local = links inside a district.",
+    "Roads are a synthetic network (Delaunay links between commune, district and city "
+    "centres), not real roads; provincial = links between districts, local = inside a district.",
 )
 
 
 def load_demo(scenario: Scenario, seed: int = DEMO_SEED) -> PlanInputs:
-    """Load the built-in schematic demo for ``scenario``.
+    """Load the built-in demo (census boundaries and population, synthetic sites) for ``scenario``.
 
     Parameters
     ----------
@@ -97,9 +96,9 @@ def load_demo(scenario: Scenario, seed: int = DEMO_SEED) -> PlanInputs:
     Returns
     -------
     PlanInputs
-        Districts, ward population polygons, existing sites, POIs (admin and
+        Districts, commune population polygons, existing sites, POIs (admin and
         city centres) and roads, all in ``scenario.crs``; ``data_kind`` is
-        ``"demo-schematic"`` and ``notes`` say what is schematic.
+        :data:`DEMO_KIND` and ``notes`` say what is real and what is synthetic.
 
     Raises
     ------
@@ -113,7 +112,7 @@ def load_demo(scenario: Scenario, seed: int = DEMO_SEED) -> PlanInputs:
     crs = scenario.crs
     raw = {name: _read_layer(name) for name in _LAYERS}
     districts_all = to_working_crs(raw["districts"], crs, "demo districts")
-    wards_all = to_working_crs(raw["wards"], crs, "demo wards")
+    communes_all = to_working_crs(raw["communes"], crs, "demo communes")
     centres = to_working_crs(raw["admin_centres"], crs, "demo admin centres")
     roads_all = to_working_crs(raw["roads"], crs, "demo roads")
 
@@ -138,19 +137,16 @@ def load_demo(scenario: Scenario, seed: int = DEMO_SEED) -> PlanInputs:
         crs=districts_all.crs,
     )
 
-    n_wards = wards_all.groupby("code")["ward"].transform("size").to_numpy(dtype=float)
-    d_pop = districts.set_index("code")["population"]
-    ward_pop = wards_all["code"].astype(str).map(d_pop).to_numpy(dtype=float) / n_wards
     population = gpd.GeoDataFrame(
         {
-            "ward": wards_all["ward"].astype(str).to_numpy(),
-            "ward_code": wards_all["ward_code"].astype(str).to_numpy(),
-            "district": wards_all["district"].astype(str).to_numpy(),
-            "code": wards_all["code"].astype(str).to_numpy(),
-            "population": ward_pop,
+            "commune": communes_all["commune"].astype(str).to_numpy(),
+            "commune_id": communes_all["commune_id"].astype(str).to_numpy(),
+            "district": communes_all["district"].astype(str).to_numpy(),
+            "code": communes_all["code"].astype(str).to_numpy(),
+            "population": communes_all["population_2009"].to_numpy(dtype=float) * factor,
         },
-        geometry=wards_all.geometry.to_numpy(),
-        crs=wards_all.crs,
+        geometry=communes_all.geometry.to_numpy(),
+        crs=communes_all.crs,
     )
 
     sites = _synthetic_sites(scenario, districts, population, seed)
@@ -174,15 +170,16 @@ def load_demo(scenario: Scenario, seed: int = DEMO_SEED) -> PlanInputs:
         crs=roads_all.crs,
     )
     sources = {
-        "districts": "schematic polygons (scripts/build_demo.py from vietnamadminunits ward "
-        "points/boxes) with real areas (censusVN2009) and 2009 census populations (GSO)",
-        "population": "ward polygons, equal share of the district's projected population",
+        "districts": "censusVN2009 2009-census district polygons (MIT, M. Choisy), union of "
+        "their communes; populations: GSO 2009 census district totals",
+        "population": "censusVN2009 commune polygons, package populations scaled per district "
+        "to the GSO totals",
         "existing_sites": f"synthetic inventory, seed {seed}",
         "pois": "vietnamadminunits district centres and province centre",
-        "roads": "schematic Delaunay network",
+        "roads": "synthetic Delaunay network",
     }
     logger.info(
-        "demo: %d districts, %d wards, %d existing sites, %d POIs, %d road links (%s)",
+        "demo: %d districts, %d communes, %d existing sites, %d POIs, %d road links (%s)",
         len(districts),
         len(population),
         len(sites),
@@ -259,7 +256,7 @@ def _sample_in(
 def _synthetic_sites(
     scenario: Scenario,
     districts: gpd.GeoDataFrame,
-    wards: gpd.GeoDataFrame,
+    units: gpd.GeoDataFrame,
     seed: int,
 ) -> gpd.GeoDataFrame:
     """Seeded existing-site inventory following population (see module docstring)."""
@@ -288,7 +285,7 @@ def _synthetic_sites(
 
     for d_row, k in zip(districts.itertuples(index=False), per_district, strict=True):
         code = str(d_row.code)
-        in_d = wards[wards["code"].astype(str) == code]
+        in_d = units[units["code"].astype(str) == code]
         geoms = list(in_d.geometry)
         for g in geoms:
             shapely.prepare(g)

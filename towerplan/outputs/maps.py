@@ -47,7 +47,7 @@ from folium.template import Template
 
 from towerplan.outputs import _assets, _themes
 from towerplan.errors import ColumnError, CRSError, ParameterError
-from towerplan.inputs._base import DEMO_KIND
+from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
 
 logger = logging.getLogger(__name__)
 
@@ -536,7 +536,7 @@ class _MapBuilder:
             parts.append(f"<div>{_esc(scen)}</div>")
         kind = str(s.get("data_kind", ""))
         if kind == DEMO_KIND:
-            parts.append('<div class="tp-demo">SCHEMATIC DEMO DATA</div>')
+            parts.append(f'<div class="tp-demo">{DEMO_STAMP}</div><div>data: {_esc(kind)}</div>')
         elif kind:
             parts.append(f"<div>data: {_esc(kind)}</div>")
         notes = [*list(s.get("notes") or []), *self.extra_notes]

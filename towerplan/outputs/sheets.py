@@ -6,7 +6,7 @@ table page(s).  Every sheet has a title, a legend, a scale bar
 (matplotlib-scalebar, in the metric working CRS), a north arrow (grid north of
 the working CRS; in UTM zone 48N it differs from true north by under 1° in Cần
 Thơ), district labels, a data-source-and-date line and, when the plan ran on
-the built-in demo, a visible "SCHEMATIC DEMO DATA" stamp.
+the built-in demo, a visible demo stamp (``DEMO_STAMP``).
 
 Rendering uses matplotlib's object API with the Agg/PDF backends (no pyplot
 state, no display needed).  Text from data is protected from mathtext (``$``).
@@ -38,7 +38,7 @@ from matplotlib_scalebar.scalebar import ScaleBar
 from towerplan import __version__
 from towerplan.outputs import _themes
 from towerplan.errors import CRSError, ParameterError
-from towerplan.inputs._base import DEMO_KIND
+from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class _Sheet:
             self.fig.text(
                 0.98,
                 0.955,
-                "SCHEMATIC DEMO DATA",
+                DEMO_STAMP,
                 fontsize=fs * 1.6,
                 fontweight="bold",
                 color="white",
@@ -234,7 +234,7 @@ class _Sheet:
         ax.text(
             0.5,
             0.5,
-            "SCHEMATIC DEMO DATA",
+            DEMO_STAMP,
             transform=ax.transAxes,
             fontsize=self.fs * 4.0 / max(1.0, len(self.map_axes) ** 0.5),
             color="#c0392b",
@@ -790,7 +790,7 @@ def write_sheets(
     layers : dict of str -> GeoDataFrame
         Plan layers in the metric working CRS (``demand`` is not drawn).
     summary : dict
-        Plan summary; ``data_kind == "demo-schematic"`` stamps every sheet.
+        Plan summary; ``data_kind == DEMO_KIND`` stamps every sheet.
     kpis : DataFrame or None
         District KPI table.
     out_dir : str or Path
