@@ -283,7 +283,9 @@ def build(
     communes_ll[communes_ll.geometry.name] = ll.geometry.to_numpy()
     districts_ll = districts.to_crs(WGS84)
     districts_ll[districts_ll.geometry.name] = [
-        shapely.union_all(communes_ll.geometry[communes_ll["code"] == code].to_numpy(), grid_size=grid)
+        shapely.union_all(
+            communes_ll.geometry[communes_ll["code"] == code].to_numpy(), grid_size=grid
+        )
         for code in districts_ll["code"]
     ]
     districts_ll["area_km2"] = np.round(districts_ll.to_crs(crs).area.to_numpy() / 1e6, 3)

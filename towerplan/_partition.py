@@ -25,7 +25,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from towerplan._crs import require_metric
+from towerplan._validate import require_metric
 
 logger = logging.getLogger(__name__)
 

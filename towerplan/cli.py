@@ -21,7 +21,6 @@ from typing import Any
 
 from towerplan import __version__
 from towerplan.errors import TowerplanError
-from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
 
 if typing.TYPE_CHECKING:
     from towerplan.scenario import Scenario
@@ -229,7 +228,7 @@ def _protected(name_or_path: str, scen: Scenario) -> list[Path]:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from towerplan.inputs import DEMO_KIND
+    from towerplan.inputs import DEMO_KIND, DEMO_STAMP
     from towerplan.outputs.folder import check_out_dir
     from towerplan.plan import run_plan
     from towerplan.scenario import load_scenario
@@ -322,7 +321,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_need(args: argparse.Namespace) -> int:
     from towerplan.errors import ParameterError
-    from towerplan.inputs import DEMO_KIND
+    from towerplan.inputs import DEMO_KIND, DEMO_STAMP
     from towerplan.plan import coverage_need
     from towerplan.scenario import load_scenario
 
