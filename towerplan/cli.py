@@ -139,12 +139,40 @@ def _build_parser() -> argparse.ArgumentParser:
         help="auto: exact MILP for small instances, else greedy with an LP lower bound",
     )
 
+    _add_batch_parser(sub)
+
     sc = sub.add_parser("scenarios", help="list the built-in scenarios")
     sc.set_defaults(_noargs=True)
 
     va = sub.add_parser("validate", help="validate a scenario and its input data without planning")
     va.add_argument("--scenario", required=True)
     return p
+
+
+def _add_batch_parser(sub: Any) -> None:
+    ba = sub.add_parser(
+        "batch", help="one scenario over many areas (provinces/districts) on Dask, or a sweep"
+    )
+    ba.add_argument("--boundaries", required=True, type=Path, help="commune polygon layer")
+    ba.add_argument("--by", default="province", help="area column (province -> province_id)")
+    ba.add_argument("--areas", default=None, help="comma-separated area codes (default: all)")
+    ba.add_argument("--out", required=True, type=Path, help="batch output folder")
+    ba.add_argument("--scenario", default="cantho-2020", help="scenario template")
+    mode = ba.add_mutually_exclusive_group()
+    mode.add_argument("--need", type=float, default=None, help="need run at this coverage")
+    mode.add_argument("--plan", action="store_true", help="full plan run per area")
+    ba.add_argument("--radius", type=float, default=None, help="site radius in m")
+    ba.add_argument("--cell-size", type=float, default=None, help="demand cell size in m")
+    ba.add_argument("--sweep", type=Path, default=None, help="YAML of radius_m/coverage lists")
+    ba.add_argument("--calibrate", type=Path, default=None, help="CSV of area population totals")
+    ba.add_argument("--calibrate-column", default="pop_gso_avg2009")
+    ba.add_argument("--solver", choices=["auto", "exact", "heuristic"], default="auto")
+    ba.add_argument("--time-limit", type=float, default=600.0, help="safety limit per area (s)")
+    ba.add_argument("--scheduler", default=None, help="existing Dask scheduler tcp://HOST:8786")
+    ba.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default 2)")
+    ba.add_argument("--memory-limit", default="2GB", help="LocalCluster memory per worker")
+    ba.add_argument("--resume", action="store_true", help="skip areas already complete")
+    ba.add_argument("--overwrite", action="store_true", help="rerun into a non-empty --out")
 
 
 class _OncePerMessage(logging.Filter):
@@ -366,6 +394,50 @@ def _cmd_need(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from towerplan import batch
+    from towerplan.scenario import load_scenario
+
+    template = load_scenario(args.scenario)
+    base = batch.AreaTask(
+        mode="plan" if args.plan else "need",
+        coverage=args.need if args.need is not None else 0.95,
+        radius_m=args.radius,
+        cell_size_m=args.cell_size,
+        solver=args.solver,
+        time_limit_s=args.time_limit,
+    )
+    tasks = batch.read_sweep(args.sweep, base) if args.sweep else [base]
+    areas, report = batch.areas_from_boundaries(
+        args.boundaries,
+        by=args.by,
+        crs=template.crs,
+        only=[c.strip() for c in args.areas.split(",")] if args.areas else None,
+        calibrate=args.calibrate,
+        calibrate_column=args.calibrate_column,
+    )
+    res = batch.run_batch(
+        areas,
+        template,
+        tasks,
+        args.out,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        memory_limit=args.memory_limit,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        report=report,
+        on_dashboard=lambda link: sys.stdout.write(f"Dask dashboard: {link}\n"),
+    )
+    s = res.summary
+    sys.stdout.write(
+        f"{s['runs_ok']} of {s['runs']} runs ok ({s['runs_failed']} failed, "
+        f"{s['runs_resumed']} resumed) over {s['areas']} areas in {s['wall_s']:.1f} s on "
+        f"{s['workers']} workers; new sites {s.get('new_sites', 0):,}; outputs in {args.out}\n"
+    )
+    return 0 if s["runs_failed"] == 0 else 1
+
+
 def _cmd_scenarios(args: argparse.Namespace) -> int:
     from towerplan.scenario import builtin_scenarios, load_scenario
 
@@ -393,6 +465,7 @@ def _run(args: argparse.Namespace) -> int:
         "plan": _cmd_plan,
         "export": _cmd_export,
         "need": _cmd_need,
+        "batch": _cmd_batch,
         "scenarios": _cmd_scenarios,
         "validate": _cmd_validate,
     }

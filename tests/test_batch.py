@@ -1,0 +1,286 @@
+"""Tests of ``towerplan batch`` (towerplan.batch) on a LocalCluster and a loopback cluster.
+
+The boundary layer is generated: 3 provinces of 4 overlapping communes (2 districts each),
+coarse 150 m cells.  One module-scoped loopback cluster (``dask scheduler`` + two
+``dask worker`` processes on 127.0.0.1, always killed) serves several tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from shapely.geometry import LineString, box
+
+from towerplan import batch
+from towerplan.cli import main
+from towerplan.errors import OutputError
+from towerplan.scenario import Scenario, load_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+CELL = 150.0
+X0, Y0 = 580_000.0, 1_110_000.0  # UTM 48N, near Cần Thơ
+
+
+def _communes() -> gpd.GeoDataFrame:
+    rows = []
+    pops = [4000, 9000, 2500, 6000]
+    for p in range(3):
+        for k in range(4):
+            i, j = divmod(k, 2)
+            x = X0 + p * 4000 + j * 1500
+            y = Y0 + i * 1500
+            rows.append(
+                {
+                    "province_id": str(801 + p),
+                    "province_vn": f"Tỉnh {p + 1}",
+                    "district_id": f"{801 + p}{i}",
+                    "district_vn": ("Quận " if i == 0 else "Huyện ") + f"D{p}{i}",
+                    "commune_id": f"{801 + p}{k}",
+                    "population": float(pops[k] * (p + 1)),
+                    # 40 m overlap with the right neighbour: the partition removes it
+                    "geometry": box(x, y, x + 1540, y + 1500),
+                }
+            )
+    return gpd.GeoDataFrame(rows, crs="EPSG:32648").to_crs("EPSG:4326")
+
+
+@pytest.fixture(scope="module")
+def boundaries(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bnd") / "communes.gpkg"
+    _communes().to_file(path, driver="GPKG")
+    return path
+
+
+@pytest.fixture(scope="module")
+def template() -> Scenario:
+    return load_scenario("cantho-2020")
+
+
+@pytest.fixture(scope="module")
+def areas(boundaries: Path) -> list[batch.Area]:
+    got, report = batch.areas_from_boundaries(boundaries, by="province")
+    assert report["partition"]["overlap_removed_km2"] == pytest.approx(6 * 0.04 * 1.5, rel=0.02)
+    return got
+
+
+TASK = batch.AreaTask(mode="need", coverage=0.95, cell_size_m=CELL, solver="auto")
+
+
+def _key_figures(records: list[dict]) -> list[tuple]:
+    return sorted(
+        (r["code"], r["variant"], r["new_sites"], r["coverage_after"], r["population"])
+        for r in records
+        if r["status"] == "ok"
+    )
+
+
+@pytest.fixture(scope="module")
+def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Dask cluster on the loopback interface: scheduler + 2 single-thread workers."""
+    folder = tmp_path_factory.mktemp("dask")
+    sched_file = folder / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    common = ["--no-dashboard"]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--scheduler-file",
+                str(sched_file),
+                *common,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "dask",
+                        "worker",
+                        address,
+                        "--host",
+                        "127.0.0.1",
+                        "--nthreads",
+                        "1",
+                        "--memory-limit",
+                        "1GB",
+                        *common,
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        from distributed import Client
+
+        with Client(address, timeout=30) as c:
+            c.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.kill()
+        for p in procs:
+            p.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def local_run(
+    areas: list[batch.Area], template: Scenario, tmp_path_factory: pytest.TempPathFactory
+) -> batch.BatchResult:
+    bad = batch.Area(  # a bad geometry: a commune that is a line, not a polygon
+        "999",
+        "Broken",
+        gpd.GeoDataFrame(
+            {
+                "population": [10.0],
+                "district": ["Huyện X"],
+                "district_code": ["9990"],
+                "district_type": ["rural"],
+            },
+            geometry=[LineString([(X0, Y0), (X0 + 10, Y0)])],
+            crs="EPSG:32648",
+        ),
+        10.0,
+    )
+    out = tmp_path_factory.mktemp("local") / "out"
+    return batch.run_batch([*areas, bad], template, [TASK], out, workers=2, progress=False)
+
+
+def test_local_cluster_batch_outputs(local_run: batch.BatchResult, areas: list) -> None:
+    out = local_run.out_dir
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert s["runs"] == 4 and s["runs_ok"] == 3 and s["runs_failed"] == 1
+    assert s["workers"] == 2 and s["scheduler"] == "LocalCluster"
+    assert s["population"] == pytest.approx(6 * 21_500.0)
+    kpis = pd.read_csv(out / "national_kpis.csv", dtype={"code": str})
+    assert list(kpis["code"]) == ["801", "802", "803"]
+    assert (kpis["coverage_after"] >= 0.95).all() and (kpis["new_sites"] > 0).all()
+    assert (kpis["peak_worker_rss_mb"] > 0).all()
+    for code in ("801", "802", "803"):
+        assert (out / "areas" / code / "need.json").is_file()
+        assert (out / "areas" / code / "area.json").is_file()
+    layer = gpd.read_file(out / "national.gpkg", layer="areas")
+    assert len(layer) == 4 and layer.loc[layer["code"] == "999", "new_sites"].isna().all()
+    assert (out / "national_map.png").stat().st_size > 1000
+    assert (out / "national_sheet.pdf").stat().st_size > 1000
+    assert local_run.dashboard and local_run.dashboard.startswith("http://127.0.0.1:")
+
+
+def test_failing_area_reported_others_finish(local_run: batch.BatchResult) -> None:
+    fail = pd.read_csv(local_run.out_dir / "failures.csv", dtype={"code": str})
+    assert list(fail["code"]) == ["999"]
+    assert fail["error"].iloc[0].startswith("GeometryError")
+    assert not (local_run.out_dir / "areas" / "999").exists()
+
+
+def test_batch_equals_single_area_runs(
+    local_run: batch.BatchResult, areas: list[batch.Area], template: Scenario, tmp_path: Path
+) -> None:
+    alone = [
+        {**batch.run_area(a, template, TASK, tmp_path / a.code), "status": "ok"} for a in areas
+    ]
+    assert _key_figures(alone) == _key_figures(local_run.records)
+
+
+def test_loopback_scheduler_same_results(
+    loopback: str,
+    areas: list[batch.Area],
+    template: Scenario,
+    local_run: batch.BatchResult,
+    tmp_path: Path,
+) -> None:
+    res = batch.run_batch(
+        areas, template, [TASK], tmp_path / "out", scheduler=loopback, progress=False
+    )
+    assert res.summary["scheduler"] == loopback and res.summary["workers"] == 2
+    assert _key_figures(res.records) == _key_figures(local_run.records)
+
+
+def test_resume_after_killed_batch(
+    loopback: str, areas: list[batch.Area], template: Scenario, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = batch.run_batch(areas, template, [TASK], out, scheduler=loopback, progress=False)
+    # a batch killed while area 802 ran leaves no area.json there (and maybe a partial folder)
+    (out / "areas" / "802" / "area.json").unlink()
+    (out / "areas" / ".802.partial-x").mkdir()
+    with pytest.raises(OutputError, match="--resume"):
+        batch.run_batch(areas, template, [TASK], out, scheduler=loopback, progress=False)
+    again = batch.run_batch(
+        areas, template, [TASK], out, scheduler=loopback, resume=True, progress=False
+    )
+    assert again.summary["runs_resumed"] == 2 and again.summary["runs_ok"] == 3
+    assert _key_figures(again.records) == _key_figures(first.records)
+
+
+def test_sweep_tidy_table_and_figure(
+    loopback: str, areas: list[batch.Area], template: Scenario, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("radius_m: [500, 800]\ncoverage: [0.9, 0.99]\n", encoding="utf-8")
+    tasks = batch.read_sweep(sweep, TASK)
+    assert [(t.radius_m, t.coverage) for t in tasks] == [
+        (500, 0.9),
+        (500, 0.99),
+        (800, 0.9),
+        (800, 0.99),
+    ]
+    res = batch.run_batch(
+        areas[:1], template, tasks, tmp_path / "out", scheduler=loopback, progress=False
+    )
+    table = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    assert len(table) == 4
+    by = table.set_index(["radius_m", "coverage_target"])["new_sites"]
+    assert by[(500, 0.99)] >= by[(500, 0.9)] and by[(500, 0.9)] >= by[(800, 0.9)]
+    assert (tmp_path / "out" / "sweep.png").stat().st_size > 1000
+    assert res.summary["variants"][0] == "need-cov0.9-r500-cell150"
+
+
+def test_calibration_to_area_totals(boundaries: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "totals.csv"
+    pd.DataFrame({"province_id": ["801", "802", "803"], "pop": [1, 86_000, 1]}).to_csv(
+        csv, index=False
+    )
+    got, report = batch.areas_from_boundaries(
+        boundaries, only=["802"], calibrate=csv, calibrate_column="pop"
+    )
+    assert [a.code for a in got] == ["802"] and report["calibrated"]
+    assert float(got[0].communes["population"].sum()) == pytest.approx(86_000)
+    assert got[0].calibration_factor == pytest.approx(2.0)  # package sum 43,000
+    assert got[0].population_source == pytest.approx(43_000)
+    assert set(got[0].communes["district_type"]) == {"urban", "rural"}
+
+
+def test_cli_batch_user_error(boundaries: Path, tmp_path: Path, capsys) -> None:
+    rc = main(
+        ["batch", "--boundaries", str(boundaries), "--areas", "123", "--out", str(tmp_path / "o")]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("towerplan: error: --areas") and "Traceback" not in err

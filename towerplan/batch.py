@@ -1,0 +1,641 @@
+"""Many areas, one scenario template: ``towerplan batch`` on Dask distributed.
+
+A batch applies one scenario template to many areas -- every province (or
+district) of a boundary file with a grouping column -- and runs each area as a
+full ``plan`` or a ``need`` (set covering) run, as independent tasks on a Dask
+cluster: an embedded ``LocalCluster`` by default, or an existing scheduler
+(``tcp://HOST:8786``).  A sweep runs areas x variants (radius, coverage
+target, cell size) as one job.
+
+Semantics
+---------
+- **One task per (area, variant)**, a pure function of its inputs: the area's
+  communes, the template and the task options travel with the task; the task
+  writes only ``OUT/areas/<code>/`` (``OUT/areas/<code>/<variant>/`` in a sweep)
+  through a staged folder that appears complete or not at all, and returns one
+  record.  Workers share no writable state; the client alone writes the
+  national outputs.  The outputs of a remote cluster's workers must land on a
+  file system the client sees (same machine or a shared mount).
+- **Deterministic**: a task uses no clock, no global random state and no
+  shared state, so a batch gives exactly what each area run alone gives
+  (:func:`run_area`), under any number of workers.
+- **Robust**: an exception in one area becomes one row of ``OUT/failures.csv``
+  and the others finish.  ``resume`` skips areas whose ``area.json`` (written
+  last) exists for the same task options.
+- **Memory**: one task per worker process at a time (``threads_per_worker=1``);
+  the worker's ``memory_limit`` (default 2 GB) bounds it -- Dask pauses, then
+  restarts a worker above it, and the area is reported failed.  Each record
+  carries the worker's peak RSS.
+
+Boundaries
+----------
+:func:`areas_from_boundaries` reads a commune layer, turns it into a partition
+(:mod:`towerplan._partition`: overlaps removed, interior gaps filled, so that
+nobody is counted twice or lost), groups communes into areas and, optionally,
+calibrates each area's population to a published total (e.g. GSO 2009 by
+province): every commune of the area is scaled by ``target / area sum``; the
+factors are reported in ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import geopandas as gpd
+import pandas as pd
+from tqdm.auto import tqdm
+
+from towerplan._partition import make_partition
+from towerplan.errors import ColumnError, DataFileError, OutputError, ParameterError
+from towerplan.inputs._base import PlanInputs
+from towerplan.outputs.folder import staged_output
+from towerplan.scenario import Scenario
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Area",
+    "AreaTask",
+    "BatchResult",
+    "areas_from_boundaries",
+    "read_sweep",
+    "run_area",
+    "run_batch",
+]
+
+BATCH_KIND = "census boundaries and population, no existing sites"
+"""``data_kind`` of an area built from a boundary file (no site inventory is known)."""
+DEFAULT_MEMORY_LIMIT = "2GB"
+"""Default memory limit per worker process (one task at a time per worker)."""
+NEIGHBOUR_BUFFER_M = 5000.0
+"""Communes this close to a selected area join the partition of a subset run."""
+URBAN_PREFIXES = ("Quận", "Thị xã", "Thành phố")
+RURAL_PREFIXES = ("Huyện",)
+_SWEEP_KEYS = ("radius_m", "coverage", "cell_size_m")
+
+
+@dataclass(frozen=True)
+class Area:
+    """One area of a batch: its communes (population polygons) in the working CRS.
+
+    ``communes`` has ``population`` (calibrated), ``district``, ``district_code``
+    and ``district_type``.
+    """
+
+    code: str
+    name: str
+    communes: gpd.GeoDataFrame
+    population_source: float
+    calibration_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class AreaTask:
+    """What to run in every area (one variant of a sweep)."""
+
+    mode: Literal["need", "plan"] = "need"
+    coverage: float = 0.95
+    radius_m: float | None = None
+    cell_size_m: float | None = None
+    solver: str = "auto"
+    time_limit_s: float = 600.0
+    seed: int = 0
+    maps: bool = False
+
+    def key(self) -> str:
+        """Short stable id of the options (folder name in a sweep, resume check)."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    def label(self) -> str:
+        """Human-readable variant name."""
+        parts: list[str] = [str(self.mode)]
+        if self.mode == "need":
+            parts.append(f"cov{self.coverage:g}")
+        if self.radius_m is not None:
+            parts.append(f"r{self.radius_m:g}")
+        if self.cell_size_m is not None:
+            parts.append(f"cell{self.cell_size_m:g}")
+        return "-".join(parts)
+
+
+@dataclass
+class BatchResult:
+    """Records of a batch (one per area x variant) and where its outputs are."""
+
+    records: list[dict[str, Any]]
+    out_dir: Path
+    summary: dict[str, Any]
+    dashboard: str | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- areas
+
+
+def _district_type(name: str) -> str:
+    text = str(name).strip()
+    if any(text.startswith(p + " ") for p in URBAN_PREFIXES):
+        return "urban"
+    if any(text.startswith(p + " ") for p in RURAL_PREFIXES):
+        return "rural"
+    return "rural"
+
+
+def _group_columns(gdf: gpd.GeoDataFrame, by: str) -> tuple[str, str]:
+    """(code column, name column) for ``by`` (``province`` -> province_id / province_vn)."""
+    code = f"{by}_id" if f"{by}_id" in gdf.columns else by
+    if code not in gdf.columns:
+        raise ColumnError(
+            f"boundaries: no column '{by}' or '{by}_id' to group by; the layer has "
+            f"{[c for c in gdf.columns if c != 'geometry']}; pass --by COLUMN"
+        )
+    name = next((c for c in (f"{by}_vn", by) if c in gdf.columns), code)
+    return code, name
+
+
+def _calibration_targets(path: Path, key: str, column: str) -> dict[str, float]:
+    table = pd.read_csv(path, dtype={key: str})
+    for col in (key, column):
+        if col not in table.columns:
+            raise ColumnError(
+                f"calibration table {path}: column '{col}' not found; it has "
+                f"{list(table.columns)}; pass --calibrate-column"
+            )
+    return dict(zip(table[key].astype(str), table[column].astype(float), strict=True))
+
+
+def areas_from_boundaries(
+    path: str | Path,
+    *,
+    by: str = "province",
+    crs: str = "EPSG:32648",
+    only: Sequence[str] | None = None,
+    calibrate: str | Path | None = None,
+    calibrate_column: str = "pop_gso_avg2009",
+    district: str = "district",
+) -> tuple[list[Area], dict[str, Any]]:
+    """Read a commune layer, make it a partition and group it into areas.
+
+    Parameters
+    ----------
+    path : str or Path
+        Polygon layer with ``population`` and the grouping columns
+        (e.g. censusVN2009 ``communes_2009census.gpkg``).
+    by : str
+        Grouping column (``province`` uses ``province_id`` / ``province_vn``).
+    crs : str
+        Metric working CRS.
+    only : sequence of str, optional
+        Area codes to keep (default: all).  The partition then covers these
+        areas and their neighbours within :data:`NEIGHBOUR_BUFFER_M`.
+    calibrate : path, optional
+        CSV with the area code column and ``calibrate_column`` (target totals).
+    district : str
+        District grouping column inside an area (``district_id``/``district_vn``).
+
+    Returns
+    -------
+    list of Area, dict
+        Areas sorted by code, and a report (partition, calibration).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"--boundaries {p}: file not found; give a commune polygon layer")
+    gdf = gpd.read_file(p)
+    if "population" not in gdf.columns:
+        raise ColumnError(f"--boundaries {p}: no 'population' column; give census communes")
+    code_col, name_col = _group_columns(gdf, by)
+    d_code, d_name = _group_columns(gdf, district)
+    gdf = gdf.to_crs(crs)
+    gdf["_area"] = gdf[code_col].astype(str)
+    if only:
+        wanted = [str(c) for c in only]
+        unknown = sorted(set(wanted) - set(gdf["_area"]))
+        if unknown:
+            raise ParameterError(
+                f"--areas: codes {unknown} not in column '{code_col}'; e.g. "
+                f"{sorted(set(gdf['_area']))[:5]}"
+            )
+        sel = gdf["_area"].isin(wanted)
+        near = gdf.geometry.intersects(gdf.loc[sel].union_all().buffer(NEIGHBOUR_BUFFER_M))
+        gdf = gdf.loc[sel | near]
+    part, prep = make_partition(gdf)
+    targets = _calibration_targets(Path(calibrate), code_col, calibrate_column) if calibrate else {}
+    areas: list[Area] = []
+    for code, grp in part.groupby("_area", sort=True):
+        if only and code not in set(map(str, only)):
+            continue
+        pop = grp["population"].astype(float).to_numpy()
+        total = float(pop.sum())
+        factor = targets.get(str(code), total) / total if (targets and total > 0) else 1.0
+        communes = gpd.GeoDataFrame(
+            {
+                "population": pop * factor,
+                "district": grp[d_name].astype(str).to_numpy(),
+                "district_code": grp[d_code].astype(str).to_numpy(),
+                "district_type": [_district_type(n) for n in grp[d_name]],
+            },
+            geometry=grp.geometry.to_numpy(),
+            crs=part.crs,
+        )
+        areas.append(Area(str(code), str(grp[name_col].iloc[0]), communes, total, factor))
+    report = {
+        "boundaries": str(p),
+        "by": code_col,
+        "partition": prep.as_dict(),
+        "calibrated": bool(targets),
+        "calibration_column": calibrate_column if targets else None,
+    }
+    return areas, report
+
+
+def area_inputs(area: Area) -> PlanInputs:
+    """The plan inputs of one area: districts dissolved from its communes, no sites."""
+    c = area.communes
+    d = c.dissolve(
+        by="district_code",
+        aggfunc={"district": "first", "district_type": "first", "population": "sum"},
+        sort=True,
+    )
+    districts = gpd.GeoDataFrame(
+        {
+            "district": d["district"].to_numpy(),
+            "code": d.index.astype(str).to_numpy(),
+            "district_type": d["district_type"].to_numpy(),
+            "population": d["population"].to_numpy(dtype=float),
+            "area_km2": d.geometry.area.to_numpy() / 1e6,
+        },
+        geometry=d.geometry.to_numpy(),
+        crs=c.crs,
+    )
+    cols = ["site_id", "operator", "operators", "n_tenants", "max_tenants", "height_m", "district"]
+    empty = gpd.GeoDataFrame({k: [] for k in cols}, geometry=[], crs=c.crs)
+    pois = gpd.GeoDataFrame({"name": [], "category": [], "source": []}, geometry=[], crs=c.crs)
+    return PlanInputs(
+        districts=districts,
+        population=c[["population", "district", "geometry"]],
+        existing_sites=empty,
+        pois=pois,
+        data_kind=BATCH_KIND,
+        notes=[
+            "Boundaries and population: census communes (partition; see batch summary.json); "
+            "no existing sites are known, so every site is counted as new."
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- one area
+
+
+def _area_scenario(template: Scenario, area: Area, task: AreaTask) -> Scenario:
+    demand = template.demand
+    if task.cell_size_m is not None:
+        demand = dataclasses.replace(demand, cell_size_m=float(task.cell_size_m))
+    return dataclasses.replace(template, name=f"{template.name}-{area.code}", demand=demand)
+
+
+def _peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024.0 if sys.platform != "darwin" else kb / 2**20
+
+
+def run_area(area: Area, template: Scenario, task: AreaTask, out_dir: str | Path) -> dict[str, Any]:
+    """Run one area and write ``out_dir`` (complete or not at all); return its record.
+
+    Exceptions propagate (the batch wrapper turns them into failure records).
+    """
+    scen = _area_scenario(template, area, task)
+    inputs = area_inputs(area)
+    area_km2 = float(inputs.districts["area_km2"].sum())
+    population = float(area.communes["population"].sum())
+    rec: dict[str, Any] = {
+        "code": area.code,
+        "name": area.name,
+        "variant": task.label(),
+        "mode": task.mode,
+        "population": round(population, 1),
+        "area_km2": round(area_km2, 3),
+        "calibration_factor": round(area.calibration_factor, 6),
+        "population_source": area.population_source,
+    }
+    out = Path(out_dir)
+    if task.mode == "need":
+        from towerplan.plan import coverage_need
+
+        r = coverage_need(
+            scen,
+            task.coverage,
+            radius_m=task.radius_m,
+            from_scratch=True,
+            inputs=inputs,
+            solver=task.solver,
+            time_limit_s=task.time_limit_s,
+        )
+        rec.update(
+            radius_m=r["radius_m"],
+            coverage_target=task.coverage,
+            existing_sites=r["existing_sites"],
+            new_sites=r["new_sites"],
+            lower_bound_new_sites=r["lower_bound_new_sites"],
+            optimal=r["optimal"],
+            coverage_before=r["existing_coverage"],
+            coverage_after=r["covered_fraction"],
+            solver_used=r["solver_used"],
+        )
+        with staged_output(out, overwrite=True) as tmp:
+            (tmp / "need.json").write_text(json.dumps(r, indent=2, default=str), encoding="utf-8")
+            _write_area_json(tmp, rec, task)
+    else:
+        from towerplan.plan import run_plan
+
+        res = run_plan(
+            scen,
+            out,
+            inputs=inputs,
+            overwrite=True,
+            solver=task.solver,
+            seed=task.seed,
+            maps=task.maps,
+            best_server=False,
+            time_limit_s=task.time_limit_s,
+            progress=False,
+        )
+        s = res.summary
+        rec.update(
+            radius_m=s["coverage_radius_m"],
+            coverage_target=None,
+            existing_sites=s["existing_sites"],
+            new_sites=s["new_sites"],
+            lower_bound_new_sites=None,
+            optimal=None,
+            coverage_before=s["coverage_share_before"],
+            coverage_after=s["coverage_share_after"],
+            solver_used=str(s.get("siting", {}).get("solver_used", "")),
+        )
+        _write_area_json(out, rec, task)
+    rec["sites_per_100km2"] = round(100.0 * rec["new_sites"] / area_km2, 3) if area_km2 else None
+    return rec
+
+
+def _write_area_json(folder: Path, rec: dict[str, Any], task: AreaTask) -> None:
+    doc = {"record": rec, "task": dataclasses.asdict(task), "task_key": task.key()}
+    (folder / "area.json").write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+
+
+def _task(area: Area, template: Scenario, task: AreaTask, out_dir: str) -> dict[str, Any]:
+    """Dask task: :func:`run_area` with failures turned into records."""
+    t0 = time.perf_counter()
+    try:
+        rec = run_area(area, template, task, out_dir)
+        rec["status"] = "ok"
+        rec["error"] = ""
+    except Exception as exc:  # one failing area must not stop the batch
+        logger.debug("area %s failed:\n%s", area.code, traceback.format_exc())
+        rec = {
+            "code": area.code,
+            "name": area.name,
+            "variant": task.label(),
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+        }
+    rec["runtime_s"] = round(time.perf_counter() - t0, 3)
+    rec["peak_worker_rss_mb"] = round(_peak_rss_mb(), 1)
+    return rec
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def read_sweep(path: str | Path, base: AreaTask) -> list[AreaTask]:
+    """Variants of ``base`` from a YAML sweep file (``radius_m``, ``coverage``, ``cell_size_m`` lists).
+
+    Returns the Cartesian product in file order (coverage varies fastest).
+    """
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"--sweep {p}: file not found")
+    doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    bad = sorted(set(doc) - set(_SWEEP_KEYS))
+    if bad:
+        raise ParameterError(
+            f"--sweep {p}: unknown keys {bad}; allowed: {list(_SWEEP_KEYS)} (lists of values)"
+        )
+    keys = [k for k in _SWEEP_KEYS if k in doc]
+    values = [doc[k] if isinstance(doc[k], list) else [doc[k]] for k in keys]
+    return [
+        dataclasses.replace(base, **{k: float(v) for k, v in zip(keys, combo, strict=True)})  # type: ignore[arg-type]
+        for combo in itertools.product(*values)
+    ]
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+def _client(scheduler: str | None, workers: int | None, memory_limit: str) -> tuple[Any, Any]:
+    from distributed import Client, LocalCluster
+
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if scheduler:
+        return Client(scheduler, timeout=30), None
+    cluster = LocalCluster(
+        n_workers=int(workers or 2),
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=memory_limit,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.WARNING,
+    )
+    return Client(cluster), cluster
+
+
+def _done(folder: Path, task: AreaTask) -> dict[str, Any] | None:
+    f = folder / "area.json"
+    if not f.is_file():
+        return None
+    try:
+        doc = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if doc.get("task_key") != task.key():
+        return None
+    rec = dict(doc["record"])
+    rec.update(status="ok", error="", resumed=True)
+    return rec
+
+
+def run_batch(
+    areas: Sequence[Area],
+    template: Scenario,
+    tasks: Sequence[AreaTask],
+    out_dir: str | Path,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    report: Mapping[str, Any] | None = None,
+    on_dashboard: Callable[[str], object] | None = None,
+) -> BatchResult:
+    """Run every area x task on Dask and write the national outputs.
+
+    Parameters
+    ----------
+    areas : sequence of Area
+    template : Scenario
+        Scenario template (settings, radius, solver budget).
+    tasks : sequence of AreaTask
+        One task (a batch) or the variants of a sweep.
+    out_dir : str or Path
+        ``OUT``: ``areas/<code>/`` per area, national outputs at the top.
+    scheduler : str, optional
+        Address of an existing Dask scheduler; default: an embedded LocalCluster.
+    workers : int, optional
+        LocalCluster worker processes (default 2).
+    memory_limit : str
+        LocalCluster memory limit per worker.
+    resume : bool
+        Skip areas whose complete output exists for the same task options.
+    overwrite : bool
+        Allow a non-empty ``out_dir`` without ``resume`` (areas are rewritten).
+    progress : bool, optional
+        tqdm bar over areas (default: only on a terminal).
+    report : mapping, optional
+        Preparation report (partition, calibration) for ``summary.json``.
+    on_dashboard : callable, optional
+        Called with the Dask dashboard address once the cluster is up.
+
+    Returns
+    -------
+    BatchResult
+    """
+    from distributed import as_completed
+
+    if not areas:
+        raise ParameterError("batch: no areas to run; check --boundaries/--by/--areas")
+    if not tasks:
+        raise ParameterError("batch: no task variants; check --sweep")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise OutputError(
+            f"--out {out}: the folder exists and is not empty; pass --resume to continue a "
+            "batch there, --overwrite to rerun it, or choose a new folder"
+        )
+    (out / "areas").mkdir(parents=True, exist_ok=True)
+    sweep = len(tasks) > 1
+    jobs: list[tuple[Area, AreaTask, Path]] = []
+    records: list[dict[str, Any]] = []
+    for area in areas:
+        for task in tasks:
+            folder = out / "areas" / area.code / (task.label() if sweep else "")
+            prev = _done(folder, task) if resume else None
+            if prev is not None:
+                records.append(prev)
+            else:
+                jobs.append((area, task, folder))
+    t0 = time.perf_counter()
+    dashboard: str | None = None
+    if jobs:
+        client, cluster = _client(scheduler, workers, memory_limit)
+        try:
+            dashboard = str(client.dashboard_link)
+            if on_dashboard is not None:
+                on_dashboard(dashboard)
+            n_workers = len(client.scheduler_info().get("workers", {}))
+            futures = [
+                client.submit(
+                    _task, a, template, t, str(f), pure=False, key=f"area-{a.code}-{t.key()}"
+                )
+                for a, t, f in jobs
+            ]
+            bar = tqdm(
+                total=len(futures),
+                desc="towerplan batch",
+                unit="area",
+                disable=None if progress is None else not progress,
+            )
+            for fut in as_completed(futures):
+                try:
+                    records.append(fut.result())
+                except Exception as exc:  # worker died (e.g. memory limit): the area failed
+                    a, t, _ = jobs[futures.index(fut)]
+                    records.append(
+                        {
+                            "code": a.code,
+                            "name": a.name,
+                            "variant": t.label(),
+                            "status": "failed",
+                            "error": f"{type(exc).__name__}: {exc}",
+                        }
+                    )
+                bar.update(1)
+            bar.close()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        n_workers = 0
+    wall = time.perf_counter() - t0
+    from towerplan.outputs.national import write_national
+
+    records.sort(key=lambda r: (str(r["code"]), str(r.get("variant", ""))))
+    summary = {
+        "data_kind": BATCH_KIND,
+        "scenario": template.name,
+        "mode": tasks[0].mode,
+        "variants": [t.label() for t in tasks],
+        "areas": len(areas),
+        "runs": len(records),
+        "runs_ok": sum(r.get("status") == "ok" for r in records),
+        "runs_failed": sum(r.get("status") != "ok" for r in records),
+        "runs_resumed": sum(bool(r.get("resumed")) for r in records),
+        "scheduler": scheduler or "LocalCluster",
+        "workers": n_workers,
+        "memory_limit_per_worker": memory_limit if not scheduler else "set by the cluster",
+        "wall_s": round(wall, 2),
+        "preparation": dict(report or {}),
+    }
+    files = write_national(out, records, areas, summary, sweep=sweep)
+    return BatchResult(records, out, summary, dashboard, files)
+
+
+def write_failures(out: Path, records: Iterable[dict[str, Any]]) -> Path:
+    """``OUT/failures.csv``: one line per failed run (code, name, variant, error)."""
+    path = out / "failures.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["code", "name", "variant", "error"])
+        for r in records:
+            if r.get("status") != "ok":
+                w.writerow([r["code"], r["name"], r.get("variant", ""), r.get("error", "")])
+    return path
+
+
+def national_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Tidy table of the successful runs (one row per area x variant)."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    df = pd.DataFrame(ok)
+    if df.empty:
+        return df
+    df["covered_population"] = (df["population"] * df["coverage_after"]).round(1)
+    return df.drop(columns=[c for c in ("resumed",) if c in df.columns])
