@@ -111,7 +111,7 @@ class AreaTask:
     radius_m: float | None = None
     cell_size_m: float | None = None
     solver: str = "auto"
-    time_limit_s: float = 600.0
+    time_limit_s: float | None = None
     seed: int = 0
     maps: bool = False
 
@@ -355,6 +355,7 @@ def run_area(area: Area, template: Scenario, task: AreaTask, out_dir: str | Path
             coverage_before=r["existing_coverage"],
             coverage_after=r["covered_fraction"],
             solver_used=r["solver_used"],
+            reproducible=bool(r.get("reproducible", True)),
         )
         with staged_output(out, overwrite=True) as tmp:
             (tmp / "need.json").write_text(json.dumps(r, indent=2, default=str), encoding="utf-8")

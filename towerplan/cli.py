@@ -167,7 +167,9 @@ def _add_batch_parser(sub: Any) -> None:
     ba.add_argument("--calibrate", type=Path, default=None, help="CSV of area population totals")
     ba.add_argument("--calibrate-column", default="pop_gso_avg2009")
     ba.add_argument("--solver", choices=["auto", "exact", "heuristic"], default="auto")
-    ba.add_argument("--time-limit", type=float, default=600.0, help="safety limit per area (s)")
+    ba.add_argument(
+        "--time-limit", type=float, default=None, help="safety stop per area in s (default none)"
+    )
     ba.add_argument("--scheduler", default=None, help="existing Dask scheduler tcp://HOST:8786")
     ba.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default 2)")
     ba.add_argument("--memory-limit", default="2GB", help="LocalCluster memory per worker")
