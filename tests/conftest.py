@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TOWERPLAN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+#: Siting work budget of the demo plan in the tests (``--work-limit``).  The quotas, the
+#: outputs and their contracts do not depend on it; solution quality is tested on small
+#: models with oracles in test_siting*.py.  The full budget costs ~20x the siting time.
+DEMO_WORK_LIMIT = 0.05
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``towerplan plan --scenario cantho-2020`` once per session: ``out`` and ``summary``."""
+    from towerplan.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "cantho-2020"
+    args = ["plan", "--scenario", "cantho-2020", "--out", str(out)]
+    code = main([*args, "--work-limit", str(DEMO_WORK_LIMIT)])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    return {"out": out, "summary": summary}
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,18 @@ def _positive_seconds(text: str) -> float:
     return v
 
 
+def _positive_factor(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be a finite number > 0, e.g. --work-limit 0.1"
+        )
+    return v
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (``towerplan: error: ...``), like towerplan's own."""
 
@@ -92,6 +104,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="siting safety stop in seconds (default: the scenario's sites.time_limit_s); the "
         "solve is bounded by deterministic work, a run this stop cuts is reported as not "
         "reproducible",
+    )
+    pl.add_argument(
+        "--work-limit",
+        type=_positive_factor,
+        default=None,
+        help="multiplier of the siting solver's deterministic work budgets, e.g. 0.05 for a "
+        "quick look (default: the scenario's sites.work_limit, 1.0)",
     )
     pl.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
     pl.add_argument("--no-raster", action="store_true", help="skip the best-server GeoTIFF")
@@ -276,6 +295,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         exports=args.exports,
         best_server=not args.no_raster,
         time_limit_s=args.time_limit,
+        work_limit=args.work_limit,
     )
     s = res.summary
     out = sys.stdout

@@ -105,11 +105,15 @@ class PlanOptions:
         Seed for every random step.
     time_limit_s : float or None
         Overrides ``scenario.sites.time_limit_s`` (siting solver time limit).
+    work_limit : float or None
+        Overrides ``scenario.sites.work_limit`` (multiplier of the siting solver's
+        deterministic work budgets).
     """
 
     solver: str | None = None
     seed: int = 0
     time_limit_s: float | None = None
+    work_limit: float | None = None
 
 
 @dataclass(frozen=True)
@@ -474,7 +478,7 @@ def _siting(state: PlanState) -> SitingStage:
         time_limit_s=opt.time_limit_s if opt.time_limit_s is not None else st.time_limit_s,
         mip_gap=st.mip_gap,
         seed=opt.seed,
-        work_limit=st.work_limit,
+        work_limit=opt.work_limit if opt.work_limit is not None else st.work_limit,
         max_nodes=st.max_nodes,
     )
     proposed = res.proposed.copy()
@@ -1015,6 +1019,7 @@ def run_plan(
     exports: bool = False,
     best_server: bool = True,
     time_limit_s: float | None = None,
+    work_limit: float | None = None,
     progress: bool | None = None,
 ) -> PlanResult:
     """Run every stage of :data:`STAGES` for ``scenario`` and write the outputs to ``out_dir``.
@@ -1039,6 +1044,8 @@ def run_plan(
         best-server GeoTIFF.
     time_limit_s : float, optional
         Overrides ``scenario.sites.time_limit_s`` (siting solver time limit).
+    work_limit : float, optional
+        Overrides ``scenario.sites.work_limit`` (e.g. 0.05 for a quick look).
     progress : bool, optional
         Show a tqdm bar over the stages (``True``), hide it (``False``), or show
         it only when stderr is a terminal (``None``, default).
@@ -1058,7 +1065,9 @@ def run_plan(
     t0 = time.perf_counter()
     if out_dir is not None:
         check_out_dir(out_dir, overwrite, protected=scenario.input_paths())
-    options = PlanOptions(solver=solver, seed=seed, time_limit_s=time_limit_s)
+    options = PlanOptions(
+        solver=solver, seed=seed, time_limit_s=time_limit_s, work_limit=work_limit
+    )
     state = run_stages(PlanState(scenario, options, load_inputs=inputs), progress=progress)
     result = result_from_state(state)
     timings = dict(state.timings)

@@ -1,4 +1,4 @@
-"""Issue 4 on real data: thesis roads and POIs of Cần Thơ, census districts, OSM XML graphs.
+"""Undergrounding, backhaul and Wi-Fi on real data: thesis roads and POIs of Cần Thơ, census
 
 Data in ``../shared/data`` (never copied into the repo; see each folder's SOURCE.md).
 """
