@@ -1,4 +1,6 @@
-"""Undergrounding, backhaul and Wi-Fi on real data: thesis roads and POIs of Cần Thơ, census
+"""Undergrounding, backhaul and Wi-Fi on real data.
+
+Thesis roads and POIs of Cần Thơ, census districts, OSM XML graphs.
 
 Data in ``../shared/data`` (never copied into the repo; see each folder's SOURCE.md).
 """
