@@ -3,20 +3,21 @@
 - CRS: :func:`require_metric`, :func:`require_same_crs`, :func:`to_working_crs`;
 - rows and columns: :func:`require_rows`, :func:`require_columns`;
 - point coordinates: :func:`points_xy` (the only place coordinates are read from a layer);
-- district of a point: :func:`assign_district` (containing district, else the nearest one).
+- district of a point: :func:`assign_district` (containing district, else the nearest one);
+- population rasters: :func:`check_raster_band`, :func:`check_population_array`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from pyproj import CRS
 
-from towerplan.errors import ColumnError, CRSError, EmptyInputError
+from towerplan.errors import ColumnError, CRSError, DataFileError, EmptyInputError, PopulationError
 
 DEFAULT_CRS = "EPSG:32648"
 """Default working CRS: WGS 84 / UTM zone 48N (metres)."""
@@ -253,3 +254,50 @@ def assign_district(
             near_p, near_d = districts.sindex.nearest(pts.iloc[miss].to_numpy(), return_all=False)
             out[miss[near_p]] = values[near_d]
     return pd.Series(out, index=points.index, dtype=object)
+
+
+def check_raster_band(src: Any, band: int, label: str) -> None:
+    """Raise unless the open raster ``src`` has a CRS and the band ``band``.
+
+    Parameters
+    ----------
+    src : rasterio.DatasetReader
+        An open raster.
+    band : int
+        1-based band number.
+    label : str
+        Name of the raster, used in the error message.
+
+    Raises
+    ------
+    CRSError
+        The raster has no CRS.
+    DataFileError
+        No such band.
+    """
+    if src.crs is None:
+        raise CRSError(
+            f"{label}: the raster has no CRS; add one (gdal_edit.py -a_srs EPSG:4326) - "
+            "towerplan never guesses a CRS"
+        )
+    if band < 1 or band > src.count:
+        raise DataFileError(f"{label}: band {band} does not exist (the raster has {src.count})")
+
+
+def check_population_array(data: np.ndarray, label: str) -> None:
+    """Raise :class:`PopulationError` on NaN or negative counts (nodata already filled).
+
+    Parameters
+    ----------
+    data : ndarray
+        People per pixel.
+    label : str
+        Name of the raster, used in the error message.
+    """
+    bad = ~np.isfinite(data) | (data < 0)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise PopulationError(
+            f"{label}: {int(bad.sum())} pixel(s) are NaN or negative (first at row {r}, col {c}) "
+            "and not marked nodata; set the raster's nodata value or fix the pixels"
+        )

@@ -41,7 +41,14 @@ from pyproj import CRS, Transformer
 from tqdm import tqdm
 
 from towerplan._raster import apply_affine, cell_of, centres, grid_for_bounds, window_of
-from towerplan._validate import DEFAULT_CRS, require_columns, require_metric, require_rows
+from towerplan._validate import (
+    DEFAULT_CRS,
+    check_population_array,
+    check_raster_band,
+    require_columns,
+    require_metric,
+    require_rows,
+)
 from towerplan.errors import (
     ColumnError,
     CRSError,
@@ -270,6 +277,7 @@ def _read_raster_window(
 
     try:
         with rasterio.open(p) as src:
+            check_raster_band(src, band, f"population raster {p}")
             st_full, scrs = src.transform, src.crs
             r0, r1, c0, c1 = 0, src.height, 0, src.width
             if area is not None:
@@ -295,8 +303,11 @@ def _read_raster_window(
                 data = np.zeros((1, 1))
                 st = st_full
             sbounds = src.bounds
-    except RasterioIOError as exc:  # pragma: no cover - checked by read_population_raster
-        raise DataFileError(f"population raster {p}: {exc}") from None
+    except RasterioIOError as exc:
+        raise DataFileError(
+            f"population raster {p}: cannot read the raster ({exc}); give a GeoTIFF of people "
+            "per pixel"
+        ) from None
     return data, st, scrs, sbounds
 
 
@@ -623,12 +634,12 @@ def grid_from_raster(
     """
     from rasterio.warp import transform_bounds
 
-    from towerplan.inputs.readers import check_population_array, read_population_raster
-
     target = CRS.from_user_input(crs)
     if not target.is_projected:
         raise CRSError(f"working CRS {crs} is geographic; choose a metric CRS")
-    p = read_population_raster(path, band=band, max_check_pixels=0)  # values: per window
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataFileError(f"population raster {p}: file not found; check the path")
     area = None
     if boundary is not None:
         require_metric(boundary, "boundary")

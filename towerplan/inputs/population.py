@@ -12,9 +12,8 @@ import numpy as np
 import shapely
 from pyproj import CRS
 
-from towerplan._validate import DEFAULT_CRS
+from towerplan._validate import DEFAULT_CRS, check_population_array, check_raster_band
 from towerplan.errors import (
-    CRSError,
     DataFileError,
     ParameterError,
     PopulationError,
@@ -100,17 +99,6 @@ def read_population_polygons(
     return out
 
 
-def check_population_array(data: np.ndarray, label: str) -> None:
-    """Raise :class:`PopulationError` on NaN or negative counts (nodata already filled)."""
-    bad = ~np.isfinite(data) | (data < 0)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise PopulationError(
-            f"{label}: {int(bad.sum())} pixel(s) are NaN or negative (first at row {r}, col {c}) "
-            "and not marked nodata; set the raster's nodata value or fix the pixels"
-        )
-
-
 def read_population_raster(
     path: str | Path,
     band: int = 1,
@@ -142,15 +130,7 @@ def read_population_raster(
     data = None
     try:
         with rasterio.open(p) as src:
-            if src.crs is None:
-                raise CRSError(
-                    f"{label}: the raster has no CRS; add one (gdal_edit.py -a_srs EPSG:4326) - "
-                    "towerplan never guesses a CRS"
-                )
-            if band < 1 or band > src.count:
-                raise DataFileError(
-                    f"{label}: band {band} does not exist (the raster has {src.count})"
-                )
+            check_raster_band(src, band, label)
             if src.width * src.height <= max_check_pixels:
                 data = src.read(band, masked=True).astype("float64").filled(0.0)
                 pixel_km2 = _pixel_area_km2(src)
