@@ -11,10 +11,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pytest
+from shapely.geometry import box
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TOWERPLAN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+#: Working CRS of the generated test layers (UTM 48N) and a corner in Cần Thơ.
+CRS = "EPSG:32648"
+X0, Y0 = 580_000.0, 1_110_000.0
+
+
+def make_districts(
+    boxes: list[tuple[float, float, float, float]],
+    names: list[str],
+    types: list[str],
+    *,
+    x0: float = X0,
+    y0: float = Y0,
+    **columns: list[Any],
+) -> gpd.GeoDataFrame:
+    """District polygons from boxes relative to ``(x0, y0)``, in :data:`CRS`."""
+    geoms = [box(x0 + a, y0 + b, x0 + c, y0 + d) for a, b, c, d in boxes]
+    data = {"district": names, **columns, "district_type": types}
+    return gpd.GeoDataFrame(data, geometry=geoms, crs=CRS)
+
 
 #: Siting work budget of the demo plan in the tests (``--work-limit``).  The quotas, the
 #: outputs and their contracts do not depend on it; solution quality is tested on small

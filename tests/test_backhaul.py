@@ -9,13 +9,11 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CRS, X0, Y0
 from shapely.geometry import LineString, Point, box
 
 from towerplan.errors import ColumnError, CRSError, EmptyInputError
 from towerplan.infrastructure import backhaul as bh
-
-CRS = "EPSG:32648"
-X0, Y0 = 580_000.0, 1_110_000.0
 
 
 def _p(x: float, y: float) -> Point:

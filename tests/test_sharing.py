@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from shapely.geometry import Point, box
+from conftest import CRS, X0, Y0, make_districts
+from shapely.geometry import Point
 
 from towerplan.errors import (
     ColumnError,
@@ -23,8 +24,6 @@ from towerplan.errors import (
 from towerplan.infrastructure import sharing as sh
 from towerplan.scenario import UnitCosts, load_scenario, scenario_from_dict
 
-CRS = "EPSG:32648"
-X0, Y0 = 580_000.0, 1_110_000.0  # somewhere in Cần Thơ (UTM 48N)
 UC = UnitCosts()  # 1.2e9 / 1.6e9 / 0.35e9 / 0.15e9 / 0.12e9 per year, 10 years
 
 
@@ -76,18 +75,12 @@ def _proposed() -> gpd.GeoDataFrame:
 
 
 def _districts() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {
-            "district": ["U", "R"],
-            "code": ["01", "02"],
-            "district_type": ["urban", "rural"],
-            "population": [1000.0, 500.0],
-        },
-        geometry=[
-            box(X0 - 1000, Y0 - 1000, X0 + 2500, Y0 + 1000),
-            box(X0 + 2500, Y0 - 1000, X0 + 8000, Y0 + 1000),
-        ],
-        crs=CRS,
+    return make_districts(
+        [(-1000, -1000, 2500, 1000), (2500, -1000, 8000, 1000)],
+        ["U", "R"],
+        ["urban", "rural"],
+        code=["01", "02"],
+        population=[1000.0, 500.0],
     )
 
 
@@ -476,3 +469,40 @@ def test_scenario_sharing_settings_are_used() -> None:
         allow_add_tenant=scen.sharing.allow_add_tenant,
     )
     assert math.isclose(plan.rate_after, 4 / 9)
+
+
+def test_plan_sharing_stage_uses_the_scenario_settings() -> None:
+    """The plan's ``sharing`` stage reads sharing.* from the scenario (run through run_stage)."""
+    import dataclasses
+
+    from towerplan import plan
+    from towerplan.inputs import PlanInputs
+    from towerplan.scenario import ColocationDistance
+
+    scen = load_scenario("cantho-2020")
+    inputs = PlanInputs(
+        districts=_districts(),
+        population=_districts(),
+        existing_sites=_existing(),
+        pois=gpd.GeoDataFrame(),
+    )
+    state = plan.PlanState(
+        scen,
+        load_inputs=inputs,
+        coverage_before=plan.CoverageStage(pd.DataFrame(), {}, existing=_existing()),
+        siting=plan.SitingStage(result=None, proposed=_proposed()),  # type: ignore[arg-type]
+    )
+    out = plan.run_stage("sharing", state).sharing
+    assert out is not None
+    assert out.summary["colocation_options"] == 4  # urban 300 m / rural 800 m
+    assert out.summary["sharing_target"] == [0.40, 0.45]
+    assert out.summary["sharing_rate_with_colocations"] == round(4 / 9, 4)
+    # a 50 m search distance leaves no option; a 0.5 target changes the target keys
+    near = dataclasses.replace(
+        scen.sharing, colocation_distance_m=ColocationDistance(50.0, 50.0), target_min=0.5
+    )
+    state2 = dataclasses.replace(state, scenario=dataclasses.replace(scen, sharing=near))
+    out2 = plan.run_stage("sharing", state2).sharing
+    assert out2 is not None
+    assert out2.summary["colocation_options"] == 0
+    assert out2.summary["sharing_target"] == [0.5, 0.45]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import CRS
 from shapely.geometry import box
 
 from towerplan import siting
@@ -20,8 +21,6 @@ from towerplan.errors import (
     ParameterError,
     PopulationError,
 )
-
-CRS = "EPSG:32648"
 
 
 def _demand(n: int = 400, seed: int = 0, extent: float = 4000.0) -> gpd.GeoDataFrame:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from shapely.geometry import LineString, box
+from conftest import CRS, X0, Y0, make_districts
+from shapely.geometry import LineString
 
 from towerplan.errors import ColumnError, CRSError, ParameterError, ScenarioError
 from towerplan.infrastructure import undergrounding as ug
@@ -20,16 +21,15 @@ from towerplan.scenario import (
     scenario_from_dict,
 )
 
-CRS = "EPSG:32648"
-X0, Y0 = 580_000.0, 1_110_000.0
 PLAN = {2020: (0.50, 0.25, 0.30, 0.35, 0.20, 0.30), 2030: (0.85, 0.65, 0.70, 0.80, 0.70, 1.0)}
 
 
 def _districts() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {"district": ["U", "R"], "code": ["01", "02"], "district_type": ["urban", "rural"]},
-        geometry=[box(X0, Y0, X0 + 1000, Y0 + 1000), box(X0 + 1000, Y0, X0 + 3000, Y0 + 1000)],
-        crs=CRS,
+    return make_districts(
+        [(0, 0, 1000, 1000), (1000, 0, 3000, 1000)],
+        ["U", "R"],
+        ["urban", "rural"],
+        code=["01", "02"],
     )
 
 

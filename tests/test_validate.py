@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CRS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, box
@@ -18,8 +19,6 @@ from towerplan._validate import (
     require_same_crs,
 )
 from towerplan.errors import ColumnError, CRSError
-
-CRS = "EPSG:32648"
 
 
 def _districts() -> gpd.GeoDataFrame:

@@ -6,13 +6,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CRS, X0, Y0, make_districts
 from shapely.geometry import Point, Polygon, box
 
 from towerplan.errors import ColumnError, CRSError, ParameterError
 from towerplan.infrastructure import wifi
-
-CRS = "EPSG:32648"
-X0, Y0 = 580_000.0, 1_110_000.0
 
 
 def _p(x: float, y: float) -> Point:
@@ -20,10 +18,8 @@ def _p(x: float, y: float) -> Point:
 
 
 def _districts() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        {"district": ["D1", "D2"], "district_type": ["urban", "rural"]},
-        geometry=[box(X0, Y0, X0 + 1000, Y0 + 1000), box(X0 + 1000, Y0, X0 + 3000, Y0 + 1000)],
-        crs=CRS,
+    return make_districts(
+        [(0, 0, 1000, 1000), (1000, 0, 3000, 1000)], ["D1", "D2"], ["urban", "rural"]
     )
 
 
