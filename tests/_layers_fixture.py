@@ -303,3 +303,28 @@ def make_layers(
     )
     kpis["total"] = kpis["existing"] + kpis["new_dedicated"] + kpis["new_shared"]
     return layers, summary, kpis
+
+
+def write_signal_raster(folder: Any, layers: dict[str, gpd.GeoDataFrame]) -> Any:
+    """A 40 x 30 best-server GeoTIFF over the districts: received level -120 ... -60 dBm."""
+    from pathlib import Path
+
+    import rasterio
+    from rasterio.transform import from_origin
+
+    x0, y0, x1, y1 = layers["districts"].total_bounds
+    tif = Path(folder) / "best_server.tif"
+    with rasterio.open(
+        tif,
+        "w",
+        driver="GTiff",
+        width=40,
+        height=30,
+        count=1,
+        dtype="float32",
+        crs=CRS,
+        transform=from_origin(x0, y1, (x1 - x0) / 40, (y1 - y0) / 30),
+        nodata=np.nan,
+    ) as dst:
+        dst.write(np.linspace(-120, -60, 1200, dtype="float32").reshape(30, 40), 1)
+    return tif

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sqlite3
+import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -199,15 +203,19 @@ def test_export_layout_and_formats(exported: tuple[Path, dict, list[Path]]) -> N
     names = {n for n, g in layers.items() if len(g) and n != "demand"}
     for t in export.CRS_TARGETS:
         gpkg = out / t / f"towerplan_{t}.gpkg"
-        assert {str(r[0]) for r in pyogrio.list_layers(gpkg)} == names
+        assert {str(r[0]) for r in pyogrio.list_layers(gpkg)} == names | {"layer_styles"}
         assert {p.stem for p in (out / t / "geojson").glob("*.geojson")} == names
         assert {p.stem for p in (out / t / "shp").glob("*.shp")} == names
         assert {p.stem for p in (out / t / "csv").glob("*.csv")} == names
-    assert {p.stem for p in (out / "wgs84" / "kml").glob("*.kml")} == names
+    assert [p.name for p in (out / "wgs84" / "kml").iterdir()] == ["towerplan.kmz"]
     assert not (out / "vn2000_utm" / "kml").exists()
     assert not (out / "vn2000_tm3" / "kml").exists()
     readme = (out / "README.txt").read_text(encoding="utf-8")
     assert "EPSG:5897" in readme and "EPSG:3405" in readme and "EPSG:6960" in readme
+    # the measured difference from PROJ's default operation (~0.8 m in Cần Thơ) is stated
+    m = re.search(r"coordinates (\d+\.\d+) m away", readme)
+    assert m is not None and 0.3 < float(m.group(1)) < 2.0
+    assert "X_northing_m is the northing (X) and Y_easting_m the easting (Y)" in readme
 
 
 @pytest.mark.parametrize("target", ["vn2000_utm", "vn2000_tm3", "wgs84"])
@@ -241,10 +249,14 @@ def test_csv_has_lonlat_and_projected_xy(exported: tuple[Path, dict, list[Path]]
         assert np.abs(df[["lon", "lat"]].to_numpy() - ll).max() < 2e-7  # ~2 cm (PROJ default path)
         assert df["district"].tolist() == ex["district"].tolist()
         if target == "wgs84":
-            assert "x" not in df.columns
+            assert export.CSV_X not in df.columns
             continue
         tgt = _coords(export.reproject(ex, export.target_crs(target)))
-        assert np.abs(df[["x", "y"]].to_numpy() - tgt).max() < 1e-3
+        # X = northing, Y = easting (Vietnamese survey tables), named in the header
+        assert list(df.columns[-2:]) == ["X_northing_m", "Y_easting_m"]
+        assert np.abs(df["X_northing_m"].to_numpy() - tgt[:, 1]).max() < 1e-3
+        assert np.abs(df["Y_easting_m"].to_numpy() - tgt[:, 0]).max() < 1e-3
+        assert (df["X_northing_m"] > 1_000_000).all() and (df["Y_easting_m"] < 1_000_000).all()
     roads = pd.read_csv(out / "vn2000_tm3" / "csv" / "roads.csv", encoding="utf-8-sig")
     assert roads["point"].eq("representative point of the feature").all()
     assert roads["name"].tolist() == ["QL 91", "ĐT 923", "Đường 30/4"]
@@ -256,8 +268,9 @@ def test_shapefile_utf8_and_field_mapping(exported: tuple[Path, dict, list[Path]
     assert shp.with_suffix(".cpg").read_text().strip().upper() == "UTF-8"
     mapping = pd.read_csv(shp.with_name("sharing_candidates.fields.csv"))
     m = dict(zip(mapping["column"], mapping["shapefile_field"], strict=True))
-    assert m["host_operator"] == "host_opera"
-    assert m["host_site_id"] == "host_site_"
+    assert m["host_operator"] == "host_op"
+    assert m["host_site_id"] == "hostsiteid"
+    assert m["estimated_saving_vnd"] == "estsavvnd"
     assert all(len(v) <= 10 for v in m.values()) and len(set(m.values())) == len(m)
     back = gpd.read_file(shp)
     src = layers["sharing_candidates"]
@@ -269,14 +282,99 @@ def test_shapefile_utf8_and_field_mapping(exported: tuple[Path, dict, list[Path]
     assert "Bình Thủy" in d["district"].tolist()
 
 
-def test_kml_wgs84_with_names(exported: tuple[Path, dict, list[Path]]) -> None:
+def test_kmz_styled_and_valid(exported: tuple[Path, dict, list[Path]]) -> None:
     out, layers, _ = exported
-    text = (out / "wgs84" / "kml" / "districts.kml").read_text(encoding="utf-8")
-    assert "<name>Bình Thủy</name>" in text
-    assert "<script>" not in text  # XML-escaped
-    k = gpd.read_file(out / "wgs84" / "kml" / "existing_sites.kml")
-    ll = _coords(layers["existing_sites"].to_crs(4326))
-    assert np.abs(_coords(k)[:, :2] - ll).max() < 1e-9
+    kmz = out / "wgs84" / "kml" / "towerplan.kmz"
+    with zipfile.ZipFile(kmz) as z:
+        names = z.namelist()
+        assert names[0] == "doc.kml"
+        doc = ET.fromstring(z.read("doc.kml"))  # well-formed XML
+        icons = [n for n in names if n.startswith("files/") and n.endswith(".png")]
+        for n in icons:
+            assert z.read(n)[:8] == b"\x89PNG\r\n\x1a\n"
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    folders = {f.findtext("k:name", namespaces=ns): f for f in doc.iter(f"{{{ns['k']}}}Folder")}
+    assert "Existing BTS sites" in folders and "Coverage gaps" in folders
+    marks = list(folders["Existing BTS sites"].iter(f"{{{ns['k']}}}Placemark"))
+    assert len(marks) == len(layers["existing_sites"])
+    # icons by site type: existing circle, new dedicated square, new shared diamond
+    hrefs = {h.text for h in doc.iter(f"{{{ns['k']}}}href")}
+    assert {
+        "files/circle_8c8c8c.png",
+        "files/square_0072B2.png",
+        "files/diamond_D55E00.png",
+    } <= hrefs
+    assert set(hrefs) <= {f for f in names}
+    gap_names = [
+        m.findtext("k:name", namespaces=ns)
+        for m in folders["Coverage gaps"].iter(f"{{{ns['k']}}}Placemark")
+    ]
+    assert any(n.startswith("Coverage gap before the plan - ") for n in gap_names)
+    assert any(n.startswith("Coverage gap after the plan - ") for n in gap_names)
+    assert len(set(gap_names)) == len(gap_names)  # before/after per operator: distinct names
+    polys = (
+        [c.text for c in doc.iter(f"{{{ns['k']}}}PolyStyle/{{{ns['k']}}}color")]
+        if False
+        else [e.findtext("k:color", namespaces=ns) for e in doc.iter(f"{{{ns['k']}}}PolyStyle")]
+    )
+    assert len({c for c in polys if c}) >= 2  # coloured polygons
+    text = ET.tostring(doc, encoding="unicode")
+    assert "Bình Thủy" in text and "<script>" not in text  # names XML-escaped
+    pt = next(iter(folders["Existing BTS sites"].iter(f"{{{ns['k']}}}coordinates"))).text
+    lon, lat = (float(v) for v in pt.strip().split(",")[:2])
+    ll = _coords(layers["existing_sites"].to_crs(4326))[0]
+    assert abs(lon - ll[0]) < 1e-9 and abs(lat - ll[1]) < 1e-9
+
+
+def test_qml_beside_each_shapefile_parses(exported: tuple[Path, dict, list[Path]]) -> None:
+    out, _, _ = exported
+    shp_dir = out / "vn2000_tm3" / "shp"
+    for shp in shp_dir.glob("*.shp"):
+        root = ET.fromstring(shp.with_suffix(".qml").read_text(encoding="utf-8").split("\n", 1)[1])
+        assert root.tag == "qgis"
+        r = root.find("renderer-v2")
+        assert r is not None and r.get("type") in ("singleSymbol", "categorizedSymbol")
+        if r.get("type") == "categorizedSymbol":
+            fields = pd.read_csv(shp.with_name(shp.stem + ".fields.csv"))
+            assert r.get("attr") in set(fields["shapefile_field"])  # the 10-character name
+            assert len(r.findall("categories/category")) == len(r.findall("symbols/symbol"))
+    prop = ET.fromstring(
+        (shp_dir / "proposed_sites.qml").read_text(encoding="utf-8").split("\n", 1)[1]
+    )
+    cats = {c.get("value"): c for c in prop.iter("category")}
+    assert set(cats) == {"dedicated", "shared"}
+    assert cats["shared"].get("label") == "new shared site"
+    shapes = {
+        sym.get("name"): next(o.get("value") for o in sym.iter("Option") if o.get("name") == "name")
+        for sym in prop.iter("symbol")
+    }
+    assert shapes[cats["dedicated"].get("symbol")] == "square"
+    assert shapes[cats["shared"].get("symbol")] == "diamond"
+
+
+def test_gpkg_layer_styles_table(tmp_path: Path) -> None:
+    layers, _, _ = make_layers(n_existing=10, n_proposed=4)
+    p = export.write_gpkg(layers, tmp_path / "towerplan.gpkg", lang="vi")
+    con = sqlite3.connect(p)
+    rows = con.execute(
+        "SELECT f_table_name, f_geometry_column, styleName, styleQML, useAsDefault "
+        "FROM layer_styles"
+    ).fetchall()
+    contents = con.execute(
+        "SELECT data_type FROM gpkg_contents WHERE table_name = 'layer_styles'"
+    ).fetchone()
+    con.close()
+    assert contents == ("attributes",)
+    assert {r[0] for r in rows} == {str(r[0]) for r in pyogrio.list_layers(p)} - {"layer_styles"}
+    for name, geom_col, style, qml, default in rows:
+        assert geom_col == "geom" and style == name and default == 1
+        root = ET.fromstring(qml.split("\n", 1)[1])
+        assert root.find("renderer-v2") is not None
+    qml = dict((r[0], r[3]) for r in rows)["proposed_sites"]
+    assert 'label="trạm xây mới dùng chung"' in qml  # Vietnamese category labels
+    assert 'value="shared"' in qml  # stored codes stay stable
+    # the GeoPackage still reads as before
+    assert len(gpd.read_file(p, layer="existing_sites")) == 10
 
 
 def test_list_and_dict_columns_serialised(exported: tuple[Path, dict, list[Path]]) -> None:
@@ -344,3 +442,26 @@ def test_dbf_names_unique_ascii_short(cols: list[str]) -> None:
     assert len(m) == len(cols)
     assert all(len(v) <= 10 and v.isascii() and v for v in vals)
     assert len({v.lower() for v in vals}) == len(vals)
+
+
+def test_dbf_names_readable() -> None:
+    m = export._dbf_names(
+        [
+            "fibre_km_2020",
+            "fibre_km_2030",
+            "coverage_any_before",
+            "coverage_any_after",
+            "population",
+            "site_id",
+            "share_2016",
+        ]
+    )
+    assert m == {
+        "fibre_km_2020": "fibkm2020",
+        "fibre_km_2030": "fibkm2030",
+        "coverage_any_before": "covanybef",
+        "coverage_any_after": "covanyaft",
+        "population": "population",
+        "site_id": "site_id",
+        "share_2016": "share_2016",
+    }

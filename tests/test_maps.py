@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import html
+import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -12,21 +12,30 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from _layers_fixture import EVIL, make_layers
+from _layers_fixture import EVIL, make_layers, write_signal_raster
 from shapely.geometry import LineString, Point
 
 from towerplan.errors import CRSError, ParameterError
 from towerplan.inputs._base import DEMO_STAMP
 from towerplan.outputs import _assets, maps
 
-REGISTRY_RE = re.compile(r'^\s*("(?:[^"\\]|\\.)*"): \[(\w+), (\d+)\],$', re.MULTILINE)
+REGISTRY_RE = re.compile(
+    r'^\s*("(?:[^"\\]|\\.)*"): \[(\w+), (\d+), ("(?:[^"\\]|\\.)*")\],$', re.MULTILINE
+)
 
 
 def registry(html_text: str) -> dict[str, int]:
-    """Expected feature counts per layer label from ``window.towerplan``."""
+    """Expected feature counts per layer key from ``window.towerplan``."""
     import json
 
-    return {json.loads(k): int(n) for k, _, n in REGISTRY_RE.findall(html_text)}
+    return {json.loads(k): int(n) for k, _, n, _label in REGISTRY_RE.findall(html_text)}
+
+
+def labels(html_text: str) -> dict[str, str]:
+    """Layer key -> displayed label from ``window.towerplan``."""
+    import json
+
+    return {json.loads(k): json.loads(lab) for k, _, _n, lab in REGISTRY_RE.findall(html_text)}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +48,9 @@ def evil_maps(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dic
 def test_one_file_per_theme_and_kpi(evil_maps: tuple[list[Path], dict, dict]) -> None:
     paths, _, _ = evil_maps
     names = [p.stem for p in paths]
-    assert names[: len(maps.THEMES)] == list(maps.THEMES)
-    assert names[len(maps.THEMES) :] == [f"kpi_{c}" for c in maps.DEFAULT_KPI_COLUMNS]
+    themes = [t for t in maps.THEMES if t != "signal_level"]  # no raster given
+    assert names[: len(themes)] == themes
+    assert names[len(themes) :] == [f"kpi_{c}" for c in maps.DEFAULT_KPI_COLUMNS]
     for p in paths:
         assert p.suffix == ".html" and p.stat().st_size > 100_000  # Leaflet embedded
 
@@ -59,12 +69,19 @@ def test_offline_self_contained(evil_maps: tuple[list[Path], dict, dict]) -> Non
         assert "url(images/" not in text  # Leaflet CSS images inlined as data: URIs
 
 
-def test_cluster_assets_only_when_clustering(tmp_path: Path) -> None:
-    layers, summary, kpis = make_layers(n_existing=maps.CLUSTER_THRESHOLD + 20, n_proposed=10)
-    m = maps.build_map("proposed_sites", layers, summary, kpis)
-    text = maps.map_html(m)
-    assert "L.markerClusterGroup(" in text and "MarkerClusterGroup=" in text.replace(" ", "")
-    assert registry(text)["Existing sites"] == maps.CLUSTER_THRESHOLD + 20
+def test_every_site_drawn_clustering_only_above_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    layers, summary, kpis = make_layers(n_existing=400, n_proposed=10)
+    text = maps.map_html(maps.build_map("proposed_sites", layers, summary, kpis))
+    assert maps.CLUSTER_THRESHOLD >= 20_000
+    assert "markerClusterGroup" not in text
+    assert registry(text)["existing_sites"] == 400  # 400 sites: every one drawn, no bubbles
+    assert '"preferCanvas": true' in text
+    monkeypatch.setattr(maps, "CLUSTER_THRESHOLD", 300)
+    clustered = maps.map_html(maps.build_map("proposed_sites", layers, summary, kpis))
+    assert "L.markerClusterGroup(" in clustered
+    assert "clustered (more than 300 points)" in clustered  # its own legend entry
     m2 = maps.build_map("undergrounding", layers, summary, kpis)
     assert "markerClusterGroup" not in maps.map_html(m2)
 
@@ -115,6 +132,7 @@ def test_demo_caption_and_notes() -> None:
     demo = maps.map_html(maps.build_map("overview", layers, summary, kpis))
     assert DEMO_STAMP in demo
     assert "Districts are schematic rectangles" in demo
+    assert "VN-2000 / TM-3 zone 482 (EPSG:5897)" in demo  # source / date / CRS line
     real = dict(summary, data_kind="cantho-osm-2024", notes=[])
     text = maps.map_html(maps.build_map("overview", layers, real, kpis))
     assert DEMO_STAMP not in text
@@ -127,30 +145,113 @@ def test_registry_counts_match_layers(evil_maps: tuple[list[Path], dict, dict]) 
     pr = layers["proposed_sites"]
     n_ded = int((pr["site_type"] == "dedicated").sum())
     assert by["proposed_sites"] == {
-        "Districts": 3,
-        "District labels": 3,
-        "Roads": 3,
-        "Existing sites": 40,
-        "Proposed sites - dedicated": n_ded,
-        "Proposed sites - shared": len(pr) - n_ded,
+        "districts": 3,
+        "district_labels": 3,
+        "roads": 3,
+        "existing_sites": 40,
+        "proposed_sites:dedicated": n_ded,
+        "proposed_sites:shared": len(pr) - n_ded,
     }
+    lab = labels(next(p for p in paths if p.stem == "proposed_sites").read_text(encoding="utf-8"))
+    assert lab["proposed_sites:dedicated"] == f"New dedicated sites ({n_ded})"
+    assert lab["existing_sites"] == "Existing BTS sites (40)"
     gaps = layers["coverage_gaps"]
     for _, row in gaps.iterrows():
-        assert by["coverage_gaps"][f"Gaps {row['stage']} - {row['operator']}"] == 1
-    ops = layers["existing_sites"]["operator"].value_counts()
-    assert EVIL in ops.index
-    for op, n in ops.items():
-        assert by["coverage_gaps"][html.escape(f"Existing sites - {op}")] == n
+        assert by["coverage_gaps"][f"coverage_gaps:{row['stage']}:{row['operator']}"] == 1
     sharing = layers["sharing_candidates"]
-    total_lines = sum(v for k, v in by["sharing_candidates"].items() if k.startswith("Co-location"))
+    total_lines = sum(v for k, v in by["sharing_candidates"].items() if k.startswith("sharing_"))
     assert total_lines == len(sharing)
+    assert by["sharing_candidates"]["host_structures"] == sharing["host_site_id"].nunique()
     wifi = layers["wifi_hotspots"]
     for cat, n in wifi["category"].value_counts().items():
-        assert by["wifi_hotspots"][f"Hotspots - {cat}"] == n
-        assert by["wifi_hotspots"][f"Coverage {cat}"] == n
-    assert by["undergrounding"]["underground share 2020 (plan)"] == 3
-    assert by["undergrounding"]["underground share 2016 (now)"] == 3
-    assert by["kpi_total"]["KPI: total"] == 3
+        assert by["wifi_hotspots"][f"wifi_hotspots:{cat}"] == n
+        assert by["wifi_hotspots"][f"wifi_coverage:{cat}"] == n
+    assert by["undergrounding"]["underground:share_plan"] == 3
+    assert by["undergrounding"]["underground:share_now"] == 3
+    assert by["kpi_total"]["kpi_districts:total"] == 3
+
+
+def test_site_symbols_differ_by_shape_and_colour() -> None:
+    from towerplan.outputs import _themes
+
+    layers, summary, kpis = make_layers(n_existing=20, n_proposed=10)
+    text = maps.map_html(maps.build_map("sharing_candidates", layers, summary, kpis))
+    keys = set()
+    for m in re.finditer(r'"style": (\{[^}]*\})', text):
+        st = json.loads(m.group(1))
+        keys.add((st["shape"], st["fillColor"]))
+    assert {k[0] for k in keys} == {"circle", "square", "diamond", "triangle"}
+    assert len({k[1] for k in keys}) == 4  # existing / new dedicated / new shared / hosts
+    road_colours = {c for c, _ in _themes.ROAD_STYLES.values()} | {_themes.ROAD_OTHER[0]}
+    op_colours = set(_themes.operator_colors(layers).values())
+    assert not (op_colours & road_colours)
+    assert not ({k[1] for k in keys} & road_colours)
+
+
+def test_popups_coordinates_and_numbers() -> None:
+    from towerplan.outputs import export
+
+    layers, summary, kpis = make_layers(n_existing=10, n_proposed=5)
+    text = maps.map_html(maps.build_map("proposed_sites", layers, summary, kpis))
+    ex = layers["existing_sites"]
+    ll = ex.to_crs(4326).geometry.iloc[0]
+    tm3 = export.reproject(ex.iloc[[0]], 5897).geometry.iloc[0]
+    assert f'"{ll.x:.6f}"' in text and f'"{ll.y:.6f}"' in text  # lon/lat to 6 decimals
+    assert f'"{tm3.y:.2f}"' in text and f'"{tm3.x:.2f}"' in text  # VN-2000 X (N) / Y (E)
+    assert "VN-2000 X (northing, m)" in text and "VN-2000 Y (easting, m)" in text
+    d = maps.map_html(maps.build_map("overview", layers, summary, kpis))
+    assert '"250,000"' in d  # district population, not 2.5e+05
+    assert "e+05" not in d
+    vi = maps.map_html(maps.build_map("overview", layers, summary, kpis, lang="vi"))
+    assert '"250.000"' in vi and "Tổng quan quy hoạch trạm BTS" in vi
+    assert json.dumps("quận (đô thị)")[1:-1] in vi  # district_type shown with its label
+
+
+def test_before_after_choropleths_share_breaks() -> None:
+    layers, summary, kpis = make_layers(n_existing=10, n_proposed=5)
+    kpis = kpis.assign(
+        coverage_any_before=[0.70, 0.75, 0.78], coverage_any_after=[0.90, 0.92, 0.99]
+    )
+    before = maps.map_html(maps.build_map("kpi_coverage_any_before", layers, summary, kpis))
+    after = maps.map_html(maps.build_map("kpi_coverage_any_after", layers, summary, kpis))
+
+    def legend(t: str) -> list[str]:
+        return re.findall(r"\d+ % \\u2013 \d+ %|\d+ % – \d+ %", t)
+
+    assert len(legend(before)) >= 3 and legend(before) == legend(after)
+
+    def classes(t: str) -> list[int]:
+        for m in re.finditer(r"var d = (\{.*?\});\s*return L\.geoJson", t, re.DOTALL):
+            d = json.loads(m.group(1))
+            if any(f.startswith("Coverage") for f in d["fields"]):
+                return sorted({f["properties"]["s"] for f in d["geojson"]["features"]})
+        raise AssertionError("no choropleth layer")
+
+    assert classes(before) == [2] and classes(after) == [4, 5]  # the rise is visible
+
+
+def test_collapsible_panels_search_and_readout() -> None:
+    from towerplan.scenario import ExportSettings
+
+    layers, summary, kpis = make_layers(n_existing=10, n_proposed=5)
+    text = maps.map_html(maps.build_map("overview", layers, summary, kpis))
+    assert "tp-fold-small" in text and "TP.fold(document)" in text
+    assert "TP.search(" in text and "Site ID, e.g. NEW-0001" in text
+    assert "TP.readout(map" in text and '"cm": 105.0' in text and '"k0": 0.9999' in text
+    # an operation that is not a 7-parameter Helmert: no readout rather than a wrong one
+    assert maps._helmert_params(ExportSettings(vn2000_datum_transformation="+proj=noop")) is None
+    assert maps._helmert_params(ExportSettings())["tx"] == pytest.approx(-191.90441429)
+
+
+def test_signal_level_raster_layer(tmp_path: Path) -> None:
+    layers, summary, kpis = make_layers(n_existing=10, n_proposed=5)
+    tif = write_signal_raster(tmp_path, layers)
+    paths = maps.write_maps(layers, summary, kpis, tmp_path / "m", best_server=tif)
+    assert "signal_level" in [p.stem for p in paths]
+    text = (tmp_path / "m" / "signal_level.html").read_text(encoding="utf-8")
+    assert registry(text)["best_server"] == 1
+    assert 'L.imageOverlay("data:image/png;base64,' in text
+    assert "-75 dBm" in text and "-105 dBm" in text
 
 
 def test_demand_not_drawn_and_coordinates_rounded() -> None:
@@ -161,6 +262,7 @@ def test_demand_not_drawn_and_coordinates_rounded() -> None:
     strip = re.compile(r"[0-9a-f]{32}")
     assert len(strip.sub("", with_demand)) == len(strip.sub("", without))
     body = with_demand.split("</head>", 1)[1]
+    body = re.sub(r"TP\.(readout|vn2000)\(.*?\);", "", body)  # Helmert parameters
     assert re.search(r"\d+\.\d{7,}", body) is None
     assert re.search(r"105\.7\d{4}", body) is not None  # lon in degrees (EPSG:4326)
 
@@ -176,21 +278,22 @@ def test_missing_and_empty_layers() -> None:
     for theme in maps.THEMES:
         text = maps.map_html(maps.build_map(theme, minimal, summary, kpis))  # type: ignore[arg-type]
         reg = registry(text)
-        assert reg["Districts"] == 3
-        assert not any(k.startswith("Proposed") for k in reg)
+        assert reg["districts"] == 3
+        assert not any(k.startswith("proposed") for k in reg)
     sharing = maps.map_html(maps.build_map("sharing_candidates", minimal, summary, kpis))  # type: ignore[arg-type]
-    assert "No co-location options in this plan." in sharing
-    assert "No Wi-Fi hotspot layer" in maps.map_html(
-        maps.build_map("wifi_hotspots", minimal, summary)
-    )  # type: ignore[arg-type]
+    assert "This plan has no sharing_candidates layer." in sharing
+    wifi = maps.map_html(maps.build_map("wifi_hotspots", minimal, summary))  # type: ignore[arg-type]
+    assert "This plan has no wifi_hotspots layer." in wifi
 
 
 def test_sharing_points_become_lines() -> None:
+    from towerplan.outputs import _themes
+
     layers, _, _ = make_layers(n_existing=10, n_proposed=5)
     s = layers["sharing_candidates"].copy()
     s = s.set_geometry([Point(g.coords[-1]) for g in s.geometry])
-    lines = maps._sharing_lines(s, layers["proposed_sites"])
-    assert (lines.geom_type == "LineString").all()
+    lines = _themes._sharing_lines(s, layers["proposed_sites"])
+    assert (lines.geom_type == "LineString").all() and len(lines) == len(s)
     pos = dict(
         zip(layers["proposed_sites"]["site_id"], layers["proposed_sites"].geometry, strict=True)
     )
@@ -202,15 +305,23 @@ def test_road_thinning(monkeypatch: pytest.MonkeyPatch) -> None:
     layers, summary, _ = make_layers(n_existing=5, n_proposed=3)
     monkeypatch.setattr(maps, "MAX_ROAD_FEATURES", 2)
     reg = registry(maps.map_html(maps.build_map("overview", layers, summary)))
-    assert reg["Roads"] == 2  # national + provincial kept, local dropped
+    assert reg["roads"] == 2  # national + provincial kept, local dropped
 
 
-def test_classify_quantiles() -> None:
-    idx, legend = maps._classify(pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, np.nan]))
-    assert idx[-1] == 5 and legend[-1][1] == "no data"
-    assert idx[:6] == sorted(idx[:6]) and idx[0] == 0 and idx[5] == 4
-    idx1, legend1 = maps._classify(pd.Series([2.0, 2.0]))
-    assert idx1 == [0, 0] and len(legend1) == 1
+def test_class_breaks_shared_and_fixed_for_shares() -> None:
+    from towerplan.outputs import _themes
+
+    a, b = pd.Series([1.0, 2.0, 3.0]), pd.Series([4.0, 5.0, 6.0, np.nan])
+    br = _themes.class_breaks([a, b], share=False)
+    assert br[0] == 1.0 and br[-1] == 6.0
+    cls = _themes.classify(b, br)
+    assert cls[-1] == -1 and list(cls[:3]) == sorted(cls[:3])
+    assert list(_themes.class_breaks([pd.Series([0.1, 0.9])], share=True)) == list(
+        _themes.SHARE_BREAKS
+    )
+    assert list(_themes.class_breaks([pd.Series([0.7, 0.99])], share=True)) == list(
+        _themes.COVERAGE_BREAKS
+    )
 
 
 def test_errors() -> None:
@@ -230,7 +341,7 @@ def test_geographic_input_accepted() -> None:
     layers, summary, kpis = make_layers(n_existing=5, n_proposed=3)
     ll = {k: v.to_crs(4326) for k, v in layers.items()}
     reg = registry(maps.map_html(maps.build_map("overview", ll, summary, kpis)))
-    assert reg["Existing sites"] == 5
+    assert reg["existing_sites"] == 5
     line = gpd.GeoDataFrame({"name": ["x"]}, geometry=[LineString([(0, 0), (1, 1)])], crs=4326)
     assert len(maps._to_wgs84(line, "roads")) == 1
 
@@ -278,9 +389,9 @@ def test_gap_not_covered_by_any_operator() -> None:
     reg = registry(
         maps.map_html(maps.build_map("overview", dict(layers, coverage_gaps=gaps), summary, kpis))
     )
-    assert reg["Not covered by any operator after the plan"] == 1
+    assert reg["coverage_gaps_all"] == 1
     reg2 = registry(maps.map_html(maps.build_map("overview", layers, summary, kpis)))
-    assert "Not covered by any operator after the plan" not in reg2
+    assert "coverage_gaps_all" not in reg2
 
 
 def test_geometry_collections_drawn_as_one_feature() -> None:
@@ -299,4 +410,4 @@ def test_geometry_collections_drawn_as_one_feature() -> None:
     reg = registry(
         maps.map_html(maps.build_map("coverage_gaps", dict(layers, coverage_gaps=gaps), summary))
     )
-    assert reg["Gaps after - A"] == 1
+    assert reg["coverage_gaps:after:A"] == 1

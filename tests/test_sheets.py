@@ -1,4 +1,5 @@
-"""Static map sheets: files, paper sizes, stamp, legend, scale bar, KPI pages."""
+"""Static map sheets: VN-2000 TM-3 grid, standard scale, title block, inset, legends,
+KPI pages, embedded TrueType fonts, Vietnamese text in the PDFs."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pypdf
 import pytest
-from _layers_fixture import make_layers
+from _layers_fixture import make_layers, write_signal_raster
 from matplotlib.figure import Figure
 from matplotlib_scalebar.scalebar import ScaleBar
 from PIL import Image
 
 from towerplan.errors import CRSError, ParameterError
-from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
-from towerplan.outputs import sheets
+from towerplan.inputs._base import DEMO_STAMP
+from towerplan.outputs import export, sheets
 
 
 def _texts(fig: Figure) -> list[str]:
@@ -24,81 +26,158 @@ def _texts(fig: Figure) -> list[str]:
     ]
 
 
-def _cells(fig: Figure) -> list[str]:
-    return [
-        c.get_text().get_text()
-        for ax in fig.axes
-        for t in ax.tables
-        for c in t.get_celld().values()
-    ]
-
-
 def _legend_labels(fig: Figure) -> list[str]:
     out = []
     for ax in fig.axes:
         leg = ax.get_legend()
-        for artist in ax.artists + ([leg] if leg else []):
-            if hasattr(artist, "get_texts"):
-                out += [t.get_text() for t in artist.get_texts()]
+        if leg is not None:
+            out += [t.get_text() for t in leg.get_texts()]
     return out
 
 
-def test_write_sheets_files_and_pixels(tmp_path: Path) -> None:
+def _pdf_text(path: Path) -> str:
+    """Text of a PDF with line breaks as spaces (wrapped text reads as one line)."""
+    return " ".join(" ".join(p.extract_text().split()) for p in pypdf.PdfReader(path).pages)
+
+
+@pytest.fixture(scope="module")
+def vi_sheets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], dict]:
     layers, summary, kpis = make_layers(n_existing=30, n_proposed=12)
+    summary = dict(
+        summary,
+        title_block={
+            "agency": "Sở Thông tin và Truyền thông thành phố Cần Thơ",
+            "prepared_by": "Nguyễn Văn A",
+            "checked_by": "Trần Thị B",
+            "approved_by": "Lê Văn C",
+            "first_sheet_number": 3,
+        },
+    )
+    out = tmp_path_factory.mktemp("sheets")
     paths = sheets.write_sheets(
-        layers, summary, kpis, tmp_path, sizes=("A4", "A3"), dpi=40, themes=("overview",)
+        layers,
+        summary,
+        kpis,
+        out,
+        sizes=("A4",),
+        dpi=40,
+        themes=("proposed_sites", "undergrounding"),
+        lang="vi",
+        per_district=True,
     )
-    names = sorted(p.name for p in paths)
-    assert names == sorted(
-        [
-            "overview_A4.pdf",
-            "overview_A4.png",
-            "overview_A3.pdf",
-            "overview_A3.png",
-            "kpi_table_A4_1.pdf",
-            "kpi_table_A4_1.png",
-            "kpi_table_A4_2.pdf",
-            "kpi_table_A4_2.png",
-            "kpi_table_A3.pdf",
-            "kpi_table_A3.png",
-        ]
+    paths += sheets.write_sheets(
+        layers,
+        summary,
+        None,
+        out,
+        sizes=("A3",),
+        dpi=20,
+        formats=("pdf",),
+        themes=("proposed_sites",),
+        lang="vi",
     )
-    for p in paths:
-        assert p.stat().st_size > 5000
-        if p.suffix == ".pdf":
-            assert p.read_bytes()[:5] == b"%PDF-"
-    a4 = Image.open(tmp_path / "overview_A4.png")
-    a3 = Image.open(tmp_path / "overview_A3.png")
+    return out, paths, layers
+
+
+def test_files_pixels_and_numbering(vi_sheets: tuple[Path, list[Path], dict]) -> None:
+    out, paths, _ = vi_sheets
+    stems = {p.stem for p in paths}
+    districts = ["district_ninh_kieu", "district_binh_thuy", "district_phong_dien"]
+    assert {"proposed_sites_A4", "undergrounding_A4", "kpi_table_A4"} <= stems
+    assert {f"{d}_A4" for d in districts} <= stems
+    assert len(paths) == 2 * (2 + 3 + 1) + 1
+    a4 = Image.open(out / "proposed_sites_A4.png")
     assert abs(a4.size[0] - 297 / 25.4 * 40) <= 1 and abs(a4.size[1] - 210 / 25.4 * 40) <= 1
-    assert abs(a3.size[0] - 420 / 25.4 * 40) <= 1 and abs(a3.size[1] - 297 / 25.4 * 40) <= 1
-    px = np.asarray(a4.convert("L"), dtype=float)
-    assert px.std() > 20  # not blank
-    assert (px < 100).mean() > 0.005  # dark ink: text, points, boundaries
+    a3 = pypdf.PdfReader(out / "proposed_sites_A3.pdf").pages[0].mediabox
+    assert (
+        abs(float(a3.width) - 420 / 25.4 * 72) < 1 and abs(float(a3.height) - 297 / 25.4 * 72) < 1
+    )
+    assert np.asarray(a4.convert("L"), dtype=float).std() > 20
+    # sheets 3..8 of 8 (first_sheet_number 3, six sheets per size)
+    assert "Tờ 3/8" in _pdf_text(out / "proposed_sites_A4.pdf")
+    kpi = _pdf_text(out / "kpi_table_A4.pdf")
+    assert "Tờ 8/8" in kpi and "Toàn thành phố" in kpi and "Bảng chỉ tiêu theo quận/huyện" in kpi
 
 
-def test_sheet_elements_and_demo_stamp() -> None:
+def test_pdf_vietnamese_text_scale_and_truetype_fonts(
+    vi_sheets: tuple[Path, list[Path], dict],
+) -> None:
+    out, _, _ = vi_sheets
+    pdf = out / "proposed_sites_A3.pdf"
+    text = _pdf_text(pdf)
+    assert "Trạm BTS xây mới: dùng riêng và dùng chung" in text
+    for entry in (
+        "Trạm xây mới dùng riêng (8)",
+        "Trạm xây mới dùng chung (4)",
+        "Trạm BTS hiện có (30)",
+        "Ranh giới quận/huyện",
+        "Chú giải",
+    ):
+        assert entry in text, entry
+    assert "Tỷ lệ 1:100.000" in text  # numeric scale of the standard series
+    assert "Sở Thông tin và Truyền thông thành phố Cần Thơ" in text
+    assert "Lập: Nguyễn Văn A" in text and "Duyệt: Lê Văn C" in text
+    assert "X (tọa độ bắc, km)" in text and "Y (tọa độ đông, km)" in text
+    reader = pypdf.PdfReader(pdf)
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            f = font.get_object()
+            assert f["/Subtype"] != "/Type3", f["/BaseFont"]
+            desc = f["/DescendantFonts"][0].get_object()
+            assert desc["/Subtype"] == "/CIDFontType2"  # TrueType outlines
+            assert "/FontFile2" in desc["/FontDescriptor"].get_object()  # embedded
+    ug = _pdf_text(out / "undergrounding_A4.pdf")
+    assert "Tỷ lệ ngầm hóa năm 2020 (quy hoạch)" in ug and "Tỷ lệ ngầm hóa năm 2016" in ug
+    assert "50 %" in ug  # percentages, not fractions
+
+
+def test_sheet_on_vn2000_tm3_at_a_standard_scale() -> None:
     layers, summary, _ = make_layers(n_existing=30, n_proposed=12)
-    fig = sheets.render_sheet("proposed_sites", layers, summary, "A4")
+    fig = sheets.render_sheet("proposed_sites", layers, summary, "A3")
+    ax = fig.axes[0]
+    d = export.reproject(layers["districts"], export.vn2000_tm3_crs(105.0))
+    x0, y0, x1, y1 = d.total_bounds
+    (a, b), (c, e) = ax.get_xlim(), ax.get_ylim()
+    assert a <= x0 and b >= x1 and c <= y0 and e >= y1  # study area inside, in TM-3 metres
+    assert 500_000 < a < 700_000 and 1_000_000 < c < 1_200_000
+    box = ax.get_position()
+    w_m = box.width * fig.get_size_inches()[0] * 0.0254
+    denominator = (b - a) / w_m
+    assert round(denominator) in sheets.STANDARD_SCALES
     texts = _texts(fig)
-    assert texts.count(DEMO_STAMP) == 2  # header badge + stamp over the map
-    assert _texts(fig).count("N") == 1  # north arrow
-    assert sum(isinstance(a, ScaleBar) for a in fig.axes[0].artists) == 1
-    for name in layers["districts"]["district"]:
-        assert name in texts
-    pr = layers["proposed_sites"]
-    n_ded = int((pr["site_type"] == "dedicated").sum())
-    labels = _legend_labels(fig)
-    assert f"New dedicated sites ({n_ded})" in labels
-    assert f"New shared sites ({len(pr) - n_ded})" in labels
-    assert "Existing sites (30)" in labels
-    footer = next(t for t in texts if t.startswith("Data: "))
-    assert DEMO_KIND in footer and "towerplan" in footer
-    assert any("Districts are schematic rectangles" in t for t in texts)
-    real = dict(summary, data_kind="user-data", generated="2025-01-31")
-    fig2 = sheets.render_sheet("proposed_sites", layers, real, "A4")
-    t2 = _texts(fig2)
-    assert DEMO_STAMP not in t2
-    assert any("Data: user-data" in t and "2025-01-31" in t for t in t2)
+    assert f"Scale 1:{round(denominator):,}" in texts
+    assert sum(isinstance(art, ScaleBar) for art in ax.artists) == 1
+    assert texts.count("N") == 1  # north arrow
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks and all(t.isdigit() and 500 < int(t) < 700 for t in ticks)  # km labels
+    assert texts.count(DEMO_STAMP) == 2  # badge + stamp over the map
+    assert any("Sheet 1 of 1" in t for t in texts) is False  # no number without a set
+    assert any(t.startswith("Inset: dense core") for t in texts)
+    insets = [a for a in ax.child_axes if a.get_title().startswith("Inset")]
+    assert len(insets) == 1
+    ix, iy = insets[0].get_xlim(), insets[0].get_ylim()
+    ninh_kieu = d.geometry.iloc[0].bounds  # densest district (250,000 people on 32 km²)
+    assert ix[0] <= ninh_kieu[0] and ix[1] >= ninh_kieu[2]
+    assert iy[0] <= ninh_kieu[1] and iy[1] >= ninh_kieu[3]
+
+
+def test_legend_never_truncated_and_inside_the_page() -> None:
+    layers, summary, _ = make_layers(n_existing=10, n_proposed=4)
+    w = layers["wifi_hotspots"]
+    w["category"] = [f"category with a rather long descriptive name {i}" for i in range(len(w))]
+    fig = sheets.render_sheet("wifi_hotspots", dict(layers, wifi_hotspots=w), summary, "A4")
+    labels = [t.replace("\n", " ") for t in _legend_labels(fig)]
+    for i in range(len(w)):
+        full = f"Public Wi-Fi hotspots: category with a rather long descriptive name {i} (1)"
+        assert full in labels  # wrapped, never cut
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    page = fig.bbox
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is not None:
+            bb = leg.get_window_extent(renderer)
+            assert bb.x0 >= page.x0 and bb.x1 <= page.x1 + 1 and bb.y0 >= page.y0 - 1
 
 
 def test_coverage_gaps_small_multiples() -> None:
@@ -122,19 +201,31 @@ def test_every_theme_renders_with_missing_layers() -> None:
         fig.savefig(buf, format="png", dpi=20)
         assert buf.tell() > 1000
     fig = sheets.render_sheet("sharing_candidates", minimal, summary, "A4")  # type: ignore[arg-type]
-    assert any("No 'sharing_candidates' layer in this plan." in t for t in _texts(fig))
+    assert any("This plan has no sharing_candidates layer." in t for t in _texts(fig))
 
 
-def test_kpi_pages_split_columns() -> None:
+def test_signal_level_sheet_discrete_scale(tmp_path: Path) -> None:
+    layers, summary, _ = make_layers(n_existing=10, n_proposed=4)
+    tif = write_signal_raster(tmp_path, layers)
+    fig = sheets.render_sheet("signal_level", layers, summary, "A4", best_server=tif)
+    labels = _legend_labels(fig)
+    assert "≥ -75 dBm" in labels and "< -105 dBm" in labels and "-95 … -85 dBm" in labels
+    assert len(fig.axes[0].images) == 1
+
+
+def test_kpi_pages_percentages_total_row_headers() -> None:
     _, summary, kpis = make_layers(n_existing=10, n_proposed=4)
-    a4 = sheets.render_kpi_pages(kpis, summary, "A4")
-    a3 = sheets.render_kpi_pages(kpis, summary, "A3")
-    n_cols = len(kpis.columns) - 1
-    assert len(a4) == -(-n_cols // 11) and len(a3) == -(-n_cols // 15)
-    cells = _cells(a3[0])
-    assert len(cells) == (len(kpis) + 1) * len(kpis.columns)
-    assert "250,000" in cells and "0.61" in cells and "Phong Điền" in cells
-    assert _texts(a3[0]).count(DEMO_STAMP) == 1
+    kpis = kpis.assign(coverage_any_after=[0.9, 0.95, 0.8])
+    (page,) = sheets.render_kpi_pages(kpis, summary, "A3", lang="vi")
+    texts = _texts(page)
+    assert "Toàn thành phố" in texts  # city total row
+    assert "470.000" in texts  # population total, Vietnamese separators
+    pop = kpis["population"].to_numpy()
+    total_cov = float((kpis["coverage_any_after"] * pop).sum() / pop.sum())
+    assert f"{100 * total_cov:.1f} %".replace(".", ",") in texts
+    assert "90,0 %" in texts and "0.9" not in texts
+    assert any("Dân số" in t for t in texts) and "Phong Điền" in texts
+    assert texts.count("DỮ LIỆU MINH HỌA: TRẠM GIẢ LẬP") == 1
 
 
 def test_mathtext_and_markup_in_names_are_plain_text() -> None:
@@ -158,6 +249,8 @@ def test_errors(tmp_path: Path) -> None:
         sheets.write_sheets(layers, summary, kpis, tmp_path, dpi=5)
     with pytest.raises(ParameterError, match="formats"):
         sheets.write_sheets(layers, summary, kpis, tmp_path, formats=("svg",))
+    with pytest.raises(ParameterError, match="language"):
+        sheets.render_sheet("overview", layers, summary, lang="fr")
     bad = dict(layers, roads=layers["roads"].set_crs(None, allow_override=True))
     with pytest.raises(CRSError, match="roads"):
         sheets.render_sheet("overview", bad, summary)

@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import signal
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from towerplan import __version__
+from towerplan._i18n import _, fmt_number, fmt_percent, use_language
 from towerplan.errors import TowerplanError
+from towerplan.outputs._themes import DEMO_STAMP_MSG, column_label, value_label
 
 if typing.TYPE_CHECKING:
     from towerplan.scenario import Scenario
@@ -118,6 +121,12 @@ def _build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--sheets", action="store_true", help="also render static PDF/PNG map sheets")
     pl.add_argument(
         "--exports", action="store_true", help="also write WGS84/VN-2000 vector exports"
+    )
+    pl.add_argument(
+        "--sheets-per-district", action="store_true", help="with --sheets: one sheet per district"
+    )
+    pl.add_argument(
+        "--lang", choices=["vi", "en"], default=None, help="output language (default: scenario's)"
     )
 
     ex = sub.add_parser(
@@ -251,19 +260,34 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def _fidelity_block(summary: dict[str, Any]) -> str:
     f = summary["plan_fidelity"]
     lines = [
-        "Plan fidelity (mean serving radius):",
-        f"  plan: {f['plan_radius_km']} km at {f['plan_sites']} sites over {f['area_km2']} km2",
+        _("Plan fidelity (mean serving radius):"),
+        "  "
+        + _("plan: {r} km at {n} sites over {a} km2").format(
+            r=f["plan_radius_km"], n=f["plan_sites"], a=f["area_km2"]
+        ),
     ]
     for conv, r in f["radius_km_at_total"].items():
         at_ex = f["radius_km_at_existing"][conv]
-        ex = f"{at_ex:.3f} km at the existing sites; " if at_ex is not None else ""
+        ex = (
+            _("{r} km at the existing sites; ").format(r=f"{at_ex:.3f}")
+            if at_ex is not None
+            else ""
+        )
         lines.append(
-            f"  {conv:<8} R = {r:.3f} km at {f['plan_sites']} sites "
-            f"({ex}{f['sites_for_plan_radius'][conv]:.0f} sites would give {f['plan_radius_km']} km)"
+            f"  {conv:<8} "
+            + _("R = {r} km at {n} sites ({ex}{m} sites would give {p} km)").format(
+                r=f"{r:.3f}",
+                n=f["plan_sites"],
+                ex=ex,
+                m=f"{f['sites_for_plan_radius'][conv]:.0f}",
+                p=f["plan_radius_km"],
+            )
         )
     lines.append(
-        f"  -> the '{f['best_convention']}' convention reproduces the plan's radius "
-        f"(off by {f['best_abs_error_km'] * 1000:.0f} m)"
+        "  -> "
+        + _("the '{conv}' convention reproduces the plan's radius (off by {m} m)").format(
+            conv=f["best_convention"], m=f"{f['best_abs_error_km'] * 1000:.0f}"
+        )
     )
     return "\n".join(lines)
 
@@ -277,13 +301,14 @@ def _protected(name_or_path: str, scen: Scenario) -> list[Path]:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from towerplan.inputs import DEMO_KIND, DEMO_STAMP
     from towerplan.outputs.folder import check_out_dir
     from towerplan.plan import run_plan
     from towerplan.scenario import load_scenario
 
     scen = load_scenario(args.scenario)
     check_out_dir(args.out, args.overwrite, protected=_protected(args.scenario, scen))
+    if args.lang:
+        scen = dataclasses.replace(scen, language=args.lang)
     res = run_plan(
         scen,
         args.out,
@@ -296,7 +321,16 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         best_server=not args.no_raster,
         time_limit_s=args.time_limit,
         work_limit=args.work_limit,
+        sheets_per_district=args.sheets_per_district,
     )
+    with use_language(scen.language):
+        _plan_summary(res, args.out)
+    return 0
+
+
+def _plan_summary(res: Any, out_dir: Path) -> None:
+    from towerplan.inputs import DEMO_KIND
+
     s = res.summary
     out = sys.stdout
     if not s["siting"].get("reproducible", True):
@@ -306,17 +340,42 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             "sites.work_limit\n"
         )
     if s["data_kind"] == DEMO_KIND:
-        out.write(f"*** {DEMO_STAMP} (census boundaries and population; sites not surveyed) ***\n")
+        stamp = _(DEMO_STAMP_MSG)
+        out.write(
+            _("*** {stamp} (census boundaries and population; sites not surveyed) ***").format(
+                stamp=stamp
+            )
+            + "\n"
+        )
     out.write(
-        f"scenario {s['scenario']} ({s['data_kind']}): {s['existing_sites']} existing + "
-        f"{s['new_sites']} new ({s['new_dedicated']} dedicated, {s['new_shared']} shared) = "
-        f"{s['total_sites']} sites over {s['area_km2']:.1f} km2\n"
+        _(
+            "scenario {scenario} ({kind}): {existing} existing + {new} new ({dedicated} "
+            "dedicated, {shared} shared) = {total} sites over {area} km2"
+        ).format(
+            scenario=s["scenario"],
+            kind=s["data_kind"],
+            existing=fmt_number(s["existing_sites"]),
+            new=fmt_number(s["new_sites"]),
+            dedicated=fmt_number(s["new_dedicated"]),
+            shared=fmt_number(s["new_shared"]),
+            total=fmt_number(s["total_sites"]),
+            area=fmt_number(s["area_km2"], 1),
+        )
+        + "\n"
     )
     out.write(
-        f"population {s['population']:,.0f}; coverage (any operator, as `towerplan need`) "
-        f"{s['coverage_share_before']:.1%} -> {s['coverage_share_after']:.1%}; "
-        f"market-share-weighted (the siting objective) {s['coverage_share_weighted_before']:.1%}"
-        f" -> {s['coverage_share_weighted_after']:.1%}; siting: {s['siting']['solver_used']}\n"
+        _(
+            "population {pop}; coverage (any operator, as `towerplan need`) {before} -> {after}; "
+            "market-share-weighted (the siting objective) {wbefore} -> {wafter}; siting: {solver}"
+        ).format(
+            pop=fmt_number(s["population"]),
+            before=fmt_percent(s["coverage_share_before"]),
+            after=fmt_percent(s["coverage_share_after"]),
+            wbefore=fmt_percent(s["coverage_share_weighted_before"]),
+            wafter=fmt_percent(s["coverage_share_weighted_after"]),
+            solver=s["siting"]["solver_used"],
+        )
+        + "\n"
     )
     out.write(_fidelity_block(s) + "\n")
     for key in (
@@ -327,9 +386,23 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         "wifi_hotspots",
     ):
         if key in s:
-            out.write(f"{key}: {s[key]}\n")
-    out.write(f"outputs in {args.out} ({len(res.files)} files, {s['runtime_s']:.1f} s)\n")
-    return 0
+            v = s[key]
+            text = (
+                fmt_percent(v)
+                if key.startswith("sharing_rate") and isinstance(v, float)
+                else value_label(str(v))
+                if isinstance(v, bool)
+                else fmt_number(v, 1)
+                if isinstance(v, float)
+                else str(v)
+            )
+            out.write(f"{column_label(key)}: {text}\n")
+    out.write(
+        _("outputs in {out} ({n} files, {s} s)").format(
+            out=out_dir, n=len(res.files), s=fmt_number(s["runtime_s"], 1)
+        )
+        + "\n"
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -900,6 +900,8 @@ def build_summary(state: PlanState) -> dict[str, Any]:
         "plan_source": scenario.source,
         "year": scenario.year,
         "crs": scenario.crs,
+        "language": scenario.language,
+        "title_block": dataclasses.asdict(scenario.title_block),
         "notes": list(inputs.notes) + [n for o in state.outputs() for n in o.notes],
         "existing_sites": len(existing),
         "new_sites": len(proposed),
@@ -1021,6 +1023,7 @@ def run_plan(
     time_limit_s: float | None = None,
     work_limit: float | None = None,
     progress: bool | None = None,
+    sheets_per_district: bool = False,
 ) -> PlanResult:
     """Run every stage of :data:`STAGES` for ``scenario`` and write the outputs to ``out_dir``.
 
@@ -1049,6 +1052,8 @@ def run_plan(
     progress : bool, optional
         Show a tqdm bar over the stages (``True``), hide it (``False``), or show
         it only when stderr is a terminal (``None``, default).
+    sheets_per_district : bool
+        With ``sheets``, also one sheet of new sites per district.
 
     Returns
     -------
@@ -1082,6 +1087,7 @@ def run_plan(
                 sheets=sheets,
                 exports=exports,
                 best_server=best_server,
+                sheets_per_district=sheets_per_district,
                 timings=timings,
                 t0=t0,
             )
@@ -1116,6 +1122,7 @@ def _write_outputs(
     best_server: bool,
     timings: dict[str, float],
     t0: float,
+    sheets_per_district: bool = False,
 ) -> tuple[list[Path], dict[str, Any]]:
     """Write every output into ``tmp``; ``summary.json`` last.
 
@@ -1128,10 +1135,11 @@ def _write_outputs(
     files: list[Path] = []
     extra: dict[str, Any] = {}
     with _timed(timings, "write_gpkg_csv"):
-        files.append(export.write_gpkg(layers, tmp / "towerplan.gpkg"))
+        files.append(export.write_gpkg(layers, tmp / "towerplan.gpkg", lang=scenario.language))
         for name, table in {"district_kpis": kpi, **result.tables}.items():
             files.append(tmp / f"{name}.csv")
             table.to_csv(files[-1], index=False)
+    raster = None
     if best_server:
         with _timed(timings, "best_server_raster"):
             raster = _best_server(layers, tmp, scenario)
@@ -1143,24 +1151,42 @@ def _write_outputs(
                 "site_ids": "rows of existing_sites then proposed_sites in towerplan.gpkg",
             }
     summary = {**result.summary, **extra}
-    radius = scenario.wifi.hotspot_radius_m
+    common: dict[str, Any] = {
+        "hotspot_radius_m": scenario.wifi.hotspot_radius_m,
+        "lang": scenario.language,
+        "export_settings": scenario.export,
+        "best_server": raster,
+    }
     if maps:
         from towerplan.outputs import maps as tmaps
 
         with _timed(timings, "maps"):
-            files.extend(
-                tmaps.write_maps(layers, summary, kpi, tmp / "maps", hotspot_radius_m=radius)
-            )
+            files.extend(tmaps.write_maps(layers, summary, kpi, tmp / "maps", **common))
     if sheets:
         from towerplan.outputs import sheets as tsheets
 
         with _timed(timings, "sheets"):
             files.extend(
-                tsheets.write_sheets(layers, summary, kpi, tmp / "sheets", hotspot_radius_m=radius)
+                tsheets.write_sheets(
+                    layers,
+                    summary,
+                    kpi,
+                    tmp / "sheets",
+                    per_district=sheets_per_district,
+                    **common,
+                )
             )
     if exports:
         with _timed(timings, "exports"):
-            files.extend(export.export_layers(layers, tmp / "exports", settings=scenario.export))
+            files.extend(
+                export.export_layers(
+                    layers,
+                    tmp / "exports",
+                    settings=scenario.export,
+                    lang=scenario.language,
+                    title=scenario.title,
+                )
+            )
     extra.update(_timing_keys(timings, t0))
     sp = tmp / "summary.json"
     sp.write_text(

@@ -296,6 +296,25 @@ class ExportSettings:
 
 
 @dataclass(frozen=True)
+class TitleBlock:
+    """Title block of the map sheets (hồ sơ thẩm định): who made them, for whom, when."""
+
+    agency: str = ""
+    """Issuing agency, e.g. "Sở Thông tin và Truyền thông thành phố Cần Thơ"."""
+    project: str = ""
+    """Project name; default the scenario title."""
+    date: str = ""
+    """Date printed on every sheet (free text, e.g. "12/2015"); default the day of the run."""
+    prepared_by: str = ""
+    checked_by: str = ""
+    approved_by: str = ""
+    first_sheet_number: int = 1
+    """Number of the first sheet of the set (the others follow)."""
+    sheet_count: int | None = None
+    """Sheets in the whole dossier; default the number of sheets towerplan writes."""
+
+
+@dataclass(frozen=True)
 class LayerSource:
     """A vector or raster file and how to read it.
 
@@ -400,6 +419,9 @@ class Scenario:
     demand: DemandSettings = field(default_factory=DemandSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     data: DataSources = field(default_factory=DataSources)
+    language: Literal["vi", "en"] = "en"
+    """Language of maps, sheets, exports and CLI summaries (gettext catalogues; CLI --lang)."""
+    title_block: TitleBlock = field(default_factory=TitleBlock)
     crs: str = "EPSG:32648"
     base_dir: str = "."
 
@@ -618,7 +640,23 @@ def _share(origin: str, key: str, v: float) -> None:
         )
 
 
+def _check_title_block(s: Scenario, origin: str) -> None:
+    tb = s.title_block
+    if tb.first_sheet_number < 1:
+        raise ScenarioError(
+            f"{origin}: key 'title_block.first_sheet_number' = {tb.first_sheet_number} must be "
+            ">= 1; sheets are numbered from 1"
+        )
+    if tb.sheet_count is not None and tb.sheet_count < tb.first_sheet_number:
+        raise ScenarioError(
+            f"{origin}: key 'title_block.sheet_count' = {tb.sheet_count} is below "
+            f"'title_block.first_sheet_number' ({tb.first_sheet_number}); give the number of "
+            "sheets in the whole dossier, or leave it out to count the sheets written"
+        )
+
+
 def _check_consistency(s: Scenario, origin: str) -> None:
+    _check_title_block(s, origin)
     t = s.sites
     for key in ("total", "existing", "new", "new_dedicated", "new_shared", "max_tenants"):
         if getattr(t, key) < 0:

@@ -1,6 +1,7 @@
 """Offline Leaflet assets shipped in ``towerplan/static`` (private).
 
-The JavaScript and CSS of Leaflet 1.9.4 and Leaflet.markercluster 1.5.3 come
+towerplan's own helpers (``static/towerplan/map.js``, ``map.css``) are
+always inlined.  The JavaScript and CSS of Leaflet 1.9.4 and Leaflet.markercluster 1.5.3 come
 from their npm registry packages (see ``towerplan/static/SOURCE.md``).  They are
 embedded inline in every HTML map so that the file works with no network; the
 few images the Leaflet stylesheet refers to are inlined as ``data:`` URIs.
@@ -21,6 +22,7 @@ __all__ = [
     "external_references",
     "inline_assets",
     "linked_assets",
+    "towerplan_assets",
 ]
 
 LEAFLET_VERSION = "1.9.4"
@@ -106,6 +108,16 @@ def inline_assets(cluster: bool) -> str:
             _script(_read(_CLUSTER[2])),
         ]
     return "\n".join(parts)
+
+
+@lru_cache(maxsize=1)
+def towerplan_assets() -> str:
+    """HTML ``<style>``/``<script>`` of towerplan's own map helpers (``static/towerplan``).
+
+    Always inline (also with ``offline=False``): canvas site shapes, popups,
+    site search, the VN-2000 coordinate readout and collapsible panels.
+    """
+    return "\n".join([_style(_read("towerplan/map.css")), _script(_read("towerplan/map.js"))])
 
 
 def linked_assets(cluster: bool) -> str:

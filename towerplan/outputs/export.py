@@ -29,14 +29,20 @@ EPSG:6960; the files are labelled with the plain EPSG CRS.
 
 Formats
 -------
-``gpkg`` one GeoPackage per CRS with every layer; ``geojson`` one file per
-layer (VN-2000 files carry a legacy ``crs`` member: RFC 7946 readers expect
-WGS84 and should use the ``wgs84`` folder); ``kml`` WGS84 only, because KML
-is defined in WGS84 (OGC KML 2.2) - other targets are skipped with a log
-line; ``shp`` with a UTF-8 ``.cpg`` so Vietnamese names survive, and a
-``<layer>.fields.csv`` mapping full column names to the 10-character dBase
-names; ``csv`` (UTF-8 with BOM for spreadsheets) with ``lon``/``lat`` and, in
-projected targets, ``x``/``y`` (representative point for lines/polygons).
+``gpkg`` one GeoPackage per CRS with every layer and a QGIS ``layer_styles``
+table (layers open styled); ``geojson`` one file per layer (VN-2000 files
+carry a legacy ``crs`` member: RFC 7946 readers expect WGS84 and should use
+the ``wgs84`` folder); ``kml`` one styled ``towerplan.kmz`` (icons by site
+type, coloured polygons, gaps named by stage and operator), WGS84 only,
+because KML is defined in WGS84 (OGC KML 2.2) - other targets are skipped
+with a log line; ``shp`` with a UTF-8 ``.cpg`` so Vietnamese names survive,
+a QGIS ``.qml`` style and a ``<layer>.fields.csv`` mapping full column names
+to unique, readable 10-character dBase names (``fibre_km_2020`` ->
+``fibkm2020``); ``csv`` (UTF-8 with BOM for spreadsheets) with ``lon``/``lat``
+and, in projected targets, ``X_northing_m`` / ``Y_easting_m`` (X = northing,
+Y = easting as in Vietnamese survey tables; representative point for
+lines/polygons).  Labels, folder names and the README are in the plan's
+language (gettext).
 """
 
 from __future__ import annotations
@@ -59,7 +65,9 @@ from pyproj.crs import BoundCRS, CoordinateOperation, ProjectedCRS
 from pyproj.crs.coordinate_operation import TransverseMercatorConversion
 from pyproj.database import query_crs_info
 
+from towerplan._i18n import _, use_language
 from towerplan.errors import CRSError, DataFileError, ParameterError
+from towerplan.outputs import _qgis, _themes
 from towerplan.scenario import ExportSettings
 
 logger = logging.getLogger(__name__)
@@ -78,6 +86,9 @@ __all__ = [
 
 FORMATS = ("gpkg", "geojson", "kml", "shp", "csv")
 CRS_TARGETS = ("wgs84", "vn2000_utm", "vn2000_tm3")
+CSV_X = "X_northing_m"
+CSV_Y = "Y_easting_m"
+"""Projected CSV coordinate columns: X = northing, Y = easting (Vietnamese survey tables)."""
 VN2000_TO_WGS84 = "EPSG:6960"
 """Datum transformation VN-2000 -> WGS 84 used for every VN-2000 export."""
 
@@ -86,8 +97,7 @@ _VN2000_GEOG = 4756
 _TM3_K = 0.9999
 _TM3_FE = 500000.0
 _EXCLUDE_BY_DEFAULT = ("demand",)
-_NAME_FIELDS = ("name", "site_id", "hotspot_id", "district", "operator", "cand_id")
-_EXT = {"geojson": "geojson", "kml": "kml", "shp": "shp", "csv": "csv"}
+_EXT = {"geojson": "geojson", "shp": "shp", "csv": "csv"}
 
 
 # --------------------------------------------------------------------------- CRS
@@ -302,8 +312,14 @@ def _nonempty(
     return out
 
 
-def write_gpkg(layers: Mapping[str, gpd.GeoDataFrame | None], path: str | Path) -> Path:
-    """Write every non-empty layer to one GeoPackage, in its own CRS.
+def write_gpkg(
+    layers: Mapping[str, gpd.GeoDataFrame | None],
+    path: str | Path,
+    *,
+    styles: bool = True,
+    lang: str | None = None,
+) -> Path:
+    """Write every non-empty layer to one GeoPackage, in its own CRS, with QGIS styles.
 
     Parameters
     ----------
@@ -311,6 +327,10 @@ def write_gpkg(layers: Mapping[str, gpd.GeoDataFrame | None], path: str | Path) 
         Layers (normally in the working CRS); ``None`` or empty ones are skipped.
     path : str or Path
         Output ``.gpkg`` (replaced if it exists).
+    styles : bool
+        Store a default QGIS style per layer in the ``layer_styles`` table.
+    lang : str, optional
+        Language of the style labels (default the current language).
 
     Returns
     -------
@@ -322,20 +342,101 @@ def write_gpkg(layers: Mapping[str, gpd.GeoDataFrame | None], path: str | Path) 
     if p.exists():
         p.unlink()
     todo = _nonempty(layers)
-    for name, gdf in todo.items():
-        _serialisable(gdf).to_file(p, layer=name, driver="GPKG", engine="pyogrio")
+    # no fsync after every statement: the file is complete when this function returns
+    pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": "OFF"})
+    try:
+        for name, gdf in todo.items():
+            _serialisable(gdf).to_file(p, layer=name, driver="GPKG", engine="pyogrio")
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": None})
+    if styles and todo:
+        with use_language(lang):
+            _qgis.add_layer_styles(p, todo)
     logger.info("wrote %s (%d layers)", p, len(todo))
     return p
 
 
+_ABBREV = {
+    "population": "pop",
+    "coverage": "cov",
+    "operator": "op",
+    "operators": "ops",
+    "district": "dist",
+    "before": "bef",
+    "after": "aft",
+    "tenants": "ten",
+    "distance": "dst",
+    "estimated": "est",
+    "saving": "sav",
+    "weighted": "w",
+    "dedicated": "ded",
+    "shared": "shr",
+    "existing": "ex",
+    "underground": "ug",
+    "target": "tgt",
+    "share": "sh",
+    "length": "len",
+    "height": "h",
+    "mean": "mn",
+    "serving": "srv",
+    "radius": "rad",
+    "category": "cat",
+    "hotspot": "hs",
+    "candidate": "cand",
+    "source": "src",
+    "priority": "prio",
+    "method": "mth",
+    "cable": "cab",
+    "fibre": "fib",
+    "fiber": "fib",
+    "road": "rd",
+    "year": "yr",
+    "per": "p",
+    "stage": "stg",
+    "number": "n",
+    "total": "tot",
+    "trajectory": "traj",
+    "covers": "cov",
+    "received": "rx",
+    "level": "lvl",
+    "capacity": "cap",
+    "subscribers": "sub",
+    "new": "new",
+}
+"""Abbreviations of English words in column names for 10-character dBase field names."""
+
+
+def _short_name(col: str) -> str:
+    """A readable field name of at most 10 ASCII characters for ``col``."""
+    ascii_name = unicodedata.normalize("NFKD", str(col)).encode("ascii", "ignore").decode()
+    tokens = [t for t in re.split(r"[^A-Za-z0-9]+", ascii_name) if t] or ["field"]
+    if len("_".join(tokens)) <= 10:
+        return "_".join(tokens)
+    tokens = [t if t.isdigit() else _ABBREV.get(t.lower(), t) for t in tokens]
+    for joiner in ("_", ""):
+        if len(joiner.join(tokens)) <= 10:
+            return joiner.join(tokens)
+    while len("".join(tokens)) > 10:
+        alpha = [i for i, t in enumerate(tokens) if not t.isdigit() and len(t) > 1]
+        if not alpha:
+            break
+        i = max(alpha, key=lambda k: len(tokens[k]))
+        tokens[i] = tokens[i][:-1]
+    return "".join(tokens)[-10:] if tokens[-1].isdigit() else "".join(tokens)[:10]
+
+
 def _dbf_names(columns: Sequence[str]) -> dict[str, str]:
-    """Unique dBase field names (ASCII, <= 10 characters) for ``columns``."""
+    """Unique, readable dBase field names (ASCII, <= 10 characters) for ``columns``.
+
+    Words are abbreviated (``fibre_km_2020`` -> ``fibkm2020``, ``coverage_any_before`` ->
+    ``covanybef``) keeping years and other numbers whole; a name still taken gets a
+    numeric suffix.  ``<layer>.fields.csv`` beside the shapefile keeps the mapping.
+    """
     used: set[str] = set()
     out = {}
     for col in columns:
-        ascii_name = unicodedata.normalize("NFKD", str(col)).encode("ascii", "ignore").decode()
-        base = re.sub(r"[^A-Za-z0-9_]", "_", ascii_name) or "field"
-        cand = base[:10]
+        base = _short_name(str(col))
+        cand = base
         k = 1
         while cand.lower() in used:
             suffix = str(k)
@@ -346,7 +447,9 @@ def _dbf_names(columns: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _write_shp(gdf: gpd.GeoDataFrame, path: Path) -> list[Path]:
+def _write_shp(
+    gdf: gpd.GeoDataFrame, path: Path, layer: str, all_layers: Mapping[str, gpd.GeoDataFrame]
+) -> list[Path]:
     geom = gdf.geometry.name
     cols = [c for c in gdf.columns if c != geom]
     mapping = _dbf_names(cols)
@@ -359,10 +462,16 @@ def _write_shp(gdf: gpd.GeoDataFrame, path: Path) -> list[Path]:
     if not cpg.exists() or "UTF-8" not in cpg.read_text(encoding="ascii", errors="replace").upper():
         cpg.write_text("UTF-8", encoding="ascii")
     fields = path.with_name(path.stem + ".fields.csv")
-    pd.DataFrame({"column": list(mapping), "shapefile_field": list(mapping.values())}).to_csv(
-        fields, index=False, encoding="utf-8"
-    )
-    return [path, fields]
+    pd.DataFrame(
+        {
+            "column": list(mapping),
+            "shapefile_field": list(mapping.values()),
+            "label": [_themes.column_label(c) for c in mapping],
+        }
+    ).to_csv(fields, index=False, encoding="utf-8")
+    style = path.with_suffix(".qml")
+    style.write_text(_qgis.qml(layer, gdf, all_layers, mapping), encoding="utf-8")
+    return [path, fields, style]
 
 
 def _write_csv(gdf: gpd.GeoDataFrame, path: Path, projected: bool) -> Path:
@@ -375,31 +484,45 @@ def _write_csv(gdf: gpd.GeoDataFrame, path: Path, projected: bool) -> Path:
     df["lon"] = np.where(valid, ll.x, np.nan)
     df["lat"] = np.where(valid, ll.y, np.nan)
     if projected:
-        df["x"] = np.where(valid, pts.x, np.nan)
-        df["y"] = np.where(valid, pts.y, np.nan)
+        # Vietnamese survey convention: X = northing, Y = easting (named in the header)
+        df[CSV_X] = np.where(valid, pts.y, np.nan)
+        df[CSV_Y] = np.where(valid, pts.x, np.nan)
     if not (geom.geom_type == "Point").all():
         df["point"] = "representative point of the feature"
     df.to_csv(path, index=False, encoding="utf-8-sig", float_format="%.12g")
     return path
 
 
-def _write_kml(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> Path:
-    name_field = next((c for c in _NAME_FIELDS if c in gdf.columns), None)
-    out = gdf.copy()
-    if name_field is not None and "Name" not in out.columns:
-        out.insert(0, "Name", out[name_field].astype(str))
-    out.to_file(path, driver="KML", engine="pyogrio", layer=layer)
-    return path
+def _datum_difference_m(
+    layers: Mapping[str, gpd.GeoDataFrame], crs: CRS, transformation: str
+) -> tuple[float, str] | None:
+    """Horizontal distance (m) between ``transformation`` and PROJ's default at the data centre."""
+    frames = [g for g in layers.values() if len(g)]
+    if not frames or not _is_vn2000(crs):
+        return None
+    x0, y0, x1, y1 = np.array([g.to_crs(4326).total_bounds for g in frames[:1]])[0]
+    pt = gpd.GeoDataFrame(geometry=gpd.points_from_xy([(x0 + x1) / 2], [(y0 + y1) / 2]), crs=4326)
+    forced = reproject(pt, crs, transformation).geometry.iloc[0]
+    default = pt.to_crs(crs).geometry.iloc[0]
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(4326, crs, always_xy=True)
+    tr.transform((x0 + x1) / 2, (y0 + y1) / 2)
+    return float(forced.distance(default)), str(tr.description)
 
 
 def _readme(
-    out: Path, targets: dict[str, CRS], formats: Sequence[str], transformation: str
+    out: Path,
+    targets: dict[str, CRS],
+    formats: Sequence[str],
+    transformation: str,
+    layers: Mapping[str, gpd.GeoDataFrame],
 ) -> Path:
     lines = [
-        "towerplan vector exports",
-        "========================",
+        _("towerplan vector exports"),
+        "=" * 24,
         "",
-        "One folder per coordinate reference system:",
+        _("One folder per coordinate reference system:"),
     ]
     for t, crs in targets.items():
         code = crs.to_epsg()
@@ -408,15 +531,38 @@ def _readme(
             lines.append(f"    PROJ: {crs.to_proj4()}")
     lines += [
         "",
-        f"WGS 84 <-> VN-2000 datum transformation: {transformation} (7-parameter Helmert,",
-        "Decision 05/2007/QD-BTNMT parameters).",
-        "KML is written in WGS84 only (the KML standard is defined in WGS84).",
-        "GeoJSON outside WGS84 carries a legacy 'crs' member (RFC 7946 readers expect WGS84).",
-        "Shapefiles are UTF-8 (.cpg); <layer>.fields.csv maps full column names to the",
-        "10-character shapefile field names.",
-        "CSV files are UTF-8 with BOM; lon/lat are WGS84 degrees, x/y are metres in the folder's",
-        "CRS; lines and polygons are given by a representative point.",
-        f"Formats: {', '.join(formats)}.",
+        _(
+            "WGS 84 <-> VN-2000 datum transformation: {op} (7-parameter Helmert, "
+            "parameters of Decision 05/2007/QĐ-BTNMT)."
+        ).format(op=transformation),
+    ]
+    vn = next((c for c in targets.values() if _is_vn2000(c)), None)
+    diff = _datum_difference_m(layers, vn, transformation) if vn is not None else None
+    if diff is not None:
+        lines.append(
+            _(
+                "PROJ's default operation for the same conversion ({default}) gives "
+                "coordinates {d} m away at the centre of the data; every VN-2000 file "
+                "here uses {op}."
+            ).format(default=diff[1], d=f"{diff[0]:.2f}", op=transformation)
+        )
+    lines += [
+        _(
+            "KMZ (kml/towerplan.kmz) is written in WGS 84 only (KML is defined in WGS 84); "
+            "icons and colours follow the maps."
+        ),
+        _("GeoJSON outside WGS 84 carries a legacy 'crs' member (RFC 7946 readers expect WGS 84)."),
+        _(
+            "Shapefiles are UTF-8 (.cpg) with a QGIS style (.qml) beside each; "
+            "<layer>.fields.csv maps full column names to the 10-character field names."
+        ),
+        _("The GeoPackages carry QGIS styles in their layer_styles table."),
+        _(
+            "CSV files are UTF-8 with BOM; lon/lat are WGS 84 degrees; in projected folders "
+            "{x} is the northing (X) and {y} the easting (Y) in metres, as in Vietnamese survey "
+            "tables; lines and polygons are given by a representative point."
+        ).format(x=CSV_X, y=CSV_Y),
+        _("Formats: {formats}.").format(formats=", ".join(formats)),
     ]
     path = out / "README.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -431,6 +577,9 @@ def export_layers(
     settings: ExportSettings | None = None,
     include_demand: bool = False,
     datum_transformation: str | None = None,
+    *,
+    lang: str | None = None,
+    title: str = "",
 ) -> list[Path]:
     """Export layers to vector formats in WGS84 and VN-2000.
 
@@ -453,6 +602,11 @@ def export_layers(
     datum_transformation : str, optional
         VN-2000 -> WGS 84 operation; default the scenario's
         ``export.vn2000_datum_transformation``, else :data:`VN2000_TO_WGS84`.
+    lang : str, optional
+        Language of the README, KMZ folder names and QGIS category labels
+        (``vi``/``en``; default the current language).
+    title : str
+        Document name of the KMZ.
 
     Returns
     -------
@@ -482,6 +636,18 @@ def export_layers(
     out.mkdir(parents=True, exist_ok=True)
     todo = _nonempty(layers, () if include_demand else _EXCLUDE_BY_DEFAULT)
     targets = {t: target_crs(t, settings) for t in crs_targets}
+    with use_language(lang):
+        return _export(todo, out, formats, targets, datum_transformation, title)
+
+
+def _export(
+    todo: Mapping[str, gpd.GeoDataFrame],
+    out: Path,
+    formats: Sequence[str],
+    targets: Mapping[str, CRS],
+    datum_transformation: str,
+    title: str,
+) -> list[Path]:
     written: list[Path] = []
     for t, crs in targets.items():
         tdir = out / t
@@ -501,20 +667,23 @@ def export_layers(
                 continue
             fdir = tdir / fmt
             fdir.mkdir(exist_ok=True)
+            if fmt == "kml":
+                from towerplan.outputs import _kmz
+
+                written.append(_kmz.write_kmz(converted, fdir / "towerplan.kmz", title))
+                continue
             for n, g in converted.items():
                 path = fdir / f"{n}.{_EXT[fmt]}"
                 if fmt == "geojson":
                     opts = {"RFC7946": "YES"} if t == "wgs84" else None
                     g.to_file(path, driver="GeoJSON", engine="pyogrio", layer_options=opts)
                     written.append(path)
-                elif fmt == "kml":
-                    written.append(_write_kml(g, path, n))
                 elif fmt == "shp":
-                    written += _write_shp(g, path)
+                    written += _write_shp(g, path, n, converted)
                 elif fmt == "csv":
                     written.append(_write_csv(g, path, projected))
         logger.info("exported %d layers to %s (%s)", len(converted), tdir, crs.name)
-    written.append(_readme(out, targets, formats, datum_transformation))
+    written.append(_readme(out, dict(targets), formats, datum_transformation, todo))
     return written
 
 
@@ -553,7 +722,7 @@ def export_from_gpkg(
             "or the path of a .gpkg file"
         )
     try:
-        names = [str(r[0]) for r in pyogrio.list_layers(p)]
+        names = [str(r[0]) for r in pyogrio.list_layers(p) if r[0] != "layer_styles"]
     except Exception as exc:  # pyogrio raises DataSourceError and friends
         raise DataFileError(
             f"{p}: cannot read the GeoPackage ({exc}); is it a .gpkg file?"

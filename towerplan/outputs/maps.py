@@ -1,34 +1,47 @@
-"""Folium HTML maps of a plan that work offline.
+"""Folium HTML maps of a plan that work offline, in Vietnamese or English.
 
-One self-contained HTML file per theme (``overview``, ``coverage_gaps``,
+One self-contained HTML file per theme of the registry
+(:data:`towerplan.outputs._themes.THEMES`: ``overview``, ``coverage_gaps``,
 ``proposed_sites``, ``sharing_candidates``, ``wifi_hotspots``,
-``undergrounding``) plus one choropleth per district KPI (``kpi_<name>``).
+``undergrounding``, ``signal_level``) plus one choropleth per district KPI
+(``kpi_<name>``; before/after pairs share their class breaks).
+
+What a reader gets
+------------------
+Every site is drawn (canvas renderer; clustering only above
+:data:`CLUSTER_THRESHOLD` features, with its own legend entry).  Existing
+sites, new dedicated sites, new shared sites and co-location hosts differ by
+shape and colour (Okabe-Ito colour-blind-safe colours; roads are grey).
+Popups give lon/lat to 6 decimals and VN-2000 X (northing) / Y (easting) in
+the scenario's TM-3 zone to 0.01 m; a panel reads VN-2000 coordinates under
+the mouse and finds a site by its ID; panels fold on screens smaller than
+1600 x 900; a source/date/CRS line is on every map; the best-server raster is
+a toggleable layer.  Labels, legends and popups go through the gettext
+catalogues (``lang``), stored values stay codes.
 
 Offline by design
 -----------------
 Leaflet 1.9.4 and Leaflet.markercluster 1.5.3 (npm registry packages, licences
-in ``towerplan/static``) are embedded inline in every file; folium's default
-CDN links (jQuery, Bootstrap, Font Awesome, awesome-markers) are dropped
-because nothing here needs them: sites are drawn as circle markers, popups and
-legends are plain HTML.  A vector base (districts, roads) is always drawn;
-online tiles are optional (``tiles=``) and the map renders without them.
+in ``towerplan/static``) and towerplan's own ``static/towerplan/map.js`` are
+embedded inline in every file; folium's default CDN links are dropped.
 
 Safety
 ------
-Every text that comes from data (site names, operators, district names,
-notes, column names) is HTML-escaped in Python before it reaches a popup,
-tooltip, label, legend or caption, and the data are serialised with Jinja's
-HTML-safe JSON (``<``, ``>``, ``&``, ``'`` as ``\\u00XX``), so a name such as
-``<script>alert(1)</script>`` is shown as text and never executed.
+Every text that comes from data is HTML-escaped in Python before it reaches a
+popup, tooltip, label, legend or caption, and the data are serialised with
+Jinja's HTML-safe JSON, so a name such as ``<script>alert(1)</script>`` is
+shown as text and never executed.
 
 Every map exposes ``window.towerplan = {map, theme, layers}`` where
-``layers[label] = [leafletLayer, expectedFeatureCount]`` so that a test (or a
-person in the browser console) can check what was drawn.
+``layers[key] = [leafletLayer, expectedFeatureCount, label]`` (``key`` a stable
+code such as ``proposed_sites:shared``) so that a test can check what was drawn.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -45,9 +58,11 @@ from branca.element import Element, Figure, MacroElement
 from folium.map import Layer
 from folium.template import Template
 
-from towerplan.outputs import _assets, _themes
+from towerplan._i18n import _, current_language, fmt_number, fmt_percent, use_language
 from towerplan.errors import ColumnError, CRSError, ParameterError
-from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
+from towerplan.inputs._base import DEMO_KIND
+from towerplan.outputs import _assets, _themes
+from towerplan.scenario import ExportSettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +75,7 @@ __all__ = [
     "write_maps",
 ]
 
-THEMES = (
-    "overview",
-    "coverage_gaps",
-    "proposed_sites",
-    "sharing_candidates",
-    "wifi_hotspots",
-    "undergrounding",
-)
+THEMES = tuple(k for k, t in _themes.THEMES.items() if t.maps)
 """Theme maps written by :func:`write_maps` (plus ``kpi_<name>`` choropleths)."""
 
 DEFAULT_KPI_COLUMNS = (
@@ -79,7 +87,7 @@ DEFAULT_KPI_COLUMNS = (
 )
 """KPI columns mapped by default when present in the KPI table."""
 
-CLUSTER_THRESHOLD = 300
+CLUSTER_THRESHOLD = _themes.CLUSTER_THRESHOLD
 """Point layers with more features than this are drawn with marker clustering."""
 
 MAX_ROAD_FEATURES = 2000
@@ -87,74 +95,18 @@ MAX_ROAD_FEATURES = 2000
 
 MAJOR_ROAD_CLASSES = ("motorway", "trunk", "national", "primary", "provincial", "secondary")
 
-_THEME_TITLES = {
-    "overview": "Overview",
-    "coverage_gaps": "Coverage gaps before / after the plan",
-    "proposed_sites": "Proposed new sites",
-    "sharing_candidates": "Co-location options (proposed site → host structure)",
-    "wifi_hotspots": "Public Wi-Fi hotspots",
-    "undergrounding": "Cable undergrounding by district",
-}
-_SEQUENTIAL = ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494")
-_NO_DATA = "#cccccc"
-_ROAD_STYLE = {
-    "national": ("#b2182b", 3.0),
-    "trunk": ("#b2182b", 3.0),
-    "motorway": ("#b2182b", 3.5),
-    "primary": ("#ef8a62", 2.5),
-    "provincial": ("#ef8a62", 2.5),
-    "secondary": ("#ef8a62", 2.0),
-}
-_SIMPLIFY_M = {"districts": 15.0, "underground_plan": 15.0, "coverage_gaps": 75.0, "roads": 5.0}
-_MAX_POPUP_FIELDS = 14
-_ZOOM: dict[str, Any] = {"minZoom": 5, "maxZoom": 19}
-_CSS = """
-<style>
-.leaflet-container { background: #f3f3ef; }
-.tp-label { font: 600 11px/1.1 sans-serif; color: #222; white-space: nowrap;
-  text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 3px #fff; pointer-events: none; }
-.tp-panel { background: rgba(255,255,255,0.92); padding: 6px 9px; border-radius: 4px;
-  font: 12px/1.35 sans-serif; box-shadow: 0 1px 4px rgba(0,0,0,0.35); max-width: 340px; }
-.tp-panel h4 { margin: 0 0 3px 0; font-size: 14px; }
-.tp-demo { color: #fff; background: #c0392b; font-weight: 700; padding: 2px 6px;
-  border-radius: 3px; display: inline-block; margin: 2px 0; letter-spacing: 0.5px; }
-.tp-notes { margin: 3px 0 0 14px; padding: 0; color: #444; }
-.tp-key { display: inline-block; width: 14px; height: 10px; margin-right: 6px;
-  vertical-align: middle; border: 1px solid #555; }
-.tp-key.pt { border-radius: 50%; height: 12px; width: 12px; }
-.tp-key.ln { height: 0; border-width: 2px 0 0 0; border-style: solid; }
-table.tp-popup th { text-align: left; padding-right: 8px; vertical-align: top; }
-table.tp-popup td { vertical-align: top; }
-</style>
-<script>
-function tpBind(layer, d, v) {
-  if (d.tip.length) {
-    var t = d.tip.map(function (i) { return v[i]; }).filter(function (x) { return x; });
-    if (t.length) { layer.bindTooltip(t.join(" \\u00b7 ")); }
-  }
-  var h = '<table class="tp-popup">';
-  for (var i = 0; i < d.fields.length; i++) {
-    if (v[i] !== "" && v[i] !== null) {
-      h += "<tr><th>" + d.fields[i] + "</th><td>" + v[i] + "</td></tr>";
-    }
-  }
-  layer.bindPopup(h + "</table>", {maxWidth: 360});
-}
-</script>
-"""
-
-
-def _title(theme: str) -> str:
-    if theme.startswith("kpi_"):
-        return f"District KPI: {theme[4:]}"
-    return _THEME_TITLES.get(theme, theme)
+_SIMPLIFY_M = {"districts": 15.0, "underground": 15.0, "coverage_gaps": 75.0, "roads": 5.0}
+_POINT_LAYERS = ("existing_sites", "proposed_sites", "wifi_hotspots", "host_structures", "pois")
+_MAX_POPUP_FIELDS = 16
+_ID_FIELDS = ("site_id", "hotspot_id")
+_RASTER_MAX_PX = 900
 
 
 # --------------------------------------------------------------------------- folium elements
 
 
 class _PointLayer(Layer):
-    """Circle markers from compact rows, optionally clustered (one Leaflet layer)."""
+    """Shaped canvas markers from compact rows, clustered only when asked (one Leaflet layer)."""
 
     _template = Template(
         """
@@ -168,8 +120,8 @@ class _PointLayer(Layer):
             var ms = [];
             for (var i = 0; i < d.rows.length; i++) {
                 var r = d.rows[i];
-                var m = L.circleMarker([r[0], r[1]], d.styles[r[2]]);
-                tpBind(m, d, r.slice(3));
+                var m = new L.TpMarker([r[0], r[1]], d.style);
+                TP.bind(m, d, r.slice(2));
                 ms.push(m);
             }
             {% if this.cluster %}group.addLayers(ms);{% else %}
@@ -197,8 +149,7 @@ class _VectorLayer(Layer):
             var d = {{ this.data|tojson }};
             return L.geoJson(d.geojson, {
                 style: function (f) { return d.styles[f.properties.s]; },
-                pointToLayer: function (f, ll) { return L.circleMarker(ll, d.styles[f.properties.s]); },
-                onEachFeature: function (f, l) { tpBind(l, d, f.properties.v); }
+                onEachFeature: function (f, l) { TP.bind(l, d, f.properties.v); }
             });
         })();
         {% endmacro %}
@@ -237,6 +188,25 @@ class _LabelLayer(Layer):
         self.rows = rows
 
 
+class _ImageLayer(Layer):
+    """A raster as an inline PNG image overlay (EPSG:4326 bounds)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.imageOverlay({{ this.url|tojson }}, {{ this.bounds|tojson }},
+            {opacity: 0.7, interactive: false});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, url: str, bounds: list[list[float]], name: str, show: bool = True):
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "TowerplanImage"
+        self.url = url
+        self.bounds = bounds
+
+
 class _Panel(MacroElement):
     """A Leaflet control holding prepared (escaped) HTML."""
 
@@ -249,6 +219,7 @@ class _Panel(MacroElement):
                 var div = L.DomUtil.create("div", "tp-panel {{ this.css_class }}");
                 div.innerHTML = {{ this.html|tojson }};
                 L.DomEvent.disableClickPropagation(div);
+                L.DomEvent.disableScrollPropagation(div);
                 return div;
             };
             c.addTo({{ this._parent.get_name() }});
@@ -265,71 +236,126 @@ class _Panel(MacroElement):
         self.css_class = css_class
 
 
-class _Scale(MacroElement):
-    """Metric scale bar."""
+class _Tools(MacroElement):
+    """Scale bar, site search, VN-2000 readout and panel folding."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-        L.control.scale({imperial: false, maxWidth: 160}).addTo({{ this._parent.get_name() }});
+        (function () {
+            var map = {{ this._parent.get_name() }};
+            L.control.scale({imperial: false, maxWidth: 160}).addTo(map);
+            var s = L.control({position: "topleft"});
+            s.onAdd = function () {
+                var div = L.DomUtil.create("div", "tp-panel tp-search");
+                div.innerHTML = {{ this.search_html|tojson }};
+                L.DomEvent.disableClickPropagation(div);
+                var inp = div.querySelector("input"), out = div.querySelector("span");
+                var go = function () {
+                    out.textContent = TP.search(inp.value) ? "" : {{ this.not_found|tojson }};
+                };
+                div.querySelector("button").onclick = go;
+                inp.onkeydown = function (e) { if (e.key === "Enter") { go(); } };
+                return div;
+            };
+            s.addTo(map);
+            {% if this.params %}
+            var r = L.control({position: "bottomleft"});
+            r.onAdd = function () {
+                var div = L.DomUtil.create("div", "tp-panel tp-readout");
+                div.textContent = {{ this.hint|tojson }};
+                TP.readout(map, {{ this.params|tojson }}, div, {{ this.template|tojson }});
+                return div;
+            };
+            r.addTo(map);
+            window.towerplan_vn2000 = function (lat, lon) {
+                return TP.vn2000(lat, lon, {{ this.params|tojson }});
+            };
+            {% endif %}
+        })();
         {% endmacro %}
         """
     )
 
-    def __init__(self) -> None:
+    def __init__(self, params: dict[str, float] | None, crs_name: str):
         super().__init__()
-        self._name = "TowerplanScale"
+        self._name = "TowerplanTools"
+        self.params = params
+        self.search_html = (
+            '<input type="search" placeholder="'
+            + _esc(_("Site ID, e.g. NEW-0001"))
+            + '"> <button>'
+            + _esc(_("Find"))
+            + "</button> <span></span>"
+        )
+        self.not_found = _("not found")
+        self.hint = _("Move the mouse over the map for VN-2000 coordinates")
+        self.template = f"{crs_name}: X = {{X}} m, Y = {{Y}} m · lat {{lat}}, lon {{lon}}"
 
 
 class _Registry(MacroElement):
-    """Exposes ``window.towerplan`` with each layer and its expected feature count."""
+    """Exposes ``window.towerplan`` with each layer, its expected feature count and label."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
         window.towerplan = {map: {{ this._parent.get_name() }}, theme: {{ this.theme|tojson }},
+            vn2000: window.towerplan_vn2000 || null,
             layers: {
-            {%- for label, var, n in this.entries %}
-                {{ label|tojson }}: [{{ var }}, {{ n }}],
+            {%- for key, var, n, label in this.entries %}
+                {{ key|tojson }}: [{{ var }}, {{ n }}, {{ label|tojson }}],
             {%- endfor %}
             }};
+        TP.fold(document);
         {% endmacro %}
         """
     )
 
-    def __init__(self, theme: str, entries: list[tuple[str, str, int]]):
+    def __init__(self, theme: str, entries: list[tuple[str, str, int, str]]):
         super().__init__()
         self._name = "TowerplanRegistry"
         self.theme = theme
         self.entries = entries
 
 
-# --------------------------------------------------------------------------- data preparation
+# --------------------------------------------------------------------------- values
 
 
 def _esc(value: Any) -> str:
-    """Display text for a value, HTML-escaped."""
+    """Text HTML-escaped."""
+    return html.escape(str(value), quote=True)
+
+
+def _display(col: str, value: Any) -> str:
+    """Display text of one popup value (number formats and code labels), HTML-escaped."""
     if value is None:
         return ""
-    if isinstance(value, float | np.floating):
-        if not math.isfinite(float(value)):
-            return ""
-        v = float(value)
-        if v.is_integer() and abs(v) < 1e15:
-            return f"{int(v):,}"
-        return f"{v:,.4g}" if abs(v) >= 1e4 else f"{v:.4g}"
     if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
+        return _esc(_themes.value_label(str(bool(value))))
     if isinstance(value, int | np.integer):
-        return f"{int(value)}"
-    if isinstance(value, list | tuple | dict | set):
-        value = ", ".join(map(str, value)) if not isinstance(value, dict) else str(value)
+        return fmt_number(int(value)) if col not in ("cand_id", "code") else str(int(value))
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if not math.isfinite(v):
+            return ""
+        if col in ("lon", "lat"):
+            return f"{v:.6f}"
+        if col in ("vn2000_x", "vn2000_y"):
+            return f"{v:.2f}"
+        if _themes.is_share_column(col) and 0.0 <= v <= 1.0:
+            return fmt_percent(v)
+        a = abs(v)
+        return fmt_number(
+            v, 0 if a >= 1000 or v.is_integer() else 1 if a >= 10 else 2 if a >= 1 else 3
+        )
+    if isinstance(value, list | tuple | set):
+        value = ", ".join(map(str, value))
     try:
         if pd.isna(value):
             return ""
     except (TypeError, ValueError):
         pass
-    return html.escape(str(value), quote=True)
+    return _esc(_themes.value_label(value))
 
 
 def _to_wgs84(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
@@ -357,15 +383,36 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
     return out[~(out.geometry.isna() | out.geometry.is_empty)]
 
 
+def _with_coordinates(gdf: gpd.GeoDataFrame, settings: ExportSettings) -> gpd.GeoDataFrame:
+    """Point layer with ``lon``/``lat`` (WGS 84) and ``vn2000_x``/``vn2000_y`` (TM-3) columns."""
+    from towerplan.outputs import export
+
+    pts = gdf.geometry.representative_point()
+    ll = gpd.GeoSeries(pts, crs=gdf.crs).to_crs(4326)
+    tm3 = export.reproject(
+        gpd.GeoDataFrame(geometry=pts, crs=gdf.crs),
+        export.target_crs("vn2000_tm3", settings),
+        settings.vn2000_datum_transformation,
+        name="map points",
+    ).geometry
+    out = gdf.copy()
+    out["lon"] = ll.x.round(6).to_numpy()
+    out["lat"] = ll.y.round(6).to_numpy()
+    out["vn2000_x"] = tm3.y.round(2).to_numpy()
+    out["vn2000_y"] = tm3.x.round(2).to_numpy()
+    return out
+
+
 def _fields(gdf: gpd.GeoDataFrame, preferred: Sequence[str]) -> list[str]:
     cols = [c for c in gdf.columns if c != gdf.geometry.name and not str(c).startswith("_")]
-    first = [c for c in preferred if c in cols]
-    rest = [c for c in cols if c not in first]
-    return (first + rest)[:_MAX_POPUP_FIELDS]
+    coords = [c for c in ("lon", "lat", "vn2000_x", "vn2000_y") if c in cols]
+    first = [c for c in preferred if c in cols and c not in coords]
+    rest = [c for c in cols if c not in first and c not in coords]
+    return (first + rest)[: _MAX_POPUP_FIELDS - len(coords)] + coords
 
 
 def _values(gdf: gpd.GeoDataFrame, fields: Sequence[str]) -> list[list[str]]:
-    cols = [[_esc(v) for v in gdf[f].tolist()] for f in fields]
+    cols = [[_display(f, v) for v in gdf[f].tolist()] for f in fields]
     return [list(r) for r in zip(*cols, strict=True)] if cols else [[] for _ in range(len(gdf))]
 
 
@@ -375,13 +422,13 @@ def _style(
     radius: float | None = None,
     weight: float = 1.0,
     fill_opacity: float = 0.8,
-    opacity: float = 1.0,
     dash: str | None = None,
+    shape: str | None = None,
 ) -> dict[str, Any]:
     s: dict[str, Any] = {
         "color": color,
         "weight": weight,
-        "opacity": opacity,
+        "opacity": 1.0,
         "fillColor": fill or color,
         "fillOpacity": fill_opacity,
     }
@@ -389,79 +436,102 @@ def _style(
         s["radius"] = radius
     if dash:
         s["dashArray"] = dash
+    if shape:
+        s["shape"] = shape
     if fill is None and fill_opacity == 0:
         s["fill"] = False
     return s
+
+
+def _symbol_style(sym: _themes.Symbol, fill: str | None = None) -> dict[str, Any]:
+    return _style(
+        sym.edge, fill or sym.fill, radius=sym.size, weight=1.0, fill_opacity=0.9, shape=sym.shape
+    )
+
+
+# --------------------------------------------------------------------------- builder
 
 
 @dataclass
 class _MapBuilder:
     """Collects layers, legend entries and the registry of one map."""
 
-    theme: str
+    theme: _themes.Theme
     summary: Mapping[str, Any]
+    settings: ExportSettings
     offline: bool
     tiles: str | None
     bounds: list[list[float]] | None = None
     cluster_used: bool = False
-    entries: list[tuple[str, str, int]] = field(default_factory=list)
-    legend: list[tuple[str, str, str]] = field(default_factory=list)
+    entries: list[tuple[str, str, int, str]] = field(default_factory=list)
+    legend: list[tuple[str, str, str, str]] = field(default_factory=list)
     extra_notes: list[str] = field(default_factory=list)
     layers: list[Layer] = field(default_factory=list)
 
-    def add(self, layer: Layer, label: str, n: int, key: tuple[str, str] | None = None) -> None:
+    def add(self, layer: Layer, key: str, label: str, n: int) -> None:
         # Leaflet's layer control inserts names with innerHTML: escape data-derived labels
         layer.layer_name = _esc(label)
         self.layers.append(layer)
-        self.entries.append((layer.layer_name, layer.get_name(), n))
-        if key is not None:
-            self.legend.append((key[0], key[1], label))
+        self.entries.append((key, layer.get_name(), n, label))
+
+    def key(self, kind: str, color: str, label: str, shape: str = "") -> None:
+        row = (kind, color, label, shape)
+        if row not in self.legend:
+            self.legend.append(row)
 
     def points(
         self,
         gdf: gpd.GeoDataFrame,
+        key: str,
         label: str,
         style: dict[str, Any],
-        preferred: Sequence[str] = (),
-        tip: Sequence[str] = (),
+        popup: Sequence[str] = (),
         show: bool = True,
-        cluster: bool | None = None,
-        key: bool = True,
     ) -> None:
         if len(gdf) == 0:
             return
         pts = gdf.geometry.representative_point()
-        fields = _fields(gdf, preferred)
+        fields = _fields(gdf, popup)
         vals = _values(gdf, fields)
         rows = [
-            [round(float(p.y), 6), round(float(p.x), 6), 0, *v]
-            for p, v in zip(pts, vals, strict=True)
+            [round(float(p.y), 6), round(float(p.x), 6), *v] for p, v in zip(pts, vals, strict=True)
         ]
+        tip = [f for f in (*_ID_FIELDS, "name", "operators", "operator") if f in fields][:2]
         data = {
-            "fields": [_esc(f) for f in fields],
-            "tip": [fields.index(t) for t in tip if t in fields],
-            "styles": [style],
+            "fields": [_esc(_themes.column_label(f)) for f in fields],
+            "tip": [fields.index(t) for t in tip],
+            "id": next((fields.index(f) for f in _ID_FIELDS if f in fields), -1),
+            "style": style,
             "rows": rows,
         }
-        do_cluster = len(rows) > CLUSTER_THRESHOLD if cluster is None else cluster
-        self.cluster_used |= do_cluster
-        layer = _PointLayer(data, name=label, cluster=do_cluster, show=show)
-        self.add(layer, label, len(rows), ("pt", style["fillColor"]) if key else None)
+        cluster = len(rows) > CLUSTER_THRESHOLD
+        self.cluster_used |= cluster
+        text = f"{label} ({fmt_number(len(rows))})"
+        self.add(_PointLayer(data, name=text, cluster=cluster, show=show), key, text, len(rows))
+        self.key("pt", style["fillColor"], text, style.get("shape", "circle"))
+        if cluster:
+            self.key(
+                "pt",
+                "#9ecae1",
+                _("{label}: clustered (more than {n} points)").format(
+                    label=label, n=fmt_number(CLUSTER_THRESHOLD)
+                ),
+                "circle",
+            )
 
     def vectors(
         self,
         gdf: gpd.GeoDataFrame,
+        key: str,
         label: str,
         styles: list[dict[str, Any]],
         style_index: Sequence[int] | None = None,
-        preferred: Sequence[str] = (),
-        tip: Sequence[str] = (),
+        popup: Sequence[str] = (),
         show: bool = True,
-        key: str | None = None,
     ) -> None:
         if len(gdf) == 0:
             return
-        fields = _fields(gdf, preferred)
+        fields = _fields(gdf, popup)
         vals = _values(gdf, fields)
         idx = list(style_index) if style_index is not None else [0] * len(gdf)
         feats = [
@@ -472,20 +542,15 @@ class _MapBuilder:
             }
             for g, s, v in zip(gdf.geometry, idx, vals, strict=True)
         ]
+        tip = [f for f in ("district", "name", "site_id", "operator") if f in fields][:2]
         data = {
-            "fields": [_esc(f) for f in fields],
-            "tip": [fields.index(t) for t in tip if t in fields],
+            "fields": [_esc(_themes.column_label(f)) for f in fields],
+            "tip": [fields.index(t) for t in tip],
+            "id": -1,
             "styles": styles,
             "geojson": {"type": "FeatureCollection", "features": feats},
         }
-        layer = _VectorLayer(data, name=label, show=show)
-        legend_key = None
-        if key is not None:
-            st0 = styles[0]
-            if key == "fill" and st0.get("fill") is False:
-                key = "outline"
-            legend_key = (key, st0["fillColor"] if key == "fill" else st0["color"])
-        self.add(layer, label, len(feats), legend_key)
+        self.add(_VectorLayer(data, name=label, show=show), key, label, len(feats))
 
     def build(self) -> folium.Map:
         bounds = self.bounds or [[-1.0, -1.0], [1.0, 1.0]]
@@ -498,9 +563,10 @@ class _MapBuilder:
             zoom_start=11,
             tiles=None,
             control_scale=False,
-            **_ZOOM,
+            prefer_canvas=True,
+            minZoom=5,
+            maxZoom=19,
         )
-        _Scale().add_to(m)
         m.default_js = []
         m.default_css = []
         root = m.get_root()
@@ -511,71 +577,160 @@ class _MapBuilder:
             else _assets.linked_assets(self.cluster_used)
         )
         root.header.add_child(Element(assets), name="towerplan_assets")
-        root.header.add_child(Element(_CSS), name="towerplan_css")
-        root.title = _esc(f"towerplan - {_title(self.theme)}")
+        root.header.add_child(Element(_assets.towerplan_assets()), name="towerplan_js")
+        root.title = _esc(f"towerplan - {_themes.theme_title(self.theme)}")
         if self.tiles:
             folium.TileLayer(
-                self.tiles, name="Online tiles", attr="tiles: " + html.escape(str(self.tiles))
+                self.tiles, name=_("Online tiles"), attr="tiles: " + _esc(self.tiles)
             ).add_to(m)
         for layer in self.layers:
             layer.add_to(m)
         m.fit_bounds(bounds)
         _Panel(self._caption_html(), "topleft", "tp-caption").add_to(m)
+        crs = _crs_name(self.settings)
+        _Tools(_helmert_params(self.settings), crs).add_to(m)
         if self.legend:
             _Panel(self._legend_html(), "bottomright", "tp-legend").add_to(m)
-        folium.LayerControl(collapsed=len(self.entries) > 12).add_to(m)
-        _Registry(self.theme, self.entries).add_to(m)
+        folium.LayerControl(collapsed=True).add_to(m)
+        _Registry(self.theme.key, self.entries).add_to(m)
         return m
 
     def _caption_html(self) -> str:
         s = self.summary
-        title = _title(self.theme)
         scen = s.get("scenario_title") or s.get("scenario") or ""
-        parts = [f"<h4>{_esc(title)}</h4>"]
+        parts = [f"<h4>{_esc(_themes.theme_title(self.theme))}</h4>"]
         if scen:
             parts.append(f"<div>{_esc(scen)}</div>")
         kind = str(s.get("data_kind", ""))
         if kind == DEMO_KIND:
-            parts.append(f'<div class="tp-demo">{DEMO_STAMP}</div><div>data: {_esc(kind)}</div>')
-        elif kind:
-            parts.append(f"<div>data: {_esc(kind)}</div>")
+            demo = _esc(_(_themes.DEMO_STAMP_MSG))
+            parts.append(f'<div class="tp-demo">{demo}</div>')
+        src = [
+            _("Source: {source}").format(source=s.get("plan_source") or s.get("scenario") or "-"),
+            _("data: {kind}").format(kind=kind or "-"),
+            _("date: {date}").format(date=s.get("generated") or pd.Timestamp.now().date()),
+            _("map: WGS 84 (EPSG:4326); coordinates also in {crs}").format(
+                crs=_crs_name(self.settings)
+            ),
+        ]
+        parts.append(f'<div class="tp-src">{_esc(" · ".join(src))}</div>')
         notes = [*list(s.get("notes") or []), *self.extra_notes]
         if notes:
             items = "".join(f"<li>{_esc(n)}</li>" for n in notes[:8])
-            parts.append(f'<ul class="tp-notes">{items}</ul>')
+            head = _esc(_("Notes"))
+            parts.append(
+                f"<details><summary>{head} ({len(notes[:8])})</summary>"
+                f'<ul class="tp-notes">{items}</ul></details>'
+            )
         return "".join(parts)
 
     def _legend_html(self) -> str:
         rows = []
-        for kind, color, label in self.legend:
-            if kind == "ln":
-                sw = f'<span class="tp-key ln" style="border-color:{_esc(color)}"></span>'
+        for kind, color, label, shape in self.legend:
+            c = _esc(color)
+            if kind in ("ln", "dash"):
+                sw = f'<span class="tp-key {kind}" style="border-color:{c}"></span>'
             elif kind == "outline":
-                sw = f'<span class="tp-key" style="border-color:{_esc(color)}"></span>'
+                sw = f'<span class="tp-key" style="border-color:{c};border-width:2px"></span>'
+            elif kind == "title":
+                rows.append(f"<div><b>{_esc(label)}</b></div>")
+                continue
+            elif kind == "pt" and shape == "triangle":
+                sw = f'<span class="tp-key triangle" style="border-bottom-color:{c}"></span>'
             else:
-                cls = "tp-key pt" if kind == "pt" else "tp-key"
-                sw = f'<span class="{cls}" style="background:{_esc(color)}"></span>'
+                cls = f"tp-key {shape}" if kind == "pt" else "tp-key"
+                sw = f'<span class="{cls}" style="background:{c}"></span>'
             rows.append(f"<div>{sw}{_esc(label)}</div>")
-        return "<b>Legend</b>" + "".join(rows)
+        head = _esc(_("Legend"))
+        return (
+            f'<details class="tp-fold-small" open><summary>{head}</summary>'
+            + "".join(rows)
+            + "</details>"
+        )
 
 
-# --------------------------------------------------------------------------- themes
+def _crs_name(settings: ExportSettings) -> str:
+    from towerplan.outputs import export
+
+    crs = export.target_crs("vn2000_tm3", settings)
+    code = crs.to_epsg()
+    return f"{crs.name}" + (f" (EPSG:{code})" if code else "")
 
 
-def _prepare(layers: Mapping[str, gpd.GeoDataFrame | None]) -> dict[str, gpd.GeoDataFrame]:
-    out: dict[str, gpd.GeoDataFrame] = {}
-    for name, gdf in layers.items():
-        if name == "demand" or gdf is None or not isinstance(gdf, gpd.GeoDataFrame):
+def _helmert_params(settings: ExportSettings) -> dict[str, float] | None:
+    """Parameters of the VN-2000 TM-3 readout (None when the datum operation is not Helmert)."""
+    from pyproj.crs import CoordinateOperation
+
+    from towerplan.outputs import export
+
+    try:
+        auth, code = settings.vn2000_datum_transformation.split(":", 1)
+        op = CoordinateOperation.from_authority(auth, code)
+    except Exception:  # a PROJ string or pipeline: no readout
+        return None
+    method = op.method_name.lower()
+    if "coordinate frame" not in method and "position vector" not in method:
+        return None
+    v = [float(p.value) for p in op.params]
+    if len(v) != 7:
+        return None
+    arcsec = math.pi / 180 / 3600
+    crs = export.target_crs("vn2000_tm3", settings)
+    ell, conv = crs.ellipsoid, crs.coordinate_operation
+    if ell is None or conv is None:
+        return None
+    tm = {p.name: float(p.value) for p in conv.params}
+    return {
+        "a": float(ell.semi_major_metre),
+        "f": 1.0 / float(ell.inverse_flattening),
+        "tx": v[0],
+        "ty": v[1],
+        "tz": v[2],
+        "rx": v[3] * arcsec,
+        "ry": v[4] * arcsec,
+        "rz": v[5] * arcsec,
+        "ds": v[6] * 1e-6,
+        "frame": 1.0 if "coordinate frame" in method else 0.0,
+        "cm": tm["Longitude of natural origin"],
+        "k0": tm["Scale factor at natural origin"],
+        "fe": tm["False easting"],
+        "fn": tm["False northing"],
+    }
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+def _prepare(
+    layers: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    kpis: pd.DataFrame | None,
+    settings: ExportSettings,
+    hotspot_radius_m: float,
+    best_server: str | Path | None,
+) -> dict[str, Any]:
+    src = dict(layers)
+    if best_server is not None:
+        src["best_server"] = Path(best_server)
+    for n, g in src.items():
+        if isinstance(g, gpd.GeoDataFrame) and n != "demand" and len(g) and g.crs is None:
+            raise CRSError(
+                f"{n}: the layer has no CRS; set it (towerplan layers are in the working CRS, "
+                "e.g. EPSG:32648) before drawing maps"
+            )
+    if isinstance(src.get("roads"), gpd.GeoDataFrame) and len(src["roads"]) > MAX_ROAD_FEATURES:
+        src["roads"] = _thin_roads(src["roads"])
+    p = _themes.derive(src, summary, hotspot_radius_m=hotspot_radius_m, kpis=kpis)
+    out: dict[str, Any] = {}
+    for name, g in p.items():
+        if not isinstance(g, gpd.GeoDataFrame):
+            out[name] = g
             continue
-        if len(gdf) == 0:
-            continue
-        if name == "roads" and len(gdf) > MAX_ROAD_FEATURES:
-            gdf = _thin_roads(gdf)
-        out[name] = _to_wgs84(gdf, name)
-        if name == "coverage_gaps":
-            allg = _themes.gaps_all_operators(gdf, "after")
-            if len(allg):
-                out["coverage_gaps_all"] = _to_wgs84(allg, "coverage_gaps")
+        if name in _POINT_LAYERS:
+            g = _with_coordinates(g, settings)
+        w = _to_wgs84(g, name)
+        w.attrs = dict(g.attrs)
+        out[name] = w
     return out
 
 
@@ -592,469 +747,259 @@ def _thin_roads(roads: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return roads
 
 
-def _bounds(p: Mapping[str, gpd.GeoDataFrame]) -> list[list[float]] | None:
+def _bounds(p: Mapping[str, Any]) -> list[list[float]] | None:
+    frames = {n: g for n, g in p.items() if isinstance(g, gpd.GeoDataFrame) and len(g)}
     for name in ("districts", "existing_sites", "proposed_sites", "coverage_gaps", "roads"):
-        if name in p and len(p[name]):
-            x0, y0, x1, y1 = p[name].total_bounds
+        if name in frames:
+            x0, y0, x1, y1 = frames[name].total_bounds
             return [[float(y0), float(x0)], [float(y1), float(x1)]]
-    allb = [g.total_bounds for g in p.values() if len(g)]
-    if not allb:
+    if not frames:
         return None
-    b = np.array(allb)
+    b = np.array([g.total_bounds for g in frames.values()])
     return [
         [float(b[:, 1].min()), float(b[:, 0].min())],
         [float(b[:, 3].max()), float(b[:, 2].max())],
     ]
 
 
-def _base(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame], fill: bool = True) -> None:
-    """Vector base: districts (with labels) and roads; always present."""
+# --------------------------------------------------------------------------- renderers by kind
+
+
+def _r_base(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    """Districts (with labels) and roads: the vector base, always present."""
     if "districts" in p:
         d = p["districts"]
         style = _style(
-            "#555555", "#ffffff" if fill else None, weight=1.5, fill_opacity=0.35 if fill else 0
+            "#555555",
+            "#ffffff" if spec.fill else None,
+            weight=1.5,
+            fill_opacity=0.35 if spec.fill else 0,
         )
+        label = _("District boundaries")
         b.vectors(
             d,
-            "Districts",
+            "districts",
+            label,
             [style],
-            preferred=("district", "code", "district_type", "population", "area_km2"),
-            tip=("district",),
-            key="fill",
+            popup=("district", "code", "district_type", "population", "area_km2"),
         )
+        b.key("outline", "#555555", label)
         if "district" in d.columns:
             pts = d.geometry.representative_point()
             rows = [
                 [round(float(q.y), 6), round(float(q.x), 6), _esc(n)]
                 for q, n in zip(pts, d["district"], strict=True)
             ]
-            b.add(_LabelLayer(rows, "District labels"), "District labels", len(rows))
+            b.add(
+                _LabelLayer(rows, _("District names")),
+                "district_labels",
+                _("District names"),
+                len(rows),
+            )
     if "roads" in p:
         r = p["roads"]
-        styles = [_style("#9e9e9e", None, weight=1.2, fill_opacity=0)]
+        styles = [_style(_themes.ROAD_OTHER[0], None, weight=_themes.ROAD_OTHER[1], fill_opacity=0)]
         idx = [0] * len(r)
         if "road_class" in r.columns:
-            classes = r["road_class"].astype(str).str.lower().tolist()
-            for i, c in enumerate(classes):
-                if c in _ROAD_STYLE:
-                    color, w = _ROAD_STYLE[c]
+            for i, c in enumerate(r["road_class"].astype(str).str.lower()):
+                if c in _themes.ROAD_STYLES:
+                    color, w = _themes.ROAD_STYLES[c]
                     st = _style(color, None, weight=w, fill_opacity=0)
                     if st not in styles:
                         styles.append(st)
                     idx[i] = styles.index(st)
-        b.vectors(
-            r, "Roads", styles, idx, preferred=("name", "road_class"), tip=("name",), key="ln"
-        )
+            for c in ("national", "provincial"):
+                if (r["road_class"].astype(str).str.lower() == c).any():
+                    b.key("ln", _themes.ROAD_STYLES[c][0], _themes.value_label(c))
+        b.vectors(r, "roads", _("Roads"), styles, idx, popup=("name", "road_class"))
 
 
-def _sites(
-    b: _MapBuilder,
-    p: Mapping[str, gpd.GeoDataFrame],
-    colors: Mapping[str, str],
-    existing_show: bool = True,
-    by_operator: bool = False,
-) -> None:
-    if "existing_sites" in p:
-        ex = p["existing_sites"]
-        pref = (
-            "site_id",
-            "operator",
-            "operators",
-            "n_tenants",
-            "max_tenants",
-            "height_m",
-            "district",
-        )
-        if by_operator and "operator" in ex.columns:
-            for op, sub in ex.groupby(ex["operator"].astype(str), sort=True):
-                col = colors.get(str(op), "#777777")
-                b.points(
-                    sub,
-                    f"Existing sites - {op}",
-                    _style("#333333", col, radius=4, weight=0.6),
-                    pref,
-                    tip=("site_id", "operators"),
-                    show=existing_show,
-                    key=False,
-                )
-        else:
-            b.points(
-                ex,
-                "Existing sites",
-                _style("#333333", "#8c8c8c", radius=4, weight=0.6),
-                pref,
-                tip=("site_id", "operators"),
-                show=existing_show,
-            )
+def _r_points(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    for g in _themes.groups(spec, p):
+        b.points(g.frame, g.key, g.label, _symbol_style(g.symbol, g.color), spec.popup, spec.show)
 
 
-def _proposed(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame], show: bool = True) -> None:
-    if "proposed_sites" not in p:
+def _r_lines(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    for g in _themes.groups(spec, p):
+        text = f"{g.label} ({fmt_number(len(g.frame))})"
+        dash = "6 4" if g.dashed else None
+        style = _style(g.color, None, weight=2.5, fill_opacity=0, dash=dash)
+        b.vectors(g.frame, g.key, text, [style], popup=spec.popup, show=spec.show)
+        b.key("dash" if dash else "ln", g.color, text)
+
+
+def _r_polygons(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    for g in _themes.groups(spec, p):
+        style = _style(g.color, g.color, weight=0.8, fill_opacity=0.3)
+        b.vectors(g.frame, g.key, g.label, [style], popup=spec.popup, show=spec.show)
+        b.key("fill", g.color, g.label)
+
+
+def _r_gaps(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    if spec.layer not in p:
         return
-    pr = p["proposed_sites"]
-    pref = ("site_id", "site_type", "operators", "district", "population_gain", "lon", "lat")
-    if "site_type" not in pr.columns:
-        b.points(
-            pr, "Proposed sites", _style("#000000", "#1f78b4", radius=6), pref, ("site_id",), show
-        )
-        return
-    styles = {
-        "dedicated": _style("#08306b", "#1f78b4", radius=6, weight=1.5),
-        "shared": _style("#3f007d", "#e7298a", radius=8, weight=2.5),
-    }
-    for stype, sub in pr.groupby(pr["site_type"].astype(str), sort=True):
-        st = styles.get(str(stype), _style("#000000", "#ffff33", radius=6))
-        b.points(
-            sub,
-            f"Proposed sites - {stype}",
-            st,
-            pref,
-            tip=("site_id", "site_type", "operators"),
-            show=show,
-        )
-
-
-def _theme_overview(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
+    g = p[spec.layer]
     colors = _themes.operator_colors(p)
-    _base(b, p)
-    if "coverage_gaps_all" in p:
-        b.vectors(
-            p["coverage_gaps_all"],
-            "Not covered by any operator after the plan",
-            [_style("#b30000", "#fc8d59", weight=0.8, fill_opacity=0.5)],
-            preferred=("stage", "area_km2", "operators"),
-            tip=("area_km2",),
-            key="fill",
-        )
-    _sites(b, p, colors)
-    _proposed(b, p)
-    if "backhaul_routes" in p:
-        bh = p["backhaul_routes"]
-        straight = (
-            (bh["method"].astype(str) == "straight_line").to_numpy()
-            if "method" in bh.columns
-            else np.zeros(len(bh), bool)
-        )
-        b.vectors(
-            bh,
-            "Fibre backhaul routes",
-            [
-                _style("#00441b", None, weight=2, fill_opacity=0),
-                _style("#00441b", None, weight=2, fill_opacity=0, dash="6 4"),
-            ],
-            straight.astype(int).tolist(),
-            preferred=("site_id", "target_site_id", "method", "length_m", "district"),
-            tip=("site_id", "method"),
-            show=False,
-            key="ln",
-        )
-        if straight.any():
-            b.extra_notes.append(
-                f"{int(straight.sum())} backhaul route(s) are straight-line fallbacks (dashed)."
-            )
-    if "wifi_hotspots" in p:
-        b.points(
-            p["wifi_hotspots"],
-            "Wi-Fi hotspots",
-            _style("#005a32", "#41ab5d", radius=4),
-            ("hotspot_id", "name", "category", "district"),
-            tip=("name", "category"),
-            show=False,
-        )
-
-
-def _theme_coverage_gaps(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    colors = _themes.operator_colors(p)
-    _base(b, p)
-    if "coverage_gaps" not in p:
-        b.extra_notes.append("No coverage-gap layer in this plan.")
-        return
-    g = p["coverage_gaps"]
-    op_col = (
-        g["operator"].astype(str) if "operator" in g.columns else pd.Series("all", index=g.index)
-    )
-    st_col = g["stage"].astype(str) if "stage" in g.columns else pd.Series("gaps", index=g.index)
-    keys = sorted(set(zip(st_col, op_col, strict=True)), key=lambda k: (k[0] != "before", k))
+    op_col = g["operator"].astype(str) if "operator" in g.columns else pd.Series("-", g.index)
+    st_col = g["stage"].astype(str) if "stage" in g.columns else pd.Series("after", g.index)
     ops = sorted(set(op_col))
     shown = _themes.lead_operator(b.summary, ops)
-    for stage, op in keys:
-        sub = g[(st_col == stage) & (op_col == op)]
-        col = colors.get(op, "#b30000")
-        if stage == "before":
-            st = _style(col, col, weight=1.2, fill_opacity=0.18, dash="4 3")
-        else:
-            st = _style(col, col, weight=1.8, fill_opacity=0.55)
-        b.vectors(
-            sub,
-            f"Gaps {stage} - {op}",
-            [st],
-            preferred=("operator", "stage", "population", "area_km2"),
-            tip=("operator", "stage"),
-            show=op == shown,
-        )
-    for op in ops:
-        b.legend.append(("fill", colors.get(op, "#b30000"), op))
-    b.legend.append(("outline", "#555555", "dashed, light: gap before the plan"))
-    b.legend.append(("fill", "#777777", "solid: gap remaining after the plan"))
-    if len(ops) > 1:
-        b.extra_notes.append(f"Showing {shown}; tick other operators in the layer panel.")
-    _sites(b, p, colors, existing_show=False, by_operator=True)
-    _proposed(b, p, show=False)
-
-
-def _theme_proposed_sites(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    colors = _themes.operator_colors(p)
-    _base(b, p)
-    _sites(b, p, colors)
-    if "proposed_sites" not in p:
-        b.extra_notes.append("No proposed sites in this plan.")
-    _proposed(b, p)
-
-
-def _theme_sharing(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    colors = _themes.operator_colors(p)
-    _base(b, p)
-    _sites(b, p, colors, existing_show=True)
-    if "sharing_candidates" not in p:
-        b.extra_notes.append("No co-location options in this plan.")
-        _proposed(b, p)
-        return
-    s = _sharing_lines(p["sharing_candidates"], p.get("proposed_sites"))
-    host_col = "host_operator" if "host_operator" in s.columns else None
-    pref = (
-        "site_id",
-        "site_type",
-        "operator",
-        "host_site_id",
-        "host_operator",
-        "distance_m",
-        "tenants_now",
-        "tenants_max",
-        "estimated_saving_vnd",
-        "rank",
-    )
-    if host_col is None:
-        b.vectors(
-            s,
-            "Co-location options",
-            [_style("#6a3d9a", None, weight=2.5, fill_opacity=0)],
-            None,
-            pref,
-            ("site_id",),
-            key="ln",
-        )
-    else:
-        for op, sub in s.groupby(s[host_col].astype(str), sort=True):
-            st = _style(colors.get(str(op), "#6a3d9a"), None, weight=2.5, fill_opacity=0)
-            b.vectors(
-                sub,
-                f"Co-location on {op} structures",
-                [st],
-                None,
-                pref,
-                tip=("site_id", "host_site_id", "host_operator"),
-                key="ln",
+    for stage in ("before", "after"):
+        for op in ops:
+            sub = g[(st_col == stage) & (op_col == op)]
+            col = colors.get(op, "#D55E00")
+            st = (
+                _style(col, col, weight=1.2, fill_opacity=0.15, dash="4 3")
+                if stage == "before"
+                else _style(col, col, weight=1.8, fill_opacity=0.55)
             )
-    _proposed(b, p)
-
-
-def _sharing_lines(s: gpd.GeoDataFrame, proposed: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
-    """Lines proposed site -> host; points at the host are joined to the proposed site."""
-    types = set(s.geom_type)
-    if types <= {"LineString", "MultiLineString"} or proposed is None or "site_id" not in s.columns:
-        return s
-    pos = dict(zip(proposed["site_id"].astype(str), proposed.geometry, strict=True))
-    lines = []
-    for sid, g in zip(s["site_id"].astype(str), s.geometry, strict=True):
-        a = pos.get(sid)
-        if a is None or g.geom_type != "Point":
-            lines.append(g)
-        else:
-            lines.append(shapely.LineString([a.coords[0], g.coords[0]]))
-    return s.set_geometry(gpd.GeoSeries(lines, index=s.index, crs=s.crs))
-
-
-def _theme_wifi(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame], radius_m: float) -> None:
-    _base(b, p)
-    if "pois" in p:
-        b.points(
-            p["pois"],
-            "Points of interest",
-            _style("#555555", "#bdbdbd", radius=3, weight=0.5),
-            ("name", "category", "source"),
-            tip=("name", "category"),
-            show=False,
+            label = _("Coverage gaps {stage}: {operator}").format(
+                stage=_themes.value_label(stage), operator=op
+            )
+            b.vectors(
+                sub, f"coverage_gaps:{stage}:{op}", label, [st], popup=spec.popup, show=op == shown
+            )
+    for op in ops:
+        b.key("fill", colors.get(op, "#D55E00"), op)
+    b.key("outline", "#555555", _("dashed, light: gap before the plan"))
+    b.key("fill", "#777777", _("solid: gap remaining after the plan"))
+    if len(ops) > 1:
+        b.extra_notes.append(
+            _("Showing {operator}; tick other operators in the layer panel.").format(operator=shown)
         )
-    if "wifi_hotspots" not in p:
-        b.extra_notes.append("No Wi-Fi hotspot layer in this plan.")
+
+
+def _choropleth_label(col: str, gdf: gpd.GeoDataFrame) -> str:
+    years = gdf.attrs.get("years")
+    if col == "share_now" and years:
+        return _("Underground share {year} (now)").format(year=years[0])
+    if col == "share_plan" and years:
+        return _("Underground share {year} (plan)").format(year=years[1])
+    return _themes.column_label(col)
+
+
+def _class_text(lo: float, hi: float, share: bool) -> str:
+    if share:
+        return f"{fmt_percent(lo, 0)} – {fmt_percent(hi, 0)}"
+    d = 0 if max(abs(lo), abs(hi)) >= 100 else 2
+    return f"{fmt_number(lo, d)} – {fmt_number(hi, d)}"
+
+
+def _r_choropleth(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    if spec.layer not in p:
         return
-    w = p["wifi_hotspots"]
-    cat = (
-        w["category"].astype(str)
-        if "category" in w.columns
-        else pd.Series("hotspot", index=w.index)
-    )
-    colors = _themes.palette(cat, _themes.CATEGORY_PALETTE)
-    circles = _coverage_circles(w, radius_m)
-    for c, idx in cat.groupby(cat, sort=True).groups.items():
-        col = colors[str(c)]
+    gdf = p[spec.layer]
+    cols = [c for c in spec.columns if c in gdf.columns]
+    if not cols:
+        return
+    share = bool(gdf.attrs.get("share")) or all(_themes.is_share_column(c) for c in cols)
+    breaks = _themes.class_breaks([gdf[c] for c in cols], share=share)
+    colors = _themes.class_colors(len(breaks) - 1)
+    palette = [_style("#333333", c, weight=1.0, fill_opacity=0.75) for c in colors] + [
+        _style("#333333", _themes.NO_DATA, weight=1.0, fill_opacity=0.75)
+    ]
+    for i, col in enumerate(cols):
+        cls = _themes.classify(gdf[col], breaks)
+        idx = [int(c) if c >= 0 else len(colors) for c in cls]
         b.vectors(
-            circles.loc[idx],
-            f"Coverage {c}",
-            [_style(col, col, weight=0.8, fill_opacity=0.18)],
-            preferred=("name", "category", "radius_m"),
-            tip=("name",),
-            key=None,
+            gdf,
+            f"{spec.layer}:{col}",
+            _choropleth_label(col, gdf),
+            palette,
+            idx,
+            popup=spec.popup,
+            show=i == 0,
         )
-        b.points(
-            w.loc[idx],
-            f"Hotspots - {c}",
-            _style("#222222", col, radius=5, weight=0.8),
-            ("hotspot_id", "name", "category", "district", "covers_n", "covers_pois"),
-            tip=("name", "category"),
-        )
-
-
-def _coverage_circles(w: gpd.GeoDataFrame, radius_m: float) -> gpd.GeoDataFrame:
-    utm = w.estimate_utm_crs()
-    metric = w.to_crs(utm)
-    r = (
-        pd.to_numeric(metric["radius_m"], errors="coerce").fillna(radius_m).to_numpy()
-        if "radius_m" in metric.columns
-        else np.full(len(metric), radius_m)
+    b.key(
+        "title",
+        "",
+        _choropleth_label(cols[0], gdf)
+        + (" / " + _choropleth_label(cols[1], gdf) if len(cols) > 1 else ""),
     )
-    circ = metric.geometry.representative_point().buffer(r, quad_segs=8)
-    out = metric.set_geometry(circ).to_crs("EPSG:4326")
-    geoms = shapely.transform(out.geometry.to_numpy(), lambda c: np.round(c, 6))
-    return out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs="EPSG:4326"))
+    for c, lo, hi in zip(colors, breaks[:-1], breaks[1:], strict=True):
+        b.key("fill", c, _class_text(float(lo), float(hi), share))
+    if any((_themes.classify(gdf[c], breaks) < 0).any() for c in cols):
+        b.key("fill", _themes.NO_DATA, _("no data"))
 
 
-def _classify(
-    values: pd.Series, k: int = 5, breaks_in: Sequence[float] | None = None, percent: bool = False
-) -> tuple[list[int], list[tuple[str, str]]]:
-    """Quantile (or fixed) classes -> (style index per row, legend); index k = no data."""
-    v = pd.to_numeric(values, errors="coerce").to_numpy(float)
-    ok = np.isfinite(v)
-    if not ok.any():
-        return [k] * len(v), [(_NO_DATA, "no data")]
-    if breaks_in is not None:
-        breaks = np.asarray(breaks_in, dtype=float)
-    else:
-        breaks = np.unique(np.quantile(v[ok], np.linspace(0, 1, k + 1)))
-    if len(breaks) == 1:
-        breaks = np.array([breaks[0], breaks[0]])
-    n = len(breaks) - 1
-    cls = np.clip(np.searchsorted(breaks, v, side="right") - 1, 0, n - 1)
-    colors = [_SEQUENTIAL[round(i * (len(_SEQUENTIAL) - 1) / max(n - 1, 1))] for i in range(n)]
-    idx = [int(c) if o else k for c, o in zip(cls, ok, strict=True)]
-    if percent:
-        legend = [
-            (colors[i], f"{100 * breaks[i]:.0f} - {100 * breaks[i + 1]:.0f} %") for i in range(n)
-        ]
-    else:
-        legend = [(colors[i], f"{breaks[i]:.4g} - {breaks[i + 1]:.4g}") for i in range(n)]
-    if not ok.all():
-        legend.append((_NO_DATA, "no data"))
-    return idx, legend
-
-
-def _choropleth(
-    b: _MapBuilder,
-    gdf: gpd.GeoDataFrame,
-    column: str,
-    label: str,
-    preferred: Sequence[str],
-    outline: Sequence[bool] | None = None,
-    show: bool = True,
-    shares: bool = False,
-    legend_title: str | None = None,
-) -> None:
-    if shares:
-        idx, legend = _classify(gdf[column], breaks_in=_themes.SHARE_BREAKS, percent=True)
-    else:
-        idx, legend = _classify(gdf[column])
-    k = 5
-    colors = {i: c for i, (c, lab) in enumerate(legend) if lab != "no data"}
-    styles: list[dict[str, Any]] = []
-    style_index = []
-    for j, i in enumerate(idx):
-        fill = colors.get(i, _NO_DATA) if i != k else _NO_DATA
-        bad = bool(outline[j]) if outline is not None else False
-        st = _style(
-            "#b2182b" if bad else "#333333", fill, weight=3.0 if bad else 1.0, fill_opacity=0.75
-        )
-        if st not in styles:
-            styles.append(st)
-        style_index.append(styles.index(st))
-    b.vectors(gdf, label, styles, style_index, preferred, tip=("district", column), show=show)
-    if legend_title != "":
-        for c, lab in legend:
-            b.legend.append(("fill", c, f"{legend_title or column}: {lab}"))
-
-
-def _theme_undergrounding(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    _undergrounding_layer(b, p)
-    _base(b, p, fill=False)
-
-
-def _undergrounding_layer(b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    if "underground_plan" not in p:
-        b.extra_notes.append("No undergrounding plan layer in this plan.")
+def _r_raster(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    path = p.get(spec.layer)
+    if path is None or not Path(path).is_file():
         return
-    u = _themes.underground_polygons(p["underground_plan"], p.get("districts"))
-    cols = _themes.underground_columns(u, b.summary) if u is not None else None
-    if u is None or cols is None:
-        b.extra_notes.append("underground_plan has no district polygons / share column to map.")
-        return
-    extra = [c for c in u.columns if c.startswith(("bury_km_per_year", "cable_km", "road_km"))]
-    pref = (
-        "district",
-        "district_type",
-        *([cols.current] if cols.current else []),
-        cols.plan,
-        *extra,
-    )
-    below = None
-    if cols.current is not None:
-        below = (
-            pd.to_numeric(u[cols.current], errors="coerce")
-            < pd.to_numeric(u[cols.plan], errors="coerce")
-        ).tolist()
-        _choropleth(
-            b,
-            u,
-            cols.current,
-            cols.label_current,
-            pref,
-            None,
-            show=False,
-            shares=cols.is_share,
-            legend_title="",
+    rgba, bounds = _signal_png(Path(path))
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", optimize=True)
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    label = _(spec.label)
+    b.add(_ImageLayer(url, bounds, label, show=spec.show), spec.layer, label, 1)
+    b.key("title", "", label)
+    for c, t in zip(_themes.SIGNAL_COLORS, _themes.signal_class_labels(), strict=True):
+        b.key("fill", c, t)
+
+
+def _signal_png(path: Path) -> tuple[np.ndarray, list[list[float]]]:
+    """Received level (band 1) warped to EPSG:4326, classed, as RGBA with bounds."""
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    with rasterio.open(path) as src:
+        scale = max(1.0, max(src.width, src.height) / _RASTER_MAX_PX)
+        w, h = int(src.width / scale), int(src.height / scale)
+        tr, ww, hh = calculate_default_transform(
+            src.crs, "EPSG:4326", src.width, src.height, *src.bounds, dst_width=w, dst_height=h
         )
-    _choropleth(
-        b,
-        u,
-        cols.plan,
-        cols.label_plan,
-        pref,
-        below,
-        shares=cols.is_share,
-        legend_title="underground share" if cols.is_share else cols.plan,
-    )
-    if below is not None:
-        b.legend.append(("outline", "#b2182b", f"red outline: {cols.label_current} below plan"))
+        dst = np.full((hh, ww), np.nan, dtype="float32")
+        reproject(
+            rasterio.band(src, 1),
+            dst,
+            dst_transform=tr,
+            dst_crs="EPSG:4326",
+            resampling=Resampling.nearest,
+            src_nodata=src.nodata,
+            dst_nodata=np.nan,
+        )
+    cls = np.searchsorted(np.asarray(_themes.SIGNAL_LEVELS), dst, side="right")
+    rgba = np.zeros((hh, ww, 4), dtype="uint8")
+    for i, c in enumerate(_themes.SIGNAL_COLORS):
+        m = (cls == i) & np.isfinite(dst)
+        rgba[m] = [int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16), 255]
+    west, north = tr.c, tr.f
+    east, south = west + tr.a * ww, north + tr.e * hh
+    return rgba, [[round(south, 6), round(west, 6)], [round(north, 6), round(east, 6)]]
 
 
-def _theme_kpi(
-    b: _MapBuilder, p: Mapping[str, gpd.GeoDataFrame], kpis: pd.DataFrame, col: str
-) -> None:
-    d = p["districts"][["district", p["districts"].geometry.name]]
-    merged = d.merge(kpis, on="district", how="left")
-    _choropleth(b, merged, col, f"KPI: {col}", ("district", col))
-    _base(b, p, fill=False)
+_RENDERERS = {
+    "base": _r_base,
+    "points": _r_points,
+    "lines": _r_lines,
+    "polygons": _r_polygons,
+    "gaps": _r_gaps,
+    "choropleth": _r_choropleth,
+    "raster": _r_raster,
+}
 
 
 # --------------------------------------------------------------------------- public API
+
+
+def _theme(theme: str, kpis: pd.DataFrame | None, p: Mapping[str, Any]) -> _themes.Theme:
+    if theme in _themes.THEMES and _themes.THEMES[theme].maps:
+        return _themes.THEMES[theme]
+    if theme.startswith("kpi_"):
+        col = theme[4:]
+        if kpis is None or col not in kpis.columns or "district" not in kpis.columns:
+            raise ParameterError(
+                f"map theme '{theme}': the KPI table has no column '{col}' (or no 'district'); "
+                f"use one of {[] if kpis is None else list(kpis.columns)}"
+            )
+        if "districts" not in p:
+            raise ColumnError(f"map theme '{theme}': a KPI choropleth needs the 'districts' layer")
+        return _themes.kpi_theme(col, _themes.kpi_pairs(kpis.columns).get(col, ()))
+    raise ParameterError(
+        f"unknown map theme '{theme}'; use one of {list(THEMES)} or 'kpi_<column>'"
+    )
 
 
 def build_map(
@@ -1066,7 +1011,10 @@ def build_map(
     offline: bool = True,
     tiles: str | None = None,
     hotspot_radius_m: float = 100.0,
-    _prepared: Mapping[str, gpd.GeoDataFrame] | None = None,
+    lang: str | None = None,
+    export_settings: ExportSettings | None = None,
+    best_server: str | Path | None = None,
+    _prepared: Mapping[str, Any] | None = None,
 ) -> folium.Map:
     """Build one theme map.
 
@@ -1078,8 +1026,8 @@ def build_map(
         Plan layers in any CRS that is set (normally the working CRS); missing
         or empty layers are skipped.  ``demand`` is never drawn.
     summary : dict
-        Plan summary; ``data_kind``, ``scenario`` / ``scenario_title`` and
-        ``notes`` go into the caption.
+        Plan summary; ``data_kind``, ``scenario`` / ``scenario_title``,
+        ``plan_source``, ``notes`` and ``language`` go into the caption.
     kpis : DataFrame, optional
         District KPI table with a ``district`` column (for ``kpi_*`` themes).
     offline : bool
@@ -1089,6 +1037,13 @@ def build_map(
         the vector base.
     hotspot_radius_m : float
         Coverage-circle radius of Wi-Fi hotspots without a ``radius_m`` column.
+    lang : str, optional
+        ``vi`` or ``en``; default ``summary['language']``, else English.
+    export_settings : ExportSettings, optional
+        VN-2000 TM-3 zone and datum transformation of popups and the readout;
+        default ``summary['export_settings']``, else Cần Thơ's (105°00′).
+    best_server : path, optional
+        The plan's ``best_server.tif`` (drawn by the ``signal_level`` theme).
 
     Returns
     -------
@@ -1101,35 +1056,28 @@ def build_map(
     CRSError
         A layer without CRS.
     """
-    p = dict(_prepared) if _prepared is not None else _prepare(layers)
-    b = _MapBuilder(theme=theme, summary=summary, offline=offline, tiles=tiles, bounds=_bounds(p))
-    if theme == "overview":
-        _theme_overview(b, p)
-    elif theme == "coverage_gaps":
-        _theme_coverage_gaps(b, p)
-    elif theme == "proposed_sites":
-        _theme_proposed_sites(b, p)
-    elif theme == "sharing_candidates":
-        _theme_sharing(b, p)
-    elif theme == "wifi_hotspots":
-        _theme_wifi(b, p, hotspot_radius_m)
-    elif theme == "undergrounding":
-        _theme_undergrounding(b, p)
-    elif theme.startswith("kpi_"):
-        col = theme[4:]
-        if kpis is None or col not in kpis.columns or "district" not in kpis.columns:
-            raise ParameterError(
-                f"map theme '{theme}': the KPI table has no column '{col}' (or no 'district'); "
-                f"use one of {[] if kpis is None else list(kpis.columns)}"
-            )
-        if "districts" not in p:
-            raise ColumnError(f"map theme '{theme}': a KPI choropleth needs the 'districts' layer")
-        _theme_kpi(b, p, kpis, col)
-    else:
-        raise ParameterError(
-            f"unknown map theme '{theme}'; use one of {list(THEMES)} or 'kpi_<column>'"
+    settings = export_settings or _settings_from(summary)
+    with use_language(lang or summary.get("language") or current_language()):
+        p = (
+            dict(_prepared)
+            if _prepared is not None
+            else _prepare(layers, summary, kpis, settings, hotspot_radius_m, best_server)
         )
-    return b.build()
+        t = _theme(theme, kpis, p)
+        b = _MapBuilder(t, summary, settings, offline, tiles, bounds=_bounds(p))
+        for spec in t.layers:
+            _RENDERERS[spec.kind](b, p, spec)
+        if t.needs and t.needs not in p:
+            b.extra_notes.append(_("This plan has no {layer} layer.").format(layer=t.needs))
+        return b.build()
+
+
+def _settings_from(summary: Mapping[str, Any]) -> ExportSettings:
+    raw = summary.get("export_settings")
+    if isinstance(raw, Mapping):
+        known = {k: v for k, v in raw.items() if k in ExportSettings.__dataclass_fields__}
+        return ExportSettings(**known)
+    return ExportSettings()
 
 
 def map_html(m: folium.Map, offline: bool = True) -> str:
@@ -1168,6 +1116,10 @@ def write_maps(
     tiles: str | None = None,
     kpi_columns: Sequence[str] | None = None,
     hotspot_radius_m: float = 100.0,
+    *,
+    lang: str | None = None,
+    export_settings: ExportSettings | None = None,
+    best_server: str | Path | None = None,
 ) -> list[Path]:
     """Write one self-contained HTML map per theme and per KPI.
 
@@ -1177,7 +1129,7 @@ def write_maps(
         Plan layers (working CRS); missing/empty ones are skipped and their
         theme maps say so in the caption.
     summary : dict
-        Plan summary (``data_kind``, ``scenario``, ``notes``...).
+        Plan summary (``data_kind``, ``scenario``, ``notes``, ``language``...).
     kpis : DataFrame or None
         District KPI table (``district`` + numeric KPI columns).
     out_dir : str or Path
@@ -1190,6 +1142,9 @@ def write_maps(
         KPI columns to map; default :data:`DEFAULT_KPI_COLUMNS` that are present.
     hotspot_radius_m : float
         Wi-Fi coverage radius when ``wifi_hotspots`` has no ``radius_m``.
+    lang, export_settings, best_server
+        As in :func:`build_map`; the ``signal_level`` map is written only
+        with a ``best_server`` raster.
 
     Returns
     -------
@@ -1198,10 +1153,13 @@ def write_maps(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    prepared = _prepare(layers)
-    themes = list(THEMES) + [f"kpi_{c}" for c in kpi_columns_for(kpis, kpi_columns)]
-    if "districts" not in prepared:
-        themes = [t for t in themes if not t.startswith("kpi_")]
+    settings = export_settings or _settings_from(summary)
+    language = lang or summary.get("language") or current_language()
+    with use_language(language):
+        prepared = _prepare(layers, summary, kpis, settings, hotspot_radius_m, best_server)
+    themes = [t for t in THEMES if t != "signal_level" or "best_server" in prepared]
+    if "districts" in prepared:
+        themes += [f"kpi_{c}" for c in kpi_columns_for(kpis, kpi_columns)]
     written = []
     for theme in themes:
         m = build_map(
@@ -1211,7 +1169,8 @@ def write_maps(
             kpis,
             offline=offline,
             tiles=tiles,
-            hotspot_radius_m=hotspot_radius_m,
+            lang=language,
+            export_settings=settings,
             _prepared=prepared,
         )
         path = out / f"{theme}.html"

@@ -1,25 +1,36 @@
-"""Static map sheets (PDF and PNG, A4/A3 landscape) for appraisal documents.
+"""Static map sheets (PDF and PNG, A4/A3 landscape) for appraisal dossiers.
 
-One sheet per theme (``overview``, ``coverage_gaps``, ``proposed_sites``,
-``sharing_candidates``, ``wifi_hotspots``, ``undergrounding``) plus KPI
-table page(s).  Every sheet has a title, a legend, a scale bar
-(matplotlib-scalebar, in the metric working CRS), a north arrow (grid north of
-the working CRS; in UTM zone 48N it differs from true north by under 1° in Cần
-Thơ), district labels, a data-source-and-date line and, when the plan ran on
-the built-in demo, a visible demo stamp (``DEMO_STAMP``).
+One sheet per theme of the registry (:data:`towerplan.outputs._themes.THEMES`)
+plus KPI table page(s), and optionally one sheet per district
+(``per_district=True``, CLI ``--sheets-per-district``).  Every sheet is drawn in
+the scenario's VN-2000 TM-3 zone (``export.vn2000_central_meridian``; Cần Thơ:
+105°00′, k0 = 0.9999, EPSG:5897) through the scenario's datum transformation,
+at a numeric scale of the standard series (:data:`STANDARD_SCALES`) printed
+beside the scale bar, with a labelled kilometre grid (X = northing, Y =
+easting), a north arrow (grid north), a title block (agency, project, sheet
+number and count, date, prepared / checked / approved: scenario
+``title_block``), an inset of the dense core on site themes, a legend that is
+never cut (labels wrap, the font shrinks when entries are many), and, on the
+built-in demo, the demo stamp (``DEMO_STAMP``).  Text is in the plan's language
+(gettext) and fonts are embedded TrueType (``pdf.fonttype = 42``; DejaVu Sans
+has the Vietnamese glyphs).
 
 Rendering uses matplotlib's object API with the Agg/PDF backends (no pyplot
-state, no display needed).  Text from data is protected from mathtext (``$``).
+state).  Shapes go to matplotlib as path collections built directly from
+shapely (polygons simplified to 0.2 mm on paper).  Text from data is
+protected from mathtext (``$``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import itertools
 import logging
 import math
+import re
 import textwrap
+import unicodedata
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,109 +38,292 @@ import geopandas as gpd
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib import patheffects
+import shapely
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.path import Path as MplPath
 from matplotlib_scalebar.scalebar import ScaleBar
 
 from towerplan import __version__
-from towerplan.outputs import _themes
+from towerplan._i18n import _, current_language, fmt_number, fmt_percent, use_language
 from towerplan.errors import CRSError, ParameterError
-from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
+from towerplan.inputs._base import DEMO_KIND
+from towerplan.outputs import _themes
+from towerplan.scenario import ExportSettings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PAPER_SIZES", "THEMES", "render_kpi_pages", "render_sheet", "write_sheets"]
+__all__ = [
+    "PAPER_SIZES",
+    "STANDARD_SCALES",
+    "THEMES",
+    "render_kpi_pages",
+    "render_sheet",
+    "write_sheets",
+]
 
 PAPER_SIZES = {"A4": (297.0 / 25.4, 210.0 / 25.4), "A3": (420.0 / 25.4, 297.0 / 25.4)}
 """Landscape paper sizes in inches."""
 
-THEMES = (
-    "overview",
-    "coverage_gaps",
-    "proposed_sites",
-    "sharing_candidates",
-    "wifi_hotspots",
-    "undergrounding",
+STANDARD_SCALES = (
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
 )
-_TITLES = {
-    "overview": "Overview of the mobile-site plan",
-    "coverage_gaps": "Coverage gaps before and after the plan, by operator",
-    "proposed_sites": "Proposed new sites: dedicated and shared",
-    "sharing_candidates": "Co-location options: proposed site to host structure",
-    "wifi_hotspots": "Public Wi-Fi hotspots by category",
-    "undergrounding": "Cable undergrounding by district against targets",
-    "kpi_table": "District KPI table",
-}
-_KPI_COLS_PER_PAGE = {"A4": 11, "A3": 15}
+"""Numeric scales of the standard map series; a sheet uses the largest that fits."""
+
+THEMES = tuple(k for k, t in _themes.THEMES.items() if t.sheets)
 _KPI_ROWS_PER_PAGE = 28
-_HALO = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+_HALO = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7}
+"""Label background (not a path-effect halo: that turns text into paths, unsearchable in PDFs)."""
+_SHAPE_MARKER = {"circle": "o", "square": "s", "diamond": "D", "triangle": "^"}
+_FONT = "towerplan DejaVu Sans"
+_RC = {
+    "font.family": [_FONT, "DejaVu Sans"],
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "hatch.linewidth": 0.6,
+    "path.simplify": True,
+}
 
 
 def _t(s: Any) -> str:
-    """Text from data, safe from mathtext."""
-    return str(s).replace("$", r"\$")
+    """Text from data, safe from mathtext, composed (NFC: one glyph per Vietnamese letter)."""
+    return unicodedata.normalize("NFC", str(s)).replace("$", r"\$")
 
 
-def _metric(layers: Mapping[str, gpd.GeoDataFrame | None]) -> dict[str, gpd.GeoDataFrame]:
-    """Non-empty layers (no demand) in one metric CRS for drawing."""
-    out = {
-        n: g
-        for n, g in layers.items()
-        if n != "demand" and isinstance(g, gpd.GeoDataFrame) and len(g) > 0
-    }
-    crs = None
-    for n, g in out.items():
-        if g.crs is None:
-            raise CRSError(f"{n}: the layer has no CRS; set it before drawing map sheets")
-        if crs is None:
-            crs = g.crs
-    if crs is None:
-        return out
-    if not crs.is_projected:
-        first = next(iter(out.values()))
-        crs = first.estimate_utm_crs()
-    return {n: (g if g.crs == crs else g.to_crs(crs)) for n, g in out.items()}
+@lru_cache(maxsize=1)
+def _register_fonts() -> str:
+    """DejaVu Sans (regular, bold) without OpenType layout and hinting tables, registered as
+    ``towerplan DejaVu Sans``.
+
+    matplotlib embeds TrueType subsets (Type 42) with fontTools; DejaVu's GSUB/GPOS tables
+    make that subsetting take most of the time of a sheet, and matplotlib does not use them
+    (its layout reads the glyph map and advances; Vietnamese letters are precomposed glyphs).
+    The copies live in a temporary folder removed at exit.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    from fontTools.ttLib import TTFont
+    from matplotlib import font_manager
+
+    folder = tempfile.mkdtemp(prefix="towerplan-fonts-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for weight in ("normal", "bold"):
+        src = font_manager.findfont(
+            font_manager.FontProperties(family="DejaVu Sans", weight=weight),
+            fallback_to_default=False,
+        )
+        font = TTFont(src, lazy=True)
+        for tag in ("GSUB", "GPOS", "kern", "fpgm", "prep", "cvt "):
+            if tag in font:
+                del font[tag]
+        style = "Bold" if weight == "bold" else "Book"
+        for rec in font["name"].names:
+            if rec.nameID in (1, 16):
+                rec.string = _FONT
+            elif rec.nameID in (4, 6):
+                rec.string = (
+                    f"{_FONT} {style}" if rec.nameID == 4 else f"towerplanDejaVuSans-{style}"
+                )
+        path = Path(folder) / f"towerplan-dejavu-{weight}.ttf"
+        font.save(str(path))
+        font_manager.fontManager.addfont(str(path))
+    return _FONT
+
+
+def _rc() -> Any:
+    _register_fonts()
+    return _RC
 
 
 class _Canvas(FigureCanvasAgg):
-    """Agg canvas whose ``draw_idle`` does nothing: geopandas calls it after every
-    ``plot``, and on Agg that is a full redraw; the figure is drawn once when saved."""
+    """Agg canvas whose ``draw_idle`` does nothing (the figure is drawn once when saved)."""
 
     def draw_idle(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
-class _Sheet:
-    """One page: title, map axes, side panel, footer, stamp."""
+# --------------------------------------------------------------------------- layers
 
-    def __init__(self, theme: str, summary: Mapping[str, Any], size: str, n_maps: int = 1):
+
+def _settings_from(summary: Mapping[str, Any]) -> ExportSettings:
+    raw = summary.get("export_settings")
+    if isinstance(raw, Mapping):
+        known = {k: v for k, v in raw.items() if k in ExportSettings.__dataclass_fields__}
+        return ExportSettings(**known)
+    return ExportSettings()
+
+
+def _to_sheet_crs(
+    layers: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    settings: ExportSettings,
+    hotspot_radius_m: float,
+    best_server: str | Path | None,
+) -> dict[str, Any]:
+    """Derived theme layers in the VN-2000 TM-3 CRS of the scenario."""
+    from towerplan.outputs import export
+
+    src = dict(layers)
+    for n, g in src.items():
+        if isinstance(g, gpd.GeoDataFrame) and n != "demand" and len(g) and g.crs is None:
+            raise CRSError(f"{n}: the layer has no CRS; set it before drawing map sheets")
+    if best_server is not None:
+        src["best_server"] = Path(best_server)
+    p = _themes.derive(src, summary, hotspot_radius_m=hotspot_radius_m)
+    crs = export.target_crs("vn2000_tm3", settings)
+    out: dict[str, Any] = {}
+    for n, g in p.items():
+        if isinstance(g, gpd.GeoDataFrame):
+            r = export.reproject(g, crs, settings.vn2000_datum_transformation, name=n)
+            r.attrs = dict(g.attrs)
+            out[n] = r
+        else:
+            out[n] = g
+    out["_crs"] = crs
+    return out
+
+
+def _extent(p: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    for name in ("districts", "existing_sites", "proposed_sites", "coverage_gaps"):
+        g = p.get(name)
+        if isinstance(g, gpd.GeoDataFrame) and len(g):
+            x0, y0, x1, y1 = g.total_bounds
+            return float(x0), float(y0), float(x1), float(y1)
+    frames = [g for g in p.values() if isinstance(g, gpd.GeoDataFrame) and len(g)]
+    if not frames:
+        return 0.0, 0.0, 1000.0, 1000.0
+    b = np.array([g.total_bounds for g in frames])
+    return float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
+
+
+def _dense_core(p: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+    """Bounds of the densest district (population / area), the inset's extent."""
+    d = p.get("districts")
+    if not isinstance(d, gpd.GeoDataFrame) or len(d) < 2 or "population" not in d.columns:
+        return None
+    dens = pd.to_numeric(d["population"], errors="coerce") / d.geometry.area
+    if not np.isfinite(dens).any():
+        return None
+    x0, y0, x1, y1 = d.geometry.iloc[int(np.nanargmax(dens.to_numpy()))].bounds
+    return x0, y0, x1, y1
+
+
+# --------------------------------------------------------------------------- geometry drawing
+
+
+def _poly_path(geoms: Sequence[Any], tol: float) -> list[MplPath]:
+    paths = []
+    for g in geoms:
+        if g is None or g.is_empty:
+            continue
+        g = g.simplify(tol, preserve_topology=True) if tol > 0 else g
+        for poly in shapely.get_parts(g):
+            if poly.geom_type != "Polygon" or poly.is_empty:
+                continue
+            rings = [np.asarray(poly.exterior.coords)[:, :2]]
+            rings += [np.asarray(r.coords)[:, :2] for r in poly.interiors]
+            verts = np.concatenate(rings)
+            codes = np.concatenate(
+                [
+                    [MplPath.MOVETO] + [MplPath.LINETO] * (len(r) - 2) + [MplPath.CLOSEPOLY]
+                    for r in rings
+                ]
+            )
+            paths.append(MplPath(verts, codes))
+    return paths
+
+
+def _polys(ax: Axes, gdf: gpd.GeoDataFrame, tol: float, colors: Any = None, **kw: Any) -> None:
+    if len(gdf) == 0:
+        return
+    if colors is not None and not isinstance(colors, str):
+        for c in dict.fromkeys(colors):
+            sel = [x == c for x in colors]
+            _polys(ax, gdf[sel], tol, c, **kw)
+        return
+    paths = _poly_path(gdf.geometry.to_numpy(), tol)
+    if paths:
+        if colors is not None:
+            kw.setdefault("facecolor", colors)
+        ax.add_collection(PathCollection(paths, **kw))
+
+
+def _lines(ax: Axes, gdf: gpd.GeoDataFrame, **kw: Any) -> None:
+    segs = []
+    for g in gdf.geometry:
+        if g is None or g.is_empty:
+            continue
+        for part in shapely.get_parts(g):
+            if part.geom_type in ("LineString", "LinearRing"):
+                segs.append(np.asarray(part.coords)[:, :2])
+            elif part.geom_type == "Polygon":
+                segs.append(np.asarray(part.exterior.coords)[:, :2])
+    if segs:
+        ax.add_collection(LineCollection(segs, **kw))
+
+
+# --------------------------------------------------------------------------- sheet
+
+
+class _Sheet:
+    """One page: title, map axes at a standard scale with km grid, side panel, title block."""
+
+    def __init__(
+        self,
+        theme: _themes.Theme | None,
+        summary: Mapping[str, Any],
+        size: str,
+        *,
+        n_maps: int = 1,
+        extent: tuple[float, float, float, float] | None = None,
+        title: str | None = None,
+        sheet_no: tuple[int, int] | None = None,
+    ):
         if size not in PAPER_SIZES:
             raise ParameterError(f"sheet size '{size}' unknown; use some of {list(PAPER_SIZES)}")
         w, h = PAPER_SIZES[size]
         self.fig = Figure(figsize=(w, h))
         _Canvas(self.fig)
+        self.size = size
         self.scale = w / PAPER_SIZES["A4"][0]
+        self.fs = 8.0 * self.scale
         self.summary = summary
         self.theme = theme
         self.handles: list[Any] = []
-        fs = 8.5 * self.scale
-        self.fs = fs
-        title = _TITLES.get(theme, theme)
-        self.fig.text(0.02, 0.955, _t(title), fontsize=fs * 2.0, fontweight="bold", va="center")
+        self.stats: list[str] = []
+        self.sheet_no = sheet_no
+        self.denominator = 0
+        self.title = title or (_themes.theme_title(theme) if theme else _("District KPI table"))
+        self.fig.text(
+            0.015, 0.962, _t(self.title), fontsize=self.fs * 1.9, fontweight="bold", va="center"
+        )
         sub = summary.get("scenario_title") or summary.get("scenario") or ""
         if sub:
-            self.fig.text(0.02, 0.915, _t(sub), fontsize=fs * 1.2, va="center", color="#333333")
+            self.fig.text(
+                0.015, 0.927, _t(sub), fontsize=self.fs * 1.15, va="center", color="#333333"
+            )
         self.demo = str(summary.get("data_kind", "")) == DEMO_KIND
         if self.demo:
             self.fig.text(
-                0.98,
-                0.955,
-                DEMO_STAMP,
-                fontsize=fs * 1.6,
+                0.985,
+                0.962,
+                _(_themes.DEMO_STAMP_MSG),
+                fontsize=self.fs * 1.5,
                 fontweight="bold",
                 color="white",
                 ha="right",
@@ -138,57 +332,110 @@ class _Sheet:
             )
         self.map_axes: list[Axes] = []
         if n_maps:
-            cols = min(n_maps, 2) if n_maps <= 4 else 3
-            rows = math.ceil(n_maps / cols)
-            gs = self.fig.add_gridspec(
-                rows,
-                cols,
-                left=0.02,
-                right=0.70,
-                bottom=0.07 if n_maps > 1 else 0.09,
-                top=0.88 if n_maps == 1 else 0.83,
-                wspace=0.04,
-                hspace=0.1 if rows == 1 else 0.3,
-            )
-            for i in range(n_maps):
-                ax = self.fig.add_subplot(gs[i // cols, i % cols])
-                ax.set_axis_off()
-                ax.set_aspect("equal")
-                self.map_axes.append(ax)
-        self.panel = self.fig.add_axes((0.72, 0.09, 0.26, 0.79))
+            self._map_axes(n_maps)
+        self.panel = self.fig.add_axes((0.75, 0.36, 0.235, 0.545))
         self.panel.set_axis_off()
         self._footer()
+        if n_maps and extent is not None:
+            self.frame(extent)
+
+    def _map_axes(self, n_maps: int) -> None:
+        cols = min(n_maps, 2) if n_maps <= 4 else 3
+        rows = math.ceil(n_maps / cols)
+        gs = self.fig.add_gridspec(
+            rows,
+            cols,
+            left=0.04,
+            right=0.737,
+            bottom=0.085,
+            top=0.895 if rows == 1 else 0.865,
+            wspace=0.1,
+            hspace=0.18 if rows > 1 else 0.1,
+        )
+        for i in range(n_maps):
+            ax = self.fig.add_subplot(gs[i // cols, i % cols])
+            ax.set_aspect("equal", adjustable="box")
+            self.map_axes.append(ax)
+
+    def frame(self, extent: tuple[float, float, float, float], margin: float = 0.004) -> None:
+        """Fit ``extent`` in every map axes at one standard scale; draw the km grid."""
+        x0, y0, x1, y1 = extent
+        dx, dy = max(x1 - x0, 200.0), max(y1 - y0, 200.0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        boxes = [ax.get_position() for ax in self.map_axes]
+        fw, fh = self.fig.get_size_inches()
+        pw = min(b.width for b in boxes) * fw * 0.0254
+        ph = min(b.height for b in boxes) * fh * 0.0254
+        need = max(dx * (1 + 2 * margin) / pw, dy * (1 + 2 * margin) / ph)
+        self.denominator = next((s for s in STANDARD_SCALES if s >= need), math.ceil(need))
+        for ax, bx in zip(self.map_axes, boxes, strict=True):
+            gw = bx.width * fw * 0.0254 * self.denominator
+            gh = bx.height * fh * 0.0254 * self.denominator
+            ax.set_xlim(cx - gw / 2, cx + gw / 2)
+            ax.set_ylim(cy - gh / 2, cy + gh / 2)
+            self._grid(ax)
+
+    def _grid(self, ax: Axes) -> None:
+        x0, x1 = ax.get_xlim()
+        span_km = (x1 - x0) / 1000
+        step = next((s for s in (0.5, 1, 2, 5, 10, 20, 50, 100) if span_km / s <= 8), 200)
+        st = step * 1000
+        xs = np.arange(math.ceil(x0 / st) * st, x1, st)
+        y0, y1 = ax.get_ylim()
+        ys = np.arange(math.ceil(y0 / st) * st, y1, st)
+        fmt = (lambda v: f"{v / 1000:.0f}") if step >= 1 else (lambda v: f"{v / 1000:.1f}")
+        ax.set_xticks(xs, [fmt(v) for v in xs])
+        ax.set_yticks(ys, [fmt(v) for v in ys])
+        fs = self.fs * (0.8 if len(self.map_axes) == 1 else 0.65)
+        ax.tick_params(labelsize=fs, direction="in", top=True, right=True, length=3)
+        ax.grid(True, color="#9a9a9a", linewidth=0.3, linestyle=(0, (4, 3)), zorder=0.5)
+        ax.set_xlabel(_("Y (easting, km)"), fontsize=fs, labelpad=1)
+        ax.set_ylabel(_("X (northing, km)"), fontsize=fs, labelpad=1)
+
+    @property
+    def tolerance(self) -> float:
+        """Simplification tolerance: 0.2 mm on paper, in metres."""
+        return 0.0002 * max(self.denominator, 1)
 
     def _footer(self) -> None:
         s = self.summary
         kind = str(s.get("data_kind", "unknown"))
         date = str(s.get("generated", "")) or _dt.date.today().isoformat()
         src = s.get("plan_source") or s.get("source") or ""
-        parts = [f"Data: {kind}"]
+        parts = [_("Data: {kind}").format(kind=kind)]
         if src:
-            parts.append(f"plan source: {src}")
-        if s.get("crs"):
-            parts.append(f"map CRS: {s['crs']}")
-        parts.append(f"produced with towerplan {__version__} on {date}")
+            parts.append(_("plan source: {source}").format(source=src))
+        parts.append(
+            _("produced with towerplan {version} on {date}").format(version=__version__, date=date)
+        )
         self.fig.text(
-            0.02, 0.035, _t(". ".join(parts)), fontsize=self.fs * 0.85, color="#333333", va="center"
+            0.015,
+            0.035,
+            _t(". ".join(parts)),
+            fontsize=self.fs * 0.8,
+            color="#333333",
+            va="center",
+            wrap=True,
         )
         notes = [str(n) for n in (s.get("notes") or [])]
         if notes:
-            line = "Notes: " + " | ".join(notes)
+            line = _("Notes: ") + " | ".join(notes)
             self.fig.text(
-                0.02,
-                0.013,
-                _t(textwrap.shorten(line, width=200)),
-                fontsize=self.fs * 0.75,
+                0.015,
+                0.014,
+                _t(textwrap.shorten(line, width=260)),
+                fontsize=self.fs * 0.65,
                 color="#555555",
                 va="center",
             )
 
     def key(self, handle: Any) -> None:
-        self.handles.append(handle)
+        label = handle.get_label()
+        if label not in [h.get_label() for h in self.handles]:
+            handle.set_label(textwrap.fill(label, 40))
+            self.handles.append(handle)
 
-    def finish(self, stats: list[str] | None = None) -> Figure:
+    def finish(self) -> Figure:
         for ax in self.map_axes:
             self._stamp(ax)
         if self.map_axes:
@@ -198,35 +445,103 @@ class _Sheet:
                     1.0,
                     "m",
                     location="lower left",
-                    box_alpha=0.8,
+                    box_alpha=0.85,
                     font_properties={"size": self.fs},
-                    length_fraction=0.25,
+                    length_fraction=0.2,
                 )
             )
             self._north_arrow(ax0)
+        if self.handles or self.stats:
+            self._legend()
+        self._title_block()
+        return self.fig
+
+    def _legend(self) -> None:
+        n = len(self.handles) + sum(s.count("\n") + 1 for s in self.stats) * 0.8
+        fs = self.fs * min(1.0, 24.0 / max(n, 1.0))
+        y = 1.0
         if self.handles:
             leg = self.panel.legend(
                 handles=self.handles,
                 loc="upper left",
                 frameon=False,
-                fontsize=self.fs,
-                title="Legend",
-                title_fontsize=self.fs * 1.15,
+                fontsize=fs,
+                title=_("Legend"),
+                title_fontsize=fs * 1.15,
                 alignment="left",
+                borderaxespad=0.0,
             )
-            self.panel.add_artist(leg)
-        if stats:
+            renderer = self.fig.canvas.get_renderer()  # type: ignore[attr-defined]
+            bb = leg.get_window_extent(renderer).transformed(self.panel.transAxes.inverted())
+            y = bb.y0 - 0.02
+        if self.stats:
             self.panel.text(
                 0.0,
-                0.0,
-                _t("\n".join(stats)),
-                fontsize=self.fs,
-                va="bottom",
+                y,
+                _t("\n".join(self.stats)),
+                fontsize=fs,
+                va="top",
                 ha="left",
-                linespacing=1.5,
+                linespacing=1.4,
                 transform=self.panel.transAxes,
             )
-        return self.fig
+
+    def _title_block(self) -> None:
+        tb = dict(self.summary.get("title_block") or {})
+        ax = self.fig.add_axes((0.75, 0.075, 0.235, 0.27))
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fs = self.fs * 0.85
+        num = ""
+        if self.sheet_no:
+            num = _("Sheet {n} of {count}").format(n=self.sheet_no[0], count=self.sheet_no[1])
+        scale = _("Scale 1:{d}").format(d=fmt_number(self.denominator)) if self.denominator else ""
+        date = tb.get("date") or str(self.summary.get("generated") or _dt.date.today())
+        rows: list[tuple[str, ...]] = [
+            (tb.get("agency") or "",),
+            (tb.get("project") or self.summary.get("scenario_title") or "",),
+            (self.title,),
+            (scale, num, _("Date: {date}").format(date=date)),
+            (
+                _("Prepared: {name}").format(name=tb.get("prepared_by") or ""),
+                _("Checked: {name}").format(name=tb.get("checked_by") or ""),
+                _("Approved: {name}").format(name=tb.get("approved_by") or ""),
+            ),
+        ]
+        heights = [0.18, 0.24, 0.22, 0.16, 0.20]
+        y = 1.0
+        for i, (row, hgt) in enumerate(zip(rows, heights, strict=True)):
+            y -= hgt
+            ax.axhline(y, color="black", lw=0.6)
+            for j, cell in enumerate(row):
+                w = 1.0 / len(row)
+                if j:
+                    ax.plot([j * w, j * w], [y, y + hgt], color="black", lw=0.6)
+                width = int(50 * w) if len(row) > 1 else (40 if i in (0, 2) else 52)
+                ax.text(
+                    j * w + 0.015,
+                    y + hgt / 2,
+                    _t(textwrap.fill(str(cell), width)),
+                    fontsize=fs * (1.1 if i in (0, 2) else 0.9),
+                    va="center",
+                    ha="left",
+                    fontweight="bold" if i in (0, 2) else "normal",
+                )
+        if self.denominator and self.map_axes:
+            self.map_axes[0].text(
+                0.01,
+                0.075,
+                _t(scale),
+                transform=self.map_axes[0].transAxes,
+                fontsize=self.fs * 1.05,
+                fontweight="bold",
+                va="bottom",
+                ha="left",
+                bbox=_HALO,
+                zorder=61,
+            )
 
     def _stamp(self, ax: Axes) -> None:
         if not self.demo:
@@ -234,11 +549,11 @@ class _Sheet:
         ax.text(
             0.5,
             0.5,
-            DEMO_STAMP,
+            _(_themes.DEMO_STAMP_MSG),
             transform=ax.transAxes,
-            fontsize=self.fs * 4.0 / max(1.0, len(self.map_axes) ** 0.5),
+            fontsize=self.fs * 3.6 / max(1.0, len(self.map_axes) ** 0.5),
             color="#c0392b",
-            alpha=0.22,
+            alpha=0.2,
             rotation=28,
             ha="center",
             va="center",
@@ -249,8 +564,8 @@ class _Sheet:
     def _north_arrow(self, ax: Axes) -> None:
         ax.annotate(
             "N",
-            xy=(0.95, 0.96),
-            xytext=(0.95, 0.86),
+            xy=(0.035, 0.965),
+            xytext=(0.035, 0.87),
             xycoords="axes fraction",
             ha="center",
             va="center",
@@ -265,38 +580,59 @@ class _Sheet:
         )
 
 
-# --------------------------------------------------------------------------- drawing helpers
+# --------------------------------------------------------------------------- renderers by kind
 
 
-def _base(sh: _Sheet, ax: Axes, p: Mapping[str, gpd.GeoDataFrame], fill: str = "#f7f7f2") -> None:
+def _marker_size(sh: _Sheet, sym: _themes.Symbol, ax: Axes) -> float:
+    inset = ax not in sh.map_axes
+    return (
+        (sym.size * 1.5) ** 2
+        * 0.45
+        * sh.scale
+        / (1.0 if inset else max(1.0, len(sh.map_axes) ** 0.5))
+    )
+
+
+def _d_base(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
     if "districts" in p:
-        p["districts"].plot(ax=ax, facecolor=fill, edgecolor="#555555", linewidth=0.8, zorder=1)
-        if ax is sh.map_axes[0]:
-            sh.key(Patch(facecolor=fill, edgecolor="#555555", label="District boundary"))
+        fill = "#f7f7f2" if spec.fill else "none"
+        _polys(
+            ax,
+            p["districts"],
+            sh.tolerance,
+            facecolor=fill,
+            edgecolor="#555555",
+            linewidth=0.8,
+            zorder=1 if spec.fill else 20,
+        )
+        sh.key(Patch(facecolor=fill, edgecolor="#555555", label=_("District boundaries")))
+        _labels(sh, ax, p)
     if "roads" in p:
         r = p["roads"]
-        major = (
-            r["road_class"]
-            .astype(str)
-            .str.lower()
-            .isin(("national", "trunk", "motorway", "primary", "provincial"))
+        cls = (
+            r["road_class"].astype(str).str.lower()
             if "road_class" in r.columns
-            else pd.Series(False, index=r.index)
+            else pd.Series("", index=r.index)
         )
-        if (~major).any():
-            r[~major].plot(ax=ax, color="#b0b0b0", linewidth=0.4, zorder=2)
-        if major.any():
-            r[major].plot(ax=ax, color="#d6604d", linewidth=1.0, zorder=2)
-        if ax is sh.map_axes[0]:
-            sh.key(Line2D([], [], color="#d6604d", lw=1.0, label="Main roads"))
-    _frame(ax, p)
+        other = ~cls.isin(list(_themes.ROAD_STYLES))
+        _lines(ax, r[other.to_numpy()], colors=_themes.ROAD_OTHER[0], linewidths=0.35, zorder=2)
+        for c in ("provincial", "national"):
+            sel = cls.isin(
+                [k for k, v in _themes.ROAD_STYLES.items() if v == _themes.ROAD_STYLES[c]]
+            ).to_numpy()
+            if sel.any():
+                color, w = _themes.ROAD_STYLES[c]
+                _lines(ax, r[sel], colors=color, linewidths=w * 0.4, zorder=2)
+                sh.key(Line2D([], [], color=color, lw=w * 0.4, label=_themes.value_label(c)))
 
 
-def _labels(sh: _Sheet, ax: Axes, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    if "districts" not in p or "district" not in p["districts"].columns:
-        return
+def _labels(sh: _Sheet, ax: Axes, p: Mapping[str, Any]) -> None:
     d = p["districts"]
-    fs = sh.fs * (0.95 if len(sh.map_axes) == 1 else 0.7)
+    if "district" not in d.columns:
+        return
+    fs = sh.fs * (0.95 if len(sh.map_axes) == 1 else 0.65)
+    if ax not in sh.map_axes:
+        fs = sh.fs * 0.7
     for pt, name in zip(d.geometry.representative_point(), d["district"], strict=True):
         ax.text(
             pt.x,
@@ -306,338 +642,343 @@ def _labels(sh: _Sheet, ax: Axes, p: Mapping[str, gpd.GeoDataFrame]) -> None:
             ha="center",
             va="center",
             color="#222222",
-            path_effects=_HALO,
+            bbox=_HALO,
             zorder=40,
             clip_on=True,
         )
 
 
-def _frame(ax: Axes, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    for name in ("districts", "existing_sites", "proposed_sites", "coverage_gaps"):
-        if name in p:
-            x0, y0, x1, y1 = p[name].total_bounds
-            break
-    else:
-        b = np.array([g.total_bounds for g in p.values()]) if p else np.array([[0, 0, 1, 1]])
-        x0, y0, x1, y1 = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
-    dx, dy = (x1 - x0) or 1000.0, (y1 - y0) or 1000.0
-    ax.set_xlim(x0 - 0.04 * dx, x1 + 0.04 * dx)
-    ax.set_ylim(y0 - 0.04 * dy, y1 + 0.04 * dy)
-
-
-def _points(
-    sh: _Sheet,
-    ax: Axes,
-    gdf: gpd.GeoDataFrame,
-    color: str,
-    label: str,
-    size: float = 6.0,
-    edge: str = "none",
-    zorder: int = 10,
-    marker: str = "o",
-) -> None:
-    if len(gdf) == 0:
-        return
-    pts = gdf.geometry.representative_point()
-    s = size * sh.scale**2 / max(1.0, len(sh.map_axes) ** 0.5)
-    ax.scatter(
-        pts.x, pts.y, s=s, c=color, edgecolors=edge, linewidths=0.4, marker=marker, zorder=zorder
-    )
-    if ax is sh.map_axes[0]:
+def _d_points(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    for g in _themes.groups(spec, p):
+        pts = g.frame.geometry.representative_point()
+        marker = _SHAPE_MARKER[g.symbol.shape]
+        ax.scatter(
+            pts.x,
+            pts.y,
+            s=_marker_size(sh, g.symbol, ax),
+            c=g.color,
+            edgecolors=g.symbol.edge,
+            linewidths=0.3,
+            marker=marker,
+            zorder=g.symbol.z,
+        )
         sh.key(
             Line2D(
                 [],
                 [],
                 marker=marker,
                 ls="",
-                markerfacecolor=color,
-                markeredgecolor=edge if edge != "none" else color,
+                markerfacecolor=g.color,
+                markeredgecolor=g.symbol.edge,
                 markersize=6,
-                label=f"{label} ({len(gdf):,})",
+                label=_t(f"{g.label} ({fmt_number(len(g.frame))})"),
             )
         )
 
 
-def _sites(sh: _Sheet, ax: Axes, p: Mapping[str, gpd.GeoDataFrame], existing: bool = True) -> None:
-    if existing and "existing_sites" in p:
-        _points(sh, ax, p["existing_sites"], "#8c8c8c", "Existing sites", size=4, zorder=8)
-    if "proposed_sites" in p:
-        pr = p["proposed_sites"]
-        if "site_type" in pr.columns:
-            t = pr["site_type"].astype(str)
-            _points(
-                sh, ax, pr[t == "dedicated"], "#1f78b4", "New dedicated sites", 14, "#08306b", 12
+def _d_lines(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    for g in _themes.groups(spec, p):
+        ls = "--" if g.dashed else "-"
+        _lines(ax, g.frame, colors=g.color, linewidths=0.9, linestyles=ls, zorder=9)
+        sh.key(
+            Line2D(
+                [],
+                [],
+                color=g.color,
+                lw=0.9,
+                ls=ls,
+                label=_t(f"{g.label} ({fmt_number(len(g.frame))})"),
             )
-            _points(
-                sh, ax, pr[t == "shared"], "#e7298a", "New shared sites", 22, "#3f007d", 13, "D"
+        )
+
+
+def _d_polygons(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    for g in _themes.groups(spec, p):
+        _polys(ax, g.frame, sh.tolerance, facecolor=g.color, edgecolor="none", alpha=0.4, zorder=3)
+        label = g.label
+        if "area_km2" in g.frame.columns and g.value is None:
+            label += f" ({fmt_number(float(g.frame['area_km2'].sum()), 1)} km²)"
+        sh.key(Patch(facecolor=g.color, alpha=0.4, label=_t(label)))
+
+
+def _d_gaps(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    g = p.get(spec.layer)
+    if g is None:
+        return
+    op = getattr(ax, "_tp_group", None)
+    colors = _themes.operator_colors(p)
+    sub = g[g["operator"].astype(str) == op] if op is not None and "operator" in g.columns else g
+    col = colors.get(str(op), "#D55E00")
+    st = sub["stage"].astype(str) if "stage" in sub.columns else pd.Series("after", sub.index)
+    before, after = sub[(st == "before").to_numpy()], sub[(st != "before").to_numpy()]
+    _polys(
+        ax,
+        before,
+        sh.tolerance,
+        facecolor="none",
+        edgecolor=col,
+        linewidth=0.5,
+        linestyle="--",
+        zorder=3,
+    )
+    _polys(
+        ax,
+        after,
+        sh.tolerance,
+        facecolor=col,
+        edgecolor="black",
+        linewidth=0.2,
+        alpha=0.75,
+        zorder=4,
+    )
+    if op is not None:
+        pb = float(before["population"].sum()) if "population" in before.columns else math.nan
+        pa = float(after["population"].sum()) if "population" in after.columns else math.nan
+        ax.set_title(
+            _t(op)
+            + "\n"
+            + _("people not covered: {before} before, {after} after").format(
+                before=fmt_number(pb), after=fmt_number(pa)
+            ),
+            fontsize=sh.fs,
+            fontweight="bold",
+        )
+        sh.key(Patch(facecolor=col, label=_t(op)))
+    sh.key(Patch(facecolor="none", edgecolor="#555555", ls="--", label=_("Gap before the plan")))
+    sh.key(Patch(facecolor="#999999", alpha=0.75, label=_("Gap remaining after the plan")))
+
+
+def _d_choropleth(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    g = p.get(spec.layer)
+    if g is None:
+        return
+    cols = [c for c in spec.columns if c in g.columns]
+    col = getattr(ax, "_tp_group", None) or (cols[0] if cols else None)
+    if col is None:
+        return
+    share = bool(g.attrs.get("share")) or all(_themes.is_share_column(c) for c in cols)
+    breaks = _themes.class_breaks([g[c] for c in cols], share=share)
+    palette = _themes.class_colors(len(breaks) - 1)
+    cls = _themes.classify(g[col], breaks)
+    colors = [palette[c] if c >= 0 else _themes.NO_DATA for c in cls]
+    _polys(ax, g, sh.tolerance, colors, edgecolor="#333333", linewidth=0.6, zorder=3)
+    from towerplan.outputs.maps import _choropleth_label
+
+    ax.set_title(_t(_choropleth_label(col, g)), fontsize=sh.fs, fontweight="bold")
+    for pt, v in zip(g.geometry.representative_point(), g[col], strict=True):
+        if np.isfinite(v):
+            txt = fmt_percent(v, 0) if share else fmt_number(v, 2)
+            ax.annotate(
+                txt,
+                (pt.x, pt.y),
+                xytext=(0, -1.3 * sh.fs),
+                textcoords="offset points",
+                fontsize=sh.fs * 0.8,
+                ha="center",
+                va="top",
+                bbox=_HALO,
+                zorder=41,
             )
-            other = pr[~t.isin(["dedicated", "shared"])]
-            _points(sh, ax, other, "#ffff33", "New sites (other)", 14, "#000000", 12)
-        else:
-            _points(sh, ax, pr, "#1f78b4", "New sites", 14, "#08306b", 12)
+    for c, lo, hi in zip(palette, breaks[:-1], breaks[1:], strict=True):
+        from towerplan.outputs.maps import _class_text
+
+        sh.key(Patch(facecolor=c, edgecolor="#333333", label=_class_text(lo, hi, share)))
+
+
+def _d_raster(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
+    path = p.get(spec.layer)
+    if path is None or not Path(path).is_file():
+        return
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    crs = p["_crs"]
+    with rasterio.open(path) as src:
+        tr, w, h = calculate_default_transform(
+            src.crs, crs.to_wkt(), src.width, src.height, *src.bounds
+        )
+        dst = np.full((h, w), np.nan, dtype="float32")
+        reproject(
+            rasterio.band(src, 1),
+            dst,
+            dst_transform=tr,
+            dst_crs=crs.to_wkt(),
+            resampling=Resampling.nearest,
+            src_nodata=src.nodata,
+            dst_nodata=np.nan,
+        )
+    cmap = mpl.colors.ListedColormap(list(_themes.SIGNAL_COLORS))
+    edges = [-1e9, *_themes.SIGNAL_LEVELS, 1e9]
+    norm = mpl.colors.BoundaryNorm(edges, cmap.N)
+    ext = (tr.c, tr.c + tr.a * w, tr.f + tr.e * h, tr.f)
+    ax.imshow(
+        np.ma.masked_invalid(dst),
+        cmap=cmap,
+        norm=norm,
+        extent=ext,
+        origin="upper",
+        interpolation="nearest",
+        zorder=1.5,
+        alpha=0.85,
+    )
+    sh.key(Patch(facecolor="none", edgecolor="none", label=_(spec.label)))
+    for c, t in zip(_themes.SIGNAL_COLORS[::-1], _themes.signal_class_labels()[::-1], strict=True):
+        sh.key(Patch(facecolor=c, label=t))
+
+
+_DRAWERS = {
+    "base": _d_base,
+    "points": _d_points,
+    "lines": _d_lines,
+    "polygons": _d_polygons,
+    "gaps": _d_gaps,
+    "choropleth": _d_choropleth,
+    "raster": _d_raster,
+}
 
 
 def _stats(summary: Mapping[str, Any]) -> list[str]:
     s = summary
-    out = []
 
     def num(k: str) -> float | None:
         v = s.get(k)
         return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
+    out = []
     if num("existing_sites") is not None:
-        out.append(f"Existing sites: {num('existing_sites'):,.0f}")
-    if num("new_sites") is not None:
-        extra = ""
-        if num("new_dedicated") is not None and num("new_shared") is not None:
-            extra = f" ({num('new_dedicated'):,.0f} dedicated, {num('new_shared'):,.0f} shared)"
-        out.append(f"New sites: {num('new_sites'):,.0f}{extra}")
+        out.append(_("Existing sites: {n}").format(n=fmt_number(num("existing_sites") or 0)))
+    if num("new_sites") is not None and num("new_dedicated") is not None:
+        out.append(
+            _("New sites: {n} ({d} dedicated, {s} shared)").format(
+                n=fmt_number(num("new_sites") or 0),
+                d=fmt_number(num("new_dedicated") or 0),
+                s=fmt_number(num("new_shared") or 0),
+            )
+        )
     pop = num("population")
     if pop:
-        out.append(f"Population: {pop:,.0f}")
+        out.append(_("Population: {n}").format(n=fmt_number(pop)))
         for k, lab in (
-            ("population_covered_before", "before"),
-            ("population_covered_after", "after"),
+            ("population_covered_before", _("before the plan")),
+            ("population_covered_after", _("after the plan")),
         ):
             v = num(k)
             if v is not None:
-                out.append(f"Covered {lab}: {v:,.0f} ({100 * v / pop:.1f} %)")
-    city = s.get("underground_share_city")
-    if isinstance(city, Mapping) and city:
-        vals = ", ".join(
-            f"{y}: {100 * float(v):.0f} %"
-            for y, v in city.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        )
-        if vals:
-            out.append(f"Underground share, city: {vals}")
-    if isinstance(s.get("underground_plan_consistent"), bool):
-        ok = "yes" if s["underground_plan_consistent"] else "NO"
-        out.append(f"District targets consistent with city-wide: {ok}")
-    for k, lab, pct in (
-        ("sharing_rate_before", "Sharing rate before", True),
-        ("sharing_rate_after", "Sharing rate after", True),
-        ("backhaul_fibre_km", "New backhaul fibre (km)", False),
-        ("wifi_hotspots", "Wi-Fi hotspots", False),
+                out.append(
+                    _("Covered {stage}: {n} ({pct})").format(
+                        stage=lab, n=fmt_number(v), pct=fmt_percent(v / pop)
+                    )
+                )
+    for k, lab in (
+        ("sharing_rate_before", _("Sharing rate before the plan")),
+        ("sharing_rate_after", _("Sharing rate after the plan")),
     ):
         v = num(k)
         if v is not None:
-            txt = f"{100 * v:.1f} %" if pct else (f"{v:,.0f}" if v.is_integer() else f"{v:,.1f}")
-            out.append(f"{lab}: {txt}")
+            out.append(f"{lab}: {fmt_percent(v)}")
+    if num("backhaul_fibre_km") is not None:
+        out.append(
+            _("New backhaul fibre: {n} km").format(n=fmt_number(num("backhaul_fibre_km") or 0, 1))
+        )
     return out
 
 
-# --------------------------------------------------------------------------- themes
-
-
-def _overview(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    ax = sh.map_axes[0]
-    _base(sh, ax, p)
-    if "coverage_gaps" in p:
-        g = _themes.gaps_all_operators(p["coverage_gaps"], "after")
-        if len(g):
-            g.plot(ax=ax, facecolor="#fc8d59", edgecolor="none", alpha=0.5, zorder=3)
-            sh.key(
-                Patch(
-                    facecolor="#fc8d59",
-                    alpha=0.5,
-                    label=f"Not covered by any operator after the plan ({g['area_km2'].iloc[0]:,.1f} km²)",
-                )
-            )
-    if "backhaul_routes" in p:
-        p["backhaul_routes"].plot(ax=ax, color="#00441b", linewidth=0.8, zorder=5)
-        sh.key(Line2D([], [], color="#00441b", lw=0.8, label="Fibre backhaul routes"))
-    _sites(sh, ax, p)
-    if "wifi_hotspots" in p:
-        _points(sh, ax, p["wifi_hotspots"], "#41ab5d", "Wi-Fi hotspots", 8, "#005a32", 11, "^")
-    _labels(sh, ax, p)
-
-
-def _coverage_gaps(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame], ops: list[str]) -> None:
-    colors = _themes.operator_colors(p)
-    g = p.get("coverage_gaps")
-    for ax, op in zip(sh.map_axes, ops, strict=True):
-        _base(sh, ax, p)
-        if g is None:
-            continue
-        sub = g[g["operator"].astype(str) == op] if "operator" in g.columns else g
-        col = colors.get(op, "#b30000")
-        st = (
-            sub["stage"].astype(str)
-            if "stage" in sub.columns
-            else pd.Series("after", index=sub.index)
-        )
-        before, after = sub[st == "before"], sub[st != "before"]
-        if len(before):
-            before.plot(
-                ax=ax, facecolor=col, edgecolor=col, alpha=0.2, linewidth=0.3, zorder=3, hatch="///"
-            )
-        if len(after):
-            after.plot(ax=ax, facecolor=col, edgecolor="black", alpha=0.75, linewidth=0.3, zorder=4)
-        if "existing_sites" in p and "operator" in p["existing_sites"].columns:
-            ex = p["existing_sites"]
-            own = ex[ex["operator"].astype(str) == op]
-            pts = own.geometry.representative_point()
-            ax.scatter(pts.x, pts.y, s=1.5 * sh.scale**2, c="#333333", zorder=8)
-        _labels(sh, ax, p)
-        pb = before["population"].sum() if "population" in before.columns else float("nan")
-        pa = after["population"].sum() if "population" in after.columns else float("nan")
-        ax.set_title(
-            _t(f"{op}\nuncovered people: {pb:,.0f} before, {pa:,.0f} after"),
-            fontsize=sh.fs * 1.0,
-            fontweight="bold",
-        )
-    sh.key(Patch(facecolor="#999999", alpha=0.25, hatch="///", label="Gap before the plan"))
-    sh.key(Patch(facecolor="#999999", alpha=0.75, label="Gap remaining after the plan"))
-    sh.key(
-        Line2D(
-            [],
-            [],
-            marker="o",
-            ls="",
-            color="#333333",
-            markersize=3,
-            label="Operator's existing sites",
-        )
-    )
-    for op, c in colors.items():
-        if op in ops:
-            sh.key(Patch(facecolor=c, label=_t(f"{op}")))
-
-
-def _proposed(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    ax = sh.map_axes[0]
-    _base(sh, ax, p)
-    _sites(sh, ax, p)
-    _labels(sh, ax, p)
-
-
-def _sharing(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    ax = sh.map_axes[0]
-    _base(sh, ax, p)
-    colors = _themes.operator_colors(p)
-    if "sharing_candidates" in p:
-        s = p["sharing_candidates"]
-        lines = s[s.geom_type.isin(["LineString", "MultiLineString"])]
-        hosts = s[s.geom_type == "Point"]
-        col = "host_operator" if "host_operator" in s.columns else None
-        groups = lines.groupby(lines[col].astype(str)) if col else [("co-location", lines)]
-        for op, sub in groups:
-            c = colors.get(str(op), "#6a3d9a")
-            sub.plot(ax=ax, color=c, linewidth=1.4, zorder=9)
-            sh.key(Line2D([], [], color=c, lw=1.4, label=_t(f"Co-location on {op} ({len(sub)})")))
-        if len(hosts):
-            _points(sh, ax, hosts, "#6a3d9a", "Host structures", 16, "black", 11, "s")
-    _sites(sh, ax, p)
-    _labels(sh, ax, p)
-
-
-def _wifi(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame], radius_m: float) -> None:
-    ax = sh.map_axes[0]
-    _base(sh, ax, p)
-    if "wifi_hotspots" in p:
-        w = p["wifi_hotspots"]
-        cat = (
-            w["category"].astype(str)
-            if "category" in w.columns
-            else pd.Series("hotspot", index=w.index)
-        )
-        colors = _themes.palette(cat.tolist(), _themes.CATEGORY_PALETTE)
-        r = (
-            pd.to_numeric(w["radius_m"], errors="coerce").fillna(radius_m).to_numpy()
-            if "radius_m" in w.columns
-            else np.full(len(w), radius_m)
-        )
-        circles = w.geometry.representative_point().buffer(r, quad_segs=8)
-        for c, col in colors.items():
-            m = (cat == c).to_numpy()
-            gpd.GeoSeries(circles[m], crs=w.crs).plot(ax=ax, color=col, alpha=0.25, zorder=6)
-            _points(sh, ax, w[m], col, c, 10, "black", 12)
-        sh.key(
-            Patch(
-                facecolor="#999999",
-                alpha=0.25,
-                label=f"Hotspot coverage (radius {radius_m:g} m default)",
-            )
-        )
-    _labels(sh, ax, p)
-
-
-def _undergrounding(sh: _Sheet, p: Mapping[str, gpd.GeoDataFrame]) -> None:
-    ax = sh.map_axes[0]
-    _base(sh, ax, p)
-    u0 = p.get("underground_plan")
-    u = _themes.underground_polygons(u0, p.get("districts")) if u0 is not None else None
-    cols = _themes.underground_columns(u, sh.summary) if u is not None else None
-    if u is not None and cols is not None and len(u):
-        v = pd.to_numeric(u[cols.plan], errors="coerce")
-        norm: mpl.colors.Normalize
-        if cols.is_share:
-            norm = mpl.colors.BoundaryNorm(_themes.SHARE_BREAKS, 256)
-        else:
-            finite = v[np.isfinite(v)]
-            lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-            norm = mpl.colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1.0)
-        cmap = mpl.colormaps["YlGnBu"]
-        colors = [cmap(norm(x)) if np.isfinite(x) else "#cccccc" for x in v]
-        u.plot(ax=ax, color=colors, edgecolor="#333333", linewidth=0.6, zorder=3)
-        if cols.is_share:
-            b = _themes.SHARE_BREAKS
-            for lo_b, hi_b in itertools.pairwise(b):
-                sh.key(
-                    Patch(
-                        facecolor=cmap(norm((lo_b + hi_b) / 2)),
-                        edgecolor="#333333",
-                        label=f"{cols.label_plan}: {100 * lo_b:.0f}-{100 * hi_b:.0f} %",
-                    )
-                )
-        cur = pd.to_numeric(u[cols.current], errors="coerce") if cols.current else None
-        if cur is not None:
-            below = u[(cur < v).to_numpy()]
-            if len(below):
-                below.plot(
-                    ax=ax,
-                    facecolor="none",
-                    edgecolor="#b2182b",
-                    linewidth=1.8,
-                    hatch="xx",
-                    zorder=4,
-                )
-            sh.key(
-                Patch(
-                    facecolor="none",
-                    edgecolor="#b2182b",
-                    hatch="xx",
-                    label=f"{cols.label_current} below plan",
-                )
-            )
-        pct = cols.is_share
-        for geom, now, plan in zip(
-            u.geometry.representative_point(),
-            cur if cur is not None else [np.nan] * len(u),
-            v,
-            strict=True,
-        ):
-            if not np.isfinite(plan):
-                continue
-            txt = f"{100 * plan:.0f} %" if pct else f"{plan:.3g}"
-            if np.isfinite(now):
-                txt = (f"{100 * now:.0f} -> " if pct else f"{now:.3g} -> ") + txt
-            ax.annotate(
-                txt,
-                (geom.x, geom.y),
-                xytext=(0, -1.2 * sh.fs),
-                textcoords="offset points",
-                fontsize=sh.fs * 0.8,
-                ha="center",
-                va="top",
-                path_effects=_HALO,
-                zorder=41,
-            )
-    _labels(sh, ax, p)
-
-
 # --------------------------------------------------------------------------- public API
+
+
+def _theme_of(theme: str) -> _themes.Theme:
+    t = _themes.THEMES.get(theme)
+    if t is None or not t.sheets:
+        raise ParameterError(f"unknown sheet theme '{theme}'; use one of {list(THEMES)}")
+    return t
+
+
+def _panels(t: _themes.Theme, p: Mapping[str, Any]) -> list[Any]:
+    """Groups drawn as small multiples (operators of the gaps, columns of a choropleth)."""
+    if t.small_multiples:
+        for spec in t.layers:
+            g = p.get(spec.layer)
+            if isinstance(g, gpd.GeoDataFrame) and t.small_multiples in g.columns:
+                return sorted(g[t.small_multiples].astype(str).unique())
+        return [None]
+    for spec in t.layers:
+        g = p.get(spec.layer)
+        if spec.kind == "choropleth" and isinstance(g, gpd.GeoDataFrame):
+            cols = [c for c in spec.columns if c in g.columns]
+            return cols[::-1] if len(cols) > 1 else [None]
+    return [None]
+
+
+def _render(
+    t: _themes.Theme,
+    p: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    size: str,
+    extent: tuple[float, float, float, float] | None = None,
+    sheet_no: tuple[int, int] | None = None,
+    title: str | None = None,
+) -> Figure:
+    groups = _panels(t, p)
+    ext = extent or _extent(p)
+    sh = _Sheet(t, summary, size, n_maps=len(groups), extent=ext, sheet_no=sheet_no, title=title)
+    for ax, grp in zip(sh.map_axes, groups, strict=True):
+        ax._tp_group = grp  # type: ignore[attr-defined]
+        for spec in t.layers:
+            if spec.on_sheets:
+                _DRAWERS[spec.kind](sh, ax, p, spec)
+    core = _dense_core(p) if t.inset and extent is None else None
+    if core is not None:
+        _inset(sh, t, p, core)
+    sh.stats = _stats(summary)
+    if t.needs and t.needs not in p:
+        sh.stats.insert(0, _("This plan has no {layer} layer.").format(layer=t.needs))
+    return sh.finish()
+
+
+def _inset(sh: _Sheet, t: _themes.Theme, p: Mapping[str, Any], core: Any) -> None:
+    x0, y0, x1, y1 = core
+    ax0 = sh.map_axes[0]
+    ax0.add_patch(
+        Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="black", lw=1.0, ls="-", zorder=45)
+    )
+    ins = ax0.inset_axes(_inset_box(ax0, p))
+    ins.set_aspect("equal", adjustable="box")
+    ins.set_xticks([])
+    ins.set_yticks([])
+    handles = list(sh.handles)
+    for spec in t.layers:
+        if spec.on_sheets:
+            _DRAWERS[spec.kind](sh, ins, p, spec)
+    sh.handles = handles
+    pad = 0.03 * max(x1 - x0, y1 - y0)
+    ins.set_xlim(x0 - pad, x1 + pad)
+    ins.set_ylim(y0 - pad, y1 + pad)
+    ins.set_facecolor("white")
+    ins.set_zorder(55)
+    ins.set_title(_("Inset: dense core"), fontsize=sh.fs * 0.75, pad=2)
+
+
+def _inset_box(ax: Axes, p: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    """Inset position (axes fraction): the right-hand corner that hides least of the districts."""
+    d = p.get("districts")
+    boxes = [(0.69, 0.64, 0.30, 0.34), (0.69, 0.01, 0.30, 0.34)]
+    if not isinstance(d, gpd.GeoDataFrame):
+        return boxes[0]
+    union = d.geometry.union_all()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+
+    def hidden(b: tuple[float, float, float, float]) -> float:
+        from shapely.geometry import box
+
+        r = box(
+            x0 + b[0] * (x1 - x0),
+            y0 + b[1] * (y1 - y0),
+            x0 + (b[0] + b[2]) * (x1 - x0),
+            y0 + (b[1] + b[3]) * (y1 - y0),
+        )
+        return float(union.intersection(r).area)
+
+    return min(boxes, key=hidden)
 
 
 def render_sheet(
@@ -646,6 +987,13 @@ def render_sheet(
     summary: Mapping[str, Any],
     size: str = "A4",
     hotspot_radius_m: float = 100.0,
+    *,
+    lang: str | None = None,
+    export_settings: ExportSettings | None = None,
+    best_server: str | Path | None = None,
+    extent: tuple[float, float, float, float] | None = None,
+    sheet_no: tuple[int, int] | None = None,
+    _prepared: Mapping[str, Any] | None = None,
 ) -> Figure:
     """Render one theme sheet to a matplotlib Figure (not saved).
 
@@ -654,122 +1002,172 @@ def render_sheet(
     theme : str
         One of :data:`THEMES`.
     layers : dict of str -> GeoDataFrame
-        Plan layers (metric working CRS); missing/empty ones are skipped.
+        Plan layers with a CRS (normally the working CRS); missing/empty ones are skipped.
     summary : dict
-        Plan summary (``data_kind``, ``scenario``/``scenario_title``, ``notes``...).
+        Plan summary (``data_kind``, ``scenario_title``, ``notes``, ``language``,
+        ``export_settings``, ``title_block``...).
     size : str
         ``"A4"`` or ``"A3"`` (landscape).
     hotspot_radius_m : float
         Wi-Fi coverage radius when ``wifi_hotspots`` has no ``radius_m``.
+    lang : str, optional
+        ``vi`` or ``en``; default ``summary['language']``, else English.
+    export_settings : ExportSettings, optional
+        VN-2000 TM-3 zone and datum transformation (default from the summary).
+    best_server : path, optional
+        ``best_server.tif`` for the ``signal_level`` sheet.
+    extent : tuple, optional
+        ``(x0, y0, x1, y1)`` in the sheet CRS to draw instead of the study area.
+    sheet_no : tuple of int, optional
+        ``(number, count)`` for the title block.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    if theme not in THEMES:
-        raise ParameterError(f"unknown sheet theme '{theme}'; use one of {list(THEMES)}")
-    p = _metric(layers)
-    if theme == "coverage_gaps":
-        g = p.get("coverage_gaps")
-        ops = (
-            sorted(g["operator"].astype(str).unique())
-            if g is not None and "operator" in g.columns
-            else ["all operators"]
+    t = _theme_of(theme)
+    if size not in PAPER_SIZES:
+        raise ParameterError(f"sheet size '{size}' unknown; use some of {list(PAPER_SIZES)}")
+    settings = export_settings or _settings_from(summary)
+    with use_language(lang or summary.get("language") or current_language()), mpl.rc_context(_rc()):
+        p = (
+            _prepared
+            if _prepared is not None
+            else _to_sheet_crs(layers, summary, settings, hotspot_radius_m, best_server)
         )
-        sh = _Sheet(theme, summary, size, n_maps=max(1, len(ops)))
-        _coverage_gaps(sh, p, ops)
-    else:
-        sh = _Sheet(theme, summary, size)
-        if theme == "overview":
-            _overview(sh, p)
-        elif theme == "proposed_sites":
-            _proposed(sh, p)
-        elif theme == "sharing_candidates":
-            _sharing(sh, p)
-        elif theme == "wifi_hotspots":
-            _wifi(sh, p, hotspot_radius_m)
-        else:
-            _undergrounding(sh, p)
-    missing = {
-        "coverage_gaps": "coverage_gaps",
-        "sharing_candidates": "sharing_candidates",
-        "wifi_hotspots": "wifi_hotspots",
-        "undergrounding": "underground_plan",
-        "proposed_sites": "proposed_sites",
-    }.get(theme)
-    stats = _stats(summary)
-    if missing and missing not in p:
-        stats = [f"No '{missing}' layer in this plan.", *stats]
-    return sh.finish(stats)
+        return _render(t, p, summary, size, extent, sheet_no)
 
 
-def render_kpi_pages(
-    kpis: pd.DataFrame, summary: Mapping[str, Any], size: str = "A4"
-) -> list[Figure]:
-    """KPI table page(s): ``district`` on each page; 11 (A4) / 15 (A3) columns, 28 rows per page."""
-    if kpis is None or len(kpis) == 0:
-        return []
-    first = ["district"] if "district" in kpis.columns else []
-    rest = [c for c in kpis.columns if c not in first]
-    per = _KPI_COLS_PER_PAGE.get(size, 11)
-    col_chunks = [rest[i : i + per] for i in range(0, len(rest), per)] or [[]]
-    row_chunks = [
-        kpis.iloc[i : i + _KPI_ROWS_PER_PAGE] for i in range(0, len(kpis), _KPI_ROWS_PER_PAGE)
-    ]
-    figs = []
-    n_pages = len(col_chunks) * len(row_chunks)
-    k = 0
-    for rows in row_chunks:
-        for cols in col_chunks:
-            k += 1
-            sh = _Sheet("kpi_table", summary, size, n_maps=0)
-            sh.panel.remove()
-            ax = sh.fig.add_axes((0.02, 0.09, 0.96, 0.79))
-            ax.set_axis_off()
-            shown = rows[first + cols]
-            cells = [[_t(_fmt(v)) for v in r] for r in shown.itertuples(index=False)]
-            header = [_t(textwrap.fill(str(c).replace("_", " "), 14)) for c in shown.columns]
-            n_cols = len(shown.columns)
-            widths = [1.0 / n_cols] * n_cols
-            if first and n_cols > 1:
-                widths = [0.16] + [0.84 / (n_cols - 1)] * (n_cols - 1)
-            tab = ax.table(
-                cellText=cells,
-                colLabels=header,
-                colWidths=widths,
-                loc="upper center",
-                cellLoc="right",
-            )
-            tab.auto_set_font_size(False)
-            tab.set_fontsize(sh.fs)
-            tab.scale(1.0, 1.6)
-            for (r, c), cell in tab.get_celld().items():
-                if r == 0:
-                    cell.set_facecolor("#e8e8e8")
-                    cell.set_height(cell.get_height() * 2.2)
-                    cell.get_text().set_fontweight("bold")
-                    cell.get_text().set_horizontalalignment("center")
-                elif c == 0 and first:
-                    cell.get_text().set_horizontalalignment("left")
-            if n_pages > 1:
-                sh.fig.text(0.98, 0.915, f"page {k} of {n_pages}", ha="right", fontsize=sh.fs)
-            figs.append(sh.finish(None))
-    return figs
-
-
-def _fmt(v: Any) -> str:
+def _kpi_text(col: str, v: Any) -> str:
     if isinstance(v, bool | np.bool_):
-        return "yes" if v else "no"
+        return _themes.value_label(str(bool(v)))
     if isinstance(v, int | np.integer):
-        return f"{int(v):,}"
+        return fmt_number(int(v)) if col != "code" else str(v)
     if isinstance(v, float | np.floating):
         f = float(v)
         if not math.isfinite(f):
             return "-"
-        if abs(f) >= 1000:
-            return f"{f:,.0f}"
-        return f"{f:.4g}"
-    return str(v)
+        if _themes.is_share_column(col):
+            return fmt_percent(f)
+        return fmt_number(f, 0 if abs(f) >= 100 or f.is_integer() else 2)
+    return textwrap.fill(_themes.value_label(v), 22)
+
+
+def _total_row(kpis: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """City total: sums of counts, population-weighted shares, the city's serving radius."""
+    row: dict[str, Any] = {}
+    pop = (
+        pd.to_numeric(kpis["population"], errors="coerce") if "population" in kpis.columns else None
+    )
+    for c in kpis.columns:
+        v = kpis[c]
+        if c == "district":
+            row[c] = _("City total")
+        elif not pd.api.types.is_numeric_dtype(v) or c == "code":
+            row[c] = ""
+        elif _themes.is_share_column(c) and pop is not None and pop.sum() > 0:
+            ok = v.notna()
+            row[c] = float((v[ok] * pop[ok]).sum() / pop[ok].sum())
+        elif c == "mean_serving_radius_km":
+            r = summary.get("mean_serving_radius_km")
+            row[c] = float(r) if isinstance(r, int | float) else math.nan
+        else:
+            row[c] = v.sum()
+    return row
+
+
+def render_kpi_pages(
+    kpis: pd.DataFrame,
+    summary: Mapping[str, Any],
+    size: str = "A4",
+    *,
+    lang: str | None = None,
+    first_sheet: tuple[int, int] | None = None,
+) -> list[Figure]:
+    """KPI table page(s) with translated headers, percentages and a city total row.
+
+    All columns on one page (the font shrinks to fit the width); 28 districts
+    per page; the total row is on the last page.  ``first_sheet``: (number of
+    the first page, sheet count) for the title block.
+    """
+    if kpis is None or len(kpis) == 0:
+        return []
+    with use_language(lang or summary.get("language") or current_language()), mpl.rc_context(_rc()):
+        table = pd.concat([kpis, pd.DataFrame([_total_row(kpis, summary)])], ignore_index=True)
+        chunks = [
+            table.iloc[i : i + _KPI_ROWS_PER_PAGE] for i in range(0, len(table), _KPI_ROWS_PER_PAGE)
+        ]
+        figs = []
+        for k, rows in enumerate(chunks, start=1):
+            no = (first_sheet[0] + k - 1, first_sheet[1]) if first_sheet else (k, len(chunks))
+            sh = _Sheet(None, summary, size, n_maps=0, sheet_no=no)
+            sh.panel.remove()
+            ax = sh.fig.add_axes((0.015, 0.36, 0.68, 0.55))
+            ax.set_axis_off()
+            _kpi_table(sh, ax, rows, last=k == len(chunks))
+            figs.append(sh.finish())
+        return figs
+
+
+def _kpi_table(sh: _Sheet, ax: Axes, rows: pd.DataFrame, last: bool) -> None:
+    """The table drawn cell by cell (column widths from the text, wrapped headers)."""
+    cols = list(rows.columns)
+    cells = [
+        [_t(_kpi_text(c, v)) for c, v in zip(cols, r, strict=True)]
+        for r in rows.itertuples(index=False)
+    ]
+    header = [_t(textwrap.fill(_themes.column_label(c), 12)) for c in cols]
+
+    def width(text: str) -> int:
+        return max(len(x) for x in text.split("\n"))
+
+    chars = np.array(
+        [max([width(header[i])] + [width(r[i]) for r in cells]) + 2 for i in range(len(cols))],
+        dtype=float,
+    )
+    box = ax.get_position()
+    fw, fh = sh.fig.get_size_inches()
+    # font size at which the widest rendering fits: ~0.6 em per character
+    fs = min(sh.fs, box.width * fw * 72 / (0.6 * chars.sum()))
+    x = np.concatenate([[0.0], np.cumsum(chars / chars.sum())])
+    n_head = max(h.count("\n") + 1 for h in header)
+    line = fs * 1.45 / (box.height * fh * 72)
+    row_h = [line * n_head + line * 0.4] + [
+        line * (max(c.count("\n") for c in r) + 1) + line * 0.4 for r in cells
+    ]
+    y = 1.0
+    for k, (vals, h) in enumerate(zip([header, *cells], row_h, strict=True)):
+        bold = k == 0 or (last and k == len(cells))
+        if bold:
+            ax.add_patch(
+                Rectangle(
+                    (0, y - h), 1, h, fc="#e8e8e8" if k == 0 else "#f3f3f3", ec="none", zorder=0
+                )
+            )
+        for i, v in enumerate(vals):
+            left = i == 0 or k == 0
+            ax.text(
+                x[i] + 0.004 if i == 0 else (x[i] + x[i + 1]) / 2 if k == 0 else x[i + 1] - 0.004,
+                y - h / 2,
+                v,
+                fontsize=fs,
+                ha="left" if i == 0 else "center" if left else "right",
+                va="center",
+                fontweight="bold" if bold else "normal",
+                transform=ax.transAxes,
+            )
+        ax.plot([0, 1], [y - h, y - h], color="#777777", lw=0.4, transform=ax.transAxes)
+        y -= h
+    for xi in x:
+        ax.plot([xi, xi], [y, 1.0], color="#777777", lw=0.4, transform=ax.transAxes)
+    ax.plot([0, 1], [1.0, 1.0], color="#777777", lw=0.4, transform=ax.transAxes)
+
+
+def _slug(s: str) -> str:
+    import unicodedata
+
+    a = unicodedata.normalize("NFKD", s.replace("đ", "d").replace("Đ", "D"))
+    return re.sub(r"[^A-Za-z0-9]+", "_", a.encode("ascii", "ignore").decode()).strip("_").lower()
 
 
 def write_sheets(
@@ -778,33 +1176,46 @@ def write_sheets(
     kpis: pd.DataFrame | None,
     out_dir: str | Path,
     sizes: Sequence[str] = ("A4", "A3"),
-    dpi: int = 300,
+    dpi: int = 150,
     formats: Sequence[str] = ("pdf", "png"),
-    themes: Sequence[str] = THEMES,
+    themes: Sequence[str] | None = None,
     hotspot_radius_m: float = 100.0,
+    *,
+    lang: str | None = None,
+    export_settings: ExportSettings | None = None,
+    best_server: str | Path | None = None,
+    per_district: bool = False,
 ) -> list[Path]:
     """Write the map sheets and the KPI table page(s).
 
     Parameters
     ----------
     layers : dict of str -> GeoDataFrame
-        Plan layers in the metric working CRS (``demand`` is not drawn).
+        Plan layers with a CRS (``demand`` is not drawn).
     summary : dict
-        Plan summary; ``data_kind == DEMO_KIND`` stamps every sheet.
+        Plan summary; ``data_kind == DEMO_KIND`` stamps every sheet;
+        ``title_block`` fills the title block.
     kpis : DataFrame or None
         District KPI table.
     out_dir : str or Path
-        Folder for ``<theme>_<size>.<ext>`` and ``kpi_table_<size>[_<k>].<ext>``.
+        Folder for ``<theme>_<size>.<ext>``, ``kpi_table_<size>[_<k>].<ext>`` and
+        ``district_<name>_<size>.<ext>``.
     sizes : sequence of str
         Paper sizes (``A4``, ``A3``), landscape.
     dpi : int
-        PNG resolution (300 for print; PDFs are vector).
+        PNG resolution (150: screen and dossier previews; PDFs are vector
+        with embedded TrueType fonts and are the print product).
     formats : sequence of str
         ``pdf`` and/or ``png``.
-    themes : sequence of str
-        Theme sheets to draw (default all :data:`THEMES`).
+    themes : sequence of str, optional
+        Theme sheets (default all :data:`THEMES`; ``signal_level`` only with
+        ``best_server``).
     hotspot_radius_m : float
         Wi-Fi coverage radius when ``wifi_hotspots`` has no ``radius_m``.
+    lang, export_settings, best_server
+        As in :func:`render_sheet`.
+    per_district : bool
+        Also one ``proposed_sites`` sheet per district.
 
     Returns
     -------
@@ -818,30 +1229,62 @@ def write_sheets(
         raise ParameterError(f"sheet dpi = {dpi}: use a value between 20 and 1200 (300 for print)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    settings = export_settings or _settings_from(summary)
+    language = lang or summary.get("language") or current_language()
     written: list[Path] = []
-    with mpl.rc_context({"font.family": "DejaVu Sans", "hatch.linewidth": 0.6}):
+    with use_language(language), mpl.rc_context(_rc()):
+        p = _to_sheet_crs(layers, summary, settings, hotspot_radius_m, best_server)
+        todo = [t for t in (themes or THEMES) if t != "signal_level" or "best_server" in p]
+        jobs: list[tuple[str, str, tuple[float, float, float, float] | None, str | None]] = [
+            (t, t, None, None) for t in todo
+        ]
+        d = p.get("districts")
+        if per_district and isinstance(d, gpd.GeoDataFrame) and "district" in d.columns:
+            for name, geom in zip(d["district"].astype(str), d.geometry, strict=True):
+                label = _("New BTS sites: {district}").format(district=name)
+                jobs.append(("proposed_sites", f"district_{_slug(name)}", geom.bounds, label))
+        tb = summary.get("title_block") or {}
+        first = int(tb.get("first_sheet_number") or 1)
         for size in sizes:
-            figs: list[tuple[str, Figure]] = [
-                (f"{t}_{size}", render_sheet(t, layers, summary, size, hotspot_radius_m))
-                for t in themes
-            ]
-            pages = render_kpi_pages(kpis, summary, size) if kpis is not None else []
-            for i, f in enumerate(pages):
-                figs.append((f"kpi_table_{size}" + (f"_{i + 1}" if len(pages) > 1 else ""), f))
-            for stem, fig in figs:
-                for fmt in formats:
-                    path = out / f"{stem}.{fmt}"
-                    fig.savefig(
-                        path, dpi=dpi if fmt == "png" else 150, metadata=_metadata(fmt, summary)
-                    )
-                    written.append(path)
-                fig.clear()
-            logger.info("wrote %d sheets (%s) to %s", len(figs), size, out)
+            n_kpi = -(-(len(kpis) + 1) // _KPI_ROWS_PER_PAGE) if kpis is not None else 0
+            count = int(tb.get("sheet_count") or (first - 1 + len(jobs) + n_kpi))
+            for i, (theme, stem, ext, title) in enumerate(jobs, start=first):
+                t = _theme_of(theme)
+                fig = _render(t, p, summary, size, ext, (i, count), title)
+                written += _save(fig, out / f"{stem}_{size}", formats, dpi, summary)
+            pages = (
+                render_kpi_pages(
+                    kpis, summary, size, lang=language, first_sheet=(first + len(jobs), count)
+                )
+                if kpis is not None
+                else []
+            )
+            for k, fig in enumerate(pages, start=1):
+                stem = f"kpi_table_{size}" + (f"_{k}" if len(pages) > 1 else "")
+                written += _save(fig, out / stem, formats, dpi, summary)
+            logger.info("wrote %d sheets (%s) to %s", count, size, out)
     return written
 
 
+def _save(
+    fig: Figure, stem: Path, formats: Sequence[str], dpi: int, summary: Mapping[str, Any]
+) -> list[Path]:
+    paths = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        if fmt == "png":
+            fig.savefig(
+                path, dpi=dpi, metadata=_metadata(fmt, summary), pil_kwargs={"compress_level": 2}
+            )
+        else:
+            fig.savefig(path, dpi=72, metadata=_metadata(fmt, summary))
+        paths.append(path)
+    fig.clear()
+    return paths
+
+
 def _metadata(fmt: str, summary: Mapping[str, Any]) -> dict[str, str]:
-    title = f"towerplan sheets - {summary.get('scenario', '')} ({summary.get('data_kind', '')})"
+    title = f"towerplan - {summary.get('scenario', '')} ({summary.get('data_kind', '')})"
     if fmt == "pdf":
         return {"Title": title, "Creator": f"towerplan {__version__}"}
     return {"Title": title, "Software": f"towerplan {__version__}"}

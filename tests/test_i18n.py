@@ -1,0 +1,119 @@
+"""Languages: every user-facing string is in both gettext catalogues, the compiled
+catalogues match their sources, and the language switch reaches every output."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+from towerplan import _i18n
+from towerplan._i18n import _, fmt_number, fmt_percent, use_language
+from towerplan.errors import ParameterError, ScenarioError
+from towerplan.scenario import load_scenario, scenario_from_dict
+
+PKG = Path(resources.files("towerplan"))  # type: ignore[arg-type]
+LOCALE = PKG / "locale"
+PLACEHOLDER = re.compile(r"\{(\w*)\}")
+
+
+def _catalog(lang: str):  # type: ignore[no-untyped-def]
+    with open(LOCALE / lang / "LC_MESSAGES" / "towerplan.po", "rb") as fh:
+        return read_po(fh)
+
+
+def _source_messages() -> set[str]:
+    """Every string marked with _() or N_() in the package, extracted as Babel does."""
+    msgs = set()
+    for _fn, _lineno, message, _comments, _ctx in extract_from_dir(
+        str(PKG), method_map=[("**.py", "python")], keywords={"_": None, "N_": None}
+    ):
+        msgs.add(message if isinstance(message, str) else message[0])
+    return msgs
+
+
+@pytest.fixture(scope="module")
+def source_messages() -> set[str]:
+    return _source_messages()
+
+
+@pytest.mark.parametrize("lang", _i18n.LANGUAGES)
+def test_every_user_string_is_in_the_catalogue(lang: str, source_messages: set[str]) -> None:
+    cat = _catalog(lang)
+    translated = {m.id: m.string for m in cat if m.id}
+    missing = sorted(m for m in source_messages if not translated.get(m))
+    assert missing == [], f"{lang}: untranslated or missing (run the pybabel steps in _i18n.py)"
+    stale = sorted(set(translated) - source_messages)
+    assert stale == [], f"{lang}: entries no longer used in the code"
+    assert not any(m.fuzzy for m in cat if m.id)
+
+
+def test_vietnamese_translations_keep_placeholders() -> None:
+    cat = [m for m in _catalog("vi") if m.id]
+    for m in cat:
+        assert set(PLACEHOLDER.findall(m.id)) == set(PLACEHOLDER.findall(m.string)), m.id
+    assert [m.id for m in cat if m.string == m.id] == []  # every entry really translated
+
+
+@pytest.mark.parametrize("lang", _i18n.LANGUAGES)
+def test_compiled_catalogue_matches_its_source(lang: str) -> None:
+    po = {m.id: m.string for m in _catalog(lang) if m.id}
+    with open(LOCALE / lang / "LC_MESSAGES" / "towerplan.mo", "rb") as fh:
+        mo = {m.id: m.string for m in read_mo(fh) if m.id}
+    assert mo == po, "towerplan.mo is stale: pybabel compile -d towerplan/locale -D towerplan"
+
+
+def test_language_switch_and_number_formats() -> None:
+    assert _("Existing BTS sites") == "Existing BTS sites"
+    with use_language("vi"):
+        assert _("Existing BTS sites") == "Trạm BTS hiện có"
+        assert _("New shared sites") == "Trạm xây mới dùng chung"
+        assert _("Not covered by any operator after the plan").startswith("Vùng lõm sóng")
+        assert fmt_number(1234567.5, 1) == "1.234.567,5"
+        assert fmt_percent(0.764) == "76,4 %"
+        with use_language("en"):
+            assert fmt_number(1234567.5, 1) == "1,234,567.5"
+        assert _i18n.current_language() == "vi"
+    assert _i18n.current_language() == "en"
+    assert fmt_number(float("nan")) == "-"
+    with pytest.raises(ParameterError, match="--lang"):
+        with use_language("fr"):
+            pass
+
+
+def test_scenario_language_and_title_block() -> None:
+    for name in ("cantho-2020", "cantho-2030"):
+        s = load_scenario(name)
+        assert s.language == "vi"
+        assert s.title_block.agency.startswith("Sở Thông tin và Truyền thông")
+    raw = load_scenario("cantho-2020").to_dict()
+    raw["language"] = "fr"
+    with pytest.raises(ScenarioError, match="'language' must be one of"):
+        scenario_from_dict(raw)
+    raw["language"] = "en"
+    raw["title_block"] = {"first_sheet_number": 0}
+    with pytest.raises(ScenarioError, match=r"title_block\.first_sheet_number"):
+        scenario_from_dict(raw)
+    raw["title_block"] = {"first_sheet_number": 5, "sheet_count": 3}
+    with pytest.raises(ScenarioError, match=r"title_block\.sheet_count"):
+        scenario_from_dict(raw)
+    raw["title_block"] = {"prepared_by": 7}
+    with pytest.raises(ScenarioError, match=r"title_block\.prepared_by"):
+        scenario_from_dict(raw)
+
+
+def test_locale_files_are_package_data() -> None:
+    text = (PKG.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"locale/*/LC_MESSAGES/*.mo"' in text and '"babel' in text and '"pypdf' in text
+
+
+def test_demo_stamp_msgid_matches_the_inputs_constant() -> None:
+    from towerplan.inputs._base import DEMO_STAMP
+    from towerplan.outputs._themes import DEMO_STAMP_MSG
+
+    assert DEMO_STAMP_MSG == DEMO_STAMP
