@@ -15,6 +15,13 @@ def grid_for_bounds(
 ) -> tuple[Affine, int, int]:
     """North-up grid covering ``bounds`` with its origin snapped to ``cell_size`` multiples.
 
+    Parameters
+    ----------
+    bounds : tuple of float
+        ``(minx, miny, maxx, maxy)``.
+    cell_size : float
+        Cell edge.
+
     Returns
     -------
     (Affine, rows, cols)
@@ -35,7 +42,24 @@ def grid_for_bounds(
 def window_of(
     bounds: tuple[float, float, float, float], transform: Affine, rows: int, cols: int
 ) -> tuple[int, int, int, int]:
-    """Row/column window ``(r0, r1, c0, c1)`` of the cells touching ``bounds`` (clipped)."""
+    """Row/column window ``(r0, r1, c0, c1)`` of the cells touching ``bounds`` (clipped).
+
+    Parameters
+    ----------
+    bounds : tuple of float
+        ``(minx, miny, maxx, maxy)``.
+    transform : Affine
+        Grid transform.
+    rows : int
+        Grid rows.
+    cols : int
+        Grid columns.
+
+    Returns
+    -------
+    tuple of int
+        ``(r0, r1, c0, c1)``, half-open.
+    """
     minx, miny, maxx, maxy = bounds
     cs = transform.a
     x0, y1 = transform.c, transform.f
@@ -47,7 +71,22 @@ def window_of(
 
 
 def cell_of(x: np.ndarray, y: np.ndarray, transform: Affine) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column index of the cells containing points (may be out of range)."""
+    """Row and column index of the cells containing points (may be out of range).
+
+    Parameters
+    ----------
+    x : ndarray
+        x coordinates.
+    y : ndarray
+        y coordinates.
+    transform : Affine
+        Grid transform.
+
+    Returns
+    -------
+    tuple of ndarray
+        Rows and columns (int).
+    """
     cs = transform.a
     col = np.floor((np.asarray(x, dtype=float) - transform.c) / cs).astype(np.int64)
     row = np.floor((transform.f - np.asarray(y, dtype=float)) / cs).astype(np.int64)
@@ -55,7 +94,22 @@ def cell_of(x: np.ndarray, y: np.ndarray, transform: Affine) -> tuple[np.ndarray
 
 
 def centres(flat_idx: np.ndarray, transform: Affine, cols: int) -> np.ndarray:
-    """``n x 2`` cell-centre coordinates of flat (row-major) cell indices."""
+    """``n x 2`` cell-centre coordinates of flat (row-major) cell indices.
+
+    Parameters
+    ----------
+    flat_idx : ndarray of int
+        Row-major cell indices.
+    transform : Affine
+        Grid transform.
+    cols : int
+        Grid columns.
+
+    Returns
+    -------
+    ndarray, shape (n, 2)
+        Cell centres.
+    """
     r, c = np.divmod(np.asarray(flat_idx, dtype=np.int64), cols)
     x = transform.c + (c + 0.5) * transform.a
     y = transform.f + (r + 0.5) * transform.e
@@ -65,7 +119,22 @@ def centres(flat_idx: np.ndarray, transform: Affine, cols: int) -> np.ndarray:
 def apply_affine(
     transform: Affine, col: np.ndarray, row: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Map (col, row) pixel coordinates to CRS coordinates (no deprecated ``*``)."""
+    """Map (col, row) pixel coordinates to CRS coordinates (no deprecated ``*``).
+
+    Parameters
+    ----------
+    transform : Affine
+        Grid transform.
+    col : ndarray
+        Pixel columns.
+    row : ndarray
+        Pixel rows.
+
+    Returns
+    -------
+    tuple of ndarray
+        x and y.
+    """
     col = np.asarray(col, dtype=float)
     row = np.asarray(row, dtype=float)
     t = transform

@@ -52,6 +52,18 @@ def busy_hour_kbps(tech: Technology, settings: CapacitySettings) -> float:
     """Busy-hour throughput of one subscription on ``tech`` (kbit/s).
 
     ``GB/month * 8e6 / days_per_month * busy_hour_share / 3600``.
+
+    Parameters
+    ----------
+    tech : Technology
+        Radio technology settings.
+    settings : CapacitySettings
+        Traffic settings.
+
+    Returns
+    -------
+    float
+        kbit/s per subscription.
     """
     return (
         tech.monthly_gb_per_subscriber
@@ -66,6 +78,18 @@ def site_capacity_mbps(tech: Technology, settings: CapacitySettings) -> float:
     """Busy-hour capacity of one site on ``tech`` (Mbit/s).
 
     ``sectors_per_site * spectral_efficiency * bandwidth_mhz * max_utilisation``.
+
+    Parameters
+    ----------
+    tech : Technology
+        Radio technology settings.
+    settings : CapacitySettings
+        Capacity settings.
+
+    Returns
+    -------
+    float
+        Mbit/s per site.
     """
     return (
         settings.sectors_per_site
@@ -173,7 +197,20 @@ def capacity_sites_needed(
 
 
 def summary_keys(table: pd.DataFrame, settings: CapacitySettings) -> dict[str, Any]:
-    """``summary.json`` block ``capacity``: assumptions, per-technology figures and totals."""
+    """``summary.json`` block ``capacity``: assumptions, per-technology figures and totals.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`capacity_sites_needed` per district.
+    settings : CapacitySettings
+        The assumptions.
+
+    Returns
+    -------
+    dict
+        The ``capacity`` block.
+    """
     techs = {
         t.name: {
             "subscriber_share": t.subscriber_share,

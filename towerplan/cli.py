@@ -583,6 +583,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     SIGTERM is handled like Ctrl-C (exit 143, outputs left untouched); warnings are
     shown once each, as one log line; ``-q`` shows errors only, ``-v``/``-vv`` more.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a user error, 130/143 when interrupted.
     """
     parser = _build_parser()
     args = parser.parse_args(argv)

@@ -155,6 +155,18 @@ def covered_mask(
 def site_operator_sets(sites: pd.DataFrame, name: str = "sites") -> list[list[str]]:
     """Tenant list of each site from ``operators`` (``;``-joined) or ``operator``.
 
+    Parameters
+    ----------
+    sites : DataFrame
+        Sites with ``operators`` or ``operator``.
+    name : str
+        Name of the layer, used in error messages.
+
+    Returns
+    -------
+    list of list of str
+        Tenants of each site, host first.
+
     Raises
     ------
     ColumnError

@@ -126,15 +126,33 @@ class DemandGrid:
         return x0, y1 - rows * self.cell_size, x0 + cols * self.cell_size, y1
 
     def total(self) -> float:
-        """Total population on the grid."""
+        """Total population on the grid.
+
+        Returns
+        -------
+        float
+            People on the grid.
+        """
         return float(self.population.sum())
 
     def populated(self) -> np.ndarray:
-        """Flat (row-major) indices of cells with population > 0, ascending."""
+        """Flat (row-major) indices of cells with population > 0, ascending.
+
+        Returns
+        -------
+        ndarray of int
+            Flat cell indices.
+        """
         return np.flatnonzero(self.population.ravel() > 0)
 
     def xy(self) -> np.ndarray:
-        """``n x 2`` centres of the populated cells (order of :meth:`points`)."""
+        """``n x 2`` centres of the populated cells (order of :meth:`points`).
+
+        Returns
+        -------
+        ndarray, shape (n, 2)
+            Cell centres in the grid's CRS.
+        """
         return centres(self.populated(), self.transform, self.shape[1])
 
     def points(
@@ -199,7 +217,18 @@ class DemandGrid:
         return out[[*cols_out, "density_km2", "geometry"]]
 
     def to_geotiff(self, path: str | Path) -> Path:
-        """Write the grid as a float64 GeoTIFF (people per cell); returns the path."""
+        """Write the grid as a float64 GeoTIFF (people per cell); returns the path.
+
+        Parameters
+        ----------
+        path : str or Path
+            GeoTIFF to write.
+
+        Returns
+        -------
+        Path
+            The file written.
+        """
         import rasterio
 
         p = Path(path)
@@ -222,7 +251,18 @@ class DemandGrid:
 
     @classmethod
     def from_geotiff(cls, path: str | Path) -> DemandGrid:
-        """Read a grid written by :meth:`to_geotiff` (square cells, metric CRS)."""
+        """Read a grid written by :meth:`to_geotiff` (square cells, metric CRS).
+
+        Parameters
+        ----------
+        path : str or Path
+            GeoTIFF written by :meth:`to_geotiff`.
+
+        Returns
+        -------
+        DemandGrid
+            The grid.
+        """
         import rasterio
 
         with rasterio.open(path) as src:
@@ -360,7 +400,20 @@ def _resample_to_grid(
 
 
 def conservation_error(grid: DemandGrid, expected_total: float) -> float:
-    """Relative error ``|grid total - expected| / expected`` (0 when both are 0)."""
+    """Relative error ``|grid total - expected| / expected`` (0 when both are 0).
+
+    Parameters
+    ----------
+    grid : DemandGrid
+        The grid.
+    expected_total : float
+        Population it should hold.
+
+    Returns
+    -------
+    float
+        Relative error (``inf`` when only ``expected_total`` is 0).
+    """
     total = grid.total()
     if expected_total == 0:
         return 0.0 if total == 0 else math.inf
@@ -370,7 +423,22 @@ def conservation_error(grid: DemandGrid, expected_total: float) -> float:
 def empty_grid(
     bounds: tuple[float, float, float, float], cell_size: float = 100.0, crs: str = DEFAULT_CRS
 ) -> DemandGrid:
-    """A zero grid covering ``bounds`` (e.g. to build dasymetric weights on it)."""
+    """A zero grid covering ``bounds`` (e.g. to build dasymetric weights on it).
+
+    Parameters
+    ----------
+    bounds : tuple of float
+        ``(minx, miny, maxx, maxy)`` in metres.
+    cell_size : float
+        Cell edge in metres.
+    crs : str
+        Metric CRS of the grid.
+
+    Returns
+    -------
+    DemandGrid
+        All cells 0.
+    """
     t, rows, cols = grid_for_bounds(bounds, cell_size)
     return DemandGrid(np.zeros((rows, cols)), t, CRS.from_user_input(crs).to_string(), cell_size)
 

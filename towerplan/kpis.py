@@ -74,7 +74,22 @@ def serving_radius_km(area_km2: float, n_sites: float, convention: Convention = 
 
 
 def sites_for_radius(area_km2: float, radius_km: float, convention: Convention = "square") -> float:
-    """Number of sites that gives mean serving radius ``radius_km`` over ``area_km2``."""
+    """Number of sites that gives mean serving radius ``radius_km`` over ``area_km2``.
+
+    Parameters
+    ----------
+    area_km2 : float
+        Study area.
+    radius_km : float
+        Mean serving radius.
+    convention : {'square', 'circle', 'hexagon'}
+        Radius convention (:data:`CONVENTIONS`).
+
+    Returns
+    -------
+    float
+        Number of sites (not rounded).
+    """
     if radius_km <= 0:
         raise ParameterError(f"radius_km = {radius_km} must be > 0")
     return area_km2 / (_cell_area_factor(convention) * radius_km**2)
@@ -84,6 +99,17 @@ def plan_fidelity(
     area_km2: float, total_sites: int, *, existing_sites: int, plan_radius_km: float
 ) -> dict[str, Any]:
     """Which radius convention reproduces the plan's mean serving radius.
+
+    Parameters
+    ----------
+    area_km2 : float
+        Study area.
+    total_sites : int
+        Planned total of sites.
+    existing_sites : int
+        Existing sites.
+    plan_radius_km : float
+        The plan's mean serving radius.
 
     Returns
     -------

@@ -342,11 +342,23 @@ class PlanState:
         return self._need("siting").proposed
 
     def completed(self) -> list[str]:
-        """Names of the stages that have run, in :data:`STAGES` order."""
+        """Names of the stages that have run, in :data:`STAGES` order.
+
+        Returns
+        -------
+        list of str
+            Stage names.
+        """
         return [s.name for s in STAGES if getattr(self, s.name) is not None]
 
     def outputs(self) -> list[StageOutputs]:
-        """The :class:`StageOutputs` of the stages that have run, in stage order."""
+        """The :class:`StageOutputs` of the stages that have run, in stage order.
+
+        Returns
+        -------
+        list of StageOutputs
+            In :data:`STAGES` order.
+        """
         out = [getattr(self, s.name) for s in STAGES]
         return [o for o in out if isinstance(o, StageOutputs)]
 
@@ -1312,6 +1324,25 @@ def coverage_need(
 
     The solve is bounded by deterministic work (``work_limit`` scales the MILP's node
     budget); ``time_limit_s`` is a wall-clock safety stop only (default none).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Settings and data sources.
+    target_fraction : float
+        Population coverage to reach (0-1].
+    radius_m : float, optional
+        Site radius (default: ``sites.coverage_radius_m``).
+    from_scratch : bool
+        Ignore the existing sites.
+    inputs : PlanInputs, optional
+        Pre-loaded inputs (default: :func:`~towerplan.inputs.load_inputs`).
+    solver : {'auto', 'exact', 'heuristic'}
+        Set-covering solver.
+    time_limit_s : float, optional
+        Wall-clock safety stop (the solve is bounded by work).
+    work_limit : float
+        Multiplier of the deterministic work budgets.
 
     Returns
     -------

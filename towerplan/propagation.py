@@ -216,6 +216,11 @@ def cost231_hata(
     allow_extrapolation : bool
         Evaluate outside the validity ranges (logged warning) instead of raising.
 
+    Returns
+    -------
+    float or ndarray
+        Path loss (dB), shaped like the broadcast inputs.
+
     Raises
     ------
     RangeError
@@ -275,6 +280,26 @@ def path_loss(
 
     ``dense_urban`` uses Hata's large-city correction / COST-231 ``C_m = 3 dB``;
     ``rural`` uses the open-area formula.
+
+    Parameters
+    ----------
+    band_mhz : float
+        Carrier frequency.
+    h_base : float
+        Base-station antenna height (m).
+    h_mobile : float
+        Mobile antenna height (m).
+    d_km : float or ndarray
+        Distance (km).
+    clutter : str
+        Clutter class (:data:`CLUTTER_CLASSES`).
+    allow_extrapolation : bool
+        Allow inputs outside the model's validity range (else :class:`RangeError`).
+
+    Returns
+    -------
+    float or ndarray
+        Path loss (dB).
     """
     env, big = _clutter_args(clutter)
     if band_mhz <= 1500.0:
@@ -340,7 +365,18 @@ class LinkBudget:
         return self.tx_power_dbm + self.tx_antenna_gain_dbi - self.tx_cable_loss_db
 
     def max_path_loss(self, clutter: str) -> float:
-        """Maximum allowed path loss (dB) for a clutter class."""
+        """Maximum allowed path loss (dB) for a clutter class.
+
+        Parameters
+        ----------
+        clutter : str
+            Clutter class (:data:`CLUTTER_CLASSES`).
+
+        Returns
+        -------
+        float
+            Maximum allowed path loss (dB).
+        """
         if clutter not in self.building_penetration_db:
             raise ParameterError(
                 f"clutter = {clutter!r}: no building penetration loss given; known classes "
@@ -439,6 +475,26 @@ def cell_radius_table(
 
     Columns: ``band_mhz``, ``clutter``, ``model``, ``max_path_loss_db``, ``radius_km``,
     ``extrapolated`` (True when frequency or radius is outside the model's range).
+
+    Parameters
+    ----------
+    budget : LinkBudget, optional
+        Link budget (default: :class:`LinkBudget`).
+    bands_mhz : tuple of float
+        Bands.
+    clutters : tuple of str
+        Clutter classes.
+    h_base : float
+        Base-station antenna height (m).
+    h_mobile : float
+        Mobile antenna height (m).
+    allow_extrapolation : bool
+        Extrapolate outside the model's validity range.
+
+    Returns
+    -------
+    DataFrame
+        One row per band and clutter class.
     """
     b = budget if budget is not None else LinkBudget()
     rows = []
@@ -546,6 +602,24 @@ def clutter_from_landcover(
     ``density_km2`` is given, built-up cells are refined to ``dense_urban`` /
     ``suburban`` with the density thresholds of :func:`clutter_from_density`.
     Pixels outside the raster or of an unmapped class get ``default``.
+
+    Parameters
+    ----------
+    xy : ndarray, shape (n, 2)
+        Points in the raster's CRS.
+    raster_path : str or Path
+        Land-cover GeoTIFF.
+    classes : mapping, optional
+        Land-cover code -> clutter class (default: ESA WorldCover).
+    density_km2 : ndarray, optional
+        Population density per point, refines built-up points.
+    default : str
+        Class of points outside the raster or of unmapped codes.
+
+    Returns
+    -------
+    ndarray of str
+        Clutter class per point.
     """
     import rasterio
 

@@ -436,12 +436,29 @@ class Scenario:
         return {o.name: o.market_share for o in self.operators}
 
     def resolve(self, path: str) -> Path:
-        """Resolve a data path relative to the scenario file's folder."""
+        """Resolve a data path relative to the scenario file's folder.
+
+        Parameters
+        ----------
+        path : str
+            Path as written in the scenario.
+
+        Returns
+        -------
+        Path
+            Absolute path.
+        """
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
 
     def input_paths(self) -> list[Path]:
-        """The scenario's folder and every data file it names (never to be overwritten)."""
+        """The scenario's folder and every data file it names (never to be overwritten).
+
+        Returns
+        -------
+        list of Path
+            Folder and data files.
+        """
         out = [Path(self.base_dir)]
         d = self.data
         for src in (d.districts, d.population, d.existing_sites, d.roads, d.candidates, *d.pois):
@@ -450,7 +467,13 @@ class Scenario:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form (for summary.json)."""
+        """Plain-dict form (for summary.json).
+
+        Returns
+        -------
+        dict
+            JSON-serialisable settings.
+        """
         d = dataclasses.asdict(self)
         d.pop("base_dir", None)
         return d
@@ -460,7 +483,13 @@ BUILTIN_SCENARIOS = ("cantho-2020", "cantho-2030")
 
 
 def builtin_scenarios() -> list[str]:
-    """Names of the scenarios shipped with the package."""
+    """Names of the scenarios shipped with the package.
+
+    Returns
+    -------
+    list of str
+        Sorted names, e.g. ``cantho-2020``.
+    """
     files = resources.files("towerplan") / "scenarios"
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
 
@@ -530,7 +559,20 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 
 def scenario_from_dict(raw: dict[str, Any], origin: str = "scenario") -> Scenario:
-    """Build and validate a :class:`Scenario` from a plain mapping."""
+    """Build and validate a :class:`Scenario` from a plain mapping.
+
+    Parameters
+    ----------
+    raw : dict
+        Parsed YAML.
+    origin : str
+        Where it came from, used in error messages.
+
+    Returns
+    -------
+    Scenario
+        Validated scenario.
+    """
     scen = _build(Scenario, raw, origin, "")
     _check_consistency(scen, origin)
     return scen
@@ -614,7 +656,18 @@ def _convert(tp: Any, value: Any, origin: str, key: str) -> Any:
 
 
 def operator_key(name: str) -> str:
-    """Operator name for matching: case-, diacritic-, space- and punctuation-insensitive."""
+    """Operator name for matching: case-, diacritic-, space- and punctuation-insensitive.
+
+    Parameters
+    ----------
+    name : str
+        Operator name as written.
+
+    Returns
+    -------
+    str
+        Normalised key.
+    """
     text = unicodedata.normalize("NFKD", str(name).replace("đ", "d").replace("Đ", "D"))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return "".join(ch for ch in text.casefold() if ch.isalnum())

@@ -98,6 +98,18 @@ def road_graph_from_lines(roads: gpd.GeoDataFrame, snap_tolerance_m: float = 1.0
     Lines that cross without a common vertex are not joined (as in the
     source data).  ``graph.graph['crs']`` is the roads' CRS.
 
+    Parameters
+    ----------
+    roads : GeoDataFrame
+        Road lines in a metric CRS.
+    snap_tolerance_m : float
+        Vertices closer than this become one node.
+
+    Returns
+    -------
+    networkx.Graph
+        Nodes with ``x``/``y``, edges with ``length`` (m).
+
     Raises
     ------
     CRSError
@@ -535,7 +547,18 @@ def _straight_fallback(r: _RouteArrays, nxy: np.ndarray, exy: np.ndarray) -> np.
 
 
 def fibre_km_by_district(routes: gpd.GeoDataFrame) -> pd.Series:
-    """New fibre km per district (sum of ``length_m`` / 1000 by ``district``)."""
+    """New fibre km per district (sum of ``length_m`` / 1000 by ``district``).
+
+    Parameters
+    ----------
+    routes : GeoDataFrame
+        :func:`fibre_routes` output.
+
+    Returns
+    -------
+    Series
+        ``backhaul_fibre_km`` by district (``(outside)`` for routes without one).
+    """
     require_columns(routes, ["district", "length_m"], "routes", fix="use fibre_routes()")
     s = routes.groupby(routes["district"].fillna("(outside)"))["length_m"].sum() / 1000.0
     s.name = "backhaul_fibre_km"
@@ -546,7 +569,18 @@ def fibre_km_by_district(routes: gpd.GeoDataFrame) -> pd.Series:
 def summary_keys(routes: gpd.GeoDataFrame) -> dict[str, Any]:
     """Keys for ``summary.json``: ``backhaul_fibre_km`` (total), ``backhaul_routes``
     (count), ``backhaul_straight_line`` (routes without a road path),
-    ``backhaul_mean_length_m``."""
+    ``backhaul_mean_length_m``.
+
+    Parameters
+    ----------
+    routes : GeoDataFrame
+        :func:`fibre_routes` output.
+
+    Returns
+    -------
+    dict
+        The keys above.
+    """
     n = len(routes)
     return {
         "backhaul_fibre_km": round(float(routes["length_m"].sum()) / 1000.0, 3),
@@ -558,7 +592,18 @@ def summary_keys(routes: gpd.GeoDataFrame) -> dict[str, Any]:
 
 def district_columns(routes: gpd.GeoDataFrame) -> pd.DataFrame:
     """Per-district columns for ``district_kpis.csv`` (index ``district``):
-    ``backhaul_fibre_km`` and ``backhaul_routes``."""
+    ``backhaul_fibre_km`` and ``backhaul_routes``.
+
+    Parameters
+    ----------
+    routes : GeoDataFrame
+        :func:`fibre_routes` output.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by district.
+    """
     km = fibre_km_by_district(routes)
     cnt = routes.groupby(routes["district"].fillna("(outside)")).size()
     return pd.DataFrame({"backhaul_fibre_km": km, "backhaul_routes": cnt.reindex(km.index)})

@@ -108,7 +108,13 @@ _MOVE_COLUMNS = [
 
 
 def check_unit_costs(unit_costs: UnitCosts) -> None:
-    """Raise :class:`ParameterError` when a unit cost is negative or not finite."""
+    """Raise :class:`ParameterError` when a unit cost is negative or not finite.
+
+    Parameters
+    ----------
+    unit_costs : UnitCosts
+        Costs to check.
+    """
     for key, value in dataclasses.asdict(unit_costs).items():
         if not np.isfinite(value) or value < 0:
             raise ParameterError(
@@ -214,6 +220,24 @@ def plan_capex(
     + n_ran_sharing * C_ran`` (a new shared structure is priced whole,
     whatever its number of tenants; see :func:`cost_model`).
 
+    Parameters
+    ----------
+    n_new_dedicated : int
+        New single-operator structures.
+    n_new_shared : int
+        New shared structures.
+    unit_costs : UnitCosts
+        Unit costs (VND).
+    n_colocations : int
+        Tenants added to existing structures.
+    n_ran_sharing : int
+        RAN-sharing agreements.
+
+    Returns
+    -------
+    float
+        Capex (VND).
+
     Raises
     ------
     ParameterError
@@ -250,6 +274,18 @@ def _split_ops(value: Any) -> list[str]:
 def n_tenants(structures: pd.DataFrame, name: str = "structures") -> np.ndarray:
     """Tenants per structure: the ``n_tenants`` column, else the count of ``operators``.
 
+    Parameters
+    ----------
+    structures : DataFrame
+        One row per structure.
+    name : str
+        Name of the layer, used in error messages.
+
+    Returns
+    -------
+    ndarray of int
+        Tenants per structure.
+
     Raises
     ------
     ColumnError
@@ -282,6 +318,11 @@ def sharing_rate(structures: pd.DataFrame) -> float:
         One row per structure (tower, rooftop), with ``n_tenants`` or
         ``operators`` (``;``-separated).
 
+    Returns
+    -------
+    float
+        Shared structures / all structures.
+
     Raises
     ------
     EmptyInputError
@@ -298,6 +339,18 @@ def sharing_rates(existing: pd.DataFrame, proposed: pd.DataFrame) -> tuple[float
 
     Every proposed site is one new structure with as many tenants as its
     ``operators``.
+
+    Parameters
+    ----------
+    existing : DataFrame
+        Existing structures.
+    proposed : DataFrame
+        Proposed sites (``operators``).
+
+    Returns
+    -------
+    tuple of float
+        Rate before and after.
     """
     te = n_tenants(existing, "existing_sites")
     tp = n_tenants(proposed, "proposed_sites") if len(proposed) else np.zeros(0, dtype=int)
@@ -959,6 +1012,21 @@ def summary_keys(
 ) -> dict[str, Any]:
     """Keys for ``summary.json``.
 
+    Parameters
+    ----------
+    existing : DataFrame
+        Existing structures.
+    proposed : DataFrame
+        Proposed sites.
+    target_min : float
+        Lower sharing-rate target.
+    target_max : float
+        Upper sharing-rate target.
+    candidates : DataFrame
+        :func:`colocation_candidates` output.
+    plan : ColocationPlan, optional
+        :func:`cheapest_colocations_to_target` output.
+
     Returns
     -------
     dict
@@ -1002,6 +1070,20 @@ def district_columns(
     ``sharing_rate_before`` and ``sharing_rate_after`` (as in
     :func:`sharing_rates`, by the ``district`` column of the sites) and
     ``colocation_options`` (rows of ``sharing_candidates``).
+
+    Parameters
+    ----------
+    existing : DataFrame
+        Existing structures with ``district``.
+    proposed : DataFrame
+        Proposed sites with ``district``.
+    candidates : DataFrame
+        :func:`colocation_candidates` output.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by district.
     """
     require_columns(existing, ["district"], "existing_sites")
     te = pd.Series(n_tenants(existing, "existing_sites"), index=existing.index)

@@ -177,7 +177,12 @@ def milestones_from_scenarios(*scenarios: Scenario) -> dict[int, Milestone]:
 
         s20, s30 = load_scenario("cantho-2020"), load_scenario("cantho-2030")
         plan = plan_undergrounding(roads, districts, milestones_from_scenarios(s20, s30),
-                                   s20.undergrounding, s20.fibre)
+                                   settings=s20.undergrounding, fibre=s20.fibre)
+
+    Returns
+    -------
+    dict of int -> Milestone
+        By year.
 
     Raises
     ------
@@ -225,6 +230,22 @@ def implied_urban_share_range(
     Solves ``city_min <= w*urban + (1-w)*rural <= city_max`` for ``w`` in
     ``[0, 1]``.  Returns ``(w_lo, w_hi)`` or ``None`` when no ``w`` works.
     ``urban == rural`` gives ``(0, 1)`` if that share is in range, else None.
+
+    Parameters
+    ----------
+    urban : float
+        Urban (quận) target share.
+    rural : float
+        Rural (huyện) target share.
+    city_min : float
+        Lower city-wide target.
+    city_max : float
+        Upper city-wide target.
+
+    Returns
+    -------
+    tuple of float or None
+        ``(w_lo, w_hi)``.
     """
     if np.isclose(urban, rural):
         return (0.0, 1.0) if city_min - 1e-12 <= urban <= city_max + 1e-12 else None
@@ -331,6 +352,15 @@ def cable_km_by_district(
     ``cable_km = sum_c road_km_c * road_class_factor[c] * type_factor``
     (module docstring).  Factors from ``settings`` (the scenario's
     ``undergrounding`` section; default :class:`UndergroundingTargets` values).
+
+    Parameters
+    ----------
+    roads : GeoDataFrame
+        Road lines with ``road_class``, metric CRS.
+    districts : GeoDataFrame
+        ``district``, ``district_type`` polygons, same CRS.
+    settings : UndergroundingTargets, optional
+        Cable factors.
 
     Returns
     -------
@@ -703,7 +733,25 @@ def plan_undergrounding(
     """Cable-km by district from roads, then the trajectory to the milestones.
 
     ``underground_trajectory(cable_km_by_district(roads, districts, settings),
-    milestones, settings, fibre)``; see those functions.
+    milestones, settings=settings, fibre=fibre)``; see those functions.
+
+    Parameters
+    ----------
+    roads : GeoDataFrame
+        Road lines with ``road_class``, metric CRS.
+    districts : GeoDataFrame
+        ``district``, ``district_type`` polygons, same CRS.
+    milestones : mapping
+        ``{year: Milestone}`` (:func:`milestones_from_scenarios`).
+    settings : UndergroundingTargets, optional
+        Start year, current shares, cable factors.
+    fibre : FibreTargets, optional
+        Current fibre shares.
+
+    Returns
+    -------
+    UndergroundPlan
+        Layer, trajectory, checks and verdicts.
     """
     cable = cable_km_by_district(roads, districts, settings)
     return underground_trajectory(cable, milestones, settings=settings, fibre=fibre)
@@ -719,6 +767,16 @@ def summary_keys(plan: UndergroundPlan) -> dict[str, Any]:
     ``underground_plan_consistent`` (bool), ``underground_verdict`` (text),
     ``underground_cable_km`` (city total), ``underground_urban_cable_share``
     (measured w), ``fibre_share_city`` (``{year: share}``).
+
+    Parameters
+    ----------
+    plan : UndergroundPlan
+        :func:`plan_undergrounding` output.
+
+    Returns
+    -------
+    dict
+        The keys above.
     """
     c = plan.checks
     return {
@@ -743,6 +801,16 @@ def district_columns(plan: UndergroundPlan) -> pd.DataFrame:
 
     ``road_km``, ``cable_km`` and, per milestone year ``Y``, ``underground_share_Y``,
     ``underground_km_Y``, ``bury_km_per_year_to_Y``, ``fibre_share_Y``.
+
+    Parameters
+    ----------
+    plan : UndergroundPlan
+        :func:`plan_undergrounding` output.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by district.
     """
     lay = plan.layer.set_index("district")
     out = lay[[c for c in ("road_km", "cable_km") if c in lay.columns]].copy()

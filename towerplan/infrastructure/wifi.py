@@ -99,6 +99,13 @@ def classify_osm_pois(features: gpd.GeoDataFrame, source: str = "osm") -> gpd.Ge
     are dropped (their number is logged).  Polygons become representative
     points (flag ``from_polygon``).
 
+    Parameters
+    ----------
+    features : GeoDataFrame
+        OSM features with their tag columns.
+    source : str
+        Value of the ``source`` column.
+
     Returns
     -------
     GeoDataFrame
@@ -143,6 +150,18 @@ def default_city_centre(pois: gpd.GeoDataFrame, radius_m: float) -> BaseGeometry
 
     A stated assumption for when no city-centre polygon is given: the city
     centre is where points of interest are densest.  Ties go to the first POI.
+
+    Parameters
+    ----------
+    pois : GeoDataFrame
+        Points of interest, metric CRS.
+    radius_m : float
+        Disc radius.
+
+    Returns
+    -------
+    shapely geometry
+        The disc.
 
     Raises
     ------
@@ -432,7 +451,18 @@ def _hotspot_layer(
 def summary_keys(plan: WifiPlan) -> dict[str, Any]:
     """Keys for ``summary.json``: ``wifi_hotspots`` (count), ``wifi_hotspots_by_category``,
     ``wifi_pois_served``, ``wifi_pois_outside_study_area``, ``wifi_pois_other_category``,
-    ``wifi_city_centre_points``."""
+    ``wifi_city_centre_points``.
+
+    Parameters
+    ----------
+    plan : WifiPlan
+        :func:`place_hotspots` output.
+
+    Returns
+    -------
+    dict
+        The keys above.
+    """
     h = plan.hotspots
     return {
         "wifi_hotspots": len(h),
@@ -448,7 +478,20 @@ def summary_keys(plan: WifiPlan) -> dict[str, Any]:
 
 def district_columns(plan: WifiPlan, districts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per-district columns for ``district_kpis.csv`` (index ``district``):
-    ``wifi_hotspots`` and ``wifi_pois``; every district of ``districts`` gets a row."""
+    ``wifi_hotspots`` and ``wifi_pois``; every district of ``districts`` gets a row.
+
+    Parameters
+    ----------
+    plan : WifiPlan
+        :func:`place_hotspots` output.
+    districts : DataFrame, optional
+        Districts that get a row even without hotspots.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by district.
+    """
     h = plan.hotspots.groupby("district").size() if len(plan.hotspots) else pd.Series(dtype=int)
     p = plan.pois.groupby("district").size() if len(plan.pois) else pd.Series(dtype=int)
     idx = (
