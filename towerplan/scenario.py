@@ -710,91 +710,9 @@ def _check_title_block(s: Scenario, origin: str) -> None:
 
 def _check_consistency(s: Scenario, origin: str) -> None:
     _check_title_block(s, origin)
-    t = s.sites
-    for key in ("total", "existing", "new", "new_dedicated", "new_shared", "max_tenants"):
-        if getattr(t, key) < 0:
-            raise ScenarioError(f"{origin}: key 'sites.{key}' = {getattr(t, key)} must be >= 0")
-    if t.new_dedicated + t.new_shared != t.new:
-        raise ScenarioError(
-            f"{origin}: inconsistent targets: sites.new_dedicated ({t.new_dedicated}) + "
-            f"sites.new_shared ({t.new_shared}) = {t.new_dedicated + t.new_shared} != sites.new "
-            f"({t.new}); make them add up"
-        )
-    if t.existing + t.new != t.total:
-        raise ScenarioError(
-            f"{origin}: inconsistent targets: sites.existing ({t.existing}) + sites.new ({t.new}) "
-            f"= {t.existing + t.new} != sites.total ({t.total}); make them add up"
-        )
-    for key in (
-        "mean_serving_radius_km",
-        "coverage_radius_m",
-        "candidate_spacing_m",
-        "time_limit_s",
-        "work_limit",
-    ):
-        v = getattr(t, key)
-        if math.isnan(v) or v <= 0 or (key == "work_limit" and math.isinf(v)):
-            raise ScenarioError(
-                f"{origin}: key 'sites.{key}' = {v} must be a {'finite ' if key == 'work_limit' else ''}number > 0"
-            )
-    if t.max_nodes < 0:
-        raise ScenarioError(f"{origin}: key 'sites.max_nodes' = {t.max_nodes} must be >= 0")
-    if math.isnan(t.mip_gap) or not 0 <= t.mip_gap < 1:
-        raise ScenarioError(f"{origin}: key 'sites.mip_gap' = {t.mip_gap} must be in [0, 1)")
-    if t.max_tenants < 2 and t.new_shared > 0:
-        raise ScenarioError(
-            f"{origin}: sites.max_tenants = {t.max_tenants} but sites.new_shared = {t.new_shared}; "
-            "a shared site needs at least 2 tenants"
-        )
-    if not s.operators:
-        raise ScenarioError(f"{origin}: key 'operators' must list at least one operator")
-    seen: dict[str, str] = {}
-    for o in s.operators:
-        for spelling in (o.name, *o.aliases):
-            k = operator_key(spelling)
-            if k in seen:
-                raise ScenarioError(
-                    f"{origin}: key 'operators': '{spelling}' (of {o.name}) is the same name as "
-                    f"'{seen[k]}' once case and diacritics are ignored; give each operator "
-                    "distinct names and aliases"
-                )
-            seen[k] = spelling
-    for i, o in enumerate(s.operators):
-        _share(origin, f"operators[{i}].market_share", o.market_share)
-    total_share = sum(o.market_share for o in s.operators)
-    if abs(total_share - 1.0) > 0.01:
-        raise ScenarioError(
-            f"{origin}: operator market shares add up to {total_share:.3f}, not 1; fix 'operators'"
-        )
-    if t.new_shared > 0 and len(s.operators) < 2:
-        raise ScenarioError(
-            f"{origin}: sites.new_shared = {t.new_shared} needs at least 2 operators in 'operators'"
-        )
-    for sec, keys in (
-        ("sharing", ("target_min", "target_max", "existing_shared_fraction")),
-        (
-            "undergrounding",
-            ("city_min", "city_max", "urban_min", "rural_min", "current_urban", "current_rural"),
-        ),
-        ("fibre", ("min", "max", "current", "urban_min", "rural_min")),
-    ):
-        obj = getattr(s, sec)
-        for k in keys:
-            if getattr(obj, k) is not None:
-                _share(origin, f"{sec}.{k}", getattr(obj, k))
-    for sec, lo, hi in (
-        ("sharing", "target_min", "target_max"),
-        ("undergrounding", "city_min", "city_max"),
-        ("fibre", "min", "max"),
-    ):
-        obj = getattr(s, sec)
-        if getattr(obj, lo) > getattr(obj, hi):
-            raise ScenarioError(f"{origin}: key '{sec}.{lo}' is larger than '{sec}.{hi}'")
-    for k, v in dataclasses.asdict(s.sharing.unit_costs_vnd).items():
-        if v < 0:
-            raise ScenarioError(
-                f"{origin}: key 'sharing.unit_costs_vnd.{k}' = {v} is negative; unit costs must be >= 0"
-            )
+    _check_sites(s, origin)
+    _check_operators(s, origin)
+    _check_shares(s, origin)
     _check_capacity(s, origin)
     _check_phasing(s, origin)
     for key, v in (
@@ -832,6 +750,104 @@ def _check_consistency(s: Scenario, origin: str) -> None:
         raise ScenarioError(f"{origin}: key 'crs' = {s.crs!r} is not a CRS pyproj knows") from None
     if not crs.is_projected:
         raise ScenarioError(f"{origin}: key 'crs' = {s.crs!r} is geographic; choose a metric CRS")
+
+
+def _check_sites(s: Scenario, origin: str) -> None:
+    """The ``sites`` section: counts add up, positive settings, quotas vs tenancy."""
+    t = s.sites
+    for key in ("total", "existing", "new", "new_dedicated", "new_shared", "max_tenants"):
+        if getattr(t, key) < 0:
+            raise ScenarioError(f"{origin}: key 'sites.{key}' = {getattr(t, key)} must be >= 0")
+    if t.new_dedicated + t.new_shared != t.new:
+        raise ScenarioError(
+            f"{origin}: inconsistent targets: sites.new_dedicated ({t.new_dedicated}) + "
+            f"sites.new_shared ({t.new_shared}) = {t.new_dedicated + t.new_shared} != sites.new "
+            f"({t.new}); make them add up"
+        )
+    if t.existing + t.new != t.total:
+        raise ScenarioError(
+            f"{origin}: inconsistent targets: sites.existing ({t.existing}) + sites.new ({t.new}) "
+            f"= {t.existing + t.new} != sites.total ({t.total}); make them add up"
+        )
+    for key in (
+        "mean_serving_radius_km",
+        "coverage_radius_m",
+        "candidate_spacing_m",
+        "time_limit_s",
+        "work_limit",
+    ):
+        v = getattr(t, key)
+        if math.isnan(v) or v <= 0 or (key == "work_limit" and math.isinf(v)):
+            raise ScenarioError(
+                f"{origin}: key 'sites.{key}' = {v} must be a {'finite ' if key == 'work_limit' else ''}number > 0"
+            )
+    if t.max_nodes < 0:
+        raise ScenarioError(f"{origin}: key 'sites.max_nodes' = {t.max_nodes} must be >= 0")
+    if math.isnan(t.mip_gap) or not 0 <= t.mip_gap < 1:
+        raise ScenarioError(f"{origin}: key 'sites.mip_gap' = {t.mip_gap} must be in [0, 1)")
+    if t.max_tenants < 2 and t.new_shared > 0:
+        raise ScenarioError(
+            f"{origin}: sites.max_tenants = {t.max_tenants} but sites.new_shared = {t.new_shared}; "
+            "a shared site needs at least 2 tenants"
+        )
+
+
+def _check_operators(s: Scenario, origin: str) -> None:
+    """The ``operators``: distinct names and aliases, market shares adding up to 1."""
+    t = s.sites
+    if not s.operators:
+        raise ScenarioError(f"{origin}: key 'operators' must list at least one operator")
+    seen: dict[str, str] = {}
+    for o in s.operators:
+        for spelling in (o.name, *o.aliases):
+            k = operator_key(spelling)
+            if k in seen:
+                raise ScenarioError(
+                    f"{origin}: key 'operators': '{spelling}' (of {o.name}) is the same name as "
+                    f"'{seen[k]}' once case and diacritics are ignored; give each operator "
+                    "distinct names and aliases"
+                )
+            seen[k] = spelling
+    for i, o in enumerate(s.operators):
+        _share(origin, f"operators[{i}].market_share", o.market_share)
+    total_share = sum(o.market_share for o in s.operators)
+    if abs(total_share - 1.0) > 0.01:
+        raise ScenarioError(
+            f"{origin}: operator market shares add up to {total_share:.3f}, not 1; fix 'operators'"
+        )
+    if t.new_shared > 0 and len(s.operators) < 2:
+        raise ScenarioError(
+            f"{origin}: sites.new_shared = {t.new_shared} needs at least 2 operators in 'operators'"
+        )
+
+
+def _check_shares(s: Scenario, origin: str) -> None:
+    """Shares of the sharing, undergrounding and fibre sections; unit costs."""
+    for sec, keys in (
+        ("sharing", ("target_min", "target_max", "existing_shared_fraction")),
+        (
+            "undergrounding",
+            ("city_min", "city_max", "urban_min", "rural_min", "current_urban", "current_rural"),
+        ),
+        ("fibre", ("min", "max", "current", "urban_min", "rural_min")),
+    ):
+        obj = getattr(s, sec)
+        for k in keys:
+            if getattr(obj, k) is not None:
+                _share(origin, f"{sec}.{k}", getattr(obj, k))
+    for sec, lo, hi in (
+        ("sharing", "target_min", "target_max"),
+        ("undergrounding", "city_min", "city_max"),
+        ("fibre", "min", "max"),
+    ):
+        obj = getattr(s, sec)
+        if getattr(obj, lo) > getattr(obj, hi):
+            raise ScenarioError(f"{origin}: key '{sec}.{lo}' is larger than '{sec}.{hi}'")
+    for k, v in dataclasses.asdict(s.sharing.unit_costs_vnd).items():
+        if v < 0:
+            raise ScenarioError(
+                f"{origin}: key 'sharing.unit_costs_vnd.{k}' = {v} is negative; unit costs must be >= 0"
+            )
 
 
 def _check_capacity(s: Scenario, origin: str) -> None:
