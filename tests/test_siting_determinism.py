@@ -78,3 +78,34 @@ def test_bad_work_limits_are_one_line_errors() -> None:
         with pytest.raises(ParameterError) as exc:
             _mclp.SolveSettings(**kw)  # type: ignore[arg-type]
         assert "\n" not in str(exc.value) and next(iter(kw)) in str(exc.value)
+
+
+def test_bad_scenario_work_limits_name_the_key(tmp_path) -> None:
+    import importlib.resources
+
+    import pytest
+    import yaml
+
+    from towerplan.errors import ScenarioError
+    from towerplan.scenario import load_scenario
+
+    text = (importlib.resources.files("towerplan") / "scenarios" / "cantho-2020.yaml").read_text(
+        "utf-8"
+    )
+    for key, value in (
+        ("work_limit", float("nan")),
+        ("work_limit", float("inf")),
+        ("work_limit", -1.0),
+        ("time_limit_s", float("nan")),
+        ("time_limit_s", -5.0),
+        ("max_nodes", -1),
+        ("mip_gap", 1.5),
+    ):
+        raw = yaml.safe_load(text)
+        raw["sites"][key] = value
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+        with pytest.raises(ScenarioError) as exc:
+            load_scenario(path)
+        msg = str(exc.value)
+        assert f"sites.{key}" in msg and "\n" not in msg, msg
