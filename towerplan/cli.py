@@ -37,28 +37,25 @@ class _Terminated(BaseException):
     """Raised by the SIGTERM handler so that staged outputs are cleaned up like on Ctrl-C."""
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} must be a finite number of seconds > 0, e.g. --time-limit 60"
-        )
-    return v
+def _positive(what: str, example: str) -> typing.Callable[[str], float]:
+    """argparse type: a finite number > 0 (``what``: e.g. "number of seconds")."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
+        if not math.isfinite(v) or v <= 0:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} must be a finite {what} > 0, e.g. {example}"
+            )
+        return v
+
+    return parse
 
 
-def _positive_factor(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} must be a finite number > 0, e.g. --work-limit 0.1"
-        )
-    return v
+_positive_seconds = _positive("number of seconds", "--time-limit 60")
+_positive_factor = _positive("number", "--work-limit 0.1")
 
 
 class _Parser(argparse.ArgumentParser):
