@@ -39,7 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
-from towerplan._validate import require_metric
+from towerplan._validate import points_xy, require_metric
 from towerplan.errors import InfeasibleModelError, ParameterError
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 
@@ -282,8 +282,8 @@ def switching_demand(
     """
     if grid_m <= 0:
         raise ParameterError(f"switching.grid_m = {grid_m}: must be > 0")
-    dxy = np.column_stack([demand.geometry.x, demand.geometry.y])
-    bxy = np.column_stack([bts.geometry.x, bts.geometry.y]).reshape(-1, 2)
+    dxy = points_xy(demand, "demand")
+    bxy = points_xy(bts, "bts")
     keys = np.floor(np.vstack([dxy, bxy]) / grid_m).astype(np.int64)
     uniq, inv = np.unique(keys, axis=0, return_inverse=True)
     inv = inv.ravel()
@@ -356,7 +356,7 @@ def plan_switching_points(
         zone_factor=zone_factor,
     )  # fmt: skip
     ex = existing_points if existing_points is not None else gpd.GeoDataFrame(geometry=[], crs=crs)
-    exy = np.column_stack([ex.geometry.x, ex.geometry.y]).reshape(-1, 2)
+    exy = points_xy(ex, "existing_points")
     cand = np.vstack([exy, xy])
     C = cdist(xy, cand) / 1000.0  # km
     locked = np.arange(len(exy), dtype=np.int64)
