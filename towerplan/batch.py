@@ -562,9 +562,17 @@ def run_batch(
             if on_dashboard is not None:
                 on_dashboard(dashboard)
             n_workers = len(client.scheduler_info().get("workers", {}))
+            # largest areas first (longest-processing-time order: shortest batch wall time)
             futures = [
                 client.submit(
-                    _task, a, template, t, str(f), pure=False, key=f"area-{a.code}-{t.key()}"
+                    _task,
+                    a,
+                    template,
+                    t,
+                    str(f),
+                    pure=False,
+                    key=f"area-{a.code}-{t.key()}",
+                    priority=int(a.communes.geometry.area.sum() // 1e6),
                 )
                 for a, t, f in jobs
             ]
