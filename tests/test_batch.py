@@ -284,3 +284,28 @@ def test_cli_batch_user_error(boundaries: Path, tmp_path: Path, capsys) -> None:
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("towerplan: error: --areas") and "Traceback" not in err
+
+
+def test_scenario_files_as_areas(loopback: str, tmp_path: Path) -> None:
+    from _city_fixture import make_city, write_scenario
+
+    from towerplan.plan import coverage_need
+
+    paths = []
+    for seed in (1, 2):
+        folder = tmp_path / f"city{seed}"
+        scen = make_city(folder, seed=seed)
+        scen["name"] = f"testville-{seed}"
+        paths.append(write_scenario(folder, scen))
+    areas, report = batch.areas_from_scenarios(paths)
+    assert len(report["scenarios"]) == 2
+    assert [a.code for a in areas] == ["testville-1", "testville-2"]
+    task = batch.AreaTask(mode="need", coverage=0.9)
+    res = batch.run_batch(
+        areas, areas[0].scenario, [task], tmp_path / "out", scheduler=loopback, progress=False
+    )
+    assert res.summary["runs_ok"] == 2
+    for rec, area in zip(res.records, areas, strict=True):
+        alone = coverage_need(area.scenario, 0.9, inputs=area.inputs)
+        assert rec["existing_sites"] == alone["existing_sites"] > 0  # the city's own sites
+        assert rec["new_sites"] == alone["new_sites"]

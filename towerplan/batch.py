@@ -92,7 +92,9 @@ class Area:
     """One area of a batch: its communes (population polygons) in the working CRS.
 
     ``communes`` has ``population`` (calibrated), ``district``, ``district_code``
-    and ``district_type``.
+    and ``district_type``.  An area from a scenario file (:func:`areas_from_scenarios`)
+    carries its own ``scenario`` and loaded ``inputs`` (with its existing sites);
+    ``communes`` is then its district layer.
     """
 
     code: str
@@ -100,6 +102,8 @@ class Area:
     communes: gpd.GeoDataFrame
     population_source: float
     calibration_factor: float = 1.0
+    scenario: Scenario | None = None
+    inputs: PlanInputs | None = None
 
 
 @dataclass(frozen=True)
@@ -263,8 +267,39 @@ def areas_from_boundaries(
     return areas, report
 
 
+def areas_from_scenarios(paths: Sequence[str | Path]) -> tuple[list[Area], dict[str, Any]]:
+    """One area per scenario file (its own data, existing sites included), read on the client.
+
+    The area code is the scenario's ``name``; codes must be unique.
+    """
+    from towerplan.inputs.readers import load_inputs
+    from towerplan.scenario import load_scenario
+
+    areas: list[Area] = []
+    for path in paths:
+        scen = load_scenario(str(path))
+        inputs = load_inputs(scen)
+        d = inputs.districts
+        areas.append(
+            Area(
+                scen.name,
+                scen.title or scen.name,
+                d.copy(),
+                float(d["population"].sum()),
+                scenario=scen,
+                inputs=inputs,
+            )
+        )
+    codes = [a.code for a in areas]
+    if len(set(codes)) != len(codes):
+        raise ParameterError(f"--scenarios: scenario names {codes} repeat; give each a unique name")
+    return areas, {"scenarios": [str(p) for p in paths]}
+
+
 def area_inputs(area: Area) -> PlanInputs:
     """The plan inputs of one area: districts dissolved from its communes, no sites."""
+    if area.inputs is not None:
+        return area.inputs
     c = area.communes
     d = c.dissolve(
         by="district_code",
@@ -302,10 +337,12 @@ def area_inputs(area: Area) -> PlanInputs:
 
 
 def _area_scenario(template: Scenario, area: Area, task: AreaTask) -> Scenario:
-    demand = template.demand
+    base = area.scenario if area.scenario is not None else template
+    name = base.name if area.scenario is not None else f"{template.name}-{area.code}"
+    demand = base.demand
     if task.cell_size_m is not None:
         demand = dataclasses.replace(demand, cell_size_m=float(task.cell_size_m))
-    return dataclasses.replace(template, name=f"{template.name}-{area.code}", demand=demand)
+    return dataclasses.replace(base, name=name, demand=demand)
 
 
 def _peak_rss_mb() -> float:
@@ -322,6 +359,7 @@ def run_area(area: Area, template: Scenario, task: AreaTask, out_dir: str | Path
     inputs = area_inputs(area)
     area_km2 = float(inputs.districts["area_km2"].sum())
     population = float(area.communes["population"].sum())
+    own_sites = area.inputs is not None
     rec: dict[str, Any] = {
         "code": area.code,
         "name": area.name,
@@ -340,7 +378,7 @@ def run_area(area: Area, template: Scenario, task: AreaTask, out_dir: str | Path
             scen,
             task.coverage,
             radius_m=task.radius_m,
-            from_scratch=True,
+            from_scratch=not own_sites,
             inputs=inputs,
             solver=task.solver,
             time_limit_s=task.time_limit_s,

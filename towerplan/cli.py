@@ -178,7 +178,9 @@ def _add_batch_parser(sub: Any) -> None:
     ba = sub.add_parser(
         "batch", help="one scenario over many areas (provinces/districts) on Dask, or a sweep"
     )
-    ba.add_argument("--boundaries", required=True, type=Path, help="commune polygon layer")
+    src = ba.add_mutually_exclusive_group(required=True)
+    src.add_argument("--boundaries", type=Path, help="commune polygon layer (areas by --by)")
+    src.add_argument("--scenarios", nargs="+", type=Path, help="one area per scenario file")
     ba.add_argument("--by", default="province", help="area column (province -> province_id)")
     ba.add_argument("--areas", default=None, help="comma-separated area codes (default: all)")
     ba.add_argument("--out", required=True, type=Path, help="batch output folder")
@@ -500,14 +502,17 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         time_limit_s=args.time_limit,
     )
     tasks = batch.read_sweep(args.sweep, base) if args.sweep else [base]
-    areas, report = batch.areas_from_boundaries(
-        args.boundaries,
-        by=args.by,
-        crs=template.crs,
-        only=[c.strip() for c in args.areas.split(",")] if args.areas else None,
-        calibrate=args.calibrate,
-        calibrate_column=args.calibrate_column,
-    )
+    if args.scenarios:
+        areas, report = batch.areas_from_scenarios(args.scenarios)
+    else:
+        areas, report = batch.areas_from_boundaries(
+            args.boundaries,
+            by=args.by,
+            crs=template.crs,
+            only=[c.strip() for c in args.areas.split(",")] if args.areas else None,
+            calibrate=args.calibrate,
+            calibrate_column=args.calibrate_column,
+        )
     res = batch.run_batch(
         areas,
         template,
