@@ -22,7 +22,6 @@ from shapely.geometry import LineString, box
 
 from towerplan import batch
 from towerplan.cli import main
-from towerplan.errors import OutputError
 from towerplan.scenario import Scenario, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,20 +222,45 @@ def test_loopback_scheduler_same_results(
 
 
 def test_resume_after_killed_batch(
-    loopback: str, areas: list[batch.Area], template: Scenario, tmp_path: Path
+    loopback: str, boundaries: Path, local_run: batch.BatchResult, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    first = batch.run_batch(areas, template, [TASK], out, scheduler=loopback, progress=False)
-    # a batch killed while area 802 ran leaves no area.json there (and maybe a partial folder)
-    (out / "areas" / "802" / "area.json").unlink()
-    (out / "areas" / ".802.partial-x").mkdir()
-    with pytest.raises(OutputError, match="--resume"):
-        batch.run_batch(areas, template, [TASK], out, scheduler=loopback, progress=False)
-    again = batch.run_batch(
-        areas, template, [TASK], out, scheduler=loopback, resume=True, progress=False
+    argv = [
+        "batch",
+        "--boundaries",
+        str(boundaries),
+        "--need",
+        "0.95",
+        "--cell-size",
+        str(CELL),
+        "--scheduler",
+        loopback,
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "towerplan", *argv],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    assert again.summary["runs_resumed"] == 2 and again.summary["runs_ok"] == 3
-    assert _key_figures(again.records) == _key_figures(first.records)
+    try:  # kill the batch as soon as its first area is complete
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not list(out.glob("areas/*/area.json")):
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait(timeout=20)
+    assert list(out.glob("areas/*/area.json")), "the batch never completed an area"
+    assert not (out / "summary.json").exists()
+    assert main(argv) == 2  # a non-empty --out needs --resume or --overwrite
+    assert main([*argv, "--resume"]) == 0
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert s["runs_ok"] == 3 and s["runs_resumed"] >= 1
+    kpis = pd.read_csv(out / "national_kpis.csv", dtype={"code": str})
+    local = pd.read_csv(local_run.out_dir / "national_kpis.csv", dtype={"code": str})
+    cols = ["code", "population", "new_sites", "coverage_after"]
+    pd.testing.assert_frame_equal(kpis[cols], local[cols])
 
 
 def test_sweep_tidy_table_and_figure(
