@@ -39,7 +39,6 @@ factors are reported in ``summary.json``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import itertools
@@ -49,7 +48,7 @@ import resource
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -662,27 +661,6 @@ def run_batch(
         "wall_s": round(wall, 2),
         "preparation": dict(report or {}),
     }
-    files = write_national(out, records, areas, summary, sweep=sweep)
+    shapes = [(a.code, a.communes) for a in areas]
+    files = write_national(out, records, shapes, summary, sweep=sweep)
     return BatchResult(records, out, summary, dashboard, files)
-
-
-def write_failures(out: Path, records: Iterable[dict[str, Any]]) -> Path:
-    """``OUT/failures.csv``: one line per failed run (code, name, variant, error)."""
-    path = out / "failures.csv"
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["code", "name", "variant", "error"])
-        for r in records:
-            if r.get("status") != "ok":
-                w.writerow([r["code"], r["name"], r.get("variant", ""), r.get("error", "")])
-    return path
-
-
-def national_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Tidy table of the successful runs (one row per area x variant)."""
-    ok = [r for r in records if r.get("status") == "ok"]
-    df = pd.DataFrame(ok)
-    if df.empty:
-        return df
-    df["covered_population"] = (df["population"] * df["coverage_after"]).round(1)
-    return df.drop(columns=[c for c in ("resumed",) if c in df.columns])

@@ -1,0 +1,240 @@
+"""National outputs of a batch: merged table, layer, map, sheet and sweep figure.
+
+Written by the client of :func:`towerplan.batch.run_batch` (never by workers):
+
+- ``national_kpis.csv``: one row per area (per area x variant in a sweep);
+- ``national.gpkg``: layer ``areas`` (area polygons with the KPIs) and, for
+  ``plan`` runs, ``proposed_sites`` merged from every area's ``towerplan.gpkg``;
+- ``national_map.png``: choropleths of sites needed per 100 km² and coverage;
+- ``national_sheet.pdf``: the map beside the table of sites needed per area;
+- ``sweep.csv`` + ``sweep.png`` in a sweep (sites needed vs radius per target);
+- ``failures.csv`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["national_table", "write_failures", "write_national"]
+
+_KPI_COLUMNS = (
+    "code",
+    "name",
+    "variant",
+    "population",
+    "area_km2",
+    "radius_m",
+    "coverage_target",
+    "new_sites",
+    "lower_bound_new_sites",
+    "optimal",
+    "reproducible",
+    "coverage_before",
+    "coverage_after",
+    "covered_population",
+    "sites_per_100km2",
+    "calibration_factor",
+    "population_source",
+    "runtime_s",
+    "peak_worker_rss_mb",
+)
+
+
+def write_failures(out: Path, records: Sequence[dict[str, Any]]) -> Path:
+    """``OUT/failures.csv``: one line per failed run (code, name, variant, error)."""
+    path = out / "failures.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["code", "name", "variant", "error"])
+        for r in records:
+            if r.get("status") != "ok":
+                w.writerow([r["code"], r["name"], r.get("variant", ""), r.get("error", "")])
+    return path
+
+
+def national_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Tidy table of the successful runs (one row per area x variant)."""
+    df = pd.DataFrame([r for r in records if r.get("status") == "ok"])
+    if df.empty:
+        return df
+    df["covered_population"] = (df["population"] * df["coverage_after"]).round(1)
+    return df.drop(columns=[c for c in ("resumed",) if c in df.columns])
+
+
+def _areas_layer(
+    areas: Sequence[tuple[str, gpd.GeoDataFrame]], table: pd.DataFrame
+) -> gpd.GeoDataFrame:
+    crs = areas[0][1].crs
+    geoms = [g.to_crs(crs).geometry.union_all() for _, g in areas]
+    layer = gpd.GeoDataFrame({"code": [c for c, _ in areas]}, geometry=geoms, crs=crs)
+    if table.empty:
+        return layer
+    first = table.drop_duplicates("code", keep="first").drop(columns=["name"], errors="ignore")
+    return layer.merge(first, on="code", how="left")
+
+
+def _map(layer: gpd.GeoDataFrame, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 8))
+    for ax, col, label in (
+        (axes[0], "sites_per_100km2", "new sites per 100 km²"),
+        (axes[1], "coverage_after", "population coverage after"),
+    ):
+        if col in layer.columns and layer[col].notna().any():
+            layer.plot(
+                column=col,
+                ax=ax,
+                legend=True,
+                cmap="viridis",
+                edgecolor="white",
+                linewidth=0.2,
+                missing_kwds={"color": "lightgrey", "label": "failed"},
+            )
+        else:
+            layer.plot(ax=ax, color="lightgrey")
+        ax.set_title(label)
+        ax.set_axis_off()
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _sheet(layer: gpd.GeoDataFrame, table: pd.DataFrame, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with PdfPages(path) as pdf:
+        fig, (ax, tx) = plt.subplots(1, 2, figsize=(16.5, 11.7), width_ratios=[1, 1.1])
+        if "new_sites" in layer.columns and layer["new_sites"].notna().any():
+            layer.plot(
+                column="new_sites",
+                ax=ax,
+                legend=True,
+                cmap="magma_r",
+                edgecolor="grey",
+                linewidth=0.2,
+                missing_kwds={"color": "lightgrey"},
+            )
+        else:
+            layer.plot(ax=ax, color="lightgrey")
+        ax.set_title("sites needed")
+        ax.set_axis_off()
+        tx.set_axis_off()
+        if not table.empty:
+            rows = table.sort_values("code").head(70)
+            text = [
+                f"{str(n)[:24]:<24} {float(p):>11,.0f} {int(k):>7,d} {float(c):>6.1%}"
+                for n, p, k, c in zip(
+                    rows["name"],
+                    rows["population"],
+                    rows["new_sites"],
+                    rows["coverage_after"],
+                    strict=True,
+                )
+            ]
+            head = f"{'area':<24} {'population':>11} {'sites':>7} {'cov.':>6}"
+            tx.text(0, 1, "\n".join([head, *text]), family="monospace", fontsize=6.5, va="top")
+        fig.suptitle(title)
+        pdf.savefig(fig)
+        plt.close(fig)
+    return path
+
+
+def _sweep_figure(table: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    nat = table.groupby(["coverage_target", "radius_m"], as_index=False)["new_sites"].sum()
+    for cov in sorted(nat["coverage_target"].unique()):
+        grp = nat[nat["coverage_target"] == cov].sort_values(by="radius_m")
+        ax.plot(grp["radius_m"], grp["new_sites"], marker="o", label=f"{float(cov):.0%} coverage")
+    ax.set_xlabel("site radius (m)")
+    ax.set_ylabel("sites needed (sum over areas)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_national(
+    out: Path,
+    records: Sequence[dict[str, Any]],
+    areas: Sequence[tuple[str, gpd.GeoDataFrame]],
+    summary: dict[str, Any],
+    *,
+    sweep: bool = False,
+) -> list[Path]:
+    """Write the national outputs of a batch into ``out``; return the files written.
+
+    ``areas`` are (code, polygons) pairs; ``records`` one dict per run.
+    """
+    files = [write_failures(out, records)]
+    table = national_table(records)
+    cols = [c for c in _KPI_COLUMNS if c in table.columns]
+    table = table[cols] if not table.empty else pd.DataFrame(columns=list(_KPI_COLUMNS))
+    title = f"{summary['scenario']}: {summary['mode']} ({', '.join(summary['variants'][:3])})"
+    if sweep:
+        table.to_csv(out / "sweep.csv", index=False)
+        files.append(out / "sweep.csv")
+        if not table.empty and "coverage_target" in table.columns:
+            files.append(_sweep_figure(table, out / "sweep.png"))
+    else:
+        table.to_csv(out / "national_kpis.csv", index=False)
+        files.append(out / "national_kpis.csv")
+    layer = _areas_layer(areas, table)
+    gpkg = out / "national.gpkg"
+    layer.to_file(gpkg, layer="areas", driver="GPKG")
+    if summary["mode"] == "plan":
+        parts = []
+        for r in records:
+            g = out / "areas" / str(r["code"]) / "towerplan.gpkg"
+            if r.get("status") == "ok" and g.is_file():
+                sites = gpd.read_file(g, layer="proposed_sites")
+                parts.append(sites.assign(area=str(r["code"])))
+        if parts:
+            merged = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+            merged.to_file(gpkg, layer="proposed_sites", driver="GPKG")
+    files.append(gpkg)
+    files.append(_map(layer, out / "national_map.png", title))
+    files.append(_sheet(layer, table, out / "national_sheet.pdf", title))
+    if not table.empty:
+        first = table.drop_duplicates("code", keep="first")
+        pop = float(first["population"].sum())
+        summary["population"] = round(pop, 1)
+        summary["new_sites"] = int(first["new_sites"].sum())
+        summary["covered_population"] = round(float(first["covered_population"].sum()), 1)
+        summary["coverage_after"] = round(summary["covered_population"] / pop, 4) if pop else None
+        summary["area_km2"] = round(float(first["area_km2"].sum()), 1)
+        summary["peak_worker_rss_mb"] = float(table["peak_worker_rss_mb"].max())
+    summary["failures"] = [
+        {"code": r["code"], "variant": r.get("variant", ""), "error": r.get("error", "")}
+        for r in records
+        if r.get("status") != "ok"
+    ]
+    path = out / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), "utf-8")
+    files.append(path)
+    return files
