@@ -524,13 +524,27 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         report=report,
-        on_dashboard=lambda link: sys.stdout.write(f"Dask dashboard: {link}\n"),
+        on_dashboard=lambda link: sys.stdout.write(
+            _("Dask dashboard: {link}").format(link=link) + "\n"
+        ),
     )
     s = res.summary
     sys.stdout.write(
-        f"{s['runs_ok']} of {s['runs']} runs ok ({s['runs_failed']} failed, "
-        f"{s['runs_resumed']} resumed) over {s['areas']} areas in {s['wall_s']:.1f} s on "
-        f"{s['workers']} workers; new sites {s.get('new_sites', 0):,}; outputs in {args.out}\n"
+        _(
+            "{ok} of {n} runs ok ({failed} failed, {resumed} resumed) over {areas} areas in "
+            "{wall} s on {workers} workers; new sites {sites}; outputs in {out}"
+        ).format(
+            ok=s["runs_ok"],
+            n=s["runs"],
+            failed=s["runs_failed"],
+            resumed=s["runs_resumed"],
+            areas=s["areas"],
+            wall=f"{s['wall_s']:.1f}",
+            workers=s["workers"],
+            sites=f"{s.get('new_sites', 0):,}",
+            out=args.out,
+        )
+        + "\n"
     )
     return 0 if s["runs_failed"] == 0 else 1
 

@@ -23,6 +23,8 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
+from towerplan._i18n import _
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["national_table", "write_failures", "write_national"]
@@ -91,8 +93,8 @@ def _map(layer: gpd.GeoDataFrame, path: Path, title: str) -> Path:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 8))
     for ax, col, label in (
-        (axes[0], "sites_per_100km2", "new sites per 100 km²"),
-        (axes[1], "coverage_after", "population coverage after"),
+        (axes[0], "sites_per_100km2", _("new sites per 100 km²")),
+        (axes[1], "coverage_after", _("population coverage after")),
     ):
         if col in layer.columns and layer[col].notna().any():
             layer.plot(
@@ -102,7 +104,7 @@ def _map(layer: gpd.GeoDataFrame, path: Path, title: str) -> Path:
                 cmap="viridis",
                 edgecolor="white",
                 linewidth=0.2,
-                missing_kwds={"color": "lightgrey", "label": "failed"},
+                missing_kwds={"color": "lightgrey", "label": _("failed")},
             )
         else:
             layer.plot(ax=ax, color="lightgrey")
@@ -135,7 +137,7 @@ def _sheet(layer: gpd.GeoDataFrame, table: pd.DataFrame, path: Path, title: str)
             )
         else:
             layer.plot(ax=ax, color="lightgrey")
-        ax.set_title("sites needed")
+        ax.set_title(_("sites needed"))
         ax.set_axis_off()
         tx.set_axis_off()
         if not table.empty:
@@ -150,7 +152,8 @@ def _sheet(layer: gpd.GeoDataFrame, table: pd.DataFrame, path: Path, title: str)
                     strict=True,
                 )
             ]
-            head = f"{'area':<24} {'population':>11} {'sites':>7} {'cov.':>6}"
+            labels = (_("area"), _("population"), _("sites"), _("cov."))
+            head = f"{labels[0]:<24} {labels[1]:>11} {labels[2]:>7} {labels[3]:>6}"
             tx.text(0, 1, "\n".join([head, *text]), family="monospace", fontsize=6.5, va="top")
         fig.suptitle(title)
         pdf.savefig(fig)
@@ -168,9 +171,14 @@ def _sweep_figure(table: pd.DataFrame, path: Path) -> Path:
     nat = table.groupby(["coverage_target", "radius_m"], as_index=False)["new_sites"].sum()
     for cov in sorted(nat["coverage_target"].unique()):
         grp = nat[nat["coverage_target"] == cov].sort_values(by="radius_m")
-        ax.plot(grp["radius_m"], grp["new_sites"], marker="o", label=f"{float(cov):.0%} coverage")
-    ax.set_xlabel("site radius (m)")
-    ax.set_ylabel("sites needed (sum over areas)")
+        ax.plot(
+            grp["radius_m"],
+            grp["new_sites"],
+            marker="o",
+            label=_("{pct} coverage").format(pct=f"{float(cov):.0%}"),
+        )
+    ax.set_xlabel(_("site radius (m)"))
+    ax.set_ylabel(_("sites needed (sum over areas)"))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
