@@ -599,7 +599,9 @@ def run_batch(
             if on_dashboard is not None:
                 on_dashboard(dashboard)
             n_workers = len(client.scheduler_info().get("workers", {}))
-            # largest areas first (longest-processing-time order: shortest batch wall time)
+            # largest areas first (longest-processing-time order: shortest batch wall time);
+            # sorted as well as prioritised, since idle workers take the first tasks submitted
+            jobs.sort(key=lambda j: -float(j[0].communes.geometry.area.sum()))
             futures = [
                 client.submit(
                     _task,
