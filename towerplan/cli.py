@@ -611,7 +611,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 2 on a user error, 130/143 when interrupted.
     """
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line usage error (exit 2)
+        return exc.code if isinstance(exc.code, int) else 0
     handler, old_level = _setup_logging(args.verbose, args.quiet)
     old_term = None
     try:

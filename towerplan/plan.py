@@ -1150,7 +1150,7 @@ def _write_outputs(
         files.append(export.write_gpkg(layers, tmp / "towerplan.gpkg", lang=scenario.language))
         for name, table in {"district_kpis": kpi, **result.tables}.items():
             files.append(tmp / f"{name}.csv")
-            table.to_csv(files[-1], index=False)
+            export.write_csv(table, files[-1])
     raster = None
     if best_server:
         with _timed(timings, "best_server_raster"):

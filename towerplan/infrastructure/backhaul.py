@@ -375,7 +375,7 @@ def fibre_routes(
     graph = _resolve_graph(road_graph, roads, crs, snap_tolerance_m)
     if graph is None or graph.number_of_nodes() == 0:
         msg = (
-            f"backhaul: no road network given (road_graph / roads); all {n} routes are "
+            f"backhaul: no road network given (scenario key data.roads); all {n} routes are "
             "straight lines (method='straight_line')"
         )
         warnings.warn(msg, UserWarning, stacklevel=2)

@@ -86,7 +86,7 @@ def _col(
         if col not in df.columns:
             raise ColumnError(
                 f"{name}: column '{col}' (mapped to '{key}') not found; the file has columns "
-                f"{available}; fix columns={{'{key}': ...}}"
+                f"{available}; fix the layer's columns: {{{key}: <column>}} in the scenario"
             )
         return col
     for cand in defaults:
@@ -95,7 +95,7 @@ def _col(
     if required:
         raise ColumnError(
             f"{name}: required column '{key}' not found (looked for {list(defaults)}); the file "
-            f"has columns {available}; map it with columns={{'{key}': '<column>'}}"
+            f"has columns {available}; map it in the scenario with columns: {{{key}: <column>}}"
         )
     return None
 

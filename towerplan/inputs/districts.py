@@ -78,9 +78,8 @@ def _district_types(
             vals = sorted({str(v) for v in raw[bad]})
             raise ColumnError(
                 f"{name}: column '{type_col}' has unknown district type value(s) {vals}; allowed "
-                f"values: urban {sorted(urban)}, rural {sorted(rural)}; map them with "
-                "urban_values= / rural_values= (scenario: data.urban_type_values / "
-                "rural_type_values)"
+                f"values: urban {sorted(urban)}, rural {sorted(rural)}; list them in the "
+                "scenario under data.urban_type_values / data.rural_type_values"
             )
         if strip_type_prefix:
             clean = clean.map(lambda s: _split_type_prefix(s, [*urban, *rural])[1] or s)
@@ -97,7 +96,7 @@ def _district_types(
         raise ColumnError(
             f"{name}: no district type column and the type cannot be read from the names "
             f"{sorted(set(clean[bad]))[:10]} (no prefix among urban {sorted(urban)} / rural "
-            f"{sorted(rural)}); map a type column with columns={{'type': '<column>'}}"
+            f"{sorted(rural)}); map a type column in the scenario with columns: {{type: <column>}}"
         )
     return inferred, pd.Series(rest, index=df.index)
 

@@ -187,7 +187,12 @@ def _load_districts(ld: _Load) -> gpd.GeoDataFrame:
         encoding=ld.encoding(src),
     )
     if "population" in districts.columns:
-        check_density(districts, ld.scenario.demand.max_density_km2, f"districts file {path}")
+        check_density(
+            districts,
+            ld.scenario.demand.max_density_km2,
+            f"districts file {path}",
+            dict(src.columns).get("population", "population"),
+        )
     ld.sources["districts"] = str(path)
     return districts
 

@@ -100,8 +100,8 @@ def read_vector(
     if gdf.crs is None:
         if source_crs is None:
             raise CRSError(
-                f"{label}: {p} has no CRS (no .prj / CRS metadata); add one to the file or give "
-                "source_crs= (scenario: 'crs:' of the layer) - towerplan never guesses a CRS"
+                f"{label}: {p} has no CRS (no .prj / CRS metadata); add one to the file or set "
+                "the layer's crs: in the scenario (e.g. crs: EPSG:4326); towerplan never guesses a CRS"
             )
         gdf = gdf.set_crs(_parse_crs(source_crs, f"{label}: source_crs"))
     _check_coordinates(gdf, label)

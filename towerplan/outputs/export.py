@@ -474,6 +474,30 @@ def _write_shp(
     return [path, fields, style]
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""Leading characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection")."""
+
+
+def write_csv(df: pd.DataFrame, path: Path, **kwargs: Any) -> Path:
+    """Write ``df`` as CSV with formula-leading text cells neutralised.
+
+    Text cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return
+    get a leading ``'`` (as OWASP recommends against CSV injection), so a
+    spreadsheet shows them as text instead of running them; numbers are left as
+    they are.  ``kwargs`` go to :meth:`pandas.DataFrame.to_csv` (default
+    ``index=False``).
+    """
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
+            out[c] = out[c].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v
+            )
+    kwargs.setdefault("index", False)
+    out.to_csv(path, **kwargs)
+    return path
+
+
 def _write_csv(gdf: gpd.GeoDataFrame, path: Path, projected: bool) -> Path:
     geom = gdf.geometry
     pts = geom.where(geom.geom_type == "Point", geom.representative_point())
@@ -489,8 +513,7 @@ def _write_csv(gdf: gpd.GeoDataFrame, path: Path, projected: bool) -> Path:
         df[CSV_Y] = np.where(valid, pts.x, np.nan)
     if not (geom.geom_type == "Point").all():
         df["point"] = "representative point of the feature"
-    df.to_csv(path, index=False, encoding="utf-8-sig", float_format="%.12g")
-    return path
+    return write_csv(df, path, encoding="utf-8-sig", float_format="%.12g")
 
 
 def _datum_difference_m(
@@ -562,6 +585,11 @@ def _readme(
             "{x} is the northing (X) and {y} the easting (Y) in metres, as in Vietnamese survey "
             "tables; lines and polygons are given by a representative point."
         ).format(x=CSV_X, y=CSV_Y),
+        _(
+            "Text cells that start with =, +, -, @, tab or carriage return are prefixed with ' "
+            "so that spreadsheets show them as text instead of running them as formulas (OWASP, "
+            "CSV injection); remove that leading ' if you need the original text."
+        ),
         _("Formats: {formats}.").format(formats=", ".join(formats)),
     ]
     path = out / "README.txt"
