@@ -9,6 +9,7 @@ no staging folder left.  Every case fails while reading the inputs, before heavy
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -50,11 +51,18 @@ def _snapshot(root: Path) -> dict[str, bytes | None]:
 
 
 @pytest.fixture(scope="module")
-def complete_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def city(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The generated city's files and scenario, made once and copied into each case."""
+    folder = tmp_path_factory.mktemp("template") / "city"
+    return folder, make_city(folder)
+
+
+@pytest.fixture(scope="module")
+def complete_out(tmp_path_factory: pytest.TempPathFactory, city: tuple[Path, Any]) -> Path:
     """A complete output folder of one real run (maps and raster skipped)."""
     base = tmp_path_factory.mktemp("complete")
-    scen = make_city(base / "city")
-    path = write_scenario(base / "city", scen)
+    shutil.copytree(city[0], base / "city")
+    path = write_scenario(base / "city", copy.deepcopy(city[1]))
     out = base / "out"
     code = main(
         ["-q", "plan", "--scenario", str(path), "--out", str(out), "--no-maps", "--no-raster"]
@@ -626,13 +634,15 @@ def test_bad_input_gives_one_line_and_changes_nothing(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     complete_out: Path,
+    city: tuple[Path, dict[str, Any]],
     name: str,
     breaker: Callable[[Case], None],
     input_needle: str,
     fix_needle: str,
 ) -> None:
     folder = tmp_path / "city"
-    scen = make_city(folder)
+    shutil.copytree(city[0], folder)
+    scen = copy.deepcopy(city[1])
     out = tmp_path / "out"
     shutil.copytree(complete_out, out)
     argv = [
@@ -726,3 +736,48 @@ def test_outside_drop_is_counted_and_warned_once(
     warned = [r.getMessage() for r in caplog.records if "outside the study area" in r.getMessage()]
     assert len(warned) == 3 and all("data.outside: drop" in w for w in warned)
     assert json.dumps(rep)  # serialisable for summary.json
+
+
+def test_each_warning_once_as_one_log_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warning raised as UserWarning and logged (as the infrastructure modules do), from
+    several places, reaches stderr once, as one log line without a source line."""
+    import logging
+    import warnings
+
+    import towerplan.cli as cli
+
+    def noisy(args: Any) -> int:
+        log = logging.getLogger("towerplan.infrastructure.backhaul")
+        for _ in range(3):
+            msg = "backhaul: all 8 routes are straight lines (scenario key data.roads)"
+            warnings.warn(msg, UserWarning, stacklevel=1)
+            log.warning(msg)
+        log.warning("another warning")
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_scenarios", noisy)
+    assert main(["scenarios"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("WARNING ")
+    assert lines[0].endswith(
+        ": backhaul: all 8 routes are straight lines (scenario key data.roads)"
+    )
+    assert lines[1] == "WARNING towerplan.infrastructure.backhaul: another warning"
+    assert main(["-q", "scenarios"]) == 0  # -q: errors only
+    assert capsys.readouterr().err == ""
+
+
+def test_reference_radius_table_emits_no_extrapolation_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The summary's link-budget reference table does not warn about bands the run does not
+    use (the nine COST-231 extrapolation warnings of a fixed-radius run)."""
+    from towerplan.plan import _radius_table
+
+    with caplog.at_level("WARNING"):
+        table = _radius_table()
+    assert set(table) == {"900MHz", "1800MHz", "2100MHz"}
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
