@@ -177,38 +177,7 @@ def read_sites(
         scrs = CRS.from_user_input(raw.crs)
         x, y = raw.geometry.x.to_numpy(), raw.geometry.y.to_numpy()
         gdf = to_working_crs(raw, wcrs, label)
-    op_c = _col(gdf, columns, "operator", ("operator",), label, True)
-    assert op_c is not None
-    if gdf[op_c].isna().any() or (gdf[op_c].astype(str).str.strip() == "").any():
-        bad = gdf.index[gdf[op_c].isna() | (gdf[op_c].astype(str).str.strip() == "")]
-        raise ColumnError(
-            f"{label}: column '{op_c}' is empty in rows {_rows_text(bad)}; name the host operator"
-        )
-    id_c = _col(gdf, columns, "site_id", ("site_id",), label, False)
-    h_c = _col(gdf, columns, "height", ("height_m", "height"), label, False)
-    ops_c = _col(gdf, columns, "operators", ("operators",), label, False)
-    ten_c = _col(gdf, columns, "tenants", ("tenants", "n_tenants"), label, False)
-    if id_c is not None:
-        ids = gdf[id_c].astype(str).str.strip()
-        dup = ids[ids.duplicated(keep=False)]
-        if len(dup):
-            raise DuplicateIDError(
-                f"{label}: column '{id_c}' repeats site IDs {sorted(set(dup))[:10]} "
-                f"({len(dup)} rows); give every site a unique ID"
-            )
-    else:
-        ids = pd.Series([f"S{i + 1:04d}" for i in range(len(gdf))], index=gdf.index)
-    ten = _tenant_columns(gdf, gdf[op_c], ten_c, ops_c, sep, max_tenants, label)
-    height = _numeric(gdf[h_c], label, h_c) if h_c else pd.Series(np.nan, index=gdf.index)
-    out = gpd.GeoDataFrame(
-        {"site_id": ids.to_numpy()}, geometry=gdf.geometry.to_numpy(), crs=wcrs, index=gdf.index
-    )
-    for c in ten.columns:
-        out[c] = ten[c].to_numpy()
-    out["height_m"] = height.to_numpy(dtype=float)
-    out = out[
-        ["site_id", "operator", "operators", "n_tenants", "max_tenants", "height_m", "geometry"]
-    ]
+    out = _site_table(gdf, columns, sep, max_tenants, label)
     area = _study_geometry(study_area, wcrs)
     n_out = 0
     if area is not None:
@@ -261,3 +230,47 @@ def _points_from_csv(
     with np.errstate(all="ignore"):
         gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=scrs)
     return gdf, (x, y), scrs, (lon_c, lat_c)
+
+
+def _site_table(
+    gdf: gpd.GeoDataFrame,
+    columns: Mapping[str, str] | None,
+    sep: str,
+    max_tenants: int,
+    label: str,
+) -> gpd.GeoDataFrame:
+    """The canonical site columns from a point layer in the working CRS."""
+    wcrs = gdf.crs
+    op_c = _col(gdf, columns, "operator", ("operator",), label, True)
+    assert op_c is not None
+    if gdf[op_c].isna().any() or (gdf[op_c].astype(str).str.strip() == "").any():
+        bad = gdf.index[gdf[op_c].isna() | (gdf[op_c].astype(str).str.strip() == "")]
+        raise ColumnError(
+            f"{label}: column '{op_c}' is empty in rows {_rows_text(bad)}; name the host operator"
+        )
+    id_c = _col(gdf, columns, "site_id", ("site_id",), label, False)
+    h_c = _col(gdf, columns, "height", ("height_m", "height"), label, False)
+    ops_c = _col(gdf, columns, "operators", ("operators",), label, False)
+    ten_c = _col(gdf, columns, "tenants", ("tenants", "n_tenants"), label, False)
+    if id_c is not None:
+        ids = gdf[id_c].astype(str).str.strip()
+        dup = ids[ids.duplicated(keep=False)]
+        if len(dup):
+            raise DuplicateIDError(
+                f"{label}: column '{id_c}' repeats site IDs {sorted(set(dup))[:10]} "
+                f"({len(dup)} rows); give every site a unique ID"
+            )
+    else:
+        ids = pd.Series([f"S{i + 1:04d}" for i in range(len(gdf))], index=gdf.index)
+    ten = _tenant_columns(gdf, gdf[op_c], ten_c, ops_c, sep, max_tenants, label)
+    height = _numeric(gdf[h_c], label, h_c) if h_c else pd.Series(np.nan, index=gdf.index)
+    out = gpd.GeoDataFrame(
+        {"site_id": ids.to_numpy()}, geometry=gdf.geometry.to_numpy(), crs=wcrs, index=gdf.index
+    )
+    for c in ten.columns:
+        out[c] = ten[c].to_numpy()
+    out["height_m"] = height.to_numpy(dtype=float)
+    out = out[
+        ["site_id", "operator", "operators", "n_tenants", "max_tenants", "height_m", "geometry"]
+    ]
+    return out
