@@ -773,3 +773,91 @@ def test_opencellid_recovers_synthetic_towers(seed: int) -> None:
     assert abs(len(sites) - len(towers)) <= 0.05 * len(towers)
     assert tenancies(sites["operators"]) == true_tenancies(towers)
     assert int(sites["n_cells"].sum()) == len(cells)  # a lone cell is a structure
+
+
+def test_population_polygons_clipped_to_districts_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polygons larger than the districts: the part outside is dropped (area share), reported,
+    warned; nothing is handed to the nearest district."""
+    c = _communes()
+    c[c["district_vn"] == "Huyện Beta"].to_crs("EPSG:4326").to_file(tmp_path / "beta.geojson")
+    big = gpd.GeoDataFrame({"pop": [8000.0]}, geometry=[box(X0, Y0, X0 + 4000, Y0 + 2000)], crs=UTM)
+    big.to_file(tmp_path / "pop.gpkg")  # 8 km2, of which Beta (1 km x 2 km) holds a quarter
+    data = {
+        "kind": "files",
+        "districts": {"path": "beta.geojson", "columns": {"name": "district_vn"}},
+        "population": {"path": "pop.gpkg", "columns": {"population": "pop"}},
+    }
+    with caplog.at_level(logging.WARNING):
+        inp = readers.load_inputs(scenario_from_dict(_scenario_dict(data, tmp_path)))
+    assert isinstance(inp.population, gpd.GeoDataFrame)
+    assert inp.population["population"].sum() == pytest.approx(2000.0, rel=1e-9)
+    assert inp.districts["population"].sum() == pytest.approx(2000.0, rel=1e-9)
+    rep = inp.report["population_outside_districts"]
+    assert rep["population"] == pytest.approx(6000.0) and rep["share_of_input"] == 0.75
+    assert any("6000 people (75.0 %" in r.getMessage() for r in caplog.records)
+
+
+def test_districts_same_name_kept_apart_by_province(tmp_path: Path) -> None:
+    d = gpd.GeoDataFrame(
+        {
+            "ten": ["Huyện Châu Thành", "Huyện Châu Thành", "Huyện Châu Thành", "Quận Alpha"],
+            "tinh": ["Tiền Giang", "Bến Tre", "Tiền Giang", "Bến Tre"],
+        },
+        geometry=[_sq(0, 0), _sq(5, 0), _sq(1, 0), _sq(5, 1)],
+        crs=UTM,
+    )
+    d.to_file(tmp_path / "d.gpkg")
+    with pytest.raises(DuplicateIDError, match=r"covers 2 separate areas.*province"):
+        readers.read_districts(tmp_path / "d.gpkg", columns={"name": "ten"})
+    out = readers.read_districts(tmp_path / "d.gpkg", columns={"name": "ten", "province": "tinh"})
+    assert out["district"].tolist() == [
+        "Châu Thành (Tiền Giang)",
+        "Châu Thành (Bến Tre)",
+        "Alpha",
+    ]
+    assert out["area_km2"].tolist() == pytest.approx([2.0, 1.0, 1.0])
+
+
+def test_shapefile_encoding_from_scenario(tmp_path: Path) -> None:
+    d = gpd.GeoDataFrame(
+        {"ten": ["Hóc Môn", "Tân Thơ"], "loai": ["huyen", "quan"]},
+        geometry=[_sq(0, 0), _sq(1, 0)],
+        crs=UTM,
+    )
+    d.to_file(tmp_path / "d.shp", encoding="cp1258")
+    (tmp_path / "d.cpg").unlink(missing_ok=True)
+    with pytest.raises(DataFileError, match=r"not UTF-8 .*d\.cpg.*cp1258"):
+        readers.read_districts(tmp_path / "d.shp", columns={"name": "ten", "type": "loai"})
+    out = readers.read_districts(
+        tmp_path / "d.shp", columns={"name": "ten", "type": "loai"}, encoding="cp1258"
+    )
+    assert out["district"].tolist() == ["Hóc Môn", "Tân Thơ"]  # ơ: cp1258 0xF5, not õ
+
+
+def test_operator_names_case_diacritics_and_aliases() -> None:
+    from towerplan.inputs.operators import match_operators
+    from towerplan.scenario import Operator
+
+    ops = (
+        Operator("Viettel", 0.5),
+        Operator("VNPT-VinaPhone", 0.3, aliases=("VNPT", "Vinaphone")),
+        Operator("MobiFone", 0.2),
+    )
+    sites = gpd.GeoDataFrame(
+        {
+            "site_id": ["a", "b", "c"],
+            "operator": ["viettel", "vinaphone", "MOBIFONE"],
+            "operators": ["viettel;VNPT", "vinaphone", "MOBIFONE;Gtel"],
+            "n_tenants": [2, 1, 2],
+        },
+        geometry=[Point(0, 0)] * 3,
+        crs=UTM,
+    )
+    with pytest.raises(ScenarioError, match=r"'Gtel' \(sites c\).*aliases"):
+        match_operators(sites, ops, "sites")
+    out, rep = match_operators(sites, ops, "sites", policy="ignore")
+    assert out["operators"].tolist() == ["Viettel;VNPT-VinaPhone", "VNPT-VinaPhone", "MobiFone"]
+    assert out["n_tenants"].tolist() == [2, 1, 1]
+    assert rep == {"unknown_names": {"Gtel": 1}, "tenancies_ignored": 1, "sites_dropped": 0}

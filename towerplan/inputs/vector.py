@@ -7,6 +7,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from pyproj import CRS
 
 from towerplan._validate import DEFAULT_CRS, to_working_crs
@@ -80,8 +81,13 @@ def read_vector(
     import pyogrio
 
     enc = shapefile_encoding(p, encoding, label)
+    # a named single- or multi-byte encoding: read the bytes losslessly as Latin-1 and
+    # decode them in Python (GDAL's own recoding truncates some code pages, e.g. CP1258)
+    transport = (
+        "ISO-8859-1" if enc and enc.upper().replace("_", "-") not in ("UTF-8", "UTF8") else enc
+    )
     try:
-        gdf = pyogrio.read_dataframe(p, layer=layer, encoding=enc)
+        gdf = pyogrio.read_dataframe(p, layer=layer, encoding=transport)
     except Exception as exc:  # pyogrio.errors.DataSourceError, DataLayerError, ...
         hint = ""
         if layer is not None:
@@ -93,6 +99,8 @@ def read_vector(
             f"{label}: cannot read {p} as a vector file ({type(exc).__name__}: {exc}){hint}; "
             "give a GeoPackage, GeoJSON or Shapefile"
         ) from None
+    if transport != enc and isinstance(gdf, gpd.GeoDataFrame):
+        gdf = _recode(gdf, str(enc), label)
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
         raise DataFileError(f"{label}: {p} has no geometry column; give a spatial layer")
     if len(gdf) == 0:
@@ -136,3 +144,24 @@ def _check_coordinates(gdf: gpd.GeoDataFrame, label: str) -> None:
             f"{np.abs(b).max():,.0f}, so they are metres or feet; give the layer's real CRS "
             "(scenario key crs: of the layer, e.g. crs: EPSG:32648) or fix the .prj"
         )
+
+
+def _recode(gdf: gpd.GeoDataFrame, encoding: str, label: str) -> gpd.GeoDataFrame:
+    """Text read as Latin-1 decoded with ``encoding`` (column names and text cells)."""
+
+    def dec(v: object) -> object:
+        return v.encode("latin-1").decode(encoding) if isinstance(v, str) else v
+
+    try:
+        out = gdf.rename(columns={c: dec(c) for c in gdf.columns if c != gdf.geometry.name})
+        for c in out.columns:
+            if c != out.geometry.name and (
+                out[c].dtype == object or pd.api.types.is_string_dtype(out[c])
+            ):
+                out[c] = out[c].map(dec)
+    except UnicodeError as exc:
+        raise DataFileError(
+            f"{label}: the attributes are not valid {encoding} text ({exc}); set the layer's "
+            "encoding: in the scenario to the file's real encoding"
+        ) from None
+    return out
