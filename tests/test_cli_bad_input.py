@@ -28,6 +28,7 @@ from _city_fixture import CRS, X0, Y0, make_city, write_scenario
 from shapely.geometry import LineString, Point, Polygon, box
 
 from towerplan.cli import main
+from towerplan.inputs.readers import OPENCELLID_COLUMNS
 
 
 @dataclass
@@ -115,22 +116,7 @@ def _candidates(c: Case, geoms: list[Any], cols: dict[str, Any] | None = None) -
 
 
 def _cells(c: Case, rows: list[list[Any]], header: bool = True) -> None:
-    cols = [
-        "radio",
-        "mcc",
-        "net",
-        "area",
-        "cell",
-        "unit",
-        "lon",
-        "lat",
-        "range",
-        "samples",
-        "changeable",
-        "created",
-        "updated",
-        "averageSignal",
-    ]
+    cols = list(OPENCELLID_COLUMNS)
     pd.DataFrame(rows, columns=cols).to_csv(c.folder / "cells.csv", index=False, header=header)
     c.scen["data"]["existing_sites"] = {"path": "cells.csv", "format": "opencellid"}
 
