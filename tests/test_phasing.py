@@ -157,3 +157,13 @@ def test_plan_phases_keeps_sites_and_table_sums_to_totals() -> None:
     city = t[t["district"] == "city"]
     assert t.loc[t["district"] != "city", "new_sites"].sum() == len(p) == city["new_sites"].sum()
     assert city["total_sites"].iloc[-1] == len(p) + 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_greedy_with_lagrangian_bound_brackets_the_optimum(seed: int) -> None:
+    prob = _instance(seed, n=12, rows=40)
+    exact = ph.solve(prob, mip_gap=0.0)
+    heur = ph.solve(prob, max_exact_columns=0)
+    assert heur.method == "greedy" and ph.is_feasible(prob, heur.build_period)
+    assert heur.objective <= exact.objective + 1e-9 <= heur.upper_bound + 1e-6
+    assert 0 <= heur.gap < 1

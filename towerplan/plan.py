@@ -12,12 +12,14 @@ stage                 result (a field of :class:`PlanState`)
 ``coverage_before``   :class:`CoverageStage`: existing sites, per-operator coverage
 ``candidates``        :class:`CandidatesStage`: candidate locations
 ``siting``            :class:`SitingStage`: the new sites (dedicated and shared)
+``phasing``           :class:`PhasingStage`: build years; later periods' sites (phasing)
 ``coverage_after``    :class:`CoverageStage`: coverage with the new sites, gaps
 ``kpis``              :class:`KpiStage`: district KPIs, capacity check, fidelity
 ``sharing``           :class:`StageOutputs`: co-location options, sharing rate
 ``undergrounding``    :class:`StageOutputs`: cable plant trajectory to the targets
 ``backhaul``          :class:`StageOutputs`: fibre routes to existing sites
 ``wifi``              :class:`StageOutputs`: public Wi-Fi hotspots
+``switching``         :class:`StageOutputs`: switching points, BTS fibre to them
 ====================  ==========================================================
 
 Each stage reads the :class:`PlanState` and returns its own result; :func:`run_stage`
@@ -68,6 +70,7 @@ __all__ = [
     "CoverageStage",
     "DemandStage",
     "KpiStage",
+    "PhasingStage",
     "PlanOptions",
     "PlanResult",
     "PlanState",
@@ -278,6 +281,18 @@ class StageOutputs:
 
 
 @dataclass(frozen=True)
+class PhasingStage(StageOutputs):
+    """Result of ``phasing``: every new site with its ``build_year``, plus its outputs.
+
+    ``proposed`` holds the base-phase sites of ``siting`` and the sites of the later
+    periods (:mod:`towerplan.siting.phasing`); :attr:`PlanState.proposed` returns it, so
+    the stages after it see the whole build-out.
+    """
+
+    proposed: gpd.GeoDataFrame | None = None
+
+
+@dataclass(frozen=True)
 class PlanState:
     """The plan so far: the scenario, the options and one result per stage run.
 
@@ -301,12 +316,14 @@ class PlanState:
     coverage_before: CoverageStage | None = None
     candidates: CandidatesStage | None = None
     siting: SitingStage | None = None
+    phasing: PhasingStage | None = None
     coverage_after: CoverageStage | None = None
     kpis: KpiStage | None = None
     sharing: StageOutputs | None = None
     undergrounding: StageOutputs | None = None
     backhaul: StageOutputs | None = None
     wifi: StageOutputs | None = None
+    switching: StageOutputs | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -338,7 +355,9 @@ class PlanState:
 
     @property
     def proposed(self) -> gpd.GeoDataFrame:
-        """The new sites (result of ``siting``)."""
+        """The new sites: every period's (``phasing``) once it has run, else ``siting``'s."""
+        if self.phasing is not None and self.phasing.proposed is not None:
+            return self.phasing.proposed
         return self._need("siting").proposed
 
     def completed(self) -> list[str]:
@@ -698,6 +717,198 @@ def _wifi(state: PlanState) -> StageOutputs:
     )
 
 
+def _phasing(state: PlanState) -> PhasingStage:
+    """Build years: ``sites.new`` by ``phasing.base_year``, then the later periods' sites."""
+    from towerplan.siting import phasing
+
+    scenario, ph = state.scenario, state.scenario.phasing
+    base = state._need("siting").proposed.copy()
+    base_year = ph.base_year if ph.base_year is not None else scenario.year
+    base["build_year"] = base_year
+    names, existing = state.inputs.districts["district"], state.existing
+    ex_by = existing.groupby("district").size()
+    if not ph.periods:
+        table = phasing.phasing_table(names, ex_by, base, [base_year])
+        return PhasingStage(proposed=base, tables={"phasing": table})
+    st, dem = scenario.sites, state.demand.points
+    base_sites = gpd.GeoDataFrame(
+        pd.concat([existing[["district", "geometry"]], base[["district", "geometry"]]]),
+        geometry="geometry",
+        crs=scenario.crs,
+    )
+    cands = _phase_candidates(state, base_sites)
+    mbb = scenario.subscribers.mobile_broadband_per_100
+    need, facts = phasing.sites_needed_by_district(
+        dem, cands, base_sites, radius_m=st.coverage_radius_m, coverage_target=ph.coverage_target,
+        mobile_broadband_per_100=mbb, capacity_settings=scenario.capacity,
+    )  # fmt: skip
+    years = [p.year for p in ph.periods]
+    auto, frac = phasing.auto_budgets(need["new_needed"], years, base_year)
+    budgets = np.array(
+        [auto[i] if p.budget is None else p.budget for i, p in enumerate(ph.periods)]
+    )
+    cap_new = need["new_for_capacity"]
+    min_open = pd.DataFrame(
+        {y: np.floor(cap_new * f + 1e-9) for y, f in zip(years, frac, strict=True)}
+    )
+    ops = scenario.operator_names
+    cov = state.before.coverage | coverage.operator_coverage(dem, base, ops, "radius_m")
+    # the coverage target counts people covered by any operator: so does the model
+    uncovered = (~cov[ops].to_numpy(bool).any(axis=1)).astype(float)
+    traffic = capacity.cell_traffic_mbps(dem["population"], mbb, scenario.capacity)
+    res = phasing.plan_phases(
+        dem, cands, uncovered_share=uncovered,
+        years=years, budgets=budgets, base_year=base_year, demand_year=scenario.year,
+        annual_growth=scenario.population.annual_growth, radius_m="radius_m", operators=ops,
+        cell_traffic_mbps=traffic["traffic_mbps"].to_numpy(), min_open=min_open,
+        min_spacing_m=st.min_new_site_spacing_m, capacity_weight=ph.capacity_weight,
+        mip_gap=ph.mip_gap, max_nodes=ph.max_nodes, time_limit_s=ph.time_limit_s,
+        first_number=len(base) + 1,
+    )  # fmt: skip
+    later = res.proposed.copy()
+    assert state.before.radius is not None
+    later["radius_m"] = state.before.radius(_xy(later))
+    proposed = gpd.GeoDataFrame(pd.concat([base, later], ignore_index=True), crs=scenario.crs)
+    table = phasing.phasing_table(names, ex_by, proposed, [base_year, *years])
+    summary = _phasing_summary(state, proposed, need, facts, res, budgets, auto, base_year)
+    cols = need[["coverage_sites", "capacity_sites", "sites_needed", "new_for_coverage",
+                 "new_for_capacity", "new_needed"]].add_prefix(f"need_{scenario.year}_")  # fmt: skip
+    built = table[table["district"] != "city"].pivot(
+        index="district", columns="year", values="new_sites"
+    )
+    cols = cols.join(built.add_prefix("built_"), how="outer")
+    return PhasingStage(
+        proposed=proposed, tables={"phasing": table}, summary=summary, district_columns=cols
+    )
+
+
+def _phase_candidates(state: PlanState, base_sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Grid (and user) candidates over all demand, away from the sites kept from the base."""
+    from towerplan.siting import phasing
+
+    st = state.scenario.sites
+    cands = siting.generate_candidates(
+        state.demand.points,
+        spacing_m=st.candidate_spacing_m,
+        user_candidates=state.inputs.user_candidates,
+        max_tenants=st.max_tenants,
+    )
+    cands["district"] = assign_district(cands, state.inputs.districts)
+    assert state.before.radius is not None
+    cands["radius_m"] = state.before.radius(_xy(cands))
+    return phasing.away_from(cands, base_sites, st.min_new_site_spacing_m)
+
+
+def _phasing_summary(
+    state: PlanState,
+    proposed: gpd.GeoDataFrame,
+    need: pd.DataFrame,
+    facts: dict[str, Any],
+    res: Any,
+    budgets: np.ndarray,
+    auto: np.ndarray,
+    base_year: int,
+) -> dict[str, Any]:
+    """``summary.json`` block ``phasing``: need for coverage vs capacity, budgets, solver."""
+    scenario, dem = state.scenario, state.demand
+    ex = state.existing
+    sxy = np.vstack([_xy(ex), _xy(proposed)])
+    r = np.r_[ex["radius_m"].to_numpy(float), proposed["radius_m"].to_numpy(float)]
+    built = np.r_[np.full(len(ex), -1), proposed["build_year"].to_numpy(int)]
+    years = [base_year, *[p.year for p in scenario.phasing.periods]]
+    share = {}
+    for y in years:
+        on = built <= y
+        cov = coverage.covered_mask(dem.xy, sxy[on], r[on])
+        share[str(y)] = round(float(dem.population[cov].sum() / dem.population.sum()), 4)
+    return {
+        "phasing": {
+            "base_year": base_year,
+            "years": years,
+            "new_sites_by_year": {str(y): int((proposed["build_year"] == y).sum()) for y in years},
+            "budgets": {
+                str(p.year): int(b) for p, b in zip(scenario.phasing.periods, budgets, strict=True)
+            },
+            "budgets_auto": [int(v) for v in auto],
+            f"sites_needed_{scenario.year}": {
+                "coverage": int(need["coverage_sites"].sum()),
+                "capacity": int(need["capacity_sites"].sum()),
+                "max_by_district": int(need["sites_needed"].sum()),
+                "new_for_coverage": int(need["new_for_coverage"].sum()),
+                "new_for_capacity": int(need["new_for_capacity"].sum()),
+                "new_needed": int(need["new_needed"].sum()),
+            },
+            "coverage_need": facts,
+            "coverage_share_by_year": share,
+            "model": {
+                "method": res.method,
+                "objective": round(float(res.objective), 1),
+                "upper_bound": round(float(res.upper_bound), 1),
+                "gap": round(float(res.gap), 6),
+                **res.log,
+            },
+        }
+    }
+
+
+def _switching(state: PlanState) -> StageOutputs:
+    """Switching points per milestone (p-median) and each new BTS's fibre to its nearest one."""
+    from towerplan.infrastructure import backhaul, switching
+
+    scenario, inputs = state.scenario, state.inputs
+    sw = scenario.switching
+    if not sw.new_by_year:
+        return StageOutputs()
+    proposed = state.proposed
+    bts = gpd.GeoDataFrame(
+        pd.concat([state.existing[["geometry"]], proposed[["geometry"]]], ignore_index=True),
+        geometry="geometry",
+        crs=scenario.crs,
+    )
+    by = proposed["build_year"] if "build_year" in proposed.columns else scenario.year
+    bts["build_year"] = np.r_[
+        np.full(len(state.existing), np.nan), np.asarray(by, float) * np.ones(len(proposed))
+    ]
+    plan = switching.plan_switching_points(
+        state.demand.points, bts, {int(y): n for y, n in sw.new_by_year.items()},
+        fixed_broadband_per_100=scenario.subscribers.fixed_broadband_per_100,
+        bts_line_equivalents=sw.bts_line_equivalents, grid_m=sw.grid_m,
+        zones=_optional_layer(scenario, "development_zones"), zone_factor=sw.development_zone_factor,
+        existing_points=_optional_layer(scenario, "switching_points"),
+    )  # fmt: skip
+    points = plan.points
+    points["district"] = assign_district(points, inputs.districts).to_numpy()
+    summary = switching.summary_keys(plan)
+    layers = {"switching_points": points}
+    cols = pd.DataFrame({"switching_points": points.groupby("district").size()})
+    if len(proposed):
+        fb = scenario.fibre
+        routes = backhaul.fibre_routes(
+            proposed, points.rename(columns={"switch_id": "site_id"}), road_graph=inputs.road_graph,
+            roads=inputs.roads, districts=inputs.districts, max_snap_m=fb.backhaul_max_snap_m,
+            snap_tolerance_m=fb.backhaul_snap_tolerance_m,
+        ).rename(columns={"target_site_id": "switch_id"})  # fmt: skip
+        layers["switching_backhaul"] = routes
+        summary.update({f"switching_{k}": v for k, v in backhaul.summary_keys(routes).items()})
+        cols["switching_backhaul_km"] = backhaul.fibre_km_by_district(routes)
+    return StageOutputs(layers=layers, summary={"switching": summary}, district_columns=cols)
+
+
+def _optional_layer(scenario: Scenario, key: str) -> gpd.GeoDataFrame | None:
+    """An optional ``data.<key>`` vector layer in the working CRS (None when not given)."""
+    src = getattr(scenario.data, key)
+    if src is None:
+        return None
+    gdf = tio.read_vector(
+        scenario.resolve(src.path), layer=src.layer, name=f"data.{key}", crs=scenario.crs,
+        source_crs=src.crs, repair=scenario.data.repair_geometries,
+    )  # fmt: skip
+    name_col = src.columns.get("name")
+    if name_col:
+        gdf = gdf.rename(columns={name_col: "name"})
+    return gdf
+
+
 #: The plan, in order.  Append a :class:`Stage` (and add its field to
 #: :class:`PlanState`) to add a step; a :class:`StageOutputs` result reaches the
 #: outputs on its own.
@@ -723,6 +934,12 @@ STAGES: tuple[Stage, ...] = (
         "choice of the new sites",
     ),
     Stage(
+        "phasing",
+        _phasing,
+        ("load_inputs", "demand_grid", "coverage_before", "siting"),
+        "build years, sites of the later periods",
+    ),
+    Stage(
         "coverage_after",
         _coverage_after,
         ("demand_grid", "coverage_before", "siting"),
@@ -738,6 +955,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("undergrounding", _undergrounding, ("load_inputs",), "cable undergrounding"),
     Stage("backhaul", _backhaul, ("load_inputs", "coverage_before", "siting"), "fibre backhaul"),
     Stage("wifi", _wifi, ("load_inputs",), "public Wi-Fi hotspots"),
+    Stage(
+        "switching",
+        _switching,
+        ("load_inputs", "demand_grid", "coverage_before", "siting"),
+        "switching points, BTS fibre to them",
+    ),
 )
 
 

@@ -21,7 +21,8 @@ budget[s]``, ``z[i,t] <= sum_j A[i,j] y[j,t]``, the group minimums and conflicts
 for dynamic maximum covering location problems", 2023) with a fixed number of openings
 per period and side constraints; here it is solved as one MILP by HiGHS, warm-started by
 a period-by-period greedy, bounded by branch-and-bound nodes, with the dual bound and gap
-reported.
+reported; above ``MAX_EXACT_COLUMNS`` columns (a city) the period-by-period greedy is
+certified by a Lagrangian upper bound instead.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 from towerplan.siting._model import _row_hash_groups
 
 logger = logging.getLogger(__name__)
+
+
+MAX_EXACT_COLUMNS = 20_000
+"""Largest multi-period MILP (columns) :func:`solve` hands to HiGHS."""
 
 
 @dataclass
@@ -202,6 +207,41 @@ def greedy(prob: PhasingProblem) -> PhasingSolution:
     return PhasingSolution(bp, evaluate(prob, bp), method="greedy")
 
 
+def lagrangian_bound(prob: PhasingProblem, target: float, iterations: int = 300) -> float:
+    """Upper bound on the optimum: covering rows relaxed with multipliers ``mu >= 0``.
+
+    ``L(mu) = sum_it max(0, W[i,t] - mu[i,t]) + sum_t (sum of the cum_t largest
+    V[j,t] + sum_i A[i,j] mu[i,t])``, where ``cum_t`` is the cumulative budget; the
+    nesting, group minimums and conflicts are dropped too (dropping constraints of a
+    maximisation only raises its optimum), so every iterate is a valid bound.  A fixed
+    number of subgradient steps (Polyak step towards ``target``): deterministic work.
+    """
+    A = prob.A.tocsr()
+    At = A.T.tocsr()
+    cum = np.cumsum(prob.budget).astype(np.int64)
+    mu = prob.W.astype(float).copy()
+    best = np.inf
+    step = 1.0
+    for _ in range(iterations):
+        val = float(np.maximum(prob.W - mu, 0.0).sum())
+        g = -(prob.W > mu).astype(float)
+        for t in range(prob.n_periods):
+            c = prob.V[:, t] + At @ mu[:, t]
+            k = int(min(cum[t], len(c)))
+            if k == 0:
+                continue
+            top = np.argpartition(-c, k - 1)[:k]
+            val += float(c[top].sum())
+            g[:, t] += np.asarray(A[:, top].sum(axis=1)).ravel()
+        best = min(best, val)
+        norm = float((g * g).sum())
+        if norm == 0 or best <= target + 1e-9 * max(1.0, abs(target)):
+            break
+        mu = np.maximum(0.0, mu - step * (val - target) / norm * g)
+        step *= 0.99
+    return best
+
+
 def _model(prob: PhasingProblem) -> MilpModel:
     """MILP arrays: ``y[j, t]`` at column ``j * T + t``, ``z[k, t]`` after them."""
     n, T, K = prob.n_cand, prob.n_periods, prob.A.shape[0]
@@ -275,8 +315,11 @@ def solve(
     mip_gap: float = 1e-3,
     max_nodes: int = 2000,
     time_limit_s: float = 600.0,
+    max_exact_columns: int = MAX_EXACT_COLUMNS,
 ) -> PhasingSolution:
-    """Solve the multi-period model exactly (HiGHS), warm-started from :func:`greedy`.
+    """Solve the multi-period model: exactly (HiGHS, warm-started from :func:`greedy`) when
+    it has at most ``max_exact_columns`` columns, else :func:`greedy` certified by
+    :func:`lagrangian_bound` (the gap states what the greedy may lose).
 
     Parameters
     ----------
@@ -288,6 +331,8 @@ def solve(
     time_limit_s : float
         Safety stop only; a run it cuts says so in ``log['stopped_by']`` and is not
         reproducible.
+    max_exact_columns : int
+        Largest MILP (columns) solved exactly; the root LP of larger ones takes minutes.
 
     Returns
     -------
@@ -303,6 +348,11 @@ def solve(
         start = None  # the greedy can paint itself into a corner; the MILP decides
     if start is not None and int(prob.budget.sum()) == 0:
         return PhasingSolution(start.build_period, start.objective, start.objective, "empty")
+    n_col = prob.n_cand * prob.n_periods + red.A.shape[0] * prob.n_periods
+    if start is not None and n_col > max_exact_columns:
+        bound = lagrangian_bound(red, start.objective)
+        log = {"columns": n_col, "reason": f"model larger than {max_exact_columns} columns"}
+        return PhasingSolution(start.build_period, start.objective, bound, "greedy", log)
     model = _model(red)
     x0 = _encode(red, start.build_period) if start is not None else None
     limits = WorkLimits(max_nodes=max_nodes, mip_gap=mip_gap, time_limit_s=time_limit_s)

@@ -15,8 +15,9 @@ capacity-driven part of each district's need is a minimum that grows the same wa
 **Placement** (:func:`plan_phases`): one multi-period maximal covering model
 (:mod:`towerplan.siting._phasing`): a structure once built stays; each period builds
 its budget; the value of covering a cell in a period is its population that period
-(grown by ``population.annual_growth``) x the period's length x the market share of
-the operators that do not yet cover it; a small ``capacity_weight`` x the busy-hour
+(grown by ``population.annual_growth``) x the period's length x its uncovered share (the
+pipeline passes 1 for cells no operator covers after the base phase - the definition of
+the coverage target - and 0 elsewhere); a small ``capacity_weight`` x the busy-hour
 traffic within a structure's radius places capacity sites at traffic hot spots.
 Structures after the base year are planned as neutral-host (``shared``) towers open
 to every operator: the 2030 sharing target (50-60 %) points that way; which operators
@@ -194,7 +195,7 @@ def plan_phases(
     candidates : GeoDataFrame
         New-structure candidates (``cand_id``, ``district``), same CRS.
     uncovered_share : ndarray
-        Per demand cell, the market share of operators not covering it at the start.
+        Per demand cell, the share of its population still to cover at the start (0-1).
     years : list of int
         End year of each period (increasing, after ``base_year``).
     budgets : ndarray of int
