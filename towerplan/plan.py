@@ -767,7 +767,7 @@ def _phasing(state: PlanState) -> PhasingStage:
     )  # fmt: skip
     later = res.proposed.copy()
     assert state.before.radius is not None
-    later["radius_m"] = state.before.radius(_xy(later))
+    later["radius_m"] = state.before.radius(points_xy(later, "proposed_sites"))
     proposed = gpd.GeoDataFrame(pd.concat([base, later], ignore_index=True), crs=scenario.crs)
     table = phasing.phasing_table(names, ex_by, proposed, [base_year, *years])
     summary = _phasing_summary(state, proposed, need, facts, res, budgets, auto, base_year)
@@ -795,7 +795,7 @@ def _phase_candidates(state: PlanState, base_sites: gpd.GeoDataFrame) -> gpd.Geo
     )
     cands["district"] = assign_district(cands, state.inputs.districts)
     assert state.before.radius is not None
-    cands["radius_m"] = state.before.radius(_xy(cands))
+    cands["radius_m"] = state.before.radius(points_xy(cands, "candidates"))
     return phasing.away_from(cands, base_sites, st.min_new_site_spacing_m)
 
 
@@ -812,7 +812,7 @@ def _phasing_summary(
     """``summary.json`` block ``phasing``: need for coverage vs capacity, budgets, solver."""
     scenario, dem = state.scenario, state.demand
     ex = state.existing
-    sxy = np.vstack([_xy(ex), _xy(proposed)])
+    sxy = np.vstack([points_xy(ex, "existing_sites"), points_xy(proposed, "proposed_sites")])
     r = np.r_[ex["radius_m"].to_numpy(float), proposed["radius_m"].to_numpy(float)]
     built = np.r_[np.full(len(ex), -1), proposed["build_year"].to_numpy(int)]
     years = [base_year, *[p.year for p in scenario.phasing.periods]]
