@@ -41,12 +41,13 @@ def full_state(small_city: Scenario) -> plan.PlanState:
 
 def test_stage_names_are_state_fields_in_order() -> None:
     names = [s.name for s in plan.STAGES]
-    assert names[:7] == [
+    assert names[:8] == [
         "load_inputs",
         "demand_grid",
         "coverage_before",
         "candidates",
         "siting",
+        "phasing",
         "coverage_after",
         "kpis",
     ]
