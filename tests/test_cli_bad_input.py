@@ -354,6 +354,20 @@ def _b_raster_nan(c: Case) -> None:
     _raster(c, data)
 
 
+def _b_population_elsewhere(c: Case) -> None:
+    p = _population(c)
+    p.set_geometry(p.geometry.translate(1.0, 0.0)).to_file(c.folder / "population.gpkg")
+
+
+def _b_raster_elsewhere(c: Case) -> None:
+    _raster(c, np.full((40, 100), 5.0))
+    import rasterio
+
+    with rasterio.open(c.folder / "pop.tif", "r+") as dst:
+        t = dst.transform
+        dst.transform = rasterio.Affine(t.a, t.b, t.c + 200_000, t.d, t.e, t.f)
+
+
 def _sites_edit(fn: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Case], None]:
     def breaker(c: Case) -> None:
         fn(_sites(c)).to_csv(c.folder / "sites.csv", index=False)
@@ -577,6 +591,8 @@ CASES: list[tuple[str, Callable[[Case], None], str, str]] = [
     ("population_raster_no_crs", _b_raster_no_crs, "pop.tif", "gdal_edit"),
     ("population_raster_too_dense", _b_raster_too_dense, "pop.tif", "max_density_km2"),
     ("population_raster_nan", _b_raster_nan, "pop.tif", "nodata"),
+    ("population_elsewhere", _b_population_elsewhere, "population.gpkg", "cover the same area"),
+    ("population_raster_elsewhere", _b_raster_elsewhere, "pop.tif", "covers data.districts"),
     (
         "demand_grid_too_big",
         _scenario_key("demand.cell_size_m", 0.1),

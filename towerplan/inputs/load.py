@@ -21,7 +21,7 @@ import pandas as pd
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from towerplan.errors import ColumnError, DataFileError
+from towerplan.errors import ColumnError, DataFileError, PopulationError
 from towerplan.inputs._base import PlanInputs
 from towerplan.inputs._common import _RASTER_SUFFIXES, _check_file, _first_line, _parse_crs
 from towerplan.inputs._points import keep_inside
@@ -247,6 +247,12 @@ def _load_population(
 
 def _report_outside(ld: _Load, outside: float, total: float, kind: str) -> None:
     share = outside / total if total > 0 else 0.0
+    if total > 0 and total - outside <= 1e-9 * total:
+        raise PopulationError(
+            f"population file {ld.sources['population']}: all {total:,.0f} people lie outside "
+            "the districts, none inside; check that the population layer and data.districts "
+            "cover the same area (and their CRS)"
+        )
     ld.report["population_outside_districts"] = {
         "population": round(outside, 1),
         "share_of_input": round(share, 4),

@@ -269,15 +269,23 @@ def raster_population_outside(path: Path, districts: gpd.GeoDataFrame) -> tuple[
     import rasterio
     import rasterio.features
     import rasterio.windows
+    from rasterio.errors import WindowError
 
     with rasterio.open(path) as src:
         d = districts.to_crs(src.crs)
         win = rasterio.windows.from_bounds(*d.total_bounds, transform=src.transform)
-        win = (
-            win.round_offsets()
-            .round_lengths()
-            .intersection(rasterio.windows.Window(0, 0, src.width, src.height))
-        )
+        try:
+            win = (
+                win.round_offsets()
+                .round_lengths()
+                .intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+            )
+        except WindowError:
+            raise PopulationError(
+                f"population raster {path}: it does not overlap the districts (raster bounds "
+                f"{tuple(round(v, 3) for v in src.bounds)} in {src.crs}); give a raster that "
+                "covers data.districts"
+            ) from None
         data = src.read(1, window=win, masked=True).astype("float64").filled(0.0)
         t = src.window_transform(win)
     mask = rasterio.features.geometry_mask(
