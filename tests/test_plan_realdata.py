@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from conftest import DEMO_WORK_LIMIT
 
 from towerplan.cli import main
 from towerplan.scenario import load_scenario
@@ -65,7 +66,9 @@ def real_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     load_scenario(path)
     out = folder / "out"
-    code = main(["plan", "--scenario", str(path), "--out", str(out), "--solver", "heuristic"])
+    # a small siting budget (conftest.DEMO_WORK_LIMIT): the assertions check the data path
+    args = ["plan", "--scenario", str(path), "--out", str(out), "--solver", "heuristic"]
+    code = main([*args, "--work-limit", str(DEMO_WORK_LIMIT), "--no-raster", "--no-maps"])
     assert code == 0
     return {"out": out, "summary": json.loads((out / "summary.json").read_text(encoding="utf-8"))}
 
