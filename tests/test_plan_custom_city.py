@@ -79,8 +79,8 @@ def test_custom_city_sheets_and_exports(testville: dict[str, Path]) -> None:
     assert all(p.stat().st_size > 10_000 for p in pngs)
     wgs = out / "exports" / "wgs84"
     assert wgs.is_dir()
-    kml = list(wgs.rglob("proposed_sites.kml"))
-    assert kml
+    kmz = list(wgs.rglob("towerplan.kmz"))  # one styled KMZ of every layer
+    assert len(kmz) == 1 and kmz[0].stat().st_size > 1000
     gj = list(wgs.rglob("proposed_sites.geojson"))
     assert len(gpd.read_file(gj[0])) == 8
     vn = [d for d in (out / "exports").iterdir() if d.name.startswith("vn2000")]

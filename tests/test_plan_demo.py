@@ -5,6 +5,7 @@ The plan runs once per session (``demo_run`` in conftest.py).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import geopandas as gpd
@@ -12,7 +13,9 @@ import pandas as pd
 import pyogrio
 import pytest
 
+from towerplan._i18n import _, use_language
 from towerplan.inputs._base import DEMO_KIND, DEMO_STAMP
+from towerplan.scenario import load_scenario
 
 
 def test_summary_has_the_plan_numbers(demo_run: dict[str, Any]) -> None:
@@ -153,7 +156,10 @@ def test_geopackage_layers(demo_run: dict[str, Any]) -> None:
 
 def test_overview_map_says_demo(demo_run: dict[str, Any]) -> None:
     html = (demo_run["out"] / "maps" / "overview.html").read_text(encoding="utf-8")
-    assert DEMO_STAMP in html
+    # in the scenario's language (cantho-2020: vi); plain or JSON-escaped in the page
+    with use_language(load_scenario("cantho-2020").language):
+        stamp = _(DEMO_STAMP)
+    assert stamp in html or json.dumps(stamp)[1:-1] in html
     assert "unpkg.com" not in html and "cdn.jsdelivr" not in html
 
 
