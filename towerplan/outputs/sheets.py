@@ -362,7 +362,8 @@ class _Sheet:
         x0, y0, x1, y1 = extent
         dx, dy = max(x1 - x0, 200.0), max(y1 - y0, 200.0)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        boxes = [ax.get_position() for ax in self.map_axes]
+        # the gridspec box (``original``): the active one is already shrunk by the aspect rule
+        boxes = [ax.get_position(original=True) for ax in self.map_axes]
         fw, fh = self.fig.get_size_inches()
         pw = min(b.width for b in boxes) * fw * 0.0254
         ph = min(b.height for b in boxes) * fh * 0.0254
@@ -475,10 +476,11 @@ class _Sheet:
             bb = leg.get_window_extent(renderer).transformed(self.panel.transAxes.inverted())
             y = bb.y0 - 0.02
         if self.stats:
+            lines = [textwrap.fill(x, 46, subsequent_indent="  ") for x in self.stats]
             self.panel.text(
                 0.0,
                 y,
-                _t("\n".join(self.stats)),
+                _t("\n".join(lines)),
                 fontsize=fs,
                 va="top",
                 ha="left",
