@@ -77,3 +77,22 @@ def test_switching_points_locked_and_nested(phased: dict) -> None:
     assert set(routes["switch_id"]) <= set(sp["switch_id"])
     assert res.summary["switching"]["switching_points_new"] == {"2025": 2, "2030": 1}
     assert Path(phased["out"] / "towerplan.gpkg").exists()
+
+
+def test_phase_and_switching_maps_and_sheets(phased: dict, tmp_path: Path) -> None:
+    from towerplan.outputs.maps import write_maps
+    from towerplan.outputs.sheets import write_sheets
+
+    res = phased["res"]
+    maps = write_maps(res.layers, res.summary, res.kpis, tmp_path / "maps", kpi_columns=[])
+    names = {p.name for p in maps}
+    assert {"phasing.html", "switching.html"} <= names
+    html = (tmp_path / "maps" / "switching.html").read_text(encoding="utf-8")
+    import json
+
+    assert "Tổng đài A" in html or json.dumps("Tổng đài A")[1:-1] in html
+    sheets = write_sheets(
+        res.layers, res.summary, res.kpis, tmp_path / "sheets", sizes=("A4",), dpi=60,
+        formats=("png",), themes=("phasing", "switching"),
+    )  # fmt: skip
+    assert any("phasing" in p.name for p in sheets) and any("switching" in p.name for p in sheets)

@@ -70,6 +70,7 @@ SITE_SYMBOLS = {
     "host": Symbol(N_("Co-location host structures"), "#CC79A7", "#4d1f3c", "triangle", 4.5, 11),
     "wifi": Symbol(N_("Public Wi-Fi hotspots"), "#009E73", "#00402f", "triangle", 4.0, 11),
     "poi": Symbol(N_("Points of interest"), "#bdbdbd", "#555555", "circle", 2.5, 7),
+    "switch": Symbol(N_("Switching points"), "#000000", "#F0E442", "square", 5.5, 14),
 }
 """Symbols by site type (``proposed_sites.site_type`` codes and layer roles)."""
 
@@ -138,6 +139,13 @@ COLUMN_LABELS = {
     "underground_plan_consistent": N_("District undergrounding targets add up to the city's"),
     "backhaul_fibre_km": N_("New backhaul fibre (km)"),
     "wifi_hotspots": N_("Public Wi-Fi hotspots"),
+    "build_year": N_("Build year"),
+    "switch_id": N_("Switching point"),
+    "status": N_("Status"),
+    "year": N_("Year"),
+    "demand_lines": N_("Lines served"),
+    "mean_distance_km": N_("Mean distance (km)"),
+    "in_development_zone": N_("In a development zone"),
 }
 """Display label (msgid) of a column; others are shown as their name."""
 
@@ -378,6 +386,56 @@ THEMES: dict[str, Theme] = {
                 LayerSpec("districts", "base", fill=False),
             ),
             needs="underground",
+        ),
+        Theme(
+            "phasing",
+            N_("Phased build-out: new sites by build year"),
+            (
+                _BASE,
+                _EXISTING,
+                LayerSpec(
+                    "proposed_sites",
+                    "points",
+                    "",
+                    by="build_year",
+                    palette="category",
+                    popup=(*_NEW_POPUP, "build_year"),
+                ),
+            ),
+            needs="proposed_sites",
+            small_multiples="build_year",
+        ),
+        Theme(
+            "switching",
+            N_("Switching points and the fibre of new BTS to them"),
+            (
+                _BASE,
+                LayerSpec(
+                    "switching_backhaul",
+                    "lines",
+                    N_("Fibre from new BTS to switching points"),
+                    by="method",
+                    popup=("site_id", "switch_id", "method", "length_m"),
+                    show=False,
+                ),
+                _PROPOSED,
+                LayerSpec(
+                    "switching_points",
+                    "points",
+                    N_("Switching points"),
+                    "switch",
+                    popup=(
+                        "switch_id",
+                        "status",
+                        "year",
+                        "district",
+                        "demand_lines",
+                        "mean_distance_km",
+                        "in_development_zone",
+                    ),
+                ),
+            ),
+            needs="switching_points",
         ),
         Theme(
             "signal_level",
