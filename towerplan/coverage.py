@@ -324,36 +324,40 @@ def _best_server(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lowest path loss (dB, ``inf`` when no site is in range) and its site row per cell.
 
-    Ties go to the nearer site, then to the lower row.
+    Path loss grows with distance for a given antenna height (and is flat below
+    the models' 1 km limit), so among sites of one height the best server is the
+    nearest one: one KD-tree nearest-neighbour query per distinct height, then the
+    heights compared.  Ties go to the nearer site, then to the lower row.
     """
     from towerplan.propagation import path_loss
 
-    hb = h_base
     best_pl = np.full(len(cells), np.inf)
+    best_d = np.full(len(cells), np.inf)
     best_site = np.full(len(cells), -1, dtype=np.int32)
-    cov = coverage_matrix(cells, sxy, max_distance_m).tocoo()
-    if cov.nnz:
-        d_km = np.hypot(*(cells[cov.row] - sxy[cov.col]).T) / 1000.0
-        d_km = np.clip(d_km, 1.0, None)
-        pl = np.empty(cov.nnz)
-        for h in np.unique(hb[cov.col]):
-            sel = hb[cov.col] == h
-            pl[sel] = path_loss(
-                band_mhz,
-                float(h),
-                h_mobile,
-                d_km[sel],
-                clutter=clutter,
-                allow_extrapolation=allow_extrapolation,
-            )
-        dist = np.hypot(*(cells[cov.row] - sxy[cov.col]).T)
-        order = np.lexsort((dist, pl, cov.row))
-        rows_sorted = cov.row[order]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = rows_sorted[1:] != rows_sorted[:-1]
-        pick = order[first]
-        best_pl[cov.row[pick]] = pl[pick]
-        best_site[cov.row[pick]] = cov.col[pick]
+    for h in np.unique(h_base):
+        rows = np.flatnonzero(h_base == h)
+        # sites on one structure share coordinates: keep the lowest row of each
+        _, first = np.unique(sxy[rows], axis=0, return_index=True)
+        rows = rows[np.sort(first)]
+        d, k = cKDTree(sxy[rows]).query(cells, distance_upper_bound=max_distance_m)
+        ok = np.isfinite(d)
+        if not ok.any():
+            continue
+        pl = np.full(len(cells), np.inf)
+        pl[ok] = path_loss(
+            band_mhz,
+            float(h),
+            h_mobile,
+            np.clip(d[ok] / 1000.0, 1.0, None),
+            clutter=clutter,
+            allow_extrapolation=allow_extrapolation,
+        )
+        site = np.where(ok, rows[np.minimum(k, len(rows) - 1)], -1)
+        better = ok & (
+            (pl < best_pl)
+            | ((pl == best_pl) & ((d < best_d) | ((d == best_d) & (site < best_site))))
+        )
+        best_pl[better], best_d[better], best_site[better] = pl[better], d[better], site[better]
     return best_pl, best_site
 
 
