@@ -180,7 +180,17 @@ def _tiny(seed: int) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
 def test_exact_equals_brute_force_multi_operator(seed: int) -> None:
     dem, cand = _tiny(seed)
     ex = _existing()
-    res = siting.plan_new_sites(dem, ex, cand, OPS, 1, 1, 800.0, max_tenants=3, solver="exact")
+    res = siting.plan_new_sites(
+        dem,
+        ex,
+        cand,
+        operators=OPS,
+        n_dedicated=1,
+        n_shared=1,
+        radius_m=800.0,
+        max_tenants=3,
+        solver="exact",
+    )
     bf = _brute_force(dem, ex, cand, OPS, 1, 1, 800.0, 3)
     assert res.objective == pytest.approx(bf, rel=1e-9)
     assert res.gap <= 1e-3
@@ -191,10 +201,11 @@ def test_exact_equals_brute_force_single_operator_and_auto_heuristic() -> None:
     dem, cand = _tiny(7)
     ops = {"A": 1.0}
     bf = _brute_force(dem, None, cand, ops, 2, 0, 700.0, 1)
+    quotas = {"operators": ops, "n_dedicated": 2, "n_shared": 0, "radius_m": 700.0}
     for solver in ("exact", "auto"):
-        res = siting.plan_new_sites(dem, None, cand, ops, 2, 0, 700.0, solver=solver, mip_gap=0.0)
+        res = siting.plan_new_sites(dem, None, cand, **quotas, solver=solver, mip_gap=0.0)  # type: ignore[arg-type]
         assert res.objective == pytest.approx(bf, rel=1e-9)
-    heur = siting.plan_new_sites(dem, None, cand, ops, 2, 0, 700.0, solver="heuristic")
+    heur = siting.plan_new_sites(dem, None, cand, **quotas, solver="heuristic")  # type: ignore[arg-type]
     assert heur.objective <= bf + 1e-6
     assert heur.upper_bound >= bf - 1e-6  # the bound is valid
     assert "heuristic" in heur.solver_used
@@ -208,10 +219,10 @@ def test_proposed_contract_and_population_gain() -> None:
         dem,
         ex,
         cand,
-        OPS,
-        4,
-        3,
-        650.0,
+        operators=OPS,
+        n_dedicated=4,
+        n_shared=3,
+        radius_m=650.0,
         min_spacing_m=600.0,
         solver="heuristic",
         seed=1,
@@ -258,29 +269,65 @@ def test_proposed_contract_and_population_gain() -> None:
 def test_siting_bad_inputs() -> None:
     dem, cand = _tiny(0)
     with pytest.raises(InfeasibleModelError, match="= 6 new structures"):
-        siting.plan_new_sites(dem, None, cand, OPS, 4, 2, 500.0)
+        siting.plan_new_sites(
+            dem, None, cand, operators=OPS, n_dedicated=4, n_shared=2, radius_m=500.0
+        )
     with pytest.raises(ParameterError, match="radius_m = 0"):
-        siting.plan_new_sites(dem, None, cand, OPS, 1, 0, 0.0)
+        siting.plan_new_sites(
+            dem, None, cand, operators=OPS, n_dedicated=1, n_shared=0, radius_m=0.0
+        )
     with pytest.raises(ParameterError, match="radius_m = -3"):
-        siting.plan_new_sites(dem, None, cand, OPS, 1, 0, -3.0)
+        siting.plan_new_sites(
+            dem, None, cand, operators=OPS, n_dedicated=1, n_shared=0, radius_m=-3.0
+        )
     with pytest.raises(EmptyInputError, match="demand"):
-        siting.plan_new_sites(dem.iloc[:0], None, cand, OPS, 1, 0, 500.0)
+        siting.plan_new_sites(
+            dem.iloc[:0], None, cand, operators=OPS, n_dedicated=1, n_shared=0, radius_m=500.0
+        )
     with pytest.raises(InfeasibleModelError, match="2 operators"):
-        siting.plan_new_sites(dem, None, cand, {"A": 1.0}, 1, 1, 500.0)
+        siting.plan_new_sites(
+            dem, None, cand, operators={"A": 1.0}, n_dedicated=1, n_shared=1, radius_m=500.0
+        )
     with pytest.raises(InfeasibleModelError, match="max_tenants = 1"):
-        siting.plan_new_sites(dem, None, cand, OPS, 1, 1, 500.0, max_tenants=1)
+        siting.plan_new_sites(
+            dem, None, cand, operators=OPS, n_dedicated=1, n_shared=1, radius_m=500.0, max_tenants=1
+        )
     with pytest.raises(InfeasibleModelError, match=r"minimum spacing|min_spacing"):
-        siting.plan_new_sites(dem, None, cand, OPS, 3, 0, 500.0, min_spacing_m=1e6)
+        siting.plan_new_sites(
+            dem,
+            None,
+            cand,
+            operators=OPS,
+            n_dedicated=3,
+            n_shared=0,
+            radius_m=500.0,
+            min_spacing_m=1e6,
+        )
     with pytest.raises(ParameterError, match="n_shared = -1"):
-        siting.plan_new_sites(dem, None, cand, OPS, 1, -1, 500.0)
+        siting.plan_new_sites(
+            dem, None, cand, operators=OPS, n_dedicated=1, n_shared=-1, radius_m=500.0
+        )
     with pytest.raises(ParameterError, match="solver"):
-        siting.plan_new_sites(dem, None, cand, OPS, 1, 0, 500.0, solver="magic")  # type: ignore[arg-type]
+        siting.plan_new_sites(
+            dem,
+            None,
+            cand,
+            operators=OPS,
+            n_dedicated=1,
+            n_shared=0,
+            radius_m=500.0,
+            solver="magic",
+        )  # type: ignore[arg-type]
     with pytest.raises(CRSError):
-        siting.plan_new_sites(dem.to_crs(4326), None, cand, OPS, 1, 0, 500.0)
+        siting.plan_new_sites(
+            dem.to_crs(4326), None, cand, operators=OPS, n_dedicated=1, n_shared=0, radius_m=500.0
+        )
     bad = dem.copy()
     bad.loc[bad.index[0], "population"] = -1.0
     with pytest.raises(PopulationError):
-        siting.plan_new_sites(bad, None, cand, OPS, 1, 0, 500.0)
+        siting.plan_new_sites(
+            bad, None, cand, operators=OPS, n_dedicated=1, n_shared=0, radius_m=500.0
+        )
     assert dem["population"].min() >= 0  # input not mutated
 
 
@@ -298,7 +345,17 @@ def test_matches_spopt_mclp_single_operator() -> None:
         {"operators": ["A"] * 3}, geometry=gpd.points_from_xy(*lxy.T), crs=CRS
     )
     r, p = 500.0, 4
-    res = siting.plan_new_sites(dem, locked, cand, {"A": 1.0}, p, 0, r, solver="exact", mip_gap=0.0)
+    res = siting.plan_new_sites(
+        dem,
+        locked,
+        cand,
+        operators={"A": 1.0},
+        n_dedicated=p,
+        n_shared=0,
+        radius_m=r,
+        solver="exact",
+        mip_gap=0.0,
+    )
     allxy = np.vstack([lxy, cxy])
     dxy = points_xy(dem, "d")
     cost = np.hypot(dxy[:, None, 0] - allxy[None, :, 0], dxy[:, None, 1] - allxy[None, :, 1])

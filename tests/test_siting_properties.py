@@ -160,8 +160,9 @@ def _geo(seed: int, n: int = 120) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, g
 def test_locked_sites_stay_and_same_seed_same_solution(seed: int) -> None:
     dem, ex, cand = _geo(seed)
     ops = {"A": 0.6, "B": 0.4}
-    res = siting.plan_new_sites(dem, ex, cand, ops, 2, 2, 500.0, solver="heuristic", seed=seed)
-    again = siting.plan_new_sites(dem, ex, cand, ops, 2, 2, 500.0, solver="heuristic", seed=seed)
+    kw = dict(operators=ops, n_dedicated=2, n_shared=2, radius_m=500.0, solver="heuristic")
+    res = siting.plan_new_sites(dem, ex, cand, **kw, seed=seed)  # type: ignore[arg-type]
+    again = siting.plan_new_sites(dem, ex, cand, **kw, seed=seed)  # type: ignore[arg-type]
     assert res.proposed[["cand_id", "operators", "site_type"]].equals(
         again.proposed[["cand_id", "operators", "site_type"]]
     )
@@ -187,7 +188,17 @@ def test_optimum_grows_with_radius(seed: int) -> None:
     prev = -1.0
     prev_mask = np.zeros(len(dem), bool)
     for r in (200.0, 400.0, 700.0):
-        res = siting.plan_new_sites(dem, ex, cand, ops, 3, 0, r, solver="exact", mip_gap=0.0)
+        res = siting.plan_new_sites(
+            dem,
+            ex,
+            cand,
+            operators=ops,
+            n_dedicated=3,
+            n_shared=0,
+            radius_m=r,
+            solver="exact",
+            mip_gap=0.0,
+        )
         assert res.objective >= prev - 1e-6
         prev = res.objective
         from towerplan.coverage import covered_mask

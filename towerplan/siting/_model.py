@@ -237,6 +237,75 @@ def _row_hash_groups(A: sp.csr_matrix, seed: int = 12345) -> np.ndarray:
     return np.asarray(inv, dtype=np.int64)
 
 
+def _check_quotas(n_dedicated: int, n_shared: int, capv: np.ndarray, n_op: int) -> None:
+    """Raise when the quotas are negative or cannot be met by the candidates and operators."""
+    m = len(capv)
+    if n_dedicated < 0 or n_shared < 0:
+        raise ParameterError(
+            f"n_dedicated = {n_dedicated}, n_shared = {n_shared}: quotas must be >= 0"
+        )
+    p = n_dedicated + n_shared
+    if p > m:
+        raise InfeasibleModelError(
+            f"p = n_dedicated + n_shared = {p} new structures but only {m} candidate sites; "
+            "add candidates (smaller candidate spacing) or lower the quotas"
+        )
+    if n_shared > 0:
+        if n_op < 2:
+            raise InfeasibleModelError(
+                f"n_shared = {n_shared} shared structures need at least 2 operators, got {n_op}"
+            )
+        n_cap2 = int((capv >= 2).sum())
+        if n_cap2 < n_shared:
+            raise InfeasibleModelError(
+                f"n_shared = {n_shared} but only {n_cap2} candidates can host >= 2 tenants "
+                "(max_tenants); raise max_tenants or lower n_shared"
+            )
+    if (capv < 1).any():
+        raise ParameterError("every candidate must allow at least 1 tenant (cap >= 1)")
+
+
+def _symmetric_conflicts(conflicts: sp.spmatrix | None) -> sp.csr_matrix | None:
+    """Symmetric boolean conflict matrix without diagonal, or None when it has no pair."""
+    if conflicts is None:
+        return None
+    conf = sp.csr_matrix(conflicts, dtype=bool)
+    conf = ((conf + conf.T) > 0).tocsr()
+    conf.setdiag(False)
+    conf.eliminate_zeros()
+    if conf.nnz == 0:
+        return None
+    return conf
+
+
+def _fold_singletons(
+    A: sp.csr_matrix, W: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, int]:
+    """Fold rows covered by one candidate into its private weight ``C``; drop them from A, W."""
+    m, n_op = A.shape[1], W.shape[1]
+    lens = np.diff(A.indptr)
+    single = lens == 1
+    C = np.zeros((m, n_op))
+    if single.any():
+        cols = A.indices[A.indptr[:-1][single]]
+        for o in range(n_op):
+            C[:, o] = np.bincount(cols, weights=W[single, o], minlength=m)
+    return A[~single], W[~single], C, int(single.sum())
+
+
+def _merge_rows(A: sp.csr_matrix, W: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Merge rows with identical covering sets (first row kept, weights summed)."""
+    n_op = W.shape[1]
+    grp = _row_hash_groups(A)
+    ng = int(grp.max()) + 1
+    first = np.full(ng, -1, dtype=np.int64)
+    first[grp[::-1]] = np.arange(len(grp))[::-1]
+    Wm = np.zeros((ng, n_op))
+    for o in range(n_op):
+        Wm[:, o] = np.bincount(grp, weights=W[:, o], minlength=ng)
+    return A[first], Wm
+
+
 def build_problem(
     A: sp.spmatrix,
     W: np.ndarray,
@@ -283,62 +352,14 @@ def build_problem(
         raise ParameterError("demand weights must be finite and >= 0")
     n_op = W.shape[1]
     capv = np.broadcast_to(np.asarray(cap, dtype=np.int64), (m,)).copy()
-    if n_dedicated < 0 or n_shared < 0:
-        raise ParameterError(
-            f"n_dedicated = {n_dedicated}, n_shared = {n_shared}: quotas must be >= 0"
-        )
-    p = n_dedicated + n_shared
-    if p > m:
-        raise InfeasibleModelError(
-            f"p = n_dedicated + n_shared = {p} new structures but only {m} candidate sites; "
-            "add candidates (smaller candidate spacing) or lower the quotas"
-        )
-    if n_shared > 0:
-        if n_op < 2:
-            raise InfeasibleModelError(
-                f"n_shared = {n_shared} shared structures need at least 2 operators, got {n_op}"
-            )
-        n_cap2 = int((capv >= 2).sum())
-        if n_cap2 < n_shared:
-            raise InfeasibleModelError(
-                f"n_shared = {n_shared} but only {n_cap2} candidates can host >= 2 tenants "
-                "(max_tenants); raise max_tenants or lower n_shared"
-            )
-    if (capv < 1).any():
-        raise ParameterError("every candidate must allow at least 1 tenant (cap >= 1)")
-    conf: sp.csr_matrix | None = None
-    if conflicts is not None:
-        conf = sp.csr_matrix(conflicts, dtype=bool)
-        conf = ((conf + conf.T) > 0).tocsr()
-        conf.setdiag(False)
-        conf.eliminate_zeros()
-        if conf.nnz == 0:
-            conf = None
+    _check_quotas(n_dedicated, n_shared, capv, n_op)
+    conf = _symmetric_conflicts(conflicts)
     n0 = n
     keep = (W.sum(axis=1) > 0) & (np.diff(A.indptr) > 0)
     unreachable = float(W[np.diff(A.indptr) == 0].sum())
-    A = A[keep]
-    W = W[keep]
-    lens = np.diff(A.indptr)
-    single = lens == 1
-    C = np.zeros((m, n_op))
-    if single.any():
-        cols = A.indices[A.indptr[:-1][single]]
-        for o in range(n_op):
-            C[:, o] = np.bincount(cols, weights=W[single, o], minlength=m)
-    A = A[~single]
-    W = W[~single]
-    n_single = int(single.sum())
+    A, W, C, n_single = _fold_singletons(A[keep], W[keep])
     if A.shape[0]:
-        grp = _row_hash_groups(A)
-        ng = int(grp.max()) + 1
-        first = np.full(ng, -1, dtype=np.int64)
-        first[grp[::-1]] = np.arange(len(grp))[::-1]
-        Wm = np.zeros((ng, n_op))
-        for o in range(n_op):
-            Wm[:, o] = np.bincount(grp, weights=W[:, o], minlength=ng)
-        A = A[first]
-        W = Wm
+        A, W = _merge_rows(A, W)
     info = {
         "rows_input": n0,
         "rows_with_weight": int(keep.sum()),

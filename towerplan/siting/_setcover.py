@@ -172,23 +172,10 @@ def _weight_bound(A: sp.csr_matrix, w: np.ndarray, need: float) -> int:
     return min(k + 1, len(colw))
 
 
-def solve_set_cover(
-    cover: sp.spmatrix,
-    weights: np.ndarray | None = None,
-    target_fraction: float = 1.0,
-    solver: str = "auto",
-    time_limit_s: float = math.inf,
-    *,
-    work_limit: float = 1.0,
-) -> SetCoverResult:
-    """Fewest columns of ``cover`` whose union covers ``target_fraction`` of the weight.
-
-    Deterministic: the MILP is bounded by ``MAX_NODES * work_limit`` branch-and-bound
-    nodes and ``MAX_CHECKPOINTS * work_limit`` HiGHS work checkpoints; ``time_limit_s``
-    is a safety stop only.  See
-    :func:`towerplan.siting.set_cover` for the parameters.
-    """
-    t0 = time.perf_counter()
+def _check_args(
+    solver: str, target_fraction: float, time_limit_s: float, work_limit: float
+) -> None:
+    """Raise on a bad solver name, target share, time limit or work limit."""
     if solver not in ("auto", "exact", "heuristic"):
         raise ParameterError(f"solver = {solver!r}: use 'auto', 'exact' or 'heuristic'")
     if not (0.0 < target_fraction <= 1.0):
@@ -200,40 +187,34 @@ def solve_set_cover(
             raise ParameterError(f"{name} = {v!r}: must be a number > 0")
     if not np.isfinite(work_limit):
         raise ParameterError(f"work_limit = {work_limit}: must be finite")
-    A = sp.csr_matrix(cover, dtype=bool)
-    A.sum_duplicates()
-    A.sort_indices()
-    n, m = A.shape
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-    if w.shape != (n,):
-        raise ParameterError(f"weights: expected {n} values, got shape {w.shape}")
-    if (~np.isfinite(w)).any() or (w < 0).any():
-        raise ParameterError("weights: must be finite and >= 0")
-    total = float(w.sum())
-    if total <= 0:
-        return SetCoverResult(np.zeros(0, np.int64), 1.0, True, 0.0, 0, "nothing to cover", 0.0)
-    coverable = float(w[np.diff(A.indptr) > 0].sum())
-    need = target_fraction * total
-    tol = 1e-9 * total
-    if coverable < need - tol:
-        raise InfeasibleModelError(
-            f"target_fraction = {target_fraction:g} cannot be reached: the candidates can cover "
-            f"at most {coverable / total:.4f} of the weight; add candidates, raise the radius "
-            "or lower the target"
-        )
-    full = coverable - need <= tol
-    Ar, wr = _reduce(A, w)
-    # rows covered by no candidate were dropped: the remaining need is unchanged
-    sel = _greedy(Ar, wr, need - tol)
-    log: dict[str, Any] = {
-        "rows": n,
-        "rows_reduced": int(Ar.shape[0]),
-        "columns": m,
-        "greedy": len(sel),
-    }
-    lb = _weight_bound(Ar, wr, need - tol)
-    log["weight_bound"] = lb
-    model = _model(Ar, wr, need - tol, full)
+
+
+@dataclass
+class _Improved:
+    """Selection, lower bound and method after the MILP (or LP bound) step."""
+
+    sel: np.ndarray
+    lb: int
+    method: str
+    time_limited: bool
+
+
+def _improve(
+    Ar: sp.csr_matrix,
+    wr: np.ndarray,
+    sel: np.ndarray,
+    *,
+    need: float,
+    full: bool,
+    solver: str,
+    lb: int,
+    log: dict[str, Any],
+    time_limit_s: float,
+    work_limit: float,
+) -> _Improved:
+    """Improve the greedy ``sel`` by the warm-started MILP, or bound it by the LP; updates ``log``."""
+    m = Ar.shape[1]
+    model = _model(Ar, wr, need, full)
     limits = WorkLimits(
         max_nodes=max(1, round(MAX_NODES * work_limit)),
         mip_gap=0.0,
@@ -278,7 +259,73 @@ def solve_set_cover(
         )
     else:
         method = "greedy"
-    lb = min(lb, len(sel))
+    return _Improved(sel=sel, lb=lb, method=method, time_limited=time_limited)
+
+
+def solve_set_cover(
+    cover: sp.spmatrix,
+    weights: np.ndarray | None = None,
+    target_fraction: float = 1.0,
+    solver: str = "auto",
+    time_limit_s: float = math.inf,
+    *,
+    work_limit: float = 1.0,
+) -> SetCoverResult:
+    """Fewest columns of ``cover`` whose union covers ``target_fraction`` of the weight.
+
+    Deterministic: the MILP is bounded by ``MAX_NODES * work_limit`` branch-and-bound
+    nodes and ``MAX_CHECKPOINTS * work_limit`` HiGHS work checkpoints; ``time_limit_s``
+    is a safety stop only.  See
+    :func:`towerplan.siting.set_cover` for the parameters.
+    """
+    t0 = time.perf_counter()
+    _check_args(solver, target_fraction, time_limit_s, work_limit)
+    A = sp.csr_matrix(cover, dtype=bool)
+    A.sum_duplicates()
+    A.sort_indices()
+    n, m = A.shape
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (n,):
+        raise ParameterError(f"weights: expected {n} values, got shape {w.shape}")
+    if (~np.isfinite(w)).any() or (w < 0).any():
+        raise ParameterError("weights: must be finite and >= 0")
+    total = float(w.sum())
+    if total <= 0:
+        return SetCoverResult(np.zeros(0, np.int64), 1.0, True, 0.0, 0, "nothing to cover", 0.0)
+    coverable = float(w[np.diff(A.indptr) > 0].sum())
+    need = target_fraction * total
+    tol = 1e-9 * total
+    if coverable < need - tol:
+        raise InfeasibleModelError(
+            f"target_fraction = {target_fraction:g} cannot be reached: the candidates can cover "
+            f"at most {coverable / total:.4f} of the weight; add candidates, raise the radius "
+            "or lower the target"
+        )
+    full = coverable - need <= tol
+    Ar, wr = _reduce(A, w)
+    # rows covered by no candidate were dropped: the remaining need is unchanged
+    sel = _greedy(Ar, wr, need - tol)
+    log: dict[str, Any] = {
+        "rows": n,
+        "rows_reduced": int(Ar.shape[0]),
+        "columns": m,
+        "greedy": len(sel),
+    }
+    lb = _weight_bound(Ar, wr, need - tol)
+    log["weight_bound"] = lb
+    imp = _improve(
+        Ar,
+        wr,
+        sel,
+        need=need - tol,
+        full=full,
+        solver=solver,
+        lb=lb,
+        log=log,
+        time_limit_s=time_limit_s,
+        work_limit=work_limit,
+    )
+    sel, lb = imp.sel, min(imp.lb, len(imp.sel))
     optimal = len(sel) == lb
     gap = 0.0 if optimal else (len(sel) - lb) / max(len(sel), 1)
     cnt_all = np.asarray(A[:, sel].sum(axis=1)).ravel() if len(sel) else np.zeros(n)
@@ -289,9 +336,9 @@ def solve_set_cover(
         optimal=bool(optimal),
         gap=float(gap),
         lower_bound=int(lb),
-        solver_used=f"{method}; {len(sel)} columns, lower bound {lb}"
+        solver_used=f"{imp.method}; {len(sel)} columns, lower bound {lb}"
         + (" (optimal)" if optimal else f", gap {gap:.1%}"),
         runtime_s=time.perf_counter() - t0,
         log=log,
-        stopped_by="time_limit" if time_limited else ("optimal" if optimal else "work_limit"),
+        stopped_by="time_limit" if imp.time_limited else ("optimal" if optimal else "work_limit"),
     )

@@ -203,6 +203,146 @@ def _lattice(bounds: tuple[float, float, float, float], s: float, kind: str) -> 
     return np.vstack(pts)
 
 
+def _grid_cells(demand: gpd.GeoDataFrame, only_uncovered: np.ndarray | None) -> np.ndarray:
+    """Mask of the demand rows that get grid candidates (populated, optionally uncovered)."""
+    pop = (
+        demand["population"].to_numpy(dtype=float)
+        if "population" in demand.columns
+        else np.ones(len(demand))
+    )
+    rel = pop > 0
+    if only_uncovered is not None:
+        mask = np.asarray(only_uncovered, dtype=bool)
+        if mask.shape != (len(demand),):
+            raise ParameterError(
+                f"only_uncovered: expected a bool mask of length {len(demand)}, got shape {mask.shape}"
+            )
+        rel &= mask
+    return rel
+
+
+def _grid_frame(
+    pts: np.ndarray, spacing_m: float, kind: str, boundary: Any, max_tenants: int
+) -> pd.DataFrame:
+    """Grid candidates: lattice points nearest to ``pts``, inside ``boundary`` if given."""
+    lat = _lattice(
+        (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()), spacing_m, kind
+    )
+    _, near = cKDTree(lat).query(pts, k=1)
+    used = lat[np.unique(near)]
+    bnd = _union_boundary(boundary)
+    if bnd is not None and len(used):
+        import shapely
+
+        inside = shapely.covers(bnd, shapely.points(used[:, 0], used[:, 1]))
+        used = used[np.asarray(inside, dtype=bool)]
+    return pd.DataFrame(
+        {
+            "x": used[:, 0],
+            "y": used[:, 1],
+            "source": "grid",
+            "cost": 1.0,
+            "priority": 0.0,
+            "max_tenants": int(max_tenants),
+            "site_ref": None,
+        }
+    )
+
+
+def _colocation_frame(
+    existing_sites: gpd.GeoDataFrame, demand: gpd.GeoDataFrame, max_tenants: int
+) -> pd.DataFrame:
+    """Co-location candidates: existing structures with spare tenancy slots."""
+    if existing_sites.crs is not None and existing_sites.crs != demand.crs:
+        require_metric(existing_sites, "existing_sites")
+    exy = points_xy(existing_sites, "existing_sites")
+    mt = (
+        existing_sites["max_tenants"].to_numpy(dtype=float)
+        if "max_tenants" in existing_sites.columns
+        else np.full(len(existing_sites), float(max_tenants))
+    )
+    nt = (
+        existing_sites["n_tenants"].to_numpy(dtype=float)
+        if "n_tenants" in existing_sites.columns
+        else np.ones(len(existing_sites))
+    )
+    spare = np.nan_to_num(mt, nan=float(max_tenants)) - np.nan_to_num(nt, nan=1.0)
+    ok = spare >= 1
+    ref = (
+        existing_sites["site_id"].astype(str).to_numpy()
+        if "site_id" in existing_sites.columns
+        else existing_sites.index.astype(str).to_numpy()
+    )
+    return pd.DataFrame(
+        {
+            "x": exy[ok, 0],
+            "y": exy[ok, 1],
+            "source": "colocation",
+            "cost": 1.0,
+            "priority": 0.0,
+            "max_tenants": spare[ok].astype(int),
+            "site_ref": ref[ok],
+        }
+    )
+
+
+def _user_frame(user_candidates: gpd.GeoDataFrame, max_tenants: int) -> pd.DataFrame:
+    """User candidates with their optional ``cost``, ``priority`` and ``max_tenants``."""
+    require_metric(user_candidates, "user_candidates")
+    uxy = points_xy(user_candidates, "user_candidates")
+
+    def col(name: str, default: float) -> np.ndarray:
+        if name in user_candidates.columns:
+            v = pd.to_numeric(user_candidates[name], errors="coerce").to_numpy(dtype=float)
+            return np.where(np.isfinite(v), v, default)
+        return np.full(len(user_candidates), default)
+
+    return pd.DataFrame(
+        {
+            "x": uxy[:, 0],
+            "y": uxy[:, 1],
+            "source": "user",
+            "cost": col("cost", 1.0),
+            "priority": col("priority", 0.0),
+            "max_tenants": col("max_tenants", float(max_tenants)).astype(int),
+            "site_ref": None,
+        }
+    )
+
+
+def _candidates_gdf(
+    frames: list[pd.DataFrame], demand: gpd.GeoDataFrame, dxy: np.ndarray, crs: Any
+) -> gpd.GeoDataFrame:
+    """Concatenate the candidate sources, number them and add the nearest cell's district."""
+    if not frames:
+        df = pd.DataFrame(
+            {
+                "x": [],
+                "y": [],
+                "source": [],
+                "cost": [],
+                "priority": [],
+                "max_tenants": [],
+                "site_ref": [],
+            }
+        )
+    else:
+        df = pd.concat(frames, ignore_index=True)
+    df.insert(0, "cand_id", np.arange(len(df), dtype=np.int64))
+    if "district" in demand.columns and len(df):
+        _, near = cKDTree(dxy).query(df[["x", "y"]].to_numpy(), k=1)
+        df["district"] = demand["district"].to_numpy()[near]
+    else:
+        df["district"] = None
+    gdf = gpd.GeoDataFrame(
+        df.drop(columns=["x", "y"]),
+        geometry=gpd.points_from_xy(df["x"], df["y"]),
+        crs=crs,
+    )
+    gdf["max_tenants"] = gdf["max_tenants"].astype(np.int64)
+    return gdf
+
+
 def generate_candidates(
     demand: gpd.GeoDataFrame,
     spacing_m: float,
@@ -264,129 +404,15 @@ def generate_candidates(
     if kind not in ("grid", "hex"):
         raise ParameterError(f"kind = {kind!r}: use 'grid' or 'hex'")
     dxy = points_xy(demand, "demand")
-    pop = (
-        demand["population"].to_numpy(dtype=float)
-        if "population" in demand.columns
-        else np.ones(len(demand))
-    )
-    rel = pop > 0
-    if only_uncovered is not None:
-        mask = np.asarray(only_uncovered, dtype=bool)
-        if mask.shape != (len(demand),):
-            raise ParameterError(
-                f"only_uncovered: expected a bool mask of length {len(demand)}, got shape {mask.shape}"
-            )
-        rel &= mask
+    rel = _grid_cells(demand, only_uncovered)
     frames: list[pd.DataFrame] = []
     if rel.any():
-        pts = dxy[rel]
-        lat = _lattice(
-            (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()), spacing_m, kind
-        )
-        _, near = cKDTree(lat).query(pts, k=1)
-        used = lat[np.unique(near)]
-        bnd = _union_boundary(boundary)
-        if bnd is not None and len(used):
-            import shapely
-
-            inside = shapely.covers(bnd, shapely.points(used[:, 0], used[:, 1]))
-            used = used[np.asarray(inside, dtype=bool)]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "x": used[:, 0],
-                    "y": used[:, 1],
-                    "source": "grid",
-                    "cost": 1.0,
-                    "priority": 0.0,
-                    "max_tenants": int(max_tenants),
-                    "site_ref": None,
-                }
-            )
-        )
+        frames.append(_grid_frame(dxy[rel], spacing_m, kind, boundary, max_tenants))
     if existing_sites is not None and len(existing_sites):
-        if existing_sites.crs is not None and existing_sites.crs != demand.crs:
-            require_metric(existing_sites, "existing_sites")
-        exy = points_xy(existing_sites, "existing_sites")
-        mt = (
-            existing_sites["max_tenants"].to_numpy(dtype=float)
-            if "max_tenants" in existing_sites.columns
-            else np.full(len(existing_sites), float(max_tenants))
-        )
-        nt = (
-            existing_sites["n_tenants"].to_numpy(dtype=float)
-            if "n_tenants" in existing_sites.columns
-            else np.ones(len(existing_sites))
-        )
-        spare = np.nan_to_num(mt, nan=float(max_tenants)) - np.nan_to_num(nt, nan=1.0)
-        ok = spare >= 1
-        ref = (
-            existing_sites["site_id"].astype(str).to_numpy()
-            if "site_id" in existing_sites.columns
-            else existing_sites.index.astype(str).to_numpy()
-        )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "x": exy[ok, 0],
-                    "y": exy[ok, 1],
-                    "source": "colocation",
-                    "cost": 1.0,
-                    "priority": 0.0,
-                    "max_tenants": spare[ok].astype(int),
-                    "site_ref": ref[ok],
-                }
-            )
-        )
+        frames.append(_colocation_frame(existing_sites, demand, max_tenants))
     if user_candidates is not None and len(user_candidates):
-        require_metric(user_candidates, "user_candidates")
-        uxy = points_xy(user_candidates, "user_candidates")
-
-        def col(name: str, default: float) -> np.ndarray:
-            if name in user_candidates.columns:
-                v = pd.to_numeric(user_candidates[name], errors="coerce").to_numpy(dtype=float)
-                return np.where(np.isfinite(v), v, default)
-            return np.full(len(user_candidates), default)
-
-        frames.append(
-            pd.DataFrame(
-                {
-                    "x": uxy[:, 0],
-                    "y": uxy[:, 1],
-                    "source": "user",
-                    "cost": col("cost", 1.0),
-                    "priority": col("priority", 0.0),
-                    "max_tenants": col("max_tenants", float(max_tenants)).astype(int),
-                    "site_ref": None,
-                }
-            )
-        )
-    if not frames:
-        df = pd.DataFrame(
-            {
-                "x": [],
-                "y": [],
-                "source": [],
-                "cost": [],
-                "priority": [],
-                "max_tenants": [],
-                "site_ref": [],
-            }
-        )
-    else:
-        df = pd.concat(frames, ignore_index=True)
-    df.insert(0, "cand_id", np.arange(len(df), dtype=np.int64))
-    if "district" in demand.columns and len(df):
-        _, near = cKDTree(dxy).query(df[["x", "y"]].to_numpy(), k=1)
-        df["district"] = demand["district"].to_numpy()[near]
-    else:
-        df["district"] = None
-    gdf = gpd.GeoDataFrame(
-        df.drop(columns=["x", "y"]),
-        geometry=gpd.points_from_xy(df["x"], df["y"]),
-        crs=crs,
-    )
-    gdf["max_tenants"] = gdf["max_tenants"].astype(np.int64)
+        frames.append(_user_frame(user_candidates, max_tenants))
+    gdf = _candidates_gdf(frames, demand, dxy, crs)
     logger.info(
         "candidates: %s",
         gdf["source"].value_counts().to_dict() if len(gdf) else {},
@@ -455,10 +481,174 @@ def _candidate_caps(candidates: pd.DataFrame, max_tenants: int) -> np.ndarray:
     return np.full(len(candidates), int(max_tenants), dtype=np.int64)
 
 
+def _site_radii(
+    candidates: gpd.GeoDataFrame, radius_m: float | str
+) -> tuple[float | np.ndarray, float | str]:
+    """Coverage radii of the candidates and of the existing sites (a number or a column)."""
+    if not isinstance(radius_m, str):
+        r = _check_radius(radius_m)
+        return r, r
+    # per-site radii from a column of the candidates (and of the existing sites)
+    if radius_m not in candidates.columns:
+        raise ColumnError(
+            f"candidates: radius column '{radius_m}' not found; columns are "
+            f"{list(candidates.columns)}"
+        )
+    r_cand = candidates[radius_m].to_numpy(dtype=float)
+    if not (bool(np.all(np.isfinite(r_cand))) and bool(np.all(r_cand > 0))):
+        raise ParameterError(
+            f"candidates.{radius_m}: every coverage radius must be a positive number of metres"
+        )
+    return r_cand, radius_m
+
+
+@dataclass
+class _SitingSpec:
+    """Validated operators, radii, quotas and limits of :func:`plan_new_sites`."""
+
+    names: list[str]
+    shares: np.ndarray
+    r_cand: float | np.ndarray
+    r_exist: float | str
+    n_dedicated: int
+    n_shared: int
+    max_tenants: int
+    min_spacing_m: float
+
+
+def _siting_spec(
+    candidates: gpd.GeoDataFrame,
+    *,
+    operators: Mapping[str, float],
+    n_dedicated: int,
+    n_shared: int,
+    radius_m: float | str,
+    max_tenants: int,
+    min_spacing_m: float,
+) -> _SitingSpec:
+    """Check radii, operators and quota types (in this order) and bundle them."""
+    r_cand, r_exist = _site_radii(candidates, radius_m)
+    names, shares = _check_operators(operators)
+    for nm, v in (("n_dedicated", n_dedicated), ("n_shared", n_shared)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+            raise ParameterError(f"{nm} = {v!r}: must be a whole number >= 0")
+    return _SitingSpec(
+        names=names,
+        shares=shares,
+        r_cand=r_cand,
+        r_exist=r_exist,
+        n_dedicated=n_dedicated,
+        n_shared=n_shared,
+        max_tenants=max_tenants,
+        min_spacing_m=min_spacing_m,
+    )
+
+
+def _check_feasible(spec: _SitingSpec, n_candidates: int) -> None:
+    """Raise when the quotas cannot be met by the candidates, operators or tenancy limit."""
+    n_shared, max_tenants, min_spacing_m = spec.n_shared, spec.max_tenants, spec.min_spacing_m
+    p = int(spec.n_dedicated) + int(n_shared)
+    if p > n_candidates:
+        raise InfeasibleModelError(
+            f"n_dedicated + n_shared = {p} new structures but only {n_candidates} candidates; "
+            "generate more candidates (smaller spacing_m) or lower the quotas"
+        )
+    if not np.isfinite(min_spacing_m) or min_spacing_m < 0:
+        raise ParameterError(f"min_spacing_m = {min_spacing_m}: must be a distance >= 0 (metres)")
+    if n_shared > 0 and len(spec.names) < 2:
+        raise InfeasibleModelError(
+            f"n_shared = {n_shared}: a shared structure needs at least 2 operators, got {spec.names}"
+        )
+    if n_shared > 0 and max_tenants < 2:
+        raise InfeasibleModelError(
+            f"n_shared = {n_shared} but max_tenants = {max_tenants}; a shared structure needs >= 2"
+        )
+
+
+@dataclass
+class _SitingModel:
+    """The reduced MCLP of :func:`plan_new_sites` with the arrays its result needs."""
+
+    prob: _mclp.MCLPProblem
+    A: sp.csr_matrix
+    Wres: np.ndarray
+    offset: float
+    conf: sp.csr_matrix | None
+
+
+def _siting_model(
+    demand: gpd.GeoDataFrame,
+    existing_sites: gpd.GeoDataFrame | None,
+    candidates: gpd.GeoDataFrame,
+    spec: _SitingSpec,
+) -> _SitingModel:
+    """Coverage, locked existing coverage and residual weights, reduced to an MCLP."""
+    names = spec.names
+    pop = _population(demand)
+    dxy = points_xy(demand, "demand")
+    cxy = points_xy(candidates, "candidates")
+    if existing_sites is not None and len(existing_sites):
+        require_metric(existing_sites, "existing_sites")
+        cov_before = operator_coverage(demand, existing_sites, names, spec.r_exist).to_numpy(
+            dtype=bool
+        )
+    else:
+        cov_before = np.zeros((len(demand), len(names)), dtype=bool)
+    Wfull = pop[:, None] * spec.shares[None, :]
+    offset = float((Wfull * cov_before).sum())
+    Wres = Wfull * (~cov_before)
+    A = coverage_matrix(dxy, cxy, spec.r_cand)
+    cap = _candidate_caps(candidates, spec.max_tenants)
+    conf = _conflicts(cxy, float(spec.min_spacing_m))
+    prob = _mclp.build_problem(
+        A, Wres, int(spec.n_dedicated), int(spec.n_shared), cap, conf, offset
+    )
+    return _SitingModel(prob=prob, A=A, Wres=Wres, offset=offset, conf=conf)
+
+
+def _siting_result(
+    model: _SitingModel,
+    sol: _mclp.MCLPSolution,
+    proposed: gpd.GeoDataFrame,
+    *,
+    build_s: float,
+    solve_s: float,
+    t0: float,
+) -> SitingResult:
+    """Assemble the :class:`SitingResult` (log merges reduction and solver statistics)."""
+    prob, conf = model.prob, model.conf
+    runtime = time.perf_counter() - t0
+    log = {k: v for k, v in prob.info.items() if not k.startswith("_")}
+    log.update({k: v for k, v in sol.log.items() if not k.startswith("_")})
+    log["min_spacing_conflict_pairs"] = int(conf.nnz // 2) if conf is not None else 0
+    logger.info(
+        "siting: %d new structures, objective %.1f (gap %.3f%%) by %s in %.2fs",
+        prob.n_dedicated + prob.n_shared,
+        sol.objective,
+        100 * sol.gap,
+        sol.method,
+        runtime,
+    )
+    return SitingResult(
+        proposed=proposed,
+        objective=float(sol.objective),
+        upper_bound=float(sol.upper_bound),
+        gap=float(sol.gap),
+        solver_used=sol.method,
+        runtime_s=runtime,
+        build_s=build_s,
+        solve_s=solve_s,
+        covered_before=model.offset,
+        log=log,
+        stopped_by=sol.stopped_by,
+    )
+
+
 def plan_new_sites(
     demand: gpd.GeoDataFrame,
     existing_sites: gpd.GeoDataFrame | None,
     candidates: gpd.GeoDataFrame,
+    *,
     operators: Mapping[str, float],
     n_dedicated: int,
     n_shared: int,
@@ -469,7 +659,6 @@ def plan_new_sites(
     time_limit_s: float = math.inf,
     mip_gap: float = 0.001,
     seed: int = 0,
-    *,
     work_limit: float = 1.0,
     max_nodes: int = 2000,
 ) -> SitingResult:
@@ -533,27 +722,15 @@ def plan_new_sites(
     require_metric(candidates, "candidates")
     if len(demand) == 0:
         raise EmptyInputError("demand: no demand cells; build the demand grid first")
-    r_cand: float | np.ndarray
-    r_exist: float | str
-    if isinstance(radius_m, str):
-        # per-site radii from a column of the candidates (and of the existing sites)
-        if radius_m not in candidates.columns:
-            raise ColumnError(
-                f"candidates: radius column '{radius_m}' not found; columns are "
-                f"{list(candidates.columns)}"
-            )
-        r_cand = candidates[radius_m].to_numpy(dtype=float)
-        if not (bool(np.all(np.isfinite(r_cand))) and bool(np.all(r_cand > 0))):
-            raise ParameterError(
-                f"candidates.{radius_m}: every coverage radius must be a positive number of metres"
-            )
-        r_exist = radius_m
-    else:
-        r_cand = r_exist = _check_radius(radius_m)
-    names, shares = _check_operators(operators)
-    for nm, v in (("n_dedicated", n_dedicated), ("n_shared", n_shared)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
-            raise ParameterError(f"{nm} = {v!r}: must be a whole number >= 0")
+    spec = _siting_spec(
+        candidates,
+        operators=operators,
+        n_dedicated=n_dedicated,
+        n_shared=n_shared,
+        radius_m=radius_m,
+        max_tenants=max_tenants,
+        min_spacing_m=min_spacing_m,
+    )
     settings = _mclp.SolveSettings(
         solver=solver,
         mip_gap=mip_gap,
@@ -562,68 +739,15 @@ def plan_new_sites(
         max_nodes=max_nodes,
         time_limit_s=time_limit_s,
     )
-    p = int(n_dedicated) + int(n_shared)
-    if p > len(candidates):
-        raise InfeasibleModelError(
-            f"n_dedicated + n_shared = {p} new structures but only {len(candidates)} candidates; "
-            "generate more candidates (smaller spacing_m) or lower the quotas"
-        )
-    if not np.isfinite(min_spacing_m) or min_spacing_m < 0:
-        raise ParameterError(f"min_spacing_m = {min_spacing_m}: must be a distance >= 0 (metres)")
-    if n_shared > 0 and len(names) < 2:
-        raise InfeasibleModelError(
-            f"n_shared = {n_shared}: a shared structure needs at least 2 operators, got {names}"
-        )
-    if n_shared > 0 and max_tenants < 2:
-        raise InfeasibleModelError(
-            f"n_shared = {n_shared} but max_tenants = {max_tenants}; a shared structure needs >= 2"
-        )
-    pop = _population(demand)
-    dxy = points_xy(demand, "demand")
-    cxy = points_xy(candidates, "candidates")
-    if existing_sites is not None and len(existing_sites):
-        require_metric(existing_sites, "existing_sites")
-        cov_before = operator_coverage(demand, existing_sites, names, r_exist).to_numpy(dtype=bool)
-    else:
-        cov_before = np.zeros((len(demand), len(names)), dtype=bool)
-    Wfull = pop[:, None] * shares[None, :]
-    offset = float((Wfull * cov_before).sum())
-    Wres = Wfull * (~cov_before)
-    A = coverage_matrix(dxy, cxy, r_cand)
-    cap = _candidate_caps(candidates, max_tenants)
-    conf = _conflicts(cxy, float(min_spacing_m))
-    prob = _mclp.build_problem(A, Wres, int(n_dedicated), int(n_shared), cap, conf, offset)
+    _check_feasible(spec, len(candidates))
+    model = _siting_model(demand, existing_sites, candidates, spec)
     build_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    sol = _mclp.solve(prob, settings)
-    _mclp.check_solution(prob, sol)
+    sol = _mclp.solve(model.prob, settings)
+    _mclp.check_solution(model.prob, sol)
     solve_s = time.perf_counter() - t1
-    proposed = _proposed_frame(candidates, sol, names, A, Wres)
-    runtime = time.perf_counter() - t0
-    log = {k: v for k, v in prob.info.items() if not k.startswith("_")}
-    log.update({k: v for k, v in sol.log.items() if not k.startswith("_")})
-    log["min_spacing_conflict_pairs"] = int(conf.nnz // 2) if conf is not None else 0
-    logger.info(
-        "siting: %d new structures, objective %.1f (gap %.3f%%) by %s in %.2fs",
-        p,
-        sol.objective,
-        100 * sol.gap,
-        sol.method,
-        runtime,
-    )
-    return SitingResult(
-        proposed=proposed,
-        objective=float(sol.objective),
-        upper_bound=float(sol.upper_bound),
-        gap=float(sol.gap),
-        solver_used=sol.method,
-        runtime_s=runtime,
-        build_s=build_s,
-        solve_s=solve_s,
-        covered_before=offset,
-        log=log,
-        stopped_by=sol.stopped_by,
-    )
+    proposed = _proposed_frame(candidates, sol, spec.names, model.A, model.Wres)
+    return _siting_result(model, sol, proposed, build_s=build_s, solve_s=solve_s, t0=t0)
 
 
 def _proposed_frame(
