@@ -566,81 +566,22 @@ def run_batch(
     -------
     BatchResult
     """
-    from distributed import as_completed
-
-    if not areas:
-        raise ParameterError("batch: no areas to run; check --boundaries/--by/--areas")
-    if not tasks:
-        raise ParameterError("batch: no task variants; check --sweep")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
-        raise OutputError(
-            f"--out {out}: the folder exists and is not empty; pass --resume to continue a "
-            "batch there, --overwrite to rerun it, or choose a new folder"
-        )
-    (out / "areas").mkdir(parents=True, exist_ok=True)
+    out = _prepare_out(areas, tasks, Path(out_dir), resume=resume, overwrite=overwrite)
     sweep = len(tasks) > 1
-    jobs: list[tuple[Area, AreaTask, Path]] = []
-    records: list[dict[str, Any]] = []
-    for area in areas:
-        for task in tasks:
-            folder = out / "areas" / area.code / (task.label() if sweep else "")
-            prev = _done(folder, task) if resume else None
-            if prev is not None:
-                records.append(prev)
-            else:
-                jobs.append((area, task, folder))
+    jobs, records = _plan_jobs(areas, tasks, out, resume=resume, sweep=sweep)
     t0 = time.perf_counter()
     dashboard: str | None = None
     if jobs:
-        client, cluster = _client(scheduler, workers, memory_limit)
-        try:
-            dashboard = str(client.dashboard_link)
-            if on_dashboard is not None:
-                on_dashboard(dashboard)
-            n_workers = len(client.scheduler_info().get("workers", {}))
-            # largest areas first (longest-processing-time order: shortest batch wall time);
-            # sorted as well as prioritised, since idle workers take the first tasks submitted
-            jobs.sort(key=lambda j: -float(j[0].communes.geometry.area.sum()))
-            futures = [
-                client.submit(
-                    _task,
-                    a,
-                    template,
-                    t,
-                    str(f),
-                    pure=False,
-                    key=f"area-{a.code}-{t.key()}",
-                    priority=int(a.communes.geometry.area.sum() // 1e6),
-                )
-                for a, t, f in jobs
-            ]
-            bar = tqdm(
-                total=len(futures),
-                desc="towerplan batch",
-                unit="area",
-                disable=None if progress is None else not progress,
-            )
-            for fut in as_completed(futures):
-                try:
-                    records.append(fut.result())
-                except Exception as exc:  # worker died (e.g. memory limit): the area failed
-                    a, t, _ = jobs[futures.index(fut)]
-                    records.append(
-                        {
-                            "code": a.code,
-                            "name": a.name,
-                            "variant": t.label(),
-                            "status": "failed",
-                            "error": f"{type(exc).__name__}: {exc}",
-                        }
-                    )
-                bar.update(1)
-            bar.close()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        n_workers, dashboard = _run_jobs(
+            jobs,
+            template,
+            records,
+            scheduler=scheduler,
+            workers=workers,
+            memory_limit=memory_limit,
+            progress=progress,
+            on_dashboard=on_dashboard,
+        )
     else:
         n_workers = 0
     wall = time.perf_counter() - t0
@@ -653,10 +594,7 @@ def run_batch(
         "mode": tasks[0].mode,
         "variants": [t.label() for t in tasks],
         "areas": len(areas),
-        "runs": len(records),
-        "runs_ok": sum(r.get("status") == "ok" for r in records),
-        "runs_failed": sum(r.get("status") != "ok" for r in records),
-        "runs_resumed": sum(bool(r.get("resumed")) for r in records),
+        **_run_counts(records),
         "scheduler": scheduler or "LocalCluster",
         "workers": n_workers,
         "memory_limit_per_worker": memory_limit if not scheduler else "set by the cluster",
@@ -666,3 +604,122 @@ def run_batch(
     shapes = [(a.code, a.communes) for a in areas]
     files = write_national(out, records, shapes, summary, sweep=sweep)
     return BatchResult(records, out, summary, dashboard, files)
+
+
+def _prepare_out(
+    areas: Sequence[Area],
+    tasks: Sequence[AreaTask],
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+) -> Path:
+    """Check the batch arguments and create ``out/areas``; returns ``out``."""
+    if not areas:
+        raise ParameterError("batch: no areas to run; check --boundaries/--by/--areas")
+    if not tasks:
+        raise ParameterError("batch: no task variants; check --sweep")
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise OutputError(
+            f"--out {out}: the folder exists and is not empty; pass --resume to continue a "
+            "batch there, --overwrite to rerun it, or choose a new folder"
+        )
+    (out / "areas").mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _run_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Numbers of runs, ok, failed and resumed for ``summary.json``."""
+    return {
+        "runs": len(records),
+        "runs_ok": sum(r.get("status") == "ok" for r in records),
+        "runs_failed": sum(r.get("status") != "ok" for r in records),
+        "runs_resumed": sum(bool(r.get("resumed")) for r in records),
+    }
+
+
+def _plan_jobs(
+    areas: Sequence[Area],
+    tasks: Sequence[AreaTask],
+    out: Path,
+    *,
+    resume: bool,
+    sweep: bool,
+) -> tuple[list[tuple[Area, AreaTask, Path]], list[dict[str, Any]]]:
+    """Jobs still to run (area, task, folder) and the records of resumed ones."""
+    jobs: list[tuple[Area, AreaTask, Path]] = []
+    records: list[dict[str, Any]] = []
+    for area in areas:
+        for task in tasks:
+            folder = out / "areas" / area.code / (task.label() if sweep else "")
+            prev = _done(folder, task) if resume else None
+            if prev is not None:
+                records.append(prev)
+            else:
+                jobs.append((area, task, folder))
+    return jobs, records
+
+
+def _run_jobs(
+    jobs: list[tuple[Area, AreaTask, Path]],
+    template: Scenario,
+    records: list[dict[str, Any]],
+    *,
+    scheduler: str | None,
+    workers: int | None,
+    memory_limit: str,
+    progress: bool | None,
+    on_dashboard: Callable[[str], object] | None,
+) -> tuple[int, str]:
+    """Run ``jobs`` on Dask, appending one record each; returns (workers, dashboard)."""
+    from distributed import as_completed
+
+    client, cluster = _client(scheduler, workers, memory_limit)
+    try:
+        dashboard = str(client.dashboard_link)
+        if on_dashboard is not None:
+            on_dashboard(dashboard)
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        # largest areas first (longest-processing-time order: shortest batch wall time);
+        # sorted as well as prioritised, since idle workers take the first tasks submitted
+        jobs.sort(key=lambda j: -float(j[0].communes.geometry.area.sum()))
+        futures = [
+            client.submit(
+                _task,
+                a,
+                template,
+                t,
+                str(f),
+                pure=False,
+                key=f"area-{a.code}-{t.key()}",
+                priority=int(a.communes.geometry.area.sum() // 1e6),
+            )
+            for a, t, f in jobs
+        ]
+        bar = tqdm(
+            total=len(futures),
+            desc="towerplan batch",
+            unit="area",
+            disable=None if progress is None else not progress,
+        )
+        for fut in as_completed(futures):
+            try:
+                records.append(fut.result())
+            except Exception as exc:  # worker died (e.g. memory limit): the area failed
+                a, t, _ = jobs[futures.index(fut)]
+                records.append(
+                    {
+                        "code": a.code,
+                        "name": a.name,
+                        "variant": t.label(),
+                        "status": "failed",
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                )
+            bar.update(1)
+        bar.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return n_workers, dashboard

@@ -915,6 +915,33 @@ def cheapest_colocations_to_target(
         ``target`` outside 0-1 (a target above 100 % is impossible), bad
         objective or unit costs.
     """
+    uc, crs = _check_colocation_args(
+        proposed, existing, target, objective=objective, time_limit_s=time_limit_s, uc=unit_costs
+    )
+    t = float(target)
+    opts = _colocation_options(existing, proposed, candidates, t, allow_add_tenant)
+    early = _trivial_plan(opts, existing, proposed, objective=objective, uc=uc, crs=crs)
+    if early is not None:
+        return early
+    cost = _colocation_costs(opts.problem, objective, uc)
+    xsel, asel, status = _colocation.solve_colocation(
+        opts.problem, cost, lexicographic=objective == "outlay", time_limit_s=time_limit_s
+    )
+    plan = _plan_from_moves(opts, existing, proposed, xsel, asel, status, uc, crs)
+    _report_plan(plan, t, status)
+    return plan
+
+
+def _check_colocation_args(
+    proposed: gpd.GeoDataFrame,
+    existing: gpd.GeoDataFrame,
+    target: float,
+    *,
+    objective: str,
+    time_limit_s: float,
+    uc: UnitCosts | None,
+) -> tuple[UnitCosts, Any]:
+    """Validate the arguments of :func:`cheapest_colocations_to_target`; returns (costs, CRS)."""
     if not 0.0 <= float(target) <= 1.0:
         raise ParameterError(
             f"target = {target}: the sharing target must be a share between 0 and 1 (a target "
@@ -924,15 +951,27 @@ def cheapest_colocations_to_target(
         raise ParameterError(f"objective = {objective!r}: use 'outlay' or 'net_cost'")
     if math.isnan(time_limit_s) or time_limit_s <= 0:
         raise ParameterError(f"time_limit_s = {time_limit_s}: must be > 0 (a safety stop)")
-    uc = unit_costs if unit_costs is not None else UnitCosts()
+    uc = uc if uc is not None else UnitCosts()
     check_unit_costs(uc)
     crs = require_metric(existing, "existing_sites")
     if len(proposed):
         require_metric(proposed, "proposed_sites")
     require_columns(existing, ["site_id", "operator", "max_tenants"], "existing_sites")
-    t = float(target)
-    opts = _colocation_options(existing, proposed, candidates, t, allow_add_tenant)
+    return uc, crs
+
+
+def _trivial_plan(
+    opts: _Options,
+    existing: gpd.GeoDataFrame,
+    proposed: gpd.GeoDataFrame,
+    *,
+    objective: str,
+    uc: UnitCosts,
+    crs: Any,
+) -> ColocationPlan | None:
+    """The plan without a MILP (target already met, or no option at all), else ``None``."""
     prob = opts.problem
+    t = prob.target
     nx_, na = len(prob.site), len(prob.add_host)
     if prob.need <= 1e-12 and objective == "outlay":
         logger.info("sharing rate %.3f already meets target %.3f: no moves", opts.rate_plan, t)
@@ -951,7 +990,7 @@ def cheapest_colocations_to_target(
             f"sharing target {t:.1%} unreachable: rate {opts.rate_plan:.1%} and no co-location "
             "option (no free tenancy within the co-location distance)"
         )
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        warnings.warn(msg, UserWarning, stacklevel=3)
         logger.warning(msg)
         return _plan_from_moves(
             opts,
@@ -963,28 +1002,35 @@ def cheapest_colocations_to_target(
             uc,
             crs,
         )
+    return None
+
+
+def _colocation_costs(
+    prob: _colocation.ColocationProblem, objective: str, uc: UnitCosts
+) -> np.ndarray:
+    """MILP cost vector of the co-location moves for ``objective``."""
     if objective == "outlay":
-        cost = _colocation.tie_break_costs(prob)
-    else:
-        scale = 1e6  # objective in million VND
-        cost = np.concatenate(
-            [
-                np.full(nx_, (uc.colocation - uc.new_dedicated_site) / scale),
-                np.full(na, uc.colocation / scale),
-                np.zeros(len(prob.single)),
-            ]
-        )
-    xsel, asel, status = _colocation.solve_colocation(
-        prob, cost, lexicographic=objective == "outlay", time_limit_s=time_limit_s
+        return _colocation.tie_break_costs(prob)
+    scale = 1e6  # objective in million VND
+    nx_, na = len(prob.site), len(prob.add_host)
+    return np.concatenate(
+        [
+            np.full(nx_, (uc.colocation - uc.new_dedicated_site) / scale),
+            np.full(na, uc.colocation / scale),
+            np.zeros(len(prob.single)),
+        ]
     )
-    plan = _plan_from_moves(opts, existing, proposed, xsel, asel, status, uc, crs)
+
+
+def _report_plan(plan: ColocationPlan, t: float, status: str) -> None:
+    """Warn when ``plan`` misses the target ``t``; log its summary."""
     if not plan.reached:
         msg = (
             f"sharing target {t:.1%} unreachable with the co-location options: best rate "
             f"{plan.rate_after:.1%} ({plan.n_relocations} relocations, {plan.n_added_tenants} added "
             "tenants); widen the co-location distance or raise max_tenants"
         )
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        warnings.warn(msg, UserWarning, stacklevel=3)
         logger.warning(msg)
     logger.info(
         "co-location plan: rate %.3f -> %.3f (target %.3f), %d relocations, %d added tenants, %s",
@@ -995,7 +1041,6 @@ def cheapest_colocations_to_target(
         plan.n_added_tenants,
         status,
     )
-    return plan
 
 
 # --------------------------------------------------------------------------- summary

@@ -81,58 +81,84 @@ def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[MilpModel, Any]:
     """Sparse MILP arrays over the kept candidates; returns (arrays, decoder)."""
     A = prob.A[:, keep].tocsr()
     W, C, cap = prob.W, prob.C[keep], prob.cap[keep]
-    m, n_op, nr = len(keep), prob.n_ops, prob.n_rows
+    m, n_op = len(keep), prob.n_ops
     pairs = (
         _conflict_pairs(prob.conflicts, keep)
         if prob.conflicts is not None
         else np.zeros((0, 2), dtype=np.int64)
     )
-    npair = len(pairs)
     if n_op == 1 and prob.n_shared == 0:
-        ncol = m + nr
-        obj = np.concatenate([C[:, 0], W[:, 0]])
-        lo = np.zeros(ncol)
-        hi = np.ones(ncol)
-        integ = np.concatenate([np.ones(m, bool), np.zeros(nr, bool)])
-        cov = sp.hstack([-A.astype(float), sp.identity(nr, format="csr")], format="csr")
-        cnt = sp.csr_matrix(np.concatenate([np.ones(m), np.zeros(nr)])[None, :])
-        blocks = [cov, cnt]
-        rlo = [np.full(nr, -np.inf), [prob.p]]
-        rhi = [np.zeros(nr), [prob.p]]
-        if npair:
-            pr = np.repeat(np.arange(npair), 2)
-            cf = sp.csr_matrix((np.ones(2 * npair), (pr, pairs.ravel())), shape=(npair, ncol))
-            blocks.append(cf)
-            rlo.append(np.full(npair, -np.inf))
-            rhi.append(np.ones(npair))
-        M = sp.vstack(blocks, format="csr")
-
-        def decode(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            opened = np.flatnonzero(x[:m] > 0.5)
-            return keep[opened], np.ones((len(opened), 1), bool), np.zeros(len(opened), bool)
-
-        def encode(sol: MCLPSolution) -> np.ndarray:
-            x = np.zeros(ncol)
-            pos = np.searchsorted(keep, sol.sites)
-            x[pos] = 1.0
-            x[m:] = np.minimum(1.0, np.asarray(A[:, pos].sum(axis=1)).ravel())
-            return x
-
-        arrays = MilpModel(
-            offset=prob.offset,
-            obj=obj,
-            lo=lo,
-            hi=hi,
-            integ=integ,
-            M=M,
-            rlo=np.concatenate([np.asarray(r, float) for r in rlo]),
-            rhi=np.concatenate([np.asarray(r, float) for r in rhi]),
-        )
-        return arrays, (decode, encode)
+        return _single_operator_model(prob, keep, A, W, C, pairs)
     pats = _patterns(n_op, int(cap.max()) if m else 1, prob.n_dedicated > 0, prob.n_shared > 0)
     if len(pats) <= MAX_PATTERNS:
         return _pattern_model(prob, keep, A, W, C, cap, pairs, pats)
-    # compact multi-operator model (many operators): x, d, h
+    return _compact_model(prob, keep, A, W, C, cap, pairs)
+
+
+def _single_operator_model(
+    prob: MCLPProblem,
+    keep: np.ndarray,
+    A: sp.csr_matrix,
+    W: np.ndarray,
+    C: np.ndarray,
+    pairs: np.ndarray,
+) -> tuple[MilpModel, Any]:
+    """Classic MCLP arrays (one operator, dedicated structures only); returns (arrays, decoder)."""
+    m, nr = len(keep), prob.n_rows
+    npair = len(pairs)
+    ncol = m + nr
+    obj = np.concatenate([C[:, 0], W[:, 0]])
+    lo = np.zeros(ncol)
+    hi = np.ones(ncol)
+    integ = np.concatenate([np.ones(m, bool), np.zeros(nr, bool)])
+    cov = sp.hstack([-A.astype(float), sp.identity(nr, format="csr")], format="csr")
+    cnt = sp.csr_matrix(np.concatenate([np.ones(m), np.zeros(nr)])[None, :])
+    blocks = [cov, cnt]
+    rlo = [np.full(nr, -np.inf), [prob.p]]
+    rhi = [np.zeros(nr), [prob.p]]
+    if npair:
+        pr = np.repeat(np.arange(npair), 2)
+        cf = sp.csr_matrix((np.ones(2 * npair), (pr, pairs.ravel())), shape=(npair, ncol))
+        blocks.append(cf)
+        rlo.append(np.full(npair, -np.inf))
+        rhi.append(np.ones(npair))
+    M = sp.vstack(blocks, format="csr")
+
+    def decode(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        opened = np.flatnonzero(x[:m] > 0.5)
+        return keep[opened], np.ones((len(opened), 1), bool), np.zeros(len(opened), bool)
+
+    def encode(sol: MCLPSolution) -> np.ndarray:
+        x = np.zeros(ncol)
+        pos = np.searchsorted(keep, sol.sites)
+        x[pos] = 1.0
+        x[m:] = np.minimum(1.0, np.asarray(A[:, pos].sum(axis=1)).ravel())
+        return x
+
+    arrays = MilpModel(
+        offset=prob.offset,
+        obj=obj,
+        lo=lo,
+        hi=hi,
+        integ=integ,
+        M=M,
+        rlo=np.concatenate([np.asarray(r, float) for r in rlo]),
+        rhi=np.concatenate([np.asarray(r, float) for r in rhi]),
+    )
+    return arrays, (decode, encode)
+
+
+def _compact_model(
+    prob: MCLPProblem,
+    keep: np.ndarray,
+    A: sp.csr_matrix,
+    W: np.ndarray,
+    C: np.ndarray,
+    cap: np.ndarray,
+    pairs: np.ndarray,
+) -> tuple[MilpModel, Any]:
+    """Compact multi-operator arrays (x, d, h, z columns); returns (arrays, decoder)."""
+    m, n_op, nr = len(keep), prob.n_ops, prob.n_rows
     zi, zo = np.nonzero(W > 0)
     nz = len(zi)
     has_h = prob.n_shared > 0
@@ -152,7 +178,68 @@ def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[MilpModel, Any]:
     integ[:off_z] = True
     # coverage rows: z_io - sum_j A_ij x_jo <= 0
     rows, cols, vals, rlo_l, rhi_l = _coverage_rows(A, zi, zo, nr, n_op, 0, off_z)
-    r0 = nz
+    r0 = _compact_rows(
+        (rows, cols, vals, rlo_l, rhi_l),
+        prob=prob,
+        cap=cap,
+        pairs=pairs,
+        r0=nz,
+        has_h=has_h,
+        off_d=off_d,
+        off_h=off_h,
+    )
+    M = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, ncol)
+    )
+
+    def decode_m(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d = x[off_d : off_d + m] > 0.5
+        hh = x[off_h : off_h + m] > 0.5 if has_h else np.zeros(m, bool)
+        opened = np.flatnonzero(d | hh)
+        ten = x[:nx].reshape(m, n_op)[opened] > 0.5
+        return keep[opened], ten, hh[opened]
+
+    def encode_m(sol: MCLPSolution) -> np.ndarray:
+        x = np.zeros(ncol)
+        pos = np.searchsorted(keep, sol.sites)
+        X = np.zeros((m, n_op))
+        X[pos] = sol.tenants
+        x[:nx] = X.ravel()
+        x[off_d + pos[~sol.shared]] = 1.0
+        if has_h:
+            x[off_h + pos[sol.shared]] = 1.0
+        cov = np.asarray(A @ X)
+        x[off_z:] = np.minimum(1.0, cov[zi, zo])
+        return x
+
+    arrays = MilpModel(
+        offset=prob.offset,
+        obj=obj,
+        lo=lo,
+        hi=hi,
+        integ=integ,
+        M=M,
+        rlo=np.concatenate(rlo_l),
+        rhi=np.concatenate(rhi_l),
+    )
+    return arrays, (decode_m, encode_m)
+
+
+def _compact_rows(
+    parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[Any], list[Any]],
+    *,
+    prob: MCLPProblem,
+    cap: np.ndarray,
+    pairs: np.ndarray,
+    r0: int,
+    has_h: bool,
+    off_d: int,
+    off_h: int,
+) -> int:
+    """Append tenancy, quota and conflict rows of the compact model; returns the row count."""
+    rows, cols, vals, rlo_l, rhi_l = parts
+    m, n_op, npair = len(cap), prob.n_ops, len(pairs)
+    nx = m * n_op
     jj = np.arange(m)
     # tenancy: sum_o x_jo - d_j - 2 h_j >= 0 ; sum_o x_jo - d_j - cap_j h_j <= 0
     for lower in (True, False):
@@ -203,41 +290,7 @@ def _model_arrays(prob: MCLPProblem, keep: np.ndarray) -> tuple[MilpModel, Any]:
         rlo_l.append(np.full(npair, -np.inf))
         rhi_l.append(np.ones(npair))
         r0 += npair
-    M = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, ncol)
-    )
-
-    def decode_m(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        d = x[off_d : off_d + m] > 0.5
-        hh = x[off_h : off_h + m] > 0.5 if has_h else np.zeros(m, bool)
-        opened = np.flatnonzero(d | hh)
-        ten = x[:nx].reshape(m, n_op)[opened] > 0.5
-        return keep[opened], ten, hh[opened]
-
-    def encode_m(sol: MCLPSolution) -> np.ndarray:
-        x = np.zeros(ncol)
-        pos = np.searchsorted(keep, sol.sites)
-        X = np.zeros((m, n_op))
-        X[pos] = sol.tenants
-        x[:nx] = X.ravel()
-        x[off_d + pos[~sol.shared]] = 1.0
-        if has_h:
-            x[off_h + pos[sol.shared]] = 1.0
-        cov = np.asarray(A @ X)
-        x[off_z:] = np.minimum(1.0, cov[zi, zo])
-        return x
-
-    arrays = MilpModel(
-        offset=prob.offset,
-        obj=obj,
-        lo=lo,
-        hi=hi,
-        integ=integ,
-        M=M,
-        rlo=np.concatenate(rlo_l),
-        rhi=np.concatenate(rhi_l),
-    )
-    return arrays, (decode_m, encode_m)
+    return r0
 
 
 def _patterns(n_op: int, tmax: int, ded: bool, shr: bool) -> list[tuple[int, ...]]:

@@ -102,6 +102,115 @@ def greedy(prob: MCLPProblem) -> MCLPSolution:
     return sol
 
 
+class _SwapState:
+    """Mutable bookkeeping of :func:`local_search`: coverage counts, residual weights, values."""
+
+    def __init__(self, prob: MCLPProblem, sol: MCLPSolution) -> None:
+        m, n_op = prob.n_cand, prob.n_ops
+        self.prob = prob
+        A = prob.A
+        self.Acsc = A.tocsc()
+        self.sites = sol.sites.copy()
+        self.ten = sol.tenants.copy()
+        self.shared = sol.shared.copy()
+        sites, ten = self.sites, self.ten
+        self.cnt = np.asarray(A[:, sites].astype(np.int32) @ ten.astype(np.int32)).reshape(
+            prob.n_rows, n_op
+        )
+        self.Wres = prob.W * (self.cnt == 0)
+        self.open_ten = np.zeros((m, n_op), dtype=bool)
+        self.open_ten[sites] = ten
+        self.G = (np.asarray(A.T @ self.Wres) if prob.n_rows else np.zeros((m, n_op))) + prob.C * (
+            ~self.open_ten
+        )
+        self.D, self.S = _type_values(self.G, prob.cap)
+        self.is_open = np.zeros(m, dtype=bool)
+        self.is_open[sites] = True
+        self.nblock = np.zeros(m, dtype=np.int64)
+        conf = prob.conflicts
+        if conf is not None:
+            for j in sites:
+                self.nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += 1
+
+    def col_rows(self, j: int) -> np.ndarray:
+        """Rows covered by candidate ``j``."""
+        return self.Acsc.indices[self.Acsc.indptr[j] : self.Acsc.indptr[j + 1]]
+
+    def block(self, j: int, step: int) -> None:
+        """Add ``step`` to the conflict counters of the neighbours of ``j``."""
+        conf = self.prob.conflicts
+        if conf is not None:
+            self.nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += step
+
+    def refresh(self, rows: np.ndarray, extra_cols: np.ndarray) -> None:
+        """Recompute Wres on rows and G, D, S on the affected candidates."""
+        prob, G, Wres = self.prob, self.G, self.Wres
+        A, C, cap = prob.A, prob.C, prob.cap
+        newres = prob.W[rows] * (self.cnt[rows] == 0)
+        dW = newres - Wres[rows]
+        Wres[rows] = newres
+        pos, cols = _gather(A.indptr, A.indices, rows)
+        if len(cols):
+            uc, inv = np.unique(cols, return_inverse=True)
+            for o in range(prob.n_ops):
+                G[uc, o] += np.bincount(inv, weights=dW[pos, o], minlength=len(uc))
+        else:
+            uc = np.zeros(0, dtype=np.int64)
+        for c in extra_cols:
+            G[c] = Wres[self.col_rows(int(c))].sum(axis=0) + C[c] * (~self.open_ten[c])
+        aff = np.unique(np.concatenate([uc, extra_cols]))
+        self.D[aff], self.S[aff] = _type_values(G[aff], cap[aff])
+
+    def place(self, s: int, j: int, rows: np.ndarray, tm: np.ndarray) -> None:
+        """Open structure ``s`` at candidate ``j`` (covering ``rows``) with tenants ``tm``."""
+        self.cnt[np.ix_(rows, np.flatnonzero(tm))] += 1
+        self.sites[s] = j
+        self.ten[s] = tm
+        self.is_open[j] = True
+        self.open_ten[j] = tm
+        self.block(j, 1)
+
+    def try_move(self, s: int, tol: float) -> float | None:
+        """Remove structure ``s`` and re-insert the best one of its type; the gain or ``None``."""
+        W, C, cap = self.prob.W, self.prob.C, self.prob.cap
+        j = int(self.sites[s])
+        T = self.ten[s]
+        t_shared = bool(self.shared[s])
+        rows = self.col_rows(j)
+        Tidx = np.flatnonzero(T)
+        loss = float((W[np.ix_(rows, Tidx)] * (self.cnt[np.ix_(rows, Tidx)] == 1)).sum())
+        loss += float(C[j, Tidx].sum())
+        # tentative removal
+        self.cnt[np.ix_(rows, Tidx)] -= 1
+        self.is_open[j] = False
+        self.open_ten[j] = False
+        self.block(j, -1)
+        self.refresh(rows, np.array([j]))
+        vals = self.S if t_shared else self.D
+        elig = (~self.is_open) & (self.nblock == 0)
+        cand_vals = np.where(elig, vals, -np.inf)
+        best = int(np.argmax(cand_vals))
+        best_v = float(cand_vals[best])
+        if best_v > loss + tol and best != j:
+            tm = _pick_tenants(self.G[best], t_shared, int(cap[best]))
+            brow = self.col_rows(best)
+            self.place(s, best, brow, tm)
+            self.refresh(brow, np.array([best, j]))
+            return best_v - loss
+        # restore j (possibly with better tenants at the same place)
+        g = self.G[j]
+        tm = _pick_tenants(g, t_shared, int(cap[j]))
+        gain_new = float(g[tm].sum())
+        gain: float | None = None
+        if gain_new > loss + tol:
+            gain = gain_new - loss
+        else:
+            tm = T
+        self.place(s, j, rows, tm)
+        self.refresh(rows, np.array([j]))
+        return gain
+
+
 def local_search(
     prob: MCLPProblem,
     sol: MCLPSolution,
@@ -119,55 +228,15 @@ def local_search(
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    m, n_op = prob.n_cand, prob.n_ops
     k = len(sol.sites)
     if k == 0:
         return sol
-    A = prob.A
-    Acsc = A.tocsc()
-    W, C, cap = prob.W, prob.C, prob.cap
-    sites = sol.sites.copy()
-    ten = sol.tenants.copy()
-    shared = sol.shared.copy()
-    cnt = np.asarray(A[:, sites].astype(np.int32) @ ten.astype(np.int32)).reshape(prob.n_rows, n_op)
-    Wres = W * (cnt == 0)
-    open_ten = np.zeros((m, n_op), dtype=bool)
-    open_ten[sites] = ten
-    G = (np.asarray(A.T @ Wres) if prob.n_rows else np.zeros((m, n_op))) + C * (~open_ten)
-    D, S = _type_values(G, cap)
-    is_open = np.zeros(m, dtype=bool)
-    is_open[sites] = True
-    conf = prob.conflicts
-    nblock = np.zeros(m, dtype=np.int64)
-    if conf is not None:
-        for j in sites:
-            nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += 1
+    st = _SwapState(prob, sol)
     scale = max(prob.total_weight, 1.0)
     moves = 0
     passes = 0
     timed_out = False
     obj = sol.objective if np.isfinite(sol.objective) else evaluate(prob, sol)
-
-    def col_rows(j: int) -> np.ndarray:
-        return Acsc.indices[Acsc.indptr[j] : Acsc.indptr[j + 1]]
-
-    def refresh(rows: np.ndarray, extra_cols: np.ndarray) -> None:
-        """Recompute Wres on rows and G, D, S on the affected candidates."""
-        newres = W[rows] * (cnt[rows] == 0)
-        dW = newres - Wres[rows]
-        Wres[rows] = newres
-        pos, cols = _gather(A.indptr, A.indices, rows)
-        if len(cols):
-            uc, inv = np.unique(cols, return_inverse=True)
-            for o in range(n_op):
-                G[uc, o] += np.bincount(inv, weights=dW[pos, o], minlength=len(uc))
-        else:
-            uc = np.zeros(0, dtype=np.int64)
-        for c in extra_cols:
-            G[c] = Wres[col_rows(int(c))].sum(axis=0) + C[c] * (~open_ten[c])
-        aff = np.unique(np.concatenate([uc, extra_cols]))
-        D[aff], S[aff] = _type_values(G[aff], cap[aff])
-
     improved = True
     while improved and passes < max_passes:
         improved = False
@@ -176,62 +245,16 @@ def local_search(
             if safety is not None and safety.expired():
                 timed_out = True
                 break
-            j = int(sites[s])
-            T = ten[s]
-            t_shared = bool(shared[s])
-            rows = col_rows(j)
-            Tidx = np.flatnonzero(T)
-            loss = float((W[np.ix_(rows, Tidx)] * (cnt[np.ix_(rows, Tidx)] == 1)).sum())
-            loss += float(C[j, Tidx].sum())
-            # tentative removal
-            cnt[np.ix_(rows, Tidx)] -= 1
-            is_open[j] = False
-            open_ten[j] = False
-            if conf is not None:
-                nbr = conf.indices[conf.indptr[j] : conf.indptr[j + 1]]
-                nblock[nbr] -= 1
-            refresh(rows, np.array([j]))
-            vals = S if t_shared else D
-            elig = (~is_open) & (nblock == 0)
-            cand_vals = np.where(elig, vals, -np.inf)
-            best = int(np.argmax(cand_vals))
-            best_v = float(cand_vals[best])
-            if best_v > loss + 1e-9 * scale and best != j:
-                g = G[best]
-                tm = _pick_tenants(g, t_shared, int(cap[best]))
-                brow = col_rows(best)
-                cnt[np.ix_(brow, np.flatnonzero(tm))] += 1
-                sites[s] = best
-                ten[s] = tm
-                is_open[best] = True
-                open_ten[best] = tm
-                if conf is not None:
-                    nblock[conf.indices[conf.indptr[best] : conf.indptr[best + 1]]] += 1
-                refresh(brow, np.array([best, j]))
-                obj += best_v - loss
+            gain = st.try_move(int(s), 1e-9 * scale)
+            if gain is not None:
+                obj += gain
                 moves += 1
                 improved = True
-            else:
-                # restore j (possibly with better tenants at the same place)
-                g = G[j]
-                tm = _pick_tenants(g, t_shared, int(cap[j]))
-                gain_new = float(g[tm].sum())
-                if gain_new > loss + 1e-9 * scale:
-                    obj += gain_new - loss
-                    moves += 1
-                    improved = True
-                else:
-                    tm = T
-                cnt[np.ix_(rows, np.flatnonzero(tm))] += 1
-                ten[s] = tm
-                is_open[j] = True
-                open_ten[j] = tm
-                if conf is not None:
-                    nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += 1
-                refresh(rows, np.array([j]))
         if timed_out:
             break
-    out = MCLPSolution(sites=sites, tenants=ten, shared=shared, method=sol.method + "+swap")
+    out = MCLPSolution(
+        sites=st.sites, tenants=st.ten, shared=st.shared, method=sol.method + "+swap"
+    )
     out.time_limited = sol.time_limited or timed_out
     out.objective = evaluate(prob, out)
     if abs(out.objective - obj) > 1e-6 * scale:
@@ -425,6 +448,78 @@ def _subproblem(
     return sub, region
 
 
+def _lns_freed(
+    prob: MCLPProblem, adj: sp.csr_matrix, sites: np.ndarray, seed_c: int, window: int
+) -> list[int]:
+    """Positions of up to ``window`` open structures nearest ``seed_c`` (BFS over ``adj``)."""
+    k = len(sites)
+    pos_of = {int(j): i for i, j in enumerate(sites)}
+    frontier = np.array([seed_c])
+    seen = np.zeros(prob.n_cand, dtype=bool)
+    seen[frontier] = True
+    freed: list[int] = [pos_of[seed_c]] if seed_c in pos_of else []
+    while len(freed) < window and len(frontier):
+        nb = np.unique(_gather(adj.indptr, adj.indices, frontier)[1])
+        nb = nb[~seen[nb]]
+        seen[nb] = True
+        for j in nb:
+            q = pos_of.get(int(j))
+            if q is not None and q not in freed:
+                freed.append(q)
+        frontier = nb
+        if seen.sum() > 40 * window * max(1, prob.n_cand // max(1, 10 * k)):
+            break
+    return freed
+
+
+def _lns_limits(safety: SafetyStop | None, sub_nodes: int, sub_gap: float) -> WorkLimits:
+    """Work limits of one LNS window MILP."""
+    if safety is not None:
+        return safety.limits(sub_nodes, sub_gap, LNS_SUB_CHECKPOINTS)
+    return WorkLimits(max_nodes=sub_nodes, mip_gap=sub_gap, max_checkpoints=LNS_SUB_CHECKPOINTS)
+
+
+def _lns_window_problem(
+    prob: MCLPProblem,
+    adj: sp.csr_matrix,
+    sites: np.ndarray,
+    ten: np.ndarray,
+    shared: np.ndarray,
+    seed_c: int,
+    window: int,
+) -> tuple[MCLPProblem, np.ndarray, MCLPSolution, np.ndarray] | None:
+    """Window sub-problem around ``seed_c``: (sub, candidate map, current solution, kept mask).
+
+    ``None`` when the window holds no open structure or loses one of them.
+    """
+    freed = _lns_freed(prob, adj, sites, seed_c, window)
+    if not freed:
+        return None
+    freed_idx = np.array(freed[:window], dtype=np.int64)
+    fcand = sites[freed_idx]
+    region = np.unique(
+        np.concatenate(
+            [fcand, [seed_c], _gather(adj.indptr, adj.indices, np.append(fcand, seed_c))[1]]
+        )
+    )
+    keep_mask = np.ones(len(sites), dtype=bool)
+    keep_mask[freed_idx] = False
+    sub, cmap = _subproblem(
+        prob,
+        region,
+        sites[keep_mask],
+        ten[keep_mask],
+        int((~shared[freed_idx]).sum()),
+        int(shared[freed_idx].sum()),
+    )
+    lpos = np.searchsorted(cmap, fcand)
+    if not np.array_equal(cmap[np.clip(lpos, 0, len(cmap) - 1)], fcand):
+        return None
+    cur = MCLPSolution(lpos, ten[freed_idx], shared[freed_idx])
+    cur.objective = evaluate(sub, cur)
+    return sub, cmap, cur, keep_mask
+
+
 def lns(
     prob: MCLPProblem,
     sol: MCLPSolution,
@@ -482,68 +577,24 @@ def lns(
         if not queue:
             queue = [int(j) for j in sites[rng.permutation(k)]]
         seed_c = queue.pop()
-        # BFS over the candidate graph from the seed until `window` open sites are found
-        pos_of = {int(j): i for i, j in enumerate(sites)}
-        frontier = np.array([seed_c])
-        seen = np.zeros(prob.n_cand, dtype=bool)
-        seen[frontier] = True
-        freed: list[int] = [pos_of[seed_c]] if seed_c in pos_of else []
-        while len(freed) < window and len(frontier):
-            nb = np.unique(_gather(adj.indptr, adj.indices, frontier)[1])
-            nb = nb[~seen[nb]]
-            seen[nb] = True
-            for j in nb:
-                q = pos_of.get(int(j))
-                if q is not None and q not in freed:
-                    freed.append(q)
-            frontier = nb
-            if seen.sum() > 40 * window * max(1, prob.n_cand // max(1, 10 * k)):
-                break
-        if not freed:
+        built = _lns_window_problem(prob, adj, sites, ten, shared, seed_c, window)
+        if built is None:
             stale += 1
             continue
-        freed_idx = np.array(freed[:window], dtype=np.int64)
-        fcand = sites[freed_idx]
-        region = np.unique(
-            np.concatenate(
-                [fcand, [seed_c], _gather(adj.indptr, adj.indices, np.append(fcand, seed_c))[1]]
-            )
-        )
-        keep_mask = np.ones(k, dtype=bool)
-        keep_mask[freed_idx] = False
-        sub, cmap = _subproblem(
-            prob,
-            region,
-            sites[keep_mask],
-            ten[keep_mask],
-            int((~shared[freed_idx]).sum()),
-            int(shared[freed_idx].sum()),
-        )
-        lpos = np.searchsorted(cmap, fcand)
-        if not np.array_equal(cmap[np.clip(lpos, 0, len(cmap) - 1)], fcand):
-            stale += 1
-            continue
-        cur = MCLPSolution(lpos, ten[freed_idx], shared[freed_idx])
-        cur.objective = evaluate(sub, cur)
+        sub, cmap, cur, keep_mask = built
         n_sub += 1
         try:
-            limits = (
-                safety.limits(sub_nodes, sub_gap, LNS_SUB_CHECKPOINTS)
-                if safety is not None
-                else WorkLimits(
-                    max_nodes=sub_nodes, mip_gap=sub_gap, max_checkpoints=LNS_SUB_CHECKPOINTS
-                )
-            )
-            res = solve_milp(sub, limits, start=cur)
+            res = solve_milp(sub, _lns_limits(safety, sub_nodes, sub_gap), start=cur)
             timed_out = timed_out or res.time_limited
         except InfeasibleModelError:
             stale += 1
             continue
         if res.objective > cur.objective + 1e-9 * scale:
-            new_sites = cmap[res.sites]
-            sites = np.concatenate([sites[keep_mask], new_sites])
-            ten = np.concatenate([ten[keep_mask], res.tenants])
-            shared = np.concatenate([shared[keep_mask], res.shared])
+            sites, ten, shared = (
+                np.concatenate([sites[keep_mask], cmap[res.sites]]),
+                np.concatenate([ten[keep_mask], res.tenants]),
+                np.concatenate([shared[keep_mask], res.shared]),
+            )
             obj += res.objective - cur.objective
             n_imp += 1
             stale = 0
@@ -554,11 +605,9 @@ def lns(
     out.time_limited = sol.time_limited or timed_out
     out.log = dict(sol.log)
     out.log.update(
-        {
-            "lns_s": time.perf_counter() - t0,
-            "lns_subproblems": n_sub,
-            "lns_improvements": n_imp,
-            "lns_final_window": window,
-        }
+        lns_s=time.perf_counter() - t0,
+        lns_subproblems=n_sub,
+        lns_improvements=n_imp,
+        lns_final_window=window,
     )
     return out
