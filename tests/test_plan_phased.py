@@ -1,26 +1,39 @@
-"""The phased plan end to end on the Testville fixture: base phase kept, later periods,
-capacity beside coverage, switching points (one existing, locked) and phasing.csv."""
+"""The phased plan end to end on the Testville fixture: base phase kept (the sites of a
+separate base-year run, via phasing.base_scenario or a finished plan folder), later
+periods, capacity beside coverage, switching points (one existing, locked), phasing.csv."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 import pytest
+import yaml
 from _city_fixture import X0, Y0, make_city, write_scenario
 from shapely.geometry import Point, box
 
-from towerplan.plan import run_plan
+from towerplan.errors import ScenarioError
+from towerplan.plan import PlanState, run_plan, run_stages
 from towerplan.scenario import load_scenario
+
+SAME = ["site_id", "site_type", "operators", "n_tenants", "lon", "lat", "cand_id", "district"]
 
 
 @pytest.fixture(scope="module")
 def phased(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("phased")
     scen = make_city(folder)
+    (folder / "base.yaml").write_text(yaml.safe_dump(scen, allow_unicode=True), encoding="utf-8")
+    base = run_plan(load_scenario(folder / "base.yaml"), folder / "base_out", maps=False,
+                    best_server=False)  # fmt: skip
     scen["name"], scen["year"] = "testville-2030", 2030
-    scen["phasing"] = {"base_year": 2025, "periods": [{"year": 2028}, {"year": 2030}]}
+    scen["phasing"] = {
+        "base_year": 2025,
+        "base_scenario": "base.yaml",
+        "periods": [{"year": 2028}, {"year": 2030}],
+    }
     scen["switching"] = {"new_by_year": {"2025": 2, "2030": 1}, "grid_m": 1000}
     gpd.GeoDataFrame(
         {"TEN_KHU": ["Khu đô thị mới"]}, geometry=[box(X0 + 7000, Y0, X0 + 10000, Y0 + 4000)],
@@ -34,7 +47,79 @@ def phased(tmp_path_factory: pytest.TempPathFactory) -> dict:
     res = run_plan(
         load_scenario(write_scenario(folder, scen)), folder / "out", maps=False, best_server=False
     )
-    return {"res": res, "out": folder / "out"}
+    return {"res": res, "out": folder / "out", "base": base, "base_out": folder / "base_out"}
+
+
+def _xy(gdf: gpd.GeoDataFrame) -> list[tuple[float, float]]:
+    return list(zip(gdf.geometry.x, gdf.geometry.y, strict=True))
+
+
+def test_base_sites_identical_to_a_separate_base_run(phased: dict) -> None:
+    # the 2025 sites of the 2030 plan are the separate 2025 plan's, value for value
+    sep = gpd.read_file(phased["base_out"] / "towerplan.gpkg", layer="proposed_sites")
+    p = gpd.read_file(phased["out"] / "towerplan.gpkg", layer="proposed_sites")
+    first = p[p["build_year"] == 2025].reset_index(drop=True)
+    assert len(first) == len(sep) == 8
+    pd.testing.assert_frame_equal(first[SAME], sep[SAME])
+    assert _xy(first) == _xy(sep)
+    assert not set(p.loc[p["build_year"] > 2025, "site_id"]) & set(sep["site_id"])
+    s = phased["res"].summary["siting"]
+    assert s["base_plan"] == {"from": "phasing.base_scenario testville-2025", "sites": 8}
+    assert s["objective"] == phased["base"].summary["siting"]["objective"]
+
+
+def test_base_plan_folder_gives_the_same_sites(phased: dict) -> None:
+    scen = phased["res"].state.scenario
+    ph = dataclasses.replace(scen.phasing, base_plan=str(phased["base_out"]))
+    state = PlanState(dataclasses.replace(scen, phasing=ph))
+    state = run_stages(state, ["load_inputs", "demand_grid", "coverage_before", "candidates",
+                               "siting"], progress=False)  # fmt: skip
+    sep = phased["base"].layers["proposed_sites"]
+    got = state.siting.proposed
+    pd.testing.assert_frame_equal(got[SAME], sep[SAME].reset_index(drop=True), check_dtype=False)
+    assert _xy(got) == _xy(sep)
+    assert state.siting.summary()["base_plan"]["from"].startswith("phasing.base_plan")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"crs": "EPSG:32649"}, "set crs: EPSG:32649"),
+        ({"year": 2029}, "set phasing.base_year: 2025"),
+        ({"operators": ("Alpha",)}, "use the same 'operators'"),
+        ({"area": 0.5}, "use the same data.districts"),
+    ],
+)
+def test_base_plan_that_does_not_fit_is_refused(
+    phased: dict, change: dict, message: str
+) -> None:
+    from towerplan.siting.phasing import check_base_plan, read_base_plan
+
+    base = read_base_plan(phased["base_out"], origin="--base-plan X")
+    districts = phased["res"].state.inputs.districts
+    if "area" in change:
+        districts = districts.assign(geometry=districts.geometry.scale(0.5, 0.5))
+    kw = {"crs": "EPSG:32648", "base_year": 2025, "operators": ["Beta", "Alpha"],
+          "districts": districts, "data_kind": base.data_kind}  # fmt: skip
+    if "crs" in change:
+        kw["crs"] = change["crs"]
+    if "year" in change:
+        kw["base_year"] = change["year"]
+    if "operators" in change:
+        kw["operators"] = list(change["operators"])
+    with pytest.raises(ScenarioError, match=message.replace("(", r"\(")) as err:
+        check_base_plan(base, **kw)  # type: ignore[arg-type]
+    assert str(err.value).startswith("--base-plan X: ")
+    check_base_plan(base, crs="EPSG:32648", base_year=2025, operators=["Beta", "Alpha"],
+                    districts=phased["res"].state.inputs.districts, data_kind=base.data_kind)  # fmt: skip
+
+
+def test_base_plan_folder_missing(tmp_path: Path) -> None:
+    from towerplan.errors import DataFileError
+    from towerplan.siting.phasing import read_base_plan
+
+    with pytest.raises(DataFileError, match="--base-plan: .* holds no towerplan.gpkg"):
+        read_base_plan(tmp_path, origin="--base-plan")
 
 
 def test_base_phase_kept_and_later_periods_added(phased: dict) -> None:

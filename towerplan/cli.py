@@ -113,6 +113,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "quick look (default: the scenario's sites.work_limit, 1.0)",
     )
     pl.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    pl.add_argument(
+        "--base-plan",
+        type=Path,
+        default=None,
+        help="a finished plan output folder whose new sites are the base phase of a phased "
+        "scenario (sets phasing.base_plan)",
+    )
     pl.add_argument("--no-raster", action="store_true", help="skip the best-server GeoTIFF")
     pl.add_argument("--no-maps", action="store_true", help="skip the HTML maps")
     pl.add_argument("--sheets", action="store_true", help="also render static PDF/PNG map sheets")
@@ -308,6 +315,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     check_out_dir(args.out, args.overwrite, protected=_protected(args.scenario, scen))
     if args.lang:
         scen = dataclasses.replace(scen, language=args.lang)
+    if args.base_plan is not None:
+        scen = _with_base_plan(scen, args.base_plan)
     res = run_plan(
         scen,
         args.out,
@@ -325,6 +334,19 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     with use_language(scen.language):
         _plan_summary(res, args.out)
     return 0
+
+
+def _with_base_plan(scen: Any, folder: Path) -> Any:
+    """``scen`` with ``phasing.base_plan`` = ``folder`` (``--base-plan``)."""
+    from towerplan.errors import ScenarioError
+
+    if scen.phasing.base_year is None:
+        raise ScenarioError(
+            f"--base-plan: scenario {scen.name} is not phased; set phasing.base_year and "
+            "phasing.periods, or drop --base-plan"
+        )
+    ph = dataclasses.replace(scen.phasing, base_plan=str(folder.resolve()))
+    return dataclasses.replace(scen, phasing=ph)
 
 
 def _plan_summary(res: Any, out_dir: Path) -> None:

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 from towerplan import capacity, coverage, demand, kpis, siting
 from towerplan._gaps import gap_polygons
 from towerplan._validate import assign_district, points_xy, require_metric
-from towerplan.errors import EmptyInputError, StageError
+from towerplan.errors import EmptyInputError, ScenarioError, StageError
 from towerplan.inputs import readers as tio
 from towerplan.inputs._base import DEMO_KIND, PlanInputs
 from towerplan.outputs.folder import check_out_dir, staged_output
@@ -222,14 +222,25 @@ class SitingStage:
 
     Attributes
     ----------
-    result : SitingResult
-        The solver's result.
+    result : SitingResult or None
+        The solver's result (``None`` when a finished base plan was read).
     proposed : GeoDataFrame
         The new sites with ``district``, ``lon``, ``lat`` and ``radius_m``.
+    base : dict
+        ``phasing.base_plan`` / ``base_scenario``: where the sites come from, and that
+        plan's ``summary.json`` block ``siting`` when ``result`` is ``None``.
     """
 
-    result: siting.SitingResult
+    result: siting.SitingResult | None
     proposed: gpd.GeoDataFrame
+    base: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The ``siting`` block of ``summary.json``."""
+        out = self.result.summary() if self.result is not None else dict(self.base["siting"])
+        if self.base:
+            out["base_plan"] = {k: v for k, v in self.base.items() if k != "siting"}
+        return out
 
 
 @dataclass(frozen=True)
@@ -492,7 +503,11 @@ def _candidates(state: PlanState) -> CandidatesStage:
 
 
 def _siting(state: PlanState) -> SitingStage:
-    """The new sites: multi-operator maximal covering with the scenario's quotas."""
+    """The new sites: multi-operator maximal covering with the scenario's quotas, or the
+    sites of the base plan (``phasing.base_plan`` / ``phasing.base_scenario``)."""
+    ph = state.scenario.phasing
+    if ph.base_plan or ph.base_scenario:
+        return _base_siting(state)
     st, opt = state.scenario.sites, state.options
     cands = state._need("candidates").candidates
     res = siting.plan_new_sites(
@@ -518,6 +533,53 @@ def _siting(state: PlanState) -> SitingStage:
     assert state.before.radius is not None
     proposed["radius_m"] = state.before.radius(points_xy(proposed, "proposed_sites"))
     return SitingStage(result=res, proposed=proposed)
+
+
+def _base_siting(state: PlanState) -> SitingStage:
+    """The base phase from a finished plan folder, else from the base scenario run first
+    through the same stages with the same options (= a separate run of it)."""
+    from towerplan.siting import phasing
+
+    scenario, ph = state.scenario, state.scenario.phasing
+    result = None
+    if ph.base_plan:
+        origin = f"phasing.base_plan (--base-plan) {ph.base_plan}"
+        base = phasing.read_base_plan(scenario.resolve(ph.base_plan), origin=origin)
+    else:
+        bs = _base_scenario(scenario)
+        todo = ["load_inputs", "demand_grid", "coverage_before", "candidates", "siting"]
+        bstate = run_stages(PlanState(bs, state.options), todo, progress=False)
+        sit = bstate._need("siting")
+        result = sit.result
+        base = phasing.BasePlan(
+            sit.proposed, sit.summary(), bs.crs, bs.year, bstate.inputs.data_kind,
+            bs.operator_names, bstate.inputs.districts, f"phasing.base_scenario {bs.name}",
+        )  # fmt: skip
+    assert ph.base_year is not None
+    phasing.check_base_plan(
+        base, crs=scenario.crs, base_year=ph.base_year, operators=scenario.operator_names,
+        districts=state.inputs.districts, data_kind=state.inputs.data_kind,
+    )  # fmt: skip
+    proposed = base.proposed.copy()
+    if "radius_m" not in proposed.columns:
+        assert state.before.radius is not None
+        proposed["radius_m"] = state.before.radius(points_xy(proposed, "proposed_sites"))
+    info = {"from": base.origin, "sites": len(proposed), "siting": base.siting}
+    return SitingStage(result=result, proposed=proposed, base=info)
+
+
+def _base_scenario(scenario: Scenario) -> Scenario:
+    """``phasing.base_scenario`` loaded (a built-in name or a path beside the scenario)."""
+    from towerplan.scenario import builtin_scenarios, load_scenario
+
+    ref = str(scenario.phasing.base_scenario)
+    base = load_scenario(ref if ref in builtin_scenarios() else scenario.resolve(ref))
+    if base.phasing.base_scenario or base.phasing.base_plan:
+        raise ScenarioError(
+            f"phasing.base_scenario {ref}: that scenario has a base plan of its own; name a "
+            "scenario without phasing.base_scenario / base_plan"
+        )
+    return base
 
 
 def _coverage_after(state: PlanState) -> CoverageStage:
@@ -1120,7 +1182,7 @@ def build_summary(state: PlanState) -> dict[str, Any]:
     scenario, inputs, st = state.scenario, state.inputs, state.scenario.sites
     dem, before, after = state.demand, state.before, state.after
     existing, proposed = state.existing, state.proposed
-    k, res = state._need("kpis"), state._need("siting").result
+    k, sit = state._need("kpis"), state._need("siting")
     pop_total = float(dem.population.sum())
     n_total = len(existing) + len(proposed)
     conv = st.radius_convention
@@ -1158,7 +1220,7 @@ def build_summary(state: PlanState) -> dict[str, Any]:
         "coverage_measures": COVERAGE_MEASURES,
         "input_report": inputs.report,
         "operators": scenario.market_shares,
-        "siting": res.summary(),
+        "siting": sit.summary(),
         "plan_fidelity": k.fidelity,
         "export_settings": dataclasses.asdict(scenario.export),
         "capacity_check": capacity.summary_keys(k.capacity, scenario.capacity),

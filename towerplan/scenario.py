@@ -247,6 +247,13 @@ class PhasingSettings:
     """Branch-and-bound node limit of the multi-period model (bounds work, not time)."""
     time_limit_s: float = 600.0
     """Safety limit only; a run it cuts says so in summary.json (``phasing.stopped_by``)."""
+    base_scenario: str | None = None
+    """Scenario (built-in name or path) whose plan is the base phase: run first through the
+    same pipeline (same seed and work limits), its sites all kept; ``None``: site
+    ``sites.new`` on this scenario's demand."""
+    base_plan: str | None = None
+    """A finished plan output folder (or its ``towerplan.gpkg``) whose ``proposed_sites``
+    are the base phase (CLI ``--base-plan``); wins over ``base_scenario``."""
 
 
 @dataclass(frozen=True)
@@ -888,6 +895,11 @@ def _check_phasing(s: Scenario, origin: str) -> None:
         raise ScenarioError(
             f"{origin}: 'phasing.periods' given without 'phasing.base_year'; name the year by "
             "which sites.new are built"
+        )
+    if ph.base_year is None and (ph.base_scenario or ph.base_plan):
+        raise ScenarioError(
+            f"{origin}: 'phasing.base_scenario' / 'phasing.base_plan' given without "
+            "'phasing.base_year'; name the year of the base plan"
         )
     prev = ph.base_year
     for i, p in enumerate(ph.periods):

@@ -23,14 +23,22 @@ Structures after the base year are planned as neutral-host (``shared``) towers o
 to every operator: the 2030 sharing target (50-60 %) points that way; which operators
 take them up is left to the sharing step.
 
+**Base plan.**  The base phase is this scenario's own siting of ``sites.new``, or a
+finished plan: ``phasing.base_plan`` (CLI ``--base-plan``), a plan output folder read by
+:func:`read_base_plan`, or ``phasing.base_scenario``, a scenario the pipeline runs first
+with the same seed and work limits (so its sites are those of a separate run of it).
+:func:`check_base_plan` refuses a base of another area, CRS, operator set or year.
+
 ``proposed_sites`` gains ``build_year``; ``phasing.csv`` (:func:`phasing_table`) lists
 new and cumulative sites per district and build year.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -41,7 +49,7 @@ from scipy.spatial import cKDTree
 from towerplan import capacity
 from towerplan._validate import require_metric
 from towerplan.coverage import coverage_matrix, points_xy
-from towerplan.errors import ColumnError, ParameterError
+from towerplan.errors import ColumnError, DataFileError, ParameterError, ScenarioError
 from towerplan.scenario import CapacitySettings
 from towerplan.siting import _phasing
 from towerplan.siting.planner import PROPOSED_COLUMNS, _conflicts, sites_needed_for_coverage
@@ -49,13 +57,19 @@ from towerplan.siting.planner import PROPOSED_COLUMNS, _conflicts, sites_needed_
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BasePlan",
     "PhasingResult",
     "auto_budgets",
     "away_from",
+    "check_base_plan",
     "phasing_table",
     "plan_phases",
+    "read_base_plan",
     "sites_needed_by_district",
 ]
+
+BASE_PLAN_COLUMNS = ["site_id", "site_type", "operators", "n_tenants", "geometry"]
+"""Columns a base plan's ``proposed_sites`` layer must have."""
 
 
 @dataclass
@@ -80,6 +94,126 @@ class PhasingResult:
     gap: float
     method: str
     log: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BasePlan:
+    """A finished plan whose new sites are the base phase of a phased plan.
+
+    Attributes
+    ----------
+    proposed : GeoDataFrame
+        Its new sites (``proposed_sites``), all kept.
+    siting : dict
+        Its ``summary.json`` block ``siting``.
+    crs, year, data_kind : str, int, str
+        Working CRS, plan year, ``demo`` / ``files``.
+    operators : list of str
+        Its operators.
+    districts : GeoDataFrame
+        Its district layer (``district``, geometry).
+    origin : str
+        How the user named it (scenario key or CLI flag and value), for messages.
+    """
+
+    proposed: gpd.GeoDataFrame
+    siting: dict[str, Any]
+    crs: str
+    year: int
+    data_kind: str
+    operators: list[str]
+    districts: gpd.GeoDataFrame
+    origin: str
+
+
+def read_base_plan(path: str | Path, *, origin: str) -> BasePlan:
+    """Read a finished plan output folder (``towerplan.gpkg`` + ``summary.json``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder, or its ``towerplan.gpkg``.
+    origin : str
+        Scenario key / CLI flag naming it (for messages).
+
+    Returns
+    -------
+    BasePlan
+
+    Raises
+    ------
+    DataFileError
+        No ``towerplan.gpkg`` / ``summary.json``, or no usable ``proposed_sites`` layer.
+    """
+    p = Path(path)
+    folder = p.parent if p.suffix.lower() == ".gpkg" else p
+    gpkg, summ = folder / "towerplan.gpkg", folder / "summary.json"
+    if p.suffix.lower() == ".gpkg":
+        gpkg = p
+    fix = "give the output folder of a finished `towerplan plan --out DIR` run"
+    if not (gpkg.is_file() and summ.is_file()):
+        raise DataFileError(f"{origin}: {folder} holds no towerplan.gpkg and summary.json; {fix}")
+    try:
+        summary = json.loads(summ.read_text(encoding="utf-8"))
+        proposed = gpd.read_file(gpkg, layer="proposed_sites")
+        districts = gpd.read_file(gpkg, layer="districts")
+    except Exception as exc:  # pyogrio / json raise several types
+        raise DataFileError(f"{origin}: cannot read {gpkg} ({exc}); {fix}") from None
+    missing = [c for c in BASE_PLAN_COLUMNS if c not in proposed.columns]
+    if missing or "crs" not in summary or "year" not in summary:
+        raise DataFileError(
+            f"{origin}: {gpkg} layer proposed_sites lacks {missing or ['summary keys']}; {fix}"
+        )
+    return BasePlan(
+        proposed=proposed,
+        siting=dict(summary.get("siting", {})),
+        crs=str(summary["crs"]),
+        year=int(summary["year"]),
+        data_kind=str(summary.get("data_kind", "")),
+        operators=list(summary.get("operators", {})),
+        districts=districts,
+        origin=origin,
+    )
+
+
+def check_base_plan(
+    base: BasePlan,
+    *,
+    crs: str,
+    base_year: int,
+    operators: list[str],
+    districts: gpd.GeoDataFrame,
+    data_kind: str,
+) -> None:
+    """Raise :class:`~towerplan.errors.ScenarioError` when ``base`` does not fit the plan.
+
+    It must share the working CRS, the data kind, the operators and the districts (names
+    and total area within 0.1 %), and its year must be ``phasing.base_year``.
+    """
+    o = base.origin
+    if base.crs != crs:
+        raise ScenarioError(f"{o}: planned in {base.crs}, this scenario in {crs}; set crs: {crs}")
+    if base.year != base_year:
+        raise ScenarioError(
+            f"{o}: a plan for {base.year}, not phasing.base_year {base_year}; give a "
+            f"{base_year} plan or set phasing.base_year: {base.year}"
+        )
+    if base.data_kind and base.data_kind != data_kind:
+        raise ScenarioError(f"{o}: built on {base.data_kind} data, this plan on {data_kind} data")
+    if sorted(base.operators) != sorted(operators):
+        raise ScenarioError(
+            f"{o}: operators {sorted(base.operators)} differ from this scenario's "
+            f"{sorted(operators)}; use the same 'operators' in both"
+        )
+    names = set(map(str, districts["district"]))
+    bnames = set(map(str, base.districts["district"]))
+    area = float(districts.geometry.area.sum())
+    barea = float(base.districts.to_crs(districts.crs).geometry.area.sum())
+    if names != bnames or abs(barea - area) > 1e-3 * area:
+        raise ScenarioError(
+            f"{o}: another area ({len(bnames)} districts, {barea / 1e6:.1f} km2) than this "
+            f"scenario ({len(names)} districts, {area / 1e6:.1f} km2); use the same data.districts"
+        )
 
 
 def sites_needed_by_district(
