@@ -167,3 +167,45 @@ def test_greedy_with_lagrangian_bound_brackets_the_optimum(seed: int) -> None:
     assert heur.method == "greedy" and ph.is_feasible(prob, heur.build_period)
     assert heur.objective <= exact.objective + 1e-9 <= heur.upper_bound + 1e-6
     assert 0 <= heur.gap < 1
+
+
+def test_later_sites_respect_max_tenants() -> None:
+    from towerplan.siting import phasing
+
+    dem, sites, cands, _ = _city()
+    ops = ["W", "X", "Y", "Z"]
+    # W already covers the west half, Z nothing: Z and the larger shares come first
+    unc = np.ones((len(dem), 4), dtype=bool)
+    unc[dem.geometry.x.to_numpy() < 3000, 0] = False
+    kw = dict(
+        uncovered_share=np.ones(len(dem)), years=[2025, 2030], budgets=np.array([2, 2]),
+        base_year=2020, demand_year=2030, annual_growth=0.0, radius_m=700.0, operators=ops,
+        market_shares=[0.4, 0.3, 0.2, 0.1], operator_uncovered=unc,
+    )  # fmt: skip
+    cands = phasing.away_from(cands, sites, 300.0)
+    p = phasing.plan_phases(dem, cands, max_tenants=3, **kw).proposed
+    assert (p["n_tenants"] == 3).all() and (p["site_type"] == "shared").all()
+    tenant_sets = [set(o.split(";")) for o in p["operators"]]
+    assert all(len(t) == 3 for t in tenant_sets)
+    west = p.geometry.x.to_numpy() + 700 < 3000
+    # in the west W covers everything: W is left out there, kept in the east
+    assert all(t == {"X", "Y", "Z"} for t, w in zip(tenant_sets, west, strict=True) if w)
+    assert all(t == {"W", "X", "Y"} for t, w in zip(tenant_sets, west, strict=True) if not w)
+    # a candidate's own max_tenants column wins; one tenant -> dedicated
+    one = phasing.plan_phases(dem, cands.assign(max_tenants=1), max_tenants=3, **kw).proposed
+    assert (one["n_tenants"] == 1).all() and (one["site_type"] == "dedicated").all()
+    everyone = phasing.plan_phases(dem, cands, **kw).proposed
+    assert (everyone["n_tenants"] == 4).all()
+
+
+def test_tenants_ranks_by_uncovered_gain_then_share() -> None:
+    from towerplan.siting.phasing import tenants
+
+    A = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 1.0]]))
+    pop = np.array([100.0, 10.0])
+    unc = np.array([[True, False, True], [False, True, True]])
+    got = tenants(A, pop, unc, np.array([0.5, 0.3, 0.2]), np.array([2, 2]))
+    # site 0: gains 50, 3, 22 -> ops 0, 2; site 1: gains 0, 3, 2 -> ops 1, 2
+    assert got.tolist() == [[True, False, True], [False, True, True]]
+    tie = tenants(A, pop, np.zeros((2, 3), bool), np.array([0.2, 0.5, 0.3]), np.array([1, 1]))
+    assert tie.tolist() == [[False, True, False]] * 2

@@ -5,6 +5,7 @@ periods, capacity beside coverage, switching points (one existing, locked), phas
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -90,9 +91,7 @@ def test_base_plan_folder_gives_the_same_sites(phased: dict) -> None:
         ({"area": 0.5}, "use the same data.districts"),
     ],
 )
-def test_base_plan_that_does_not_fit_is_refused(
-    phased: dict, change: dict, message: str
-) -> None:
+def test_base_plan_that_does_not_fit_is_refused(phased: dict, change: dict, message: str) -> None:
     from towerplan.siting.phasing import check_base_plan, read_base_plan
 
     base = read_base_plan(phased["base_out"], origin="--base-plan X")
@@ -107,7 +106,7 @@ def test_base_plan_that_does_not_fit_is_refused(
         kw["base_year"] = change["year"]
     if "operators" in change:
         kw["operators"] = list(change["operators"])
-    with pytest.raises(ScenarioError, match=message.replace("(", r"\(")) as err:
+    with pytest.raises(ScenarioError, match=re.escape(message)) as err:
         check_base_plan(base, **kw)  # type: ignore[arg-type]
     assert str(err.value).startswith("--base-plan X: ")
     check_base_plan(base, crs="EPSG:32648", base_year=2025, operators=["Beta", "Alpha"],
@@ -118,7 +117,7 @@ def test_base_plan_folder_missing(tmp_path: Path) -> None:
     from towerplan.errors import DataFileError
     from towerplan.siting.phasing import read_base_plan
 
-    with pytest.raises(DataFileError, match="--base-plan: .* holds no towerplan.gpkg"):
+    with pytest.raises(DataFileError, match=r"--base-plan: .* holds no towerplan\.gpkg"):
         read_base_plan(tmp_path, origin="--base-plan")
 
 
@@ -181,3 +180,16 @@ def test_phase_and_switching_maps_and_sheets(phased: dict, tmp_path: Path) -> No
         formats=("png",), themes=("phasing", "switching"),
     )  # fmt: skip
     assert any("phasing" in p.name for p in sheets) and any("switching" in p.name for p in sheets)
+
+
+def test_cli_base_plan_on_a_one_shot_scenario(
+    phased: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from towerplan.cli import main
+
+    base_yaml = phased["base_out"].parent / "base.yaml"
+    args = ["plan", "--scenario", str(base_yaml), "--out", str(tmp_path / "o"), "--base-plan",
+            str(phased["base_out"])]  # fmt: skip
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--base-plan" in err and "phasing.base_year" in err

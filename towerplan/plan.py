@@ -822,6 +822,8 @@ def _phasing(state: PlanState) -> PhasingStage:
         dem, cands, uncovered_share=uncovered,
         years=years, budgets=budgets, base_year=base_year, demand_year=scenario.year,
         annual_growth=scenario.population.annual_growth, radius_m="radius_m", operators=ops,
+        market_shares=[scenario.market_shares[o] for o in ops],
+        operator_uncovered=~cov[ops].to_numpy(bool), max_tenants=st.max_tenants,
         cell_traffic_mbps=traffic["traffic_mbps"].to_numpy(), min_open=min_open,
         min_spacing_m=st.min_new_site_spacing_m, capacity_weight=ph.capacity_weight,
         mip_gap=ph.mip_gap, max_nodes=ph.max_nodes, time_limit_s=ph.time_limit_s,

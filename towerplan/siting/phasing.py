@@ -19,9 +19,11 @@ its budget; the value of covering a cell in a period is its population that peri
 pipeline passes 1 for cells no operator covers after the base phase - the definition of
 the coverage target - and 0 elsewhere); a small ``capacity_weight`` x the busy-hour
 traffic within a structure's radius places capacity sites at traffic hot spots.
-Structures after the base year are planned as neutral-host (``shared``) towers open
-to every operator: the 2030 sharing target (50-60 %) points that way; which operators
-take them up is left to the sharing step.
+Structures after the base year are planned as neutral-host (``shared``) towers: the
+2030 sharing target (50-60 %) points that way.  A structure hosts at most its
+``max_tenants`` operators (the candidate's column, else ``sites.max_tenants``): when
+there are more operators, those of largest market share x population within its radius
+that they do not cover yet (ties: market share, then scenario order) - :func:`tenants`.
 
 **Base plan.**  The base phase is this scenario's own siting of ``sites.new``, or a
 finished plan: ``phasing.base_plan`` (CLI ``--base-plan``), a plan output folder read by
@@ -66,6 +68,7 @@ __all__ = [
     "plan_phases",
     "read_base_plan",
     "sites_needed_by_district",
+    "tenants",
 ]
 
 BASE_PLAN_COLUMNS = ["site_id", "site_type", "operators", "n_tenants", "geometry"]
@@ -311,6 +314,9 @@ def plan_phases(
     annual_growth: float,
     radius_m: float | str,
     operators: list[str],
+    market_shares: list[float] | None = None,
+    operator_uncovered: np.ndarray | None = None,
+    max_tenants: int | None = None,
     cell_traffic_mbps: np.ndarray | None = None,
     min_open: pd.DataFrame | None = None,
     min_spacing_m: float = 0.0,
@@ -342,6 +348,14 @@ def plan_phases(
         Coverage radius, or the candidates' radius column.
     operators : list of str
         Every operator (tenants offered on the neutral-host structures).
+    market_shares : list of float, optional
+        Per operator (default equal): ranks the tenants when ``max_tenants`` is short.
+    operator_uncovered : ndarray of bool, optional
+        Demand cells x operators: the operator does not cover the cell at the start
+        (default: all uncovered).
+    max_tenants : int, optional
+        Tenants per structure when the candidates have no ``max_tenants`` column
+        (default: every operator).
     cell_traffic_mbps : ndarray, optional
         Busy-hour traffic per demand cell (final year) for the capacity tie-break.
     min_open : DataFrame, optional
@@ -388,12 +402,24 @@ def plan_phases(
     cand = candidates.iloc[built]
     bp = sol.build_period[built]
     gain = np.asarray(A[:, built].T @ (pop * uncovered_share)).ravel()
+    limit = (
+        cand["max_tenants"].to_numpy(np.int64)
+        if "max_tenants" in cand.columns
+        else np.full(len(built), len(operators) if max_tenants is None else max_tenants)
+    )
+    unc = (
+        np.ones((len(pop), len(operators)), bool)
+        if operator_uncovered is None
+        else operator_uncovered
+    )
+    shares = np.ones(len(operators)) if market_shares is None else np.asarray(market_shares, float)
+    ten = tenants(A[:, built], pop, unc, shares, limit)
     out = gpd.GeoDataFrame(
         {
             "site_id": [f"NEW-{first_number + i:04d}" for i in range(len(built))],
-            "site_type": "shared",
-            "operators": ";".join(operators),
-            "n_tenants": len(operators),
+            "site_type": np.where(ten.sum(axis=1) > 1, "shared", "dedicated"),
+            "operators": [";".join(np.asarray(operators)[row]) for row in ten],
+            "n_tenants": ten.sum(axis=1).astype(np.int64),
             "district": cand["district"].to_numpy(),
             "cand_id": cand["cand_id"].to_numpy() if "cand_id" in cand.columns else built,
             "source": cand["source"].to_numpy() if "source" in cand.columns else "grid",
@@ -415,6 +441,40 @@ def plan_phases(
     )
     out = out[[*PROPOSED_COLUMNS, "build_year", "geometry"]]
     return PhasingResult(out, sol.objective, sol.upper_bound, sol.gap, sol.method, sol.log)
+
+
+def tenants(
+    A: Any, population: np.ndarray, uncovered: np.ndarray, shares: np.ndarray, limit: np.ndarray
+) -> np.ndarray:
+    """Operators hosted by each structure: at most ``limit[j]`` (at least one).
+
+    Parameters
+    ----------
+    A : sparse matrix
+        Demand cells x structures coverage.
+    population : ndarray
+        Per demand cell.
+    uncovered : ndarray of bool
+        Demand cells x operators: the operator does not cover the cell yet.
+    shares : ndarray
+        Market share per operator.
+    limit : ndarray of int
+        Tenant limit per structure.
+
+    Returns
+    -------
+    ndarray of bool
+        Structures x operators; row ``j`` holds the ``limit[j]`` operators of largest
+        ``share x uncovered population within reach`` (ties: larger share, then order).
+    """
+    gain = np.asarray(A.T @ (population[:, None] * uncovered)) * shares[None, :]
+    n_ops = len(shares)
+    keys = np.arange(n_ops)
+    out = np.zeros(gain.shape, dtype=bool)
+    for j in range(len(gain)):
+        rank = np.lexsort((keys, -shares, -gain[j]))
+        out[j, rank[: max(1, min(int(limit[j]), n_ops))]] = True
+    return out
 
 
 def away_from(
