@@ -71,6 +71,11 @@ def test_routes_hand_computed_with_fallback() -> None:
     assert s["backhaul_fibre_km"] == pytest.approx(
         round((630 + 330 + np.hypot(4490, 970) + np.hypot(1990, 2000)) / 1000, 3)
     )
+    # road against straight line: N1 and N2 follow the road (630 + 330 m)
+    straight = np.hypot(600, 30) + r.loc["N2", "straight_m"]
+    assert s["backhaul_road_routed_km"] == pytest.approx(0.96)
+    assert s["backhaul_road_routed_straight_km"] == pytest.approx(round(straight / 1000, 3))
+    assert s["backhaul_road_detour_factor"] == pytest.approx(round(960 / straight, 4))
     d = bh.district_columns(r)
     assert d.loc["B", "backhaul_routes"] == 2
 

@@ -569,7 +569,9 @@ def fibre_km_by_district(routes: gpd.GeoDataFrame) -> pd.Series:
 def summary_keys(routes: gpd.GeoDataFrame) -> dict[str, Any]:
     """Keys for ``summary.json``: ``backhaul_fibre_km`` (total), ``backhaul_routes``
     (count), ``backhaul_straight_line`` (routes without a road path),
-    ``backhaul_mean_length_m``.
+    ``backhaul_mean_length_m``; road against straight line: ``backhaul_road_routed_km``
+    (length of the road-routed routes), ``backhaul_road_routed_straight_km`` (the straight
+    distances of the same routes) and their ratio ``backhaul_road_detour_factor``.
 
     Parameters
     ----------
@@ -582,11 +584,17 @@ def summary_keys(routes: gpd.GeoDataFrame) -> dict[str, Any]:
         The keys above.
     """
     n = len(routes)
+    road = (routes["method"] == "road").to_numpy()
+    road_m = float(routes["length_m"].to_numpy(float)[road].sum())
+    straight_m = float(routes["straight_m"].to_numpy(float)[road].sum())
     return {
         "backhaul_fibre_km": round(float(routes["length_m"].sum()) / 1000.0, 3),
         "backhaul_routes": n,
         "backhaul_straight_line": int((routes["method"] == "straight_line").sum()),
         "backhaul_mean_length_m": round(float(routes["length_m"].mean()), 1) if n else 0.0,
+        "backhaul_road_routed_km": round(road_m / 1000.0, 3),
+        "backhaul_road_routed_straight_km": round(straight_m / 1000.0, 3),
+        "backhaul_road_detour_factor": round(road_m / straight_m, 4) if straight_m > 0 else None,
     }
 
 
