@@ -164,7 +164,8 @@ def test_greedy_with_lagrangian_bound_brackets_the_optimum(seed: int) -> None:
     prob = _instance(seed, n=12, rows=40)
     exact = ph.solve(prob, mip_gap=0.0)
     heur = ph.solve(prob, max_exact_columns=0)
-    assert heur.method == "greedy" and ph.is_feasible(prob, heur.build_period)
+    assert heur.method == "greedy+swap" and ph.is_feasible(prob, heur.build_period)
+    assert heur.objective >= heur.log["greedy_objective"] - 0.1
     assert heur.objective <= exact.objective + 1e-9 <= heur.upper_bound + 1e-6
     assert 0 <= heur.gap < 1
 
@@ -209,3 +210,25 @@ def test_tenants_ranks_by_uncovered_gain_then_share() -> None:
     assert got.tolist() == [[True, False, True], [False, True, True]]
     tie = tenants(A, pop, np.zeros((2, 3), bool), np.array([0.2, 0.5, 0.3]), np.array([1, 1]))
     assert tie.tolist() == [[False, True, False]] * 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_swap_improve_is_feasible_and_never_worse(seed: int) -> None:
+    prob = _instance(seed, n=10, rows=30)
+    g = ph.greedy(prob)
+    s = ph.swap_improve(prob, g)
+    assert ph.is_feasible(prob, s.build_period)
+    assert s.objective == pytest.approx(ph.evaluate(prob, s.build_period))
+    assert g.objective - 1e-9 <= s.objective <= ph.solve(prob, mip_gap=0.0).objective + 1e-9
+
+
+def test_swap_improve_moves_a_bad_site_to_the_best_one() -> None:
+    # rows 0-2 are worth 10 each, row 3 is worth 1; candidate 0 covers row 3, candidate 1
+    # rows 0-2: a plan opening 0 in period 0 gains 30 x 2 periods - 1 x 2 by one swap
+    A = sp.csr_matrix(np.array([[0, 1], [0, 1], [0, 1], [1, 0]], dtype=float))
+    W = np.array([[10.0, 10.0]] * 3 + [[1.0, 1.0]])
+    prob = ph.PhasingProblem(A, W, np.zeros((2, 2)), np.array([1, 0]))
+    bad = ph.PhasingSolution(np.array([0, -1]), ph.evaluate(prob, np.array([0, -1])))
+    got = ph.swap_improve(prob, bad)
+    assert bad.objective == 2.0 and got.objective == 60.0
+    assert got.build_period.tolist() == [-1, 0] and got.log["swap_moves"] == 1

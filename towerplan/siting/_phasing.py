@@ -21,8 +21,9 @@ budget[s]``, ``z[i,t] <= sum_j A[i,j] y[j,t]``, the group minimums and conflicts
 for dynamic maximum covering location problems", 2023) with a fixed number of openings
 per period and side constraints; here it is solved as one MILP by HiGHS, warm-started by
 a period-by-period greedy, bounded by branch-and-bound nodes, with the dual bound and gap
-reported; above ``MAX_EXACT_COLUMNS`` columns (a city) the period-by-period greedy is
-certified by a Lagrangian upper bound instead.
+reported; above ``MAX_EXACT_COLUMNS`` columns (a city) the period-by-period greedy,
+improved by a swap local search (:func:`swap_improve`), is certified by a Lagrangian
+upper bound instead (:func:`lagrangian_bound`, 1,000 subgradient steps).
 """
 
 from __future__ import annotations
@@ -169,10 +170,31 @@ def is_feasible(prob: PhasingProblem, build_period: np.ndarray) -> bool:
     return True
 
 
+def _short_groups(
+    prob: PhasingProblem, bp: np.ndarray, t: int, cum: np.ndarray
+) -> np.ndarray | None:
+    """Groups the next opening in period ``t`` must serve, or None (free choice).
+
+    The first period ``s >= t`` whose remaining openings (cumulative budget to ``s`` minus
+    those made) only just cover the group minimums still unmet by ``s`` forces a pick
+    in a group short at ``s``.
+    """
+    if prob.min_open is None or prob.group is None:
+        return None
+    open_g = np.bincount(prob.group[(bp >= 0) & (prob.group >= 0)], minlength=len(prob.min_open))
+    made = int((bp >= 0).sum())
+    for s in range(t, prob.n_periods):
+        deficit = np.maximum(0, prob.min_open[:, s] - open_g)
+        if deficit.sum() > 0 and deficit.sum() >= int(cum[s]) - made:
+            return np.flatnonzero(deficit > 0)
+    return None
+
+
 def greedy(prob: PhasingProblem) -> PhasingSolution:
     """Period-by-period greedy: in period ``t`` open, one at a time, the structure of
-    largest gain over the remaining periods, first where a group minimum is still
-    unmet, then anywhere (conflicts respected)."""
+    largest gain over the remaining periods, in a group whose minimum (now or later)
+    would otherwise be missed when the openings left only just cover it, else anywhere
+    (conflicts respected)."""
     n, T = prob.n_cand, prob.n_periods
     A = prob.A.tocsc()
     tail_W = np.cumsum(prob.W[:, ::-1], axis=1)[:, ::-1]  # value of row i from t to the end
@@ -181,16 +203,13 @@ def greedy(prob: PhasingProblem) -> PhasingSolution:
     bp = np.full(n, -1, dtype=np.int64)
     blocked = np.zeros(n, dtype=bool)
     conf = prob.conflicts.tocsr() if prob.conflicts is not None else None
+    cum = np.cumsum(prob.budget)
     for t in range(T):
         for _ in range(int(prob.budget[t])):
             allowed = (bp < 0) & ~blocked
-            if prob.min_open is not None and prob.group is not None:
-                open_g = np.bincount(
-                    prob.group[(bp >= 0) & (prob.group >= 0)], minlength=prob.min_open.shape[0]
-                )
-                short = np.flatnonzero(open_g < prob.min_open[:, t])
-                if len(short):
-                    allowed &= np.isin(prob.group, short)
+            short = _short_groups(prob, bp, t, cum)
+            if short is not None:
+                allowed &= np.isin(prob.group, short)
             cand = np.flatnonzero(allowed)
             if len(cand) == 0:
                 raise InfeasibleModelError(
@@ -205,6 +224,67 @@ def greedy(prob: PhasingProblem) -> PhasingSolution:
             if conf is not None:
                 blocked[conf[j].indices] = True
     return PhasingSolution(bp, evaluate(prob, bp), method="greedy")
+
+
+def swap_improve(prob: PhasingProblem, sol: PhasingSolution, passes: int = 3) -> PhasingSolution:
+    """Swap local search on a build plan: move a structure to the candidate of largest gain.
+
+    Each pass visits every built structure ``j`` (built in period ``t``) once, takes it
+    out, and opens instead, from period ``t``, the candidate of largest value over the
+    periods ``t..T-1`` given the others (spacing and group minimums respected); the
+    move is kept when it raises the objective.  At most ``passes`` passes (deterministic
+    work); never worse than ``sol``.
+    """
+    A = prob.A.tocsc()
+    At = A.T.tocsr()
+    T = prob.n_periods
+    bp = np.asarray(sol.build_period, dtype=np.int64).copy()
+    cnt = np.column_stack([A @ ((bp >= 0) & (bp <= t)).astype(float) for t in range(T)])
+    conf = prob.conflicts.tocsr() if prob.conflicts is not None else None
+    nconf = conf @ (bp >= 0).astype(float) if conf is not None else None
+    grouped = prob.group is not None and prob.min_open is not None
+    tail_V = np.cumsum(prob.V[:, ::-1], axis=1)[:, ::-1]
+    moves = 0
+    for _ in range(passes):
+        moved = False
+        for j in np.flatnonzero(bp >= 0).tolist():
+            t = int(bp[j])
+            rows = A.indices[A.indptr[j] : A.indptr[j + 1]]
+            cnt[rows, t:] -= 1
+            loss = float((prob.W[rows, t:] * (cnt[rows, t:] == 0)).sum()) + tail_V[j, t]
+            w = (prob.W[:, t:] * (cnt[:, t:] == 0)).sum(axis=1)
+            gain = np.asarray(At @ w).ravel() + tail_V[:, t]
+            allowed = bp < 0
+            if nconf is not None and conf is not None:
+                others = nconf - conf[j].toarray().ravel()
+                allowed &= others <= 0
+            if grouped:
+                assert prob.group is not None and prob.min_open is not None
+                g = int(prob.group[j])
+                if g >= 0:
+                    open_g = np.array(
+                        [((bp >= 0) & (bp <= s) & (prob.group == g)).sum() for s in range(T)]
+                    )
+                    if (open_g[t:] - 1 < prob.min_open[g, t:]).any():
+                        allowed &= prob.group == g
+            gain[~allowed] = -np.inf
+            k = int(np.argmax(gain))
+            if allowed[k] and gain[k] > loss + 1e-9 * max(1.0, abs(loss)):
+                bp[j], bp[k] = -1, t
+                rows = A.indices[A.indptr[k] : A.indptr[k + 1]]
+                if conf is not None and nconf is not None:
+                    nconf -= conf[j].toarray().ravel()
+                    nconf += conf[k].toarray().ravel()
+                moves += 1
+                moved = True
+            cnt[rows, t:] += 1
+        if not moved:
+            break
+    val = evaluate(prob, bp)
+    if val <= sol.objective:
+        return sol
+    log = {**sol.log, "swap_moves": moves}
+    return PhasingSolution(bp, val, sol.upper_bound, sol.method, log)
 
 
 def lagrangian_bound(
@@ -333,8 +413,9 @@ def solve(
     max_exact_columns: int = MAX_EXACT_COLUMNS,
 ) -> PhasingSolution:
     """Solve the multi-period model: exactly (HiGHS, warm-started from :func:`greedy`) when
-    it has at most ``max_exact_columns`` columns, else :func:`greedy` certified by
-    :func:`lagrangian_bound` (the gap states what the greedy may lose).
+    it has at most ``max_exact_columns`` columns, else :func:`greedy` improved by
+    :func:`swap_improve` and certified by :func:`lagrangian_bound` (the gap states what it
+    may lose).
 
     Parameters
     ----------
@@ -353,7 +434,7 @@ def solve(
     -------
     PhasingSolution
         ``objective``, ``upper_bound`` (HiGHS dual bound) and ``gap``; ``method``
-        ``milp`` or ``greedy`` (when HiGHS finds nothing better).
+        ``milp``, ``greedy`` (when HiGHS finds nothing better) or ``greedy+swap`` (large).
     """
     check_problem(prob)
     red = reduce_rows(prob)
@@ -365,9 +446,16 @@ def solve(
         return PhasingSolution(start.build_period, start.objective, start.objective, "empty")
     n_col = prob.n_cand * prob.n_periods + red.A.shape[0] * prob.n_periods
     if start is not None and n_col > max_exact_columns:
-        bound = lagrangian_bound(red, start.objective)
-        log = {"columns": n_col, "reason": f"model larger than {max_exact_columns} columns"}
-        return PhasingSolution(start.build_period, start.objective, bound, "greedy", log)
+        greedy_obj = start.objective
+        start = swap_improve(red, start)
+        bound = lagrangian_bound(red, start.objective, iterations=1000)
+        log = {
+            "columns": n_col,
+            "reason": f"model larger than {max_exact_columns} columns",
+            "greedy_objective": round(greedy_obj, 1),
+            "swap_moves": int(start.log.get("swap_moves", 0)),
+        }
+        return PhasingSolution(start.build_period, start.objective, bound, "greedy+swap", log)
     model = _model(red)
     x0 = _encode(red, start.build_period) if start is not None else None
     limits = WorkLimits(max_nodes=max_nodes, mip_gap=mip_gap, time_limit_s=time_limit_s)
