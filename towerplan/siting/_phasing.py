@@ -208,7 +208,7 @@ def greedy(prob: PhasingProblem) -> PhasingSolution:
         for _ in range(int(prob.budget[t])):
             allowed = (bp < 0) & ~blocked
             short = _short_groups(prob, bp, t, cum)
-            if short is not None:
+            if short is not None and prob.group is not None:
                 allowed &= np.isin(prob.group, short)
             cand = np.flatnonzero(allowed)
             if len(cand) == 0:
