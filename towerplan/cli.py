@@ -168,7 +168,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--solver",
         choices=["auto", "exact", "heuristic"],
         default="auto",
-        help="auto: exact MILP for small instances, else greedy with an LP lower bound",
+        help="auto: exact MILP for small instances, else greedy with a Lagrangian lower bound",
     )
 
     _add_batch_parser(sub)

@@ -6,7 +6,22 @@ the whole coverable weight the covering rows become ``sum_j A[i,j] x_j >= 1``.
 Rows with identical covering sets are merged first.
 
 Solvers: greedy (most uncovered weight per column) followed by redundancy removal;
-HiGHS MILP warm-started from it; LP-relaxation lower bound (rounded up).
+HiGHS MILP warm-started from it (up to :data:`MILP_MAX_NNZ` non-zeros); above that, a
+Lagrangian lower bound (rounded up) by a fixed number of subgradient steps.
+
+The Lagrangian bound
+--------------------
+Relaxing the covering rows ``z_i <= (A x)_i`` with multipliers ``u >= 0`` gives, for
+*any* ``u >= 0``::
+
+    L(u) = sum_j min(0, 1 - (A^T u)_j) + min { u.z : w.z >= need, 0 <= z <= 1 }
+
+a valid lower bound on the optimum (weak duality); the inner minimum is a
+fractional knapsack (rows by ``u_i / w_i`` ascending).  ``max_u L(u)`` equals the LP
+relaxation bound (the subproblem has the integrality property), so the bound
+reached after :data:`LAGRANGE_ITERATIONS` steps is at most the LP bound and usually
+within 1-2 % of it, at a bounded, deterministic cost of ``O(iterations * nnz)``:
+the LP itself (simplex) took more than 10 minutes on a 250 m province grid.
 """
 
 from __future__ import annotations
@@ -36,6 +51,10 @@ MAX_NODES = 500
 MAX_CHECKPOINTS = 150
 """HiGHS MIP work checkpoints of the set-covering MILP (before ``work_limit`` scaling); they
 bound the root cut separation, which alone can take tens of seconds on partial covers."""
+LAGRANGE_ITERATIONS = 300
+"""Subgradient steps of the Lagrangian lower bound (before ``work_limit`` scaling)."""
+LAGRANGE_STALL = 20
+"""Steps without improvement after which the subgradient step factor is halved."""
 
 
 @dataclass
@@ -172,6 +191,66 @@ def _weight_bound(A: sp.csr_matrix, w: np.ndarray, need: float) -> int:
     return min(k + 1, len(colw))
 
 
+def _knapsack(u: np.ndarray, w: np.ndarray, need: float) -> tuple[float, np.ndarray]:
+    """``min u.z`` s.t. ``w.z >= need``, ``0 <= z <= 1`` (``w > 0``): value and ``z``."""
+    order = np.argsort(u / w, kind="stable")
+    cum = np.cumsum(w[order])
+    k = int(np.searchsorted(cum, need))
+    z = np.zeros(len(w))
+    z[order[:k]] = 1.0
+    if k < len(w):
+        z[order[k]] = min(1.0, max(0.0, (need - (cum[k - 1] if k else 0.0)) / w[order[k]]))
+    return float(u @ z), z
+
+
+def lagrangian_bound(
+    A: sp.csr_matrix, w: np.ndarray, need: float, *, upper: float, iterations: int
+) -> tuple[float, int]:
+    """Best Lagrangian bound ``L(u)`` (module docstring) over ``iterations`` subgradient steps.
+
+    Parameters
+    ----------
+    A : csr_matrix (n, m)
+        Coverage (rows with ``w > 0`` only).
+    w : ndarray (n,)
+        Positive row weights.
+    need : float
+        Weight to cover.
+    upper : float
+        A known number of columns that reaches ``need`` (the Polyak step target).
+    iterations : int
+        Subgradient steps (the work bound; no clock involved).
+
+    Returns
+    -------
+    float, int
+        The best bound found (not rounded) and the steps taken.
+    """
+    Af = A.astype(float).tocsr()
+    At = Af.T.tocsr()
+    deg = np.asarray(Af.sum(axis=0)).ravel()
+    # start: u_i = max over covering columns of 1/deg_j (a classic dual start)
+    u = np.asarray(Af.multiply(1.0 / np.maximum(deg, 1.0)[None, :]).max(axis=1).todense()).ravel()
+    best, theta, stall, it = -np.inf, 2.0, 0, 0
+    for it in range(1, iterations + 1):
+        red = 1.0 - At @ u
+        x = red < 0
+        kv, z = _knapsack(u, w, need)
+        value = float(red[x].sum()) + kv
+        if value > best + 1e-9:
+            best, stall = value, 0
+        else:
+            stall += 1
+            if stall >= LAGRANGE_STALL:
+                theta, stall = theta / 2.0, 0
+        g = z - Af @ x.astype(float)
+        gg = float(g @ g)
+        if gg <= 0.0 or upper - value <= 1e-9:
+            break
+        u = np.maximum(0.0, u + theta * (upper - value) / gg * g)
+    return float(best), it
+
+
 def _check_args(
     solver: str, target_fraction: float, time_limit_s: float, work_limit: float
 ) -> None:
@@ -191,7 +270,7 @@ def _check_args(
 
 @dataclass
 class _Improved:
-    """Selection, lower bound and method after the MILP (or LP bound) step."""
+    """Selection, lower bound and method after the MILP (or Lagrangian bound) step."""
 
     sel: np.ndarray
     lb: int
@@ -212,7 +291,7 @@ def _improve(
     time_limit_s: float,
     work_limit: float,
 ) -> _Improved:
-    """Improve the greedy ``sel`` by the warm-started MILP, or bound it by the LP; updates ``log``."""
+    """Improve the greedy ``sel`` by the warm-started MILP, or bound it (Lagrangian); updates ``log``."""
     m = Ar.shape[1]
     model = _model(Ar, wr, need, full)
     limits = WorkLimits(
@@ -247,12 +326,12 @@ def _improve(
             lb = max(lb, math.ceil(res.bound - 1e-6))
         method = "exact MILP (HiGHS) warm-started from greedy"
     elif len(sel) > 0:
-        res = solve_model(model, limits, relax=True)
-        time_limited = res.time_limited
-        log.update({"lp_status": res.status, "lp_simplex_iterations": res.simplex_iterations})
-        if np.isfinite(res.bound):
-            lb = max(lb, math.ceil(res.bound - 1e-6))
-        method = "greedy + redundancy removal, LP lower bound" + (
+        steps = max(1, round(LAGRANGE_ITERATIONS * work_limit))
+        value, taken = lagrangian_bound(Ar, wr, need, upper=float(len(sel)), iterations=steps)
+        log.update({"lagrange_bound": round(value, 4), "lagrange_iterations": taken})
+        if np.isfinite(value):
+            lb = max(lb, math.ceil(value - 1e-6))
+        method = "greedy + redundancy removal, Lagrangian lower bound" + (
             " (requested)"
             if solver == "heuristic"
             else f" (MILP too large: {model.nnz:,} non-zeros)"

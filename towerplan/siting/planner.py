@@ -829,7 +829,7 @@ def set_cover(
     target_fraction : float
         Share of the total weight to cover, in (0, 1].
     solver : {'auto', 'exact', 'heuristic'}
-        ``heuristic``: greedy + redundancy removal with an LP lower bound; ``exact``:
+        ``heuristic``: greedy + redundancy removal with a Lagrangian lower bound; ``exact``:
         HiGHS MILP warm-started from the greedy; ``auto``: exact unless the model is
         very large.
     time_limit_s : float
