@@ -180,7 +180,14 @@ def test_local_cluster_batch_outputs(local_run: batch.BatchResult, areas: list) 
     kpis = pd.read_csv(out / "national_kpis.csv", dtype={"code": str})
     assert list(kpis["code"]) == ["801", "802", "803"]
     assert (kpis["coverage_after"] >= 0.95).all() and (kpis["new_sites"] > 0).all()
-    assert (kpis["peak_worker_rss_mb"] > 0).all()
+    assert (kpis["peak_worker_rss_mb"] > 0).all() and (kpis["cpu_s"] > 0).all()
+    cpu = s["cpu"]
+    assert cpu["client_cpu_s"] > 0 and cpu["tasks_cpu_s"] >= kpis["cpu_s"].sum() - 0.01
+    assert cpu["workers_cpu_s"] >= cpu["tasks_cpu_s"] - 0.01
+    assert 1.0 <= cpu["amdahl_speedup_2"] <= 2.0
+    assert cpu["serial_fraction"] == pytest.approx(
+        cpu["client_cpu_s"] / (cpu["client_cpu_s"] + cpu["tasks_cpu_s"]), abs=1e-3
+    )
     for code in ("801", "802", "803"):
         assert (out / "areas" / code / "need.json").is_file()
         assert (out / "areas" / code / "area.json").is_file()

@@ -44,6 +44,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import resource
 import sys
 import time
@@ -434,9 +435,20 @@ def _write_area_json(folder: Path, rec: dict[str, Any], task: AreaTask) -> None:
     (folder / "area.json").write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
 
 
+def area_outline(area: Area) -> Any:
+    """The area's outline (union of its communes), for the national layer."""
+    return area.communes.geometry.union_all()
+
+
 def _task(area: Area, template: Scenario, task: AreaTask, out_dir: str) -> dict[str, Any]:
-    """Dask task: :func:`run_area` with failures turned into records."""
+    """Dask task: :func:`run_area` with failures turned into records.
+
+    Besides the record fields, returns the task's CPU time (``cpu_s``), the worker
+    process's CPU time so far (``worker_cpu_s``, start-up included) and pid, and the
+    area outline (``outline``, dissolved here so the client does not do it serially).
+    """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     try:
         rec = run_area(area, template, task, out_dir)
         rec["status"] = "ok"
@@ -450,7 +462,11 @@ def _task(area: Area, template: Scenario, task: AreaTask, out_dir: str) -> dict[
             "status": "failed",
             "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
         }
+    rec["outline"] = area_outline(area)
     rec["runtime_s"] = round(time.perf_counter() - t0, 3)
+    rec["cpu_s"] = round(time.process_time() - c0, 3)
+    rec["worker_cpu_s"] = round(time.process_time(), 3)
+    rec["worker_pid"] = os.getpid()
     rec["peak_worker_rss_mb"] = round(_peak_rss_mb(), 1)
     return rec
 
@@ -566,6 +582,7 @@ def run_batch(
     -------
     BatchResult
     """
+    c0 = time.process_time()
     out = _prepare_out(areas, tasks, Path(out_dir), resume=resume, overwrite=overwrite)
     sweep = len(tasks) > 1
     jobs, records = _plan_jobs(areas, tasks, out, resume=resume, sweep=sweep)
@@ -585,9 +602,10 @@ def run_batch(
     else:
         n_workers = 0
     wall = time.perf_counter() - t0
-    from towerplan.outputs.national import write_national
+    from towerplan.outputs.national import write_national, write_summary
 
     records.sort(key=lambda r: (str(r["code"]), str(r.get("variant", ""))))
+    outlines = {str(r["code"]): r.pop("outline") for r in records if "outline" in r}
     summary = {
         "data_kind": BATCH_KIND,
         "scenario": template.name,
@@ -601,9 +619,41 @@ def run_batch(
         "wall_s": round(wall, 2),
         "preparation": dict(report or {}),
     }
-    shapes = [(a.code, a.communes) for a in areas]
+    shapes = [
+        (a.code, outlines[a.code] if a.code in outlines else area_outline(a), a.communes.crs)
+        for a in areas
+    ]
+    t1 = time.perf_counter()
     files = write_national(out, records, shapes, summary, sweep=sweep)
+    summary["cpu"] = _cpu_report(records, client_cpu_s=time.process_time() - c0)
+    summary["cpu"]["national_outputs_s"] = round(time.perf_counter() - t1, 2)
+    write_summary(out, summary)
     return BatchResult(records, out, summary, dashboard, files)
+
+
+def _cpu_report(records: list[dict[str, Any]], *, client_cpu_s: float) -> dict[str, Any]:
+    """Client vs task CPU time of this batch, and the Amdahl limit of the speed-up they imply.
+
+    ``client_cpu_s`` is the client process (with a LocalCluster also its scheduler):
+    serial work.  ``tasks_cpu_s`` sums the tasks run here (resumed ones excluded);
+    ``workers_cpu_s`` sums each worker process's CPU time at its last task (start-up and
+    imports included).  ``serial_fraction`` = client / (client + tasks) and
+    ``amdahl_speedup_2`` = 1 / (s + (1 - s) / 2) is the best 2 workers can do over 1.
+    """
+    ran = [r for r in records if "cpu_s" in r]
+    tasks = float(sum(r["cpu_s"] for r in ran))
+    per_worker: dict[int, float] = {}
+    for r in ran:
+        pid = int(r["worker_pid"])
+        per_worker[pid] = max(per_worker.get(pid, 0.0), float(r["worker_cpu_s"]))
+    s = client_cpu_s / (client_cpu_s + tasks) if (client_cpu_s + tasks) > 0 else 0.0
+    return {
+        "client_cpu_s": round(client_cpu_s, 2),
+        "tasks_cpu_s": round(tasks, 2),
+        "workers_cpu_s": round(sum(per_worker.values()), 2),
+        "serial_fraction": round(s, 4),
+        "amdahl_speedup_2": round(1.0 / (s + (1.0 - s) / 2.0), 3),
+    }
 
 
 def _prepare_out(

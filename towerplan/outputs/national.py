@@ -27,7 +27,7 @@ from towerplan._i18n import _
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["national_table", "write_failures", "write_national"]
+__all__ = ["national_table", "write_failures", "write_national", "write_summary"]
 
 _KPI_COLUMNS = (
     "code",
@@ -48,6 +48,7 @@ _KPI_COLUMNS = (
     "calibration_factor",
     "population_source",
     "runtime_s",
+    "cpu_s",
     "peak_worker_rss_mb",
 )
 
@@ -74,11 +75,12 @@ def national_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _areas_layer(
-    areas: Sequence[tuple[str, gpd.GeoDataFrame]], table: pd.DataFrame
+    areas: Sequence[tuple[str, Any, Any]], table: pd.DataFrame
 ) -> gpd.GeoDataFrame:
-    crs = areas[0][1].crs
-    geoms = [g.to_crs(crs).geometry.union_all() for _, g in areas]
-    layer = gpd.GeoDataFrame({"code": [c for c, _ in areas]}, geometry=geoms, crs=crs)
+    crs = areas[0][2]
+    layer = gpd.GeoDataFrame(
+        {"code": [a[0] for a in areas]}, geometry=[a[1] for a in areas], crs=crs
+    )
     if table.empty:
         return layer
     first = table.drop_duplicates("code", keep="first").drop(columns=["name"], errors="ignore")
@@ -190,14 +192,14 @@ def _sweep_figure(table: pd.DataFrame, path: Path) -> Path:
 def write_national(
     out: Path,
     records: Sequence[dict[str, Any]],
-    areas: Sequence[tuple[str, gpd.GeoDataFrame]],
+    areas: Sequence[tuple[str, Any, Any]],
     summary: dict[str, Any],
     *,
     sweep: bool = False,
 ) -> list[Path]:
     """Write the national outputs of a batch into ``out``; return the files written.
 
-    ``areas`` are (code, polygons) pairs; ``records`` one dict per run.
+    ``areas`` are (code, outline geometry, CRS) triples; ``records`` one dict per run.
     """
     files = [write_failures(out, records)]
     table = national_table(records)
@@ -242,7 +244,12 @@ def write_national(
         for r in records
         if r.get("status") != "ok"
     ]
+    files.append(write_summary(out, summary))
+    return files
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> Path:
+    """``OUT/summary.json`` (rewritten when the summary grows)."""
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), "utf-8")
-    files.append(path)
-    return files
+    return path
