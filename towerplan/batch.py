@@ -625,8 +625,9 @@ def run_batch(
     ]
     t1 = time.perf_counter()
     files = write_national(out, records, shapes, summary, sweep=sweep)
-    summary["cpu"] = _cpu_report(records, client_cpu_s=time.process_time() - c0)
-    summary["cpu"]["national_outputs_s"] = round(time.perf_counter() - t1, 2)
+    cpu = _cpu_report(records, client_cpu_s=time.process_time() - c0)
+    cpu["national_outputs_s"] = round(time.perf_counter() - t1, 2)
+    summary["cpu"] = cpu
     write_summary(out, summary)
     return BatchResult(records, out, summary, dashboard, files)
 

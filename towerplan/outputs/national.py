@@ -74,9 +74,7 @@ def national_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df.drop(columns=[c for c in ("resumed",) if c in df.columns])
 
 
-def _areas_layer(
-    areas: Sequence[tuple[str, Any, Any]], table: pd.DataFrame
-) -> gpd.GeoDataFrame:
+def _areas_layer(areas: Sequence[tuple[str, Any, Any]], table: pd.DataFrame) -> gpd.GeoDataFrame:
     crs = areas[0][2]
     layer = gpd.GeoDataFrame(
         {"code": [a[0] for a in areas]}, geometry=[a[1] for a in areas], crs=crs

@@ -231,8 +231,9 @@ def lagrangian_bound(
     deg = np.asarray(Af.sum(axis=0)).ravel()
     # start: u_i = max over covering columns of 1/deg_j (a classic dual start)
     u = np.asarray(Af.multiply(1.0 / np.maximum(deg, 1.0)[None, :]).max(axis=1).todense()).ravel()
-    best, theta, stall, it = -np.inf, 2.0, 0, 0
-    for it in range(1, iterations + 1):
+    best, theta, stall, taken = -np.inf, 2.0, 0, 0
+    while taken < iterations:
+        taken += 1
         red = 1.0 - At @ u
         x = red < 0
         kv, z = _knapsack(u, w, need)
@@ -248,7 +249,7 @@ def lagrangian_bound(
         if gg <= 0.0 or upper - value <= 1e-9:
             break
         u = np.maximum(0.0, u + theta * (upper - value) / gg * g)
-    return float(best), it
+    return float(best), taken
 
 
 def _check_args(
