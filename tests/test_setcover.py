@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -66,4 +67,18 @@ def test_lagrangian_bound_is_valid(seed: int, tf: float) -> None:
     assert math.ceil(value - 1e-6) <= res.n_selected
     heur = solve_set_cover(sp.csr_matrix(A), w, tf, solver="heuristic")
     assert heur.lower_bound <= res.n_selected <= heur.n_selected
-    assert "Lagrangian" in heur.solver_used
+
+
+def test_large_instances_get_the_lagrangian_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    import towerplan.siting._setcover as sc
+
+    A, w = _grid_instance(16, seed=3)
+    small = solve_set_cover(A, w, 0.95, solver="heuristic")
+    assert "LP lower bound" in small.solver_used
+    monkeypatch.setattr(sc, "MILP_MAX_NNZ", 10)  # the same instance counts as large
+    large = solve_set_cover(A, w, 0.95, solver="auto")
+    assert "Lagrangian lower bound (MILP too large" in large.solver_used
+    assert large.log["lagrange_iterations"] == sc.LAGRANGE_ITERATIONS
+    assert large.n_selected == small.n_selected  # the same greedy solution
+    assert large.lower_bound <= small.lower_bound <= large.n_selected
+    assert large.lower_bound >= 0.95 * small.lower_bound

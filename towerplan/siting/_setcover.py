@@ -6,8 +6,9 @@ the whole coverable weight the covering rows become ``sum_j A[i,j] x_j >= 1``.
 Rows with identical covering sets are merged first.
 
 Solvers: greedy (most uncovered weight per column) followed by redundancy removal;
-HiGHS MILP warm-started from it (up to :data:`MILP_MAX_NNZ` non-zeros); above that, a
-Lagrangian lower bound (rounded up) by a fixed number of subgradient steps.
+HiGHS MILP warm-started from it (up to :data:`MILP_MAX_NNZ` non-zeros; ``solver="heuristic"``
+there: the LP-relaxation bound); above that, a Lagrangian lower bound (rounded up) by a fixed
+number of subgradient steps -- the LP, unbounded in work, is not solved at that size.
 
 The Lagrangian bound
 --------------------
@@ -326,6 +327,13 @@ def _improve(
         if np.isfinite(res.bound):
             lb = max(lb, math.ceil(res.bound - 1e-6))
         method = "exact MILP (HiGHS) warm-started from greedy"
+    elif len(sel) > 0 and model.nnz <= MILP_MAX_NNZ:  # heuristic requested, small: LP bound
+        res = solve_model(model, limits, relax=True)
+        time_limited = res.time_limited
+        log.update({"lp_status": res.status, "lp_simplex_iterations": res.simplex_iterations})
+        if np.isfinite(res.bound):
+            lb = max(lb, math.ceil(res.bound - 1e-6))
+        method = "greedy + redundancy removal, LP lower bound (requested)"
     elif len(sel) > 0:
         steps = max(1, round(LAGRANGE_ITERATIONS * work_limit))
         value, taken = lagrangian_bound(Ar, wr, need, upper=float(len(sel)), iterations=steps)
