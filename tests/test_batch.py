@@ -315,6 +315,10 @@ def test_cli_batch_user_error(boundaries: Path, tmp_path: Path, capsys) -> None:
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("towerplan: error: --areas") and "Traceback" not in err
+    rc = main(["batch", "--boundaries", str(boundaries), "--sites", str(tmp_path / "no.csv"),
+               "--out", str(tmp_path / "o2")])  # fmt: skip
+    assert rc == 2
+    assert capsys.readouterr().err.startswith("towerplan: error: --sites")
 
 
 def test_scenario_files_as_areas(loopback: str, tmp_path: Path) -> None:
@@ -340,3 +344,36 @@ def test_scenario_files_as_areas(loopback: str, tmp_path: Path) -> None:
         alone = coverage_need(area.scenario, 0.9, inputs=area.inputs)
         assert rec["existing_sites"] == alone["existing_sites"] > 0  # the city's own sites
         assert rec["new_sites"] == alone["new_sites"]
+
+
+def test_site_inventory_clipped_per_area(
+    areas: list[batch.Area], template: Scenario, tmp_path: Path
+) -> None:
+    """--sites: a national inventory is split by area (operators kept); need counts them."""
+    xy = [(X0 + 700, Y0 + 700), (X0 + 2300, Y0 + 2200), (X0 + 4700, Y0 + 800), (X0 - 9000, Y0)]
+    pts = gpd.GeoSeries(gpd.points_from_xy(*zip(*xy, strict=True)), crs="EPSG:32648")
+    lonlat = pts.to_crs("EPSG:4326")
+    csv = tmp_path / "sites.csv"
+    pd.DataFrame(
+        {
+            "site_id": ["A", "B", "C", "OUT"],
+            "lon": lonlat.x,
+            "lat": lonlat.y,
+            "operator": ["Viettel", "MobiFone", "Viettel", "Viettel"],
+            "operators": ["Viettel;MobiFone", "MobiFone", "Viettel", "Viettel"],
+        }
+    ).to_csv(csv, index=False)
+    got, report = batch.attach_sites(areas, csv, template)
+    assert report["sites_read"] == 4 and report["sites_outside_areas"] == 1
+    assert report["sites_per_area"] == {"801": 2, "802": 1, "803": 0}
+    a801 = next(a for a in got if a.code == "801")
+    assert a801.sites is not None and sorted(a801.sites["site_id"]) == ["A", "B"]
+    assert list(a801.sites.sort_values("site_id")["operators"]) == ["Viettel;MobiFone", "MobiFone"]
+    inputs = batch.area_inputs(a801)
+    assert inputs.data_kind == "census boundaries and population, existing sites from sites.csv"
+    with_sites = batch.run_area(a801, template, TASK, tmp_path / "with")
+    scratch = batch.run_area(areas[0], template, TASK, tmp_path / "scratch")
+    assert with_sites["existing_sites"] == 2 and scratch["existing_sites"] == 0
+    assert with_sites["coverage_before"] > 0.0 == scratch["coverage_before"]
+    assert with_sites["new_sites"] < scratch["new_sites"]
+    assert with_sites["coverage_after"] >= 0.95

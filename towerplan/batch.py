@@ -71,6 +71,7 @@ __all__ = [
     "AreaTask",
     "BatchResult",
     "areas_from_boundaries",
+    "attach_sites",
     "read_sweep",
     "run_area",
     "run_batch",
@@ -78,6 +79,8 @@ __all__ = [
 
 BATCH_KIND = "census boundaries and population, no existing sites"
 """``data_kind`` of an area built from a boundary file (no site inventory is known)."""
+BATCH_SITES_KIND = "census boundaries and population, existing sites from {source}"
+"""``data_kind`` of such an area when a site inventory is given (``--sites``)."""
 DEFAULT_MEMORY_LIMIT = "2GB"
 """Default memory limit per worker process (one task at a time per worker)."""
 NEIGHBOUR_BUFFER_M = 5000.0
@@ -92,7 +95,8 @@ class Area:
     """One area of a batch: its communes (population polygons) in the working CRS.
 
     ``communes`` has ``population`` (calibrated), ``district``, ``district_code``
-    and ``district_type``.  An area from a scenario file (:func:`areas_from_scenarios`)
+    and ``district_type``.  ``sites`` are the existing sites inside the area (from a
+    national inventory, :func:`attach_sites`; ``None``: none known).  An area from a scenario file (:func:`areas_from_scenarios`)
     carries its own ``scenario`` and loaded ``inputs`` (with its existing sites);
     ``communes`` is then its district layer.
     """
@@ -104,6 +108,8 @@ class Area:
     calibration_factor: float = 1.0
     scenario: Scenario | None = None
     inputs: PlanInputs | None = None
+    sites: gpd.GeoDataFrame | None = None
+    sites_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -296,8 +302,61 @@ def areas_from_scenarios(paths: Sequence[str | Path]) -> tuple[list[Area], dict[
     return areas, {"scenarios": [str(p) for p in paths]}
 
 
+def attach_sites(
+    areas: Sequence[Area], path: str | Path, template: Scenario
+) -> tuple[list[Area], dict[str, Any]]:
+    """Give every area the existing sites of a national inventory that lie inside it.
+
+    The inventory is read once (``read_sites``: CSV with lon/lat, or a point layer;
+    operator names matched to the template's operators under its
+    ``data.unknown_operators`` policy, tenants kept) and each site goes to the area
+    whose communes contain it (a partition: at most one); sites outside every area are
+    dropped and counted.
+
+    Returns
+    -------
+    list of Area, dict
+        The areas with ``sites`` set, and a report (sites read, per area, outside).
+    """
+    from towerplan.inputs.operators import match_operators
+    from towerplan.inputs.sites import read_sites
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"--sites {p}: file not found; give a site inventory (CSV or points)")
+    crs = areas[0].communes.crs if areas else template.crs
+    sites = read_sites(p, crs=crs, max_tenants=template.sites.max_tenants, outside="keep")
+    sites, op_report = match_operators(
+        sites, template.operators, f"--sites {p}", policy=template.data.unknown_operators
+    )
+    polys = pd.concat(
+        [a.communes[["district", "geometry"]].assign(_area=a.code) for a in areas],
+        ignore_index=True,
+    )
+    polys = gpd.GeoDataFrame(polys, geometry="geometry", crs=crs)
+    hit = gpd.sjoin(sites, polys, how="inner", predicate="within")
+    hit = hit[~hit.index.duplicated(keep="first")]
+    out: list[Area] = []
+    counts: dict[str, int] = {}
+    for a in areas:
+        own = hit[hit["_area"] == a.code]
+        mine = gpd.GeoDataFrame(
+            sites.loc[own.index].assign(district=own["district"].to_numpy()), crs=crs
+        ).reset_index(drop=True)
+        counts[a.code] = len(mine)
+        out.append(dataclasses.replace(a, sites=mine, sites_source=str(p)))
+    report = {
+        "sites": str(p),
+        "sites_read": len(sites),
+        "sites_outside_areas": int(len(sites) - len(hit)),
+        "sites_per_area": counts,
+        "unknown_operators": op_report,
+    }
+    return out, report
+
+
 def area_inputs(area: Area) -> PlanInputs:
-    """The plan inputs of one area: districts dissolved from its communes, no sites."""
+    """The plan inputs of one area: districts dissolved from its communes, its sites if known."""
     if area.inputs is not None:
         return area.inputs
     c = area.communes
@@ -318,18 +377,23 @@ def area_inputs(area: Area) -> PlanInputs:
         crs=c.crs,
     )
     cols = ["site_id", "operator", "operators", "n_tenants", "max_tenants", "height_m", "district"]
-    empty = gpd.GeoDataFrame({k: [] for k in cols}, geometry=[], crs=c.crs)
     pois = gpd.GeoDataFrame({"name": [], "category": [], "source": []}, geometry=[], crs=c.crs)
+    note = "Boundaries and population: census communes (partition; see batch summary.json); "
+    if area.sites is not None:
+        sites = area.sites
+        kind = BATCH_SITES_KIND.format(source=Path(area.sites_source).name or "a site inventory")
+        note += f"existing sites: {len(sites)} from {area.sites_source} (inside the area)."
+    else:
+        sites = gpd.GeoDataFrame({k: [] for k in cols}, geometry=[], crs=c.crs)
+        kind = BATCH_KIND
+        note += "no existing sites are known, so every site is counted as new."
     return PlanInputs(
         districts=districts,
         population=c[["population", "district", "geometry"]],
-        existing_sites=empty,
+        existing_sites=sites,
         pois=pois,
-        data_kind=BATCH_KIND,
-        notes=[
-            "Boundaries and population: census communes (partition; see batch summary.json); "
-            "no existing sites are known, so every site is counted as new."
-        ],
+        data_kind=kind,
+        notes=[note],
     )
 
 
@@ -359,7 +423,7 @@ def run_area(area: Area, template: Scenario, task: AreaTask, out_dir: str | Path
     inputs = area_inputs(area)
     area_km2 = float(inputs.districts["area_km2"].sum())
     population = float(area.communes["population"].sum())
-    own_sites = area.inputs is not None
+    own_sites = area.inputs is not None or area.sites is not None
     rec: dict[str, Any] = {
         "code": area.code,
         "name": area.name,
@@ -607,7 +671,7 @@ def run_batch(
     records.sort(key=lambda r: (str(r["code"]), str(r.get("variant", ""))))
     outlines = {str(r["code"]): r.pop("outline") for r in records if "outline" in r}
     summary = {
-        "data_kind": BATCH_KIND,
+        "data_kind": _batch_kind(areas),
         "scenario": template.name,
         "mode": tasks[0].mode,
         "variants": [t.label() for t in tasks],
@@ -655,6 +719,12 @@ def _cpu_report(records: list[dict[str, Any]], *, client_cpu_s: float) -> dict[s
         "serial_fraction": round(s, 4),
         "amdahl_speedup_2": round(1.0 / (s + (1.0 - s) / 2.0), 3),
     }
+
+
+def _batch_kind(areas: Sequence[Area]) -> str:
+    """``data_kind`` of the batch: with the site inventory's name when one was given."""
+    src = next((a.sites_source for a in areas if a.sites is not None), None)
+    return BATCH_SITES_KIND.format(source=Path(src).name) if src else BATCH_KIND
 
 
 def _prepare_out(

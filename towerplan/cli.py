@@ -200,6 +200,9 @@ def _add_batch_parser(sub: Any) -> None:
     ba.add_argument("--sweep", type=Path, default=None, help="YAML of radius_m/coverage lists")
     ba.add_argument("--calibrate", type=Path, default=None, help="CSV of area population totals")
     ba.add_argument("--calibrate-column", default="pop_gso_avg2009")
+    ba.add_argument(
+        "--sites", type=Path, default=None, help="national site inventory (CSV lon/lat or points)"
+    )
     ba.add_argument("--solver", choices=["auto", "exact", "heuristic"], default="auto")
     ba.add_argument(
         "--time-limit", type=float, default=None, help="safety stop per area in s (default none)"
@@ -512,6 +515,7 @@ def _cmd_need(args: argparse.Namespace) -> int:
 
 def _cmd_batch(args: argparse.Namespace) -> int:
     from towerplan import batch
+    from towerplan.errors import ParameterError
     from towerplan.scenario import load_scenario
 
     template = load_scenario(args.scenario)
@@ -525,6 +529,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     )
     tasks = batch.read_sweep(args.sweep, base) if args.sweep else [base]
     if args.scenarios:
+        if args.sites:
+            raise ParameterError(
+                "--sites: not with --scenarios (each scenario file names its own sites); "
+                "drop --sites or use --boundaries"
+            )
         areas, report = batch.areas_from_scenarios(args.scenarios)
     else:
         areas, report = batch.areas_from_boundaries(
@@ -535,6 +544,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             calibrate=args.calibrate,
             calibrate_column=args.calibrate_column,
         )
+        if args.sites:
+            areas, report["sites"] = batch.attach_sites(areas, args.sites, template)
     res = batch.run_batch(
         areas,
         template,
