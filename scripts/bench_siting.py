@@ -15,6 +15,13 @@ Instances (all generated here with fixed seeds; nothing is downloaded):
 * ``cantho-scale-4op``    : the same city with 4 operators (shares 0.50/0.22/0.23/0.05),
   existing sites split among them, 338 dedicated + 276 shared new structures
   (towerplan only: spopt's MCLP has no operators)
+* ``demo``                : the siting model of ``towerplan plan --scenario cantho-2020``
+  (built by the plan's own stages: census demand, link-budget radii, minimum spacing)
+
+Every towerplan row solves the instance twice in the same process: the current method
+(``exact`` with zero gap on the small instances, ``auto`` on the large ones) and
+``solver="benders"`` (heuristic start, then branch-and-Benders-cut in SCIP), so their
+gaps and times compare under the same load.
 
 spopt's MCLP is single-operator, so spopt and towerplan are compared on single-operator
 instances; towerplan's model with one operator and ``n_dedicated = p, n_shared = 0`` is
@@ -59,6 +66,7 @@ INSTANCES: dict[str, dict[str, Any]] = {
     },
     "cantho-scale": {"kind": "city", "locked": 1114, "p": 614, "r": 500.0, "seed": 7, "ops": 1},
     "cantho-scale-4op": {"kind": "city", "locked": 1114, "p": 614, "r": 500.0, "seed": 7, "ops": 4},
+    "demo": {"kind": "demo", "locked": 1114, "p": 614, "r": 0.0, "seed": 0, "ops": 4},
 }
 QUICK = ["clustered-2000x500", "clustered-5000x1000"]
 SHARES = [0.50, 0.22, 0.23, 0.05]
@@ -132,15 +140,40 @@ def _peak_mb() -> float:
     return max(own, kids) / 1024.0
 
 
-def run_towerplan(name: str, time_limit: float, work_limit: float, q: Any) -> None:
+def demo_problem() -> Any:
+    """The reduced siting model of the demo plan (``cantho-2020``), built by its stages."""
+    from towerplan.plan import PlanState, run_stage
+    from towerplan.scenario import load_scenario
+    from towerplan.siting import planner
+
+    state = PlanState(load_scenario("cantho-2020"))
+    for stage in ("load_inputs", "demand_grid", "coverage_before", "candidates"):
+        state = run_stage(stage, state)
+    sc = state.scenario.sites
+    cands = state._need("candidates").candidates
+    spec = planner._siting_spec(
+        cands,
+        operators=state.scenario.market_shares,
+        n_dedicated=sc.new_dedicated,
+        n_shared=sc.new_shared,
+        radius_m="radius_m",
+        max_tenants=sc.max_tenants,
+        min_spacing_m=sc.min_new_site_spacing_m,
+    )
+    return planner._siting_model(state.demand.points, state.existing, cands, spec).prob
+
+
+def build_instance(name: str) -> Any:
+    """The reduced MCLP of instance ``name``."""
     from towerplan.coverage import coverage_matrix, covered_mask
     from towerplan.siting import _mclp
 
     spec = INSTANCES[name]
+    if spec["kind"] == "demo":
+        return demo_problem()
     dxy, pop, cxy, lxy = make(name)
     r, p = spec["r"], spec["p"]
     n_ops = spec.get("ops", 1)
-    t0 = time.perf_counter()
     if n_ops == 1:
         before = covered_mask(dxy, lxy, r)[:, None]
         W = pop[:, None]
@@ -157,57 +190,71 @@ def run_towerplan(name: str, time_limit: float, work_limit: float, q: Any) -> No
         W = pop[:, None] * np.array(SHARES)[None, :]
         n_ded, n_sh, cap = 338, 276, 3
     A = coverage_matrix(dxy, cxy, r)
-    prob = _mclp.build_problem(A, W * ~before, n_ded, n_sh, cap, None, float((W * before).sum()))
+    return _mclp.build_problem(A, W * ~before, n_ded, n_sh, cap, None, float((W * before).sum()))
+
+
+def _timed_solve(prob: Any, settings: Any, prefix: str) -> tuple[Any, dict[str, Any]]:
+    """Solve, check and describe one run (``prefix``-ed keys; MILP assembly is build time)."""
+    from towerplan.siting import _mclp
+
+    t0 = time.perf_counter()
+    sol = _mclp.solve(prob, settings)
+    solve = time.perf_counter() - t0
+    _mclp.check_solution(prob, sol)
+    if abs(_mclp.evaluate(prob, sol) - sol.objective) > 1e-6 * max(1.0, sol.objective):
+        raise AssertionError("reported objective differs from the recount")
+    milp_build = float(sol.log.get("milp_build_s", 0.0))
+    return sol, {
+        f"{prefix}_milp_build_s": round(milp_build, 3),
+        f"{prefix}_solve_s": round(solve - milp_build, 3),
+        f"{prefix}_objective": sol.objective,
+        f"{prefix}_upper_bound": sol.upper_bound,
+        f"{prefix}_gap": sol.gap,
+        f"{prefix}_solver": sol.method,
+        f"{prefix}_stopped_by": sol.stopped_by,
+        f"{prefix}_hash": _solution_hash(sol),
+        f"{prefix}_work": {
+            k: v for k, v in sol.log.items() if not k.endswith("_s") and isinstance(v, int)
+        },
+    }
+
+
+def run_towerplan(name: str, time_limit: float, work_limit: float, q: Any) -> None:
+    from towerplan.siting import _mclp
+
+    spec = INSTANCES[name]
+    t0 = time.perf_counter()
+    prob = build_instance(name)
     build = time.perf_counter() - t0
     t1 = time.perf_counter()
     quick = _mclp.local_search(prob, _mclp.greedy(prob), seed=0)
     quick_s = time.perf_counter() - t1
-    t1 = time.perf_counter()
-    heur = _mclp.solve(prob, _mclp.SolveSettings("heuristic", work_limit=work_limit))
-    heur_s = time.perf_counter() - t1
-    solver = "exact" if spec["kind"] == "clustered" else "auto"
-    gap = 0.0 if spec["kind"] == "clustered" else 1e-3
-    nodes = 1_000_000 if spec["kind"] == "clustered" else 2000
-    t2 = time.perf_counter()
-    ex = _mclp.solve(
-        prob,
-        _mclp.SolveSettings(
-            solver, mip_gap=gap, work_limit=work_limit, max_nodes=nodes, time_limit_s=time_limit
-        ),
+    small = spec["kind"] == "clustered"
+    solver = "exact" if small else "auto"
+    gap = 0.0 if small else 1e-3
+    nodes = 1_000_000 if small else 2000
+    kw = dict(mip_gap=gap, work_limit=work_limit, time_limit_s=time_limit)
+    ex, row = _timed_solve(prob, _mclp.SolveSettings(solver, max_nodes=nodes, **kw), "towerplan")
+    bd, brow = _timed_solve(
+        prob, _mclp.SolveSettings("benders", max_nodes=nodes if small else 2000, **kw), "benders"
     )
-    solve = time.perf_counter() - t2
-    # the MILP matrix assembly is model building, not solving
-    milp_build = float(ex.log.get("milp_build_s", 0.0))
-    build += milp_build
-    solve -= milp_build
-    _mclp.check_solution(prob, ex)
-    _mclp.check_solution(prob, heur)
-    q.put(
+    row.update(brow)
+    row["towerplan_build_s"] = round(build + row.pop("towerplan_milp_build_s"), 3)
+    row.update(
         {
-            "towerplan_build_s": round(build, 3),
-            "towerplan_solve_s": round(solve, 3),
-            "towerplan_objective": ex.objective,
-            "towerplan_upper_bound": ex.upper_bound,
-            "towerplan_gap": ex.gap,
-            "towerplan_solver": ex.method,
-            "towerplan_stopped_by": ex.stopped_by,
-            "towerplan_work": {
-                k: v for k, v in ex.log.items() if not k.endswith("_s") and isinstance(v, int)
-            },
+            "load_during": os.getloadavg()[0],
             "towerplan_safety_time_limit_s": time_limit,
             "towerplan_work_limit": work_limit,
-            "heuristic_s": round(heur_s, 3),
-            "heuristic_objective": heur.objective,
-            "heuristic_certified_gap": heur.gap,
-            "heuristic_vs_exact": (ex.objective - heur.objective) / ex.objective,
             "greedy_swap_s": round(quick_s, 3),
             "greedy_swap_objective": quick.objective,
             "greedy_swap_vs_exact": (ex.objective - quick.objective) / ex.objective,
+            "benders_vs_current_objective": (bd.objective - ex.objective) / ex.objective,
             "reduced_rows": prob.info["rows_after_merge"],
             "singleton_rows_folded": prob.info["rows_singleton_folded"],
             "peak_rss_mb": round(_peak_mb(), 1),
         }
     )
+    q.put(row)
 
 
 def _solution_hash(sol: Any) -> str:
@@ -218,7 +265,7 @@ def _solution_hash(sol: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def run_determinism(name: str, work_limit: float, q: Any) -> None:
+def run_determinism(name: str, work_limit: float, solver: str, q: Any) -> None:
     """The same instance solved twice, the second time beside 2 CPU-burning processes."""
     import subprocess
 
@@ -228,8 +275,8 @@ def run_determinism(name: str, work_limit: float, q: Any) -> None:
     spec = INSTANCES[name]
     dxy, pop, cxy, _ = make(name)
     A = coverage_matrix(dxy, cxy, spec["r"])
-    settings = _mclp.SolveSettings("auto", work_limit=work_limit)
-    out: dict[str, Any] = {"determinism_instance": name}
+    settings = _mclp.SolveSettings(solver, work_limit=work_limit)
+    out: dict[str, Any] = {"determinism_instance": name, "solver": solver}
     for label, burn in (("quiet", False), ("loaded", True)):
         procs = []
         if burn:
@@ -298,6 +345,8 @@ def _in_child(target: Any, *args: Any) -> dict[str, Any]:
 
 def spopt_fits(name: str) -> tuple[bool, str]:
     spec = INSTANCES[name]
+    if spec["kind"] == "demo":
+        return False, "the demo's model has 4 operators, tenancy and minimum spacing"
     if spec.get("ops", 1) != 1:
         return (
             False,
@@ -335,6 +384,7 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "scipy": scipy.__version__,
         "highspy": _version("highspy"),
+        "pyscipopt": _version("pyscipopt"),
     }
     try:
         import psutil
@@ -362,26 +412,23 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also solve this instance twice, the second time beside 2 CPU burners",
     )
+    ap.add_argument("--det-solver", default="benders", help="solver of the determinism row")
     args = ap.parse_args(argv)
     names = args.only if args.only is not None else (QUICK if args.quick else list(INSTANCES))
     rows = []
     if args.determinism:
         print(f"[{args.determinism}] determinism ...", file=sys.stderr, flush=True)
-        det = _in_child(run_determinism, args.determinism, args.work_limit)
+        det = _in_child(run_determinism, args.determinism, args.work_limit, args.det_solver)
         rows.append({"instance": f"determinism: {args.determinism}", **det})
         print(json.dumps(det, indent=1), file=sys.stderr, flush=True)
     for name in names:
         spec = INSTANCES[name]
-        dxy, _, cxy, lxy = make(name)
-        row: dict[str, Any] = {
-            "instance": name,
-            "n_demand": len(dxy),
-            "n_candidates": len(cxy),
-            "p": spec["p"],
-            "locked": len(lxy),
-            "radius_m": spec["r"],
-            "operators": spec.get("ops", 1),
-        }
+        row: dict[str, Any] = {"instance": name, "p": spec["p"], "operators": spec.get("ops", 1)}
+        if spec["kind"] != "demo":
+            dxy, _, cxy, lxy = make(name)
+            row.update(
+                n_demand=len(dxy), n_candidates=len(cxy), locked=len(lxy), radius_m=spec["r"]
+            )
         row["load_before"] = os.getloadavg()[0]
         print(f"[{name}] towerplan ...", file=sys.stderr, flush=True)
         row.update(_in_child(run_towerplan, name, args.time_limit, args.work_limit))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import geopandas as gpd
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 
 from towerplan import siting
 from towerplan.coverage import operator_coverage, points_xy
+from towerplan.errors import InfeasibleModelError
 from towerplan.siting import _mclp
+from towerplan.siting._benders import BendersLimits, dominated_candidates, solve_benders
 from towerplan.siting._highs import WorkLimits
 
 EXACT = WorkLimits(mip_gap=0.0)
@@ -125,6 +128,46 @@ def test_exact_equals_brute_force_and_bounds_hold(inst: dict) -> None:
 
 
 @SETTINGS
+@given(instances(), st.booleans())
+def test_benders_equals_brute_force_and_bound_holds(inst: dict, warm: bool) -> None:
+    best = _brute(inst)
+    prob = _problem(inst)
+    limits = BendersLimits(max_nodes=10_000, mip_gap=0.0, rows_per_block=3)
+    if not np.isfinite(best):
+        with pytest.raises(InfeasibleModelError):
+            solve_benders(prob, limits)
+        return
+    start = None
+    if warm:
+        with contextlib.suppress(InfeasibleModelError):  # greedy blocked by a conflict
+            start = _mclp.local_search(prob, _mclp.greedy(prob))
+    out = solve_benders(prob, limits, start=start)
+    _feasible(inst, out)
+    assert out.objective == pytest.approx(_value(inst, out), abs=1e-6)
+    assert out.objective == pytest.approx(best, abs=1e-6)
+    assert out.upper_bound >= out.objective - 1e-9
+    assert out.upper_bound == pytest.approx(best, abs=1e-4 * max(1.0, best))
+
+
+@SETTINGS
+@given(st.integers(0, 10_000))
+def test_benders_with_dominance_equals_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, m = 12, 7
+    A = rng.random((n, m)) < 0.35
+    A[:, 1] = A[:, 0] & (rng.random(n) < 0.5)  # candidate 1 covers a subset of 0's rows
+    inst = {"A": A, "W": rng.integers(1, 9, (n, 1)).astype(float), "cap": np.ones(m, int)}
+    inst.update({"n_ded": 3, "n_sh": 0, "conf": None, "offset": 0.0})
+    prob = _problem(inst)
+    dom = dominated_candidates(prob)
+    assert dom[1] or prob.C[1, 0] > 0 or not A[:, 1].any()
+    out = solve_benders(prob, BendersLimits(max_nodes=10_000, mip_gap=0.0))
+    assert out.objective == pytest.approx(_brute(inst), abs=1e-6)
+    if (~dom).sum() >= 3:  # enough non-dominated candidates: none of the others is used
+        assert not dom[out.sites].any()
+
+
+@SETTINGS
 @given(instances(), st.integers(0, 10_000))
 def test_adding_a_candidate_never_lowers_the_optimum(inst: dict, seed: int) -> None:
     if inst["A"].shape[1] >= 5 or not _has_solution(inst):
@@ -206,3 +249,27 @@ def test_optimum_grows_with_radius(seed: int) -> None:
         mask = covered_mask(points_xy(dem, "d"), points_xy(ex, "e"), r)
         assert (mask | ~prev_mask).all()
         prev_mask = mask
+
+
+@pytest.mark.parametrize("n_op", [1, 3])
+def test_benders_solver_matches_exact_milp(n_op: int) -> None:
+    rng = np.random.default_rng(5)
+    n, m = 60, 10
+    A = sp.csr_matrix(rng.random((n, m)) < 0.12)
+    W = rng.gamma(2.0, 5.0, (n, n_op))
+    n_sh = 2 if n_op > 1 else 0
+    prob = _mclp.build_problem(A, W, 3, n_sh, 3, None, 1.0)
+    best = _mclp.solve_milp(prob, EXACT).objective
+    out = _mclp.solve(prob, _mclp.SolveSettings("benders", mip_gap=0.0))
+    assert out.objective == pytest.approx(best, rel=1e-9)
+    assert out.upper_bound >= best - 1e-6
+    assert out.stopped_by == "gap"
+    # aggregated blocks started from the Lagrangian multipliers: still exact
+    ub, _ = _mclp.lagrangian_bound(prob, out.objective, max_iter=50)
+    agg = solve_benders(
+        prob,
+        BendersLimits(max_nodes=10_000, mip_gap=0.0, rows_per_block=25),
+        duals=prob.info["_multipliers"][0],
+    )
+    assert agg.objective == pytest.approx(best, rel=1e-9)
+    assert best - 1e-6 <= agg.upper_bound <= ub + 1e-6

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 
+from towerplan.siting._benders import BendersLimits, solve_benders
 from towerplan.siting._bounds import lagrangian_bound
 from towerplan.siting._exact import _milp_columns, solve_milp
 from towerplan.siting._heuristics import (
@@ -44,6 +45,7 @@ from towerplan.siting._heuristics import (
     local_search,
 )
 from towerplan.siting._model import (
+    BENDERS_NODE_SHARE,
     LAGRANGIAN_ITERATIONS,
     LNS_SUBPROBLEMS,
     MILP_CHECKPOINTS,
@@ -85,13 +87,16 @@ the Lagrangian bound straight to the MILP (small models close at the root)."""
 
 
 def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolution:
-    """Solve with ``settings.solver`` = ``'heuristic'``, ``'exact'`` or ``'auto'``.
+    """Solve with ``settings.solver`` = ``'heuristic'``, ``'exact'``, ``'benders'`` or ``'auto'``.
 
     * ``heuristic``: lazy greedy, swap local search, Lagrangian bound and rounding, then
       large-neighbourhood search (exact window MILPs) while the certified gap exceeds
       ``mip_gap``, twice the LNS budget.
     * ``exact``: the full MILP in HiGHS (``max_nodes`` nodes), warm-started from greedy +
       swaps.
+    * ``benders``: the heuristic with one LNS phase, then the branch-and-Benders-cut of
+      :mod:`~towerplan.siting._benders` (SCIP) warm-started from it and from the
+      Lagrangian multipliers, ``max_nodes * BENDERS_NODE_SHARE`` nodes.
     * ``auto``: the heuristic (stops as soon as the gap is certified within ``mip_gap``;
       no LNS for models up to :data:`MILP_DIRECT_NNZ` non-zeros);
       then, if not certified and the reduced MILP is small enough
@@ -143,7 +148,7 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
     n_lns = st.budget(LNS_SUBPROBLEMS)
     keep = _milp_columns(prob)
     est_nnz = prob.A[:, keep].nnz + (prob.A.shape[0] + len(keep)) * prob.n_ops
-    direct = st.solver == "auto" and est_nnz <= MILP_DIRECT_NNZ
+    direct = st.solver in ("auto", "benders") and est_nnz <= MILP_DIRECT_NNZ
     if sol.gap > st.mip_gap and not direct:
         better = lns(
             prob,
@@ -166,6 +171,8 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         if st.solver == "heuristic" and sol.gap > st.mip_gap:
             sol = _second_lns(prob, sol, st, safety, n_lns)
         return _finish(sol, st, safety)
+    if st.solver == "benders":
+        return _finish(_benders_phase(prob, sol, st, safety, phases), st, safety)
     if est_nnz <= MILP_MAX_NNZ:
         out = solve_milp(
             prob,
@@ -186,6 +193,31 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         f"heuristic ({' + '.join(phases)} + LNS); certified gap {sol.gap:.3%}"
     )
     return _finish(sol, st, safety)
+
+
+def _benders_phase(
+    prob: MCLPProblem,
+    sol: MCLPSolution,
+    st: SolveSettings,
+    safety: SafetyStop,
+    phases: list[str],
+) -> MCLPSolution:
+    """Branch-and-Benders-cut (SCIP) from the heuristic incumbent and its Lagrangian duals."""
+    mult = prob.info.get("_multipliers")
+    limits = BendersLimits(
+        max_nodes=st.budget(max(1, round(st.max_nodes * BENDERS_NODE_SHARE))),
+        mip_gap=st.mip_gap,
+        time_limit_s=safety.left(),
+    )
+    out = solve_benders(prob, limits, start=sol, duals=mult[0] if mult is not None else None)
+    out.upper_bound = max(min(out.upper_bound, sol.upper_bound), out.objective)
+    out.time_limited = out.time_limited or sol.time_limited
+    out.log = {**sol.log, **out.log}
+    out.method = (
+        f"benders: heuristic ({' + '.join(phases)}) certified gap {sol.gap:.3%}, then "
+        f"branch-and-Benders-cut (SCIP) warm-started from it; gap {out.gap:.3%}"
+    )
+    return out
 
 
 def _second_lns(

@@ -114,7 +114,7 @@ class SolveSettings:
 
     Attributes
     ----------
-    solver : {'auto', 'exact', 'heuristic'}
+    solver : {'auto', 'exact', 'heuristic', 'benders'}
     mip_gap : float
         Relative gap at which the search stops (certified).
     seed : int
@@ -135,8 +135,10 @@ class SolveSettings:
     time_limit_s: float = float("inf")
 
     def __post_init__(self) -> None:
-        if self.solver not in ("auto", "exact", "heuristic"):
-            raise ParameterError(f"solver = {self.solver!r}: use 'auto', 'exact' or 'heuristic'")
+        if self.solver not in ("auto", "exact", "heuristic", "benders"):
+            raise ParameterError(
+                f"solver = {self.solver!r}: use 'auto', 'exact', 'heuristic' or 'benders'"
+            )
         for name in ("mip_gap", "work_limit", "time_limit_s"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or np.isnan(v) or v < 0:
@@ -175,6 +177,9 @@ LNS_SUB_CHECKPOINTS = 60
 """HiGHS MIP work checkpoints per LNS window MILP (bounds the root; see ``WorkLimits``)."""
 MILP_CHECKPOINTS = 1000
 """HiGHS MIP work checkpoints of the full MILP (before ``work_limit`` scaling)."""
+BENDERS_NODE_SHARE = 0.1
+"""Branch-and-Benders-cut nodes per ``max_nodes`` unit (a SCIP node re-separates dense
+Benders rows, about ten times the work of a HiGHS node of the compact MILP)."""
 
 
 class SafetyStop:

@@ -655,7 +655,7 @@ def plan_new_sites(
     radius_m: float | str,
     max_tenants: int = 3,
     min_spacing_m: float = 0.0,
-    solver: Literal["auto", "exact", "heuristic"] = "auto",
+    solver: Literal["auto", "exact", "heuristic", "benders"] = "auto",
     time_limit_s: float = math.inf,
     mip_gap: float = 0.001,
     seed: int = 0,
@@ -687,8 +687,9 @@ def plan_new_sites(
         Maximum tenants per new structure.
     min_spacing_m : float
         Minimum distance between two new structures.
-    solver : {'auto', 'exact', 'heuristic'}
-        See the module docstring.
+    solver : {'auto', 'exact', 'heuristic', 'benders'}
+        See the module docstring; ``'benders'`` is the heuristic followed by the
+        branch-and-Benders-cut in SCIP (:mod:`~towerplan.siting._benders`).
     time_limit_s : float
         Wall-clock safety stop of the solve (default none).  The solve is bounded by
         deterministic work; a run cut by this limit reports ``stopped_by = "time_limit"``
