@@ -1,4 +1,14 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, helpers and the test schedule.
+
+The suite runs on every core (``-n auto --dist loadfile`` in pyproject.toml, pytest-xdist):
+each test module goes to one worker, so a module- or session-scoped fixture used by one
+module is built once.  :data:`EXPENSIVE_MODULES` start first, so the workers finish
+together.  Reusable fixtures: :func:`demo_run` (the demo plan, once per session),
+:func:`shared_data` (real data), :func:`make_districts`, :func:`cpu_burner`;
+``_city_fixture`` (Testville scenario files), ``_layers_fixture`` (plan layers for the
+output tests), ``_ocid_fixture`` (OpenCelliD towers).  A fixture that starts processes or
+servers must use free ports (port 0) and its own ``tmp_path``: two workers run at once.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +46,32 @@ def make_districts(
     geoms = [box(x0 + a, y0 + b, x0 + c, y0 + d) for a, b, c, d in boxes]
     data = {"district": names, **columns, "district_type": types}
     return gpd.GeoDataFrame(data, geometry=geoms, crs=CRS)
+
+
+#: Test modules with the largest set-up (CPU seconds measured with 2 workers), scheduled
+#: first, largest first (longest-processing-time order); the other modules follow in
+#: collection order.  A new module with a fixture over ~5 s belongs here.
+EXPENSIVE_MODULES = (
+    "test_batch.py",
+    "test_notebook.py",
+    "test_plan_custom_city.py",
+    "test_plan_demo.py",
+    "test_browser.py",
+    "test_sheets.py",
+    "test_maps.py",
+    "test_plan_realdata.py",
+    "test_cli_bad_input.py",
+    "test_highs_timelimit.py",
+    "test_export.py",
+    "test_phasing.py",
+    "test_siting_determinism.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the modules of :data:`EXPENSIVE_MODULES` first, in that order (stable sort)."""
+    rank = {name: k for k, name in enumerate(EXPENSIVE_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 #: Siting work budget of the demo plan in the tests (``--work-limit``).  The quotas, the

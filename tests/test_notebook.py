@@ -1,8 +1,10 @@
 """The walkthrough notebook runs end to end (nbclient), as in CI.
 
-The notebook runs the whole demo plan; the test gives it a small siting work budget
-and no best-server raster (a cell injected after the first one), so it checks the
-notebook's code, not the solver (tested in test_siting*.py).
+The notebook runs the whole demo plan; the test gives it a small siting work budget,
+no best-server raster and a 200 m demand grid (a quarter of the cells; the site quotas
+do not depend on it) in a cell injected after the first one, so it checks the
+notebook's code, not the solver (tested in test_siting*.py) nor the 100 m demo
+figures (test_plan_demo.py).
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_cantho_walkth
 
 
 FAST = f"""\
+import dataclasses
 import functools
 
+scenario = dataclasses.replace(
+    scenario, demand=dataclasses.replace(scenario.demand, cell_size_m=200.0)
+)
 run_plan = functools.partial(run_plan, work_limit={DEMO_WORK_LIMIT}, best_server=False)
 """
 
