@@ -377,3 +377,56 @@ def test_site_inventory_clipped_per_area(
     assert with_sites["coverage_before"] > 0.0 == scratch["coverage_before"]
     assert with_sites["new_sites"] < scratch["new_sites"]
     assert with_sites["coverage_after"] >= 0.95
+
+
+def test_market_share_sweep_variants(
+    areas: list[batch.Area], template: Scenario, tmp_path: Path
+) -> None:
+    """market_share lists in a sweep file: checked against the operators, tidy table + figure."""
+    from towerplan.outputs.national import write_national
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "radius_m: [500, 800]\nmarket_share:\n  - {Viettel: 0.5, mobifone: 0.23}\n"
+        "  - {Viettel: 0.4, MobiFone: 0.33}\n",
+        encoding="utf-8",
+    )
+    tasks = batch.read_sweep(sweep, TASK, template)
+    assert len(tasks) == 4 and tasks[1].radius_m == 500
+    assert dict(tasks[1].market_share or ()) == {
+        "Viettel": 0.4,
+        "VNPT-VinaPhone": 0.22,
+        "MobiFone": 0.33,
+        "Vietnamobile": 0.05,
+    }
+    assert (
+        tasks[1].label()
+        == "need-cov0.95-r500-cell150-ms_Viettel0.4_VNPTVinaPhone0.22_MobiFone0.33_Vietnamobile0.05"
+    )
+    rec = batch.run_area(areas[0], template, tasks[1], tmp_path / "a")
+    assert rec["market_share"] == "Viettel=0.4;VNPT-VinaPhone=0.22;MobiFone=0.33;Vietnamobile=0.05"
+    for text, msg in (
+        ("market_share: [{Viettel: 0.9}]\n", "adding up to 1.400"),
+        ("market_share: [{Gmobile: 0.05}]\n", "not operators of the scenario"),
+        ("market_share: [0.5]\n", "must be mappings"),
+    ):
+        sweep.write_text(text, encoding="utf-8")
+        with pytest.raises(batch.ParameterError, match=msg):
+            batch.read_sweep(sweep, TASK, template)
+    # the tidy table and the figure, from records (no cluster needed)
+    records = [
+        {"code": "801", "name": "T1", "variant": t.label(), "status": "ok", "mode": "need",
+         "population": 100.0, "area_km2": 9.0, "radius_m": t.radius_m, "coverage_target": 0.95,
+         "market_share": ";".join(f"{n}={v:g}" for n, v in t.market_share or ()),
+         "new_sites": 10 + i, "coverage_after": 0.95, "peak_worker_rss_mb": 1.0}
+        for i, t in enumerate(tasks)
+    ]  # fmt: skip
+    summary = {"scenario": "s", "mode": "need", "variants": [t.label() for t in tasks]}
+    out = tmp_path / "out"
+    (out / "areas").mkdir(parents=True)
+    geom = areas[0].communes.geometry.union_all()
+    write_national(out, records, [("801", geom, areas[0].communes.crs)], summary, sweep=True)
+    table = pd.read_csv(out / "sweep.csv")
+    assert table["market_share"].nunique() == 2 and len(table) == 4
+    assert (out / "sweep_market_share.png").stat().st_size > 1000
+    assert (out / "sweep.png").stat().st_size > 1000

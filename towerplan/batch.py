@@ -87,7 +87,7 @@ NEIGHBOUR_BUFFER_M = 5000.0
 """Communes this close to a selected area join the partition of a subset run."""
 URBAN_PREFIXES = ("Quận", "Thị xã", "Thành phố")
 RURAL_PREFIXES = ("Huyện",)
-_SWEEP_KEYS = ("radius_m", "coverage", "cell_size_m")
+_SWEEP_KEYS = ("radius_m", "coverage", "cell_size_m", "market_share")
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,8 @@ class AreaTask:
     time_limit_s: float | None = None
     seed: int = 0
     maps: bool = False
+    market_share: tuple[tuple[str, float], ...] | None = None
+    """Operator market shares replacing the template's (name, share) pairs; ``None``: as is."""
 
     def key(self) -> str:
         """Short stable id of the options (folder name in a sweep, resume check)."""
@@ -139,7 +141,14 @@ class AreaTask:
             parts.append(f"r{self.radius_m:g}")
         if self.cell_size_m is not None:
             parts.append(f"cell{self.cell_size_m:g}")
+        if self.market_share is not None:
+            parts.append("ms_" + "_".join(f"{_slug(n)}{v:g}" for n, v in self.market_share))
         return "-".join(parts)
+
+
+def _slug(name: str) -> str:
+    """ASCII letters and digits of an operator name (for folder names)."""
+    return "".join(ch for ch in name if ch.isascii() and ch.isalnum())
 
 
 @dataclass
@@ -406,7 +415,14 @@ def _area_scenario(template: Scenario, area: Area, task: AreaTask) -> Scenario:
     demand = base.demand
     if task.cell_size_m is not None:
         demand = dataclasses.replace(demand, cell_size_m=float(task.cell_size_m))
-    return dataclasses.replace(base, name=name, demand=demand)
+    operators = base.operators
+    if task.market_share is not None:
+        shares = dict(task.market_share)
+        operators = tuple(
+            dataclasses.replace(o, market_share=float(shares.get(o.name, o.market_share)))
+            for o in base.operators
+        )
+    return dataclasses.replace(base, name=name, demand=demand, operators=operators)
 
 
 def _peak_rss_mb() -> float:
@@ -433,6 +449,7 @@ def run_area(area: Area, template: Scenario, task: AreaTask, out_dir: str | Path
         "area_km2": round(area_km2, 3),
         "calibration_factor": round(area.calibration_factor, 6),
         "population_source": area.population_source,
+        "market_share": ";".join(f"{o.name}={o.market_share:g}" for o in scen.operators),
     }
     out = Path(out_dir)
     if task.mode == "need":
@@ -538,10 +555,17 @@ def _task(area: Area, template: Scenario, task: AreaTask, out_dir: str) -> dict[
 # --------------------------------------------------------------------------- sweeps
 
 
-def read_sweep(path: str | Path, base: AreaTask) -> list[AreaTask]:
-    """Variants of ``base`` from a YAML sweep file (``radius_m``, ``coverage``, ``cell_size_m`` lists).
+def read_sweep(
+    path: str | Path, base: AreaTask, template: Scenario | None = None
+) -> list[AreaTask]:
+    """Variants of ``base`` from a YAML sweep file.
 
-    Returns the Cartesian product in file order (coverage varies fastest).
+    Keys: ``radius_m``, ``coverage``, ``cell_size_m`` (lists of numbers) and
+    ``market_share`` (a list of mappings operator -> share; operators not named keep
+    the template's share; with ``template`` the names are matched to its operators
+    and the shares must add up to 1).
+
+    Returns the Cartesian product in file order (the last key varies fastest).
     """
     import yaml
 
@@ -555,11 +579,49 @@ def read_sweep(path: str | Path, base: AreaTask) -> list[AreaTask]:
             f"--sweep {p}: unknown keys {bad}; allowed: {list(_SWEEP_KEYS)} (lists of values)"
         )
     keys = [k for k in _SWEEP_KEYS if k in doc]
-    values = [doc[k] if isinstance(doc[k], list) else [doc[k]] for k in keys]
+    values: list[list[Any]] = []
+    for k in keys:
+        vals = doc[k] if isinstance(doc[k], list) else [doc[k]]
+        if k == "market_share":
+            vals = [_shares(p, v, template) for v in vals]
+        else:
+            vals = [float(v) for v in vals]
+        values.append(vals)
     return [
-        dataclasses.replace(base, **{k: float(v) for k, v in zip(keys, combo, strict=True)})  # type: ignore[arg-type]
+        dataclasses.replace(base, **dict(zip(keys, combo, strict=True)))
         for combo in itertools.product(*values)
     ]
+
+
+def _shares(path: Path, value: Any, template: Scenario | None) -> tuple[tuple[str, float], ...]:
+    """One ``market_share`` variant as (operator name, share) pairs, checked."""
+    if not isinstance(value, dict) or not value:
+        raise ParameterError(
+            f"--sweep {path}: market_share entries must be mappings operator -> share, e.g. "
+            "[{Viettel: 0.5, MobiFone: 0.3, VNPT-VinaPhone: 0.2}]"
+        )
+    pairs = [(str(k), float(v)) for k, v in value.items()]
+    if any(not (0.0 <= v <= 1.0) for _, v in pairs):
+        raise ParameterError(f"--sweep {path}: market shares must be in [0, 1], got {value}")
+    if template is None:
+        return tuple(pairs)
+    from towerplan.scenario import operator_key
+
+    names = {operator_key(s): o.name for o in template.operators for s in (o.name, *o.aliases)}
+    unknown = [k for k, _ in pairs if operator_key(k) not in names]
+    if unknown:
+        raise ParameterError(
+            f"--sweep {path}: market_share names {unknown} are not operators of the scenario "
+            f"({[o.name for o in template.operators]})"
+        )
+    shares = {names[operator_key(k)]: v for k, v in pairs}
+    full = {o.name: shares.get(o.name, o.market_share) for o in template.operators}
+    if abs(sum(full.values()) - 1.0) > 0.01:
+        raise ParameterError(
+            f"--sweep {path}: market_share {value} gives shares adding up to "
+            f"{sum(full.values()):.3f} with the scenario's other operators, not 1"
+        )
+    return tuple((n, full[n]) for n in full)
 
 
 # --------------------------------------------------------------------------- the batch

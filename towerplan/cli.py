@@ -197,7 +197,12 @@ def _add_batch_parser(sub: Any) -> None:
     mode.add_argument("--plan", action="store_true", help="full plan run per area")
     ba.add_argument("--radius", type=float, default=None, help="site radius in m")
     ba.add_argument("--cell-size", type=float, default=None, help="demand cell size in m")
-    ba.add_argument("--sweep", type=Path, default=None, help="YAML of radius_m/coverage lists")
+    ba.add_argument(
+        "--sweep",
+        type=Path,
+        default=None,
+        help="YAML of radius_m/coverage/cell_size_m/market_share lists",
+    )
     ba.add_argument("--calibrate", type=Path, default=None, help="CSV of area population totals")
     ba.add_argument("--calibrate-column", default="pop_gso_avg2009")
     ba.add_argument(
@@ -527,7 +532,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         solver=args.solver,
         time_limit_s=args.time_limit,
     )
-    tasks = batch.read_sweep(args.sweep, base) if args.sweep else [base]
+    tasks = batch.read_sweep(args.sweep, base, template) if args.sweep else [base]
     if args.scenarios:
         if args.sites:
             raise ParameterError(

@@ -37,6 +37,7 @@ _KPI_COLUMNS = (
     "area_km2",
     "radius_m",
     "coverage_target",
+    "market_share",
     "new_sites",
     "lower_bound_new_sites",
     "optimal",
@@ -168,19 +169,51 @@ def _sweep_figure(table: pd.DataFrame, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    nat = table.groupby(["coverage_target", "radius_m"], as_index=False)["new_sites"].sum()
-    for cov in sorted(nat["coverage_target"].unique()):
-        grp = nat[nat["coverage_target"] == cov].sort_values(by="radius_m")
-        ax.plot(
-            grp["radius_m"],
-            grp["new_sites"],
-            marker="o",
-            label=_("{pct} coverage").format(pct=f"{float(cov):.0%}"),
+    shares = "market_share" in table.columns and table["market_share"].nunique() > 1
+    keys = ["coverage_target", *(["market_share"] if shares else [])]
+    nat = table.groupby([*keys, "radius_m"], as_index=False)["new_sites"].sum()
+    labels = [
+        _("{pct} coverage").format(pct=f"{float(c):.0%}") + (f" ({m})" if shares else "")
+        for c, m in zip(
+            nat["coverage_target"], nat["market_share"] if shares else nat["radius_m"], strict=True
         )
+    ]
+    nat["label"] = labels
+    for label in dict.fromkeys(labels):
+        grp = nat[nat["label"] == label].sort_values(by="radius_m")
+        ax.plot(grp["radius_m"], grp["new_sites"], marker="o", label=label)
     ax.set_xlabel(_("site radius (m)"))
     ax.set_ylabel(_("sites needed (sum over areas)"))
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _share_figure(table: pd.DataFrame, path: Path) -> Path:
+    """Sites needed (sum over areas) per market-share variant, one bar group per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rest = [c for c in ("radius_m", "coverage_target") if c in table.columns]
+    rest = [c for c in rest if table[c].nunique(dropna=True) > 1]
+    nat = table.groupby(["market_share", *rest], as_index=False, dropna=False)["new_sites"].sum()
+    if rest:
+        nat["series"] = [
+            " / ".join(str(x) for x in row) for row in nat[rest].itertuples(index=False)
+        ]
+        wide = nat.pivot(index="market_share", columns="series", values="new_sites")
+    else:
+        wide = nat.set_index("market_share")[["new_sites"]]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    wide.plot.barh(ax=ax, legend=bool(rest))
+    ax.set_xlabel(_("sites needed (sum over areas)"))
+    ax.set_ylabel(_("market shares"))
+    ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -209,6 +242,8 @@ def write_national(
         files.append(out / "sweep.csv")
         if not table.empty and "coverage_target" in table.columns:
             files.append(_sweep_figure(table, out / "sweep.png"))
+        if not table.empty and table.get("market_share", pd.Series()).nunique() > 1:
+            files.append(_share_figure(table, out / "sweep_market_share.png"))
     else:
         table.to_csv(out / "national_kpis.csv", index=False)
         files.append(out / "national_kpis.csv")
