@@ -4,7 +4,8 @@
 
 Both write every sheet of the plan in ``--from`` (``write_sheets`` defaults: A4 and A3, PDF
 and PNG) into temporary folders, alternating for ``--rounds`` rounds; the reference runs
-in a subprocess with its own ``PYTHONPATH`` (its ``write_sheets`` signature may be older).
+in a subprocess with its own ``PYTHONPATH`` (its ``write_sheets`` signature may be older;
+``best_server`` is passed when it takes it, so both write the same sheet set).
 Reports the median of each, their ratio, the machine and the load average before and after.
 """
 
@@ -43,8 +44,12 @@ print(json.dumps({"s": time.perf_counter() - t, "files": len(files)}))
 _REFERENCE = (
     _LOAD
     + """
+import inspect
+kw = {}
+if "best_server" in inspect.signature(sheets.write_sheets).parameters:
+    kw["best_server"] = f"{src}/best_server.tif"  # the same sheet set as the current code
 t = time.perf_counter()
-files = sheets.write_sheets(layers, summary, kpis, out)
+files = sheets.write_sheets(layers, summary, kpis, out, **kw)
 print(json.dumps({"s": time.perf_counter() - t, "files": len(files)}))
 """
 )

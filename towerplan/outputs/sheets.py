@@ -24,12 +24,16 @@ protected from mathtext (``$``).
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import io
 import logging
 import math
+import os
 import re
 import textwrap
 import unicodedata
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,7 +45,7 @@ import pandas as pd
 import shapely
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
@@ -103,44 +107,107 @@ def _t(s: Any) -> str:
     return unicodedata.normalize("NFC", str(s)).replace("$", r"\$")
 
 
-@lru_cache(maxsize=1)
-def _register_fonts() -> str:
-    """DejaVu Sans (regular, bold) without OpenType layout and hinting tables, registered as
-    ``towerplan DejaVu Sans``.
+_FONT_RANGES = (
+    (0x0020, 0x024F),  # Latin, Latin-1, Latin Extended-A/B
+    (0x0300, 0x036F),  # combining diacritics
+    (0x0370, 0x03FF),  # Greek (µ, Ω...)
+    (0x1E00, 0x1EFF),  # Latin Extended Additional: precomposed Vietnamese letters
+    (0x2000, 0x20CF),  # punctuation, super/subscripts, currency (₫)
+    (0x2100, 0x214F),  # letterlike symbols
+    (0x2190, 0x22FF),  # arrows, mathematical operators
+    (0x25A0, 0x25FF),  # geometric shapes
+)
+"""Unicode ranges kept in the sheet font; other characters fall back to the full DejaVu Sans."""
+_FONT_VERSION = 2
+"""Bump when the font preparation changes (the cached copies are keyed on it)."""
 
-    matplotlib embeds TrueType subsets (Type 42) with fontTools; DejaVu's GSUB/GPOS tables
-    make that subsetting take most of the time of a sheet, and matplotlib does not use them
-    (its layout reads the glyph map and advances; Vietnamese letters are precomposed glyphs).
-    The copies live in a temporary folder removed at exit.
-    """
+
+def _font_folder() -> Path:
+    """A writable folder for the prepared fonts: matplotlib's cache, else a temporary folder."""
     import atexit
     import shutil
     import tempfile
 
+    try:
+        folder = Path(mpl.get_cachedir()) / "towerplan-fonts"
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        return folder
+    except OSError:
+        tmp = tempfile.mkdtemp(prefix="towerplan-fonts-")
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        return Path(tmp)
+
+
+def _prepare_font(src: str, dst: Path, style: str) -> None:
+    """Write ``dst``: DejaVu Sans cut to :data:`_FONT_RANGES`, without OpenType layout,
+    hinting and glyph-name tables, renamed ``towerplan DejaVu Sans`` (the licence asks a
+    modified Bitstream Vera font to change its name)."""
+    import tempfile
+
+    import fontTools
+    from fontTools import subset
     from fontTools.ttLib import TTFont
+
+    font = TTFont(src)
+    opts = subset.Options()
+    opts.hinting = False
+    opts.glyph_names = False
+    opts.layout_features = []
+    opts.drop_tables += ["GSUB", "GPOS", "GDEF", "kern", "MATH", "FFTM", "fpgm", "prep", "cvt "]
+    opts.name_IDs = ["*"]
+    opts.name_languages = ["*"]
+    opts.notdef_outline = True
+    sub = subset.Subsetter(opts)
+    sub.populate(unicodes=[u for a, b in _FONT_RANGES for u in range(a, b + 1)])
+    logging.getLogger(fontTools.__name__).setLevel(logging.WARNING)
+    sub.subset(font)
+    for rec in font["name"].names:
+        if rec.nameID in (1, 16):
+            rec.string = _FONT
+        elif rec.nameID == 4:
+            rec.string = f"{_FONT} {style}"
+        elif rec.nameID == 6:
+            rec.string = f"towerplanDejaVuSans-{style}"
+    # written aside and moved: parallel workers may prepare the same file at once
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".ttf.partial")
+    os.close(fd)
+    try:
+        font.save(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@lru_cache(maxsize=1)
+def _register_fonts() -> str:
+    """DejaVu Sans (regular, bold) prepared for fast PDF embedding, registered as
+    ``towerplan DejaVu Sans`` (see :func:`_prepare_font`).
+
+    matplotlib embeds TrueType subsets (Type 42) with fontTools, once per PDF; on the full
+    DejaVu Sans (6,000 glyphs, OpenType layout tables) that subsetting took most of the time
+    of a sheet.  matplotlib's layout does not use the dropped tables (Vietnamese letters are
+    precomposed glyphs).  The prepared copies are cached in matplotlib's cache folder, keyed
+    on the source font, fontTools and :data:`_FONT_VERSION`.
+    """
+    import fontTools
     from matplotlib import font_manager
 
-    folder = tempfile.mkdtemp(prefix="towerplan-fonts-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = _font_folder()
     for weight in ("normal", "bold"):
         src = font_manager.findfont(
             font_manager.FontProperties(family="DejaVu Sans", weight=weight),
             fallback_to_default=False,
         )
-        font = TTFont(src, lazy=True)
-        for tag in ("GSUB", "GPOS", "kern", "fpgm", "prep", "cvt "):
-            if tag in font:
-                del font[tag]
-        style = "Bold" if weight == "bold" else "Book"
-        for rec in font["name"].names:
-            if rec.nameID in (1, 16):
-                rec.string = _FONT
-            elif rec.nameID in (4, 6):
-                rec.string = (
-                    f"{_FONT} {style}" if rec.nameID == 4 else f"towerplanDejaVuSans-{style}"
-                )
-        path = Path(folder) / f"towerplan-dejavu-{weight}.ttf"
-        font.save(str(path))
+        st = os.stat(src)
+        key = f"{src}|{st.st_size}|{st.st_mtime_ns}|{fontTools.version}|{_FONT_VERSION}"
+        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+        path = folder / f"towerplan-dejavu-{weight}-{digest}.ttf"
+        if not path.is_file():
+            _prepare_font(src, path, "Bold" if weight == "bold" else "Book")
         font_manager.fontManager.addfont(str(path))
     return _FONT
 
@@ -226,26 +293,52 @@ def _dense_core(p: Mapping[str, Any]) -> tuple[float, float, float, float] | Non
 # --------------------------------------------------------------------------- geometry drawing
 
 
-def _poly_path(geoms: Sequence[Any], tol: float) -> list[MplPath]:
-    paths = []
-    for g in geoms:
-        if g is None or g.is_empty:
-            continue
-        g = g.simplify(tol, preserve_topology=True) if tol > 0 else g
-        for poly in shapely.get_parts(g):
-            if poly.geom_type != "Polygon" or poly.is_empty:
-                continue
-            rings = [np.asarray(poly.exterior.coords)[:, :2]]
-            rings += [np.asarray(r.coords)[:, :2] for r in poly.interiors]
-            verts = np.concatenate(rings)
-            codes = np.concatenate(
-                [
-                    [MplPath.MOVETO] + [MplPath.LINETO] * (len(r) - 2) + [MplPath.CLOSEPOLY]
-                    for r in rings
-                ]
-            )
-            paths.append(MplPath(verts, codes))
-    return paths
+def _compound(coords: np.ndarray, ring_of: np.ndarray, n_rings: int, closed: bool) -> MplPath:
+    """One path of many parts: ``coords`` of parts numbered by ``ring_of`` (sorted)."""
+    counts = np.bincount(ring_of, minlength=n_rings)
+    counts = counts[counts > 0]
+    ends = np.cumsum(counts)
+    codes = np.full(len(coords), MplPath.LINETO, dtype=MplPath.code_type)
+    codes[ends - counts] = MplPath.MOVETO
+    if closed:
+        codes[ends - 1] = MplPath.CLOSEPOLY
+    return MplPath(coords, codes)
+
+
+def _poly_path(geoms: Sequence[Any], tol: float) -> MplPath | None:
+    """All polygons of ``geoms`` as one compound path (simplified to ``tol`` metres).
+
+    Exteriors are oriented counter-clockwise and holes clockwise, so the non-zero fill
+    rule of PDF and Agg leaves the holes open; one path is one PDF operator sequence
+    instead of one per feature (a sheet drew tens of thousands of paths).
+    """
+    g = np.asarray(geoms, dtype=object)
+    g = g[~(shapely.is_missing(g) | shapely.is_empty(g))]
+    if tol > 0:
+        g = shapely.simplify(g, tol, preserve_topology=True)
+    parts = shapely.get_parts(shapely.get_parts(g))
+    parts = parts[(shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)]
+    if len(parts) == 0:
+        return None
+    rings = shapely.get_rings(shapely.orient_polygons(parts))
+    coords, idx = shapely.get_coordinates(rings, return_index=True)
+    return _compound(coords, idx, len(rings), closed=True)
+
+
+def _line_path(geoms: Sequence[Any]) -> MplPath | None:
+    """All lines of ``geoms`` (and polygon outlines) as one compound path."""
+    g = np.asarray(geoms, dtype=object)
+    g = g[~(shapely.is_missing(g) | shapely.is_empty(g))]
+    parts = shapely.get_parts(shapely.get_parts(g))
+    kind = shapely.get_type_id(parts)
+    parts = np.concatenate(
+        [parts[(kind == 1) | (kind == 2)], shapely.get_exterior_ring(parts[kind == 3])]
+    )
+    parts = parts[~shapely.is_empty(parts)]
+    if len(parts) == 0:
+        return None
+    coords, idx = shapely.get_coordinates(parts, return_index=True)
+    return _compound(coords, idx, len(parts), closed=False)
 
 
 def _polys(ax: Axes, gdf: gpd.GeoDataFrame, tol: float, colors: Any = None, **kw: Any) -> None:
@@ -256,25 +349,17 @@ def _polys(ax: Axes, gdf: gpd.GeoDataFrame, tol: float, colors: Any = None, **kw
             sel = [x == c for x in colors]
             _polys(ax, gdf[sel], tol, c, **kw)
         return
-    paths = _poly_path(gdf.geometry.to_numpy(), tol)
-    if paths:
+    path = _poly_path(gdf.geometry.to_numpy(), tol)
+    if path is not None:
         if colors is not None:
             kw.setdefault("facecolor", colors)
-        ax.add_collection(PathCollection(paths, **kw))
+        ax.add_collection(PathCollection([path], **kw))
 
 
-def _lines(ax: Axes, gdf: gpd.GeoDataFrame, **kw: Any) -> None:
-    segs = []
-    for g in gdf.geometry:
-        if g is None or g.is_empty:
-            continue
-        for part in shapely.get_parts(g):
-            if part.geom_type in ("LineString", "LinearRing"):
-                segs.append(np.asarray(part.coords)[:, :2])
-            elif part.geom_type == "Polygon":
-                segs.append(np.asarray(part.exterior.coords)[:, :2])
-    if segs:
-        ax.add_collection(LineCollection(segs, **kw))
+def _lines(ax: Axes, gdf: gpd.GeoDataFrame, *, colors: Any, **kw: Any) -> None:
+    path = _line_path(gdf.geometry.to_numpy())
+    if path is not None:
+        ax.add_collection(PathCollection([path], facecolors="none", edgecolors=colors, **kw))
 
 
 # --------------------------------------------------------------------------- sheet
@@ -409,14 +494,14 @@ class _Sheet:
         parts.append(
             _("produced with towerplan {version} on {date}").format(version=__version__, date=date)
         )
+        fs = self.fs * 0.8
         self.fig.text(
             0.015,
             0.035,
-            _t(". ".join(parts)),
-            fontsize=self.fs * 0.8,
+            _t(textwrap.fill(". ".join(parts), self._chars_per_line(0.97, fs))),
+            fontsize=fs,
             color="#333333",
             va="center",
-            wrap=True,
         )
         notes = [str(n) for n in (s.get("notes") or [])]
         if notes:
@@ -429,6 +514,14 @@ class _Sheet:
                 color="#555555",
                 va="center",
             )
+
+    def _chars_per_line(self, width: float, fontsize: float) -> int:
+        """Characters of DejaVu Sans (0.6 em each, a safe mean) in ``width`` (figure fraction).
+
+        Wrapping by count instead of matplotlib's ``wrap=True``, which measured the text
+        word by word and was a large share of drawing a sheet.
+        """
+        return max(20, int(width * self.fig.get_size_inches()[0] * 72 / (0.6 * fontsize)))
 
     def key(self, handle: Any) -> None:
         label = handle.get_label()
@@ -1234,7 +1327,14 @@ def write_sheets(
     settings = export_settings or _settings_from(summary)
     language = lang or summary.get("language") or current_language()
     written: list[Path] = []
-    with use_language(language), mpl.rc_context(_rc()):
+    # PNGs are rasterized from the PDFs on one worker thread (PDFium and zlib release the
+    # GIL) while the next sheet is drawn; PDFium is only ever called from that thread.
+    with (
+        use_language(language),
+        mpl.rc_context(_rc()),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="towerplan-png") as pool,
+    ):
+        pngs: list[Future[None]] = []
         p = _to_sheet_crs(layers, summary, settings, hotspot_radius_m, best_server)
         todo = [t for t in (themes or THEMES) if t != "signal_level" or "best_server" in p]
         jobs: list[tuple[str, str, tuple[float, float, float, float] | None, str | None]] = [
@@ -1253,7 +1353,7 @@ def write_sheets(
             for i, (theme, stem, ext, title) in enumerate(jobs, start=first):
                 t = _theme_of(theme)
                 fig = _render(t, p, summary, size, ext, (i, count), title)
-                written += _save(fig, out / f"{stem}_{size}", formats, dpi, summary)
+                written += _save(fig, out / f"{stem}_{size}", formats, dpi, summary, pngs, pool)
             pages = (
                 render_kpi_pages(
                     kpis, summary, size, lang=language, first_sheet=(first + len(jobs), count)
@@ -1263,26 +1363,60 @@ def write_sheets(
             )
             for k, fig in enumerate(pages, start=1):
                 stem = f"kpi_table_{size}" + (f"_{k}" if len(pages) > 1 else "")
-                written += _save(fig, out / stem, formats, dpi, summary)
+                written += _save(fig, out / stem, formats, dpi, summary, pngs, pool)
             logger.info("wrote %d sheets (%s) to %s", count, size, out)
+        for f in pngs:
+            f.result()  # re-raises a failed rasterization
     return written
 
 
 def _save(
-    fig: Figure, stem: Path, formats: Sequence[str], dpi: int, summary: Mapping[str, Any]
+    fig: Figure,
+    stem: Path,
+    formats: Sequence[str],
+    dpi: int,
+    summary: Mapping[str, Any],
+    pngs: list[Future[None]],
+    pool: ThreadPoolExecutor,
 ) -> list[Path]:
+    """Write the figure as PDF; the PNG is that PDF rasterized (PDFium), not a second drawing.
+
+    Drawing a sheet twice (PDF backend, then Agg) cost as much again as the PDF; the PNG
+    rendered from the PDF is also exactly the print product.  The PNG job goes to
+    ``pool`` and its future to ``pngs``.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="pdf", dpi=72, metadata=_metadata("pdf", summary))
+    data = buf.getvalue()
     paths = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        if fmt == "png":
-            fig.savefig(
-                path, dpi=dpi, metadata=_metadata(fmt, summary), pil_kwargs={"compress_level": 2}
-            )
+        if fmt == "pdf":
+            path.write_bytes(data)
         else:
-            fig.savefig(path, dpi=72, metadata=_metadata(fmt, summary))
+            pngs.append(pool.submit(_pdf_to_png, data, path, dpi, _metadata(fmt, summary)))
         paths.append(path)
-    fig.clear()
     return paths
+
+
+def _pdf_to_png(data: bytes, path: Path, dpi: int, metadata: Mapping[str, str]) -> None:
+    """Rasterize the one-page PDF ``data`` at ``dpi`` to ``path`` (RGB, PNG text chunks)."""
+    import pypdfium2 as pdfium
+    from PIL import PngImagePlugin
+
+    doc = pdfium.PdfDocument(data)
+    try:
+        page = doc[0]
+        w_pt = page.get_width()
+        # as wide as matplotlib would draw it: round(inches * dpi) pixels
+        scale = round(w_pt / 72 * dpi) / w_pt
+        img = page.render(scale=scale, draw_annots=False).to_pil()
+    finally:
+        doc.close()
+    info = PngImagePlugin.PngInfo()
+    for k, v in metadata.items():
+        info.add_text(k, v)
+    img.save(path, format="png", pnginfo=info, dpi=(dpi, dpi), compress_level=1)
 
 
 def _metadata(fmt: str, summary: Mapping[str, Any]) -> dict[str, str]:
