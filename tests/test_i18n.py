@@ -117,3 +117,45 @@ def test_demo_stamp_msgid_matches_the_inputs_constant() -> None:
     from towerplan.outputs._themes import DEMO_STAMP_MSG
 
     assert DEMO_STAMP_MSG == DEMO_STAMP
+
+
+def test_error_messages_translated_for_the_user_english_in_logs(tmp_path: Path, capsys) -> None:
+    from towerplan.cli import main
+    from towerplan.errors import OutputError
+    from towerplan.scenario import load_scenario
+
+    exc = OutputError(msgid="--out {out}: exists and is a file; give a folder path", out="x")
+    assert str(exc) == "--out x: exists and is a file; give a folder path"
+    with use_language("vi"):
+        assert exc.user_message(_) == "--out x: đã tồn tại và là một tệp; hãy cho đường dẫn thư mục"
+    assert OutputError("plain").user_message(_) == "plain"
+    argv = ["plan", "--scenario", "nowhere.yaml", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--lang", "vi"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("towerplan: error: tệp kịch bản nowhere.yaml: không tìm thấy"), err
+    assert main(argv) == 2  # no --lang, no scenario: the environment's language (English here)
+    with pytest.raises(ScenarioError, match="not found"):  # the library keeps English
+        load_scenario("nowhere.yaml")
+
+
+def test_demo_notes_caption_and_solver_text_in_vietnamese() -> None:
+    from towerplan.cli import _solver_text
+    from towerplan.inputs._base import DEMO_KIND
+    from towerplan.inputs.demo import NOTES
+    from towerplan.plan import DEMO_CAPTION
+
+    with use_language("vi"):
+        for text in (*NOTES, DEMO_KIND, DEMO_CAPTION):
+            assert _i18n.data_text(text) != text, text
+        assert (
+            _i18n.data_text("a note from the user's own data") == "a note from the user's own data"
+        )
+        assert _i18n.data_text("") == ""
+        siting = {"solver_used": "auto: heuristic", "gap": 0.069, "stopped_by": "work_limit"}
+        text = _solver_text(siting)
+        assert "6,90 %" in text and "sites.work_limit" in text and "heuristic" not in text
+        assert _solver_text({"solver_used": "exact", "proven_optimal": True}).startswith("tối ưu")
+    assert _solver_text(siting) == "auto: heuristic"
+    for name in ("cantho-2020", "cantho-2030"):  # Vietnamese scenarios: Vietnamese titles
+        s = load_scenario(name)
+        assert s.title.startswith("Quy hoạch") and s.source.startswith("Quyết định")

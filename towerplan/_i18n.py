@@ -33,9 +33,18 @@ from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
 
-from towerplan.errors import ParameterError
+from towerplan.errors import N_, ParameterError
 
-__all__ = ["DOMAIN", "LANGUAGES", "N_", "_", "current_language", "fmt_number", "use_language"]
+__all__ = [
+    "DOMAIN",
+    "LANGUAGES",
+    "N_",
+    "_",
+    "current_language",
+    "data_text",
+    "fmt_number",
+    "use_language",
+]
 
 DOMAIN = "towerplan"
 LANGUAGES = ("vi", "en")
@@ -48,8 +57,13 @@ def check_language(lang: str, key: str = "language") -> str:
     """``lang`` if a catalogue exists, else :class:`ParameterError` naming ``key``."""
     if lang not in LANGUAGES:
         raise ParameterError(
-            f"{key} = {lang!r}: no catalogue for this language; use one of {list(LANGUAGES)} "
-            "(scenario key 'language' or CLI flag --lang)"
+            msgid=N_(
+                "{key} = {lang}: no catalogue for this language; use one of {langs} "
+                "(scenario key 'language' or CLI flag --lang)"
+            ),
+            key=key,
+            lang=repr(lang),
+            langs=list(LANGUAGES),
         )
     return lang
 
@@ -84,9 +98,11 @@ def _(message: str) -> str:
     return _translations(_LANG.get()).gettext(message)
 
 
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction without translating it (translate with ``_`` on use)."""
-    return message
+def data_text(text: str) -> str:
+    """A text carried in the data (a summary note, ``data_kind``, a caption) in the current
+    language when the catalogue has it (its English msgid marked with ``N_`` where it is
+    made), else as it is."""
+    return _(text) if text else text
 
 
 def fmt_number(value: float | int, decimals: int = 0) -> str:

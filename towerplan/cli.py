@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import logging
 import math
+import os
 import signal
 import sys
 import typing
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from towerplan import __version__
-from towerplan._i18n import _, fmt_number, fmt_percent, use_language
+from towerplan._i18n import _, current_language, data_text, fmt_number, fmt_percent, use_language
 from towerplan.errors import TowerplanError
 from towerplan.outputs._themes import DEMO_STAMP_MSG, column_label, value_label
 
@@ -364,9 +365,12 @@ def _plan_summary(res: Any, out_dir: Path) -> None:
     out = sys.stdout
     if not s["siting"].get("reproducible", True):
         sys.stderr.write(
-            "warning: the siting solve was cut by the --time-limit / sites.time_limit_s safety "
-            "stop, so this plan may differ between runs; raise the limit or lower "
-            "sites.work_limit\n"
+            _(
+                "warning: the siting solve was cut by the --time-limit / sites.time_limit_s "
+                "safety stop, so this plan may differ between runs; raise the limit or lower "
+                "sites.work_limit"
+            )
+            + "\n"
         )
     if s["data_kind"] == DEMO_KIND:
         stamp = _(DEMO_STAMP_MSG)
@@ -382,7 +386,7 @@ def _plan_summary(res: Any, out_dir: Path) -> None:
             "dedicated, {shared} shared) = {total} sites over {area} km2"
         ).format(
             scenario=s["scenario"],
-            kind=s["data_kind"],
+            kind=data_text(s["data_kind"]),
             existing=fmt_number(s["existing_sites"]),
             new=fmt_number(s["new_sites"]),
             dedicated=fmt_number(s["new_dedicated"]),
@@ -402,7 +406,7 @@ def _plan_summary(res: Any, out_dir: Path) -> None:
             after=fmt_percent(s["coverage_share_after"]),
             wbefore=fmt_percent(s["coverage_share_weighted_before"]),
             wafter=fmt_percent(s["coverage_share_weighted_after"]),
-            solver=s["siting"]["solver_used"],
+            solver=_solver_text(s["siting"]),
         )
         + "\n"
     )
@@ -473,7 +477,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_need(args: argparse.Namespace) -> int:
     from towerplan.errors import ParameterError
-    from towerplan.inputs import DEMO_KIND, DEMO_STAMP
     from towerplan.plan import coverage_need
     from towerplan.scenario import load_scenario
 
@@ -492,30 +495,76 @@ def _cmd_need(args: argparse.Namespace) -> int:
         solver=args.solver,
         time_limit_s=args.time_limit,
     )
+    with use_language(scen.language):
+        _need_summary(r)
+    return 0
+
+
+def _need_summary(r: dict[str, Any]) -> None:
+    from towerplan.inputs import DEMO_KIND
+
     if r["data_kind"] == DEMO_KIND:
-        sys.stdout.write(f"*** {DEMO_STAMP} ***\n")
+        sys.stdout.write(f"*** {_(DEMO_STAMP_MSG)} ***\n")
     if r["optimal"]:
-        proof = "proven minimum"
+        proof = _("proven minimum")
     else:
-        proof = (
-            f"not proven minimal: at least {r['lower_bound_new_sites']} are needed (proven lower "
-            "bound)"
+        proof = _("not proven minimal: at least {n} are needed (proven lower bound)").format(
+            n=r["lower_bound_new_sites"]
         )
     if not r.get("reproducible", True):
         sys.stderr.write(
-            "warning: the set-covering solve was cut by the --time-limit safety stop, so the "
-            "answer may differ between runs; raise --time-limit\n"
+            _(
+                "warning: the set-covering solve was cut by the --time-limit safety stop, so the "
+                "answer may differ between runs; raise --time-limit"
+            )
+            + "\n"
         )
     sys.stdout.write(
-        f"{r['scenario']}: {r['covered_fraction']:.1%} population coverage (any operator) at "
-        f"{r['radius_m']:.0f} m needs {r['new_sites']} new sites ({proof}) beside "
-        f"{r['existing_sites']} existing (which cover {r['existing_coverage']:.1%}, any operator)"
-        f" = {r['total_sites']} sites; {r['solver_used']}\n"
-        "  note: any-operator coverage counts a person as covered by a site of any operator; "
-        "`towerplan plan` maximises market-share-weighted coverage and reports both "
-        "(summary.json coverage_share_after and coverage_share_weighted_after)\n"
+        _(
+            "{scenario}: {covered} population coverage (any operator) at {radius} m needs "
+            "{new} new sites ({proof}) beside {existing} existing (which cover {existing_cov}, "
+            "any operator) = {total} sites; {solver}"
+        ).format(
+            scenario=r["scenario"],
+            covered=fmt_percent(r["covered_fraction"]),
+            radius=f"{r['radius_m']:.0f}",
+            new=r["new_sites"],
+            proof=proof,
+            existing=r["existing_sites"],
+            existing_cov=fmt_percent(r["existing_coverage"]),
+            total=r["total_sites"],
+            solver=_solver_text(r),
+        )
+        + "\n  "
+        + _(
+            "note: any-operator coverage counts a person as covered by a site of any operator; "
+            "`towerplan plan` maximises market-share-weighted coverage and reports both "
+            "(summary.json coverage_share_after and coverage_share_weighted_after)"
+        )
+        + "\n"
     )
-    return 0
+
+
+def _solver_text(siting: dict[str, Any]) -> str:
+    """How the siting was solved: the solver's own account in English, else a translated
+    summary from the structured fields (proven optimal / certified gap / what stopped it)."""
+    used = str(siting.get("solver_used", ""))
+    if current_language() == "en":
+        return used
+    if siting.get("proven_optimal") or siting.get("optimal"):
+        text = _("proven optimal")
+    elif isinstance(siting.get("gap"), int | float):
+        text = _("best plan found, within {gap} of the optimum (certified bound)").format(
+            gap=fmt_percent(float(siting["gap"]), 2)
+        )
+    else:
+        text = _("best plan found (heuristic)")
+    stop = siting.get("stopped_by")
+    if stop == "work_limit":
+        text += "; " + _("stopped by the work budget (sites.work_limit), reproducible")
+    elif stop == "time_limit":
+        text += "; " + _("stopped by the safety time limit (--time-limit), may differ between runs")
+    return text
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
@@ -621,15 +670,47 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return handlers[args.command](args)
     except TowerplanError as exc:
-        msg = " ".join(str(exc).split())
+        with use_language(_message_language(args)):
+            msg = " ".join(exc.user_message(_).split())
         sys.stderr.write(f"towerplan: error: {msg}\n")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        sys.stderr.write("towerplan: interrupted; nothing was written to the output folder\n")
+        with use_language(_message_language(args)):
+            sys.stderr.write(
+                "towerplan: " + _("interrupted; nothing was written to the output folder") + "\n"
+            )
         return 130
     except _Terminated:
-        sys.stderr.write("towerplan: terminated; nothing was written to the output folder\n")
+        with use_language(_message_language(args)):
+            sys.stderr.write(
+                "towerplan: " + _("terminated; nothing was written to the output folder") + "\n"
+            )
         return 143
+
+
+def _message_language(args: argparse.Namespace) -> str:
+    """Language of an error line: ``--lang``, else the scenario's (when it loads), else the
+    environment's (``LANGUAGE`` / ``LC_ALL`` / ``LC_MESSAGES`` / ``LANG`` starting ``vi``).
+
+    The ``towerplan: error:`` prefix stays as it is (scripts match it); the message after it
+    is translated when it was raised with a ``msgid``.
+    """
+    lang = getattr(args, "lang", None)
+    if lang:
+        return str(lang)
+    name = getattr(args, "scenario", None)
+    if name:
+        from towerplan.scenario import load_scenario
+
+        try:
+            return load_scenario(name).language
+        except (TowerplanError, OSError):
+            pass
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var, "")
+        if value:
+            return "vi" if value.lower().startswith("vi") else "en"
+    return "en"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

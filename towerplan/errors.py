@@ -7,7 +7,11 @@ and exits non-zero; it never shows a traceback for these.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 __all__ = [
+    "N_",
     "CRSError",
     "ColumnError",
     "DataFileError",
@@ -26,8 +30,38 @@ __all__ = [
 ]
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for gettext extraction without translating it (translate on use).
+
+    Defined here, the bottom module, so that any module can mark its error messages;
+    ``towerplan._i18n`` re-exports it.
+    """
+    return message
+
+
 class TowerplanError(ValueError):
-    """Base class of every user-facing towerplan error."""
+    """Base class of every user-facing towerplan error.
+
+    ``TowerplanError("text")`` carries an English message (logs, ``str(exc)``).  A
+    translatable one is raised as ``TowerplanError(msgid=N_("{out}: ... --out"),
+    out=out)``: ``str(exc)`` is the English text, and :meth:`user_message` gives it in the
+    language of a gettext ``translate`` function (the CLI passes ``towerplan._i18n._``).
+    Placeholders are filled after translation, so file names and keys stay as given.
+    """
+
+    def __init__(self, message: str = "", /, *args: Any, msgid: str | None = None, **params: Any):
+        if msgid is not None:
+            message = msgid.format(**params)
+        super().__init__(message, *args)
+        self.msgid = msgid
+        self.params = params
+
+    def user_message(self, translate: Callable[[str], str]) -> str:
+        """The message in the language of ``translate`` (a gettext function); a message
+        raised without a ``msgid`` is returned as it is (English)."""
+        if self.msgid is None:
+            return str(self)
+        return translate(self.msgid).format(**self.params)
 
 
 class DataFileError(TowerplanError):

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 from towerplan import capacity, coverage, demand, kpis, siting
 from towerplan._gaps import gap_polygons
 from towerplan._validate import assign_district, points_xy, require_metric
-from towerplan.errors import EmptyInputError, ScenarioError, StageError
+from towerplan.errors import N_, EmptyInputError, ScenarioError, StageError
 from towerplan.inputs import readers as tio
 from towerplan.inputs._base import DEMO_KIND, PlanInputs
 from towerplan.outputs.folder import check_out_dir, staged_output
@@ -87,7 +87,7 @@ __all__ = [
     "run_stages",
 ]
 
-DEMO_CAPTION = (
+DEMO_CAPTION = N_(
     "DEMO DATA: real 2009-census boundaries and population (censusVN2009, calibrated to GSO "
     "district totals); the existing sites and roads are synthetic; do not use for decisions."
 )

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from towerplan.errors import ScenarioError
+from towerplan.errors import N_, ScenarioError
 
 logger = logging.getLogger(__name__)
 
@@ -531,32 +531,55 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     elif path.suffix.lower() in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ScenarioError(
-                f"scenario file {s}: not found; give an existing YAML file or one of the "
-                f"built-in scenarios {builtin_scenarios()}"
+                msgid=N_(
+                    "scenario file {file}: not found; give an existing YAML file or one of the "
+                    "built-in scenarios {builtin}"
+                ),
+                file=s,
+                builtin=builtin_scenarios(),
             )
         try:
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ScenarioError(
-                f"scenario file {s}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
-                "UTF-8 (most editors: 'Save with encoding' / 'UTF-8')"
+                msgid=N_(
+                    "scenario file {file}: not UTF-8 text (byte {byte}: {reason}); save it as "
+                    "UTF-8 (most editors: 'Save with encoding' / 'UTF-8')"
+                ),
+                file=s,
+                byte=exc.start,
+                reason=exc.reason,
             ) from None
         except OSError as exc:
-            raise ScenarioError(f"scenario file {s}: cannot read it ({exc.strerror})") from None
+            raise ScenarioError(
+                msgid=N_("scenario file {file}: cannot read it ({problem})"),
+                file=s,
+                problem=exc.strerror,
+            ) from None
         base_dir = path.resolve().parent
         origin = f"scenario file {s}"
     else:
         raise ScenarioError(
-            f"unknown scenario '{s}'; use one of the built-in scenarios {builtin_scenarios()} "
-            "or a path to a YAML file"
+            msgid=N_(
+                "unknown scenario '{name}'; use one of the built-in scenarios {builtin} or a "
+                "path to a YAML file"
+            ),
+            name=s,
+            builtin=builtin_scenarios(),
         )
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"{origin}: invalid YAML ({exc}); fix the syntax") from None
+        raise ScenarioError(
+            msgid=N_("{origin}: invalid YAML ({problem}); fix the syntax"),
+            origin=origin,
+            problem=exc,
+        ) from None
     if not isinstance(raw, dict):
         raise ScenarioError(
-            f"{origin}: the file must hold a mapping of keys, got {type(raw).__name__}"
+            msgid=N_("{origin}: the file must hold a mapping of keys, got {type}"),
+            origin=origin,
+            type=type(raw).__name__,
         )
     raw = dict(raw)
     raw.setdefault("base_dir", str(base_dir))
@@ -605,7 +628,9 @@ def _build(cls: type, raw: Any, origin: str, prefix: str) -> Any:
         key = f"{prefix}{name}"
         if name not in raw:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ScenarioError(f"{origin}: required key '{key}' is missing")
+                raise ScenarioError(
+                    msgid=N_("{origin}: required key '{key}' is missing"), origin=origin, key=key
+                )
             continue
         kwargs[name] = _convert(hints[name], raw[name], origin, key)
     return cls(**kwargs)
@@ -627,37 +652,78 @@ def _convert(tp: Any, value: Any, origin: str, key: str) -> Any:
         raise ScenarioError(errors[0] if errors else f"{origin}: bad value for '{key}'")
     if origin_tp is Literal:
         if value not in args:
-            raise ScenarioError(f"{origin}: key '{key}' must be one of {list(args)}, got {value!r}")
+            raise ScenarioError(
+                msgid=N_("{origin}: key '{key}' must be one of {allowed}, got {value}"),
+                origin=origin,
+                key=key,
+                allowed=list(args),
+                value=repr(value),
+            )
         return value
     if origin_tp is tuple:
         if not isinstance(value, list | tuple):
-            raise ScenarioError(f"{origin}: key '{key}' must be a list, got {value!r}")
+            raise ScenarioError(
+                msgid=N_("{origin}: key '{key}' must be a list, got {value}"),
+                origin=origin,
+                key=key,
+                value=repr(value),
+            )
         return tuple(_convert(args[0], v, origin, f"{key}[{i}]") for i, v in enumerate(value))
     if origin_tp is dict:
         if not isinstance(value, dict):
-            raise ScenarioError(f"{origin}: key '{key}' must be a mapping, got {value!r}")
+            raise ScenarioError(
+                msgid=N_("{origin}: key '{key}' must be a mapping, got {value}"),
+                origin=origin,
+                key=key,
+                value=repr(value),
+            )
         return {str(k): _convert(args[1], v, origin, f"{key}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, origin, f"{key}.")  # type: ignore[arg-type]
     if tp is bool:
         if not isinstance(value, bool):
-            raise ScenarioError(f"{origin}: key '{key}' must be true or false, got {value!r}")
+            raise ScenarioError(
+                msgid=N_("{origin}: key '{key}' must be true or false, got {value}"),
+                origin=origin,
+                key=key,
+                value=repr(value),
+            )
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(f"{origin}: key '{key}' must be a whole number, got {value!r}")
+            raise ScenarioError(
+                msgid=N_("{origin}: key '{key}' must be a whole number, got {value}"),
+                origin=origin,
+                key=key,
+                value=repr(value),
+            )
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ScenarioError(f"{origin}: key '{key}' must be a number, got {value!r}")
+            raise ScenarioError(
+                msgid=N_("{origin}: key '{key}' must be a number, got {value}"),
+                origin=origin,
+                key=key,
+                value=repr(value),
+            )
         if not math.isfinite(value):
             raise ScenarioError(
-                f"{origin}: key '{key}' = {value!r} is not a finite number; give a finite value"
+                msgid=N_(
+                    "{origin}: key '{key}' = {value} is not a finite number; give a finite value"
+                ),
+                origin=origin,
+                key=key,
+                value=repr(value),
             )
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ScenarioError(f"{origin}: key '{key}' must be text, got {value!r}")
+            raise ScenarioError(
+                msgid=N_("{origin}: key '{key}' must be text, got {value}"),
+                origin=origin,
+                key=key,
+                value=repr(value),
+            )
         return value
     return value
 

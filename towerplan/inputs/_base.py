@@ -8,7 +8,9 @@ from typing import Any
 
 import geopandas as gpd
 
-DEMO_KIND = "demo: census boundaries and population, synthetic sites and roads"
+from towerplan.errors import N_
+
+DEMO_KIND = N_("demo: census boundaries and population, synthetic sites and roads")
 """``data_kind`` of every output made from the built-in demo."""
 DEMO_STAMP = "DEMO DATA: SYNTHETIC SITES"
 """Short stamp on maps, sheets and the console for outputs made from the demo."""

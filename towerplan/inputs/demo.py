@@ -31,7 +31,7 @@ import pandas as pd
 import shapely
 
 from towerplan._validate import to_working_crs
-from towerplan.errors import DataFileError, ParameterError
+from towerplan.errors import N_, DataFileError, ParameterError
 from towerplan.inputs._base import DEMO_KIND, PlanInputs
 from towerplan.scenario import Scenario
 
@@ -69,15 +69,23 @@ _LAYERS = {
 }
 
 NOTES = (
-    "Demo boundaries are the real 2009-census districts and communes of censusVN2009 "
-    "(1:250,000 base, thinned; overlaps and slivers between neighbours resolved).",
-    "Commune populations are the census package's, scaled per district to the GSO 2009 census "
-    "district totals, projected with the scenario's annual growth.",
-    "Existing sites are a synthetic, seeded inventory with the plan's site count, operator "
-    "market shares and shared fraction, placed to follow population; they are not real BTS "
-    "locations.",
-    "Roads are a synthetic network (Delaunay links between commune, district and city "
-    "centres), not real roads; provincial = links between districts, local = inside a district.",
+    N_(
+        "Demo boundaries are the real 2009-census districts and communes of censusVN2009 "
+        "(1:250,000 base, thinned; overlaps and slivers between neighbours resolved)."
+    ),
+    N_(
+        "Commune populations are the census package's, scaled per district to the GSO 2009 census "
+        "district totals, projected with the scenario's annual growth."
+    ),
+    N_(
+        "Existing sites are a synthetic, seeded inventory with the plan's site count, operator "
+        "market shares and shared fraction, placed to follow population; they are not real BTS "
+        "locations."
+    ),
+    N_(
+        "Roads are a synthetic network (Delaunay links between commune, district and city "
+        "centres), not real roads; provincial = links between districts, local = inside a district."
+    ),
 )
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from towerplan.errors import OutputError
+from towerplan.errors import N_, OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +41,23 @@ def _check_protected(out: Path, resolved: Path, protected: Iterable[str | Path])
     cwd = Path.cwd().resolve()
     if _is_within(cwd, resolved):
         raise OutputError(
-            f"--out {out}: is the current directory or one of its parents; towerplan never "
-            "replaces it; give a new subfolder, e.g. --out outputs/plan"
+            msgid=N_(
+                "--out {out}: is the current directory or one of its parents; towerplan never "
+                "replaces it; give a new subfolder, e.g. --out outputs/plan"
+            ),
+            out=out,
         )
     for p in protected:
         pr = Path(p).expanduser().resolve()
         if _is_within(pr, resolved):
             raise OutputError(
-                f"--out {out}: holds the scenario or an input ({pr}); towerplan never writes "
-                "over its inputs; give a new folder, e.g. --out "
-                f"{resolved.parent / (resolved.name + '-out')}"
+                msgid=N_(
+                    "--out {out}: holds the scenario or an input ({input}); towerplan never "
+                    "writes over its inputs; give a new folder, e.g. --out {example}"
+                ),
+                out=out,
+                input=pr,
+                example=resolved.parent / (resolved.name + "-out"),
             )
 
 
@@ -65,14 +72,21 @@ def _check_parent(out: Path, resolved: Path) -> None:
     probe = _first_existing(resolved.parent)
     if not probe.is_dir():
         raise OutputError(
-            f"--out {out}: {probe} is a file, so no folder can be made below it; give another "
-            "--out path"
+            msgid=N_(
+                "--out {out}: {file} is a file, so no folder can be made below it; give another "
+                "--out path"
+            ),
+            out=out,
+            file=probe,
         )
     problem = None if os.access(probe, os.W_OK | os.X_OK) else "permission denied"
     problem = problem or _probe_rename(probe)
     if problem:
         raise OutputError(
-            f"--out {out}: {probe} is not writable ({problem}); choose a writable folder"
+            msgid=N_("--out {out}: {folder} is not writable ({problem}); choose a writable folder"),
+            out=out,
+            folder=probe,
+            problem=problem,
         )
 
 
@@ -112,14 +126,22 @@ def _check_replaceable(out: Path, resolved: Path) -> None:
         problem = _probe_rename(parent)
     if problem:
         raise OutputError(
-            f"--out {out}: the folder cannot be replaced ({problem}); choose another --out "
-            "folder or fix the permissions"
+            msgid=N_(
+                "--out {out}: the folder cannot be replaced ({problem}); choose another --out "
+                "folder or fix the permissions"
+            ),
+            out=out,
+            problem=problem,
         )
     for sub in (resolved, *[p for p in resolved.rglob("*") if p.is_dir() and not p.is_symlink()]):
         if not os.access(sub, os.W_OK | os.X_OK):
             raise OutputError(
-                f"--out {out}: {sub} is not writable, so the old outputs cannot be removed; "
-                "fix the permissions or choose another --out folder"
+                msgid=N_(
+                    "--out {out}: {folder} is not writable, so the old outputs cannot be "
+                    "removed; fix the permissions or choose another --out folder"
+                ),
+                out=out,
+                folder=sub,
             )
 
 
@@ -157,20 +179,30 @@ def check_out_dir(
     if not resolved.exists():
         return out
     if not resolved.is_dir():
-        raise OutputError(f"--out {out}: exists and is a file; give a folder path")
+        raise OutputError(
+            msgid=N_("--out {out}: exists and is a file; give a folder path"), out=out
+        )
     content = [p for p in resolved.iterdir()]
     if not content:
         _check_replaceable(out, resolved)
         return out
     if not overwrite:
         raise OutputError(
-            f"--out {out}: the folder exists and is not empty; choose a new folder or pass "
-            "--overwrite to replace it"
+            msgid=N_(
+                "--out {out}: the folder exists and is not empty; choose a new folder or pass "
+                "--overwrite to replace it"
+            ),
+            out=out,
         )
     if not (resolved / MARKER).is_file():
         raise OutputError(
-            f"--out {out}: the folder is not empty and was not written by towerplan (no {MARKER} "
-            "file), so --overwrite will not delete it; choose a new folder or empty this one"
+            msgid=N_(
+                "--out {out}: the folder is not empty and was not written by towerplan (no "
+                "{marker} file), so --overwrite will not delete it; choose a new folder or empty "
+                "this one"
+            ),
+            out=out,
+            marker=MARKER,
         )
     _check_replaceable(out, resolved)
     return out
@@ -214,8 +246,12 @@ def _swap(tmp: Path, target: Path, out: Path) -> None:
             tmp.rename(target)
         except OSError as exc:
             raise OutputError(
-                f"--out {out}: cannot move the outputs into place ({exc.strerror}); "
-                "choose another --out folder"
+                msgid=N_(
+                    "--out {out}: cannot move the outputs into place ({problem}); choose "
+                    "another --out folder"
+                ),
+                out=out,
+                problem=exc.strerror,
             ) from None
         return
     old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
@@ -224,16 +260,24 @@ def _swap(tmp: Path, target: Path, out: Path) -> None:
         target.rename(old)
     except OSError as exc:
         raise OutputError(
-            f"--out {out}: cannot replace the folder ({exc.strerror}); it is unchanged; "
-            "choose another --out folder"
+            msgid=N_(
+                "--out {out}: cannot replace the folder ({problem}); it is unchanged; choose "
+                "another --out folder"
+            ),
+            out=out,
+            problem=exc.strerror,
         ) from None
     try:
         tmp.rename(target)
     except OSError as exc:
         old.rename(target)
         raise OutputError(
-            f"--out {out}: cannot move the outputs into place ({exc.strerror}); the old folder "
-            "is restored; choose another --out folder"
+            msgid=N_(
+                "--out {out}: cannot move the outputs into place ({problem}); the old folder "
+                "is restored; choose another --out folder"
+            ),
+            out=out,
+            problem=exc.strerror,
         ) from None
     shutil.rmtree(old, ignore_errors=True)
 

@@ -58,7 +58,7 @@ from branca.element import Element, Figure, MacroElement
 from folium.map import Layer
 from folium.template import Template
 
-from towerplan._i18n import _, current_language, fmt_number, fmt_percent, use_language
+from towerplan._i18n import _, current_language, data_text, fmt_number, fmt_percent, use_language
 from towerplan.errors import ColumnError, CRSError, ParameterError
 from towerplan.inputs._base import DEMO_KIND
 from towerplan.outputs import _assets, _themes
@@ -607,14 +607,14 @@ class _MapBuilder:
             parts.append(f'<div class="tp-demo">{demo}</div>')
         src = [
             _("Source: {source}").format(source=s.get("plan_source") or s.get("scenario") or "-"),
-            _("data: {kind}").format(kind=kind or "-"),
+            _("data: {kind}").format(kind=data_text(kind) or "-"),
             _("date: {date}").format(date=s.get("generated") or pd.Timestamp.now().date()),
             _("map: WGS 84 (EPSG:4326); coordinates also in {crs}").format(
                 crs=_crs_name(self.settings)
             ),
         ]
         parts.append(f'<div class="tp-src">{_esc(" · ".join(src))}</div>')
-        notes = [*list(s.get("notes") or []), *self.extra_notes]
+        notes = [*[data_text(str(n)) for n in s.get("notes") or []], *self.extra_notes]
         if notes:
             items = "".join(f"<li>{_esc(n)}</li>" for n in notes[:8])
             head = _esc(_("Notes"))

@@ -53,7 +53,15 @@ from matplotlib.path import Path as MplPath
 from matplotlib_scalebar.scalebar import ScaleBar
 
 from towerplan import __version__
-from towerplan._i18n import _, current_language, fmt_number, fmt_percent, use_language
+from towerplan._i18n import (
+    N_,
+    _,
+    current_language,
+    data_text,
+    fmt_number,
+    fmt_percent,
+    use_language,
+)
 from towerplan.errors import CRSError, ParameterError
 from towerplan.inputs._base import DEMO_KIND
 from towerplan.outputs import _themes
@@ -248,7 +256,9 @@ def _to_sheet_crs(
     src = dict(layers)
     for n, g in src.items():
         if isinstance(g, gpd.GeoDataFrame) and n != "demand" and len(g) and g.crs is None:
-            raise CRSError(f"{n}: the layer has no CRS; set it before drawing map sheets")
+            raise CRSError(
+                msgid=N_("{layer}: the layer has no CRS; set it before drawing map sheets"), layer=n
+            )
     if best_server is not None:
         src["best_server"] = Path(best_server)
     p = _themes.derive(src, summary, hotspot_radius_m=hotspot_radius_m)
@@ -379,9 +389,7 @@ class _Sheet:
         title: str | None = None,
         sheet_no: tuple[int, int] | None = None,
     ):
-        if size not in PAPER_SIZES:
-            raise ParameterError(f"sheet size '{size}' unknown; use some of {list(PAPER_SIZES)}")
-        w, h = PAPER_SIZES[size]
+        w, h = PAPER_SIZES[_check_size(size)]
         self.fig = Figure(figsize=(w, h))
         _Canvas(self.fig)
         self.size = size
@@ -485,7 +493,7 @@ class _Sheet:
 
     def _footer(self) -> None:
         s = self.summary
-        kind = str(s.get("data_kind", "unknown"))
+        kind = data_text(str(s.get("data_kind", "unknown")))
         date = str(s.get("generated", "")) or _dt.date.today().isoformat()
         src = s.get("plan_source") or s.get("source") or ""
         parts = [_("Data: {kind}").format(kind=kind)]
@@ -503,7 +511,7 @@ class _Sheet:
             color="#333333",
             va="center",
         )
-        notes = [str(n) for n in (s.get("notes") or [])]
+        notes = [data_text(str(n)) for n in (s.get("notes") or [])]
         if notes:
             line = _("Notes: ") + " | ".join(notes)
             self.fig.text(
@@ -981,10 +989,24 @@ def _stats(summary: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- public API
 
 
+def _check_size(size: str) -> str:
+    if size not in PAPER_SIZES:
+        raise ParameterError(
+            msgid=N_("sheet size '{size}' unknown; use some of {sizes}"),
+            size=size,
+            sizes=list(PAPER_SIZES),
+        )
+    return size
+
+
 def _theme_of(theme: str) -> _themes.Theme:
     t = _themes.THEMES.get(theme)
     if t is None or not t.sheets:
-        raise ParameterError(f"unknown sheet theme '{theme}'; use one of {list(THEMES)}")
+        raise ParameterError(
+            msgid=N_("unknown sheet theme '{theme}'; use one of {themes}"),
+            theme=theme,
+            themes=list(THEMES),
+        )
     return t
 
 
@@ -1121,8 +1143,7 @@ def render_sheet(
     matplotlib.figure.Figure
     """
     t = _theme_of(theme)
-    if size not in PAPER_SIZES:
-        raise ParameterError(f"sheet size '{size}' unknown; use some of {list(PAPER_SIZES)}")
+    _check_size(size)
     settings = export_settings or _settings_from(summary)
     with use_language(lang or summary.get("language") or current_language()), mpl.rc_context(_rc()):
         p = (
@@ -1319,9 +1340,13 @@ def write_sheets(
     """
     bad = [f for f in formats if f not in ("pdf", "png")]
     if bad:
-        raise ParameterError(f"sheet formats {bad} unknown; use 'pdf' and/or 'png'")
+        raise ParameterError(
+            msgid=N_("sheet formats {formats} unknown; use 'pdf' and/or 'png'"), formats=bad
+        )
     if dpi < 20 or dpi > 1200:
-        raise ParameterError(f"sheet dpi = {dpi}: use a value between 20 and 1200 (300 for print)")
+        raise ParameterError(
+            msgid=N_("sheet dpi = {dpi}: use a value between 20 and 1200 (300 for print)"), dpi=dpi
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = export_settings or _settings_from(summary)
