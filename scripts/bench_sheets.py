@@ -6,7 +6,9 @@ Both write every sheet of the plan in ``--from`` (``write_sheets`` defaults: A4 
 and PNG) into temporary folders, alternating for ``--rounds`` rounds; the reference runs
 in a subprocess with its own ``PYTHONPATH`` (its ``write_sheets`` signature may be older;
 ``best_server`` is passed when it takes it, so both write the same sheet set).
-Reports the median of each, their ratio, the machine and the load average before and after.
+Reports the median wall time of each (the sheets only), their ratio, the CPU time of each
+subprocess (steadier than wall time on a loaded machine; imports and reading included),
+the machine and the load average before and after.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,6 +59,8 @@ print(json.dumps({"s": time.perf_counter() - t, "files": len(files)}))
 
 
 def _run(code: str, pythonpath: Path, src: Path) -> dict[str, float]:
+    """Run ``code`` in a subprocess; its JSON result plus its CPU time (user + system)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory(prefix="bench-sheets-") as out:
         env = dict(os.environ, PYTHONPATH=str(pythonpath), MPLBACKEND="Agg")
         res = subprocess.run(
@@ -65,7 +70,10 @@ def _run(code: str, pythonpath: Path, src: Path) -> dict[str, float]:
             text=True,
             check=True,
         )
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out_json = json.loads(res.stdout.strip().splitlines()[-1])
+    out_json["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return out_json
 
 
 def main() -> int:
@@ -77,14 +85,16 @@ def main() -> int:
     args = ap.parse_args()
     here = Path(__file__).resolve().parents[1]
     load0 = os.getloadavg()
-    cur, ref = [], []
+    cur, ref, cur_cpu, ref_cpu = [], [], [], []
     n_cur = n_ref = 0
     for _ in range(args.rounds):
         r = _run(_REFERENCE, args.reference, args.src)
         ref.append(r["s"])
+        ref_cpu.append(r["cpu_s"])
         n_ref = int(r["files"])
         c = _run(_CURRENT, here, args.src)
         cur.append(c["s"])
+        cur_cpu.append(c["cpu_s"])
         n_cur = int(c["files"])
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -95,6 +105,10 @@ def main() -> int:
         "reference_files": n_ref,
         "current_files": n_cur,
         "speedup": round(statistics.median(ref) / statistics.median(cur), 2),
+        # whole subprocess (imports and reading the plan included): steadier under load
+        "reference_cpu_s": [round(x, 2) for x in ref_cpu],
+        "current_cpu_s": [round(x, 2) for x in cur_cpu],
+        "cpu_speedup": round(statistics.median(ref_cpu) / statistics.median(cur_cpu), 2),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     print(json.dumps(result, indent=2))
