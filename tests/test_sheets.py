@@ -61,7 +61,7 @@ def vi_sheets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path
         out,
         sizes=("A4",),
         dpi=40,
-        themes=("proposed_sites", "undergrounding"),
+        themes=("proposed_sites", "undergrounding", "wifi_hotspots"),
         lang="vi",
         per_district=True,
     )
@@ -85,7 +85,10 @@ def test_files_pixels_and_numbering(vi_sheets: tuple[Path, list[Path], dict]) ->
     districts = ["district_ninh_kieu", "district_binh_thuy", "district_phong_dien"]
     assert {"proposed_sites_A4", "undergrounding_A4", "kpi_table_A4"} <= stems
     assert {f"{d}_A4" for d in districts} <= stems
-    assert len(paths) == 2 * (2 + 3 + 1) + 1
+    # every theme per district but the choropleths (undergrounding: one value per district)
+    assert {f"{d}_wifi_hotspots_A4" for d in districts} <= stems
+    assert not any("_undergrounding" in s for s in stems if s.startswith("district_"))
+    assert len(paths) == 2 * (3 + 3 * 2 + 1) + 1
     a4 = Image.open(out / "proposed_sites_A4.png")
     assert abs(a4.size[0] - 297 / 25.4 * 40) <= 1 and abs(a4.size[1] - 210 / 25.4 * 40) <= 1
     a3 = pypdf.PdfReader(out / "proposed_sites_A3.pdf").pages[0].mediabox
@@ -93,10 +96,12 @@ def test_files_pixels_and_numbering(vi_sheets: tuple[Path, list[Path], dict]) ->
         abs(float(a3.width) - 420 / 25.4 * 72) < 1 and abs(float(a3.height) - 297 / 25.4 * 72) < 1
     )
     assert np.asarray(a4.convert("L"), dtype=float).std() > 20
-    # sheets 3..8 of 8 (first_sheet_number 3, six sheets per size)
-    assert "Tờ 3/8" in _pdf_text(out / "proposed_sites_A4.pdf")
+    # sheets 3..12 of 12 (first_sheet_number 3, ten sheets per size)
+    assert "Tờ 3/12" in _pdf_text(out / "proposed_sites_A4.pdf")
+    district = _pdf_text(out / "district_binh_thuy_wifi_hotspots_A4.pdf")
+    assert "tại Bình Thủy" in district and "Tờ 9/12" in district
     kpi = _pdf_text(out / "kpi_table_A4.pdf")
-    assert "Tờ 8/8" in kpi and "Toàn thành phố" in kpi and "Bảng chỉ tiêu theo quận/huyện" in kpi
+    assert "Tờ 12/12" in kpi and "Toàn thành phố" in kpi and "Bảng chỉ tiêu theo quận/huyện" in kpi
 
 
 def test_pdf_vietnamese_text_scale_and_truetype_fonts(

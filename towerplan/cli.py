@@ -128,7 +128,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "--exports", action="store_true", help="also write WGS84/VN-2000 vector exports"
     )
     pl.add_argument(
-        "--sheets-per-district", action="store_true", help="with --sheets: one sheet per district"
+        "--sheets-per-district",
+        action="store_true",
+        help="with --sheets: also each district's sheets (every theme but the choropleths)",
     )
     pl.add_argument(
         "--lang", choices=["vi", "en"], default=None, help="output language (default: scenario's)"

@@ -1331,22 +1331,15 @@ def write_sheets(
     lang, export_settings, best_server
         As in :func:`render_sheet`.
     per_district : bool
-        Also one ``proposed_sites`` sheet per district.
+        Also each district's sheets: ``district_<name>_<size>`` (new sites) and
+        ``district_<name>_<theme>_<size>`` for every other theme but the choropleths.
 
     Returns
     -------
     list of Path
         Files written.
     """
-    bad = [f for f in formats if f not in ("pdf", "png")]
-    if bad:
-        raise ParameterError(
-            msgid=N_("sheet formats {formats} unknown; use 'pdf' and/or 'png'"), formats=bad
-        )
-    if dpi < 20 or dpi > 1200:
-        raise ParameterError(
-            msgid=N_("sheet dpi = {dpi}: use a value between 20 and 1200 (300 for print)"), dpi=dpi
-        )
+    _check_output_args(formats, dpi)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = export_settings or _settings_from(summary)
@@ -1361,15 +1354,7 @@ def write_sheets(
     ):
         pngs: list[Future[None]] = []
         p = _to_sheet_crs(layers, summary, settings, hotspot_radius_m, best_server)
-        todo = [t for t in (themes or THEMES) if t != "signal_level" or "best_server" in p]
-        jobs: list[tuple[str, str, tuple[float, float, float, float] | None, str | None]] = [
-            (t, t, None, None) for t in todo
-        ]
-        d = p.get("districts")
-        if per_district and isinstance(d, gpd.GeoDataFrame) and "district" in d.columns:
-            for name, geom in zip(d["district"].astype(str), d.geometry, strict=True):
-                label = _("New BTS sites: {district}").format(district=name)
-                jobs.append(("proposed_sites", f"district_{_slug(name)}", geom.bounds, label))
+        jobs = _jobs(p, themes or THEMES, per_district=per_district)
         tb = summary.get("title_block") or {}
         first = int(tb.get("first_sheet_number") or 1)
         for size in sizes:
@@ -1393,6 +1378,51 @@ def write_sheets(
         for f in pngs:
             f.result()  # re-raises a failed rasterization
     return written
+
+
+def _check_output_args(formats: Sequence[str], dpi: int) -> None:
+    bad = [f for f in formats if f not in ("pdf", "png")]
+    if bad:
+        raise ParameterError(
+            msgid=N_("sheet formats {formats} unknown; use 'pdf' and/or 'png'"), formats=bad
+        )
+    if dpi < 20 or dpi > 1200:
+        raise ParameterError(
+            msgid=N_("sheet dpi = {dpi}: use a value between 20 and 1200 (300 for print)"), dpi=dpi
+        )
+
+
+_Job = tuple[str, str, tuple[float, float, float, float] | None, str | None]
+"""(theme, file stem, extent or None for the study area, title or None for the theme's)."""
+
+
+def _zooms_to_a_district(t: _themes.Theme) -> bool:
+    """A theme drawn per district: not the choropleths (one value per district)."""
+    return all(spec.kind != "choropleth" for spec in t.layers)
+
+
+def _jobs(p: Mapping[str, Any], themes: Sequence[str], *, per_district: bool) -> list[_Job]:
+    """The theme sheets, then (``per_district``) each district's sheets of every theme that
+    :func:`_zooms_to_a_district`: ``district_<name>`` (new sites, the first) and
+    ``district_<name>_<theme>``."""
+    todo = [t for t in themes if t != "signal_level" or "best_server" in p]
+    jobs: list[_Job] = [(t, t, None, None) for t in todo]
+    d = p.get("districts")
+    if not per_district or not isinstance(d, gpd.GeoDataFrame) or "district" not in d.columns:
+        return jobs
+    zoom = [t for t in todo if _zooms_to_a_district(_theme_of(t))]
+    zoom.sort(key=lambda t: t != "proposed_sites")
+    for name, geom in zip(d["district"].astype(str), d.geometry, strict=True):
+        for t in zoom:
+            if t == "proposed_sites":
+                title = _("New BTS sites: {district}").format(district=name)
+                jobs.append((t, f"district_{_slug(name)}", geom.bounds, title))
+            else:
+                title = _("{theme} in {district}").format(
+                    theme=_themes.theme_title(_theme_of(t)), district=name
+                )
+                jobs.append((t, f"district_{_slug(name)}_{t}", geom.bounds, title))
+    return jobs
 
 
 def _save(
