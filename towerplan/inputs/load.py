@@ -101,6 +101,21 @@ class _Load:
     def encoding(self, src: LayerSource) -> str | None:
         return src.encoding or self.scenario.data.encoding
 
+    def reading(self, src: LayerSource) -> dict[str, Any]:
+        """Keyword arguments every vector reader takes from ``src`` and the scenario."""
+        return {
+            "layer": src.layer,
+            "crs": self.crs,
+            "source_crs": src.crs,
+            "repair": self.scenario.data.repair_geometries,
+            "encoding": self.encoding(src),
+        }
+
+    def reading_points(self, src: LayerSource, study: BaseGeometry) -> dict[str, Any]:
+        """:meth:`reading` plus the study area and the rule for points outside it."""
+        outside = "drop" if self.outside == "drop" else "error"
+        return {**self.reading(src), "study_area": study, "outside": outside}
+
     @property
     def outside(self) -> str:
         return self.scenario.data.outside
@@ -178,13 +193,9 @@ def _load_districts(ld: _Load) -> gpd.GeoDataFrame:
     districts = read_districts(
         path,
         columns=dict(src.columns),
-        layer=src.layer,
-        crs=ld.crs,
         urban_values=data.urban_type_values,
         rural_values=data.rural_type_values,
-        source_crs=src.crs,
-        repair=data.repair_geometries,
-        encoding=ld.encoding(src),
+        **ld.reading(src),
     )
     if "population" in districts.columns:
         check_density(
@@ -227,12 +238,8 @@ def _load_population(
             polys = read_population_polygons(
                 path,
                 column=dict(src.columns).get("population", "population"),
-                layer=src.layer,
-                crs=ld.crs,
-                source_crs=src.crs,
-                repair=data.repair_geometries,
-                encoding=ld.encoding(src),
                 max_density_km2=max_d,
+                **ld.reading(src),
             )
             total = float(polys["population"].sum())
             population, outside = clip_population(polys, districts, f"population file {path}")
@@ -288,14 +295,8 @@ def _load_sites(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame:
         sites = read_sites(
             path,
             columns=dict(src.columns),
-            crs=ld.crs,
-            source_crs=src.crs,
-            study_area=study,
-            repair=data.repair_geometries,
             max_tenants=ld.scenario.sites.max_tenants,
-            layer=src.layer,
-            outside="drop" if ld.outside == "drop" else "error",
-            encoding=ld.encoding(src),
+            **ld.reading_points(src, study),
         )
         ld.report["existing_sites_outside_dropped"] = int(sites.attrs.get("outside_dropped", 0))
     else:
@@ -366,13 +367,7 @@ def _load_pois(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame:
             path,
             category=src.category,
             columns=dict(src.columns) or None,
-            layer=src.layer,
-            crs=ld.crs,
-            source_crs=src.crs,
-            repair=data.repair_geometries,
-            encoding=ld.encoding(src),
-            study_area=study,
-            outside="drop" if ld.outside == "drop" else "error",
+            **ld.reading_points(src, study),
         )
         dropped += int(p.attrs.get("outside_dropped", 0))
         parts.append(p)
@@ -394,13 +389,7 @@ def _load_candidates(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame | None:
     cands = read_candidates(
         path,
         columns=dict(src.columns),
-        layer=src.layer,
-        crs=ld.crs,
-        source_crs=src.crs,
-        repair=data.repair_geometries,
-        encoding=ld.encoding(src),
-        study_area=study,
-        outside="drop" if ld.outside == "drop" else "error",
+        **ld.reading_points(src, study),
     )
     ld.report["candidates_outside_dropped"] = int(cands.attrs.get("outside_dropped", 0))
     return cands
@@ -424,10 +413,6 @@ def _load_roads(ld: _Load) -> tuple[gpd.GeoDataFrame | None, Any]:
         path,
         class_column=rc.get("class") or rc.get("road_class"),
         name_column=rc.get("name"),
-        layer=src.layer,
-        crs=ld.crs,
-        source_crs=src.crs,
-        repair=data.repair_geometries,
-        encoding=ld.encoding(src),
+        **ld.reading(src),
     )
     return roads, None
