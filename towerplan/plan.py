@@ -55,6 +55,7 @@ from tqdm.auto import tqdm
 
 from towerplan import capacity, coverage, demand, kpis, siting
 from towerplan._gaps import gap_polygons
+from towerplan._i18n import _
 from towerplan._validate import assign_district, points_xy, require_metric
 from towerplan.errors import N_, EmptyInputError, ScenarioError, StageError
 from towerplan.inputs import readers as tio
@@ -396,8 +397,10 @@ class PlanState:
         value = getattr(self, name)
         if value is None:
             raise StageError(
-                f"plan state: stage {name!r} has not run; run it first "
-                f"(run_stage({name!r}, state) or run_stages(state))"
+                _(
+                    "plan state: stage {name} has not run; run it first "
+                    "(run_stage({name}, state) or run_stages(state))"
+                ).format(name=repr(name))
             )
         return value
 
@@ -1033,7 +1036,9 @@ def _stage(name: str) -> Stage:
         if s.name == name:
             return s
     known = ", ".join(s.name for s in STAGES)
-    raise StageError(f"plan stage {name!r} is unknown; use one of: {known}")
+    raise StageError(
+        _("plan stage {name} is unknown; use one of: {known}").format(name=repr(name), known=known)
+    )
 
 
 def run_stage(name: str, state: PlanState) -> PlanState:
@@ -1289,7 +1294,9 @@ def result_from_state(state: PlanState) -> PlanResult:
     missing = [s.name for s in STAGES if getattr(state, s.name) is None]
     if missing:
         raise StageError(
-            f"plan state: stages {missing} have not run; run them first (run_stages(state))"
+            _(
+                "plan state: stages {missing} have not run; run them first (run_stages(state))"
+            ).format(missing=missing)
         )
     summary = build_summary(state)
     n_existing, expected = len(state.existing), state.scenario.sites.existing
