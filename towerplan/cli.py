@@ -349,12 +349,15 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _with_base_plan(scen: Any, folder: Path) -> Any:
     """``scen`` with ``phasing.base_plan`` = ``folder`` (``--base-plan``)."""
-    from towerplan.errors import ScenarioError
+    from towerplan.errors import N_, ScenarioError
 
     if scen.phasing.base_year is None:
         raise ScenarioError(
-            f"--base-plan: scenario {scen.name} is not phased; set phasing.base_year and "
-            "phasing.periods, or drop --base-plan"
+            msgid=N_(
+                "--base-plan: scenario {name} is not phased; set phasing.base_year and "
+                "phasing.periods, or drop --base-plan"
+            ),
+            name=scen.name,
         )
     ph = dataclasses.replace(scen.phasing, base_plan=str(folder.resolve()))
     return dataclasses.replace(scen, phasing=ph)

@@ -579,8 +579,11 @@ def _base_scenario(scenario: Scenario) -> Scenario:
     base = load_scenario(ref if ref in builtin_scenarios() else scenario.resolve(ref))
     if base.phasing.base_scenario or base.phasing.base_plan:
         raise ScenarioError(
-            f"phasing.base_scenario {ref}: that scenario has a base plan of its own; name a "
-            "scenario without phasing.base_scenario / base_plan"
+            msgid=N_(
+                "phasing.base_scenario {ref}: that scenario has a base plan of its own; name a "
+                "scenario without phasing.base_scenario / base_plan"
+            ),
+            ref=ref,
         )
     return base
 

@@ -964,8 +964,11 @@ def _check_phasing(s: Scenario, origin: str) -> None:
         )
     if ph.base_year is None and (ph.base_scenario or ph.base_plan):
         raise ScenarioError(
-            f"{origin}: 'phasing.base_scenario' / 'phasing.base_plan' given without "
-            "'phasing.base_year'; name the year of the base plan"
+            msgid=N_(
+                "{origin}: 'phasing.base_scenario' / 'phasing.base_plan' given without "
+                "'phasing.base_year'; name the year of the base plan"
+            ),
+            origin=origin,
         )
     prev = ph.base_year
     for i, p in enumerate(ph.periods):

@@ -51,7 +51,7 @@ from scipy.spatial import cKDTree
 from towerplan import capacity
 from towerplan._validate import require_metric
 from towerplan.coverage import coverage_matrix, points_xy
-from towerplan.errors import ColumnError, DataFileError, ParameterError, ScenarioError
+from towerplan.errors import N_, ColumnError, DataFileError, ParameterError, ScenarioError
 from towerplan.scenario import CapacitySettings
 from towerplan.siting import _phasing
 from towerplan.siting.planner import PROPOSED_COLUMNS, _conflicts, sites_needed_for_coverage
@@ -153,19 +153,39 @@ def read_base_plan(path: str | Path, *, origin: str) -> BasePlan:
     gpkg, summ = folder / "towerplan.gpkg", folder / "summary.json"
     if p.suffix.lower() == ".gpkg":
         gpkg = p
-    fix = "give the output folder of a finished `towerplan plan --out DIR` run"
     if not (gpkg.is_file() and summ.is_file()):
-        raise DataFileError(f"{origin}: {folder} holds no towerplan.gpkg and summary.json; {fix}")
+        raise DataFileError(
+            msgid=N_(
+                "{origin}: {folder} holds no towerplan.gpkg and summary.json; give the output "
+                "folder of a finished `towerplan plan --out DIR` run"
+            ),
+            origin=origin,
+            folder=str(folder),
+        )
     try:
         summary = json.loads(summ.read_text(encoding="utf-8"))
         proposed = gpd.read_file(gpkg, layer="proposed_sites")
         districts = gpd.read_file(gpkg, layer="districts")
     except Exception as exc:  # pyogrio / json raise several types
-        raise DataFileError(f"{origin}: cannot read {gpkg} ({exc}); {fix}") from None
+        raise DataFileError(
+            msgid=N_(
+                "{origin}: cannot read {gpkg} ({problem}); give the output folder of a "
+                "finished `towerplan plan --out DIR` run"
+            ),
+            origin=origin,
+            gpkg=str(gpkg),
+            problem=str(exc),
+        ) from None
     missing = [c for c in BASE_PLAN_COLUMNS if c not in proposed.columns]
     if missing or "crs" not in summary or "year" not in summary:
         raise DataFileError(
-            f"{origin}: {gpkg} layer proposed_sites lacks {missing or ['summary keys']}; {fix}"
+            msgid=N_(
+                "{origin}: {gpkg} layer proposed_sites lacks {missing}; give the output folder "
+                "of a finished `towerplan plan --out DIR` run"
+            ),
+            origin=origin,
+            gpkg=str(gpkg),
+            missing=", ".join(missing) or "summary.json crs/year",
         )
     return BasePlan(
         proposed=proposed,
@@ -195,18 +215,41 @@ def check_base_plan(
     """
     o = base.origin
     if base.crs != crs:
-        raise ScenarioError(f"{o}: planned in {base.crs}, this scenario in {crs}; set crs: {crs}")
+        raise ScenarioError(
+            msgid=N_("{origin}: planned in {base_crs}, this scenario in {crs}; set crs: {crs}"),
+            origin=o,
+            base_crs=base.crs,
+            crs=crs,
+        )
     if base.year != base_year:
         raise ScenarioError(
-            f"{o}: a plan for {base.year}, not phasing.base_year {base_year}; give a "
-            f"{base_year} plan or set phasing.base_year: {base.year}"
+            msgid=N_(
+                "{origin}: a plan for {year}, not phasing.base_year {base_year}; give a "
+                "{base_year} plan or set phasing.base_year: {year}"
+            ),
+            origin=o,
+            year=base.year,
+            base_year=base_year,
         )
     if base.data_kind and base.data_kind != data_kind:
-        raise ScenarioError(f"{o}: built on {base.data_kind} data, this plan on {data_kind} data")
+        raise ScenarioError(
+            msgid=N_(
+                "{origin}: built on {base_kind} data, this plan on {kind} data; use the same "
+                "data.kind in both"
+            ),
+            origin=o,
+            base_kind=base.data_kind,
+            kind=data_kind,
+        )
     if sorted(base.operators) != sorted(operators):
         raise ScenarioError(
-            f"{o}: operators {sorted(base.operators)} differ from this scenario's "
-            f"{sorted(operators)}; use the same 'operators' in both"
+            msgid=N_(
+                "{origin}: operators {base_ops} differ from this scenario's {ops}; use the same "
+                "'operators' in both"
+            ),
+            origin=o,
+            base_ops=", ".join(sorted(base.operators)),
+            ops=", ".join(sorted(operators)),
         )
     names = set(map(str, districts["district"]))
     bnames = set(map(str, base.districts["district"]))
@@ -214,8 +257,15 @@ def check_base_plan(
     barea = float(base.districts.to_crs(districts.crs).geometry.area.sum())
     if names != bnames or abs(barea - area) > 1e-3 * area:
         raise ScenarioError(
-            f"{o}: another area ({len(bnames)} districts, {barea / 1e6:.1f} km2) than this "
-            f"scenario ({len(names)} districts, {area / 1e6:.1f} km2); use the same data.districts"
+            msgid=N_(
+                "{origin}: another area ({base_n} districts, {base_km2} km2) than this scenario "
+                "({n} districts, {km2} km2); use the same data.districts"
+            ),
+            origin=o,
+            base_n=len(bnames),
+            base_km2=f"{barea / 1e6:.1f}",
+            n=len(names),
+            km2=f"{area / 1e6:.1f}",
         )
 
 
