@@ -159,3 +159,37 @@ def test_demo_notes_caption_and_solver_text_in_vietnamese() -> None:
     for name in ("cantho-2020", "cantho-2030"):  # Vietnamese scenarios: Vietnamese titles
         s = load_scenario(name)
         assert s.title.startswith("Quy hoạch") and s.source.startswith("Quyết định")
+
+
+def test_cli_help_and_usage_errors_in_the_chosen_language(capsys, monkeypatch) -> None:
+    from towerplan.cli import main
+
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["plan", "--help", "--lang", "vi"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cách dùng: towerplan plan")
+    assert "thư mục kết quả (mới hoặc rỗng)" in out and "hiện hướng dẫn này rồi thoát" in out
+    assert "tùy chọn:" in out and "output folder" not in out
+    assert main(["plan", "--lang=vi", "--scenario", "cantho-2020"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "towerplan: error: thiếu các tham số bắt buộc: --out; xem 'towerplan plan --help'\n"
+    )
+    assert main(["need", "--scenario", "x", "--coverage", "abc", "--lang", "vi"]) == 2
+    assert (
+        "tham số --coverage: giá trị không hợp lệ 'abc' (cần kiểu float)" in capsys.readouterr().err
+    )
+    assert main(["plan", "--scenario", "x", "--out", "o", "--work-limit", "0", "--lang", "vi"]) == 2
+    assert "'0' phải là số hữu hạn > 0, ví dụ --work-limit 0.1" in capsys.readouterr().err
+    # English by default; the environment's language when no --lang is given
+    assert main(["plan", "--scenario", "cantho-2020"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "towerplan: error: the following arguments are required: --out; "
+        "see 'towerplan plan --help'\n"
+    )
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Quy hoạch trạm thu phát sóng di động (BTS)" in out and "lệnh:" in out

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import typing
@@ -23,7 +24,7 @@ from typing import Any
 
 from towerplan import __version__
 from towerplan._i18n import _, current_language, data_text, fmt_number, fmt_percent, use_language
-from towerplan.errors import TowerplanError
+from towerplan.errors import N_, TowerplanError
 from towerplan.outputs._themes import DEMO_STAMP_MSG, column_label, value_label
 
 if typing.TYPE_CHECKING:
@@ -39,187 +40,301 @@ class _Terminated(BaseException):
 
 
 def _positive(what: str, example: str) -> typing.Callable[[str], float]:
-    """argparse type: a finite number > 0 (``what``: e.g. "number of seconds")."""
+    """argparse type: a finite number > 0 (``what``: a marked msgid, e.g. "number of seconds")."""
 
     def parse(text: str) -> float:
         try:
             v = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
+            raise argparse.ArgumentTypeError(
+                _("{text} is not a {what}").format(text=repr(text), what=_(what))
+            ) from None
         if not math.isfinite(v) or v <= 0:
             raise argparse.ArgumentTypeError(
-                f"{text!r} must be a finite {what} > 0, e.g. {example}"
+                _("{text} must be a finite {what} > 0, e.g. {example}").format(
+                    text=repr(text), what=_(what), example=example
+                )
             )
         return v
 
     return parse
 
 
-_positive_seconds = _positive("number of seconds", "--time-limit 60")
-_positive_factor = _positive("number", "--work-limit 0.1")
+SCENARIO_HELP = N_("built-in scenario name (cantho-2020, cantho-2030) or path to a scenario YAML")
+
+_positive_seconds = _positive(N_("number of seconds"), "--time-limit 60")
+_positive_factor = _positive(N_("number"), "--work-limit 0.1")
+
+# argparse's own error texts (its gettext domain has no Vietnamese): matched and re-said
+# through towerplan's catalogues; anything else passes through unchanged.
+_ARGPARSE_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"the following arguments are required: (?P<args>.+)"),
+        N_("the following arguments are required: {args}"),
+    ),
+    (re.compile(r"unrecognized arguments: (?P<args>.+)"), N_("unrecognized arguments: {args}")),
+    (
+        re.compile(
+            r"argument (?P<arg>\S+): invalid choice: (?P<value>.+?) \(choose from (?P<choices>.+)\)"
+        ),
+        N_("argument {arg}: invalid choice: {value} (choose from {choices})"),
+    ),
+    (
+        re.compile(r"argument (?P<arg>\S+): invalid (?P<type>\w+) value: (?P<value>.+)"),
+        N_("argument {arg}: invalid value {value} (expected a {type})"),
+    ),
+    (
+        re.compile(r"argument (?P<arg>\S+): expected one argument"),
+        N_("argument {arg}: expected one value"),
+    ),
+    (
+        re.compile(r"argument (?P<arg>\S+): not allowed with argument (?P<other>\S+)"),
+        N_("argument {arg}: not allowed with argument {other}"),
+    ),
+    (
+        re.compile(r"one of the arguments (?P<args>.+) is required"),
+        N_("one of the arguments {args} is required"),
+    ),
+)
+
+
+def _argparse_message(message: str) -> str:
+    """argparse's error ``message`` in the current language (known texts only)."""
+    text = " ".join(message.split())
+    for pattern, msgid in _ARGPARSE_ERRORS:
+        m = pattern.fullmatch(text)
+        if m:
+            return _(msgid).format(**m.groupdict())
+    return text
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help layout with a translated ``usage:`` prefix."""
+
+    def add_usage(
+        self,
+        usage: str | None,
+        actions: typing.Iterable[argparse.Action],
+        groups: typing.Iterable[argparse._MutuallyExclusiveGroup],
+        prefix: str | None = None,
+    ) -> None:
+        super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (``towerplan: error: ...``), like towerplan's own."""
+    """argparse with one-line errors (``towerplan: error: ...``), like towerplan's own, and
+    every text a user reads (help, section titles, usage, errors) through the catalogues."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self._positionals.title = _("positional arguments")
+        self._optionals.title = _("options")
+        self.add_argument(
+            "-h",
+            "--help",
+            action="help",
+            default=argparse.SUPPRESS,
+            help=_("show this help message and exit"),
+        )
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(
             EXIT_USER_ERROR,
-            f"towerplan: error: {' '.join(message.split())}; see '{self.prog} --help'\n",
+            "towerplan: error: "
+            + _("{message}; see '{prog} --help'").format(
+                message=_argparse_message(message), prog=self.prog
+            )
+            + "\n",
         )
 
 
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="towerplan",
-        description="Plan mobile towers (BTS) and telecom infrastructure from a scenario.",
+        description=_("Plan mobile towers (BTS) and telecom infrastructure from a scenario."),
     )
-    p.add_argument("--version", action="version", version=f"towerplan {__version__}")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"towerplan {__version__}",
+        help=_("show the version number and exit"),
+    )
     loud = p.add_mutually_exclusive_group()
     loud.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+        "-v", "--verbose", action="count", default=0, help=_("more log output (-vv: debug)")
     )
     loud.add_argument(
-        "-q", "--quiet", action="store_true", help="only errors on stderr (no warnings)"
+        "-q", "--quiet", action="store_true", help=_("only errors on stderr (no warnings)")
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, title=_("commands"), metavar="COMMAND")
 
-    pl = sub.add_parser("plan", help="run the whole plan and write its outputs")
+    pl = sub.add_parser("plan", help=_("run the whole plan and write its outputs"))
     pl.add_argument(
         "--scenario",
         required=True,
-        help="built-in scenario name (cantho-2020, cantho-2030) or path to a scenario YAML",
+        help=_(SCENARIO_HELP),
     )
-    pl.add_argument("--out", required=True, type=Path, help="output folder (new or empty)")
-    pl.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    pl.add_argument("--out", required=True, type=Path, help=_("output folder (new or empty)"))
+    pl.add_argument("--overwrite", action="store_true", help=_("replace a non-empty output folder"))
     pl.add_argument(
         "--solver",
         choices=["auto", "exact", "heuristic"],
         default=None,
-        help="siting solver (default: the scenario's, 'auto')",
+        help=_("siting solver (default: the scenario's, 'auto')"),
     )
     pl.add_argument(
         "--time-limit",
         type=_positive_seconds,
         default=None,
-        help="siting safety stop in seconds (default: the scenario's sites.time_limit_s); the "
-        "solve is bounded by deterministic work, a run this stop cuts is reported as not "
-        "reproducible",
+        help=_(
+            "siting safety stop in seconds (default: the scenario's sites.time_limit_s); the "
+            "solve is bounded by deterministic work, a run this stop cuts is reported as not "
+            "reproducible"
+        ),
     )
     pl.add_argument(
         "--work-limit",
         type=_positive_factor,
         default=None,
-        help="multiplier of the siting solver's deterministic work budgets, e.g. 0.05 for a "
-        "quick look (default: the scenario's sites.work_limit, 1.0)",
+        help=_(
+            "multiplier of the siting solver's deterministic work budgets, e.g. 0.05 for a "
+            "quick look (default: the scenario's sites.work_limit, 1.0)"
+        ),
     )
-    pl.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    pl.add_argument("--seed", type=int, default=0, help=_("seed of every random step (default 0)"))
     pl.add_argument(
         "--base-plan",
         type=Path,
         default=None,
-        help="a finished plan output folder whose new sites are the base phase of a phased "
-        "scenario (sets phasing.base_plan)",
+        help=_(
+            "a finished plan output folder whose new sites are the base phase of a phased "
+            "scenario (sets phasing.base_plan)"
+        ),
     )
-    pl.add_argument("--no-raster", action="store_true", help="skip the best-server GeoTIFF")
-    pl.add_argument("--no-maps", action="store_true", help="skip the HTML maps")
-    pl.add_argument("--sheets", action="store_true", help="also render static PDF/PNG map sheets")
+    pl.add_argument("--no-raster", action="store_true", help=_("skip the best-server GeoTIFF"))
+    pl.add_argument("--no-maps", action="store_true", help=_("skip the HTML maps"))
     pl.add_argument(
-        "--exports", action="store_true", help="also write WGS84/VN-2000 vector exports"
+        "--sheets", action="store_true", help=_("also render static PDF/PNG map sheets")
+    )
+    pl.add_argument(
+        "--exports", action="store_true", help=_("also write WGS84/VN-2000 vector exports")
     )
     pl.add_argument(
         "--sheets-per-district",
         action="store_true",
-        help="with --sheets: also each district's sheets (every theme but the choropleths)",
+        help=_("with --sheets: also each district's sheets (every theme but the choropleths)"),
     )
     pl.add_argument(
-        "--lang", choices=["vi", "en"], default=None, help="output language (default: scenario's)"
+        "--lang",
+        choices=["vi", "en"],
+        default=None,
+        help=_("output language (default: scenario's)"),
     )
 
     ex = sub.add_parser(
-        "export", help="export a plan's layers (GeoJSON, KML, SHP, CSV; WGS84/VN-2000)"
+        "export", help=_("export a plan's layers (GeoJSON, KML, SHP, CSV; WGS84/VN-2000)")
     )
-    ex.add_argument("--from", dest="src", required=True, type=Path, help="a plan output folder")
-    ex.add_argument("--out", type=Path, default=None, help="export folder (default FROM/exports)")
+    ex.add_argument("--from", dest="src", required=True, type=Path, help=_("a plan output folder"))
     ex.add_argument(
-        "--scenario", default=None, help="scenario for VN-2000 settings (default: the plan's)"
+        "--out", type=Path, default=None, help=_("export folder (default FROM/exports)")
     )
-    ex.add_argument("--formats", default="gpkg,geojson,kml,shp,csv", help="comma-separated formats")
     ex.add_argument(
-        "--crs", default="wgs84,vn2000_utm,vn2000_tm3", help="comma-separated CRS targets"
+        "--scenario", default=None, help=_("scenario for VN-2000 settings (default: the plan's)")
     )
-    ex.add_argument("--overwrite", action="store_true")
+    ex.add_argument(
+        "--formats", default="gpkg,geojson,kml,shp,csv", help=_("comma-separated formats")
+    )
+    ex.add_argument(
+        "--crs", default="wgs84,vn2000_utm,vn2000_tm3", help=_("comma-separated CRS targets")
+    )
+    ex.add_argument("--overwrite", action="store_true", help=_("replace a non-empty export folder"))
 
     ne = sub.add_parser(
-        "need", help="fewest new sites for a target population coverage (set covering)"
+        "need", help=_("fewest new sites for a target population coverage (set covering)")
     )
-    ne.add_argument("--scenario", required=True)
+    ne.add_argument("--scenario", required=True, help=_(SCENARIO_HELP))
     ne.add_argument(
-        "--coverage", type=float, required=True, help="target population coverage, e.g. 0.95"
+        "--coverage", type=float, required=True, help=_("target population coverage, e.g. 0.95")
     )
     ne.add_argument(
-        "--radius", type=float, default=None, help="site radius in m (default: scenario)"
+        "--radius", type=float, default=None, help=_("site radius in m (default: scenario)")
     )
-    ne.add_argument("--from-scratch", action="store_true", help="ignore the existing sites")
+    ne.add_argument("--from-scratch", action="store_true", help=_("ignore the existing sites"))
     ne.add_argument(
         "--time-limit",
         type=_positive_seconds,
         default=None,
-        help="safety stop in seconds (default none; the solve is bounded by work, not time)",
+        help=_("safety stop in seconds (default none; the solve is bounded by work, not time)"),
     )
     ne.add_argument(
         "--solver",
         choices=["auto", "exact", "heuristic"],
         default="auto",
-        help="auto: exact MILP for small instances, else greedy with a Lagrangian lower bound",
+        help=_("auto: exact MILP for small instances, else greedy with a Lagrangian lower bound"),
     )
 
     _add_batch_parser(sub)
 
-    sc = sub.add_parser("scenarios", help="list the built-in scenarios")
+    sc = sub.add_parser("scenarios", help=_("list the built-in scenarios"))
     sc.set_defaults(_noargs=True)
 
-    va = sub.add_parser("validate", help="validate a scenario and its input data without planning")
-    va.add_argument("--scenario", required=True)
+    va = sub.add_parser(
+        "validate", help=_("validate a scenario and its input data without planning")
+    )
+    va.add_argument("--scenario", required=True, help=_(SCENARIO_HELP))
     return p
 
 
 def _add_batch_parser(sub: Any) -> None:
     ba = sub.add_parser(
-        "batch", help="one scenario over many areas (provinces/districts) on Dask, or a sweep"
+        "batch", help=_("one scenario over many areas (provinces/districts) on Dask, or a sweep")
     )
     src = ba.add_mutually_exclusive_group(required=True)
-    src.add_argument("--boundaries", type=Path, help="commune polygon layer (areas by --by)")
-    src.add_argument("--scenarios", nargs="+", type=Path, help="one area per scenario file")
-    ba.add_argument("--by", default="province", help="area column (province -> province_id)")
-    ba.add_argument("--areas", default=None, help="comma-separated area codes (default: all)")
-    ba.add_argument("--out", required=True, type=Path, help="batch output folder")
-    ba.add_argument("--scenario", default="cantho-2020", help="scenario template")
+    src.add_argument("--boundaries", type=Path, help=_("commune polygon layer (areas by --by)"))
+    src.add_argument("--scenarios", nargs="+", type=Path, help=_("one area per scenario file"))
+    ba.add_argument("--by", default="province", help=_("area column (province -> province_id)"))
+    ba.add_argument("--areas", default=None, help=_("comma-separated area codes (default: all)"))
+    ba.add_argument("--out", required=True, type=Path, help=_("batch output folder"))
+    ba.add_argument("--scenario", default="cantho-2020", help=_("scenario template"))
     mode = ba.add_mutually_exclusive_group()
-    mode.add_argument("--need", type=float, default=None, help="need run at this coverage")
-    mode.add_argument("--plan", action="store_true", help="full plan run per area")
-    ba.add_argument("--radius", type=float, default=None, help="site radius in m")
-    ba.add_argument("--cell-size", type=float, default=None, help="demand cell size in m")
+    mode.add_argument("--need", type=float, default=None, help=_("need run at this coverage"))
+    mode.add_argument("--plan", action="store_true", help=_("full plan run per area"))
+    ba.add_argument("--radius", type=float, default=None, help=_("site radius in m"))
+    ba.add_argument("--cell-size", type=float, default=None, help=_("demand cell size in m"))
     ba.add_argument(
         "--sweep",
         type=Path,
         default=None,
-        help="YAML of radius_m/coverage/cell_size_m/market_share lists",
+        help=_("YAML of radius_m/coverage/cell_size_m/market_share lists"),
     )
-    ba.add_argument("--calibrate", type=Path, default=None, help="CSV of area population totals")
-    ba.add_argument("--calibrate-column", default="pop_gso_avg2009")
+    ba.add_argument("--calibrate", type=Path, default=None, help=_("CSV of area population totals"))
     ba.add_argument(
-        "--sites", type=Path, default=None, help="national site inventory (CSV lon/lat or points)"
+        "--calibrate-column",
+        default="pop_gso_avg2009",
+        help=_("population column of the --calibrate CSV"),
     )
-    ba.add_argument("--solver", choices=["auto", "exact", "heuristic"], default="auto")
     ba.add_argument(
-        "--time-limit", type=float, default=None, help="safety stop per area in s (default none)"
+        "--sites",
+        type=Path,
+        default=None,
+        help=_("national site inventory (CSV lon/lat or points)"),
     )
-    ba.add_argument("--scheduler", default=None, help="existing Dask scheduler tcp://HOST:8786")
-    ba.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default 2)")
-    ba.add_argument("--memory-limit", default="2GB", help="LocalCluster memory per worker")
-    ba.add_argument("--resume", action="store_true", help="skip areas already complete")
-    ba.add_argument("--overwrite", action="store_true", help="rerun into a non-empty --out")
+    ba.add_argument(
+        "--solver",
+        choices=["auto", "exact", "heuristic"],
+        default="auto",
+        help=_("siting solver of every area (default auto)"),
+    )
+    ba.add_argument(
+        "--time-limit", type=float, default=None, help=_("safety stop per area in s (default none)")
+    )
+    ba.add_argument("--scheduler", default=None, help=_("existing Dask scheduler tcp://HOST:8786"))
+    ba.add_argument("--workers", type=int, default=None, help=_("LocalCluster workers (default 2)"))
+    ba.add_argument("--memory-limit", default="2GB", help=_("LocalCluster memory per worker"))
+    ba.add_argument("--resume", action="store_true", help=_("skip areas already complete"))
+    ba.add_argument("--overwrite", action="store_true", help=_("rerun into a non-empty --out"))
 
 
 class _OncePerMessage(logging.Filter):
@@ -711,11 +826,29 @@ def _message_language(args: argparse.Namespace) -> str:
             return load_scenario(name).language
         except (TowerplanError, OSError):
             pass
+    return _env_language()
+
+
+def _env_language() -> str:
+    """``vi`` when the environment's language (``LANGUAGE`` / ``LC_ALL`` / ``LC_MESSAGES`` /
+    ``LANG``, the first one set) starts with ``vi``, else ``en``."""
     for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(var, "")
         if value:
             return "vi" if value.lower().startswith("vi") else "en"
     return "en"
+
+
+def _argv_language(argv: Sequence[str]) -> str:
+    """Language of the help and usage errors: ``--lang vi|en`` anywhere in ``argv``, else the
+    environment's (the scenario is not read before the arguments parse)."""
+    for i, arg in enumerate(argv):
+        value = arg[len("--lang=") :] if arg.startswith("--lang=") else None
+        if arg == "--lang" and i + 1 < len(argv):
+            value = argv[i + 1]
+        if value in ("vi", "en"):
+            return value
+    return _env_language()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -734,9 +867,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success, 2 on a user error, 130/143 when interrupted.
     """
-    parser = _build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        with use_language(_argv_language(arguments)):
+            args = _build_parser().parse_args(arguments)
     except SystemExit as exc:  # --help, --version, or a one-line usage error (exit 2)
         return exc.code if isinstance(exc.code, int) else 0
     handler, old_level = _setup_logging(args.verbose, args.quiet)
