@@ -23,7 +23,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from towerplan._i18n import _
+from towerplan._i18n import _, fmt_number, fmt_percent
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _sheet(layer: gpd.GeoDataFrame, table: pd.DataFrame, path: Path, title: str)
         if not table.empty:
             rows = table.sort_values("code").head(70)
             text = [
-                f"{str(n)[:24]:<24} {float(p):>11,.0f} {int(k):>7,d} {float(c):>6.1%}"
+                f"{str(n)[:24]:<24} {fmt_number(p):>11} {fmt_number(k):>7} {fmt_percent(c):>8}"
                 for n, p, k, c in zip(
                     rows["name"],
                     rows["population"],
@@ -154,7 +154,7 @@ def _sheet(layer: gpd.GeoDataFrame, table: pd.DataFrame, path: Path, title: str)
                 )
             ]
             labels = (_("area"), _("population"), _("sites"), _("cov."))
-            head = f"{labels[0]:<24} {labels[1]:>11} {labels[2]:>7} {labels[3]:>6}"
+            head = f"{labels[0]:<24} {labels[1]:>11} {labels[2]:>7} {labels[3]:>8}"
             tx.text(0, 1, "\n".join([head, *text]), family="monospace", fontsize=6.5, va="top")
         fig.suptitle(title)
         pdf.savefig(fig)
@@ -173,7 +173,7 @@ def _sweep_figure(table: pd.DataFrame, path: Path) -> Path:
     keys = ["coverage_target", *(["market_share"] if shares else [])]
     nat = table.groupby([*keys, "radius_m"], as_index=False)["new_sites"].sum()
     labels = [
-        _("{pct} coverage").format(pct=f"{float(c):.0%}") + (f" ({m})" if shares else "")
+        _("{pct} coverage").format(pct=fmt_percent(float(c), 0)) + (f" ({m})" if shares else "")
         for c, m in zip(
             nat["coverage_target"], nat["market_share"] if shares else nat["radius_m"], strict=True
         )
