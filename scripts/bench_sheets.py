@@ -41,7 +41,7 @@ _CURRENT = (
 t, c = time.perf_counter(), time.process_time()
 files = sheets.write_sheets(layers, summary, kpis, out, best_server=f"{src}/best_server.tif")
 print(json.dumps({"s": time.perf_counter() - t, "cpu_s": time.process_time() - c,
-                  "files": len(files)}))
+                  "files": len(files), "code": sheets.__file__}))
 """
 )
 _REFERENCE = (
@@ -54,7 +54,7 @@ if "best_server" in inspect.signature(sheets.write_sheets).parameters:
 t, c = time.perf_counter(), time.process_time()
 files = sheets.write_sheets(layers, summary, kpis, out, **kw)
 print(json.dumps({"s": time.perf_counter() - t, "cpu_s": time.process_time() - c,
-                  "files": len(files)}))
+                  "files": len(files), "code": sheets.__file__}))
 """
 )
 
@@ -63,8 +63,11 @@ def _run(code: str, pythonpath: Path, src: Path) -> dict[str, float]:
     """Run ``code`` in a subprocess; its JSON result (wall and CPU seconds of the sheets)."""
     with tempfile.TemporaryDirectory(prefix="bench-sheets-") as out:
         env = dict(os.environ, PYTHONPATH=str(pythonpath), MPLBACKEND="Agg")
+        # cwd = the empty output folder: ``python -c`` puts the cwd first on sys.path, so
+        # run from a checkout it would import that checkout instead of PYTHONPATH's
         res = subprocess.run(
-            [sys.executable, "-c", code, str(src), out],
+            [sys.executable, "-c", code, str(src.resolve()), out],
+            cwd=out,
             env=env,
             capture_output=True,
             text=True,
@@ -93,6 +96,8 @@ def main() -> int:
         cur.append(c["s"])
         cur_cpu.append(c["cpu_s"])
         n_cur = int(c["files"])
+        if r["code"] == c["code"]:
+            raise SystemExit(f"reference and current both import {c['code']}")
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_before": [round(x, 2) for x in load0],
