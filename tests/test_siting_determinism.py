@@ -50,6 +50,18 @@ def test_same_solution_under_cpu_load() -> None:
     assert _fingerprint(quiet) == _fingerprint(loaded)
 
 
+def test_benders_same_under_cpu_load() -> None:
+    from towerplan.siting._benders import BendersLimits, solve_benders
+
+    prob = _instance(7, 400, 40)
+    limits = BendersLimits(max_nodes=30, mip_gap=0.0)
+    quiet = solve_benders(prob, limits)
+    with cpu_burner():
+        loaded = solve_benders(prob, limits)
+    assert quiet.log["benders_nodes"] > 0 and quiet.log["benders_cuts"] > 0
+    assert _fingerprint(quiet) == _fingerprint(loaded)
+
+
 def test_set_cover_same_under_cpu_load() -> None:
     prob = _instance(5, 500, 70)
     w = prob.W.sum(axis=1)

@@ -45,10 +45,13 @@ from towerplan.siting._model import MCLPProblem, MCLPSolution, _empty_solution, 
 
 logger = logging.getLogger(__name__)
 
-ROWS_PER_BLOCK = 1
-"""Target number of (row, operator) pairs per Benders block (cut aggregation).  One
-(multi-cut) closed the small bench instance 2.6x faster than 600 and every coarser
-setting tried (5, 20)."""
+MULTI_CUT_PAIRS = 20_000
+"""Up to this many (row, operator) pairs every pair is its own Benders block (multi-cut:
+closed the 2,000 x 500 bench instance 2.6x faster than blocks of 5, 20 or 600 pairs);
+above, the root LP of the multi-cut master is as large as the full LP, so pairs are
+aggregated into blocks of :data:`ROWS_PER_BLOCK`, started from the Lagrangian duals."""
+ROWS_PER_BLOCK = 600
+"""Pairs per Benders block on large instances (see :data:`MULTI_CUT_PAIRS`)."""
 SEPA_ROUNDS_ROOT = 400
 """Benders separation rounds at the root."""
 SEPA_ROUNDS_NODE = 5
@@ -67,14 +70,18 @@ class BendersLimits:
         Relative gap at which the search stops.
     time_limit_s : float
         Wall-clock safety stop (``inf`` = none); a run that hits it is not reproducible.
-    rows_per_block : int
-        Target (row, operator) pairs aggregated into one Benders variable.
+    rows_per_block : int or None
+        Target (row, operator) pairs aggregated into one Benders variable; ``None``:
+        1 up to :data:`MULTI_CUT_PAIRS` pairs, else :data:`ROWS_PER_BLOCK`.
+    max_root_rounds : int
+        Benders separation rounds at the root.
     """
 
     max_nodes: int = 1000
     mip_gap: float = 1e-4
     time_limit_s: float = float("inf")
-    rows_per_block: int = ROWS_PER_BLOCK
+    rows_per_block: int | None = None
+    max_root_rounds: int = SEPA_ROUNDS_ROOT
 
 
 @dataclass(frozen=True)
@@ -153,8 +160,12 @@ class _CutOracle:
     n_op: int
 
     @classmethod
-    def build(cls, prob: MCLPProblem, cols: MasterColumns, rows_per_block: int) -> _CutOracle:
+    def build(
+        cls, prob: MCLPProblem, cols: MasterColumns, rows_per_block: int | None
+    ) -> _CutOracle:
         pi, po = np.nonzero(prob.W > 0)
+        if rows_per_block is None:
+            rows_per_block = 1 if len(pi) <= MULTI_CUT_PAIRS else ROWS_PER_BLOCK
         pw = prob.W[pi, po]
         A = prob.A.astype(float).tocsr()
         first = A.indices[A.indptr[:-1]] if A.nnz else np.zeros(prob.n_rows, np.int64)
@@ -235,6 +246,7 @@ class _Handler:
         self.rounds = 0
         self.core: np.ndarray | None = None
         self.initial: list[np.ndarray] = []
+        self.root_rounds = SEPA_ROUNDS_ROOT
 
     def init_lp(self, model: Any) -> int:
         """Add one cut per block for each initial dual vector (pair-level ``v``) to the LP."""
@@ -351,7 +363,7 @@ def _scip_handler(state: _Handler) -> Any:
             return {"result": SCIP_RESULT.CONSADDED if n else SCIP_RESULT.FEASIBLE}
 
         def conssepalp(self, constraints, nusefulconss):  # type: ignore[no-untyped-def]
-            limit = SEPA_ROUNDS_ROOT if self.model.getDepth() == 0 else SEPA_ROUNDS_NODE
+            limit = state.root_rounds if self.model.getDepth() == 0 else SEPA_ROUNDS_NODE
             if self.model.getNSepaRounds() >= limit:
                 return {"result": SCIP_RESULT.DIDNOTRUN}
             root = self.model.getDepth() == 0
@@ -504,6 +516,7 @@ def solve_benders(
         init.append(np.where(oracle.coverage(y0) < 1.0 - 1e-9, oracle.pw, 0.0))
         state.core = y0
     state.initial = init
+    state.root_rounds = limits.max_root_rounds
     model.includeConshdlr(
         _scip_handler(state),
         "mclp_benders",

@@ -46,6 +46,7 @@ from towerplan.siting._heuristics import (
 )
 from towerplan.siting._model import (
     BENDERS_NODE_SHARE,
+    BENDERS_ROOT_ROUNDS,
     LAGRANGIAN_ITERATIONS,
     LNS_SUBPROBLEMS,
     MILP_CHECKPOINTS,
@@ -208,6 +209,7 @@ def _benders_phase(
         max_nodes=st.budget(max(1, round(st.max_nodes * BENDERS_NODE_SHARE))),
         mip_gap=st.mip_gap,
         time_limit_s=safety.left(),
+        max_root_rounds=st.budget(BENDERS_ROOT_ROUNDS),
     )
     out = solve_benders(prob, limits, start=sol, duals=mult[0] if mult is not None else None)
     out.upper_bound = max(min(out.upper_bound, sol.upper_bound), out.objective)

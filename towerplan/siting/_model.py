@@ -177,6 +177,8 @@ LNS_SUB_CHECKPOINTS = 60
 """HiGHS MIP work checkpoints per LNS window MILP (bounds the root; see ``WorkLimits``)."""
 MILP_CHECKPOINTS = 1000
 """HiGHS MIP work checkpoints of the full MILP (before ``work_limit`` scaling)."""
+BENDERS_ROOT_ROUNDS = 40
+"""Benders separation rounds at the root of the branch-and-Benders-cut."""
 BENDERS_NODE_SHARE = 0.1
 """Branch-and-Benders-cut nodes per ``max_nodes`` unit (a SCIP node re-separates dense
 Benders rows, about ten times the work of a HiGHS node of the compact MILP)."""
