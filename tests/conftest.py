@@ -102,12 +102,16 @@ def shared_data() -> Path:
 
 
 @contextlib.contextmanager
-def cpu_burner(n_procs: int = 2, max_s: float = 120.0) -> Iterator[None]:
+def cpu_burner(n_procs: int | None = None, max_s: float = 120.0) -> Iterator[None]:
     """Saturate the cores with ``n_procs`` busy-loop subprocesses while the block runs.
 
-    Each process also stops by itself after ``max_s`` seconds; all are killed (by their
-    own process ids) when the block ends.
+    Default: one fewer than the cores, so that with the test's own process every core is
+    busy (the other test worker, under xdist, adds to that).  Each process also stops by
+    itself after ``max_s`` seconds; all are killed (by their own process ids) when the
+    block ends.
     """
+    if n_procs is None:
+        n_procs = max(1, (os.cpu_count() or 2) - 1)
     code = f"import time\nt = time.time() + {max_s}\nwhile time.time() < t:\n    pass\n"
     procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n_procs)]
     try:

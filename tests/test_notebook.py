@@ -1,7 +1,7 @@
 """The walkthrough notebook runs end to end (nbclient), as in CI.
 
 The notebook runs the whole demo plan; the test gives it a small siting work budget,
-no best-server raster and a 200 m demand grid (a quarter of the cells; the site quotas
+no best-server raster and a 400 m demand grid (a sixteenth of the cells; the site quotas
 do not depend on it) in a cell injected after the first one, so it checks the
 notebook's code, not the solver (tested in test_siting*.py) nor the 100 m demo
 figures (test_plan_demo.py).
@@ -27,7 +27,7 @@ import dataclasses
 import functools
 
 scenario = dataclasses.replace(
-    scenario, demand=dataclasses.replace(scenario.demand, cell_size_m=200.0)
+    scenario, demand=dataclasses.replace(scenario.demand, cell_size_m=400.0)
 )
 run_plan = functools.partial(run_plan, work_limit={DEMO_WORK_LIMIT}, best_server=False)
 """

@@ -128,8 +128,10 @@ def _lagrangian(C: np.ndarray, w: np.ndarray, p_total: int, locked: np.ndarray, 
     step = 2.0
     is_locked = np.zeros(C.shape[1], dtype=bool)
     is_locked[locked] = True
+    red = np.empty_like(WC)  # one work buffer: the reduced costs min(0, w_i c_ij - lam_i)
     for _ in range(LAGRANGIAN_ITERATIONS):
-        red = np.minimum(0.0, WC - lam[:, None])
+        np.subtract(WC, lam[:, None], out=red)
+        np.minimum(red, 0.0, out=red)
         rho = red.sum(axis=0)
         free = np.flatnonzero(~is_locked)
         k = p_total - int(is_locked.sum())
