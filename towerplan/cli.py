@@ -170,6 +170,63 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, title=_("commands"), metavar="COMMAND")
 
+    _add_plan_parser(sub)
+
+    ex = sub.add_parser(
+        "export", help=_("export a plan's layers (GeoJSON, KML, SHP, CSV; WGS84/VN-2000)")
+    )
+    ex.add_argument("--from", dest="src", required=True, type=Path, help=_("a plan output folder"))
+    ex.add_argument(
+        "--out", type=Path, default=None, help=_("export folder (default FROM/exports)")
+    )
+    ex.add_argument(
+        "--scenario", default=None, help=_("scenario for VN-2000 settings (default: the plan's)")
+    )
+    ex.add_argument(
+        "--formats", default="gpkg,geojson,kml,shp,csv", help=_("comma-separated formats")
+    )
+    ex.add_argument(
+        "--crs", default="wgs84,vn2000_utm,vn2000_tm3", help=_("comma-separated CRS targets")
+    )
+    ex.add_argument("--overwrite", action="store_true", help=_("replace a non-empty export folder"))
+
+    ne = sub.add_parser(
+        "need", help=_("fewest new sites for a target population coverage (set covering)")
+    )
+    ne.add_argument("--scenario", required=True, help=_(SCENARIO_HELP))
+    ne.add_argument(
+        "--coverage", type=float, required=True, help=_("target population coverage, e.g. 0.95")
+    )
+    ne.add_argument(
+        "--radius", type=float, default=None, help=_("site radius in m (default: scenario)")
+    )
+    ne.add_argument("--from-scratch", action="store_true", help=_("ignore the existing sites"))
+    ne.add_argument(
+        "--time-limit",
+        type=_positive_seconds,
+        default=None,
+        help=_("safety stop in seconds (default none; the solve is bounded by work, not time)"),
+    )
+    ne.add_argument(
+        "--solver",
+        choices=["auto", "exact", "heuristic"],
+        default="auto",
+        help=_("auto: exact MILP for small instances, else greedy with a Lagrangian lower bound"),
+    )
+
+    _add_batch_parser(sub)
+
+    sc = sub.add_parser("scenarios", help=_("list the built-in scenarios"))
+    sc.set_defaults(_noargs=True)
+
+    va = sub.add_parser(
+        "validate", help=_("validate a scenario and its input data without planning")
+    )
+    va.add_argument("--scenario", required=True, help=_(SCENARIO_HELP))
+    return p
+
+
+def _add_plan_parser(sub: Any) -> None:
     pl = sub.add_parser("plan", help=_("run the whole plan and write its outputs"))
     pl.add_argument(
         "--scenario",
@@ -232,59 +289,6 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help=_("output language (default: scenario's)"),
     )
-
-    ex = sub.add_parser(
-        "export", help=_("export a plan's layers (GeoJSON, KML, SHP, CSV; WGS84/VN-2000)")
-    )
-    ex.add_argument("--from", dest="src", required=True, type=Path, help=_("a plan output folder"))
-    ex.add_argument(
-        "--out", type=Path, default=None, help=_("export folder (default FROM/exports)")
-    )
-    ex.add_argument(
-        "--scenario", default=None, help=_("scenario for VN-2000 settings (default: the plan's)")
-    )
-    ex.add_argument(
-        "--formats", default="gpkg,geojson,kml,shp,csv", help=_("comma-separated formats")
-    )
-    ex.add_argument(
-        "--crs", default="wgs84,vn2000_utm,vn2000_tm3", help=_("comma-separated CRS targets")
-    )
-    ex.add_argument("--overwrite", action="store_true", help=_("replace a non-empty export folder"))
-
-    ne = sub.add_parser(
-        "need", help=_("fewest new sites for a target population coverage (set covering)")
-    )
-    ne.add_argument("--scenario", required=True, help=_(SCENARIO_HELP))
-    ne.add_argument(
-        "--coverage", type=float, required=True, help=_("target population coverage, e.g. 0.95")
-    )
-    ne.add_argument(
-        "--radius", type=float, default=None, help=_("site radius in m (default: scenario)")
-    )
-    ne.add_argument("--from-scratch", action="store_true", help=_("ignore the existing sites"))
-    ne.add_argument(
-        "--time-limit",
-        type=_positive_seconds,
-        default=None,
-        help=_("safety stop in seconds (default none; the solve is bounded by work, not time)"),
-    )
-    ne.add_argument(
-        "--solver",
-        choices=["auto", "exact", "heuristic"],
-        default="auto",
-        help=_("auto: exact MILP for small instances, else greedy with a Lagrangian lower bound"),
-    )
-
-    _add_batch_parser(sub)
-
-    sc = sub.add_parser("scenarios", help=_("list the built-in scenarios"))
-    sc.set_defaults(_noargs=True)
-
-    va = sub.add_parser(
-        "validate", help=_("validate a scenario and its input data without planning")
-    )
-    va.add_argument("--scenario", required=True, help=_(SCENARIO_HELP))
-    return p
 
 
 def _add_batch_parser(sub: Any) -> None:

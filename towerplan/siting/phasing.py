@@ -447,23 +447,65 @@ def plan_phases(
     conf = _conflicts(points_xy(candidates, "candidates"), min_spacing_m)
     prob = _phasing.PhasingProblem(A, W, V, np.asarray(budgets, np.int64), group, mins, conf)
     sol = _phasing.solve(prob, mip_gap=mip_gap, max_nodes=max_nodes, time_limit_s=time_limit_s)
-    built = np.flatnonzero(sol.build_period >= 0)
-    built = built[np.lexsort((built, sol.build_period[built]))]
+    out = _built_sites(
+        candidates,
+        A,
+        sol.build_period,
+        population=pop,
+        uncovered_share=uncovered_share,
+        years=years,
+        operators=operators,
+        market_shares=market_shares,
+        operator_uncovered=operator_uncovered,
+        max_tenants=max_tenants,
+        first_number=first_number,
+        crs=crs,
+    )
+    logger.info(
+        "phasing: %d structures over %s (%s), objective %.1f, gap %.4f",
+        len(out),
+        years,
+        sol.method,
+        sol.objective,
+        sol.gap,
+    )
+    return PhasingResult(out, sol.objective, sol.upper_bound, sol.gap, sol.method, sol.log)
+
+
+def _built_sites(
+    candidates: gpd.GeoDataFrame,
+    A: Any,
+    build_period: np.ndarray,
+    *,
+    population: np.ndarray,
+    uncovered_share: np.ndarray,
+    years: list[int],
+    operators: list[str],
+    market_shares: list[float] | None,
+    operator_uncovered: np.ndarray | None,
+    max_tenants: int | None,
+    first_number: int,
+    crs: Any,
+) -> gpd.GeoDataFrame:
+    """The built candidates as ``proposed_sites`` rows with ``build_year`` and tenants
+    (in build order; see :func:`plan_phases` for the arguments)."""
+    built = np.flatnonzero(build_period >= 0)
+    built = built[np.lexsort((built, build_period[built]))]
     cand = candidates.iloc[built]
-    bp = sol.build_period[built]
-    gain = np.asarray(A[:, built].T @ (pop * uncovered_share)).ravel()
+    bp = build_period[built]
+    gain = np.asarray(A[:, built].T @ (population * uncovered_share)).ravel()
     limit = (
         cand["max_tenants"].to_numpy(np.int64)
         if "max_tenants" in cand.columns
         else np.full(len(built), len(operators) if max_tenants is None else max_tenants)
     )
     unc = (
-        np.ones((len(pop), len(operators)), bool)
+        np.ones((len(population), len(operators)), bool)
         if operator_uncovered is None
         else operator_uncovered
     )
     shares = np.ones(len(operators)) if market_shares is None else np.asarray(market_shares, float)
-    ten = tenants(A[:, built], pop, unc, shares, limit)
+    ten = tenants(A[:, built], population, unc, shares, limit)
     out = gpd.GeoDataFrame(
         {
             "site_id": [f"NEW-{first_number + i:04d}" for i in range(len(built))],
@@ -481,16 +523,7 @@ def plan_phases(
     )
     ll = out.geometry.to_crs("EPSG:4326")
     out["lon"], out["lat"] = ll.x.to_numpy().round(6), ll.y.to_numpy().round(6)
-    logger.info(
-        "phasing: %d structures over %s (%s), objective %.1f, gap %.4f",
-        len(out),
-        years,
-        sol.method,
-        sol.objective,
-        sol.gap,
-    )
-    out = out[[*PROPOSED_COLUMNS, "build_year", "geometry"]]
-    return PhasingResult(out, sol.objective, sol.upper_bound, sol.gap, sol.method, sol.log)
+    return out[[*PROPOSED_COLUMNS, "build_year", "geometry"]]
 
 
 def tenants(
