@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from towerplan import __version__
-from towerplan._i18n import _, current_language, data_text, fmt_number, fmt_percent, use_language
+from towerplan._i18n import (
+    LANGUAGES,
+    _,
+    current_language,
+    data_text,
+    fmt_number,
+    fmt_percent,
+    use_language,
+)
 from towerplan.errors import N_, TowerplanError
 from towerplan.outputs._themes import DEMO_STAMP_MSG, column_label, value_label
 
@@ -285,7 +293,7 @@ def _add_plan_parser(sub: Any) -> None:
     )
     pl.add_argument(
         "--lang",
-        choices=["vi", "en"],
+        choices=list(LANGUAGES),
         default=None,
         help=_("output language (default: scenario's)"),
     )
@@ -850,7 +858,7 @@ def _argv_language(argv: Sequence[str]) -> str:
         value = arg[len("--lang=") :] if arg.startswith("--lang=") else None
         if arg == "--lang" and i + 1 < len(argv):
             value = argv[i + 1]
-        if value in ("vi", "en"):
+        if value in LANGUAGES:
             return value
     return _env_language()
 
