@@ -193,3 +193,31 @@ def test_cli_help_and_usage_errors_in_the_chosen_language(capsys, monkeypatch) -
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "Quy hoạch trạm thu phát sóng di động (BTS)" in out and "lệnh:" in out
+
+
+def test_infeasible_quotas_reach_the_cli_in_vietnamese_as_one_line(tmp_path: Path, capsys) -> None:
+    """A siting error raised deep in the library (more new sites than candidates) is shown
+    in the chosen language on one stderr line, and word for word in English with --lang en."""
+    from _city_fixture import make_city, write_scenario
+
+    from towerplan.cli import main
+
+    scen = make_city(tmp_path / "city")
+    scen["sites"].update(total=230, new=200, new_dedicated=150, new_shared=50)
+    scen["sites"]["candidate_spacing_m"] = 2000
+    path = write_scenario(tmp_path / "city", scen)
+    argv = ["plan", "--scenario", str(path), "--out", str(tmp_path / "o"), "--no-maps"]
+    assert main([*argv, "--no-raster", "--lang", "vi"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        "towerplan: error: n_dedicated + n_shared = 200 cột anten mới nhưng chỉ có "
+    )
+    n = int(err.split("chỉ có ")[1].split()[0])
+    assert 0 < n < 200 and err.rstrip().endswith("hoặc giảm hạn mức"), err
+    assert not (tmp_path / "o").exists()
+    assert main([*argv, "--no-raster", "--lang", "en"]) == 2
+    assert capsys.readouterr().err == (
+        f"towerplan: error: n_dedicated + n_shared = 200 new structures but only {n} candidates; "
+        "generate more candidates (smaller spacing_m) or lower the quotas\n"
+    )

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.errors import InfeasibleModelError
+from towerplan.errors import N_, InfeasibleModelError
 from towerplan.siting._model import MCLPProblem, MCLPSolution, _empty_solution, evaluate
 
 logger = logging.getLogger(__name__)
@@ -402,7 +402,9 @@ def _master(
     for flag, quota in ((False, prob.n_dedicated), (True, prob.n_shared)):
         ks = np.flatnonzero(cols.shared == flag)
         if quota and len(ks) < quota:
-            raise InfeasibleModelError("not enough candidates for the quota after presolve")
+            raise InfeasibleModelError(
+                msgid=N_("not enough candidates for the quota after presolve")
+            )
         if len(ks):
             model.addCons(quicksum(yv[k] for k in ks) == quota, name=f"quota{int(flag)}")
     by_cand = sp.csr_matrix(
@@ -587,7 +589,7 @@ def _extract(
     if best is None:
         if start is None:
             raise InfeasibleModelError(
-                "the Benders master found no feasible solution; check the quotas"
+                msgid=N_("the Benders master found no feasible solution; check the quotas")
             )
         return MCLPSolution(
             start.sites, start.tenants, start.shared, start.objective, method=start.method

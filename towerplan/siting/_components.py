@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from towerplan.errors import ParameterError
+from towerplan.errors import N_, ParameterError
 from towerplan.siting._mclp import solve
 from towerplan.siting._model import MCLPProblem, MCLPSolution, SolveSettings
 
@@ -80,7 +80,10 @@ def allocate(curves: Sequence[np.ndarray], p: int) -> tuple[np.ndarray, float]:
     Returns the allocation and its value; raises when ``p`` exceeds the capacity.
     """
     if p > sum(len(c) - 1 for c in curves):
-        raise ParameterError(f"p = {p}: more structures than candidates in all components")
+        raise ParameterError(
+            msgid=N_("p = {p}: more structures than candidates in all components"),
+            p=p,
+        )
     best = np.full(p + 1, -np.inf)
     best[0] = 0.0
     choice = np.zeros((len(curves), p + 1), dtype=np.int64)
@@ -154,8 +157,12 @@ def _fill(prob: MCLPProblem, cands: np.ndarray, chosen: np.ndarray, extra: int) 
         picked.append(j)
     if len(picked) < extra:
         raise ParameterError(
-            f"component of {len(cands)} candidates cannot hold {extra} more structures "
-            "(minimum spacing); lower the site count or the spacing"
+            msgid=N_(
+                "component of {n_cands} candidates cannot hold {extra} more structures "
+                "(minimum spacing); lower the site count or the spacing"
+            ),
+            n_cands=len(cands),
+            extra=extra,
         )
     return np.array(picked, dtype=np.int64)
 
@@ -165,8 +172,10 @@ def solve_by_components(prob: MCLPProblem, settings: SolveSettings | None = None
     st = settings if settings is not None else SolveSettings()
     if prob.n_shared:
         raise ParameterError(
-            "component decomposition handles dedicated structures only (n_shared = 0); "
-            "solve instances with shared structures with the full model"
+            msgid=N_(
+                "component decomposition handles dedicated structures only (n_shared = 0); "
+                "solve instances with shared structures with the full model"
+            )
         )
     p = prob.p
     n_comp, lab = candidate_components(prob)

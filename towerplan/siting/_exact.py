@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.errors import InfeasibleModelError
+from towerplan.errors import N_, InfeasibleModelError
 from towerplan.siting._highs import MilpModel, MilpResult, WorkLimits, solve_model
 from towerplan.siting._model import MCLPProblem, MCLPSolution, _empty_solution, evaluate
 
@@ -366,7 +366,7 @@ def _pattern_model(
         qs = np.flatnonzero(is_sh == flag)
         if len(qs) == 0:
             if quota:
-                raise InfeasibleModelError("no tenant pattern for a non-zero quota")
+                raise InfeasibleModelError(msgid=N_("no tenant pattern for a non-zero quota"))
             continue
         rows.append(np.full(m * len(qs), r0))
         cols.append((jj[:, None] * npat + qs[None, :]).ravel())
@@ -460,8 +460,11 @@ def solve_milp(
     if res.x is None:
         if start is None:
             raise InfeasibleModelError(
-                f"the MILP solver found no feasible solution (status {res.status}); "
-                "check the quotas, the tenancy limits and the minimum spacing"
+                msgid=N_(
+                    "the MILP solver found no feasible solution (status {status}); check the "
+                    "quotas, the tenancy limits and the minimum spacing"
+                ),
+                status=res.status,
             )
         out = MCLPSolution(start.sites, start.tenants, start.shared, start.objective)
         out.method = start.method + " (MILP found nothing better)"

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.errors import InfeasibleModelError
+from towerplan.errors import N_, InfeasibleModelError
 from towerplan.siting._exact import solve_milp
 from towerplan.siting._highs import WorkLimits
 from towerplan.siting._model import (
@@ -87,9 +87,14 @@ def greedy(prob: MCLPProblem) -> MCLPSolution:
             ] = True
     if quota[0] or quota[1]:
         raise InfeasibleModelError(
-            f"could not place all new structures: {quota[0]} dedicated and {quota[1]} shared "
-            "left with no admissible candidate (minimum spacing between new sites or tenancy "
-            "blocks them); lower min_spacing_m, add candidates or lower the quotas"
+            msgid=N_(
+                "could not place all new structures: {dedicated} dedicated and {shared} "
+                "shared left with no admissible candidate (minimum spacing between new sites "
+                "or tenancy blocks them); lower min_spacing_m, add candidates or lower the "
+                "quotas"
+            ),
+            dedicated=quota[0],
+            shared=quota[1],
         )
     sol = MCLPSolution(
         sites=np.array(sites, dtype=np.int64),

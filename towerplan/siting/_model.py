@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.errors import InfeasibleModelError, ParameterError
+from towerplan.errors import N_, InfeasibleModelError, ParameterError
 from towerplan.siting._highs import WorkLimits
 
 logger = logging.getLogger(__name__)
@@ -137,22 +137,42 @@ class SolveSettings:
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
             raise ParameterError(
-                f"solver = {self.solver!r}: use 'auto', 'exact', 'heuristic' or 'benders'"
+                msgid=N_("solver = {solver!r}: use 'auto', 'exact', 'heuristic' or 'benders'"),
+                solver=self.solver,
             )
         for name in ("mip_gap", "work_limit", "time_limit_s"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or np.isnan(v) or v < 0:
-                raise ParameterError(f"{name} = {v!r}: must be a number >= 0")
+                raise ParameterError(
+                    msgid=N_("{name} = {v!r}: must be a number >= 0"),
+                    name=name,
+                    v=v,
+                )
         if not self.mip_gap < 1:
-            raise ParameterError(f"mip_gap = {self.mip_gap}: must be in [0, 1)")
+            raise ParameterError(
+                msgid=N_("mip_gap = {mip_gap}: must be in [0, 1)"),
+                mip_gap=self.mip_gap,
+            )
         if not (np.isfinite(self.work_limit) and self.work_limit > 0):
-            raise ParameterError(f"work_limit = {self.work_limit}: must be a finite number > 0")
+            raise ParameterError(
+                msgid=N_("work_limit = {work_limit}: must be a finite number > 0"),
+                work_limit=self.work_limit,
+            )
         if self.time_limit_s <= 0:
-            raise ParameterError(f"time_limit_s = {self.time_limit_s}: must be > 0")
+            raise ParameterError(
+                msgid=N_("time_limit_s = {time_limit_s}: must be > 0"),
+                time_limit_s=self.time_limit_s,
+            )
         if isinstance(self.max_nodes, bool) or not isinstance(self.max_nodes, int | np.integer):
-            raise ParameterError(f"max_nodes = {self.max_nodes!r}: must be a whole number >= 0")
+            raise ParameterError(
+                msgid=N_("max_nodes = {max_nodes!r}: must be a whole number >= 0"),
+                max_nodes=self.max_nodes,
+            )
         if self.max_nodes < 0:
-            raise ParameterError(f"max_nodes = {self.max_nodes}: must be a whole number >= 0")
+            raise ParameterError(
+                msgid=N_("max_nodes = {max_nodes}: must be a whole number >= 0"),
+                max_nodes=self.max_nodes,
+            )
 
     def budget(self, base: int) -> int:
         """``base`` work units scaled by ``work_limit`` (at least 1)."""
@@ -249,27 +269,41 @@ def _check_quotas(n_dedicated: int, n_shared: int, capv: np.ndarray, n_op: int) 
     m = len(capv)
     if n_dedicated < 0 or n_shared < 0:
         raise ParameterError(
-            f"n_dedicated = {n_dedicated}, n_shared = {n_shared}: quotas must be >= 0"
+            msgid=N_("n_dedicated = {n_dedicated}, n_shared = {n_shared}: quotas must be >= 0"),
+            n_dedicated=n_dedicated,
+            n_shared=n_shared,
         )
     p = n_dedicated + n_shared
     if p > m:
         raise InfeasibleModelError(
-            f"p = n_dedicated + n_shared = {p} new structures but only {m} candidate sites; "
-            "add candidates (smaller candidate spacing) or lower the quotas"
+            msgid=N_(
+                "p = n_dedicated + n_shared = {p} new structures but only {m} candidate "
+                "sites; add candidates (smaller candidate spacing) or lower the quotas"
+            ),
+            p=p,
+            m=m,
         )
     if n_shared > 0:
         if n_op < 2:
             raise InfeasibleModelError(
-                f"n_shared = {n_shared} shared structures need at least 2 operators, got {n_op}"
+                msgid=N_(
+                    "n_shared = {n_shared} shared structures need at least 2 operators, got {n_op}"
+                ),
+                n_shared=n_shared,
+                n_op=n_op,
             )
         n_cap2 = int((capv >= 2).sum())
         if n_cap2 < n_shared:
             raise InfeasibleModelError(
-                f"n_shared = {n_shared} but only {n_cap2} candidates can host >= 2 tenants "
-                "(max_tenants); raise max_tenants or lower n_shared"
+                msgid=N_(
+                    "n_shared = {n_shared} but only {n_cap2} candidates can host >= 2 tenants"
+                    " (max_tenants); raise max_tenants or lower n_shared"
+                ),
+                n_shared=n_shared,
+                n_cap2=n_cap2,
             )
     if (capv < 1).any():
-        raise ParameterError("every candidate must allow at least 1 tenant (cap >= 1)")
+        raise ParameterError(msgid=N_("every candidate must allow at least 1 tenant (cap >= 1)"))
 
 
 def _symmetric_conflicts(conflicts: sp.spmatrix | None) -> sp.csr_matrix | None:
@@ -354,9 +388,13 @@ def build_problem(
         W = W[:, None]
     n, m = A.shape
     if W.shape[0] != n:
-        raise ParameterError(f"W has {W.shape[0]} rows but the coverage matrix has {n}")
+        raise ParameterError(
+            msgid=N_("W has {rows} rows but the coverage matrix has {n}"),
+            rows=W.shape[0],
+            n=n,
+        )
     if (W < 0).any() or not np.isfinite(W).all():
-        raise ParameterError("demand weights must be finite and >= 0")
+        raise ParameterError(msgid=N_("demand weights must be finite and >= 0"))
     n_op = W.shape[1]
     capv = np.broadcast_to(np.asarray(cap, dtype=np.int64), (m,)).copy()
     _check_quotas(n_dedicated, n_shared, capv, n_op)
@@ -453,18 +491,20 @@ def check_solution(prob: MCLPProblem, sol: MCLPSolution) -> None:
     """Raise AssertionError-like InfeasibleModelError if ``sol`` breaks a constraint."""
     k = len(sol.sites)
     if len(np.unique(sol.sites)) != k:
-        raise InfeasibleModelError("solution opens a candidate twice")
+        raise InfeasibleModelError(msgid=N_("solution opens a candidate twice"))
     nt = sol.tenants.sum(axis=1)
     if int(sol.shared.sum()) != prob.n_shared or int((~sol.shared).sum()) != prob.n_dedicated:
-        raise InfeasibleModelError("solution breaks the dedicated/shared quotas")
+        raise InfeasibleModelError(msgid=N_("solution breaks the dedicated/shared quotas"))
     if (nt[~sol.shared] != 1).any():
-        raise InfeasibleModelError("a dedicated structure does not have exactly 1 tenant")
+        raise InfeasibleModelError(msgid=N_("a dedicated structure does not have exactly 1 tenant"))
     if (nt[sol.shared] < 2).any() or (nt > prob.cap[sol.sites]).any():
-        raise InfeasibleModelError("a shared structure breaks the tenancy bounds")
+        raise InfeasibleModelError(msgid=N_("a shared structure breaks the tenancy bounds"))
     if prob.conflicts is not None and k:
         sub = prob.conflicts[sol.sites][:, sol.sites]
         if sub.nnz:
-            raise InfeasibleModelError("solution opens two conflicting candidates (min spacing)")
+            raise InfeasibleModelError(
+                msgid=N_("solution opens two conflicting candidates (min spacing)")
+            )
 
 
 def _empty_solution(prob: MCLPProblem, method: str) -> MCLPSolution:

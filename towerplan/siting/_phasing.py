@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.errors import InfeasibleModelError, ParameterError
+from towerplan.errors import N_, InfeasibleModelError, ParameterError
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 from towerplan.siting._model import _row_hash_groups
 
@@ -91,14 +91,21 @@ def check_problem(prob: PhasingProblem) -> None:
     """Raise for inconsistent shapes, negative values or an infeasible instance."""
     n, T = prob.n_cand, prob.n_periods
     if prob.W.shape != (prob.A.shape[0], T) or prob.V.shape != (n, T):
-        raise ParameterError("phasing: W must be (rows, periods) and V (candidates, periods)")
+        raise ParameterError(
+            msgid=N_("phasing: W must be (rows, periods) and V (candidates, periods)")
+        )
     if (prob.W < 0).any() or (prob.V < 0).any() or (prob.budget < 0).any():
-        raise ParameterError("phasing: weights, values and budgets must be >= 0")
+        raise ParameterError(msgid=N_("phasing: weights, values and budgets must be >= 0"))
     total = int(prob.budget.sum())
     if total > n:
         raise InfeasibleModelError(
-            f"phasing: {total} new structures to build but only {n} candidate locations; lower "
-            "phasing.periods[*].budget or the candidate spacing (sites.candidate_spacing_m)"
+            msgid=N_(
+                "phasing: {total} new structures to build but only {n} candidate locations; "
+                "lower phasing.periods[*].budget or the candidate spacing "
+                "(sites.candidate_spacing_m)"
+            ),
+            total=total,
+            n=n,
         )
     if prob.min_open is None or prob.group is None:
         return
@@ -108,16 +115,26 @@ def check_problem(prob: PhasingProblem) -> None:
     if len(bad):
         t = int(bad[0])
         raise InfeasibleModelError(
-            f"phasing: period {t} needs {int(need[t])} capacity sites but its cumulative budget "
-            f"is {int(cum[t])}; raise phasing.periods[{t}].budget"
+            msgid=N_(
+                "phasing: period {t} needs {need} capacity sites but its cumulative budget is"
+                " {cum}; raise phasing.periods[{t}].budget"
+            ),
+            t=t,
+            need=int(need[t]),
+            cum=int(cum[t]),
         )
     avail = np.bincount(prob.group[prob.group >= 0], minlength=prob.min_open.shape[0])
     short = np.flatnonzero(prob.min_open[:, -1] > avail)
     if len(short):
         g = int(short[0])
         raise InfeasibleModelError(
-            f"phasing: group {g} needs {int(prob.min_open[g, -1])} sites but has {int(avail[g])} "
-            "candidate locations; lower sites.candidate_spacing_m"
+            msgid=N_(
+                "phasing: group {g} needs {min_open} sites but has {avail} candidate "
+                "locations; lower sites.candidate_spacing_m"
+            ),
+            g=g,
+            min_open=int(prob.min_open[g, -1]),
+            avail=int(avail[g]),
         )
 
 
@@ -213,8 +230,10 @@ def greedy(prob: PhasingProblem) -> PhasingSolution:
             cand = np.flatnonzero(allowed)
             if len(cand) == 0:
                 raise InfeasibleModelError(
-                    "phasing: no candidate left for the budget (conflicts or group minimums); "
-                    "lower the budget or sites.min_new_site_spacing_m"
+                    msgid=N_(
+                        "phasing: no candidate left for the budget (conflicts or group "
+                        "minimums); lower the budget or sites.min_new_site_spacing_m"
+                    )
                 )
             w = np.where(covered, 0.0, tail_W[:, t])
             gain = np.asarray(A[:, cand].T @ w).ravel() + tail_V[cand, t]
@@ -482,8 +501,11 @@ def solve(
         return PhasingSolution(bp, val, max(bound, val), "milp", log)
     if start is None:
         raise InfeasibleModelError(
-            f"phasing: no build plan meets the budgets, group minimums and spacing (HiGHS: "
-            f"{res.status}); raise phasing.periods[*].budget or lower "
-            "sites.min_new_site_spacing_m"
+            msgid=N_(
+                "phasing: no build plan meets the budgets, group minimums and spacing (HiGHS:"
+                " {status}); raise phasing.periods[*].budget or lower "
+                "sites.min_new_site_spacing_m"
+            ),
+            status=res.status,
         )
     return PhasingSolution(start.build_period, start.objective, bound, "greedy", log)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.errors import InfeasibleModelError, ParameterError
+from towerplan.errors import N_, InfeasibleModelError, ParameterError
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 from towerplan.siting._model import _row_hash_groups
 
@@ -258,16 +258,27 @@ def _check_args(
 ) -> None:
     """Raise on a bad solver name, target share, time limit or work limit."""
     if solver not in ("auto", "exact", "heuristic"):
-        raise ParameterError(f"solver = {solver!r}: use 'auto', 'exact' or 'heuristic'")
+        raise ParameterError(
+            msgid=N_("solver = {solver!r}: use 'auto', 'exact' or 'heuristic'"),
+            solver=solver,
+        )
     if not (0.0 < target_fraction <= 1.0):
         raise ParameterError(
-            f"target_fraction = {target_fraction}: must be in (0, 1], e.g. 0.95 for 95 %"
+            msgid=N_("target_fraction = {target_fraction}: must be in (0, 1], e.g. 0.95 for 95 %"),
+            target_fraction=target_fraction,
         )
     for name, v in (("time_limit_s", time_limit_s), ("work_limit", work_limit)):
         if not (isinstance(v, int | float) and not np.isnan(v) and v > 0):
-            raise ParameterError(f"{name} = {v!r}: must be a number > 0")
+            raise ParameterError(
+                msgid=N_("{name} = {v!r}: must be a number > 0"),
+                name=name,
+                v=v,
+            )
     if not np.isfinite(work_limit):
-        raise ParameterError(f"work_limit = {work_limit}: must be finite")
+        raise ParameterError(
+            msgid=N_("work_limit = {work_limit}: must be finite"),
+            work_limit=work_limit,
+        )
 
 
 @dataclass
@@ -374,9 +385,13 @@ def solve_set_cover(
     n, m = A.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != (n,):
-        raise ParameterError(f"weights: expected {n} values, got shape {w.shape}")
+        raise ParameterError(
+            msgid=N_("weights: expected {n} values, got shape {shape}"),
+            n=n,
+            shape=w.shape,
+        )
     if (~np.isfinite(w)).any() or (w < 0).any():
-        raise ParameterError("weights: must be finite and >= 0")
+        raise ParameterError(msgid=N_("weights: must be finite and >= 0"))
     total = float(w.sum())
     if total <= 0:
         return SetCoverResult(np.zeros(0, np.int64), 1.0, True, 0.0, 0, "nothing to cover", 0.0)
@@ -385,9 +400,13 @@ def solve_set_cover(
     tol = 1e-9 * total
     if coverable < need - tol:
         raise InfeasibleModelError(
-            f"target_fraction = {target_fraction:g} cannot be reached: the candidates can cover "
-            f"at most {coverable / total:.4f} of the weight; add candidates, raise the radius "
-            "or lower the target"
+            msgid=N_(
+                "target_fraction = {target_fraction:g} cannot be reached: the candidates can "
+                "cover at most {share:.4f} of the weight; add candidates, raise the radius or"
+                " lower the target"
+            ),
+            target_fraction=target_fraction,
+            share=coverable / total,
         )
     full = coverable - need <= tol
     Ar, wr = _reduce(A, w)

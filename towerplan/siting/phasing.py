@@ -422,9 +422,13 @@ def plan_phases(
     crs = require_metric(demand, "demand")
     require_metric(candidates, "candidates")
     if len(years) != len(budgets) or any(y <= base_year for y in years):
-        raise ParameterError("phasing: one budget per period; period years after base_year")
+        raise ParameterError(
+            msgid=N_("phasing: one budget per period; period years after base_year")
+        )
     if "district" not in candidates.columns:
-        raise ColumnError("candidates: missing column 'district' (assign districts first)")
+        raise ColumnError(
+            msgid=N_("candidates: missing column 'district' (assign districts first)")
+        )
     pop = demand["population"].to_numpy(float)
     radius = candidates[radius_m].to_numpy(float) if isinstance(radius_m, str) else radius_m
     A = coverage_matrix(points_xy(demand, "demand"), points_xy(candidates, "candidates"), radius)

@@ -46,6 +46,7 @@ from scipy.spatial import cKDTree
 from towerplan._validate import require_metric
 from towerplan.coverage import coverage_matrix, operator_coverage, points_xy
 from towerplan.errors import (
+    N_,
     ColumnError,
     EmptyInputError,
     InfeasibleModelError,
@@ -215,7 +216,11 @@ def _grid_cells(demand: gpd.GeoDataFrame, only_uncovered: np.ndarray | None) -> 
         mask = np.asarray(only_uncovered, dtype=bool)
         if mask.shape != (len(demand),):
             raise ParameterError(
-                f"only_uncovered: expected a bool mask of length {len(demand)}, got shape {mask.shape}"
+                msgid=N_(
+                    "only_uncovered: expected a bool mask of length {n_demand}, got shape {shape}"
+                ),
+                n_demand=len(demand),
+                shape=mask.shape,
             )
         rel &= mask
     return rel
@@ -396,13 +401,19 @@ def generate_candidates(
     """
     crs = require_metric(demand, "demand")
     if len(demand) == 0:
-        raise EmptyInputError("demand: no demand cells; build the demand grid first")
+        raise EmptyInputError(msgid=N_("demand: no demand cells; build the demand grid first"))
     if not (isinstance(spacing_m, int | float) and np.isfinite(spacing_m) and spacing_m > 0):
         raise ParameterError(
-            f"spacing_m = {spacing_m}: candidate spacing must be a positive number of metres"
+            msgid=N_(
+                "spacing_m = {spacing_m}: candidate spacing must be a positive number of metres"
+            ),
+            spacing_m=spacing_m,
         )
     if kind not in ("grid", "hex"):
-        raise ParameterError(f"kind = {kind!r}: use 'grid' or 'hex'")
+        raise ParameterError(
+            msgid=N_("kind = {kind!r}: use 'grid' or 'hex'"),
+            kind=kind,
+        )
     dxy = points_xy(demand, "demand")
     rel = _grid_cells(demand, only_uncovered)
     frames: list[pd.DataFrame] = []
@@ -427,34 +438,48 @@ def _check_radius(radius_m: float) -> float:
     try:
         r = float(radius_m)
     except (TypeError, ValueError):
-        raise ParameterError(f"radius_m = {radius_m!r}: must be a number of metres") from None
+        raise ParameterError(
+            msgid=N_("radius_m = {radius_m!r}: must be a number of metres"),
+            radius_m=radius_m,
+        ) from None
     if not np.isfinite(r) or r <= 0:
         raise ParameterError(
-            f"radius_m = {radius_m}: the coverage radius must be a positive number of metres"
+            msgid=N_(
+                "radius_m = {radius_m}: the coverage radius must be a positive number of metres"
+            ),
+            radius_m=radius_m,
         )
     return r
 
 
 def _check_operators(operators: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
     if not operators:
-        raise ParameterError("operators: give at least one operator with its market share")
+        raise ParameterError(
+            msgid=N_("operators: give at least one operator with its market share")
+        )
     names = [str(k) for k in operators]
     shares = np.array([float(v) for v in operators.values()])
     if (~np.isfinite(shares)).any() or (shares < 0).any():
-        raise ParameterError(f"operators: market shares must be >= 0, got {dict(operators)}")
+        raise ParameterError(
+            msgid=N_("operators: market shares must be >= 0, got {operators}"),
+            operators=dict(operators),
+        )
     return names, shares
 
 
 def _population(demand: pd.DataFrame) -> np.ndarray:
     if "population" not in demand.columns:
         raise ColumnError(
-            f"demand: column 'population' is missing; columns are {list(demand.columns)}"
+            msgid=N_("demand: column 'population' is missing; columns are {columns}"),
+            columns=list(demand.columns),
         )
     pop = pd.to_numeric(demand["population"], errors="coerce").to_numpy(dtype=float)
     if (~np.isfinite(pop)).any() or (pop < 0).any():
         from towerplan.errors import PopulationError
 
-        raise PopulationError("demand: 'population' has NaN or negative values; fix or drop them")
+        raise PopulationError(
+            msgid=N_("demand: 'population' has NaN or negative values; fix or drop them")
+        )
     return pop
 
 
@@ -473,7 +498,10 @@ def _conflicts(xy: np.ndarray, min_spacing_m: float) -> sp.csr_matrix | None:
 
 def _candidate_caps(candidates: pd.DataFrame, max_tenants: int) -> np.ndarray:
     if max_tenants < 1:
-        raise ParameterError(f"max_tenants = {max_tenants}: must be >= 1")
+        raise ParameterError(
+            msgid=N_("max_tenants = {max_tenants}: must be >= 1"),
+            max_tenants=max_tenants,
+        )
     if "max_tenants" in candidates.columns:
         v = pd.to_numeric(candidates["max_tenants"], errors="coerce").to_numpy(dtype=float)
         v = np.where(np.isfinite(v), v, max_tenants)
@@ -491,13 +519,17 @@ def _site_radii(
     # per-site radii from a column of the candidates (and of the existing sites)
     if radius_m not in candidates.columns:
         raise ColumnError(
-            f"candidates: radius column '{radius_m}' not found; columns are "
-            f"{list(candidates.columns)}"
+            msgid=N_("candidates: radius column '{radius_m}' not found; columns are {columns}"),
+            radius_m=radius_m,
+            columns=list(candidates.columns),
         )
     r_cand = candidates[radius_m].to_numpy(dtype=float)
     if not (bool(np.all(np.isfinite(r_cand))) and bool(np.all(r_cand > 0))):
         raise ParameterError(
-            f"candidates.{radius_m}: every coverage radius must be a positive number of metres"
+            msgid=N_(
+                "candidates.{radius_m}: every coverage radius must be a positive number of metres"
+            ),
+            radius_m=radius_m,
         )
     return r_cand, radius_m
 
@@ -531,7 +563,11 @@ def _siting_spec(
     names, shares = _check_operators(operators)
     for nm, v in (("n_dedicated", n_dedicated), ("n_shared", n_shared)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
-            raise ParameterError(f"{nm} = {v!r}: must be a whole number >= 0")
+            raise ParameterError(
+                msgid=N_("{nm} = {v!r}: must be a whole number >= 0"),
+                nm=nm,
+                v=v,
+            )
     return _SitingSpec(
         names=names,
         shares=shares,
@@ -550,18 +586,34 @@ def _check_feasible(spec: _SitingSpec, n_candidates: int) -> None:
     p = int(spec.n_dedicated) + int(n_shared)
     if p > n_candidates:
         raise InfeasibleModelError(
-            f"n_dedicated + n_shared = {p} new structures but only {n_candidates} candidates; "
-            "generate more candidates (smaller spacing_m) or lower the quotas"
+            msgid=N_(
+                "n_dedicated + n_shared = {p} new structures but only {n_candidates} "
+                "candidates; generate more candidates (smaller spacing_m) or lower the quotas"
+            ),
+            p=p,
+            n_candidates=n_candidates,
         )
     if not np.isfinite(min_spacing_m) or min_spacing_m < 0:
-        raise ParameterError(f"min_spacing_m = {min_spacing_m}: must be a distance >= 0 (metres)")
+        raise ParameterError(
+            msgid=N_("min_spacing_m = {min_spacing_m}: must be a distance >= 0 (metres)"),
+            min_spacing_m=min_spacing_m,
+        )
     if n_shared > 0 and len(spec.names) < 2:
         raise InfeasibleModelError(
-            f"n_shared = {n_shared}: a shared structure needs at least 2 operators, got {spec.names}"
+            msgid=N_(
+                "n_shared = {n_shared}: a shared structure needs at least 2 operators, got {names}"
+            ),
+            n_shared=n_shared,
+            names=spec.names,
         )
     if n_shared > 0 and max_tenants < 2:
         raise InfeasibleModelError(
-            f"n_shared = {n_shared} but max_tenants = {max_tenants}; a shared structure needs >= 2"
+            msgid=N_(
+                "n_shared = {n_shared} but max_tenants = {max_tenants}; a shared structure "
+                "needs >= 2"
+            ),
+            n_shared=n_shared,
+            max_tenants=max_tenants,
         )
 
 
@@ -722,7 +774,7 @@ def plan_new_sites(
     require_metric(demand, "demand")
     require_metric(candidates, "candidates")
     if len(demand) == 0:
-        raise EmptyInputError("demand: no demand cells; build the demand grid first")
+        raise EmptyInputError(msgid=N_("demand: no demand cells; build the demand grid first"))
     spec = _siting_spec(
         candidates,
         operators=operators,
@@ -915,11 +967,12 @@ def sites_needed_for_coverage(
     require_metric(demand, "demand")
     require_metric(candidates, "candidates")
     if len(demand) == 0:
-        raise EmptyInputError("demand: no demand cells; build the demand grid first")
+        raise EmptyInputError(msgid=N_("demand: no demand cells; build the demand grid first"))
     r = _check_radius(radius_m)
     if not (0.0 < target_fraction <= 1.0):
         raise ParameterError(
-            f"target_fraction = {target_fraction}: must be in (0, 1], e.g. 0.95 for 95 %"
+            msgid=N_("target_fraction = {target_fraction}: must be in (0, 1], e.g. 0.95 for 95 %"),
+            target_fraction=target_fraction,
         )
     pop = _population(demand)
     total = float(pop.sum())
@@ -954,9 +1007,15 @@ def sites_needed_for_coverage(
     except InfeasibleModelError:
         reach = float(pop[cov0].sum() + pop[rest][np.diff(A.tocsr().indptr) > 0].sum()) / total
         raise InfeasibleModelError(
-            f"target_fraction = {target_fraction:g} cannot be reached at radius_m = {r:g}: "
-            f"existing sites and all {len(candidates)} candidates cover at most {reach:.4f} "
-            "of the population; add candidates, raise the radius or lower the target"
+            msgid=N_(
+                "target_fraction = {target_fraction:g} cannot be reached at radius_m = {r:g}:"
+                " existing sites and all {n_candidates} candidates cover at most {reach:.4f} "
+                "of the population; add candidates, raise the radius or lower the target"
+            ),
+            target_fraction=target_fraction,
+            r=r,
+            n_candidates=len(candidates),
+            reach=reach,
         ) from None
     covered = (float(pop[cov0].sum()) + res.covered_fraction * float(pop[rest].sum())) / total
     return CoverageNeed(
