@@ -221,3 +221,46 @@ def test_infeasible_quotas_reach_the_cli_in_vietnamese_as_one_line(tmp_path: Pat
         f"towerplan: error: n_dedicated + n_shared = 200 new structures but only {n} candidates; "
         "generate more candidates (smaller spacing_m) or lower the quotas\n"
     )
+
+
+def test_infrastructure_and_output_errors_in_vietnamese(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """An infrastructure error translated with its numbers in place, and an output error
+    that wraps the GIS library's own text (kept as it is) reaching the CLI on one line in
+    the environment's language (``export`` has no --lang)."""
+    from towerplan.cli import main
+    from towerplan.errors import DataFileError
+    from towerplan.infrastructure.undergrounding import Milestone
+    from towerplan.outputs.export import export_from_gpkg
+
+    ms = Milestone(year=2030, urban_min=0.5, rural_min=1.25, city_min=0.5, city_max=0.6)
+    with pytest.raises(ParameterError) as info:
+        ms.check()
+    assert str(info.value) == (
+        "milestone 2030: rural_min = 1.25 is not a share between 0 and 1 (targets above 100 % "
+        "are impossible); write 50 % as 0.5"
+    )
+    with use_language("vi"):
+        assert info.value.user_message(_) == (
+            "mốc 2030: rural_min = 1.25 không phải tỷ lệ trong khoảng 0 đến 1 (chỉ tiêu trên "
+            "100 % là không thể); hãy viết 50 % thành 0.5"
+        )
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "towerplan.gpkg").write_bytes(b"not a GeoPackage\n" * 8)
+    with pytest.raises(DataFileError) as bad:
+        export_from_gpkg(src, tmp_path / "x")
+    problem = str(bad.value.params["problem"])
+    assert problem and str(bad.value).endswith(f"({problem}); is it a .gpkg file?")
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "vi_VN.UTF-8")
+    assert main(["export", "--from", str(src), "--out", str(tmp_path / "exp")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        f"towerplan: error: {src / 'towerplan.gpkg'}: không đọc được GeoPackage ("
+    )
+    assert err.endswith("); đây có phải tệp .gpkg không?\n") and " ".join(problem.split()) in err
+    assert not (tmp_path / "exp").exists()

@@ -64,7 +64,7 @@ from towerplan._validate import (
     require_metric,
     require_same_crs,
 )
-from towerplan.errors import ColumnError, CRSError, EmptyInputError, ParameterError
+from towerplan.errors import N_, ColumnError, CRSError, EmptyInputError, ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,10 @@ def road_graph_from_lines(roads: gpd.GeoDataFrame, snap_tolerance_m: float = 1.0
     """
     crs = require_metric(roads, "roads")
     if not np.isfinite(snap_tolerance_m) or snap_tolerance_m < 0:
-        raise ParameterError(f"snap_tolerance_m = {snap_tolerance_m}: must be >= 0 m")
+        raise ParameterError(
+            msgid=N_("snap_tolerance_m = {snap_tolerance_m}: must be >= 0 m"),
+            snap_tolerance_m=snap_tolerance_m,
+        )
     geoms = roads.geometry[roads.geometry.notna() & ~roads.geometry.is_empty]
     geoms = geoms[geoms.geom_type.isin(["LineString", "MultiLineString"])].explode(
         index_parts=False
@@ -175,19 +178,28 @@ def _graph_crs(graph: Any, sites_crs: CRS) -> None:
     gcrs = graph.graph.get("crs") if hasattr(graph, "graph") else None
     if gcrs is None:
         raise CRSError(
-            "road_graph: the graph has no 'crs' in graph.graph; build it with osmnx and project "
-            "it, e.g. osmnx.project_graph(G, to_crs=scenario.crs)"
+            msgid=N_(
+                "road_graph: the graph has no 'crs' in graph.graph; build it with osmnx and "
+                "project it, e.g. osmnx.project_graph(G, to_crs=scenario.crs)"
+            )
         )
     c = CRS.from_user_input(gcrs)
     if not c.is_projected:
         raise CRSError(
-            f"road_graph: CRS {c.to_string()} is geographic; project it first with "
-            "osmnx.project_graph(G, to_crs=scenario.crs)"
+            msgid=N_(
+                "road_graph: CRS {crs} is geographic; project it first with "
+                "osmnx.project_graph(G, to_crs=scenario.crs)"
+            ),
+            crs=c.to_string(),
         )
     if c != sites_crs:
         raise CRSError(
-            f"road_graph ({c.to_string()}) and the sites ({sites_crs.to_string()}) are in "
-            "different CRSs; project the graph with osmnx.project_graph(G, to_crs=...)"
+            msgid=N_(
+                "road_graph ({crs}) and the sites ({sites_crs}) are in different CRSs; "
+                "project the graph with osmnx.project_graph(G, to_crs=...)"
+            ),
+            crs=c.to_string(),
+            sites_crs=sites_crs.to_string(),
         )
 
 
@@ -204,7 +216,9 @@ class _Routable:
             ).reshape(-1, 2)
         except KeyError:
             raise ColumnError(
-                "road_graph: every node needs 'x' and 'y' attributes (osmnx graphs have them)"
+                msgid=N_(
+                    "road_graph: every node needs 'x' and 'y' attributes (osmnx graphs have them)"
+                )
             ) from None
         best: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
         for u, v, data in graph.edges(data=True):
@@ -358,10 +372,13 @@ def fibre_routes(
         require_columns(gdf, ["site_id"], name)
     if len(existing_sites) == 0:
         raise EmptyInputError(
-            "existing_sites: no existing site to connect to; backhaul needs at least one"
+            msgid=N_("existing_sites: no existing site to connect to; backhaul needs at least one")
         )
     if not np.isfinite(max_snap_m) or max_snap_m < 0:
-        raise ParameterError(f"max_snap_m = {max_snap_m}: must be >= 0 m")
+        raise ParameterError(
+            msgid=N_("max_snap_m = {max_snap_m}: must be >= 0 m"),
+            max_snap_m=max_snap_m,
+        )
     if len(new_sites) == 0:
         return gpd.GeoDataFrame(
             {c: pd.Series(dtype=object) for c in _COLUMNS},
@@ -441,7 +458,9 @@ def _resolve_graph(
     if road_graph is None and roads is not None:
         if require_metric(roads, "roads") != crs:
             raise CRSError(
-                f"roads ({roads.crs}) and new_sites ({crs.to_string()}) are in different CRSs"
+                msgid=N_("roads ({roads_crs}) and new_sites ({crs}) are in different CRSs"),
+                roads_crs=roads.crs,
+                crs=crs.to_string(),
             )
         return road_graph_from_lines(roads, snap_tolerance_m)
     if road_graph is not None:

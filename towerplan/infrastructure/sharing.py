@@ -53,7 +53,7 @@ from towerplan._validate import (
     require_metric,
     require_same_crs,
 )
-from towerplan.errors import ColumnError, EmptyInputError, ParameterError
+from towerplan.errors import N_, ColumnError, EmptyInputError, ParameterError
 from towerplan.infrastructure import _colocation
 from towerplan.scenario import ColocationDistance, UnitCosts
 
@@ -118,8 +118,12 @@ def check_unit_costs(unit_costs: UnitCosts) -> None:
     for key, value in dataclasses.asdict(unit_costs).items():
         if not np.isfinite(value) or value < 0:
             raise ParameterError(
-                f"unit_costs.{key} = {value}: unit costs must be finite and >= 0 VND; "
-                "fix sharing.unit_costs_vnd in the scenario"
+                msgid=N_(
+                    "unit_costs.{key} = {value}: unit costs must be finite and >= 0 VND; fix "
+                    "sharing.unit_costs_vnd in the scenario"
+                ),
+                key=key,
+                value=value,
             )
 
 
@@ -179,10 +183,16 @@ def cost_model(
     check_unit_costs(unit_costs)
     n = int(n_operators)
     if n < 1:
-        raise ParameterError(f"n_operators = {n_operators}: serve at least 1 operator")
+        raise ParameterError(
+            msgid=N_("n_operators = {n_operators}: serve at least 1 operator"),
+            n_operators=n_operators,
+        )
     years = unit_costs.opex_years if opex_years is None else float(opex_years)
     if not np.isfinite(years) or years < 0:
-        raise ParameterError(f"opex_years = {years}: must be a number of years >= 0")
+        raise ParameterError(
+            msgid=N_("opex_years = {years}: must be a number of years >= 0"),
+            years=years,
+        )
     uc = unit_costs
     opex = n * uc.annual_tenant_opex
     rows = {
@@ -252,7 +262,11 @@ def plan_capex(
     }
     for k, v in counts.items():
         if v < 0:
-            raise ParameterError(f"{k} = {v}: counts must be >= 0")
+            raise ParameterError(
+                msgid=N_("{k} = {v}: counts must be >= 0"),
+                k=k,
+                v=v,
+            )
     uc = unit_costs
     return float(
         n_new_dedicated * uc.new_dedicated_site
@@ -297,14 +311,21 @@ def n_tenants(structures: pd.DataFrame, name: str = "structures") -> np.ndarray:
         counts = np.array([len(_split_ops(v)) for v in structures["operators"]], dtype=float)
     else:
         raise ColumnError(
-            f"{name}: needs an 'n_tenants' or an 'operators' (';'-separated) column to count "
-            "tenants; add one"
+            msgid=N_(
+                "{name}: needs an 'n_tenants' or an 'operators' (';'-separated) column to "
+                "count tenants; add one"
+            ),
+            name=name,
         )
     bad = ~np.isfinite(counts) | (counts < 1)
     if bad.any():
         raise ColumnError(
-            f"{name}: {int(bad.sum())} structures have no valid tenant count (n_tenants must be "
-            ">= 1); fix the 'n_tenants' / 'operators' columns"
+            msgid=N_(
+                "{name}: {n_bad} structures have no valid tenant count (n_tenants must be >= "
+                "1); fix the 'n_tenants' / 'operators' columns"
+            ),
+            name=name,
+            n_bad=int(bad.sum()),
         )
     return counts.astype(int)
 
@@ -329,7 +350,9 @@ def sharing_rate(structures: pd.DataFrame) -> float:
         No structures.
     """
     if len(structures) == 0:
-        raise EmptyInputError("structures: no rows; the sharing rate needs at least one structure")
+        raise EmptyInputError(
+            msgid=N_("structures: no rows; the sharing rate needs at least one structure")
+        )
     t = n_tenants(structures)
     return float((t >= 2).sum() / len(t))
 
@@ -355,7 +378,9 @@ def sharing_rates(existing: pd.DataFrame, proposed: pd.DataFrame) -> tuple[float
     te = n_tenants(existing, "existing_sites")
     tp = n_tenants(proposed, "proposed_sites") if len(proposed) else np.zeros(0, dtype=int)
     if len(te) == 0:
-        raise EmptyInputError("existing_sites: no rows; the sharing rate needs structures")
+        raise EmptyInputError(
+            msgid=N_("existing_sites: no rows; the sharing rate needs structures")
+        )
     before = float((te >= 2).sum() / len(te))
     allt = np.concatenate([te, tp])
     after = float((allt >= 2).sum() / len(allt))
@@ -373,11 +398,18 @@ def _distance_table(distance_m: Mapping[str, float] | ColocationDistance) -> dic
     for key in ("urban", "rural"):
         if key not in d:
             raise ParameterError(
-                f"distance_m: missing the '{key}' co-location distance; give {{'urban': m, "
-                "'rural': m}}"
+                msgid=N_(
+                    "distance_m: missing the '{key}' co-location distance; give {{'urban': m,"
+                    " 'rural': m}}"
+                ),
+                key=key,
             )
         if not np.isfinite(d[key]) or d[key] < 0:
-            raise ParameterError(f"distance_m['{key}'] = {d[key]}: must be a distance >= 0 m")
+            raise ParameterError(
+                msgid=N_("distance_m['{key}'] = {distance}: must be a distance >= 0 m"),
+                key=key,
+                distance=d[key],
+            )
     return d
 
 
@@ -704,7 +736,7 @@ def _colocation_options(
     s0 = len(te) + len(tp)
     m0 = int((te >= 2).sum() + (tp >= 2).sum())
     if s0 == 0:
-        raise EmptyInputError("existing_sites and proposed_sites: no structures at all")
+        raise EmptyInputError(msgid=N_("existing_sites and proposed_sites: no structures at all"))
     host_op = existing["operator"].astype(str).to_numpy()
     host_ops = (
         [set(_split_ops(v)) | {h} for v, h in zip(existing["operators"], host_op, strict=True)]
@@ -944,13 +976,23 @@ def _check_colocation_args(
     """Validate the arguments of :func:`cheapest_colocations_to_target`; returns (costs, CRS)."""
     if not 0.0 <= float(target) <= 1.0:
         raise ParameterError(
-            f"target = {target}: the sharing target must be a share between 0 and 1 (a target "
-            "above 100 % is impossible); write 45 % as 0.45"
+            msgid=N_(
+                "target = {target}: the sharing target must be a share between 0 and 1 (a "
+                "target above {limit} is impossible); write 45 % as 0.45"
+            ),
+            target=target,
+            limit="100 %",
         )
     if objective not in ("outlay", "net_cost"):
-        raise ParameterError(f"objective = {objective!r}: use 'outlay' or 'net_cost'")
+        raise ParameterError(
+            msgid=N_("objective = {objective!r}: use 'outlay' or 'net_cost'"),
+            objective=objective,
+        )
     if math.isnan(time_limit_s) or time_limit_s <= 0:
-        raise ParameterError(f"time_limit_s = {time_limit_s}: must be > 0 (a safety stop)")
+        raise ParameterError(
+            msgid=N_("time_limit_s = {time_limit_s}: must be > 0 (a safety stop)"),
+            time_limit_s=time_limit_s,
+        )
     uc = uc if uc is not None else UnitCosts()
     check_unit_costs(uc)
     crs = require_metric(existing, "existing_sites")

@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
 from towerplan._validate import points_xy, require_metric
-from towerplan.errors import InfeasibleModelError, ParameterError
+from towerplan.errors import N_, InfeasibleModelError, ParameterError
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 
 logger = logging.getLogger(__name__)
@@ -225,11 +225,18 @@ def solve_pmedian(
     lk = np.unique(np.asarray(locked if locked is not None else [], dtype=np.int64))
     n, m = C.shape
     if len(w) != n or (w < 0).any() or not np.isfinite(C).all():
-        raise ParameterError("p-median: weights must be >= 0, one per demand row; finite costs")
+        raise ParameterError(
+            msgid=N_("p-median: weights must be >= 0, one per demand row; finite costs")
+        )
     if p < 0 or p + len(lk) > m:
         raise InfeasibleModelError(
-            f"p-median: {p} new + {len(lk)} locked points but only {m} candidates; lower "
-            "switching.new_by_year or switching.grid_m"
+            msgid=N_(
+                "p-median: {p} new + {locked} locked points but only {m} candidates; lower "
+                "switching.new_by_year or switching.grid_m"
+            ),
+            p=p,
+            locked=len(lk),
+            m=m,
         )
     opened = _swap(C, w, _greedy(C, w, p, lk), len(lk)) if p > 0 else lk
     obj = _cost(C, w, opened)
@@ -283,7 +290,10 @@ def switching_demand(
         and whether each centre lies in a development zone.
     """
     if grid_m <= 0:
-        raise ParameterError(f"switching.grid_m = {grid_m}: must be > 0")
+        raise ParameterError(
+            msgid=N_("switching.grid_m = {grid_m}: must be > 0"),
+            grid_m=grid_m,
+        )
     dxy = points_xy(demand, "demand")
     bxy = points_xy(bts, "bts")
     keys = np.floor(np.vstack([dxy, bxy]) / grid_m).astype(np.int64)

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from towerplan._validate import require_columns, require_metric, require_rows
-from towerplan.errors import ColumnError, CRSError, ParameterError, ScenarioError
+from towerplan.errors import N_, ColumnError, CRSError, ParameterError, ScenarioError
 from towerplan.scenario import FibreTargets, Scenario, UndergroundingTargets
 
 logger = logging.getLogger(__name__)
@@ -111,12 +111,20 @@ class Milestone:
                 continue
             if not np.isfinite(v) or not 0.0 <= v <= 1.0:
                 raise ParameterError(
-                    f"milestone {self.year}: {key} = {v} is not a share between 0 and 1 "
-                    "(targets above 100 % are impossible); write 50 % as 0.5"
+                    msgid=N_(
+                        "milestone {year}: {key} = {v} is not a share between 0 and 1 "
+                        "(targets above 100 % are impossible); write 50 % as 0.5"
+                    ),
+                    year=self.year,
+                    key=key,
+                    v=v,
                 )
         if self.city_min > self.city_max:
             raise ParameterError(
-                f"milestone {self.year}: city_min {self.city_min} > city_max {self.city_max}"
+                msgid=N_("milestone {year}: city_min {city_min} > city_max {city_max}"),
+                year=self.year,
+                city_min=self.city_min,
+                city_max=self.city_max,
             )
         if (
             self.fibre_min is not None
@@ -124,7 +132,10 @@ class Milestone:
             and self.fibre_min > self.fibre_max
         ):
             raise ParameterError(
-                f"milestone {self.year}: fibre_min {self.fibre_min} > fibre_max {self.fibre_max}"
+                msgid=N_("milestone {year}: fibre_min {fibre_min} > fibre_max {fibre_max}"),
+                year=self.year,
+                fibre_min=self.fibre_min,
+                fibre_max=self.fibre_max,
             )
 
 
@@ -133,7 +144,9 @@ MilestoneLike = Milestone | Sequence[float]
 
 def _as_milestones(milestones: Mapping[int, MilestoneLike]) -> list[Milestone]:
     if not milestones:
-        raise ParameterError("milestones: give at least one milestone year with its targets")
+        raise ParameterError(
+            msgid=N_("milestones: give at least one milestone year with its targets")
+        )
     out: list[Milestone] = []
     for year, m in milestones.items():
         if isinstance(m, Milestone):
@@ -142,8 +155,12 @@ def _as_milestones(milestones: Mapping[int, MilestoneLike]) -> list[Milestone]:
             vals = tuple(float(v) for v in m)
             if len(vals) not in (4, 6):
                 raise ParameterError(
-                    f"milestones[{year}]: give (urban_min, rural_min, city_min, city_max) "
-                    f"[, fibre_min, fibre_max], got {len(vals)} values"
+                    msgid=N_(
+                        "milestones[{year}]: give (urban_min, rural_min, city_min, city_max) "
+                        "[, fibre_min, fibre_max], got {n_vals} values"
+                    ),
+                    year=year,
+                    n_vals=len(vals),
                 )
             ms = Milestone(int(year), *vals)
         ms.check()
@@ -191,13 +208,17 @@ def milestones_from_scenarios(*scenarios: Scenario) -> dict[int, Milestone]:
         or different ``undergrounding.start_year``.
     """
     if not scenarios:
-        raise ScenarioError("milestones_from_scenarios: give at least one scenario")
+        raise ScenarioError(msgid=N_("milestones_from_scenarios: give at least one scenario"))
     out: dict[int, Milestone] = {}
     starts = {s.undergrounding.start_year for s in scenarios}
     if len(starts) > 1:
         raise ScenarioError(
-            f"scenarios {[s.name for s in scenarios]} disagree on undergrounding.start_year "
-            f"({sorted(starts)}); use one start year"
+            msgid=N_(
+                "scenarios {names} disagree on undergrounding.start_year ({starts}); use one "
+                "start year"
+            ),
+            names=[s.name for s in scenarios],
+            starts=sorted(starts),
         )
     for s in scenarios:
         u = s.undergrounding
@@ -208,13 +229,22 @@ def milestones_from_scenarios(*scenarios: Scenario) -> dict[int, Milestone]:
         )  # fmt: skip
         if s.year in out and out[s.year] != m:
             raise ScenarioError(
-                f"scenarios give different undergrounding targets for {s.year}; keep one "
-                f"scenario per year (scenario '{s.name}')"
+                msgid=N_(
+                    "scenarios give different undergrounding targets for {year}; keep one "
+                    "scenario per year (scenario '{scenario}')"
+                ),
+                year=s.year,
+                scenario=s.name,
             )
         if s.year <= u.start_year:
             raise ScenarioError(
-                f"scenario '{s.name}': year {s.year} is not after undergrounding.start_year "
-                f"{u.start_year}"
+                msgid=N_(
+                    "scenario '{scenario}': year {year} is not after "
+                    "undergrounding.start_year {start_year}"
+                ),
+                scenario=s.name,
+                year=s.year,
+                start_year=u.start_year,
             )
         m.check()
         out[s.year] = m
@@ -265,8 +295,8 @@ def _check_districts(districts: gpd.GeoDataFrame) -> None:
     bad = ~districts["district_type"].isin(["urban", "rural"])
     if bad.any():
         raise ColumnError(
-            f"districts: district_type must be 'urban' or 'rural'; found "
-            f"{sorted(map(str, districts.loc[bad, 'district_type'].unique()))}"
+            msgid=N_("districts: district_type must be 'urban' or 'rural'; found {found}"),
+            found=sorted(map(str, districts.loc[bad, "district_type"].unique())),
         )
 
 
@@ -300,8 +330,12 @@ def road_km_by_district(roads: gpd.GeoDataFrame, districts: gpd.GeoDataFrame) ->
     _check_districts(districts)
     if roads.crs != districts.crs:
         raise CRSError(
-            f"roads ({roads.crs}) and districts ({districts.crs}) are in different CRSs; "
-            "reproject both to the working CRS"
+            msgid=N_(
+                "roads ({roads_crs}) and districts ({districts_crs}) are in different CRSs; "
+                "reproject both to the working CRS"
+            ),
+            roads_crs=roads.crs,
+            districts_crs=districts.crs,
         )
     names = list(districts["district"])
     lines = roads[roads.geometry.notna() & ~roads.geometry.is_empty].copy()
@@ -381,7 +415,11 @@ def cable_km_by_district(
         "cable_km_per_road_km_rural": st.cable_km_per_road_km_rural,
     }.items():
         if not np.isfinite(v) or v < 0:
-            raise ParameterError(f"undergrounding.{key} = {v}: cable factors must be >= 0")
+            raise ParameterError(
+                msgid=N_("undergrounding.{key} = {v}: cable factors must be >= 0"),
+                key=key,
+                v=v,
+            )
     table = road_km_by_district(roads, districts)
     other = factors.get("other", 1.0)
     classes = [c for c in table.columns if c != "road_km"]
@@ -460,19 +498,34 @@ def _current(
 ) -> np.ndarray:
     for k, v in (("urban", urban), ("rural", rural)):
         if not np.isfinite(v) or not 0.0 <= v <= 1.0:
-            raise ParameterError(f"{what} current {k} share = {v}: must be a share between 0 and 1")
+            raise ParameterError(
+                msgid=N_("{what} current {k} share = {v}: must be a share between 0 and 1"),
+                what=what,
+                k=k,
+                v=v,
+            )
     base = np.where(types.eq("urban"), urban, rural).astype(float)
     if by_district:
         unknown = sorted(set(by_district) - set(names))
         if unknown:
             raise ParameterError(
-                f"{what} current_by_district names unknown districts {unknown}; use names from "
-                f"the districts layer {sorted(map(str, names))}"
+                msgid=N_(
+                    "{what} current_by_district names unknown districts {unknown}; use names "
+                    "from the districts layer {names}"
+                ),
+                what=what,
+                unknown=unknown,
+                names=sorted(map(str, names)),
             )
         for k, v in by_district.items():
             if not np.isfinite(v) or not 0.0 <= v <= 1.0:
                 raise ParameterError(
-                    f"{what} current_by_district['{k}'] = {v}: must be a share between 0 and 1"
+                    msgid=N_(
+                        "{what} current_by_district['{k}'] = {v}: must be a share between 0 and 1"
+                    ),
+                    what=what,
+                    k=k,
+                    v=v,
                 )
         base = np.array(
             [by_district.get(n, b) for n, b in zip(names, base, strict=True)], dtype=float
@@ -548,15 +601,19 @@ def underground_trajectory(
     start = int(st.start_year)
     if ms[0].year <= start:
         raise ParameterError(
-            f"milestone year {ms[0].year} is not after the start year {start}; "
-            "milestones must be later than undergrounding.start_year"
+            msgid=N_(
+                "milestone year {year} is not after the start year {start}; milestones must "
+                "be later than undergrounding.start_year"
+            ),
+            year=ms[0].year,
+            start=start,
         )
     require_columns(
         cable, ["district", "district_type", "cable_km"], "cable", fix="use cable_km_by_district()"
     )
     km = cable["cable_km"].to_numpy(dtype=float)
     if (~np.isfinite(km)).any() or (km < 0).any():
-        raise ParameterError("cable: cable_km must be finite and >= 0")
+        raise ParameterError(msgid=N_("cable: cable_km must be finite and >= 0"))
     names, types = cable["district"], cable["district_type"]
     urban = types.eq("urban").to_numpy()
     s0 = _current(

@@ -59,7 +59,7 @@ from towerplan._validate import (
     require_rows,
     require_same_crs,
 )
-from towerplan.errors import CRSError, ParameterError
+from towerplan.errors import N_, CRSError, ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +170,12 @@ def default_city_centre(pois: gpd.GeoDataFrame, radius_m: float) -> BaseGeometry
     """
     require_metric(pois, "pois")
     if radius_m <= 0 or not np.isfinite(radius_m):
-        raise ParameterError(f"city_centre_radius_m = {radius_m}: must be > 0 m")
+        raise ParameterError(
+            msgid=N_("city_centre_radius_m = {radius_m}: must be > 0 m"),
+            radius_m=radius_m,
+        )
     if len(pois) == 0:
-        raise ParameterError("pois: no POIs to locate the city centre; give city_centre=")
+        raise ParameterError(msgid=N_("pois: no POIs to locate the city centre; give city_centre="))
     xy = points_xy(pois, "pois")
     counts = cKDTree(xy).query_ball_point(xy, r=radius_m, return_length=True)
     k = int(np.argmax(counts))
@@ -185,11 +188,20 @@ def _as_geometry(obj: Any, crs: Any, name: str) -> BaseGeometry | None:
     if isinstance(obj, gpd.GeoDataFrame | gpd.GeoSeries):
         require_metric(obj, name)
         if obj.crs != crs:
-            raise CRSError(f"{name} ({obj.crs}) and pois ({crs}) are in different CRSs")
+            raise CRSError(
+                msgid=N_("{name} ({layer_crs}) and pois ({crs}) are in different CRSs"),
+                name=name,
+                layer_crs=obj.crs,
+                crs=crs,
+            )
         return shapely.union_all(obj.geometry.to_numpy()) if len(obj) else None
     if isinstance(obj, BaseGeometry):
         return obj
-    raise ParameterError(f"{name}: give a shapely polygon or a GeoDataFrame, got {type(obj)}")
+    raise ParameterError(
+        msgid=N_("{name}: give a shapely polygon or a GeoDataFrame, got {type}"),
+        name=name,
+        type=type(obj),
+    )
 
 
 def _grid_in(poly: BaseGeometry, spacing: float) -> np.ndarray:
@@ -292,10 +304,16 @@ def place_hotspots(
     require_columns(pois, ["category"], "pois")
     require_columns(districts, ["district"], "districts")
     if not np.isfinite(radius_m) or radius_m <= 0:
-        raise ParameterError(f"radius_m = {radius_m}: the hotspot radius must be > 0 m")
+        raise ParameterError(
+            msgid=N_("radius_m = {radius_m}: the hotspot radius must be > 0 m"),
+            radius_m=radius_m,
+        )
     spacing = float(grid_spacing_m) if grid_spacing_m is not None else float(radius_m)
     if not np.isfinite(spacing) or spacing <= 0:
-        raise ParameterError(f"grid_spacing_m = {grid_spacing_m}: must be > 0 m")
+        raise ParameterError(
+            msgid=N_("grid_spacing_m = {grid_spacing_m}: must be > 0 m"),
+            grid_spacing_m=grid_spacing_m,
+        )
     cats = [str(c) for c in categories]
 
     study = shapely.union_all(districts.geometry.to_numpy())

@@ -66,7 +66,7 @@ from pyproj.crs.coordinate_operation import TransverseMercatorConversion
 from pyproj.database import query_crs_info
 
 from towerplan._i18n import _, use_language
-from towerplan.errors import CRSError, DataFileError, ParameterError
+from towerplan.errors import N_, CRSError, DataFileError, ParameterError
 from towerplan.outputs import _qgis, _themes
 from towerplan.scenario import ExportSettings
 
@@ -134,9 +134,12 @@ def vn2000_tm3_crs(central_meridian: float) -> CRS:
     cm = float(central_meridian)
     if not 100.0 <= cm <= 112.0:
         raise ParameterError(
-            f"export.vn2000_central_meridian = {cm}: not a Vietnamese TM-3 meridian (100-112 °E); "
-            "give the province's meridian in decimal degrees, e.g. 105.0 for 105°00′ or "
-            "105.75 for 105°45′"
+            msgid=N_(
+                "export.vn2000_central_meridian = {cm}: not a Vietnamese TM-3 meridian "
+                "(100-112 °E); give the province's meridian in decimal degrees, e.g. 105.0 "
+                "for 105°00′ or 105.75 for 105°45′"
+            ),
+            cm=cm,
         )
     for info in sorted(query_crs_info(auth_name="EPSG"), key=lambda i: int(i.code)):
         if not info.name.startswith("VN-2000 / TM-3"):
@@ -194,13 +197,21 @@ def target_crs(target: str, settings: ExportSettings | None = None) -> CRS:
         crs = CRS.from_epsg(int(s.vn2000_utm_epsg))
         if not _is_vn2000(crs) or not crs.is_projected:
             raise ParameterError(
-                f"export.vn2000_utm_epsg = {s.vn2000_utm_epsg} ({crs.name}) is not a projected "
-                "VN-2000 CRS; use 3405 (UTM zone 48N) or 3406 (UTM zone 49N)"
+                msgid=N_(
+                    "export.vn2000_utm_epsg = {epsg} ({crs_name}) is not a projected VN-2000 "
+                    "CRS; use 3405 (UTM zone 48N) or 3406 (UTM zone 49N)"
+                ),
+                epsg=s.vn2000_utm_epsg,
+                crs_name=crs.name,
             )
         return crs
     if target == "vn2000_tm3":
         return vn2000_tm3_crs(float(s.vn2000_central_meridian))
-    raise ParameterError(f"unknown export CRS target '{target}'; use some of {list(CRS_TARGETS)}")
+    raise ParameterError(
+        msgid=N_("unknown export CRS target '{target}'; use some of {targets}"),
+        target=target,
+        targets=list(CRS_TARGETS),
+    )
 
 
 def _is_vn2000(crs: CRS) -> bool:
@@ -250,7 +261,10 @@ def reproject(
     """
     if gdf.crs is None:
         raise CRSError(
-            f"{name}: the layer has no CRS; set it before exporting (towerplan never guesses)"
+            msgid=N_(
+                "{name}: the layer has no CRS; set it before exporting (towerplan never guesses)"
+            ),
+            name=name,
         )
     src = CRS.from_user_input(gdf.crs)
     dst = CRS.from_user_input(crs)
@@ -305,8 +319,11 @@ def _nonempty(
             continue
         if gdf.crs is None:
             raise CRSError(
-                f"layer '{name}': no CRS; towerplan layers must carry their CRS "
-                "(the working CRS, e.g. EPSG:32648) - set it before exporting"
+                msgid=N_(
+                    "layer '{name}': no CRS; towerplan layers must carry their CRS (the "
+                    "working CRS, e.g. EPSG:32648) - set it before exporting"
+                ),
+                name=name,
             )
         out[name] = gdf
     return out
@@ -654,11 +671,17 @@ def export_layers(
         )
     bad_f = [f for f in formats if f not in FORMATS]
     if bad_f:
-        raise ParameterError(f"unknown export format(s) {bad_f}; use some of {list(FORMATS)}")
+        raise ParameterError(
+            msgid=N_("unknown export format(s) {bad_f}; use some of {formats}"),
+            bad_f=bad_f,
+            formats=list(FORMATS),
+        )
     bad_t = [t for t in crs_targets if t not in CRS_TARGETS]
     if bad_t:
         raise ParameterError(
-            f"unknown export CRS target(s) {bad_t}; use some of {list(CRS_TARGETS)}"
+            msgid=N_("unknown export CRS target(s) {bad_t}; use some of {targets}"),
+            bad_t=bad_t,
+            targets=list(CRS_TARGETS),
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -746,14 +769,19 @@ def export_from_gpkg(
         p = p / "towerplan.gpkg"
     if not p.is_file():
         raise DataFileError(
-            f"{p}: GeoPackage not found; give a plan output folder (with towerplan.gpkg) "
-            "or the path of a .gpkg file"
+            msgid=N_(
+                "{path}: GeoPackage not found; give a plan output folder (with towerplan.gpkg) "
+                "or the path of a .gpkg file"
+            ),
+            path=p,
         )
     try:
         names = [str(r[0]) for r in pyogrio.list_layers(p) if r[0] != "layer_styles"]
     except Exception as exc:  # pyogrio raises DataSourceError and friends
         raise DataFileError(
-            f"{p}: cannot read the GeoPackage ({exc}); is it a .gpkg file?"
+            msgid=N_("{path}: cannot read the GeoPackage ({problem}); is it a .gpkg file?"),
+            path=p,
+            problem=exc,
         ) from None
     layers: dict[str, Any] = {}
     for n in names:

@@ -59,7 +59,7 @@ from folium.map import Layer
 from folium.template import Template
 
 from towerplan._i18n import _, current_language, data_text, fmt_number, fmt_percent, use_language
-from towerplan.errors import ColumnError, CRSError, ParameterError
+from towerplan.errors import N_, ColumnError, CRSError, ParameterError
 from towerplan.inputs._base import DEMO_KIND
 from towerplan.outputs import _assets, _themes
 from towerplan.scenario import ExportSettings
@@ -362,8 +362,11 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
     """Clean, simplify (metres) and reproject a layer to EPSG:4326, coordinates to 6 decimals."""
     if gdf.crs is None:
         raise CRSError(
-            f"{name}: the layer has no CRS; set it (towerplan layers are in the working CRS, "
-            "e.g. EPSG:32648) before drawing maps"
+            msgid=N_(
+                "{name}: the layer has no CRS; set it (towerplan layers are in the working "
+                "CRS, e.g. EPSG:32648) before drawing maps"
+            ),
+            name=name,
         )
     out = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy()
     if len(out) == 0:
@@ -715,8 +718,11 @@ def _prepare(
     for n, g in src.items():
         if isinstance(g, gpd.GeoDataFrame) and n != "demand" and len(g) and g.crs is None:
             raise CRSError(
-                f"{n}: the layer has no CRS; set it (towerplan layers are in the working CRS, "
-                "e.g. EPSG:32648) before drawing maps"
+                msgid=N_(
+                    "{name}: the layer has no CRS; set it (towerplan layers are in the working "
+                    "CRS, e.g. EPSG:32648) before drawing maps"
+                ),
+                name=n,
             )
     if isinstance(src.get("roads"), gpd.GeoDataFrame) and len(src["roads"]) > MAX_ROAD_FEATURES:
         src["roads"] = _thin_roads(src["roads"])
@@ -991,14 +997,24 @@ def _theme(theme: str, kpis: pd.DataFrame | None, p: Mapping[str, Any]) -> _them
         col = theme[4:]
         if kpis is None or col not in kpis.columns or "district" not in kpis.columns:
             raise ParameterError(
-                f"map theme '{theme}': the KPI table has no column '{col}' (or no 'district'); "
-                f"use one of {[] if kpis is None else list(kpis.columns)}"
+                msgid=N_(
+                    "map theme '{theme}': the KPI table has no column '{col}' (or no "
+                    "'district'); use one of {columns}"
+                ),
+                theme=theme,
+                col=col,
+                columns=[] if kpis is None else list(kpis.columns),
             )
         if "districts" not in p:
-            raise ColumnError(f"map theme '{theme}': a KPI choropleth needs the 'districts' layer")
+            raise ColumnError(
+                msgid=N_("map theme '{theme}': a KPI choropleth needs the 'districts' layer"),
+                theme=theme,
+            )
         return _themes.kpi_theme(col, _themes.kpi_pairs(kpis.columns).get(col, ()))
     raise ParameterError(
-        f"unknown map theme '{theme}'; use one of {list(THEMES)} or 'kpi_<column>'"
+        msgid=N_("unknown map theme '{theme}'; use one of {themes} or 'kpi_<column>'"),
+        theme=theme,
+        themes=list(THEMES),
     )
 
 
@@ -1102,7 +1118,9 @@ def kpi_columns_for(kpis: pd.DataFrame | None, columns: Sequence[str] | None = N
     missing = [c for c in wanted if c not in kpis.columns] if columns is not None else []
     if missing:
         raise ParameterError(
-            f"KPI maps: columns {missing} are not in the KPI table; use some of {list(kpis.columns)}"
+            msgid=N_("KPI maps: columns {missing} are not in the KPI table; use some of {columns}"),
+            missing=missing,
+            columns=list(kpis.columns),
         )
     return [c for c in wanted if c in kpis.columns and pd.api.types.is_numeric_dtype(kpis[c])]
 
