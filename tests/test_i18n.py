@@ -19,7 +19,7 @@ from towerplan.scenario import load_scenario, scenario_from_dict
 
 PKG = Path(resources.files("towerplan"))  # type: ignore[arg-type]
 LOCALE = PKG / "locale"
-PLACEHOLDER = re.compile(r"\{(\w*)\}")
+PLACEHOLDER = re.compile(r"\{(\w*(?:![rsa])?(?::[^{}]*)?)\}")  # {name}, {name!r}, {name:.1f}
 
 
 def _catalog(lang: str):  # type: ignore[no-untyped-def]
