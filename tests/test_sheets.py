@@ -262,3 +262,19 @@ def test_errors(tmp_path: Path) -> None:
     bad = dict(layers, roads=layers["roads"].set_crs(None, allow_override=True))
     with pytest.raises(CRSError, match="roads"):
         sheets.render_sheet("overview", bad, summary)
+
+
+def test_worker_processes_write_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the PDFs' creation date
+    layers, summary, kpis = make_layers(n_existing=10, n_proposed=4)
+    kw = {"sizes": ("A4",), "dpi": 20, "themes": ("overview",)}
+    one = sheets.write_sheets(layers, summary, kpis, tmp_path / "one", workers=1, **kw)
+    two = sheets.write_sheets(layers, summary, kpis, tmp_path / "two", workers=2, **kw)
+    assert [p.name for p in one] == [p.name for p in two]
+    assert [p.name for p in one] == [
+        f"{s}_A4.{e}" for s in ("overview", "kpi_table") for e in ("pdf", "png")
+    ]
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name

@@ -32,11 +32,11 @@ import os
 import re
 import textwrap
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import geopandas as gpd
 import matplotlib as mpl
@@ -1301,6 +1301,7 @@ def write_sheets(
     export_settings: ExportSettings | None = None,
     best_server: str | Path | None = None,
     per_district: bool = False,
+    workers: int | None = None,
 ) -> list[Path]:
     """Write the map sheets and the KPI table page(s).
 
@@ -1333,6 +1334,9 @@ def write_sheets(
     per_district : bool
         Also each district's sheets: ``district_<name>_<size>`` (new sites) and
         ``district_<name>_<theme>_<size>`` for every other theme but the choropleths.
+    workers : int, optional
+        Processes drawing the sheets (default: one per core, at most 4; 1 draws in this
+        process).  The files are the same, byte for byte, for any number of workers.
 
     Returns
     -------
@@ -1344,40 +1348,154 @@ def write_sheets(
     out.mkdir(parents=True, exist_ok=True)
     settings = export_settings or _settings_from(summary)
     language = lang or summary.get("language") or current_language()
+    with use_language(language), mpl.rc_context(_rc()):
+        p = _to_sheet_crs(layers, summary, settings, hotspot_radius_m, best_server)
+        tasks = _tasks(p, kpis, summary, sizes, themes or THEMES, per_district=per_district)
+    ctx = _Context(p, summary, kpis, language, out, tuple(formats), dpi)
+    n = _n_workers(workers, len(tasks))
+    if n > 1:
+        written = _write_parallel(ctx, tasks, n)
+    else:
+        written = _write_serial(ctx, tasks)
+    for size in sizes:
+        logger.info("wrote %d sheets (%s) to %s", sum(t[1] == size for t in tasks), size, out)
+    return written
+
+
+class _Context(NamedTuple):
+    """What every sheet of one :func:`write_sheets` call shares (sent once to each worker)."""
+
+    p: Mapping[str, Any]
+    summary: Mapping[str, Any]
+    kpis: pd.DataFrame | None
+    language: str
+    out: Path
+    formats: tuple[str, ...]
+    dpi: int
+
+
+_Task = tuple[str, str, Any]
+"""(kind ``"theme"`` or ``"kpi"``, paper size, arguments): one sheet or the KPI pages."""
+
+
+def _tasks(
+    p: Mapping[str, Any],
+    kpis: pd.DataFrame | None,
+    summary: Mapping[str, Any],
+    sizes: Sequence[str],
+    themes: Sequence[str],
+    *,
+    per_district: bool,
+) -> list[_Task]:
+    """Every sheet to write, in file order, with its number in the set."""
+    jobs = _jobs(p, themes, per_district=per_district)
+    tb = summary.get("title_block") or {}
+    first = int(tb.get("first_sheet_number") or 1)
+    n_kpi = -(-(len(kpis) + 1) // _KPI_ROWS_PER_PAGE) if kpis is not None else 0
+    count = int(tb.get("sheet_count") or (first - 1 + len(jobs) + n_kpi))
+    tasks: list[_Task] = []
+    for size in sizes:
+        for i, job in enumerate(jobs, start=first):
+            tasks.append(("theme", size, (job, (i, count))))
+        if kpis is not None and len(kpis):
+            tasks.append(("kpi", size, (first + len(jobs), count)))
+    return tasks
+
+
+def _n_workers(workers: int | None, n_tasks: int) -> int:
+    """Worker processes: ``workers``, else one per core (at most 4); 1 inside a daemon process
+    (a Dask or multiprocessing worker may not start processes) or for a single sheet."""
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        return 1
+    n = workers if workers is not None else min(4, os.cpu_count() or 1)
+    return max(1, min(int(n), n_tasks))
+
+
+def _draw(ctx: _Context, task: _Task) -> list[tuple[str, Figure]]:
+    """The figure(s) of one task with their file stems (no extension)."""
+    kind, size, args = task
+    if kind == "kpi":
+        assert ctx.kpis is not None
+        pages = render_kpi_pages(ctx.kpis, ctx.summary, size, lang=ctx.language, first_sheet=args)
+        return [
+            (f"kpi_table_{size}" + (f"_{k}" if len(pages) > 1 else ""), fig)
+            for k, fig in enumerate(pages, start=1)
+        ]
+    (theme, stem, ext, title), no = args
+    fig = _render(_theme_of(theme), ctx.p, ctx.summary, size, ext, no, title)
+    return [(f"{stem}_{size}", fig)]
+
+
+def _write_serial(ctx: _Context, tasks: Sequence[_Task]) -> list[Path]:
+    """All tasks in this process; PNGs are rasterized from the PDFs on one worker thread
+    (PDFium and zlib release the GIL) while the next sheet is drawn; PDFium is only ever
+    called from that thread."""
     written: list[Path] = []
-    # PNGs are rasterized from the PDFs on one worker thread (PDFium and zlib release the
-    # GIL) while the next sheet is drawn; PDFium is only ever called from that thread.
     with (
-        use_language(language),
+        use_language(ctx.language),
         mpl.rc_context(_rc()),
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="towerplan-png") as pool,
     ):
         pngs: list[Future[None]] = []
-        p = _to_sheet_crs(layers, summary, settings, hotspot_radius_m, best_server)
-        jobs = _jobs(p, themes or THEMES, per_district=per_district)
-        tb = summary.get("title_block") or {}
-        first = int(tb.get("first_sheet_number") or 1)
-        for size in sizes:
-            n_kpi = -(-(len(kpis) + 1) // _KPI_ROWS_PER_PAGE) if kpis is not None else 0
-            count = int(tb.get("sheet_count") or (first - 1 + len(jobs) + n_kpi))
-            for i, (theme, stem, ext, title) in enumerate(jobs, start=first):
-                t = _theme_of(theme)
-                fig = _render(t, p, summary, size, ext, (i, count), title)
-                written += _save(fig, out / f"{stem}_{size}", formats, dpi, summary, pngs, pool)
-            pages = (
-                render_kpi_pages(
-                    kpis, summary, size, lang=language, first_sheet=(first + len(jobs), count)
-                )
-                if kpis is not None
-                else []
-            )
-            for k, fig in enumerate(pages, start=1):
-                stem = f"kpi_table_{size}" + (f"_{k}" if len(pages) > 1 else "")
-                written += _save(fig, out / stem, formats, dpi, summary, pngs, pool)
-            logger.info("wrote %d sheets (%s) to %s", count, size, out)
+        for task in tasks:
+            for stem, fig in _draw(ctx, task):
+                written += _save(fig, ctx, stem, lambda *a: pngs.append(pool.submit(*a)))
         for f in pngs:
             f.result()  # re-raises a failed rasterization
     return written
+
+
+_WORKER: _Context | None = None
+"""The shared inputs in a worker process of :func:`_write_parallel`."""
+
+
+def _init_worker(ctx: _Context) -> None:
+    global _WORKER
+    _WORKER = ctx
+
+
+def _run_task(task: _Task) -> list[Path]:
+    """One task in a worker process: draw, write the PDF and rasterize the PNG."""
+    ctx = _WORKER
+    assert ctx is not None
+    written: list[Path] = []
+    with use_language(ctx.language), mpl.rc_context(_rc()):
+        for stem, fig in _draw(ctx, task):
+            written += _save(fig, ctx, stem, lambda fn, *a: fn(*a))
+    return written
+
+
+def _write_parallel(ctx: _Context, tasks: Sequence[_Task], n: int) -> list[Path]:
+    """The tasks on ``n`` worker processes; the files are those of :func:`_write_serial`,
+    byte for byte (each sheet depends only on its task and ``ctx``), listed in task order.
+
+    Workers are forked when this process runs no other thread (nothing is copied: the
+    layers are inherited); otherwise started fresh (``ctx`` is pickled to each once).
+    """
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = multiprocessing.get_all_start_methods()
+    method = "fork" if "fork" in methods and threading.active_count() == 1 else None
+    mp = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(n, mp_context=mp, initializer=_init_worker, initargs=(ctx,)) as ex:
+        # the slowest sheets first (the signal level sheet reprojects a raster)
+        order = sorted(range(len(tasks)), key=lambda i: _cost(tasks[i]), reverse=True)
+        futures = {i: ex.submit(_run_task, tasks[i]) for i in order}
+        return [path for i in range(len(tasks)) for path in futures[i].result()]
+
+
+def _cost(task: _Task) -> int:
+    """Rough relative drawing cost of a task, to start the slow ones first."""
+    kind, size, args = task
+    big = 2 if size == "A3" else 1
+    if kind == "kpi":
+        return big
+    (theme, _stem, ext, _title), _no = args
+    return big * (3 if theme == "signal_level" else 2 if ext is None else 1)
 
 
 def _check_output_args(formats: Sequence[str], dpi: int) -> None:
@@ -1425,31 +1543,23 @@ def _jobs(p: Mapping[str, Any], themes: Sequence[str], *, per_district: bool) ->
     return jobs
 
 
-def _save(
-    fig: Figure,
-    stem: Path,
-    formats: Sequence[str],
-    dpi: int,
-    summary: Mapping[str, Any],
-    pngs: list[Future[None]],
-    pool: ThreadPoolExecutor,
-) -> list[Path]:
+def _save(fig: Figure, ctx: _Context, stem: str, submit: Callable[..., Any]) -> list[Path]:
     """Write the figure as PDF; the PNG is that PDF rasterized (PDFium), not a second drawing.
 
     Drawing a sheet twice (PDF backend, then Agg) cost as much again as the PDF; the PNG
-    rendered from the PDF is also exactly the print product.  The PNG job goes to
-    ``pool`` and its future to ``pngs``.
+    rendered from the PDF is also exactly the print product.  The PNG job is handed to
+    ``submit(function, *args)`` (a worker thread, or called at once).
     """
     buf = io.BytesIO()
-    fig.savefig(buf, format="pdf", dpi=72, metadata=_metadata("pdf", summary))
+    fig.savefig(buf, format="pdf", dpi=72, metadata=_metadata("pdf", ctx.summary))
     data = buf.getvalue()
     paths = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
+    for fmt in ctx.formats:
+        path = ctx.out / f"{stem}.{fmt}"
         if fmt == "pdf":
             path.write_bytes(data)
         else:
-            pngs.append(pool.submit(_pdf_to_png, data, path, dpi, _metadata(fmt, summary)))
+            submit(_pdf_to_png, data, path, ctx.dpi, _metadata(fmt, ctx.summary))
         paths.append(path)
     return paths
 
