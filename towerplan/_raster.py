@@ -7,7 +7,7 @@ import math
 import numpy as np
 from affine import Affine
 
-from towerplan.errors import ParameterError
+from towerplan.errors import N_, ParameterError
 
 
 def grid_for_bounds(
@@ -28,10 +28,15 @@ def grid_for_bounds(
         Transform (top-left corner, negative row step) and shape.
     """
     if not (cell_size > 0 and math.isfinite(cell_size)):
-        raise ParameterError(f"cell_size must be a positive number of metres, got {cell_size}")
+        raise ParameterError(
+            msgid=N_("cell_size must be a positive number of metres, got {cell_size}"),
+            cell_size=cell_size,
+        )
     minx, miny, maxx, maxy = (float(b) for b in bounds)
     if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)) or maxx < minx or maxy < miny:
-        raise ParameterError(f"grid bounds {bounds} are not finite (minx, miny, maxx, maxy)")
+        raise ParameterError(
+            msgid=N_("grid bounds {bounds} are not finite (minx, miny, maxx, maxy)"), bounds=bounds
+        )
     x0 = math.floor(minx / cell_size) * cell_size
     y1 = math.ceil(maxy / cell_size) * cell_size
     cols = max(1, math.ceil((maxx - x0) / cell_size))

@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS
 
-from towerplan.errors import ColumnError, CRSError, DataFileError, EmptyInputError, PopulationError
+from towerplan.errors import (
+    N_,
+    ColumnError,
+    CRSError,
+    DataFileError,
+    EmptyInputError,
+    PopulationError,
+    Text,
+)
 
 DEFAULT_CRS = "EPSG:32648"
 """Default working CRS: WGS 84 / UTM zone 48N (metres)."""
@@ -48,19 +56,31 @@ def require_metric(gdf: gpd.GeoDataFrame | gpd.GeoSeries, name: str) -> CRS:
     crs = gdf.crs
     if crs is None:
         raise CRSError(
-            f"{name}: the layer has no CRS; set it explicitly (e.g. gdf.set_crs('EPSG:4326')) "
-            "- towerplan never guesses a CRS"
+            msgid=N_(
+                "{name}: the layer has no CRS; set it explicitly (e.g. "
+                "gdf.set_crs('EPSG:4326')) - towerplan never guesses a CRS"
+            ),
+            name=name,
         )
     crs = CRS.from_user_input(crs)
     if not crs.is_projected:
         raise CRSError(
-            f"{name}: CRS {crs.to_string()} is geographic (degrees); reproject it to a metric CRS "
-            f"first, e.g. gdf.to_crs('{DEFAULT_CRS}') or towerplan.inputs.readers.to_working_crs()"
+            msgid=N_(
+                "{name}: CRS {crs} is geographic (degrees); reproject it to a metric "
+                "CRS first, e.g. gdf.to_crs('{default_crs}') or "
+                "towerplan.inputs.readers.to_working_crs()"
+            ),
+            name=name,
+            crs=crs.to_string(),
+            default_crs=DEFAULT_CRS,
         )
     units = {ax.unit_name for ax in crs.axis_info}
     if not units <= {"metre", "meter", "m"}:
         raise CRSError(
-            f"{name}: CRS {crs.to_string()} has units {sorted(units)}; use a CRS in metres"
+            msgid=N_("{name}: CRS {crs} has units {units}; use a CRS in metres"),
+            name=name,
+            crs=crs.to_string(),
+            units=sorted(units),
         )
     return crs
 
@@ -89,12 +109,18 @@ def to_working_crs(gdf: G, crs: str | CRS, name: str) -> G:
     """
     if gdf.crs is None:
         raise CRSError(
-            f"{name}: the layer has no CRS; add a .prj / CRS to the file or pass crs= explicitly "
-            "- towerplan never guesses a CRS"
+            msgid=N_(
+                "{name}: the layer has no CRS; add a .prj / CRS to the file or pass crs= "
+                "explicitly - towerplan never guesses a CRS"
+            ),
+            name=name,
         )
     target = CRS.from_user_input(crs)
     if not target.is_projected:
-        raise CRSError(f"working CRS {target.to_string()} is geographic; choose a metric CRS")
+        raise CRSError(
+            msgid=N_("working CRS {crs} is geographic; choose a metric CRS"),
+            crs=target.to_string(),
+        )
     return gdf.to_crs(target)
 
 
@@ -109,7 +135,10 @@ def require_rows(gdf: gpd.GeoDataFrame | gpd.GeoSeries, name: str) -> None:
         Name of the input, used in the error message.
     """
     if len(gdf) == 0:
-        raise EmptyInputError(f"{name}: the layer is empty; give a layer with at least one feature")
+        raise EmptyInputError(
+            msgid=N_("{name}: the layer is empty; give a layer with at least one feature"),
+            name=name,
+        )
 
 
 def require_same_crs(
@@ -126,13 +155,22 @@ def require_same_crs(
     """
     if a.crs != b.crs:
         raise CRSError(
-            f"{na} ({a.crs}) and {nb} ({b.crs}) are in different CRSs; reproject both to the "
-            "scenario's working CRS"
+            msgid=N_(
+                "{na} ({a_crs}) and {nb} ({b_crs}) are in different CRSs; reproject both to "
+                "the scenario's working CRS"
+            ),
+            na=na,
+            a_crs=a.crs,
+            nb=nb,
+            b_crs=b.crs,
         )
 
 
+SEE_DOCS = Text(N_("see docs/ARCHITECTURE.md"))
+
+
 def require_columns(
-    df: pd.DataFrame, columns: Iterable[str], name: str, *, fix: str = "see docs/ARCHITECTURE.md"
+    df: pd.DataFrame, columns: Iterable[str], name: str, *, fix: str = SEE_DOCS
 ) -> None:
     """Raise :class:`ColumnError` naming every column of ``columns`` that ``df`` lacks.
 
@@ -145,7 +183,8 @@ def require_columns(
     name : str
         Name of the input, used in the error message.
     fix : str
-        How to fix it, appended to the message.
+        How to fix it, appended to the message (a :class:`~towerplan.errors.Text` to
+        have it translated).
 
     Examples
     --------
@@ -157,7 +196,12 @@ def require_columns(
     """
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ColumnError(f"{name}: missing column(s) {missing}; {fix}")
+        raise ColumnError(
+            msgid=N_("{name}: missing column(s) {missing}; {fix}"),
+            name=name,
+            missing=missing,
+            fix=fix,
+        )
 
 
 def points_xy(gdf: gpd.GeoDataFrame | gpd.GeoSeries, name: str) -> np.ndarray:
@@ -277,11 +321,19 @@ def check_raster_band(src: Any, band: int, label: str) -> None:
     """
     if src.crs is None:
         raise CRSError(
-            f"{label}: the raster has no CRS; add one (gdal_edit.py -a_srs EPSG:4326) - "
-            "towerplan never guesses a CRS"
+            msgid=N_(
+                "{label}: the raster has no CRS; add one (gdal_edit.py -a_srs EPSG:4326) - "
+                "towerplan never guesses a CRS"
+            ),
+            label=label,
         )
     if band < 1 or band > src.count:
-        raise DataFileError(f"{label}: band {band} does not exist (the raster has {src.count})")
+        raise DataFileError(
+            msgid=N_("{label}: band {band} does not exist (the raster has {n_bands})"),
+            label=label,
+            band=band,
+            n_bands=src.count,
+        )
 
 
 def check_population_array(data: np.ndarray, label: str) -> None:
@@ -298,6 +350,12 @@ def check_population_array(data: np.ndarray, label: str) -> None:
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise PopulationError(
-            f"{label}: {int(bad.sum())} pixel(s) are NaN or negative (first at row {r}, col {c}) "
-            "and not marked nodata; set the raster's nodata value or fix the pixels"
+            msgid=N_(
+                "{label}: {n_bad} pixel(s) are NaN or negative (first at row {r}, col {c}) and "
+                "not marked nodata; set the raster's nodata value or fix the pixels"
+            ),
+            label=label,
+            n_bad=int(bad.sum()),
+            r=r,
+            c=c,
         )

@@ -59,7 +59,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from towerplan._partition import make_partition
-from towerplan.errors import ColumnError, DataFileError, OutputError, ParameterError
+from towerplan.errors import N_, ColumnError, DataFileError, OutputError, ParameterError
 from towerplan.inputs._base import PlanInputs
 from towerplan.outputs.folder import staged_output
 from towerplan.scenario import Scenario
@@ -179,8 +179,12 @@ def _group_columns(gdf: gpd.GeoDataFrame, by: str) -> tuple[str, str]:
     code = f"{by}_id" if f"{by}_id" in gdf.columns else by
     if code not in gdf.columns:
         raise ColumnError(
-            f"boundaries: no column '{by}' or '{by}_id' to group by; the layer has "
-            f"{[c for c in gdf.columns if c != 'geometry']}; pass --by COLUMN"
+            msgid=N_(
+                "boundaries: no column '{by}' or '{by}_id' to group by; the layer has "
+                "{columns}; pass --by COLUMN"
+            ),
+            by=by,
+            columns=[c for c in gdf.columns if c != "geometry"],
         )
     name = next((c for c in (f"{by}_vn", by) if c in gdf.columns), code)
     return code, name
@@ -191,8 +195,13 @@ def _calibration_targets(path: Path, key: str, column: str) -> dict[str, float]:
     for col in (key, column):
         if col not in table.columns:
             raise ColumnError(
-                f"calibration table {path}: column '{col}' not found; it has "
-                f"{list(table.columns)}; pass --calibrate-column"
+                msgid=N_(
+                    "calibration table {path}: column '{col}' not found; it has {columns}; "
+                    "pass --calibrate-column"
+                ),
+                path=path,
+                col=col,
+                columns=list(table.columns),
             )
     return dict(zip(table[key].astype(str), table[column].astype(float), strict=True))
 
@@ -233,10 +242,14 @@ def areas_from_boundaries(
     """
     p = Path(path)
     if not p.is_file():
-        raise DataFileError(f"--boundaries {p}: file not found; give a commune polygon layer")
+        raise DataFileError(
+            msgid=N_("--boundaries {p}: file not found; give a commune polygon layer"), p=p
+        )
     gdf = gpd.read_file(p)
     if "population" not in gdf.columns:
-        raise ColumnError(f"--boundaries {p}: no 'population' column; give census communes")
+        raise ColumnError(
+            msgid=N_("--boundaries {p}: no 'population' column; give census communes"), p=p
+        )
     code_col, name_col = _group_columns(gdf, by)
     d_code, d_name = _group_columns(gdf, district)
     gdf = gdf.to_crs(crs)
@@ -246,8 +259,10 @@ def areas_from_boundaries(
         unknown = sorted(set(wanted) - set(gdf["_area"]))
         if unknown:
             raise ParameterError(
-                f"--areas: codes {unknown} not in column '{code_col}'; e.g. "
-                f"{sorted(set(gdf['_area']))[:5]}"
+                msgid=N_("--areas: codes {unknown} not in column '{code_col}'; e.g. {examples}"),
+                unknown=unknown,
+                code_col=code_col,
+                examples=sorted(set(gdf["_area"]))[:5],
             )
         sel = gdf["_area"].isin(wanted)
         near = gdf.geometry.intersects(gdf.loc[sel].union_all().buffer(NEIGHBOUR_BUFFER_M))
@@ -307,7 +322,10 @@ def areas_from_scenarios(paths: Sequence[str | Path]) -> tuple[list[Area], dict[
         )
     codes = [a.code for a in areas]
     if len(set(codes)) != len(codes):
-        raise ParameterError(f"--scenarios: scenario names {codes} repeat; give each a unique name")
+        raise ParameterError(
+            msgid=N_("--scenarios: scenario names {codes} repeat; give each a unique name"),
+            codes=codes,
+        )
     return areas, {"scenarios": [str(p) for p in paths]}
 
 
@@ -332,7 +350,9 @@ def attach_sites(
 
     p = Path(path)
     if not p.is_file():
-        raise DataFileError(f"--sites {p}: file not found; give a site inventory (CSV or points)")
+        raise DataFileError(
+            msgid=N_("--sites {p}: file not found; give a site inventory (CSV or points)"), p=p
+        )
     crs = areas[0].communes.crs if areas else template.crs
     sites = read_sites(p, crs=crs, max_tenants=template.sites.max_tenants, outside="keep")
     sites, op_report = match_operators(
@@ -571,12 +591,15 @@ def read_sweep(
 
     p = Path(path)
     if not p.is_file():
-        raise DataFileError(f"--sweep {p}: file not found")
+        raise DataFileError(msgid=N_("--sweep {p}: file not found"), p=p)
     doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     bad = sorted(set(doc) - set(_SWEEP_KEYS))
     if bad:
         raise ParameterError(
-            f"--sweep {p}: unknown keys {bad}; allowed: {list(_SWEEP_KEYS)} (lists of values)"
+            msgid=N_("--sweep {p}: unknown keys {bad}; allowed: {sweep_keys} (lists of values)"),
+            p=p,
+            bad=bad,
+            sweep_keys=list(_SWEEP_KEYS),
         )
     keys = [k for k in _SWEEP_KEYS if k in doc]
     values: list[list[Any]] = []
@@ -597,12 +620,19 @@ def _shares(path: Path, value: Any, template: Scenario | None) -> tuple[tuple[st
     """One ``market_share`` variant as (operator name, share) pairs, checked."""
     if not isinstance(value, dict) or not value:
         raise ParameterError(
-            f"--sweep {path}: market_share entries must be mappings operator -> share, e.g. "
-            "[{Viettel: 0.5, MobiFone: 0.3, VNPT-VinaPhone: 0.2}]"
+            msgid=N_(
+                "--sweep {path}: market_share entries must be mappings operator -> share, "
+                "e.g. [{{Viettel: 0.5, MobiFone: 0.3, VNPT-VinaPhone: 0.2}}]"
+            ),
+            path=path,
         )
     pairs = [(str(k), float(v)) for k, v in value.items()]
     if any(not (0.0 <= v <= 1.0) for _, v in pairs):
-        raise ParameterError(f"--sweep {path}: market shares must be in [0, 1], got {value}")
+        raise ParameterError(
+            msgid=N_("--sweep {path}: market shares must be in [0, 1], got {value}"),
+            path=path,
+            value=value,
+        )
     if template is None:
         return tuple(pairs)
     from towerplan.scenario import operator_key
@@ -611,15 +641,25 @@ def _shares(path: Path, value: Any, template: Scenario | None) -> tuple[tuple[st
     unknown = [k for k, _ in pairs if operator_key(k) not in names]
     if unknown:
         raise ParameterError(
-            f"--sweep {path}: market_share names {unknown} are not operators of the scenario "
-            f"({[o.name for o in template.operators]})"
+            msgid=N_(
+                "--sweep {path}: market_share names {unknown} are not operators of the "
+                "scenario ({operators})"
+            ),
+            path=path,
+            unknown=unknown,
+            operators=[o.name for o in template.operators],
         )
     shares = {names[operator_key(k)]: v for k, v in pairs}
     full = {o.name: shares.get(o.name, o.market_share) for o in template.operators}
     if abs(sum(full.values()) - 1.0) > 0.01:
         raise ParameterError(
-            f"--sweep {path}: market_share {value} gives shares adding up to "
-            f"{sum(full.values()):.3f} with the scenario's other operators, not 1"
+            msgid=N_(
+                "--sweep {path}: market_share {value} gives shares adding up to {total:.3f} "
+                "with the scenario's other operators, not 1"
+            ),
+            path=path,
+            value=value,
+            total=sum(full.values()),
         )
     return tuple((n, full[n]) for n in full)
 
@@ -799,13 +839,16 @@ def _prepare_out(
 ) -> Path:
     """Check the batch arguments and create ``out/areas``; returns ``out``."""
     if not areas:
-        raise ParameterError("batch: no areas to run; check --boundaries/--by/--areas")
+        raise ParameterError(msgid=N_("batch: no areas to run; check --boundaries/--by/--areas"))
     if not tasks:
-        raise ParameterError("batch: no task variants; check --sweep")
+        raise ParameterError(msgid=N_("batch: no task variants; check --sweep"))
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise OutputError(
-            f"--out {out}: the folder exists and is not empty; pass --resume to continue a "
-            "batch there, --overwrite to rerun it, or choose a new folder"
+            msgid=N_(
+                "--out {out}: the folder exists and is not empty; pass --resume to continue "
+                "a batch there, --overwrite to rerun it, or choose a new folder"
+            ),
+            out=out,
         )
     (out / "areas").mkdir(parents=True, exist_ok=True)
     return out

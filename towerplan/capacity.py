@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from towerplan.errors import ParameterError
+from towerplan.errors import N_, ParameterError
 from towerplan.scenario import CapacitySettings, Technology
 
 logger = logging.getLogger(__name__)
@@ -122,12 +122,15 @@ def cell_traffic_mbps(
     """
     if mobile_broadband_per_100 < 0:
         raise ParameterError(
-            f"subscribers.mobile_broadband_per_100 = {mobile_broadband_per_100}: must be >= 0"
+            msgid=N_(
+                "subscribers.mobile_broadband_per_100 = {mobile_broadband_per_100}: must be >= 0"
+            ),
+            mobile_broadband_per_100=mobile_broadband_per_100,
         )
     idx = population.index if isinstance(population, pd.Series) else None
     pop = np.asarray(population, dtype=float)
     if (~np.isfinite(pop)).any() or (pop < 0).any():
-        raise ParameterError("population: values must be finite numbers >= 0")
+        raise ParameterError(msgid=N_("population: values must be finite numbers >= 0"))
     subs = pop * mobile_broadband_per_100 / 100.0
     cols = {
         f"traffic_mbps_{t.name}": subs * t.subscriber_share * busy_hour_kbps(t, settings) / 1000.0
@@ -170,7 +173,7 @@ def capacity_sites_needed(
     """
     pop = pd.to_numeric(population_by_district, errors="coerce").astype(float)
     if pop.isna().any() or (pop < 0).any():
-        raise ParameterError("population_by_district: values must be numbers >= 0")
+        raise ParameterError(msgid=N_("population_by_district: values must be numbers >= 0"))
     out = pd.DataFrame({"population": pop})
     out["mbb_subscribers"] = pop * mobile_broadband_per_100 / 100.0
     traffic = cell_traffic_mbps(pop, mobile_broadband_per_100, settings)

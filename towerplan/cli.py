@@ -581,7 +581,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     gpkg = args.src / "towerplan.gpkg"
     if not gpkg.is_file():
         raise DataFileError(
-            f"--from {args.src}: no towerplan.gpkg there; give a plan output folder"
+            msgid=N_("--from {src}: no towerplan.gpkg there; give a plan output folder"),
+            src=args.src,
         )
     if args.scenario is not None:
         settings = load_scenario(args.scenario).export
@@ -614,10 +615,14 @@ def _cmd_need(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.coverage <= 1.0:
         raise ParameterError(
-            f"--coverage {args.coverage}: give a share between 0 and 1, e.g. 0.95 for 95 %"
+            msgid=N_("--coverage {coverage}: give a share between 0 and 1, e.g. 0.95 for 95 %"),
+            coverage=args.coverage,
         )
     if args.radius is not None and args.radius <= 0:
-        raise ParameterError(f"--radius {args.radius}: the site radius must be > 0 m")
+        raise ParameterError(
+            msgid=N_("--radius {radius}: the site radius must be > 0 m"),
+            radius=args.radius,
+        )
     scen = load_scenario(args.scenario)
     r = coverage_need(
         scen,
@@ -717,8 +722,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.scenarios:
         if args.sites:
             raise ParameterError(
-                "--sites: not with --scenarios (each scenario file names its own sites); "
-                "drop --sites or use --boundaries"
+                msgid=N_(
+                    "--sites: not with --scenarios (each scenario file names its own sites); "
+                    "drop --sites or use --boundaries"
+                )
             )
         areas, report = batch.areas_from_scenarios(args.scenarios)
     else:

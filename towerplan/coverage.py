@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from towerplan._validate import points_xy, require_metric
-from towerplan.errors import ColumnError, EmptyInputError, ParameterError
+from towerplan.errors import N_, ColumnError, EmptyInputError, ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,17 @@ def _as_xy(xy: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(xy, dtype=float)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ParameterError(
-            f"{name}: expected an array of shape (n, 2) of x, y coordinates, got shape {arr.shape}"
+            msgid=N_(
+                "{name}: expected an array of shape (n, 2) of x, y coordinates, got shape {shape}"
+            ),
+            name=name,
+            shape=arr.shape,
         )
     if arr.size and not np.isfinite(arr).all():
-        raise ParameterError(f"{name}: coordinates contain NaN or infinite values; drop those rows")
+        raise ParameterError(
+            msgid=N_("{name}: coordinates contain NaN or infinite values; drop those rows"),
+            name=name,
+        )
     return arr
 
 
@@ -65,12 +72,21 @@ def _radii(radius: float | np.ndarray, m: int, name: str = "radius") -> np.ndarr
         r = np.full(m, float(r))
     if r.shape != (m,):
         raise ParameterError(
-            f"{name}: expected one radius or one per site ({m}), got an array of shape {r.shape}"
+            msgid=N_(
+                "{name}: expected one radius or one per site ({m}), got an array of shape {shape}"
+            ),
+            name=name,
+            m=m,
+            shape=r.shape,
         )
     if m and (not np.isfinite(r).all() or (r <= 0).any()):
         bad = r[~(np.isfinite(r) & (r > 0))][0]
         raise ParameterError(
-            f"{name} = {bad} m: a coverage radius must be a positive finite number of metres"
+            msgid=N_(
+                "{name} = {bad} m: a coverage radius must be a positive finite number of metres"
+            ),
+            name=name,
+            bad=bad,
         )
     return r
 
@@ -178,8 +194,12 @@ def site_operator_sets(sites: pd.DataFrame, name: str = "sites") -> list[list[st
         col = sites["operator"]
     else:
         raise ColumnError(
-            f"{name}: needs an 'operators' column (tenants joined with ';') or an 'operator' "
-            f"column; found {list(sites.columns)}"
+            msgid=N_(
+                "{name}: needs an 'operators' column (tenants joined with ';') or an "
+                "'operator' column; found {columns}"
+            ),
+            name=name,
+            columns=list(sites.columns),
         )
     out: list[list[str]] = []
     for v in col.tolist():
@@ -194,7 +214,9 @@ def _site_radii(sites: gpd.GeoDataFrame, radius: float | np.ndarray | str) -> np
     if isinstance(radius, str):
         if radius not in sites.columns:
             raise ColumnError(
-                f"sites: radius column '{radius}' not found; columns are {list(sites.columns)}"
+                msgid=N_("sites: radius column '{radius}' not found; columns are {columns}"),
+                radius=radius,
+                columns=list(sites.columns),
             )
         return _radii(sites[radius].to_numpy(dtype=float), len(sites), f"sites.{radius}")
     return _radii(radius, len(sites))
@@ -275,7 +297,9 @@ def population_coverage(
         ``sum_cells population * sum_o w_o * covered_o`` (the siting objective).
     """
     if population_col not in demand.columns:
-        raise ColumnError(f"demand: column '{population_col}' is missing")
+        raise ColumnError(
+            msgid=N_("demand: column '{population_col}' is missing"), population_col=population_col
+        )
     pop = demand[population_col].to_numpy(dtype=float)
     total = float(pop.sum())
     per: dict[str, dict[str, float]] = {}
@@ -284,7 +308,9 @@ def population_coverage(
     for op, w in weights.items():
         if op not in covered.columns:
             raise ColumnError(
-                f"covered: no column for operator '{op}'; columns are {list(covered.columns)}"
+                msgid=N_("covered: no column for operator '{op}'; columns are {columns}"),
+                op=op,
+                columns=list(covered.columns),
             )
         mask = covered[op].reindex(demand.index).fillna(False).to_numpy(dtype=bool)
         p = float(pop[mask].sum())
@@ -413,13 +439,17 @@ def best_server_raster(
     from rasterio.transform import from_origin
 
     if cell_size_m <= 0:
-        raise ParameterError(f"cell_size_m = {cell_size_m}: must be > 0")
+        raise ParameterError(
+            msgid=N_("cell_size_m = {cell_size_m}: must be > 0"), cell_size_m=cell_size_m
+        )
     crs = require_metric(sites, "sites")
     if len(sites) == 0:
-        raise EmptyInputError("sites: no sites to compute a best-server raster from")
+        raise EmptyInputError(msgid=N_("sites: no sites to compute a best-server raster from"))
     minx, miny, maxx, maxy = bounds
     if not (maxx > minx and maxy > miny):
-        raise ParameterError(f"bounds = {bounds}: need minx < maxx and miny < maxy")
+        raise ParameterError(
+            msgid=N_("bounds = {bounds}: need minx < maxx and miny < maxy"), bounds=bounds
+        )
     ncol = max(1, int(np.ceil((maxx - minx) / cell_size_m)))
     nrow = max(1, int(np.ceil((maxy - miny) / cell_size_m)))
     xs = minx + (np.arange(ncol) + 0.5) * cell_size_m

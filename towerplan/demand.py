@@ -50,12 +50,14 @@ from towerplan._validate import (
     require_rows,
 )
 from towerplan.errors import (
+    N_,
     ColumnError,
     CRSError,
     DataFileError,
     GeometryError,
     ParameterError,
     PopulationError,
+    Text,
 )
 
 logger = logging.getLogger(__name__)
@@ -99,13 +101,19 @@ class DemandGrid:
         self.population = np.asarray(self.population, dtype="float64")
         if self.population.ndim != 2:
             raise ParameterError(
-                f"DemandGrid.population must be 2-D (rows x cols), got shape {self.population.shape}"
+                msgid=N_("DemandGrid.population must be 2-D (rows x cols), got shape {shape}"),
+                shape=self.population.shape,
             )
         crs = CRS.from_user_input(self.crs)
         if not crs.is_projected:
-            raise CRSError(f"DemandGrid: CRS {self.crs} is geographic; use a metric CRS")
+            raise CRSError(
+                msgid=N_("DemandGrid: CRS {crs} is geographic; use a metric CRS"), crs=self.crs
+            )
         if not self.cell_size > 0:
-            raise ParameterError(f"DemandGrid.cell_size must be > 0, got {self.cell_size}")
+            raise ParameterError(
+                msgid=N_("DemandGrid.cell_size must be > 0, got {cell_size}"),
+                cell_size=self.cell_size,
+            )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -185,8 +193,11 @@ class DemandGrid:
             for c in ("district", "district_type"):
                 if c not in districts.columns:
                     raise ColumnError(
-                        f"districts: column '{c}' not found; give districts from "
-                        "towerplan.inputs.readers.read_districts (columns district, district_type)"
+                        msgid=N_(
+                            "districts: column '{c}' not found; give districts from "
+                            "towerplan.inputs.readers.read_districts (columns district, district_type)"
+                        ),
+                        c=c,
                     )
             d = districts.to_crs(self.crs) if CRS(districts.crs) != CRS(self.crs) else districts
             if keep_empty:
@@ -199,7 +210,7 @@ class DemandGrid:
                 idx = np.union1d(idx, cand[inside])
         elif keep_empty:
             raise ParameterError(
-                "keep_empty=True needs districts= to know which empty cells to keep"
+                msgid=N_("keep_empty=True needs districts= to know which empty cells to keep")
             )
         xy = centres(idx, self.transform, cols)
         pop = flat[idx]
@@ -267,10 +278,12 @@ class DemandGrid:
 
         with rasterio.open(path) as src:
             if src.crs is None:
-                raise CRSError(f"grid file {path}: no CRS")
+                raise CRSError(msgid=N_("grid file {path}: no CRS"), path=path)
             t = src.transform
             if not math.isclose(t.a, -t.e) or t.b or t.d:
-                raise DataFileError(f"grid file {path}: cells are not square and north-up")
+                raise DataFileError(
+                    msgid=N_("grid file {path}: cells are not square and north-up"), path=path
+                )
             arr = src.read(1, masked=True).filled(0.0).astype("float64")
             return cls(arr, t, src.crs.to_string(), float(t.a))
 
@@ -345,8 +358,12 @@ def _read_raster_window(
             sbounds = src.bounds
     except RasterioIOError as exc:
         raise DataFileError(
-            f"population raster {p}: cannot read the raster ({exc}); give a GeoTIFF of people "
-            "per pixel"
+            msgid=N_(
+                "population raster {p}: cannot read the raster ({exc}); give a GeoTIFF of "
+                "people per pixel"
+            ),
+            p=p,
+            exc=exc,
         ) from None
     return data, st, scrs, sbounds
 
@@ -449,18 +466,28 @@ def _cell_weights(weights: WeightsLike, transform: Affine, rows: int, cols: int)
         flat = np.asarray(weights(xy), dtype="float64").reshape(-1)
         if flat.size != rows * cols:
             raise ParameterError(
-                f"weights: the callable returned {flat.size} values for {rows * cols} cell centres"
+                msgid=N_(
+                    "weights: the callable returned {n_values} values for {n_cells} cell centres"
+                ),
+                n_values=flat.size,
+                n_cells=rows * cols,
             )
         w = flat.reshape(rows, cols)
     else:
         w = np.asarray(weights, dtype="float64")
         if w.shape != (rows, cols):
             raise ParameterError(
-                f"weights: shape {w.shape} does not match the grid ({rows}, {cols}); build the "
-                "weights on demand.empty_grid(polys.total_bounds, cell_size) or pass a callable"
+                msgid=N_(
+                    "weights: shape {w_shape} does not match the grid ({rows}, {cols}); build "
+                    "the weights on demand.empty_grid(polys.total_bounds, cell_size) or pass a "
+                    "callable"
+                ),
+                w_shape=w.shape,
+                rows=rows,
+                cols=cols,
             )
     if not np.isfinite(w).all() or (w < 0).any():
-        raise ParameterError("weights: every weight must be finite and >= 0")
+        raise ParameterError(msgid=N_("weights: every weight must be finite and >= 0"))
     return w
 
 
@@ -547,7 +574,9 @@ def grid_from_polygons(
     if lost:
         logger.warning("%.0f people in polygons outside the grid bounds were not gridded", lost)
     if err > 1e-3:  # pragma: no cover - guarded by construction
-        raise PopulationError(f"population grid: conservation error {err:.2e} exceeds 0.1 %")
+        raise PopulationError(
+            msgid=N_("population grid: conservation error {err:.2e} exceeds 0.1 %"), err=err
+        )
     out.meta.update(
         method=method,
         input_total=expected,
@@ -582,20 +611,34 @@ def _check_polygons(
         polys,
         [column],
         "population polygons",
-        fix=f"the layer has {[c for c in polys.columns if c != 'geometry']}; pass column=",
+        fix=Text(
+            N_("the layer has {columns}; pass column="),
+            columns=[c for c in polys.columns if c != "geometry"],
+        ),
     )
     if method not in ("area_weighted", "dasymetric"):
-        raise ParameterError(f"method must be 'area_weighted' or 'dasymetric', got {method!r}")
+        raise ParameterError(
+            msgid=N_("method must be 'area_weighted' or 'dasymetric', got {method}"),
+            method=repr(method),
+        )
     if method == "dasymetric" and weights is None:
-        raise ParameterError("method='dasymetric' needs weights= (an array or a callable)")
+        raise ParameterError(
+            msgid=N_("method='dasymetric' needs weights= (an array or a callable)")
+        )
     if supersample < 1:
-        raise ParameterError(f"supersample must be >= 1, got {supersample}")
+        raise ParameterError(
+            msgid=N_("supersample must be >= 1, got {supersample}"), supersample=supersample
+        )
     pop = pd.to_numeric(polys[column], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(pop) | (pop < 0)
     if bad.any():
         raise PopulationError(
-            f"population polygons: column '{column}' is NaN or negative in rows "
-            f"{list(polys.index[bad][:10])}; give a number >= 0 for every polygon"
+            msgid=N_(
+                "population polygons: column '{column}' is NaN or negative in rows "
+                "{rows}; give a number >= 0 for every polygon"
+            ),
+            column=column,
+            rows=list(polys.index[bad][:10]),
         )
     gtypes = set(polys.geom_type.dropna().unique())
     if (
@@ -608,8 +651,12 @@ def _check_polygons(
         }
     ):
         raise GeometryError(
-            "population polygons: every feature must be a non-empty (Multi)Polygon, found "
-            f"{sorted(gtypes)} / empty geometries; fix the layer (towerplan.inputs.readers.read_vector repairs)"
+            msgid=N_(
+                "population polygons: every feature must be a non-empty (Multi)Polygon, "
+                "found {gtypes} / empty geometries; fix the layer "
+                "(towerplan.inputs.readers.read_vector repairs)"
+            ),
+            gtypes=sorted(gtypes),
         )
     return crs, pop
 
@@ -704,10 +751,10 @@ def grid_from_raster(
 
     target = CRS.from_user_input(crs)
     if not target.is_projected:
-        raise CRSError(f"working CRS {crs} is geographic; choose a metric CRS")
+        raise CRSError(msgid=N_("working CRS {crs} is geographic; choose a metric CRS"), crs=crs)
     p = Path(path).expanduser()
     if not p.is_file():
-        raise DataFileError(f"population raster {p}: file not found; check the path")
+        raise DataFileError(msgid=N_("population raster {p}: file not found; check the path"), p=p)
     area = None
     if boundary is not None:
         require_metric(boundary, "boundary")

@@ -26,6 +26,7 @@ __all__ = [
     "ScenarioError",
     "StageError",
     "StudyAreaError",
+    "Text",
     "TowerplanError",
 ]
 
@@ -39,6 +40,32 @@ def N_(message: str) -> str:
     return message
 
 
+def _translated(params: dict[str, Any], translate: Callable[[str], str]) -> dict[str, Any]:
+    return {k: v.user_message(translate) if isinstance(v, Text) else v for k, v in params.items()}
+
+
+class Text(str):
+    """A translatable part of an error message (a hint, a fix) passed as a parameter.
+
+    ``Text(N_("swapping them would put {k} inside"), k=k)`` is the English text (a
+    ``str``, so the English message is unchanged); :meth:`TowerplanError.user_message`
+    translates it together with the message that carries it.
+    """
+
+    msgid: str
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, /, **params: Any) -> Text:
+        self = super().__new__(cls, msgid.format(**params))
+        self.msgid = msgid
+        self.params = params
+        return self
+
+    def user_message(self, translate: Callable[[str], str]) -> str:
+        """The text in the language of ``translate``."""
+        return translate(self.msgid).format(**_translated(self.params, translate))
+
+
 class TowerplanError(ValueError):
     """Base class of every user-facing towerplan error.
 
@@ -46,7 +73,8 @@ class TowerplanError(ValueError):
     translatable one is raised as ``TowerplanError(msgid=N_("{out}: ... --out"),
     out=out)``: ``str(exc)`` is the English text, and :meth:`user_message` gives it in the
     language of a gettext ``translate`` function (the CLI passes ``towerplan._i18n._``).
-    Placeholders are filled after translation, so file names and keys stay as given.
+    Placeholders are filled after translation, so file names and keys stay as given;
+    a parameter that is a :class:`Text` (a hint, a fix) is translated too.
     """
 
     def __init__(self, message: str = "", /, *args: Any, msgid: str | None = None, **params: Any):
@@ -61,7 +89,7 @@ class TowerplanError(ValueError):
         raised without a ``msgid`` is returned as it is (English)."""
         if self.msgid is None:
             return str(self)
-        return translate(self.msgid).format(**self.params)
+        return translate(self.msgid).format(**_translated(self.params, translate))
 
 
 class DataFileError(TowerplanError):

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from towerplan._validate import require_metric
-from towerplan.errors import ParameterError
+from towerplan.errors import N_, ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ def _cell_area_factor(convention: Convention) -> float:
     if convention == "hexagon":
         return 3.0 * math.sqrt(3.0) / 2.0
     raise ParameterError(
-        f"radius convention {convention!r} is unknown; use one of {list(CONVENTIONS)}"
+        msgid=N_("radius convention {convention} is unknown; use one of {conventions}"),
+        convention=repr(convention),
+        conventions=list(CONVENTIONS),
     )
 
 
@@ -67,9 +69,9 @@ def serving_radius_km(area_km2: float, n_sites: float, convention: Convention = 
         Radius in km.
     """
     if area_km2 <= 0:
-        raise ParameterError(f"area_km2 = {area_km2} must be > 0")
+        raise ParameterError(msgid=N_("area_km2 = {area_km2} must be > 0"), area_km2=area_km2)
     if n_sites <= 0:
-        raise ParameterError(f"n_sites = {n_sites} must be > 0")
+        raise ParameterError(msgid=N_("n_sites = {n_sites} must be > 0"), n_sites=n_sites)
     return math.sqrt(area_km2 / (_cell_area_factor(convention) * n_sites))
 
 
@@ -91,7 +93,7 @@ def sites_for_radius(area_km2: float, radius_km: float, convention: Convention =
         Number of sites (not rounded).
     """
     if radius_km <= 0:
-        raise ParameterError(f"radius_km = {radius_km} must be > 0")
+        raise ParameterError(msgid=N_("radius_km = {radius_km} must be > 0"), radius_km=radius_km)
     return area_km2 / (_cell_area_factor(convention) * radius_km**2)
 
 

@@ -55,7 +55,6 @@ from tqdm.auto import tqdm
 
 from towerplan import capacity, coverage, demand, kpis, siting
 from towerplan._gaps import gap_polygons
-from towerplan._i18n import _
 from towerplan._validate import assign_district, points_xy, require_metric
 from towerplan.errors import N_, EmptyInputError, ScenarioError, StageError
 from towerplan.inputs import readers as tio
@@ -397,10 +396,11 @@ class PlanState:
         value = getattr(self, name)
         if value is None:
             raise StageError(
-                _(
+                msgid=N_(
                     "plan state: stage {name} has not run; run it first "
                     "(run_stage({name}, state) or run_stages(state))"
-                ).format(name=repr(name))
+                ),
+                name=repr(name),
             )
         return value
 
@@ -1040,7 +1040,7 @@ def _stage(name: str) -> Stage:
             return s
     known = ", ".join(s.name for s in STAGES)
     raise StageError(
-        _("plan stage {name} is unknown; use one of: {known}").format(name=repr(name), known=known)
+        msgid=N_("plan stage {name} is unknown; use one of: {known}"), name=repr(name), known=known
     )
 
 
@@ -1297,9 +1297,10 @@ def result_from_state(state: PlanState) -> PlanResult:
     missing = [s.name for s in STAGES if getattr(state, s.name) is None]
     if missing:
         raise StageError(
-            _(
+            msgid=N_(
                 "plan state: stages {missing} have not run; run them first (run_stages(state))"
-            ).format(missing=missing)
+            ),
+            missing=missing,
         )
     summary = build_summary(state)
     n_existing, expected = len(state.existing), state.scenario.sites.existing
@@ -1592,8 +1593,10 @@ def _demand(scenario: Scenario, inputs: PlanInputs) -> DemandStage:
     dem = grid.points(districts)
     if len(dem) == 0:
         raise EmptyInputError(
-            "demand: the population grid has no populated cell inside the districts; check that "
-            "the population layer overlaps the district layer"
+            msgid=N_(
+                "demand: the population grid has no populated cell inside the districts; "
+                "check that the population layer overlaps the district layer"
+            )
         )
     grid_total = float(grid.total())
     conservation = abs(grid_total - expected_pop) / expected_pop if expected_pop else 0.0

@@ -46,7 +46,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from towerplan.errors import ParameterError, RangeError
+from towerplan.errors import N_, ParameterError, RangeError
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,12 @@ def _check_range(
         if arr.size == 0:
             continue
         if not np.isfinite(arr).all() or (arr <= 0).any():
-            raise ParameterError(f"{model}: {key} = {val} must be a positive finite number")
+            raise ParameterError(
+                msgid=N_("{model}: {key} = {val} must be a positive finite number"),
+                model=model,
+                key=key,
+                val=val,
+            )
         lo, hi = ranges[key]
         bad = (arr < lo) | (arr > hi)
         if bad.any():
@@ -96,8 +101,16 @@ def _check_range(
             msg = f"{model}: {key} = {v:g} is outside the model's validity range [{lo:g}, {hi:g}]"
             if not allow:
                 raise RangeError(
-                    msg + "; use a value inside it, another model, or pass "
-                    "allow_extrapolation=True to extrapolate explicitly"
+                    msgid=N_(
+                        "{model}: {key} = {v:g} is outside the model's validity range "
+                        "[{lo:g}, {hi:g}]; use a value inside it, another model, or pass "
+                        "allow_extrapolation=True to extrapolate explicitly"
+                    ),
+                    model=model,
+                    key=key,
+                    v=v,
+                    lo=lo,
+                    hi=hi,
                 )
             logger.warning("%s; extrapolating (allow_extrapolation=True)", msg)
 
@@ -121,7 +134,10 @@ def _env_correction(f: np.ndarray, environment: str) -> np.ndarray:
         return -2.0 * np.log10(f / 28.0) ** 2 - 5.4
     if environment == "open":
         return -4.78 * lf**2 + 18.33 * lf - 40.94
-    raise ParameterError(f"environment = {environment!r}: use 'urban', 'suburban' or 'open'")
+    raise ParameterError(
+        msgid=N_("environment = {environment}: use 'urban', 'suburban' or 'open'"),
+        environment=repr(environment),
+    )
 
 
 def okumura_hata(
@@ -236,7 +252,10 @@ def cost231_hata(
         d_km=d_km,
     )
     if environment not in ("urban", "suburban", "open"):
-        raise ParameterError(f"environment = {environment!r}: use 'urban', 'suburban' or 'open'")
+        raise ParameterError(
+            msgid=N_("environment = {environment}: use 'urban', 'suburban' or 'open'"),
+            environment=repr(environment),
+        )
     f = np.asarray(f_mhz, dtype=float)
     hb = np.asarray(h_base, dtype=float)
     hm = np.asarray(h_mobile, dtype=float)
@@ -264,7 +283,11 @@ def _clutter_args(clutter: str) -> tuple[Environment, bool]:
         return "suburban", False
     if clutter == "rural":
         return "open", False
-    raise ParameterError(f"clutter = {clutter!r}: use one of {list(CLUTTER_CLASSES)}")
+    raise ParameterError(
+        msgid=N_("clutter = {clutter}: use one of {clutter_classes}"),
+        clutter=repr(clutter),
+        clutter_classes=list(CLUTTER_CLASSES),
+    )
 
 
 def path_loss(
@@ -379,8 +402,12 @@ class LinkBudget:
         """
         if clutter not in self.building_penetration_db:
             raise ParameterError(
-                f"clutter = {clutter!r}: no building penetration loss given; known classes "
-                f"{sorted(self.building_penetration_db)}"
+                msgid=N_(
+                    "clutter = {clutter}: no building penetration loss given; known classes "
+                    "{building_penetration_db}"
+                ),
+                clutter=repr(clutter),
+                building_penetration_db=sorted(self.building_penetration_db),
             )
         return (
             self.eirp_dbm
@@ -456,7 +483,18 @@ def max_cell_radius(
         )
         if not allow_extrapolation:
             raise RangeError(
-                msg + "; pass allow_extrapolation=True to accept the extrapolated radius"
+                msgid=N_(
+                    "{model}: the link budget gives a cell radius d_km = {d:.3f} at "
+                    "{band_mhz:g} MHz ({clutter}), outside the model's validity range "
+                    "[{lo:g}, {hi:g}] km; pass allow_extrapolation=True to accept the "
+                    "extrapolated radius"
+                ),
+                model=model,
+                d=d,
+                band_mhz=band_mhz,
+                clutter=clutter,
+                lo=lo,
+                hi=hi,
             )
         logger.warning("%s; extrapolating (allow_extrapolation=True)", msg)
     return d
@@ -560,10 +598,12 @@ def clutter_from_density(
     dens = np.atleast_1d(np.asarray(density_km2, dtype=float))
     dt = np.broadcast_to(np.atleast_1d(np.asarray(district_type, dtype=object)), dens.shape)
     if np.isnan(dens).any() or (dens < 0).any():
-        raise ParameterError("density_km2: densities must be >= 0 and not NaN")
+        raise ParameterError(msgid=N_("density_km2: densities must be >= 0 and not NaN"))
     bad = sorted({str(v) for v in dt if v not in ("urban", "rural")})
     if bad:
-        raise ParameterError(f"district_type: unknown value(s) {bad}; use 'urban' or 'rural'")
+        raise ParameterError(
+            msgid=N_("district_type: unknown value(s) {bad}; use 'urban' or 'rural'"), bad=bad
+        )
     mult = np.where(dt == "rural", 2.0, 1.0)
     out = np.full(dens.shape, "rural", dtype=object)
     out[dens >= th["suburban"]] = "suburban"

@@ -614,14 +614,21 @@ def scenario_from_dict(raw: dict[str, Any], origin: str = "scenario") -> Scenari
 def _build(cls: type, raw: Any, origin: str, prefix: str) -> Any:
     if not isinstance(raw, dict):
         raise ScenarioError(
-            f"{origin}: key '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {raw!r}"
+            msgid=N_("{origin}: key '{root}' must be a mapping, got {raw}"),
+            origin=origin,
+            root=prefix.rstrip(".") or "<root>",
+            raw=repr(raw),
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ScenarioError(
-            f"{origin}: unknown key '{prefix}{unknown[0]}'; allowed keys here: {sorted(fields)}"
+            msgid=N_("{origin}: unknown key '{prefix}{unknown}'; allowed keys here: {fields}"),
+            origin=origin,
+            prefix=prefix,
+            unknown=unknown[0],
+            fields=sorted(fields),
         )
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
@@ -643,13 +650,15 @@ def _convert(tp: Any, value: Any, origin: str, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         non_none = [a for a in args if a is not type(None)]
-        errors = []
+        errors: list[ScenarioError] = []
         for a in non_none:
             try:
                 return _convert(a, value, origin, key)
             except ScenarioError as exc:
-                errors.append(str(exc))
-        raise ScenarioError(errors[0] if errors else f"{origin}: bad value for '{key}'")
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        raise ScenarioError(msgid=N_("{origin}: bad value for '{key}'"), origin=origin, key=key)
     if origin_tp is Literal:
         if value not in args:
             raise ScenarioError(
@@ -761,8 +770,13 @@ def _encodings(s: Scenario) -> list[tuple[str, str]]:
 def _share(origin: str, key: str, v: float) -> None:
     if not 0.0 <= v <= 1.0:
         raise ScenarioError(
-            f"{origin}: key '{key}' = {v} is not a share between 0 and 1 (targets above 100 % "
-            "are impossible); write percentages as fractions, e.g. 0.45"
+            msgid=N_(
+                "{origin}: key '{key}' = {v} is not a share between 0 and 1 (targets above "
+                "100 % are impossible); write percentages as fractions, e.g. 0.45"
+            ),
+            origin=origin,
+            key=key,
+            v=v,
         )
 
 
@@ -770,14 +784,23 @@ def _check_title_block(s: Scenario, origin: str) -> None:
     tb = s.title_block
     if tb.first_sheet_number < 1:
         raise ScenarioError(
-            f"{origin}: key 'title_block.first_sheet_number' = {tb.first_sheet_number} must be "
-            ">= 1; sheets are numbered from 1"
+            msgid=N_(
+                "{origin}: key 'title_block.first_sheet_number' = {tb_first_sheet_number} "
+                "must be >= 1; sheets are numbered from 1"
+            ),
+            origin=origin,
+            tb_first_sheet_number=tb.first_sheet_number,
         )
     if tb.sheet_count is not None and tb.sheet_count < tb.first_sheet_number:
         raise ScenarioError(
-            f"{origin}: key 'title_block.sheet_count' = {tb.sheet_count} is below "
-            f"'title_block.first_sheet_number' ({tb.first_sheet_number}); give the number of "
-            "sheets in the whole dossier, or leave it out to count the sheets written"
+            msgid=N_(
+                "{origin}: key 'title_block.sheet_count' = {tb_sheet_count} is below "
+                "'title_block.first_sheet_number' ({tb_first_sheet_number}); give the number "
+                "of sheets in the whole dossier, or leave it out to count the sheets written"
+            ),
+            origin=origin,
+            tb_sheet_count=tb.sheet_count,
+            tb_first_sheet_number=tb.first_sheet_number,
         )
 
 
@@ -795,24 +818,41 @@ def _check_consistency(s: Scenario, origin: str) -> None:
         ("data.opencellid.cluster_distance_m", s.data.opencellid.cluster_distance_m),
     ):
         if v <= 0:
-            raise ScenarioError(f"{origin}: key '{key}' = {v} must be > 0")
+            raise ScenarioError(
+                msgid=N_("{origin}: key '{key}' = {v} must be > 0"), origin=origin, key=key, v=v
+            )
     if s.data.opencellid.min_cells < 1:
-        raise ScenarioError(f"{origin}: key 'data.opencellid.min_cells' must be >= 1")
+        raise ScenarioError(
+            msgid=N_("{origin}: key 'data.opencellid.min_cells' must be >= 1"), origin=origin
+        )
     if s.data.study_buffer_m < 0:
-        raise ScenarioError(f"{origin}: key 'data.study_buffer_m' must be >= 0")
+        raise ScenarioError(
+            msgid=N_("{origin}: key 'data.study_buffer_m' must be >= 0"), origin=origin
+        )
     for src_key, enc in _encodings(s):
         try:
             codecs.lookup(enc)
         except LookupError:
             raise ScenarioError(
-                f"{origin}: key '{src_key}' = {enc!r} is not a text encoding Python knows; "
-                "give e.g. 'cp1258' (Windows Vietnamese), 'utf-8' or 'latin-1'"
+                msgid=N_(
+                    "{origin}: key '{src_key}' = {enc} is not a text encoding Python knows; give "
+                    "e.g. 'cp1258' (Windows Vietnamese), 'utf-8' or 'latin-1'"
+                ),
+                origin=origin,
+                src_key=src_key,
+                enc=repr(enc),
             ) from None
     if s.wifi.hotspot_radius_m <= 0:
-        raise ScenarioError(f"{origin}: key 'wifi.hotspot_radius_m' must be > 0")
+        raise ScenarioError(
+            msgid=N_("{origin}: key 'wifi.hotspot_radius_m' must be > 0"), origin=origin
+        )
     if s.data.kind == "files" and s.data.districts is None:
         raise ScenarioError(
-            f"{origin}: data.kind is 'files' but 'data.districts' is missing; name the district file"
+            msgid=N_(
+                "{origin}: data.kind is 'files' but 'data.districts' is missing; name the "
+                "district file"
+            ),
+            origin=origin,
         )
     from pyproj import CRS
     from pyproj.exceptions import CRSError as _PyprojCRSError
@@ -820,9 +860,17 @@ def _check_consistency(s: Scenario, origin: str) -> None:
     try:
         crs = CRS.from_user_input(s.crs)
     except _PyprojCRSError:
-        raise ScenarioError(f"{origin}: key 'crs' = {s.crs!r} is not a CRS pyproj knows") from None
+        raise ScenarioError(
+            msgid=N_("{origin}: key 'crs' = {crs} is not a CRS pyproj knows"),
+            origin=origin,
+            crs=repr(s.crs),
+        ) from None
     if not crs.is_projected:
-        raise ScenarioError(f"{origin}: key 'crs' = {s.crs!r} is geographic; choose a metric CRS")
+        raise ScenarioError(
+            msgid=N_("{origin}: key 'crs' = {crs} is geographic; choose a metric CRS"),
+            origin=origin,
+            crs=repr(s.crs),
+        )
 
 
 def _check_sites(s: Scenario, origin: str) -> None:
@@ -830,17 +878,36 @@ def _check_sites(s: Scenario, origin: str) -> None:
     t = s.sites
     for key in ("total", "existing", "new", "new_dedicated", "new_shared", "max_tenants"):
         if getattr(t, key) < 0:
-            raise ScenarioError(f"{origin}: key 'sites.{key}' = {getattr(t, key)} must be >= 0")
+            raise ScenarioError(
+                msgid=N_("{origin}: key 'sites.{key}' = {t} must be >= 0"),
+                origin=origin,
+                key=key,
+                t=getattr(t, key),
+            )
     if t.new_dedicated + t.new_shared != t.new:
         raise ScenarioError(
-            f"{origin}: inconsistent targets: sites.new_dedicated ({t.new_dedicated}) + "
-            f"sites.new_shared ({t.new_shared}) = {t.new_dedicated + t.new_shared} != sites.new "
-            f"({t.new}); make them add up"
+            msgid=N_(
+                "{origin}: inconsistent targets: sites.new_dedicated ({t_new_dedicated}) + "
+                "sites.new_shared ({t_new_shared}) = {sum} != sites.new ({t_new}); "
+                "make them add up"
+            ),
+            origin=origin,
+            t_new_dedicated=t.new_dedicated,
+            t_new_shared=t.new_shared,
+            sum=t.new_dedicated + t.new_shared,
+            t_new=t.new,
         )
     if t.existing + t.new != t.total:
         raise ScenarioError(
-            f"{origin}: inconsistent targets: sites.existing ({t.existing}) + sites.new ({t.new}) "
-            f"= {t.existing + t.new} != sites.total ({t.total}); make them add up"
+            msgid=N_(
+                "{origin}: inconsistent targets: sites.existing ({t_existing}) + sites.new "
+                "({t_new}) = {sum} != sites.total ({t_total}); make them add up"
+            ),
+            origin=origin,
+            t_existing=t.existing,
+            t_new=t.new,
+            sum=t.existing + t.new,
+            t_total=t.total,
         )
     for key in (
         "mean_serving_radius_km",
@@ -852,16 +919,34 @@ def _check_sites(s: Scenario, origin: str) -> None:
         v = getattr(t, key)
         if math.isnan(v) or v <= 0 or (key == "work_limit" and math.isinf(v)):
             raise ScenarioError(
-                f"{origin}: key 'sites.{key}' = {v} must be a {'finite ' if key == 'work_limit' else ''}number > 0"
+                msgid=N_("{origin}: key 'sites.{key}' = {v} must be a finite number > 0")
+                if key == "work_limit"
+                else N_("{origin}: key 'sites.{key}' = {v} must be a number > 0"),
+                origin=origin,
+                key=key,
+                v=v,
             )
     if t.max_nodes < 0:
-        raise ScenarioError(f"{origin}: key 'sites.max_nodes' = {t.max_nodes} must be >= 0")
+        raise ScenarioError(
+            msgid=N_("{origin}: key 'sites.max_nodes' = {t_max_nodes} must be >= 0"),
+            origin=origin,
+            t_max_nodes=t.max_nodes,
+        )
     if math.isnan(t.mip_gap) or not 0 <= t.mip_gap < 1:
-        raise ScenarioError(f"{origin}: key 'sites.mip_gap' = {t.mip_gap} must be in [0, 1)")
+        raise ScenarioError(
+            msgid=N_("{origin}: key 'sites.mip_gap' = {t_mip_gap} must be in [0, 1)"),
+            origin=origin,
+            t_mip_gap=t.mip_gap,
+        )
     if t.max_tenants < 2 and t.new_shared > 0:
         raise ScenarioError(
-            f"{origin}: sites.max_tenants = {t.max_tenants} but sites.new_shared = {t.new_shared}; "
-            "a shared site needs at least 2 tenants"
+            msgid=N_(
+                "{origin}: sites.max_tenants = {t_max_tenants} but sites.new_shared = "
+                "{t_new_shared}; a shared site needs at least 2 tenants"
+            ),
+            origin=origin,
+            t_max_tenants=t.max_tenants,
+            t_new_shared=t.new_shared,
         )
 
 
@@ -869,16 +954,24 @@ def _check_operators(s: Scenario, origin: str) -> None:
     """The ``operators``: distinct names and aliases, market shares adding up to 1."""
     t = s.sites
     if not s.operators:
-        raise ScenarioError(f"{origin}: key 'operators' must list at least one operator")
+        raise ScenarioError(
+            msgid=N_("{origin}: key 'operators' must list at least one operator"), origin=origin
+        )
     seen: dict[str, str] = {}
     for o in s.operators:
         for spelling in (o.name, *o.aliases):
             k = operator_key(spelling)
             if k in seen:
                 raise ScenarioError(
-                    f"{origin}: key 'operators': '{spelling}' (of {o.name}) is the same name as "
-                    f"'{seen[k]}' once case and diacritics are ignored; give each operator "
-                    "distinct names and aliases"
+                    msgid=N_(
+                        "{origin}: key 'operators': '{spelling}' (of {o_name}) is the same name as "
+                        "'{seen}' once case and diacritics are ignored; give each operator distinct "
+                        "names and aliases"
+                    ),
+                    origin=origin,
+                    spelling=spelling,
+                    o_name=o.name,
+                    seen=seen[k],
                 )
             seen[k] = spelling
     for i, o in enumerate(s.operators):
@@ -886,11 +979,21 @@ def _check_operators(s: Scenario, origin: str) -> None:
     total_share = sum(o.market_share for o in s.operators)
     if abs(total_share - 1.0) > 0.01:
         raise ScenarioError(
-            f"{origin}: operator market shares add up to {total_share:.3f}, not 1; fix 'operators'"
+            msgid=N_(
+                "{origin}: operator market shares add up to {total_share:.3f}, not 1; fix "
+                "'operators'"
+            ),
+            origin=origin,
+            total_share=total_share,
         )
     if t.new_shared > 0 and len(s.operators) < 2:
         raise ScenarioError(
-            f"{origin}: sites.new_shared = {t.new_shared} needs at least 2 operators in 'operators'"
+            msgid=N_(
+                "{origin}: sites.new_shared = {t_new_shared} needs at least 2 operators in "
+                "'operators'"
+            ),
+            origin=origin,
+            t_new_shared=t.new_shared,
         )
 
 
@@ -915,42 +1018,79 @@ def _check_shares(s: Scenario, origin: str) -> None:
     ):
         obj = getattr(s, sec)
         if getattr(obj, lo) > getattr(obj, hi):
-            raise ScenarioError(f"{origin}: key '{sec}.{lo}' is larger than '{sec}.{hi}'")
+            raise ScenarioError(
+                msgid=N_("{origin}: key '{sec}.{lo}' is larger than '{sec}.{hi}'"),
+                origin=origin,
+                sec=sec,
+                lo=lo,
+                hi=hi,
+            )
     for k, v in dataclasses.asdict(s.sharing.unit_costs_vnd).items():
         if v < 0:
             raise ScenarioError(
-                f"{origin}: key 'sharing.unit_costs_vnd.{k}' = {v} is negative; unit costs must be >= 0"
+                msgid=N_(
+                    "{origin}: key 'sharing.unit_costs_vnd.{k}' = {v} is negative; unit costs "
+                    "must be >= 0"
+                ),
+                origin=origin,
+                k=k,
+                v=v,
             )
 
 
 def _check_capacity(s: Scenario, origin: str) -> None:
     c = s.capacity
     if not c.technologies:
-        raise ScenarioError(f"{origin}: key 'capacity.technologies' must list a technology")
+        raise ScenarioError(
+            msgid=N_("{origin}: key 'capacity.technologies' must list a technology"), origin=origin
+        )
     for i, t in enumerate(c.technologies):
         key = f"capacity.technologies[{i}]"
         _share(origin, f"{key}.subscriber_share", t.subscriber_share)
         for k in ("monthly_gb_per_subscriber",):
             if getattr(t, k) < 0:
-                raise ScenarioError(f"{origin}: key '{key}.{k}' = {getattr(t, k)} must be >= 0")
+                raise ScenarioError(
+                    msgid=N_("{origin}: key '{key}.{k}' = {t} must be >= 0"),
+                    origin=origin,
+                    key=key,
+                    k=k,
+                    t=getattr(t, k),
+                )
         for k in ("spectral_efficiency_bps_hz", "bandwidth_mhz"):
             if getattr(t, k) <= 0:
-                raise ScenarioError(f"{origin}: key '{key}.{k}' = {getattr(t, k)} must be > 0")
+                raise ScenarioError(
+                    msgid=N_("{origin}: key '{key}.{k}' = {t} must be > 0"),
+                    origin=origin,
+                    key=key,
+                    k=k,
+                    t=getattr(t, k),
+                )
     total = sum(t.subscriber_share for t in c.technologies)
     if abs(total - 1.0) > 0.01:
         raise ScenarioError(
-            f"{origin}: capacity.technologies subscriber shares add up to {total:.3f}, not 1; "
-            "fix 'capacity.technologies[*].subscriber_share'"
+            msgid=N_(
+                "{origin}: capacity.technologies subscriber shares add up to {total:.3f}, "
+                "not 1; fix 'capacity.technologies[*].subscriber_share'"
+            ),
+            origin=origin,
+            total=total,
         )
     _share(origin, "capacity.busy_hour_share", c.busy_hour_share)
     if not 0.0 < c.max_utilisation <= 1.0:
         raise ScenarioError(
-            f"{origin}: key 'capacity.max_utilisation' = {c.max_utilisation} must be in (0, 1]"
+            msgid=N_(
+                "{origin}: key 'capacity.max_utilisation' = {c_max_utilisation} must be in (0, 1]"
+            ),
+            origin=origin,
+            c_max_utilisation=c.max_utilisation,
         )
     if c.sectors_per_site < 1 or c.days_per_month <= 0:
         raise ScenarioError(
-            f"{origin}: keys 'capacity.sectors_per_site' (>= 1) and 'capacity.days_per_month' "
-            "(> 0) out of range"
+            msgid=N_(
+                "{origin}: keys 'capacity.sectors_per_site' (>= 1) and "
+                "'capacity.days_per_month' (> 0) out of range"
+            ),
+            origin=origin,
         )
 
 
@@ -959,8 +1099,11 @@ def _check_phasing(s: Scenario, origin: str) -> None:
     _share(origin, "phasing.coverage_target", ph.coverage_target)
     if ph.base_year is None and ph.periods:
         raise ScenarioError(
-            f"{origin}: 'phasing.periods' given without 'phasing.base_year'; name the year by "
-            "which sites.new are built"
+            msgid=N_(
+                "{origin}: 'phasing.periods' given without 'phasing.base_year'; name the "
+                "year by which sites.new are built"
+            ),
+            origin=origin,
         )
     if ph.base_year is None and (ph.base_scenario or ph.base_plan):
         raise ScenarioError(
@@ -974,30 +1117,55 @@ def _check_phasing(s: Scenario, origin: str) -> None:
     for i, p in enumerate(ph.periods):
         if prev is not None and p.year <= prev:
             raise ScenarioError(
-                f"{origin}: key 'phasing.periods[{i}].year' = {p.year} must be after {prev} "
-                "(periods in increasing years after phasing.base_year)"
+                msgid=N_(
+                    "{origin}: key 'phasing.periods[{i}].year' = {year} must be after {prev} "
+                    "(periods in increasing years after phasing.base_year)"
+                ),
+                origin=origin,
+                i=i,
+                year=p.year,
+                prev=prev,
             )
         if p.budget is not None and p.budget < 0:
-            raise ScenarioError(f"{origin}: key 'phasing.periods[{i}].budget' must be >= 0")
+            raise ScenarioError(
+                msgid=N_("{origin}: key 'phasing.periods[{i}].budget' must be >= 0"),
+                origin=origin,
+                i=i,
+            )
         prev = p.year
     if ph.periods and ph.periods[-1].year != s.year:
         raise ScenarioError(
-            f"{origin}: the last phasing period ends in {ph.periods[-1].year}, not the scenario "
-            f"year {s.year}; end 'phasing.periods' with year: {s.year}"
+            msgid=N_(
+                "{origin}: the last phasing period ends in {year}, not the scenario year "
+                "{year2}; end 'phasing.periods' with year: {year2}"
+            ),
+            origin=origin,
+            year=ph.periods[-1].year,
+            year2=s.year,
         )
     if ph.max_nodes < 0 or ph.mip_gap < 0 or ph.time_limit_s <= 0 or ph.capacity_weight < 0:
         raise ScenarioError(
-            f"{origin}: keys 'phasing.max_nodes', 'phasing.mip_gap', 'phasing.capacity_weight' "
-            "must be >= 0 and 'phasing.time_limit_s' > 0"
+            msgid=N_(
+                "{origin}: keys 'phasing.max_nodes', 'phasing.mip_gap', "
+                "'phasing.capacity_weight' must be >= 0 and 'phasing.time_limit_s' > 0"
+            ),
+            origin=origin,
         )
     sw = s.switching
     for y, n in sw.new_by_year.items():
         if not str(y).isdigit() or n < 0:
             raise ScenarioError(
-                f"{origin}: key 'switching.new_by_year.{y}' must map a year to a count >= 0"
+                msgid=N_(
+                    "{origin}: key 'switching.new_by_year.{y}' must map a year to a count >= 0"
+                ),
+                origin=origin,
+                y=y,
             )
     if sw.grid_m <= 0 or sw.bts_line_equivalents < 0 or sw.development_zone_factor <= 0:
         raise ScenarioError(
-            f"{origin}: keys 'switching.grid_m' (> 0), 'switching.bts_line_equivalents' (>= 0) "
-            "and 'switching.development_zone_factor' (> 0) out of range"
+            msgid=N_(
+                "{origin}: keys 'switching.grid_m' (> 0), 'switching.bts_line_equivalents' "
+                "(>= 0) and 'switching.development_zone_factor' (> 0) out of range"
+            ),
+            origin=origin,
         )

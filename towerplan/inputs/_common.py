@@ -18,12 +18,14 @@ from shapely.geometry.base import BaseGeometry
 
 from towerplan._validate import to_working_crs
 from towerplan.errors import (
+    N_,
     ColumnError,
     CRSError,
     DataFileError,
     GeometryError,
     ParameterError,
     PopulationError,
+    Text,
 )
 
 logger = logging.getLogger(__name__)
@@ -44,11 +46,19 @@ def _check_file(path: str | Path, name: str) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
         raise DataFileError(
-            f"{name}: file {p} not found; check the path (relative paths in a scenario are "
-            "resolved against the scenario file's folder)"
+            msgid=N_(
+                "{name}: file {p} not found; check the path (relative paths in a scenario "
+                "are resolved against the scenario file's folder)"
+            ),
+            name=name,
+            p=p,
         )
     if p.is_dir() and p.suffix.lower() != ".gdb":
-        raise DataFileError(f"{name}: {p} is a folder, not a data file; give the file itself")
+        raise DataFileError(
+            msgid=N_("{name}: {p} is a folder, not a data file; give the file itself"),
+            name=name,
+            p=p,
+        )
     return p
 
 
@@ -57,7 +67,9 @@ def _parse_crs(value: str | CRS, what: str) -> CRS:
         return CRS.from_user_input(value)
     except _PyprojCRSError:
         raise CRSError(
-            f"{what}: {value!r} is not a CRS pyproj knows; give e.g. 'EPSG:4326'"
+            msgid=N_("{what}: {value} is not a CRS pyproj knows; give e.g. 'EPSG:4326'"),
+            what=what,
+            value=repr(value),
         ) from None
 
 
@@ -85,8 +97,14 @@ def _col(
         col = columns[key]
         if col not in df.columns:
             raise ColumnError(
-                f"{name}: column '{col}' (mapped to '{key}') not found; the file has columns "
-                f"{available}; fix the layer's columns: {{{key}: <column>}} in the scenario"
+                msgid=N_(
+                    "{name}: column '{col}' (mapped to '{key}') not found; the file has columns "
+                    "{available}; fix the layer's columns: {{{key}: <column>}} in the scenario"
+                ),
+                name=name,
+                col=col,
+                key=key,
+                available=available,
             )
         return col
     for cand in defaults:
@@ -94,8 +112,15 @@ def _col(
             return cand
     if required:
         raise ColumnError(
-            f"{name}: required column '{key}' not found (looked for {list(defaults)}); the file "
-            f"has columns {available}; map it in the scenario with columns: {{{key}: <column>}}"
+            msgid=N_(
+                "{name}: required column '{key}' not found (looked for {defaults}); the file "
+                "has columns {available}; map it in the scenario with columns: {{{key}: "
+                "<column>}}"
+            ),
+            name=name,
+            key=key,
+            defaults=list(defaults),
+            available=available,
         )
     return None
 
@@ -105,8 +130,14 @@ def _numeric(series: pd.Series, name: str, col: str) -> pd.Series:
     bad = out.isna() & series.notna() & (series.astype(str).str.strip() != "")
     if bad.any():
         raise ColumnError(
-            f"{name}: column '{col}' has non-numeric values in rows {_rows_text(series.index[bad])} "
-            f"(e.g. {series[bad].iloc[0]!r}); fix the values or map another column"
+            msgid=N_(
+                "{name}: column '{col}' has non-numeric values in rows {rows} (e.g. "
+                "{example}); fix the values or map another column"
+            ),
+            name=name,
+            col=col,
+            rows=_rows_text(series.index[bad]),
+            example=repr(series[bad].iloc[0]),
         )
     return out.astype(float)
 
@@ -116,8 +147,13 @@ def _check_population(values: pd.Series, name: str, col: str) -> pd.Series:
     bad = ~np.isfinite(pop.to_numpy()) | (pop.to_numpy() < 0)
     if bad.any():
         raise PopulationError(
-            f"{name}: column '{col}' has missing, NaN or negative population in rows "
-            f"{_rows_text(pop.index[bad])}; give a number >= 0 for every feature"
+            msgid=N_(
+                "{name}: column '{col}' has missing, NaN or negative population in rows "
+                "{rows}; give a number >= 0 for every feature"
+            ),
+            name=name,
+            col=col,
+            rows=_rows_text(pop.index[bad]),
         )
     return pop
 
@@ -128,18 +164,35 @@ def _repair(gdf: gpd.GeoDataFrame, name: str, repair: bool = False) -> gpd.GeoDa
     empty = geom.isna() | geom.is_empty
     if empty.any():
         raise GeometryError(
-            f"{name}: {int(empty.sum())} feature(s) have no geometry (rows "
-            f"{_rows_text(gdf.index[empty])}); drop them or fix the file"
+            msgid=N_(
+                "{name}: {n} feature(s) have no geometry (rows {rows}); drop them or fix the file"
+            ),
+            name=name,
+            n=int(empty.sum()),
+            rows=_rows_text(gdf.index[empty]),
         )
     invalid = ~geom.is_valid
     if not invalid.any():
         return gdf
     if not repair:
         reason = shapely.is_valid_reason(geom[invalid].iloc[0])
+        n = int(invalid.sum())
         raise GeometryError(
-            f"{name}: {int(invalid.sum())} invalid geometr{'y' if invalid.sum() == 1 else 'ies'} "
-            f"(rows {_rows_text(gdf.index[invalid])}; first: {reason}); fix them in a GIS, or set "
-            "data.repair_geometries: true in the scenario to repair them with shapely.make_valid"
+            msgid=N_(
+                "{name}: {n} invalid geometry (rows {rows}; first: {reason}); fix them in a "
+                "GIS, or set data.repair_geometries: true in the scenario to repair them with "
+                "shapely.make_valid"
+            )
+            if n == 1
+            else N_(
+                "{name}: {n} invalid geometries (rows {rows}; first: {reason}); fix them in a "
+                "GIS, or set data.repair_geometries: true in the scenario to repair them with "
+                "shapely.make_valid"
+            ),
+            name=name,
+            n=n,
+            rows=_rows_text(gdf.index[invalid]),
+            reason=reason,
         )
     out = gdf.copy()
     fixed = []
@@ -156,8 +209,12 @@ def _repair(gdf: gpd.GeoDataFrame, name: str, repair: bool = False) -> gpd.GeoDa
     still = fixed_s.is_empty | ~fixed_s.is_valid
     if still.any():
         raise GeometryError(
-            f"{name}: invalid geometries in rows {_rows_text(fixed_s.index[still])} could not be "
-            "repaired (shapely.make_valid left them empty or invalid); fix them in a GIS"
+            msgid=N_(
+                "{name}: invalid geometries in rows {rows} could not be repaired "
+                "(shapely.make_valid left them empty or invalid); fix them in a GIS"
+            ),
+            name=name,
+            rows=_rows_text(fixed_s.index[still]),
         )
     out.loc[invalid, out.geometry.name] = fixed_s
     logger.warning(
@@ -174,7 +231,10 @@ def _require_geom(gdf: gpd.GeoDataFrame, kinds: set[str], name: str, what: str) 
     types = set(gdf.geom_type.unique())
     if not types <= kinds:
         raise GeometryError(
-            f"{name}: expected {what} geometries, found {sorted(types - kinds)}; give a {what} layer"
+            msgid=N_("{name}: expected {what} geometries, found {kinds}; give a {what} layer"),
+            name=name,
+            what=what,
+            kinds=sorted(types - kinds),
         )
 
 
@@ -187,13 +247,18 @@ def _study_geometry(study_area: Any, crs: CRS) -> BaseGeometry | None:
     if isinstance(study_area, BaseGeometry):
         return study_area
     raise ParameterError(
-        f"study_area must be a GeoDataFrame, GeoSeries or shapely geometry, got {type(study_area)}"
+        msgid=N_(
+            "study_area must be a GeoDataFrame, GeoSeries or shapely geometry, got {study_area}"
+        ),
+        study_area=type(study_area),
     )
 
 
-ENCODING_FIX = (
-    "set the layer's encoding in the scenario (e.g. encoding: cp1258 for Windows Vietnamese, "
-    "or data.encoding for every layer), or save the file as UTF-8"
+ENCODING_FIX = Text(
+    N_(
+        "set the layer's encoding in the scenario (e.g. encoding: cp1258 for Windows "
+        "Vietnamese, or data.encoding for every layer), or save the file as UTF-8"
+    )
 )
 
 
@@ -202,13 +267,22 @@ def _read_csv(p: Path, label: str, encoding: str | None = None, **kwargs: Any) -
         return pd.read_csv(p, encoding=encoding or "utf-8-sig", **kwargs)
     except UnicodeDecodeError as exc:
         raise DataFileError(
-            f"{label}: the CSV is not {encoding or 'UTF-8'} text (byte {exc.start}: "
-            f"{exc.reason}); {ENCODING_FIX}"
+            msgid=N_(
+                "{label}: the CSV is not {utf} text (byte {exc_start}: {exc_reason}); "
+                "{encoding_fix}"
+            ),
+            label=label,
+            utf=encoding or "UTF-8",
+            exc_start=exc.start,
+            exc_reason=exc.reason,
+            encoding_fix=ENCODING_FIX,
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
         raise DataFileError(
-            f"{label}: cannot read the CSV ({type(exc).__name__}: {exc}); give a CSV "
-            "with a header row"
+            msgid=N_("{label}: cannot read the CSV ({name}: {exc}); give a CSV with a header row"),
+            label=label,
+            name=type(exc).__name__,
+            exc=exc,
         ) from None
 
 
@@ -244,9 +318,14 @@ def shapefile_encoding(p: Path, encoding: str | None, label: str) -> str | None:
     if dbf is None or _dbf_is_utf8(dbf):
         return "UTF-8"
     raise DataFileError(
-        f"{label}: the attributes (.dbf) are not UTF-8 and there is no {p.with_suffix('.cpg').name} "
-        "naming their encoding; write one next to it holding the encoding (e.g. cp1258), or "
-        + ENCODING_FIX.replace("set the layer's", "set this layer's")
+        msgid=N_(
+            "{label}: the attributes (.dbf) are not UTF-8 and there is no {cpg} naming their "
+            "encoding; write one next to it holding the encoding (e.g. cp1258), or set this "
+            "layer's encoding in the scenario (e.g. encoding: cp1258 for Windows Vietnamese, "
+            "or data.encoding for every layer), or save the file as UTF-8"
+        ),
+        label=label,
+        cpg=p.with_suffix(".cpg").name,
     )
 
 

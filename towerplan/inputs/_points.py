@@ -18,7 +18,7 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
-from towerplan.errors import StudyAreaError
+from towerplan.errors import N_, StudyAreaError, Text
 from towerplan.inputs._common import _rows_text
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def _swap_hint(
     work_crs: CRS,
     area: BaseGeometry,
     lonlat_cols: tuple[str, str] | None,
-) -> str:
+) -> Text:
     """'are lon and lat swapped?' answered by trying the swap."""
     tr = Transformer.from_crs(src_crs, work_crs, always_xy=True)
     with np.errstate(all="ignore"):
@@ -43,15 +43,22 @@ def _swap_hint(
     k = int(np.asarray(shapely.contains_xy(area, sx[ok], sy[ok])).sum()) if ok.any() else 0
     if k > 0:
         how = (
-            f"fix the column mapping, e.g. columns: {{lon: {lonlat_cols[1]}, lat: "
-            f"{lonlat_cols[0]}}}"
+            Text(
+                N_("fix the column mapping, e.g. columns: {{lon: {lat}, lat: {lon}}}"),
+                lat=lonlat_cols[1],
+                lon=lonlat_cols[0],
+            )
             if lonlat_cols
-            else "swap the coordinates in the file"
+            else Text(N_("swap the coordinates in the file"))
         )
-        return f"yes, likely: swapping them would put {k} of them inside; {how}"
-    return (
-        "swapping them would not put them inside either; check the "
-        "layer's CRS (scenario key crs: of the layer) and that the file covers this study area"
+        return Text(
+            N_("yes, likely: swapping them would put {k} of them inside; {how}"), k=k, how=how
+        )
+    return Text(
+        N_(
+            "swapping them would not put them inside either; check the layer's CRS (scenario "
+            "key crs: of the layer) and that the file covers this study area"
+        )
     )
 
 
@@ -105,14 +112,22 @@ def keep_inside(
     lab = labels if labels is not None else pd.Series(layer.index, index=layer.index)
     first = _rows_text(lab[~inside], 5)
     if policy == "error":
-        hint = "check the layer's coordinates and CRS"
+        hint = Text(N_("check the layer's coordinates and CRS"))
         if src_xy is not None and src_crs is not None:
             sx, sy = (np.asarray(v, float)[~inside] for v in src_xy)
             hint = _swap_hint(sx, sy, src_crs, CRS.from_user_input(layer.crs), area, lonlat_cols)
         raise StudyAreaError(
-            f"{name}: {n_out} of {len(layer)} {what} fall outside the study area; are lon and "
-            f"lat swapped? {hint} (first outside: {first}); or set data.outside: drop in the "
-            "scenario to drop them"
+            msgid=N_(
+                "{name}: {n_out} of {n_layer} {what} fall outside the study area; are lon "
+                "and lat swapped? {hint} (first outside: {first}); or set data.outside: drop "
+                "in the scenario to drop them"
+            ),
+            name=name,
+            n_out=n_out,
+            n_layer=len(layer),
+            what=what,
+            hint=hint,
+            first=first,
         )
     logger.warning(
         "%s: %d of %d %s fall outside the study area and are %s (data.outside: %s; first: %s)",

@@ -11,7 +11,7 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from towerplan._validate import DEFAULT_CRS
-from towerplan.errors import ColumnError
+from towerplan.errors import N_, ColumnError
 from towerplan.inputs._common import _numeric, _require_geom
 from towerplan.inputs._points import OutsidePolicy, keep_inside
 from towerplan.inputs.vector import read_vector
@@ -74,8 +74,14 @@ def read_candidates(
             out[key] = _numeric(raw[col].reset_index(drop=True), label, col).to_numpy()
         elif key in cols:
             raise ColumnError(
-                f"{label}: column '{col}' (for {key}) not found; the file has columns "
-                f"{[c for c in raw.columns if c != 'geometry']}; fix columns: {{{key}: ...}}"
+                msgid=N_(
+                    "{label}: column '{col}' (for {key}) not found; the file has columns "
+                    "{columns}; fix columns: {{{key}: ...}}"
+                ),
+                label=label,
+                col=col,
+                key=key,
+                columns=[c for c in raw.columns if c != "geometry"],
             )
     n_out = 0
     if study_area is not None:

@@ -216,15 +216,24 @@ def _read_layer(name: str) -> gpd.GeoDataFrame:
     res = resources.files(_DATA_PACKAGE).joinpath(*_DATA_DIR, f"{name}.geojson")
     if not res.is_file():
         raise DataFileError(
-            f"demo layer {name}: packaged file {'/'.join((*_DATA_DIR, name))}.geojson not found; "
-            "reinstall towerplan or rebuild it with scripts/build_demo.py"
+            msgid=N_(
+                "demo layer {name}: packaged file {path}.geojson not found; reinstall "
+                "towerplan or rebuild it with scripts/build_demo.py"
+            ),
+            name=name,
+            path="/".join((*_DATA_DIR, name)),
         )
     with resources.as_file(res) as path:
         gdf = gpd.read_file(path)
     missing = [c for c in _LAYERS[name] if c not in gdf.columns]
     if missing:
         raise DataFileError(
-            f"demo layer {name}: columns {missing} missing; rebuild it with scripts/build_demo.py"
+            msgid=N_(
+                "demo layer {name}: columns {missing} missing; rebuild it with "
+                "scripts/build_demo.py"
+            ),
+            name=name,
+            missing=missing,
         )
     if gdf.crs is None:
         gdf = gdf.set_crs("EPSG:4326")  # GeoJSON (RFC 7946) is WGS84 by definition
@@ -239,8 +248,12 @@ def _largest_remainder(total: int, weights: Sequence[float] | np.ndarray) -> np.
     w = np.asarray(weights, dtype=float)
     if total < 0 or np.any(w < 0) or w.sum() <= 0:
         raise ParameterError(
-            f"cannot split {total} by weights {w.tolist()}; give a count >= 0 and weights >= 0 "
-            "with a positive sum"
+            msgid=N_(
+                "cannot split {total} by weights {weights}; give a count >= 0 and weights >= "
+                "0 with a positive sum"
+            ),
+            total=total,
+            weights=w.tolist(),
         )
     quota = total * w / w.sum()
     base = np.floor(quota).astype(np.int64)
@@ -270,7 +283,9 @@ def _synthetic_sites(
     """Seeded existing-site inventory following population (see module docstring)."""
     n = int(scenario.sites.existing)
     if n < 0:
-        raise ParameterError(f"sites.existing = {n}: the existing site count must be >= 0")
+        raise ParameterError(
+            msgid=N_("sites.existing = {n}: the existing site count must be >= 0"), n=n
+        )
     rng = np.random.default_rng(seed)
     pop = districts["population"].to_numpy(dtype=float)
     area = districts.geometry.area.to_numpy()

@@ -18,6 +18,7 @@ from scipy.sparse.csgraph import connected_components
 
 from towerplan._validate import DEFAULT_CRS, require_metric
 from towerplan.errors import (
+    N_,
     ColumnError,
     DuplicateIDError,
     EmptyInputError,
@@ -77,9 +78,16 @@ def _district_types(
         if bad.any():
             vals = sorted({str(v) for v in raw[bad]})
             raise ColumnError(
-                f"{name}: column '{type_col}' has unknown district type value(s) {vals}; allowed "
-                f"values: urban {sorted(urban)}, rural {sorted(rural)}; list them in the "
-                "scenario under data.urban_type_values / data.rural_type_values"
+                msgid=N_(
+                    "{name}: column '{type_col}' has unknown district type value(s) {vals}; "
+                    "allowed values: urban {urban}, rural {rural}; list them in the scenario "
+                    "under data.urban_type_values / data.rural_type_values"
+                ),
+                name=name,
+                type_col=type_col,
+                vals=vals,
+                urban=sorted(urban),
+                rural=sorted(rural),
             )
         if strip_type_prefix:
             clean = clean.map(lambda s: _split_type_prefix(s, [*urban, *rural])[1] or s)
@@ -94,9 +102,15 @@ def _district_types(
     bad = inferred == ""
     if bad.any():
         raise ColumnError(
-            f"{name}: no district type column and the type cannot be read from the names "
-            f"{sorted(set(clean[bad]))[:10]} (no prefix among urban {sorted(urban)} / rural "
-            f"{sorted(rural)}); map a type column in the scenario with columns: {{type: <column>}}"
+            msgid=N_(
+                "{name}: no district type column and the type cannot be read from the names "
+                "{names} (no prefix among urban {urban} / rural {rural}); map a type column "
+                "in the scenario with columns: {{type: <column>}}"
+            ),
+            name=name,
+            names=sorted(set(clean[bad]))[:10],
+            urban=sorted(urban),
+            rural=sorted(rural),
         )
     return inferred, pd.Series(rest, index=df.index)
 
@@ -160,19 +174,25 @@ def dissolve_to_districts(
     """
     crs = require_metric(communes, name)
     if len(communes) == 0:
-        raise EmptyInputError(f"{name}: the layer is empty; give at least one commune")
+        raise EmptyInputError(
+            msgid=N_("{name}: the layer is empty; give at least one commune"), name=name
+        )
     for col in (by, population, code, type_column, province):
         if col is not None and col not in communes.columns:
             raise ColumnError(
-                f"{name}: column '{col}' not found; the layer has columns "
-                f"{[c for c in communes.columns if c != 'geometry']}"
+                msgid=N_("{name}: column '{col}' not found; the layer has columns {columns}"),
+                name=name,
+                col=col,
+                columns=[c for c in communes.columns if c != "geometry"],
             )
     df = communes.copy()
     for col in (by, code, province):
         if col is not None and df[col].isna().any():
             raise ColumnError(
-                f"{name}: column '{col}' is empty in rows {_rows_text(df.index[df[col].isna()])}; "
-                "fill it for every unit"
+                msgid=N_("{name}: column '{col}' is empty in rows {rows}; fill it for every unit"),
+                name=name,
+                col=col,
+                rows=_rows_text(df.index[df[col].isna()]),
             )
     dtype, clean = _district_types(
         df, df[by], type_column, urban_values, rural_values, name, strip_type_prefix
@@ -186,8 +206,12 @@ def dissolve_to_districts(
     if (mixed > 1).any():
         bad = df.loc[df["_key"].isin(mixed.index[mixed > 1]), "_district"].unique()
         raise ColumnError(
-            f"{name}: district(s) {list(bad)} have communes of different types; give one type "
-            "per district"
+            msgid=N_(
+                "{name}: district(s) {bad} have communes of different types; give one type "
+                "per district"
+            ),
+            name=name,
+            bad=list(bad),
         )
     out = gpd.GeoDataFrame(
         [
@@ -228,10 +252,16 @@ def _identity(df: gpd.GeoDataFrame, code: str | None, province: str | None, name
         n_comp, _ = connected_components(g, directed=False)
         if n_comp > 1:
             raise DuplicateIDError(
-                f"{name}: district name '{part['_district'].iloc[0]}' covers {n_comp} separate "
-                f"areas (rows {_rows_text(part.index)}), e.g. same-named districts of different "
-                "provinces; map a province or district-code column so they stay apart "
-                "(columns: {province: <column>} or {code: <column>})"
+                msgid=N_(
+                    "{name}: district name '{district}' covers {n_comp} separate areas (rows "
+                    "{rows}), e.g. same-named districts of different provinces; map a "
+                    "province or district-code column so they stay apart (columns: {{province: "
+                    "<column>}} or {{code: <column>}})"
+                ),
+                name=name,
+                district=part["_district"].iloc[0],
+                n_comp=n_comp,
+                rows=_rows_text(part.index),
             )
     return key
 
@@ -349,15 +379,24 @@ def read_districts(
     pop_col = population_column or _col(gdf, columns, "population", ("population",), label, False)
     if pop_col is not None and pop_col not in gdf.columns:
         raise ColumnError(
-            f"{label}: population column '{pop_col}' not found; the file has columns "
-            f"{[c for c in gdf.columns if c != 'geometry']}"
+            msgid=N_(
+                "{label}: population column '{pop_col}' not found; the file has columns {columns}"
+            ),
+            label=label,
+            pop_col=pop_col,
+            columns=[c for c in gdf.columns if c != "geometry"],
         )
     repeats = bool(gdf[name_col].map(_norm).duplicated().any())
     if dissolve is False and repeats:
         dup = gdf[name_col][gdf[name_col].map(_norm).duplicated()].unique()
         raise DuplicateIDError(
-            f"{label}: district names repeat in column '{name_col}': {list(dup)[:10]}; give "
-            "unique names or allow dissolving communes into districts"
+            msgid=N_(
+                "{label}: district names repeat in column '{name_col}': {dup}; give unique "
+                "names or allow dissolving communes into districts"
+            ),
+            label=label,
+            name_col=name_col,
+            dup=list(dup)[:10],
         )
     if repeats:
         logger.info("%s: names in '%s' repeat; dissolving units into districts", label, name_col)

@@ -21,7 +21,7 @@ import pandas as pd
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from towerplan.errors import ColumnError, DataFileError, PopulationError
+from towerplan.errors import N_, ColumnError, DataFileError, PopulationError
 from towerplan.inputs._base import PlanInputs
 from towerplan.inputs._common import _RASTER_SUFFIXES, _check_file, _first_line, _parse_crs
 from towerplan.inputs._points import keep_inside
@@ -154,7 +154,8 @@ def load_inputs(scenario: Scenario, study_buffer_m: float | None = None) -> Plan
         return load_demo(scenario)
     if data.districts is None:
         raise DataFileError(
-            f"scenario {scenario.name}: data.districts is missing; name the district file"
+            msgid=N_("scenario {scenario_name}: data.districts is missing; name the district file"),
+            scenario_name=scenario.name,
         )
     ld = _Load(scenario, _parse_crs(scenario.crs, f"scenario {scenario.name}: crs"))
     districts = _load_districts(ld)
@@ -218,9 +219,11 @@ def _load_population(
     if data.population is None:
         if "population" not in districts.columns:
             raise ColumnError(
-                f"districts file {ld.sources['districts']}: no population column and no "
-                "data.population source; map columns: {population: <column>} or give "
-                "data.population"
+                msgid=N_(
+                    "districts file {path}: no population column and no data.population "
+                    "source; map columns: {{population: <column>}} or give data.population"
+                ),
+                path=ld.sources["districts"],
             )
         population = districts[["population", "geometry"]].copy()
         ld.notes.append("population: district totals spread evenly over each district")
@@ -256,9 +259,13 @@ def _report_outside(ld: _Load, outside: float, total: float, kind: str) -> None:
     share = outside / total if total > 0 else 0.0
     if total > 0 and total - outside <= 1e-9 * total:
         raise PopulationError(
-            f"population file {ld.sources['population']}: all {total:,.0f} people lie outside "
-            "the districts, none inside; check that the population layer and data.districts "
-            "cover the same area (and their CRS)"
+            msgid=N_(
+                "population file {path}: all {total:,.0f} people lie outside the "
+                "districts, none inside; check that the population layer and data.districts "
+                "cover the same area (and their CRS)"
+            ),
+            path=ld.sources["population"],
+            total=total,
         )
     ld.report["population_outside_districts"] = {
         "population": round(outside, 1),
@@ -301,8 +308,12 @@ def _load_sites(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame:
         ld.report["existing_sites_outside_dropped"] = int(sites.attrs.get("outside_dropped", 0))
     else:
         raise DataFileError(
-            f"sites file {path}: unknown format {fmt!r}; set data.existing_sites.format to csv, "
-            "vector or opencellid"
+            msgid=N_(
+                "sites file {path}: unknown format {fmt}; set data.existing_sites.format to "
+                "csv, vector or opencellid"
+            ),
+            path=path,
+            fmt=repr(fmt),
         )
     sites, rep = match_operators(
         sites,

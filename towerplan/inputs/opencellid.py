@@ -14,11 +14,13 @@ from shapely.geometry.base import BaseGeometry
 
 from towerplan._validate import DEFAULT_CRS
 from towerplan.errors import (
+    N_,
     ColumnError,
     DataFileError,
     EmptyInputError,
     ParameterError,
     StudyAreaError,
+    Text,
 )
 from towerplan.inputs._common import (
     _EARTH_RADIUS_M,
@@ -87,24 +89,37 @@ def read_opencellid(path: str | Path) -> pd.DataFrame:
     try:
         first = _first_line(p)
     except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise DataFileError(f"{label}: cannot read ({exc}); give a (gzipped) CSV") from None
+        raise DataFileError(
+            msgid=N_("{label}: cannot read ({exc}); give a (gzipped) CSV"), label=label, exc=exc
+        ) from None
     if not first:
-        raise EmptyInputError(f"{label}: the file is empty; give an OpenCelliD cell CSV")
+        raise EmptyInputError(
+            msgid=N_("{label}: the file is empty; give an OpenCelliD cell CSV"), label=label
+        )
     header = first.split(",")[0].strip().casefold() == "radio"
     df = _read_csv(p, label, header=0 if header else None)
     if df.shape[1] != len(OPENCELLID_COLUMNS):
         raise DataFileError(
-            f"{label}: {df.shape[1]} columns, an OpenCelliD export has {len(OPENCELLID_COLUMNS)} "
-            f"({', '.join(OPENCELLID_COLUMNS)}); check the file format"
+            msgid=N_(
+                "{label}: {n_columns} columns, an OpenCelliD export has "
+                "{n_expected} ({expected}); check the file format"
+            ),
+            label=label,
+            n_columns=df.shape[1],
+            n_expected=len(OPENCELLID_COLUMNS),
+            expected=", ".join(OPENCELLID_COLUMNS),
         )
     df.columns = list(OPENCELLID_COLUMNS)
     if len(df) == 0:
-        raise EmptyInputError(f"{label}: no cells in the file")
+        raise EmptyInputError(msgid=N_("{label}: no cells in the file"), label=label)
     for c in ("mcc", "net", "area", "cell", "lon", "lat"):
         df[c] = _numeric(df[c], label, c)
         if df[c].isna().any():
             raise ColumnError(
-                f"{label}: column '{c}' is empty in rows {_rows_text(df.index[df[c].isna()])}"
+                msgid=N_("{label}: column '{c}' is empty in rows {rows}"),
+                label=label,
+                c=c,
+                rows=_rows_text(df.index[df[c].isna()]),
             )
     for c in ("mcc", "net", "area", "cell"):
         df[c] = df[c].astype("int64")
@@ -241,24 +256,40 @@ def cluster_cells_to_sites(
     """
     if not cluster_distance_m > 0:
         raise ParameterError(
-            f"{name}: data.opencellid.cluster_distance_m must be > 0 metres, got "
-            f"{cluster_distance_m}"
+            msgid=N_(
+                "{name}: data.opencellid.cluster_distance_m must be > 0 metres, got "
+                "{cluster_distance_m}"
+            ),
+            name=name,
+            cluster_distance_m=cluster_distance_m,
         )
     if min_cells < 1:
-        raise ParameterError(f"{name}: data.opencellid.min_cells must be >= 1, got {min_cells}")
+        raise ParameterError(
+            msgid=N_("{name}: data.opencellid.min_cells must be >= 1, got {min_cells}"),
+            name=name,
+            min_cells=min_cells,
+        )
     for c in ("mcc", "net", "lon", "lat", "radio"):
         if c not in cells.columns:
             raise ColumnError(
-                f"{name}: column '{c}' not found; the table has {list(cells.columns)}"
+                msgid=N_("{name}: column '{c}' not found; the table has {columns}"),
+                name=name,
+                c=c,
+                columns=list(cells.columns),
             )
     if len(cells) == 0:
-        raise EmptyInputError(f"{name}: no cells to cluster")
+        raise EmptyInputError(msgid=N_("{name}: no cells to cluster"), name=name)
     lon = cells["lon"].to_numpy(dtype=float)
     lat = cells["lat"].to_numpy(dtype=float)
     if (np.abs(lat) > 90).any() or (np.abs(lon) > 180).any():
         raise StudyAreaError(
-            f"{name}: {int(((np.abs(lat) > 90) | (np.abs(lon) > 180)).sum())} of {len(cells)} "
-            "cells have lat outside [-90, 90] or lon outside [-180, 180]; are lon and lat swapped?"
+            msgid=N_(
+                "{name}: {n_bad} of {n_cells} cells have lat outside [-90, 90] or lon outside "
+                "[-180, 180]; are lon and lat swapped?"
+            ),
+            name=name,
+            n_bad=int(((np.abs(lat) > 90) | (np.abs(lon) > 180)).sum()),
+            n_cells=len(cells),
         )
     mapping = dict(VN_MCC_MNC_OPERATORS if mcc_mnc_to_operator is None else mcc_mnc_to_operator)
     codes = list(zip(cells["mcc"].astype(int), cells["net"].astype(int), strict=True))
@@ -312,8 +343,12 @@ def _structures(
         )
     if not rows:
         raise EmptyInputError(
-            f"{name}: every structure has fewer than data.opencellid.min_cells = {min_cells} "
-            "cells; lower data.opencellid.min_cells"
+            msgid=N_(
+                "{name}: every structure has fewer than data.opencellid.min_cells = "
+                "{min_cells} cells; lower data.opencellid.min_cells"
+            ),
+            name=name,
+            min_cells=min_cells,
         )
     if dropped:
         logger.warning(
@@ -349,13 +384,22 @@ def _cells_near(cells: pd.DataFrame, study: BaseGeometry, crs: CRS, name: str) -
     if not keep.any():
         swapped = int(((lat >= w) & (lat <= e) & (lon >= s) & (lon <= n)).sum())
         hint = (
-            f"yes, likely: swapping them would put {swapped} inside"
+            Text(N_("yes, likely: swapping them would put {n} inside"), n=swapped)
             if swapped
-            else "swapping them would not help; is the file for another area?"
+            else Text(N_("swapping them would not help; is the file for another area?"))
         )
         raise StudyAreaError(
-            f"{name}: {len(cells)} of {len(cells)} cells fall outside the study area "
-            f"(lon {w:.3f}..{e:.3f}, lat {s:.3f}..{n:.3f}); are lon and lat swapped? {hint}"
+            msgid=N_(
+                "{name}: {n_cells} of {n_cells} cells fall outside the study area (lon "
+                "{w:.3f}..{e:.3f}, lat {s:.3f}..{n:.3f}); are lon and lat swapped? {hint}"
+            ),
+            name=name,
+            n_cells=len(cells),
+            w=w,
+            e=e,
+            s=s,
+            n=n,
+            hint=hint,
         )
     logger.info("%s: %d of %d cells near the study area", name, int(keep.sum()), len(cells))
     return cells[keep].reset_index(drop=True)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 
-from towerplan.errors import ScenarioError
+from towerplan.errors import N_, ScenarioError
 from towerplan.inputs._common import _rows_text
 from towerplan.scenario import Operator, operator_key
 
@@ -90,10 +90,17 @@ def match_operators(
         first = next(iter(unknown))
         names = ", ".join(f"'{k}' (sites {_rows_text(v, 3)})" for k, v in list(unknown.items())[:4])
         raise ScenarioError(
-            f"{name}: operator name(s) {names} match no scenario operator "
-            f"{[o.name for o in operators]}; add them as aliases in the scenario, e.g. "
-            f"operators: - {{name: {operators[0].name}, aliases: ['{first}']}}, or set "
-            "data.unknown_operators: ignore to leave them out (counted in summary.json)"
+            msgid=N_(
+                "{name}: operator name(s) {names} match no scenario operator {operators}; "
+                "add them as aliases in the scenario, e.g. operators: - {{name: {example}, "
+                "aliases: ['{first}']}}, or set data.unknown_operators: ignore to leave them "
+                "out (counted in summary.json)"
+            ),
+            name=name,
+            names=names,
+            operators=[o.name for o in operators],
+            example=operators[0].name,
+            first=first,
         )
     out = sites.copy()
     keep = np.array([bool(k) for k in lists])

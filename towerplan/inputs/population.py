@@ -14,9 +14,11 @@ from pyproj import CRS
 
 from towerplan._validate import DEFAULT_CRS, check_population_array, check_raster_band
 from towerplan.errors import (
+    N_,
     DataFileError,
     ParameterError,
     PopulationError,
+    Text,
 )
 from towerplan.inputs._common import (
     _check_file,
@@ -136,7 +138,9 @@ def read_population_raster(
                 pixel_km2 = _pixel_area_km2(src)
     except RasterioIOError as exc:
         raise DataFileError(
-            f"{label}: cannot read the raster ({exc}); give a GeoTIFF of people per pixel"
+            msgid=N_("{label}: cannot read the raster ({exc}); give a GeoTIFF of people per pixel"),
+            label=label,
+            exc=exc,
         ) from None
     if data is not None:
         check_population_array(data, label)
@@ -169,7 +173,9 @@ def _district_population(
     return districts["district"].map(by).fillna(0.0).to_numpy(dtype=float)
 
 
-DENSITY_FIX = "fix the values, or raise demand.max_density_km2 in the scenario if they are real"
+DENSITY_FIX = Text(
+    N_("fix the values, or raise demand.max_density_km2 in the scenario if they are real")
+)
 
 
 def check_density(
@@ -188,9 +194,19 @@ def check_density(
     if bad.any():
         i = int(np.argmax(np.where(bad, dens, -1)))
         raise PopulationError(
-            f"{name}: column '{col}' gives {int(bad.sum())} polygon(s) a density above "
-            f"{max_density_km2:,.0f} people/km2 (row {polygons.index[i]}: {pop[i]:.4g} people on "
-            f"{area[i]:.4g} km2), more than anywhere on Earth; {DENSITY_FIX}"
+            msgid=N_(
+                "{name}: column '{col}' gives {n_bad} polygon(s) a density above "
+                "{max_density_km2:,.0f} people/km2 (row {row}: {pop:.4g} people "
+                "on {area:.4g} km2), more than anywhere on Earth; {density_fix}"
+            ),
+            name=name,
+            col=col,
+            n_bad=int(bad.sum()),
+            max_density_km2=max_density_km2,
+            row=polygons.index[i],
+            pop=pop[i],
+            area=area[i],
+            density_fix=DENSITY_FIX,
         )
 
 
@@ -214,9 +230,18 @@ def _check_pixel_density(
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise PopulationError(
-            f"{label}: {int(bad.sum())} pixel(s) exceed {max_density_km2:,.0f} people/km2 "
-            f"(first at row {r}, col {c}: {data[r, c]:.4g} people), more than anywhere on "
-            f"Earth; is the raster a count per pixel? {DENSITY_FIX}"
+            msgid=N_(
+                "{label}: {n_bad} pixel(s) exceed {max_density_km2:,.0f} people/km2 (first at "
+                "row {r}, col {c}: {data:.4g} people), more than anywhere on Earth; is the "
+                "raster a count per pixel? {density_fix}"
+            ),
+            label=label,
+            n_bad=int(bad.sum()),
+            max_density_km2=max_density_km2,
+            r=r,
+            c=c,
+            data=data[r, c],
+            density_fix=DENSITY_FIX,
         )
 
 
@@ -282,9 +307,13 @@ def raster_population_outside(path: Path, districts: gpd.GeoDataFrame) -> tuple[
             )
         except WindowError:
             raise PopulationError(
-                f"population raster {path}: it does not overlap the districts (raster bounds "
-                f"{tuple(round(v, 3) for v in src.bounds)} in {src.crs}); give a raster that "
-                "covers data.districts"
+                msgid=N_(
+                    "population raster {path}: it does not overlap the districts (raster bounds "
+                    "{bounds} in {src_crs}); give a raster that covers data.districts"
+                ),
+                path=path,
+                bounds=tuple(round(v, 3) for v in src.bounds),
+                src_crs=src.crs,
             ) from None
         data = src.read(1, window=win, masked=True).astype("float64").filled(0.0)
         t = src.window_transform(win)
@@ -324,9 +353,19 @@ def check_grid_memory(
     if need > avail:
         ok = cell_size_m * float(np.sqrt(need / avail)) * 1.05
         raise ParameterError(
-            f"{name}: demand.cell_size_m = {cell_size_m:g} m gives a demand grid of {n:,} cells "
-            f"(about {need / 1e9:,.1f} GB) over {(x1 - x0) / 1000:.1f} x {(y1 - y0) / 1000:.1f} km, "
-            f"but only {avail / 1e9:.1f} GB of memory are available; raise demand.cell_size_m "
-            f"to at least {np.ceil(ok):.0f} m (100 m is the usual choice)"
+            msgid=N_(
+                "{name}: demand.cell_size_m = {cell_size_m:g} m gives a demand grid of {n:,} "
+                "cells (about {need_gb:,.1f} GB) over {width_km:.1f} x {height_km:.1f} km, but only {avail_gb:.1f} "
+                "GB of memory are available; raise demand.cell_size_m to at least {ok:.0f} m "
+                "(100 m is the usual choice)"
+            ),
+            name=name,
+            cell_size_m=cell_size_m,
+            n=n,
+            need_gb=need / 1e9,
+            width_km=(x1 - x0) / 1000,
+            height_km=(y1 - y0) / 1000,
+            avail_gb=avail / 1e9,
+            ok=np.ceil(ok),
         )
     return n

@@ -15,6 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from towerplan._validate import DEFAULT_CRS
 from towerplan.errors import (
+    N_,
     DataFileError,
     EmptyInputError,
 )
@@ -162,9 +163,14 @@ def _check_osm_path(path: str | Path) -> Path:
     p = _check_file(path, f"OSM file {path}")
     if p.name.lower().endswith(".pbf"):
         raise DataFileError(
-            f"OSM file {p}: osmnx reads OSM XML (.osm, .osm.bz2, .osm.gz), not PBF; convert it "
-            f"first, e.g. `osmium cat {p.name} -o {p.name[: -len('.pbf')]}` (osmium-tool), or "
-            "`osmium extract -b <bbox> ...` to cut the study area"
+            msgid=N_(
+                "OSM file {p}: osmnx reads OSM XML (.osm, .osm.bz2, .osm.gz), not PBF; "
+                "convert it first, e.g. `osmium cat {name} -o {osm_name}` (osmium-tool), or "
+                "`osmium extract -b <bbox> ...` to cut the study area"
+            ),
+            p=p,
+            name=p.name,
+            osm_name=p.name[: -len(".pbf")],
         )
     return p
 
@@ -205,12 +211,17 @@ def graph_from_osm_file(
         )
     except Exception as exc:
         raise DataFileError(
-            f"OSM file {p}: osmnx cannot build a graph ({type(exc).__name__}: {exc}); check that "
-            "it is OSM XML with ways and nodes (try simplify=False, retain_all=True)"
+            msgid=N_(
+                "OSM file {p}: osmnx cannot build a graph ({name}: {exc}); check that it is "
+                "OSM XML with ways and nodes (try simplify=False, retain_all=True)"
+            ),
+            p=p,
+            name=type(exc).__name__,
+            exc=exc,
         ) from None
     if G.number_of_nodes() == 0:
         raise EmptyInputError(
-            f"OSM file {p}: the graph has no nodes; the file holds no usable ways"
+            msgid=N_("OSM file {p}: the graph has no nodes; the file holds no usable ways"), p=p
         )
     Gp = ox.project_graph(G, to_crs=wcrs)
     logger.info("OSM file %s: %d nodes, %d edges", p, Gp.number_of_nodes(), Gp.number_of_edges())
@@ -262,9 +273,13 @@ def graph_from_place_online(
             )
     except Exception as exc:
         raise DataFileError(
-            f"OSM download for {query if isinstance(query, str) else 'polygon'}: "
-            f"{type(exc).__name__}: {exc}; check the place name and the internet connection, "
-            "or save an OSM XML extract and use graph_from_osm_file"
+            msgid=N_(
+                "OSM download for {place}: {name}: {exc}; check the place name and the "
+                "internet connection, or save an OSM XML extract and use graph_from_osm_file"
+            ),
+            place=query if isinstance(query, str) else "polygon",
+            name=type(exc).__name__,
+            exc=exc,
         ) from None
     return ox.project_graph(G, to_crs=wcrs)
 

@@ -15,6 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from towerplan._validate import DEFAULT_CRS, to_working_crs
 from towerplan.errors import (
+    N_,
     ColumnError,
     DuplicateIDError,
     EmptyInputError,
@@ -58,8 +59,13 @@ def _tenant_columns(
             if (num < 1).any() or (num % 1 != 0).any():
                 bad = df.index[(num < 1) | (num % 1 != 0)]
                 raise ColumnError(
-                    f"{name}: column '{tenants_col}' must be a whole number of tenants >= 1; bad "
-                    f"rows {_rows_text(bad)}"
+                    msgid=N_(
+                        "{name}: column '{tenants_col}' must be a whole number of tenants >= 1; bad "
+                        "rows {bad}"
+                    ),
+                    name=name,
+                    tenants_col=tenants_col,
+                    bad=_rows_text(bad),
                 )
             counts = [int(v) for v in num]
         elif list_col is None:
@@ -155,12 +161,16 @@ def read_sites(
     label = f"sites file {p}"
     wcrs = _parse_crs(crs, "working crs")
     if max_tenants < 1:
-        raise ParameterError(f"max_tenants must be >= 1, got {max_tenants}")
+        raise ParameterError(
+            msgid=N_("max_tenants must be >= 1, got {max_tenants}"), max_tenants=max_tenants
+        )
     lonlat_cols: tuple[str, str] | None = None
     if p.suffix.lower() in (".csv", ".txt"):
         df = _read_csv(p, label, encoding=encoding)
         if len(df) == 0:
-            raise EmptyInputError(f"{label}: the file has no rows; give at least one site")
+            raise EmptyInputError(
+                msgid=N_("{label}: the file has no rows; give at least one site"), label=label
+            )
         gdf, (x, y), scrs, lonlat_cols = _points_from_csv(df, columns, source_crs, label)
         gdf = gdf.to_crs(wcrs)
     else:
@@ -196,14 +206,20 @@ def read_sites(
         bad = ~np.isfinite(out.geometry.x.to_numpy()) | ~np.isfinite(out.geometry.y.to_numpy())
         if bad.any():
             raise StudyAreaError(
-                f"{label}: {int(bad.sum())} of {len(out)} sites have coordinates that cannot be "
-                f"projected (latitude beyond 90 degrees?); are lon and lat swapped? fix the "
-                f"columns: mapping, e.g. columns: {{lon: {lonlat_cols[1] if lonlat_cols else 'lat'}"
-                f", lat: {lonlat_cols[0] if lonlat_cols else 'lon'}}}"
+                msgid=N_(
+                    "{label}: {n_bad} of {n_out} sites have coordinates that cannot be projected "
+                    "(latitude beyond 90 degrees?); are lon and lat swapped? fix the columns: "
+                    "mapping, e.g. columns: {{lon: {lat}, lat: {lon}}}"
+                ),
+                label=label,
+                n_bad=int(bad.sum()),
+                n_out=len(out),
+                lat=lonlat_cols[1] if lonlat_cols else "lat",
+                lon=lonlat_cols[0] if lonlat_cols else "lon",
             )
     out.attrs["outside_dropped"] = n_out if outside == "drop" else 0
     if len(out) == 0:
-        raise EmptyInputError(f"{label}: no sites left inside the study area")
+        raise EmptyInputError(msgid=N_("{label}: no sites left inside the study area"), label=label)
     logger.info("%s: %d sites", label, len(out))
     return out
 
@@ -223,8 +239,14 @@ def _points_from_csv(
     miss = ~(np.isfinite(x) & np.isfinite(y))
     if miss.any():
         raise ColumnError(
-            f"{label}: rows {_rows_text(df.index[miss])} have no coordinates in '{lon_c}'/"
-            f"'{lat_c}'; fill them or drop the rows"
+            msgid=N_(
+                "{label}: rows {rows} have no coordinates in '{lon_c}'/'{lat_c}'; fill "
+                "them or drop the rows"
+            ),
+            label=label,
+            rows=_rows_text(df.index[miss]),
+            lon_c=lon_c,
+            lat_c=lat_c,
         )
     scrs = _parse_crs(source_crs or "EPSG:4326", f"{label}: source_crs")
     with np.errstate(all="ignore"):
@@ -246,7 +268,10 @@ def _site_table(
     if gdf[op_c].isna().any() or (gdf[op_c].astype(str).str.strip() == "").any():
         bad = gdf.index[gdf[op_c].isna() | (gdf[op_c].astype(str).str.strip() == "")]
         raise ColumnError(
-            f"{label}: column '{op_c}' is empty in rows {_rows_text(bad)}; name the host operator"
+            msgid=N_("{label}: column '{op_c}' is empty in rows {bad}; name the host operator"),
+            label=label,
+            op_c=op_c,
+            bad=_rows_text(bad),
         )
     id_c = _col(gdf, columns, "site_id", ("site_id",), label, False)
     h_c = _col(gdf, columns, "height", ("height_m", "height"), label, False)
@@ -257,8 +282,14 @@ def _site_table(
         dup = ids[ids.duplicated(keep=False)]
         if len(dup):
             raise DuplicateIDError(
-                f"{label}: column '{id_c}' repeats site IDs {sorted(set(dup))[:10]} "
-                f"({len(dup)} rows); give every site a unique ID"
+                msgid=N_(
+                    "{label}: column '{id_c}' repeats site IDs {dup} ({n_dup} rows); give every "
+                    "site a unique ID"
+                ),
+                label=label,
+                id_c=id_c,
+                dup=sorted(set(dup))[:10],
+                n_dup=len(dup),
             )
     else:
         ids = pd.Series([f"S{i + 1:04d}" for i in range(len(gdf))], index=gdf.index)

@@ -12,10 +12,12 @@ from pyproj import CRS
 
 from towerplan._validate import DEFAULT_CRS, to_working_crs
 from towerplan.errors import (
+    N_,
     CRSError,
     DataFileError,
     EmptyInputError,
     GeometryError,
+    Text,
 )
 from towerplan.inputs._common import (
     _check_file,
@@ -92,24 +94,44 @@ def read_vector(
         hint = ""
         if layer is not None:
             try:
-                hint = f"; layers in the file: {[lyr[0] for lyr in pyogrio.list_layers(p)]}"
+                hint = Text(
+                    N_("; layers in the file: {layers}"),
+                    layers=[lyr[0] for lyr in pyogrio.list_layers(p)],
+                )
             except Exception:
                 hint = ""
         raise DataFileError(
-            f"{label}: cannot read {p} as a vector file ({type(exc).__name__}: {exc}){hint}; "
-            "give a GeoPackage, GeoJSON or Shapefile"
+            msgid=N_(
+                "{label}: cannot read {p} as a vector file ({name}: {exc}){hint}; give a "
+                "GeoPackage, GeoJSON or Shapefile"
+            ),
+            label=label,
+            p=p,
+            name=type(exc).__name__,
+            exc=exc,
+            hint=hint,
         ) from None
     if transport != enc and isinstance(gdf, gpd.GeoDataFrame):
         gdf = _recode(gdf, str(enc), label)
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
-        raise DataFileError(f"{label}: {p} has no geometry column; give a spatial layer")
+        raise DataFileError(
+            msgid=N_("{label}: {p} has no geometry column; give a spatial layer"), label=label, p=p
+        )
     if len(gdf) == 0:
-        raise EmptyInputError(f"{label}: the layer has no features; give a layer with at least one")
+        raise EmptyInputError(
+            msgid=N_("{label}: the layer has no features; give a layer with at least one"),
+            label=label,
+        )
     if gdf.crs is None:
         if source_crs is None:
             raise CRSError(
-                f"{label}: {p} has no CRS (no .prj / CRS metadata); add one to the file or set "
-                "the layer's crs: in the scenario (e.g. crs: EPSG:4326); towerplan never guesses a CRS"
+                msgid=N_(
+                    "{label}: {p} has no CRS (no .prj / CRS metadata); add one to the file or "
+                    "set the layer's crs: in the scenario (e.g. crs: EPSG:4326); towerplan never "
+                    "guesses a CRS"
+                ),
+                label=label,
+                p=p,
             )
         gdf = gdf.set_crs(_parse_crs(source_crs, f"{label}: source_crs"))
     _check_coordinates(gdf, label)
@@ -120,9 +142,13 @@ def read_vector(
         out = to_working_crs(gdf, _parse_crs(crs, "working crs"), label)
     if not np.isfinite(np.asarray(out.geometry.bounds, dtype=float)).all():
         raise CRSError(
-            f"{label}: some coordinates cannot be projected from {gdf.crs.to_string()} to the "
-            "working CRS (latitudes beyond 90 degrees?); are lon and lat swapped, or is the "
-            "layer's CRS wrong? fix the file or give its real CRS (crs: of the layer)"
+            msgid=N_(
+                "{label}: some coordinates cannot be projected from {crs} to the "
+                "working CRS (latitudes beyond 90 degrees?); are lon and lat swapped, or is "
+                "the layer's CRS wrong? fix the file or give its real CRS (crs: of the layer)"
+            ),
+            label=label,
+            crs=gdf.crs.to_string(),
         )
     return out
 
@@ -135,14 +161,20 @@ def _check_coordinates(gdf: gpd.GeoDataFrame, label: str) -> None:
         return
     if not np.isfinite(b).all():
         raise GeometryError(
-            f"{label}: some coordinates are not finite numbers (NaN/inf); fix the file"
+            msgid=N_("{label}: some coordinates are not finite numbers (NaN/inf); fix the file"),
+            label=label,
         )
     crs = CRS.from_user_input(gdf.crs)
     if crs.is_geographic and (np.abs(b[:, [0, 2]]).max() > 360 or np.abs(b[:, [1, 3]]).max() > 360):
         raise CRSError(
-            f"{label}: the file says {crs.to_string()} (degrees) but its coordinates reach "
-            f"{np.abs(b).max():,.0f}, so they are metres or feet; give the layer's real CRS "
-            "(scenario key crs: of the layer, e.g. crs: EPSG:32648) or fix the .prj"
+            msgid=N_(
+                "{label}: the file says {crs} (degrees) but its coordinates reach "
+                "{max_coord:,.0f}, so they are metres or feet; give the layer's real CRS (scenario "
+                "key crs: of the layer, e.g. crs: EPSG:32648) or fix the .prj"
+            ),
+            label=label,
+            crs=crs.to_string(),
+            max_coord=np.abs(b).max(),
         )
 
 
@@ -161,7 +193,12 @@ def _recode(gdf: gpd.GeoDataFrame, encoding: str, label: str) -> gpd.GeoDataFram
                 out[c] = out[c].map(dec)
     except UnicodeError as exc:
         raise DataFileError(
-            f"{label}: the attributes are not valid {encoding} text ({exc}); set the layer's "
-            "encoding: in the scenario to the file's real encoding"
+            msgid=N_(
+                "{label}: the attributes are not valid {encoding} text ({exc}); set the "
+                "layer's encoding: in the scenario to the file's real encoding"
+            ),
+            label=label,
+            encoding=encoding,
+            exc=exc,
         ) from None
     return out
