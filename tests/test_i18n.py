@@ -264,3 +264,144 @@ def test_infrastructure_and_output_errors_in_vietnamese(
     )
     assert err.endswith("); đây có phải tệp .gpkg không?\n") and " ".join(problem.split()) in err
     assert not (tmp_path / "exp").exists()
+
+
+TRANSLATED_ERROR_MODULES = (
+    "inputs/*.py",
+    "scenario.py",
+    "demand.py",
+    "coverage.py",
+    "_validate.py",
+    "propagation.py",
+    "plan.py",
+    "cli.py",
+    "kpis.py",
+    "capacity.py",
+    "_raster.py",
+    "batch.py",
+    "__init__.py",
+)
+"""Modules (globs under towerplan/) whose every ``raise <TowerplanError subclass>(...)``
+must carry ``msgid=N_(...)`` so that the CLI can show it in the user's language."""
+
+
+def _untranslated_raises(source: str) -> list[int]:
+    """Line numbers of ``raise XError(...)`` (X a TowerplanError subclass) in ``source``
+    without a ``msgid=`` built from ``N_("literal")`` (or a choice between such calls)."""
+    import ast
+
+    from towerplan import errors
+
+    names = {
+        n
+        for n, obj in vars(errors).items()
+        if isinstance(obj, type) and issubclass(obj, errors.TowerplanError)
+    }
+
+    def marked(node: ast.expr) -> bool:
+        if isinstance(node, ast.IfExp):
+            return marked(node.body) and marked(node.orelse)
+        return (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "N_"
+            and len(node.args) == 1
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        )
+
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
+            continue
+        func = node.exc.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if name not in names:
+            continue
+        msgid = [k.value for k in node.exc.keywords if k.arg == "msgid"]
+        if node.exc.args or not msgid or not marked(msgid[0]):
+            bad.append(node.lineno)
+    return bad
+
+
+def test_untranslated_raise_detector_catches_plain_messages() -> None:
+    src = (
+        "def f(x):\n"
+        "    raise ScenarioError(f'{x}: bad')\n"
+        "def g(x):\n"
+        "    raise errors.ColumnError('plain ' + x)\n"
+        "def h(x):\n"
+        "    raise ParameterError(msgid=N_('{x}: bad'), x=x)\n"
+        "def k(x):\n"
+        "    raise ValueError(f'{x}: not a towerplan error')\n"
+        "def m(x, text):\n"
+        "    raise StageError(msgid=text, x=x)\n"
+    )
+    assert _untranslated_raises(src) == [2, 4, 10]
+
+
+def test_every_user_error_in_the_covered_modules_is_translatable() -> None:
+    files = sorted({p for pattern in TRANSLATED_ERROR_MODULES for p in PKG.glob(pattern)})
+    assert len(files) >= len(TRANSLATED_ERROR_MODULES)
+    found = {
+        str(p.relative_to(PKG)): lines
+        for p in files
+        if (lines := _untranslated_raises(p.read_text(encoding="utf-8")))
+    }
+    assert found == {}, "raise these with msgid=N_('...') and add the msgid to both catalogues"
+
+
+def test_input_error_with_translated_hint_reaches_the_cli_in_vietnamese(
+    tmp_path: Path, capsys
+) -> None:
+    """An input error whose label, hint and row list are translated parts (errors.Text):
+    one Vietnamese stderr line with --lang vi, the unchanged English text with --lang en."""
+    from _city_fixture import make_city, write_scenario
+
+    from towerplan.cli import main
+    from towerplan.errors import ColumnError, Text
+    from towerplan.inputs._common import _rows_text
+
+    scen = make_city(tmp_path / "city")
+    scen["data"]["existing_sites"]["columns"].update(lon="lat", lat="lon")  # swapped
+    path = write_scenario(tmp_path / "city", scen)
+    argv = ["plan", "--scenario", str(path), "--out", str(tmp_path / "o"), "--no-maps"]
+    assert main([*argv, "--lang", "vi"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    sites = tmp_path / "city" / "sites.csv"
+    assert err.startswith(
+        f"towerplan: error: tệp trạm {sites}: 30 trong 30 trạm nằm ngoài vùng nghiên cứu; "
+        "có phải lon và lat bị đổi chỗ? có lẽ đúng vậy: đổi chỗ sẽ đưa 30 điểm vào trong; "
+        "hãy sửa khai báo cột, ví dụ columns: {lon: lon, lat: lat} (những điểm đầu tiên "
+        "nằm ngoài: S000, S001, "
+    ), err
+    assert err.endswith(
+        "S004 ... (tổng cộng 30)); hoặc đặt data.outside: drop trong kịch bản để bỏ chúng\n"
+    )
+    assert not (tmp_path / "o").exists()
+    assert main([*argv, "--lang", "en"]) == 2
+    assert capsys.readouterr().err == (
+        f"towerplan: error: sites file {sites}: 30 of 30 sites fall outside the study area; "
+        "are lon and lat swapped? yes, likely: swapping them would put 30 of them inside; fix "
+        "the column mapping, e.g. columns: {lon: lon, lat: lat} (first outside: "
+        f"{', '.join(f'S{i:03d}' for i in range(5))} ... (30 in all)); or set data.outside: "
+        "drop in the scenario to drop them\n"
+    )
+    # a Text inside a Text inside an error: each part in the user's language, English str()
+    rows = _rows_text(range(12))
+    assert isinstance(rows, Text) and rows == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 ... (12 in all)"
+    exc = ColumnError(
+        msgid="{name}: missing column(s) {missing}; {fix}",
+        name="x",
+        missing=["a"],
+        fix=Text("see docs/ARCHITECTURE.md"),
+    )
+    with use_language("vi"):
+        assert exc.user_message(_) == "x: thiếu cột ['a']; xem docs/ARCHITECTURE.md"
+        assert (
+            Text("{text} ... ({n} in all)", text=rows, n=3)
+            .user_message(_)
+            .endswith("(tổng cộng 12) ... (tổng cộng 3)")
+        )
+    assert str(exc) == "x: missing column(s) ['a']; see docs/ARCHITECTURE.md"

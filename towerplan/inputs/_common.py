@@ -76,7 +76,9 @@ def _parse_crs(value: str | CRS, what: str) -> CRS:
 def _rows_text(labels: Iterable[Any], limit: int = 10) -> str:
     labels = list(labels)
     text = ", ".join(str(v) for v in labels[:limit])
-    return text + (f" ... ({len(labels)} in all)" if len(labels) > limit else "")
+    if len(labels) <= limit:
+        return text
+    return Text(N_("{text} ... ({n} in all)"), text=text, n=len(labels))
 
 
 def _col(

@@ -62,6 +62,9 @@ def _swap_hint(
     )
 
 
+POINTS = Text(N_("points"))
+
+
 def keep_inside(
     layer: gpd.GeoDataFrame,
     area: BaseGeometry,
@@ -72,7 +75,7 @@ def keep_inside(
     labels: pd.Series | None = None,
     lonlat_cols: tuple[str, str] | None = None,
     policy: OutsidePolicy = "error",
-    what: str = "points",
+    what: str = POINTS,
 ) -> tuple[gpd.GeoDataFrame, int]:
     """The points of ``layer`` inside ``area``, and how many fell outside.
 

@@ -11,7 +11,7 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from towerplan._validate import DEFAULT_CRS
-from towerplan.errors import N_, ColumnError
+from towerplan.errors import N_, ColumnError, Text
 from towerplan.inputs._common import _numeric, _require_geom
 from towerplan.inputs._points import OutsidePolicy, keep_inside
 from towerplan.inputs.vector import read_vector
@@ -54,7 +54,7 @@ def read_candidates(
     GeoDataFrame
         Points in ``crs`` with the numeric columns found.
     """
-    label = f"candidates file {path}"
+    label = Text(N_("candidates file {path}"), path=path)
     raw = read_vector(
         path,
         layer=layer,
@@ -92,7 +92,7 @@ def read_candidates(
             src_xy=src_xy,
             src_crs=CRS.from_user_input(raw.crs),
             policy=outside,
-            what="candidates",
+            what=Text(N_("candidates")),
         )
         out = out.reset_index(drop=True)
     out.attrs["outside_dropped"] = n_out if outside == "drop" else 0

@@ -22,6 +22,7 @@ from towerplan.errors import (
     ColumnError,
     DuplicateIDError,
     EmptyInputError,
+    Text,
 )
 from towerplan.inputs._common import (
     _check_population,
@@ -360,7 +361,7 @@ def read_districts(
     PopulationError
         NaN or negative population.
     """
-    label = f"districts file {path}"
+    label = Text(N_("districts file {path}"), path=path)
     gdf = read_vector(
         path,
         layer=layer,

@@ -21,7 +21,7 @@ import pandas as pd
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from towerplan.errors import N_, ColumnError, DataFileError, PopulationError
+from towerplan.errors import N_, ColumnError, DataFileError, PopulationError, Text
 from towerplan.inputs._base import PlanInputs
 from towerplan.inputs._common import _RASTER_SUFFIXES, _check_file, _first_line, _parse_crs
 from towerplan.inputs._points import keep_inside
@@ -202,7 +202,7 @@ def _load_districts(ld: _Load) -> gpd.GeoDataFrame:
         check_density(
             districts,
             ld.scenario.demand.max_density_km2,
-            f"districts file {path}",
+            Text(N_("districts file {path}"), path=path),
             dict(src.columns).get("population", "population"),
         )
     ld.sources["districts"] = str(path)
@@ -233,7 +233,7 @@ def _load_population(
         src = data.population
         path = ld.scenario.resolve(src.path)
         ld.sources["population"] = str(path)
-        if _is_raster(src, _check_file(path, f"population file {path}")):
+        if _is_raster(src, _check_file(path, Text(N_("population file {path}"), path=path))):
             population = read_population_raster(path, max_density_km2=max_d)
             inside, outside = raster_population_outside(population, districts)
             total, kind = inside + outside, "raster"
@@ -245,7 +245,9 @@ def _load_population(
                 **ld.reading(src),
             )
             total = float(polys["population"].sum())
-            population, outside = clip_population(polys, districts, f"population file {path}")
+            population, outside = clip_population(
+                polys, districts, Text(N_("population file {path}"), path=path)
+            )
             kind = "polygons"
     _report_outside(ld, outside, total, kind)
     if "population" not in districts.columns:
@@ -293,7 +295,7 @@ def _load_sites(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame:
         return _empty_layer(
             ["site_id", "operator", "operators", "n_tenants", "max_tenants", "height_m"], ld.crs
         )
-    path = _check_file(ld.scenario.resolve(src.path), f"sites file {src.path}")
+    path = _check_file(ld.scenario.resolve(src.path), Text(N_("sites file {path}"), path=src.path))
     ld.sources["existing_sites"] = str(path)
     fmt = _sites_format(src, path)
     if fmt == "opencellid":
@@ -318,7 +320,7 @@ def _load_sites(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame:
     sites, rep = match_operators(
         sites,
         ld.scenario.operators,
-        f"sites file {path}",
+        Text(N_("sites file {path}"), path=path),
         policy=data.unknown_operators,
     )
     ld.report["unknown_operators"] = {"policy": data.unknown_operators, **rep}
@@ -327,7 +329,7 @@ def _load_sites(ld: _Load, study: BaseGeometry) -> gpd.GeoDataFrame:
 
 def _load_opencellid(ld: _Load, path: Path, study: BaseGeometry) -> gpd.GeoDataFrame:
     settings = ld.scenario.data.opencellid
-    label = f"OpenCelliD file {path}"
+    label = Text(N_("OpenCelliD file {path}"), path=path)
     cells = _cells_near(read_opencellid(path), study, ld.crs, label)
     sites = cluster_cells_to_sites(
         cells,
@@ -347,7 +349,7 @@ def _load_opencellid(ld: _Load, path: Path, study: BaseGeometry) -> gpd.GeoDataF
         src_crs=CRS.from_epsg(4326),
         labels=sites["site_id"],
         policy="drop",
-        what="structures",
+        what=Text(N_("structures")),
     )
     sites = sites.copy()
     sites["site_id"] = [f"OCID-{i + 1:05d}" for i in range(len(sites))]

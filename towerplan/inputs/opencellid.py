@@ -84,8 +84,8 @@ def read_opencellid(path: str | Path) -> pd.DataFrame:
     EmptyInputError
         No cells.
     """
-    p = _check_file(path, f"OpenCelliD file {path}")
-    label = f"OpenCelliD file {p}"
+    p = _check_file(path, Text(N_("OpenCelliD file {path}"), path=path))
+    label = Text(N_("OpenCelliD file {path}"), path=p)
     try:
         first = _first_line(p)
     except (OSError, UnicodeDecodeError, EOFError) as exc:

@@ -13,6 +13,7 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from towerplan._validate import DEFAULT_CRS
+from towerplan.errors import N_, Text
 from towerplan.inputs._common import (
     _col,
     _norm,
@@ -75,7 +76,7 @@ def read_pois(
     GeoDataFrame
         ``name``, ``category``, ``source``, ``from_polygon`` (bool) points in ``crs``.
     """
-    label = f"POI file {path}"
+    label = Text(N_("POI file {path}"), path=path)
     gdf = read_vector(
         path,
         layer=layer,
@@ -131,7 +132,7 @@ def read_pois(
             src_crs=CRS.from_user_input(gdf.crs),
             labels=names.where(names != "", pd.Series(gdf.index, index=gdf.index).astype(str)),
             policy=outside,
-            what="POIs",
+            what=Text(N_("POIs")),
         )
     out.attrs["outside_dropped"] = n_out if outside == "drop" else 0
     logger.info("%s: %d POIs", label, len(out))

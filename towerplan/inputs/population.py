@@ -74,7 +74,7 @@ def read_population_polygons(
     PopulationError
         NaN, missing or negative population (message names the rows).
     """
-    label = f"population file {path}"
+    label = Text(N_("population file {path}"), path=path)
     gdf = read_vector(
         path,
         layer=layer,
@@ -127,8 +127,8 @@ def read_population_raster(
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    p = _check_file(path, f"population raster {path}")
-    label = f"population raster {p}"
+    p = _check_file(path, Text(N_("population raster {path}"), path=path))
+    label = Text(N_("population raster {path}"), path=p)
     data = None
     try:
         with rasterio.open(p) as src:

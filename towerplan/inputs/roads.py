@@ -18,6 +18,7 @@ from towerplan.errors import (
     N_,
     DataFileError,
     EmptyInputError,
+    Text,
 )
 from towerplan.inputs._common import (
     _check_file,
@@ -113,7 +114,7 @@ def read_roads(
     GeoDataFrame
         ``road_class``, ``name`` LineStrings in ``crs`` (multi-lines exploded).
     """
-    label = f"roads file {path}"
+    label = Text(N_("roads file {path}"), path=path)
     gdf = read_vector(
         path,
         layer=layer,
@@ -160,7 +161,7 @@ def read_roads(
 
 
 def _check_osm_path(path: str | Path) -> Path:
-    p = _check_file(path, f"OSM file {path}")
+    p = _check_file(path, Text(N_("OSM file {path}"), path=path))
     if p.name.lower().endswith(".pbf"):
         raise DataFileError(
             msgid=N_(

@@ -21,6 +21,7 @@ from towerplan.errors import (
     EmptyInputError,
     ParameterError,
     StudyAreaError,
+    Text,
 )
 from towerplan.inputs._common import (
     _check_file,
@@ -157,8 +158,8 @@ def read_sites(
         Points outside the study area ("N of M points fall outside the study
         area; are lon and lat swapped?").
     """
-    p = _check_file(path, f"sites file {path}")
-    label = f"sites file {p}"
+    p = _check_file(path, Text(N_("sites file {path}"), path=path))
+    label = Text(N_("sites file {path}"), path=p)
     wcrs = _parse_crs(crs, "working crs")
     if max_tenants < 1:
         raise ParameterError(
@@ -200,7 +201,7 @@ def read_sites(
             labels=out["site_id"],
             lonlat_cols=lonlat_cols,
             policy="error" if outside == "raise" else outside,
-            what="sites",
+            what=Text(N_("sites")),
         )
     else:
         bad = ~np.isfinite(out.geometry.x.to_numpy()) | ~np.isfinite(out.geometry.y.to_numpy())
