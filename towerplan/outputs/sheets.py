@@ -45,11 +45,12 @@ import pandas as pd
 import shapely
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PathCollection
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.path import Path as MplPath
+from matplotlib.transforms import Bbox, BboxTransformTo, TransformedBbox
 from matplotlib_scalebar.scalebar import ScaleBar
 
 from towerplan import __version__
@@ -116,17 +117,29 @@ def _t(s: Any) -> str:
 
 
 _FONT_RANGES = (
-    (0x0020, 0x024F),  # Latin, Latin-1, Latin Extended-A/B
-    (0x0300, 0x036F),  # combining diacritics
-    (0x0370, 0x03FF),  # Greek (µ, Ω...)
-    (0x1E00, 0x1EFF),  # Latin Extended Additional: precomposed Vietnamese letters
-    (0x2000, 0x20CF),  # punctuation, super/subscripts, currency (₫)
-    (0x2100, 0x214F),  # letterlike symbols
-    (0x2190, 0x22FF),  # arrows, mathematical operators
-    (0x25A0, 0x25FF),  # geometric shapes
+    (0x0020, 0x017F),  # Basic Latin, Latin-1, Latin Extended-A (Ă ă Đ đ Ĩ ĩ Ũ ũ)
+    (0x01A0, 0x01A1),  # Ơ ơ
+    (0x01AF, 0x01B0),  # Ư ư
+    (0x0300, 0x0323),  # combining diacritics (the Vietnamese tone marks among them)
+    (0x0391, 0x03C9),  # Greek letters (µ, Σ, Ω...)
+    (0x1EA0, 0x1EF9),  # precomposed Vietnamese letters
+    (0x2010, 0x205E),  # punctuation (– — … ′ ″)
+    (0x2070, 0x20BF),  # super/subscripts, currency (₫, €)
+    (0x2116, 0x2116),  # №
+    (0x2122, 0x2122),  # ™
+    (0x2190, 0x2199),  # arrows
+    (0x2211, 0x221E),  # ∑ − ∕ √ ∞
+    (0x2248, 0x2248),  # ≈
+    (0x2260, 0x2265),  # ≠ ≡ ≤ ≥
+    (0x25A0, 0x25A1),  # ■ □
+    (0x25B2, 0x25B2),  # ▲
+    (0x25C6, 0x25C6),  # ◆
+    (0x25CF, 0x25CF),  # ●
 )
-"""Unicode ranges kept in the sheet font; other characters fall back to the full DejaVu Sans."""
-_FONT_VERSION = 2
+"""Unicode ranges kept in the sheet font (what Vietnamese and English text use, about 700
+glyphs: matplotlib subsets the font once per PDF, in time proportional to its glyph count);
+other characters fall back to the full DejaVu Sans, the same glyphs."""
+_FONT_VERSION = 3
 """Bump when the font preparation changes (the cached copies are keyed on it)."""
 
 
@@ -478,11 +491,12 @@ class _Sheet:
         y0, y1 = ax.get_ylim()
         ys = np.arange(math.ceil(y0 / st) * st, y1, st)
         fmt = (lambda v: f"{v / 1000:.0f}") if step >= 1 else (lambda v: f"{v / 1000:.1f}")
-        ax.set_xticks(xs, [fmt(v) for v in xs])
-        ax.set_yticks(ys, [fmt(v) for v in ys])
         fs = self.fs * (0.8 if len(self.map_axes) == 1 else 0.65)
+        # style first: the ticks are then built styled, not built and restyled twice
         ax.tick_params(labelsize=fs, direction="in", top=True, right=True, length=3)
         ax.grid(True, color="#9a9a9a", linewidth=0.3, linestyle=(0, (4, 3)), zorder=0.5)
+        ax.set_xticks(xs, [fmt(v) for v in xs])
+        ax.set_yticks(ys, [fmt(v) for v in ys])
         ax.set_xlabel(_("Y (easting, km)"), fontsize=fs, labelpad=1)
         ax.set_ylabel(_("X (northing, km)"), fontsize=fs, labelpad=1)
 
@@ -590,12 +604,10 @@ class _Sheet:
             )
 
     def _title_block(self) -> None:
+        """The title block: lines and texts on the figure in a unit box (no Axes to build)."""
         tb = dict(self.summary.get("title_block") or {})
-        ax = self.fig.add_axes((0.75, 0.075, 0.235, 0.27))
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        box = TransformedBbox(Bbox.from_bounds(0.75, 0.075, 0.235, 0.27), self.fig.transFigure)
+        tr = BboxTransformTo(box)
         fs = self.fs * 0.85
         num = ""
         if self.sheet_no:
@@ -614,16 +626,17 @@ class _Sheet:
             ),
         ]
         heights = [0.18, 0.24, 0.22, 0.16, 0.20]
+        rules = []
         y = 1.0
         for i, (row, hgt) in enumerate(zip(rows, heights, strict=True)):
             y -= hgt
-            ax.axhline(y, color="black", lw=0.6)
+            rules.append([(0.0, y), (1.0, y)])
             for j, cell in enumerate(row):
                 w = 1.0 / len(row)
                 if j:
-                    ax.plot([j * w, j * w], [y, y + hgt], color="black", lw=0.6)
+                    rules.append([(j * w, y), (j * w, y + hgt)])
                 width = int(50 * w) if len(row) > 1 else (40 if i in (0, 2) else 52)
-                ax.text(
+                self.fig.text(
                     j * w + 0.015,
                     y + hgt / 2,
                     _t(textwrap.fill(str(cell), width)),
@@ -631,7 +644,11 @@ class _Sheet:
                     va="center",
                     ha="left",
                     fontweight="bold" if i in (0, 2) else "normal",
+                    transform=tr,
                 )
+        self.fig.add_artist(LineCollection(rules, colors="black", linewidths=0.6, transform=tr))
+        frame = Rectangle((0, 0), 1, 1, fill=False, ec="black", lw=0.8, transform=tr)
+        self.fig.add_artist(frame)
         if self.denominator and self.map_axes:
             self.map_axes[0].text(
                 0.01,
