@@ -762,7 +762,7 @@ def grid_from_raster(
         area = shapely.union_all(bnd.geometry.to_numpy())
         shapely.prepare(area)
     data, st, scrs, sbounds = _read_raster_window(p, band, target, area)
-    check_population_array(data, f"population raster {p}")
+    check_population_array(data, Text(N_("population raster {path}"), path=p))
     b = (
         area.bounds
         if area is not None

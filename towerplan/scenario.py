@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from towerplan.errors import N_, ScenarioError
+from towerplan.errors import N_, ScenarioError, Text
 
 logger = logging.getLogger(__name__)
 
@@ -501,6 +501,10 @@ def builtin_scenarios() -> list[str]:
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
 
 
+SCENARIO = Text(N_("scenario"))
+"""Default name of a scenario given as a mapping, in its error messages."""
+
+
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """Load and validate a scenario by built-in name or YAML path.
 
@@ -527,7 +531,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         res = resources.files("towerplan") / "scenarios" / f"{s}.yaml"
         text = res.read_text(encoding="utf-8")
         base_dir = Path.cwd()
-        origin = f"built-in scenario '{s}'"
+        origin = Text(N_("built-in scenario '{name}'"), name=s)
     elif path.suffix.lower() in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ScenarioError(
@@ -557,7 +561,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
                 problem=exc.strerror,
             ) from None
         base_dir = path.resolve().parent
-        origin = f"scenario file {s}"
+        origin = Text(N_("scenario file {file}"), file=s)
     else:
         raise ScenarioError(
             msgid=N_(
@@ -588,7 +592,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     return scen
 
 
-def scenario_from_dict(raw: dict[str, Any], origin: str = "scenario") -> Scenario:
+def scenario_from_dict(raw: dict[str, Any], origin: str = SCENARIO) -> Scenario:
     """Build and validate a :class:`Scenario` from a plain mapping.
 
     Parameters

@@ -157,7 +157,9 @@ def load_inputs(scenario: Scenario, study_buffer_m: float | None = None) -> Plan
             msgid=N_("scenario {scenario_name}: data.districts is missing; name the district file"),
             scenario_name=scenario.name,
         )
-    ld = _Load(scenario, _parse_crs(scenario.crs, f"scenario {scenario.name}: crs"))
+    ld = _Load(
+        scenario, _parse_crs(scenario.crs, Text(N_("scenario {name}: crs"), name=scenario.name))
+    )
     districts = _load_districts(ld)
     buffer = data.study_buffer_m if study_buffer_m is None else study_buffer_m
     study = districts.geometry.buffer(buffer).union_all()

@@ -249,7 +249,7 @@ def _points_from_csv(
             lon_c=lon_c,
             lat_c=lat_c,
         )
-    scrs = _parse_crs(source_crs or "EPSG:4326", f"{label}: source_crs")
+    scrs = _parse_crs(source_crs or "EPSG:4326", Text("{label}: source_crs", label=label))
     with np.errstate(all="ignore"):
         gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=scrs)
     return gdf, (x, y), scrs, (lon_c, lat_c)

@@ -133,7 +133,7 @@ def read_vector(
                 label=label,
                 p=p,
             )
-        gdf = gdf.set_crs(_parse_crs(source_crs, f"{label}: source_crs"))
+        gdf = gdf.set_crs(_parse_crs(source_crs, Text("{label}: source_crs", label=label)))
     _check_coordinates(gdf, label)
     gdf = _repair(gdf, label, repair)
     if crs is None:
