@@ -280,6 +280,9 @@ TRANSLATED_ERROR_MODULES = (
     "_raster.py",
     "batch.py",
     "__init__.py",
+    "siting/*.py",
+    "infrastructure/*.py",
+    "outputs/*.py",
 )
 """Modules (globs under towerplan/) whose every ``raise <TowerplanError subclass>(...)``
 must carry ``msgid=N_(...)`` so that the CLI can show it in the user's language."""
