@@ -207,6 +207,15 @@ def test_popups_coordinates_and_numbers() -> None:
     assert json.dumps("quận (đô thị)")[1:-1] in vi  # district_type shown with its label
 
 
+def test_popup_values_formatted_once_per_distinct_value_and_type() -> None:
+    # an object column mixing a flag, integers, floats, a list and missing values: each
+    # distinct (type, value) is formatted once, and True, 1 and 1.0 keep their own texts
+    values = [True, 1, 1.0, 1, True, [2, 3], None, float("nan"), 1234567, 0.25]
+    got = maps._column_display("count", values)
+    assert got == [maps._display("count", v) for v in values]
+    assert got == ["yes", "1", "1", "1", "yes", "2, 3", "", "", "1,234,567", "0.250"]
+
+
 def test_before_after_choropleths_share_breaks() -> None:
     layers, summary, kpis = make_layers(n_existing=10, n_proposed=5)
     kpis = kpis.assign(

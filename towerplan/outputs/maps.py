@@ -414,8 +414,23 @@ def _fields(gdf: gpd.GeoDataFrame, preferred: Sequence[str]) -> list[str]:
     return (first + rest)[: _MAX_POPUP_FIELDS - len(coords)] + coords
 
 
+def _column_display(col: str, values: list[Any]) -> list[str]:
+    """:func:`_display` of each value, each distinct (hashable) value formatted once."""
+    seen: dict[tuple[type, Any], str] = {}  # keyed with the type: True == 1 == 1.0
+    out = []
+    for v in values:
+        try:
+            text = seen.get((type(v), v))
+            if text is None:
+                text = seen[(type(v), v)] = _display(col, v)
+        except TypeError:  # unhashable (a list): format it directly
+            text = _display(col, v)
+        out.append(text)
+    return out
+
+
 def _values(gdf: gpd.GeoDataFrame, fields: Sequence[str]) -> list[list[str]]:
-    cols = [[_display(f, v) for v in gdf[f].tolist()] for f in fields]
+    cols = [_column_display(f, gdf[f].tolist()) for f in fields]
     return [list(r) for r in zip(*cols, strict=True)] if cols else [[] for _ in range(len(gdf))]
 
 
