@@ -64,7 +64,7 @@ def read_candidates(
         repair=repair,
         encoding=encoding,
     )
-    _require_geom(raw, {"Point"}, label, "point")
+    _require_geom(raw, {"Point"}, label, Text(N_("point")))
     src_xy = (raw.geometry.x.to_numpy(float), raw.geometry.y.to_numpy(float))
     out = gpd.GeoDataFrame(geometry=raw.geometry.to_numpy(), crs=raw.crs).to_crs(crs)
     cols = dict(columns or {})

@@ -371,7 +371,7 @@ def read_districts(
         repair=repair,
         encoding=encoding,
     )
-    _require_geom(gdf, {"Polygon", "MultiPolygon"}, label, "polygon")
+    _require_geom(gdf, {"Polygon", "MultiPolygon"}, label, Text(N_("polygon")))
     name_col = _col(gdf, columns, "name", ("district", "name"), label, required=True)
     assert name_col is not None
     code_col = _col(gdf, columns, "code", ("code",), label, required=False)

@@ -84,7 +84,7 @@ def read_population_polygons(
         repair=repair,
         encoding=encoding,
     )
-    _require_geom(gdf, {"Polygon", "MultiPolygon"}, label, "polygon")
+    _require_geom(gdf, {"Polygon", "MultiPolygon"}, label, Text(N_("polygon")))
     _col(gdf, {"population": column}, "population", (), label, required=True)
     for c in keep_columns:
         _col(gdf, {c: c}, c, (), label, required=True)

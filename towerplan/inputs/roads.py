@@ -124,7 +124,7 @@ def read_roads(
         repair=repair,
         encoding=encoding,
     )
-    _require_geom(gdf, {"LineString", "MultiLineString"}, label, "line")
+    _require_geom(gdf, {"LineString", "MultiLineString"}, label, Text(N_("line")))
     cols = {"class": class_column} if class_column else None
     cls_c = _col(gdf, cols, "class", ("road_class", "highway", "loai_duong"), label, False)
     name_c = _col(

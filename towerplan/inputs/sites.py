@@ -184,7 +184,7 @@ def read_sites(
             repair=repair,
             encoding=encoding,
         )
-        _require_geom(raw, {"Point"}, label, "point")
+        _require_geom(raw, {"Point"}, label, Text(N_("point")))
         scrs = CRS.from_user_input(raw.crs)
         x, y = raw.geometry.x.to_numpy(), raw.geometry.y.to_numpy()
         gdf = to_working_crs(raw, wcrs, label)
