@@ -3,6 +3,7 @@ catalogues match their sources, and the language switch reaches every output."""
 
 from __future__ import annotations
 
+import pickle
 import re
 from importlib import resources
 from pathlib import Path
@@ -408,3 +409,14 @@ def test_input_error_with_translated_hint_reaches_the_cli_in_vietnamese(
             .endswith("(tổng cộng 12) ... (tổng cộng 3)")
         )
     assert str(exc) == "x: missing column(s) ['a']; see docs/ARCHITECTURE.md"
+    # an error crosses a process boundary (batch, sheet workers) with its translatable parts
+    hint = Text(
+        "fix the column mapping, e.g. columns: {{lon: {lat}, lat: {lon}}}", lat="y", lon="x"
+    )
+    back = pickle.loads(pickle.dumps(ColumnError(msgid="{label}: {hint}", label=rows, hint=hint)))
+    assert str(back) == f"{rows}: fix the column mapping, e.g. columns: {{lon: y, lat: x}}"
+    with use_language("vi"):
+        assert back.user_message(_) == (
+            "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 ... (tổng cộng 12): hãy sửa khai báo cột, ví dụ "
+            "columns: {lon: y, lat: x}"
+        )

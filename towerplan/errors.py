@@ -65,6 +65,15 @@ class Text(str):
         """The text in the language of ``translate``."""
         return translate(self.msgid).format(**_translated(self.params, translate))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled with its msgid (an error crossing a process boundary); str's default
+        # would rebuild it from the English text, whose braces are no format fields
+        return (_text, (self.msgid, self.params))
+
+
+def _text(msgid: str, params: dict[str, Any]) -> Text:
+    return Text(msgid, **params)
+
 
 class TowerplanError(ValueError):
     """Base class of every user-facing towerplan error.
