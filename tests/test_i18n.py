@@ -420,3 +420,22 @@ def test_input_error_with_translated_hint_reaches_the_cli_in_vietnamese(
             "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 ... (tổng cộng 12): hãy sửa khai báo cột, ví dụ "
             "columns: {lon: y, lat: x}"
         )
+
+
+def test_output_folder_problem_translated_with_its_message(tmp_path: Path, monkeypatch) -> None:
+    """The reason an --out folder cannot be used is a translated part of the message."""
+    from towerplan.errors import OutputError
+    from towerplan.outputs import folder
+
+    monkeypatch.setattr(folder.os, "access", lambda *_a, **_k: False)  # as for a non-root user
+    with pytest.raises(OutputError) as info:
+        folder.check_out_dir(tmp_path / "new" / "out", overwrite=False)
+    assert str(info.value) == (
+        f"--out {tmp_path / 'new' / 'out'}: {tmp_path} is not writable (permission denied); "
+        "choose a writable folder"
+    )
+    with use_language("vi"):
+        assert info.value.user_message(_) == (
+            f"--out {tmp_path / 'new' / 'out'}: không ghi được vào {tmp_path} (không có quyền "
+            "truy cập); hãy chọn thư mục ghi được"
+        )

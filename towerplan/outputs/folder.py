@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from towerplan.errors import N_, OutputError
+from towerplan.errors import N_, OutputError, Text
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,9 @@ def _check_parent(out: Path, resolved: Path) -> None:
             out=out,
             file=probe,
         )
-    problem = None if os.access(probe, os.W_OK | os.X_OK) else "permission denied"
+    problem: str | None = None
+    if not os.access(probe, os.W_OK | os.X_OK):
+        problem = Text(N_("permission denied"))
     problem = problem or _probe_rename(probe)
     if problem:
         raise OutputError(
@@ -115,13 +117,13 @@ def _check_replaceable(out: Path, resolved: Path) -> None:
     sticky = bool(st.st_mode & stat.S_ISVTX)
     uid = os.geteuid() if hasattr(os, "geteuid") else 0
     owner = resolved.stat().st_uid
-    problem = None
+    problem: str | None = None
     if os.path.ismount(resolved):
-        problem = "it is a mount point"
+        problem = Text(N_("it is a mount point"))
     elif not os.access(parent, os.W_OK | os.X_OK) or (
         sticky and uid != 0 and uid not in (owner, st.st_uid)
     ):
-        problem = f"no permission to rename it in {parent}"
+        problem = Text(N_("no permission to rename it in {parent}"), parent=parent)
     else:
         problem = _probe_rename(parent)
     if problem:
