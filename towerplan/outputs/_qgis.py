@@ -18,6 +18,8 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import geopandas as gpd
+import numpy as np
+import shapely
 
 from towerplan._i18n import _
 from towerplan.outputs import _themes
@@ -83,10 +85,12 @@ def _symbol(i: int, s: _Style) -> str:
 
 
 def _geom_kind(gdf: gpd.GeoDataFrame) -> str:
-    types = set(gdf.geom_type.dropna())
-    if types & {"Point", "MultiPoint"}:
+    # shapely type ids (one pass over the array; geom_type would build a string per row):
+    # 0/4 (Multi)Point, 1/5 (Multi)LineString
+    ids = set(np.unique(shapely.get_type_id(gdf.geometry.to_numpy())).tolist())
+    if ids & {0, 4}:
         return "marker"
-    if types & {"LineString", "MultiLineString"}:
+    if ids & {1, 5}:
         return "line"
     return "fill"
 
