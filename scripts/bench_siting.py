@@ -12,6 +12,10 @@ Instances (all generated here with fixed seeds; nothing is downloaded):
 * ``cantho-scale``        : a Cần Thơ-sized synthetic city (48 x 30 km = 1,440 km2 of
   100 m cells = 144,000 demand cells, population 1.25 M in dense cores, river ribbons and a
   rural base), 10,240 grid candidates (375 m), 1,114 locked sites, p = 614, r = 500 m
+* ``cantho-quarter``      : the eastern 24 x 18 km of ``cantho-scale`` (its demand cells,
+  candidates and locked sites in that window; 43,200 cells, 3,072 candidates), p = 184
+  (614 x the window's share of the candidates): a mid-size instance whose optimum
+  HiGHS proves, for measuring how far the incumbent and the bounds are from it
 * ``cantho-scale-4op``    : the same city with 4 operators (shares 0.50/0.22/0.23/0.05),
   existing sites split among them, 338 dedicated + 276 shared new structures
   (towerplan only: spopt's MCLP has no operators)
@@ -65,6 +69,15 @@ INSTANCES: dict[str, dict[str, Any]] = {
         "seed": 2,
     },
     "cantho-scale": {"kind": "city", "locked": 1114, "p": 614, "r": 500.0, "seed": 7, "ops": 1},
+    "cantho-quarter": {
+        "kind": "city",
+        "locked": 1114,
+        "p": 184,
+        "r": 500.0,
+        "seed": 7,
+        "ops": 1,
+        "window": (24000.0, 48000.0, 8000.0, 26000.0),
+    },
     "cantho-scale-4op": {"kind": "city", "locked": 1114, "p": 614, "r": 500.0, "seed": 7, "ops": 4},
     "demo": {"kind": "demo", "locked": 1114, "p": 614, "r": 0.0, "seed": 0, "ops": 4},
 }
@@ -128,7 +141,15 @@ def make(name: str) -> tuple[np.ndarray, ...]:
     spec = INSTANCES[name]
     if spec["kind"] == "clustered":
         return clustered(spec["n"], spec["m"], spec["locked"], spec["seed"])
-    return city(spec["locked"], spec["seed"])
+    pts = city(spec["locked"], spec["seed"])
+    if "window" not in spec:
+        return pts
+    x0, x1, y0, y1 = spec["window"]
+    inside = [
+        (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+        for xy in (pts[0], pts[2], pts[3])
+    ]
+    return pts[0][inside[0]], pts[1][inside[0]], pts[2][inside[1]], pts[3][inside[2]]
 
 
 # --------------------------------------------------------------------------- runs
@@ -254,6 +275,51 @@ def run_towerplan(name: str, time_limit: float, work_limit: float, q: Any) -> No
             "peak_rss_mb": round(_peak_mb(), 1),
         }
     )
+    q.put(row)
+
+
+def run_bounds(
+    name: str, time_limit: float, work_limit: float, lp_iters: int, milp_nodes: int, q: Any
+) -> None:
+    """Which side of the gap is loose: incumbents and bounds of one instance, side by side.
+
+    ``auto`` with the former plain-subgradient Lagrangian (``lagrangian_averaging=1``) and
+    with the current default; the LP bound from the duals of a capped interior-point run
+    (single operator); and, with ``milp_nodes``, HiGHS's MILP from the better incumbent
+    (the optimum when it closes the gap).
+    """
+    from towerplan.siting import _bounds, _mclp
+    from towerplan.siting._highs import WorkLimits
+
+    prob = build_instance(name)
+    kw = dict(work_limit=work_limit, time_limit_s=time_limit)
+    row: dict[str, Any] = {"load_start": os.getloadavg()[0]}
+    old, r = _timed_solve(
+        prob, _mclp.SolveSettings("auto", lagrangian_averaging=1.0, **kw), "former"
+    )
+    row.update(r, former_lagrangian_bound=old.log.get("lagrangian_bound"))
+    new, r = _timed_solve(prob, _mclp.SolveSettings("auto", **kw), "auto")
+    row.update(r, auto_lagrangian_bound=new.log.get("lagrangian_bound"))
+    best = max(old, new, key=lambda s: s.objective)
+    if lp_iters > 0 and prob.n_ops == 1:
+        t0 = time.perf_counter()
+        lp, info = _bounds.lp_dual_bound(prob, lp_iters)
+        row.update(info)
+        row.update(lp_dual_bound=lp, lp_s=round(time.perf_counter() - t0, 3))
+    if milp_nodes > 0:
+        t0 = time.perf_counter()
+        lim = WorkLimits(max_nodes=milp_nodes, mip_gap=1e-6, time_limit_s=time_limit)
+        ex = _mclp.solve_milp(prob, lim, start=best)
+        row.update(
+            milp_objective=ex.objective,
+            milp_bound=ex.upper_bound,
+            milp_nodes=ex.log.get("milp_nodes"),
+            milp_status=ex.log.get("milp_status"),
+            milp_time_limited=ex.time_limited,
+            milp_s=round(time.perf_counter() - t0, 3),
+        )
+    row["load_end"] = os.getloadavg()[0]
+    row["peak_rss_mb"] = round(_peak_mb(), 1)
     q.put(row)
 
 
@@ -413,6 +479,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also solve this instance twice, the second time beside 2 CPU burners",
     )
     ap.add_argument("--det-solver", default="benders", help="solver of the determinism row")
+    ap.add_argument(
+        "--bounds",
+        action="store_true",
+        help="instead of the spopt/benders rows: incumbents and bounds side by side "
+        "(former and current auto, LP dual bound, optionally the MILP optimum)",
+    )
+    ap.add_argument("--lp-iterations", type=int, default=100, help="IPM iterations (--bounds)")
+    ap.add_argument("--milp-nodes", type=int, default=0, help="MILP nodes (--bounds; 0 = none)")
     args = ap.parse_args(argv)
     names = args.only if args.only is not None else (QUICK if args.quick else list(INSTANCES))
     rows = []
@@ -421,7 +495,14 @@ def main(argv: list[str] | None = None) -> int:
         det = _in_child(run_determinism, args.determinism, args.work_limit, args.det_solver)
         rows.append({"instance": f"determinism: {args.determinism}", **det})
         print(json.dumps(det, indent=1), file=sys.stderr, flush=True)
-    for name in names:
+    for name in names if args.bounds else []:
+        print(f"[{name}] bounds ...", file=sys.stderr, flush=True)
+        b = _in_child(
+            run_bounds, name, args.time_limit, args.work_limit, args.lp_iterations, args.milp_nodes
+        )
+        rows.append({"instance": name, "mode": "bounds", **b})
+        print(json.dumps(rows[-1], indent=1), file=sys.stderr, flush=True)
+    for name in [] if args.bounds else names:
         spec = INSTANCES[name]
         row: dict[str, Any] = {"instance": name, "p": spec["p"], "operators": spec.get("ops", 1)}
         if spec["kind"] != "demo":

@@ -86,6 +86,9 @@ def test_bad_work_limits_are_one_line_errors() -> None:
         {"time_limit_s": -3.0},
         {"max_nodes": -1},
         {"mip_gap": float("nan")},
+        {"lagrangian_averaging": 0.0},
+        {"lagrangian_averaging": float("nan")},
+        {"lagrangian_averaging": 1.5},
     ):
         with pytest.raises(ParameterError) as exc:
             _mclp.SolveSettings(**kw)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from towerplan import siting
 from towerplan.coverage import operator_coverage, points_xy
 from towerplan.errors import InfeasibleModelError
+from towerplan.siting import _bounds as bounds
 from towerplan.siting import _mclp
 from towerplan.siting._benders import BendersLimits, dominated_candidates, solve_benders
 from towerplan.siting._highs import WorkLimits
@@ -125,6 +126,29 @@ def test_exact_equals_brute_force_and_bounds_hold(inst: dict) -> None:
     assert heur.stopped_by in ("gap", "work_limit")
     if heur.stopped_by == "gap":  # certified within mip_gap = 0: bound met
         assert heur.upper_bound - heur.objective <= 1e-9 * max(1.0, heur.upper_bound)
+
+
+@SETTINGS
+@given(instances(), st.integers(0, 10_000), st.integers(1, 12))
+def test_any_multipliers_and_capped_lp_duals_give_valid_bounds(
+    inst: dict, seed: int, ipm_iters: int
+) -> None:
+    """Weak duality: every ``0 <= lam <= W`` (and any ``nu``) bounds the optimum; so do the
+    duals of an interior-point run cut after a few iterations (single operator)."""
+    best = _brute(inst)
+    if not np.isfinite(best):
+        return
+    prob = _problem(inst)
+    rng = np.random.default_rng(seed)
+    lam = rng.random(prob.W.shape) * prob.W * rng.choice([0.0, 0.5, 1.0, 1.5])
+    nu = float(rng.normal(0.0, 5.0))
+    assert bounds.lagrangian_value(prob, lam, nu) >= best - 1e-6
+    ub, info = bounds.lp_dual_bound(prob, ipm_iters)
+    assert ub >= best - 1e-6
+    if prob.n_ops == 1 and prob.n_shared == 0 and prob.n_rows and prob.p:
+        assert info["lp_ipm_iterations"] <= ipm_iters
+    else:
+        assert ub == np.inf
 
 
 @SETTINGS

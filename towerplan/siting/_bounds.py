@@ -1,4 +1,19 @@
-"""Upper bounds on the MCLP optimum (private): Lagrangian relaxation."""
+"""Upper bounds on the MCLP optimum (private): Lagrangian relaxation and LP duals.
+
+* :func:`lagrangian_bound` — averaged-subgradient Lagrangian bound (the default).
+* :func:`lagrangian_value` — the exact Lagrangian bound at any given multipliers.
+* :func:`lp_dual_bound` — the LP bound from the duals of a capped interior-point run
+  (single operator; measured in ``scripts/bench_siting.py --bounds``, not in ``solve``).
+
+Why no two-customer cuts here.  With non-negative weights (all of ours: locked coverage
+is folded into the offset) any inequality over the variables of two customers ``i, k``
+and their candidates alone cannot cut the LP relaxation: the rows
+``z_i <= x(N(i))``, ``z_k <= x(N(k))`` with bounds ``0 <= z, x <= 1`` form a totally
+unimodular system (every column has at most two non-zeros, and a column with two has
+them in different rows, so the row partition {i}, {k} satisfies Ghouila-Houri), so
+their LP polytope is already the integer hull.  A cut must involve the cardinality row
+``sum x = p`` (or, as in Lv et al. 2025, negative weights, which this model has not).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +21,10 @@ import time
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from towerplan.siting._model import (
+    LAGRANGIAN_AVERAGING,
     LAGRANGIAN_ITERATIONS,
     MCLPProblem,
     SafetyStop,
@@ -21,8 +38,9 @@ def lagrangian_bound(
     max_iter: int = LAGRANGIAN_ITERATIONS,
     target_gap: float = 0.0,
     safety: SafetyStop | None = None,
+    averaging: float = LAGRANGIAN_AVERAGING,
 ) -> tuple[float, dict[str, Any]]:
-    """Upper bound on the optimum by Lagrangian relaxation (subgradient, Polyak steps).
+    """Upper bound on the optimum by Lagrangian relaxation (averaged subgradient, Polyak steps).
 
     The covering rows ``z[i,o] <= sum_j A[i,j] x[j,o]`` (multipliers ``0 <= lam <= W``)
     and the shared-quota row (free multiplier ``nu``) are relaxed; minimum-spacing
@@ -33,7 +51,12 @@ def lagrangian_bound(
     iterate yields a valid bound.  Stops when the bound is within ``target_gap`` of
     ``lower_bound`` (relative), after ``max_iter`` iterations, when the step vanishes,
     or when the ``safety`` stop fires (``lagrangian_time_limited``).  The step is halved
-    after ``max_iter / 40`` (10..150) non-improving iterations.
+    after ``max_iter / 40`` (10..150) non-improving iterations.  The step direction is
+    the exponentially averaged subgradient ``d = a g + (1 - a) d_prev`` with
+    ``a = averaging`` (as in the Volume algorithm of Barahona & Anbil, 2000), which damps
+    the zig-zag of plain subgradient steps; ``averaging = 1`` is the plain subgradient
+    method.  Only the step direction changes: every iterate is still evaluated exactly,
+    so the bound stays valid.
 
     Returns
     -------
@@ -42,11 +65,10 @@ def lagrangian_bound(
     t0 = time.perf_counter()
     A = prob.A.astype(float).tocsr()
     AT = A.T.tocsr()
-    W, C, cap = prob.W, prob.C, prob.cap
+    W, cap = prob.W, prob.cap
     n_op = prob.n_ops
     p, ns = prob.p, prob.n_shared
     nr = prob.n_rows
-    m = prob.n_cand
     if p == 0:
         return prob.offset, {"lagrangian_iterations": 0, "lagrangian_s": 0.0}
     # start: each row's weight spread over its covering candidates
@@ -60,22 +82,11 @@ def lagrangian_bound(
     patience = int(np.clip(max_iter / 40.0, 10, 150))
     timed_out = False
     it = 0
-    ar = np.arange(m)
-    wsum = float(W.sum())
-    zero_c = np.zeros((m, n_op))
+    d: np.ndarray | None = None
+    dnu = 0.0
     while it < max_iter:
         it += 1
-        c = (np.asarray(AT @ lam) if nr else zero_c) + C
-        D, S = _type_values(c, cap)
-        if ns > 0:
-            Sv = S - nu
-            is_sh = Sv > D
-            val = np.where(is_sh, Sv, D)
-        else:
-            is_sh = np.zeros(m, bool)
-            val = D
-        top = np.argpartition(-val, p - 1)[:p] if p < m else ar
-        L = prob.offset + wsum - float(lam.sum()) + float(val[top].sum()) + nu * ns
+        L, c, is_sh, top = _relaxed(prob, AT, lam, nu)
         if L < best - 1e-12 * abs(best if np.isfinite(best) else 1.0):
             best = L
             best_lam, best_nu = lam, nu
@@ -107,6 +118,10 @@ def lagrangian_bound(
         # projected direction: lam -= step * g, clipped to [0, W]
         g[((lam <= 0) & (g > 0)) | ((lam >= W) & (g < 0))] = 0.0
         gnu = float(ns - int(shr.sum())) if ns > 0 else 0.0
+        if d is not None and averaging < 1.0:
+            g = averaging * g + (1.0 - averaging) * d
+            gnu = averaging * gnu + (1.0 - averaging) * dnu
+        d, dnu = g, gnu
         norm2 = float(np.vdot(g, g)) + gnu * gnu
         if norm2 <= 0:
             break  # the relaxed solution is feasible and complementary: bound is exact
@@ -122,3 +137,85 @@ def lagrangian_bound(
     }
     prob.info["_multipliers"] = (best_lam, best_nu)
     return float(best), info
+
+
+def _relaxed(
+    prob: MCLPProblem, AT: sp.csr_matrix, lam: np.ndarray, nu: float
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The Lagrangian relaxation at ``(lam, nu)``: value, ``c``, shared flags, picked structures.
+
+    ``AT`` is ``prob.A.T`` as a float CSR matrix.  For ``0 <= lam <= W`` and any ``nu``
+    the value is an upper bound on the optimum (see :func:`lagrangian_bound`).
+    """
+    m, p, ns = prob.n_cand, prob.p, prob.n_shared
+    c = (np.asarray(AT @ lam) if prob.n_rows else np.zeros((m, prob.n_ops))) + prob.C
+    D, S = _type_values(c, prob.cap)
+    if ns > 0:
+        Sv = S - nu
+        is_sh = Sv > D
+        val = np.where(is_sh, Sv, D)
+    else:
+        is_sh = np.zeros(m, bool)
+        val = D
+    top = np.argpartition(-val, p - 1)[:p] if p < m else np.arange(m)
+    L = prob.offset + float(prob.W.sum()) - float(lam.sum()) + float(val[top].sum()) + nu * ns
+    return L, c, is_sh, top
+
+
+def lagrangian_value(prob: MCLPProblem, lam: np.ndarray, nu: float = 0.0) -> float:
+    """Exact Lagrangian upper bound at multipliers ``lam`` (clipped to ``[0, W]``) and ``nu``.
+
+    Valid for *any* multipliers: weak duality holds for every ``0 <= lam <= W`` (covering
+    rows) and every free ``nu`` (shared-quota row), and the relaxed problem is solved
+    exactly, so approximate duals from any source (an interrupted interior-point run)
+    give a valid bound.
+    """
+    if prob.p == 0:
+        return prob.offset
+    lam = np.clip(np.asarray(lam, dtype=float).reshape(prob.W.shape), 0.0, prob.W)
+    AT = prob.A.astype(float).T.tocsr()
+    return _relaxed(prob, AT, lam, float(nu))[0]
+
+
+def lp_dual_bound(
+    prob: MCLPProblem, max_iterations: int, safety: SafetyStop | None = None
+) -> tuple[float, dict[str, Any]]:
+    """Upper bound from the duals of the LP relaxation (single operator, dedicated only).
+
+    The LP relaxation of the classic MCLP is solved by HiGHS's interior-point method
+    without crossover, for at most ``max_iterations`` iterations (deterministic work); its
+    covering-row duals, clipped to ``[0, W]``, are evaluated exactly by
+    :func:`lagrangian_value`.  With the cardinality row kept in the relaxed problem the
+    Lagrangian dual equals the LP optimum (the relaxed problem "pick ``p`` by value" has
+    the integrality property), so a converged run gives the LP bound and an interrupted
+    one a valid, weaker bound.  When the result is tighter than the stored multipliers'
+    bound they replace them (``prob.info['_multipliers']``) for rounding and LNS seeds.
+
+    Returns
+    -------
+    (bound, info)
+        ``inf`` when the model is not single-operator or no dual iterate exists.
+    """
+    from towerplan.siting._exact import _milp_columns, _model_arrays
+    from towerplan.siting._highs import solve_relaxation_ipm
+
+    if prob.n_ops != 1 or prob.n_shared != 0 or prob.p == 0:
+        return float("inf"), {}
+    model, _ = _model_arrays(prob, _milp_columns(prob))
+    left = safety.left() if safety is not None else float("inf")
+    res = solve_relaxation_ipm(model, max_iterations, left)
+    info: dict[str, Any] = {
+        "lp_ipm_iterations": res.iterations,
+        "lp_ipm_status": res.status,
+        "lp_ipm_s": res.solve_s,
+        "lp_ipm_time_limited": res.time_limited,
+    }
+    if res.row_dual is None or prob.n_rows == 0:
+        return float("inf"), info
+    lam = np.abs(res.row_dual[: prob.n_rows])[:, None]
+    bound = lagrangian_value(prob, lam)
+    info["lp_dual_bound"] = bound
+    old = prob.info.get("_multipliers")
+    if old is None or bound < lagrangian_value(prob, old[0], old[1]):
+        prob.info["_multipliers"] = (np.clip(lam, 0.0, prob.W), 0.0)
+    return bound, info

@@ -333,3 +333,53 @@ def _tighter(model: MilpModel, a: float, b: float) -> float:
     if not vals:
         return float("nan")
     return min(vals) if model.maximize else max(vals)
+
+
+@dataclass
+class IpmResult:
+    """Outcome of :func:`solve_relaxation_ipm`: the LP relaxation by interior point.
+
+    ``row_dual`` is HiGHS's last dual iterate (``None`` if it has none); ``objective``
+    is its primal objective (not a bound unless ``status`` is ``'Optimal'``).
+    """
+
+    status: str
+    objective: float
+    row_dual: np.ndarray | None
+    iterations: int
+    solve_s: float
+    time_limited: bool
+
+
+def solve_relaxation_ipm(model: MilpModel, max_iterations: int, time_limit_s: float) -> IpmResult:
+    """The LP relaxation of ``model`` by HiGHS's interior-point solver, without crossover.
+
+    Bounded by deterministic work (``ipm_iteration_limit``; one thread), so the dual
+    iterate returned is the same on any machine under any load; ``time_limit_s`` is the
+    safety stop only.  Callers turn the duals into a bound themselves (an interior
+    iterate is not a vertex and may be slightly infeasible).
+    """
+    import highspy
+
+    h = new_highs()
+    _configure(h, WorkLimits(time_limit_s=time_limit_s))
+    h.setOptionValue("solver", "ipm")
+    h.setOptionValue("run_crossover", "off")
+    h.setOptionValue("ipm_iteration_limit", int(max(1, min(max_iterations, NO_LIMIT))))
+    _pass_model(h, model, True)
+    state = _subscribe_stops(h, WorkLimits(time_limit_s=time_limit_s), True)
+    t0 = time.perf_counter()
+    h.run()
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    sol = h.getSolution()
+    n_row = int(model.M.shape[0])
+    dual = np.asarray(sol.row_dual, dtype=float) if len(sol.row_dual) == n_row else None
+    return IpmResult(
+        status=h.modelStatusToString(ms),
+        objective=float(info.objective_function_value),
+        row_dual=dual,
+        iterations=int(info.ipm_iteration_count),
+        solve_s=time.perf_counter() - t0,
+        time_limited=bool(state["time_stop"]) or ms == highspy.HighsModelStatus.kTimeLimit,
+    )

@@ -132,6 +132,7 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         max_iter=st.budget(LAGRANGIAN_ITERATIONS),
         target_gap=st.mip_gap,
         safety=safety,
+        averaging=st.lagrangian_averaging,
     )
     phases = ["greedy", "swap", "Lagrangian bound"]
     alt = lagrangian_start(prob)

@@ -101,6 +101,11 @@ class MCLPSolution:
         return max(0.0, (self.upper_bound - self.objective) / self.upper_bound)
 
 
+LAGRANGIAN_AVERAGING = 0.1
+"""Weight of the new subgradient in the averaged step direction of the Lagrangian bound
+(1 = plain subgradient; see :func:`~towerplan.siting._bounds.lagrangian_bound`)."""
+
+
 @dataclass(frozen=True)
 class SolveSettings:
     """How :func:`solve` works: solver, target gap, seed and deterministic work budgets.
@@ -125,6 +130,9 @@ class SolveSettings:
         Branch-and-bound nodes of the full MILP (``exact`` / ``auto``), before scaling.
     time_limit_s : float
         Safety stop (``inf`` = none).
+    lagrangian_averaging : float
+        Weight in (0, 1] of the new subgradient in the Lagrangian bound's averaged step
+        direction (1 = plain subgradient, the method before averaging).
     """
 
     solver: str = "auto"
@@ -133,6 +141,7 @@ class SolveSettings:
     work_limit: float = 1.0
     max_nodes: int = 2000
     time_limit_s: float = float("inf")
+    lagrangian_averaging: float = LAGRANGIAN_AVERAGING
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
@@ -157,6 +166,14 @@ class SolveSettings:
             raise ParameterError(
                 msgid=N_("work_limit = {work_limit}: must be a finite number > 0"),
                 work_limit=self.work_limit,
+            )
+        a = self.lagrangian_averaging
+        if isinstance(a, bool) or not isinstance(a, int | float) or not 0 < a <= 1:
+            raise ParameterError(
+                msgid=N_(
+                    "lagrangian_averaging = {lagrangian_averaging!r}: must be a number in (0, 1]"
+                ),
+                lagrangian_averaging=a,
             )
         if self.time_limit_s <= 0:
             raise ParameterError(
