@@ -4,6 +4,7 @@ Usage::
 
     python scripts/bench_siting.py --out bench.json [--quick] [--work-limit 1.0]
         [--determinism clustered-5000x1000]
+    python scripts/bench_siting.py --bounds --only cantho-quarter --milp-nodes 1000 --out b.json
 
 Instances (all generated here with fixed seeds; nothing is downloaded):
 
