@@ -26,6 +26,7 @@ import numpy as np
 import shapely
 
 from towerplan._validate import require_metric
+from towerplan.errors import N_, warn_user
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +141,11 @@ def partition_geoms(
     clean, removed, emptied = _remove_overlaps(g, grid_size)
     clean, filled, n_gaps = _fill_gaps(clean, grid_size, touch)
     if emptied:
-        logger.warning(
-            "%d unit(s) lie entirely inside earlier units; kept with their own shape", emptied
+        warn_user(
+            logger,
+            N_("{n} unit(s) lie entirely inside earlier units; kept with their own shape"),
+            log_only=True,
+            n=emptied,
         )
     return clean, PartitionReport(removed / 1e6, filled / 1e6, n_gaps, emptied)
 

@@ -18,7 +18,7 @@ import signal
 import sys
 import typing
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from towerplan._i18n import (
     fmt_percent,
     use_language,
 )
-from towerplan.errors import N_, TowerplanError
+from towerplan.errors import N_, TowerplanError, TowerplanWarning
 from towerplan.outputs._themes import DEMO_STAMP_MSG, column_label, value_label
 
 if typing.TYPE_CHECKING:
@@ -376,19 +376,48 @@ def _warning_to_log(
 ) -> None:
     """Python warnings as one log line (no source line), de-duplicated with the log."""
     name = filename.rsplit("/", 1)[-1].removesuffix(".py")
+    text = message if isinstance(message, TowerplanWarning) else " ".join(str(message).split())
     logging.getLogger(f"towerplan.{name}" if "towerplan" in filename else "py.warnings").warning(
-        "%s", " ".join(str(message).split())
+        "%s", text
     )
 
 
-def _setup_logging(verbosity: int, quiet: bool) -> tuple[logging.Handler, int]:
-    """One stderr handler: warnings once each, one line each; returns what to undo."""
+class _UserFormatter(logging.Formatter):
+    """``LEVEL logger: message`` on one line; a :class:`TowerplanWarning` (logged as
+    ``logger.warning("%s", w)`` by :func:`towerplan.errors.warn_user`) in the language
+    ``language()`` returns, asked once, at the first such warning."""
+
+    def __init__(self, language: Callable[[], str]) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self._language = language
+        self._lang: str | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 1 and record.msg == "%s"):
+            return super().format(record)
+        w = args[0]
+        if not isinstance(w, TowerplanWarning):
+            return super().format(record)
+        if self._lang is None:
+            self._lang = "en"  # a warning while the language is looked up stays English
+            self._lang = self._language()
+        with use_language(self._lang):
+            text = " ".join(w.user_message(_).split())
+        return f"{record.levelname} {record.name}: {text}"
+
+
+def _setup_logging(
+    verbosity: int, quiet: bool, language: Callable[[], str] = lambda: "en"
+) -> tuple[logging.Handler, int]:
+    """One stderr handler: warnings once each, one line each, translatable ones in
+    ``language()``; returns what to undo."""
     if quiet:
         level = logging.ERROR
     else:
         level = (logging.WARNING, logging.INFO)[verbosity] if verbosity < 2 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_UserFormatter(language))
     handler.addFilter(_OncePerMessage())
     root = logging.getLogger()
     old_level = root.level
@@ -604,7 +633,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
             crs_targets=tuple(c.strip() for c in args.crs.split(",") if c.strip()),
             settings=settings,
         )
-    sys.stdout.write(f"{len(files)} files written to {out}\n")
+    with use_language(_message_language(args)):
+        sys.stdout.write(
+            _("{n} files written to {out}").format(n=fmt_number(len(files)), out=out) + "\n"
+        )
     return 0
 
 
@@ -790,10 +822,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     scen = load_scenario(args.scenario)
     inputs = tio.load_inputs(scen)
-    sys.stdout.write(
-        f"scenario {scen.name}: OK ({inputs.data_kind}; {len(inputs.districts)} districts, "
-        f"{len(inputs.existing_sites)} existing sites, {len(inputs.pois)} POIs)\n"
-    )
+    with use_language(scen.language):
+        text = _(
+            "scenario {name}: OK ({kind}; {districts} districts, {sites} existing sites, "
+            "{pois} POIs)"
+        ).format(
+            name=scen.name,
+            kind=data_text(inputs.data_kind),
+            districts=fmt_number(len(inputs.districts)),
+            sites=fmt_number(len(inputs.existing_sites)),
+            pois=fmt_number(len(inputs.pois)),
+        )
+    sys.stdout.write(text + "\n")
     return 0
 
 
@@ -892,7 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _build_parser().parse_args(arguments)
     except SystemExit as exc:  # --help, --version, or a one-line usage error (exit 2)
         return exc.code if isinstance(exc.code, int) else 0
-    handler, old_level = _setup_logging(args.verbose, args.quiet)
+    handler, old_level = _setup_logging(args.verbose, args.quiet, lambda: _message_language(args))
     old_term = None
     try:
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)

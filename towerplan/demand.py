@@ -58,6 +58,7 @@ from towerplan.errors import (
     ParameterError,
     PopulationError,
     Text,
+    warn_user,
 )
 
 logger = logging.getLogger(__name__)
@@ -567,12 +568,19 @@ def grid_from_polygons(
     if n_tiny:
         logger.info("%d polygon(s) smaller than a sub-cell assigned to one cell", n_tiny)
     if n_fallback:
-        logger.warning(
-            "%d polygon(s) have zero dasymetric weight everywhere; spread by area instead",
-            n_fallback,
+        warn_user(
+            logger,
+            N_("{n} polygon(s) have zero dasymetric weight everywhere; spread by area instead"),
+            log_only=True,
+            n=n_fallback,
         )
     if lost:
-        logger.warning("%.0f people in polygons outside the grid bounds were not gridded", lost)
+        warn_user(
+            logger,
+            N_("{lost:.0f} people in polygons outside the grid bounds were not gridded"),
+            log_only=True,
+            lost=lost,
+        )
     if err > 1e-3:  # pragma: no cover - guarded by construction
         raise PopulationError(
             msgid=N_("population grid: conservation error {err:.2e} exceeds 0.1 %"), err=err

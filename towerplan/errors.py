@@ -7,6 +7,8 @@ and exits non-zero; it never shows a traceback for these.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +30,8 @@ __all__ = [
     "StudyAreaError",
     "Text",
     "TowerplanError",
+    "TowerplanWarning",
+    "warn_user",
 ]
 
 
@@ -99,6 +103,72 @@ class TowerplanError(ValueError):
         if self.msgid is None:
             return str(self)
         return translate(self.msgid).format(**_translated(self.params, translate))
+
+
+class TowerplanWarning(UserWarning):
+    """A user-facing warning: ``TowerplanWarning(N_("{n} sites ..."), n=n)``.
+
+    ``str(w)`` is the English text (logs, ``pytest.warns(match=...)``); :meth:`user_message`
+    gives it in the language of a gettext ``translate`` function, like
+    :meth:`TowerplanError.user_message` (:class:`Text` parameters translated too).  Raise it
+    with :func:`warn_user`.
+    """
+
+    def __init__(self, msgid: str, /, **params: Any):
+        super().__init__(msgid.format(**params))
+        self.msgid = msgid
+        self.params = params
+
+    def user_message(self, translate: Callable[[str], str]) -> str:
+        """The warning in the language of ``translate``."""
+        return translate(self.msgid).format(**_translated(self.params, translate))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_warning, (self.msgid, self.params))
+
+
+def _warning(msgid: str, params: dict[str, Any]) -> TowerplanWarning:
+    return TowerplanWarning(msgid, **params)
+
+
+def warn_user(
+    logger: logging.Logger,
+    msgid: str,
+    /,
+    *,
+    log_only: bool = False,
+    stacklevel: int = 1,
+    **params: Any,
+) -> TowerplanWarning:
+    """Warn the user: a :class:`TowerplanWarning` (Python ``warnings``, shown once per
+    call site) and the English text on ``logger`` (``log_only``: the log line only).
+
+    ``msgid`` is marked with ``N_`` at the call site and is in both catalogues; the CLI
+    shows the warning in the user's language, logs and ``str()`` stay English.
+
+    Parameters
+    ----------
+    logger : logging.Logger
+        The calling module's logger.
+    msgid : str
+        English message with ``{name}`` placeholders, ``N_("...")``.
+    log_only : bool
+        Log only (no Python warning).
+    stacklevel : int
+        As for :func:`warnings.warn`, counted from the caller of ``warn_user``.
+    **params
+        Placeholder values (a :class:`Text` is translated with the message).
+
+    Returns
+    -------
+    TowerplanWarning
+        The warning (its ``str`` is the English text).
+    """
+    w = TowerplanWarning(msgid, **params)
+    if not log_only:
+        warnings.warn(w, stacklevel=stacklevel + 1)
+    logger.warning("%s", w)
+    return w
 
 
 class DataFileError(TowerplanError):

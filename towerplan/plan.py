@@ -56,7 +56,13 @@ from tqdm.auto import tqdm
 from towerplan import capacity, coverage, demand, kpis, siting
 from towerplan._gaps import gap_polygons
 from towerplan._validate import assign_district, points_xy, require_metric
-from towerplan.errors import N_, EmptyInputError, ScenarioError, StageError
+from towerplan.errors import (
+    N_,
+    EmptyInputError,
+    ScenarioError,
+    StageError,
+    warn_user,
+)
 from towerplan.inputs import readers as tio
 from towerplan.inputs._base import DEMO_KIND, PlanInputs
 from towerplan.outputs.folder import check_out_dir, staged_output
@@ -1305,8 +1311,12 @@ def result_from_state(state: PlanState) -> PlanResult:
     summary = build_summary(state)
     n_existing, expected = len(state.existing), state.scenario.sites.existing
     if n_existing != expected:
-        logger.warning(
-            "the data hold %d existing sites, the scenario expects %d", n_existing, expected
+        warn_user(
+            logger,
+            N_("the data hold {n} existing sites, the scenario expects {expected}"),
+            log_only=True,
+            n=n_existing,
+            expected=expected,
         )
     tables = {name: t for o in state.outputs() for name, t in o.tables.items()}
     return PlanResult(

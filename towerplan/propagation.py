@@ -46,7 +46,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from towerplan.errors import N_, ParameterError, RangeError
+from towerplan.errors import (
+    N_,
+    ParameterError,
+    RangeError,
+    Text,
+    warn_user,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +85,8 @@ COST231_RANGE = {
 
 Environment = Literal["urban", "suburban", "open"]
 
+EXTRAPOLATING = N_("{problem}; extrapolating (allow_extrapolation=True)")
+
 
 def _check_range(
     model: str, ranges: Mapping[str, tuple[float, float]], allow: bool, **values: object
@@ -98,7 +106,14 @@ def _check_range(
         bad = (arr < lo) | (arr > hi)
         if bad.any():
             v = float(arr[bad].ravel()[0])
-            msg = f"{model}: {key} = {v:g} is outside the model's validity range [{lo:g}, {hi:g}]"
+            msg = Text(
+                N_("{model}: {key} = {v:g} is outside the model's validity range [{lo:g}, {hi:g}]"),
+                model=model,
+                key=key,
+                v=v,
+                lo=lo,
+                hi=hi,
+            )
             if not allow:
                 raise RangeError(
                     msgid=N_(
@@ -112,7 +127,7 @@ def _check_range(
                     lo=lo,
                     hi=hi,
                 )
-            logger.warning("%s; extrapolating (allow_extrapolation=True)", msg)
+            warn_user(logger, EXTRAPOLATING, log_only=True, problem=msg)
 
 
 def _a_hm_small(f: np.ndarray, hm: np.ndarray) -> np.ndarray:
@@ -477,9 +492,17 @@ def max_cell_radius(
     model = "Okumura-Hata" if band_mhz <= 1500.0 else "COST-231 Hata"
     lo, hi = HATA_RANGE["d_km"]
     if not lo <= d <= hi:
-        msg = (
-            f"{model}: the link budget gives a cell radius d_km = {d:.3f} at {band_mhz:g} MHz "
-            f"({clutter}), outside the model's validity range [{lo:g}, {hi:g}] km"
+        msg = Text(
+            N_(
+                "{model}: the link budget gives a cell radius d_km = {d:.3f} at {band_mhz:g} MHz "
+                "({clutter}), outside the model's validity range [{lo:g}, {hi:g}] km"
+            ),
+            model=model,
+            d=d,
+            band_mhz=band_mhz,
+            clutter=clutter,
+            lo=lo,
+            hi=hi,
         )
         if not allow_extrapolation:
             raise RangeError(
@@ -496,7 +519,7 @@ def max_cell_radius(
                 lo=lo,
                 hi=hi,
             )
-        logger.warning("%s; extrapolating (allow_extrapolation=True)", msg)
+        warn_user(logger, EXTRAPOLATING, log_only=True, problem=msg)
     return d
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +63,14 @@ from towerplan._validate import (
     require_metric,
     require_same_crs,
 )
-from towerplan.errors import N_, ColumnError, CRSError, EmptyInputError, ParameterError
+from towerplan.errors import (
+    N_,
+    ColumnError,
+    CRSError,
+    EmptyInputError,
+    ParameterError,
+    warn_user,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -391,24 +397,32 @@ def fibre_routes(
     n = len(nxy)
     graph = _resolve_graph(road_graph, roads, crs, snap_tolerance_m)
     if graph is None or graph.number_of_nodes() == 0:
-        msg = (
-            f"backhaul: no road network given (scenario key data.roads); all {n} routes are "
-            "straight lines (method='straight_line')"
+        warn_user(
+            logger,
+            N_(
+                "backhaul: no road network given (scenario key data.roads); all {n} routes are "
+                "straight lines (method='straight_line')"
+            ),
+            stacklevel=2,
+            n=n,
         )
-        warnings.warn(msg, UserWarning, stacklevel=2)
-        logger.warning(msg)
         r = _RouteArrays.empty(n)
     else:
         r = _road_routes(_Routable(graph), nxy, exy, max_snap_m)
     straight = _straight_fallback(r, nxy, exy)
     if len(straight) and graph is not None and graph.number_of_nodes() > 0:
-        msg = (
-            f"backhaul: {len(straight)} of {n} new sites cannot reach an existing site on the "
-            f"road graph (disconnected graph or more than {max_snap_m:.0f} m from a road); "
-            "they get a straight-line route flagged method='straight_line'"
+        warn_user(
+            logger,
+            N_(
+                "backhaul: {k} of {n} new sites cannot reach an existing site on the road graph "
+                "(disconnected graph or more than {snap:.0f} m from a road); they get a "
+                "straight-line route flagged method='straight_line'"
+            ),
+            stacklevel=2,
+            k=len(straight),
+            n=n,
+            snap=max_snap_m,
         )
-        warnings.warn(msg, UserWarning, stacklevel=2)
-        logger.warning(msg)
     method = np.full(n, "road", dtype=object)
     method[straight] = "straight_line"
     straight_m = np.hypot(*(nxy - exy[r.target]).T)
@@ -477,7 +491,12 @@ def _road_routes(
     n_edge, d_n, pos_n = rg.snap(nxy)
     ok_e = d_e <= max_snap_m
     if not ok_e.any():
-        logger.warning("backhaul: no existing site within %.0f m of the road graph", max_snap_m)
+        warn_user(
+            logger,
+            N_("backhaul: no existing site within {snap:.0f} m of the road graph"),
+            log_only=True,
+            snap=max_snap_m,
+        )
         return r
     ke = np.flatnonzero(ok_e)
     # virtual source -> both end nodes of each existing site's edge

@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,7 +52,7 @@ from towerplan._validate import (
     require_metric,
     require_same_crs,
 )
-from towerplan.errors import N_, ColumnError, EmptyInputError, ParameterError
+from towerplan.errors import N_, ColumnError, EmptyInputError, ParameterError, warn_user
 from towerplan.infrastructure import _colocation
 from towerplan.scenario import ColocationDistance, UnitCosts
 
@@ -543,13 +542,18 @@ def _colocation_radius(dtype: pd.Series, dist: dict[str, float], name: str) -> n
     """Co-location search radius per site by district type (unknown: the smaller one)."""
     unknown = dtype.isna() | ~dtype.isin(["urban", "rural"])
     if unknown.any():
-        msg = (
-            f"{name}: {int(unknown.sum())} sites have no known district type (urban/rural); "
-            f"they use the smaller co-location distance {min(dist['urban'], dist['rural'])} m. "
-            "Pass districts= or fill 'district_type' to fix"
+        warn_user(
+            logger,
+            N_(
+                "{name}: {n} sites have no known district type (urban/rural); they use the "
+                "smaller co-location distance {d} m. Pass districts= or fill 'district_type' "
+                "to fix"
+            ),
+            stacklevel=3,
+            name=name,
+            n=int(unknown.sum()),
+            d=min(dist["urban"], dist["rural"]),
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
-        logger.warning(msg)
     return np.where(
         dtype.eq("urban"),
         dist["urban"],
@@ -1028,12 +1032,16 @@ def _trivial_plan(
             crs,
         )
     if prob.n_vars == 0:
-        msg = (
-            f"sharing target {t:.1%} unreachable: rate {opts.rate_plan:.1%} and no co-location "
-            "option (no free tenancy within the co-location distance)"
+        warn_user(
+            logger,
+            N_(
+                "sharing target {t:.1%} unreachable: rate {rate:.1%} and no co-location option "
+                "(no free tenancy within the co-location distance)"
+            ),
+            stacklevel=3,
+            t=t,
+            rate=opts.rate_plan,
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
-        logger.warning(msg)
         return _plan_from_moves(
             opts,
             existing,
@@ -1067,13 +1075,19 @@ def _colocation_costs(
 def _report_plan(plan: ColocationPlan, t: float, status: str) -> None:
     """Warn when ``plan`` misses the target ``t``; log its summary."""
     if not plan.reached:
-        msg = (
-            f"sharing target {t:.1%} unreachable with the co-location options: best rate "
-            f"{plan.rate_after:.1%} ({plan.n_relocations} relocations, {plan.n_added_tenants} added "
-            "tenants); widen the co-location distance or raise max_tenants"
+        warn_user(
+            logger,
+            N_(
+                "sharing target {t:.1%} unreachable with the co-location options: best rate "
+                "{rate:.1%} ({moves} relocations, {added} added tenants); widen the "
+                "co-location distance or raise max_tenants"
+            ),
+            stacklevel=3,
+            t=t,
+            rate=plan.rate_after,
+            moves=plan.n_relocations,
+            added=plan.n_added_tenants,
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
-        logger.warning(msg)
     logger.info(
         "co-location plan: rate %.3f -> %.3f (target %.3f), %d relocations, %d added tenants, %s",
         plan.rate_plan,

@@ -43,7 +43,6 @@ ending at ``Y``), ``fibre_share_Y``, ``fibre_km_Y``.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +52,14 @@ import numpy as np
 import pandas as pd
 
 from towerplan._validate import require_columns, require_metric, require_rows
-from towerplan.errors import N_, ColumnError, CRSError, ParameterError, ScenarioError
+from towerplan.errors import (
+    N_,
+    ColumnError,
+    CRSError,
+    ParameterError,
+    ScenarioError,
+    warn_user,
+)
 from towerplan.scenario import FibreTargets, Scenario, UndergroundingTargets
 
 logger = logging.getLogger(__name__)
@@ -367,12 +373,16 @@ def road_km_by_district(roads: gpd.GeoDataFrame, districts: gpd.GeoDataFrame) ->
     table["road_km"] = table.sum(axis=1)
     outside_km = (total_m / 1000.0) - float(table["road_km"].sum())
     if total_m > 0 and outside_km > 0.005 * total_m / 1000.0:
-        msg = (
-            f"roads: {outside_km:.1f} km of {total_m / 1000:.1f} km road length lie outside every "
-            "district and are not counted; check the districts cover the road layer"
+        warn_user(
+            logger,
+            N_(
+                "roads: {out:.1f} km of {total:.1f} km road length lie outside every district "
+                "and are not counted; check the districts cover the road layer"
+            ),
+            stacklevel=2,
+            out=outside_km,
+            total=total_m / 1000,
         )
-        warnings.warn(msg, UserWarning, stacklevel=2)
-        logger.warning(msg)
     return table
 
 

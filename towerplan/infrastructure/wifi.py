@@ -38,7 +38,6 @@ radius), ``covers_pois`` (POIs within the radius), ``source`` (``poi`` |
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -59,7 +58,7 @@ from towerplan._validate import (
     require_rows,
     require_same_crs,
 )
-from towerplan.errors import N_, CRSError, ParameterError
+from towerplan.errors import N_, CRSError, ParameterError, warn_user
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +334,11 @@ def place_hotspots(
     served = served.assign(name=names.to_numpy())
     served["district"] = assign_district(served, districts, name="pois")
     if len(demand_xy) == 0:
-        logger.warning("wifi: no POI of the served categories and no city centre: no hotspots")
+        warn_user(
+            logger,
+            N_("wifi: no POI of the served categories and no city centre: no hotspots"),
+            log_only=True,
+        )
         return WifiPlan(
             hotspots=gpd.GeoDataFrame(
                 {c: pd.Series(dtype=object) for c in _COLUMNS},
@@ -355,7 +358,12 @@ def place_hotspots(
     covered = np.asarray(cover[:, sel].sum(axis=1)).ravel() > 0
     hotspots = _hotspot_layer(cover, sel, cand_xy, served, districts, crs)
     if not covered.all():
-        logger.warning("wifi: %d demand points left uncovered by the solver", int((~covered).sum()))
+        warn_user(
+            logger,
+            N_("wifi: {n} demand points left uncovered by the solver"),
+            log_only=True,
+            n=int((~covered).sum()),
+        )
     logger.info(
         "wifi: %d hotspots cover %d POIs and %d city-centre points (radius %.0f m)",
         len(hotspots),
@@ -380,17 +388,27 @@ def _served_pois(
     pts = pois[pois.geometry.notna() & ~pois.geometry.is_empty]
     pts = pts[pts.geom_type == "Point"]
     if len(pts) < len(pois):
-        logger.warning("pois: %d non-point or empty features ignored", len(pois) - len(pts))
+        warn_user(
+            logger,
+            N_("pois: {n} non-point or empty features ignored"),
+            log_only=True,
+            n=len(pois) - len(pts),
+        )
     pxy = points_xy(pts, "pois")
     inside = shapely.contains_xy(study, pxy[:, 0], pxy[:, 1])
     n_out = int((~inside).sum())
     if n_out:
-        msg = (
-            f"pois: {n_out} of {len(pts)} POIs lie outside the study area (the districts) and are "
-            "excluded from the Wi-Fi plan; check their CRS / lon-lat order if this is unexpected"
+        warn_user(
+            logger,
+            N_(
+                "pois: {n_out} of {n} POIs lie outside the study area (the districts) and are "
+                "excluded from the Wi-Fi plan; check their CRS / lon-lat order if this is "
+                "unexpected"
+            ),
+            stacklevel=3,
+            n_out=n_out,
+            n=len(pts),
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
-        logger.warning(msg)
     pts = pts[inside]
     centre_pts = pts[pts["category"] == "city_centre"]
     served = pts[pts["category"].isin([c for c in cats if c != "city_centre"])].copy()
@@ -421,13 +439,18 @@ def _city_centre_area(
         elif len(served):
             centre = default_city_centre(served, radius_m)
             c = centre.centroid
-            msg = (
-                f"wifi: no city-centre polygon given; assuming the {radius_m:.0f} m "
-                f"disc around the densest POI cluster at ({c.x:.0f}, {c.y:.0f}); to set it, add a POI of "
-                "category city_centre (data.pois) or change wifi.city_centre_radius_m"
+            warn_user(
+                logger,
+                N_(
+                    "wifi: no city-centre polygon given; assuming the {r:.0f} m disc around the "
+                    "densest POI cluster at ({x:.0f}, {y:.0f}); to set it, add a POI of category "
+                    "city_centre (data.pois) or change wifi.city_centre_radius_m"
+                ),
+                stacklevel=3,
+                r=radius_m,
+                x=c.x,
+                y=c.y,
             )
-            warnings.warn(msg, UserWarning, stacklevel=3)
-            logger.warning(msg)
     if centre is not None:
         centre = centre.intersection(study)
         if centre.is_empty:

@@ -26,6 +26,7 @@ from towerplan.errors import (
     ParameterError,
     PopulationError,
     Text,
+    warn_user,
 )
 
 logger = logging.getLogger(__name__)
@@ -219,12 +220,15 @@ def _repair(gdf: gpd.GeoDataFrame, name: str, repair: bool = False) -> gpd.GeoDa
             rows=_rows_text(fixed_s.index[still]),
         )
     out.loc[invalid, out.geometry.name] = fixed_s
-    logger.warning(
-        "%s: repaired %d invalid geometr%s with shapely.make_valid (rows %s)",
-        name,
-        int(invalid.sum()),
-        "y" if invalid.sum() == 1 else "ies",
-        _rows_text(gdf.index[invalid]),
+    warn_user(
+        logger,
+        N_("{name}: repaired {n} invalid geometry with shapely.make_valid (rows {rows})")
+        if invalid.sum() == 1
+        else N_("{name}: repaired {n} invalid geometries with shapely.make_valid (rows {rows})"),
+        log_only=True,
+        name=name,
+        n=int(invalid.sum()),
+        rows=_rows_text(gdf.index[invalid]),
     )
     return out
 

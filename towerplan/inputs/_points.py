@@ -18,7 +18,12 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
-from towerplan.errors import N_, StudyAreaError, Text
+from towerplan.errors import (
+    N_,
+    StudyAreaError,
+    Text,
+    warn_user,
+)
 from towerplan.inputs._common import _rows_text
 
 logger = logging.getLogger(__name__)
@@ -132,14 +137,19 @@ def keep_inside(
             hint=hint,
             first=first,
         )
-    logger.warning(
-        "%s: %d of %d %s fall outside the study area and are %s (data.outside: %s; first: %s)",
-        name,
-        n_out,
-        len(layer),
-        what,
-        "dropped" if policy == "drop" else "kept",
-        policy,
-        first,
+    warn_user(
+        logger,
+        N_(
+            "{name}: {n_out} of {n_layer} {what} fall outside the study area and are {fate} "
+            "(data.outside: {policy}; first: {first})"
+        ),
+        log_only=True,
+        name=name,
+        n_out=n_out,
+        n_layer=len(layer),
+        what=what,
+        fate=Text(N_("dropped")) if policy == "drop" else Text(N_("kept")),
+        policy=policy,
+        first=first,
     )
     return (layer[inside] if policy == "drop" else layer), n_out

@@ -31,7 +31,12 @@ import pandas as pd
 import shapely
 
 from towerplan._validate import to_working_crs
-from towerplan.errors import N_, DataFileError, ParameterError
+from towerplan.errors import (
+    N_,
+    DataFileError,
+    ParameterError,
+    warn_user,
+)
 from towerplan.inputs._base import DEMO_KIND, PlanInputs
 from towerplan.scenario import Scenario
 
@@ -345,11 +350,15 @@ def _synthetic_sites(
             site_district.append(str(d_row.district))
             site_type.append(str(d_row.district_type))
     if fallbacks:
-        logger.warning(
-            "demo sites: %d of %d placed closer than %.0f m to another (districts saturated)",
-            fallbacks,
-            n,
-            SITE_MIN_SPACING_M,
+        warn_user(
+            logger,
+            N_(
+                "demo sites: {k} of {n} placed closer than {d:.0f} m to another (districts saturated)"
+            ),
+            log_only=True,
+            k=fallbacks,
+            n=n,
+            d=SITE_MIN_SPACING_M,
         )
 
     names = [o.name for o in scenario.operators]
@@ -361,12 +370,16 @@ def _synthetic_sites(
     max_t = int(scenario.sites.max_tenants)
     n_shared = math.floor(frac * n + 0.5)
     if n_shared and (max_t < 2 or len(names) < 2):
-        logger.warning(
-            "demo sites: no shared structures although sharing.existing_shared_fraction = %g "
-            "(sites.max_tenants = %d, %d operator(s))",
-            frac,
-            max_t,
-            len(names),
+        warn_user(
+            logger,
+            N_(
+                "demo sites: no shared structures although sharing.existing_shared_fraction = "
+                "{frac:g} (sites.max_tenants = {max_t}, {n} operator(s))"
+            ),
+            log_only=True,
+            frac=frac,
+            max_t=max_t,
+            n=len(names),
         )
         n_shared = 0
     for i in np.sort(rng.choice(n, size=n_shared, replace=False)) if n_shared else []:

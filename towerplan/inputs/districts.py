@@ -23,6 +23,7 @@ from towerplan.errors import (
     DuplicateIDError,
     EmptyInputError,
     Text,
+    warn_user,
 )
 from towerplan.inputs._common import (
     _check_population,
@@ -279,8 +280,13 @@ def _district_row(
     part = df[df["_key"] == key]
     names = list(dict.fromkeys(part["_district"]))
     if len(names) > 1:
-        logger.warning(
-            "%s: district code %s has several names %s; using the first", name, key, names
+        warn_user(
+            logger,
+            N_("{name}: district code {key} has several names {names}; using the first"),
+            log_only=True,
+            name=name,
+            key=key,
+            names=names,
         )
     row: dict[str, Any] = {"district": names[0]}
     row["code"] = str(part[code].iloc[0]).strip() if code is not None else f"D{i + 1:02d}"

@@ -21,7 +21,14 @@ import pandas as pd
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from towerplan.errors import N_, ColumnError, DataFileError, PopulationError, Text
+from towerplan.errors import (
+    N_,
+    ColumnError,
+    DataFileError,
+    PopulationError,
+    Text,
+    warn_user,
+)
 from towerplan.inputs._base import PlanInputs
 from towerplan.inputs._common import _RASTER_SUFFIXES, _check_file, _first_line, _parse_crs
 from towerplan.inputs._points import keep_inside
@@ -279,13 +286,23 @@ def _report_outside(ld: _Load, outside: float, total: float, kind: str) -> None:
         "rasters alike",
     }
     if share > OUTSIDE_WARN_SHARE:
-        logger.warning(
-            "population file %s: %.0f people (%.1f %% of the %s) lie outside the districts and "
-            "are left out; check that the population layer and data.districts cover the same area",
-            ld.sources["population"],
-            outside,
-            100 * share,
-            kind if kind != "raster" else "raster over the districts' bounding box",
+        of_what = {
+            "districts": Text(N_("districts")),
+            "polygons": Text(N_("polygons")),
+            "raster": Text(N_("raster over the districts' bounding box")),
+        }[kind]
+        warn_user(
+            logger,
+            N_(
+                "population file {path}: {outside:.0f} people ({pct} of the {of}) lie "
+                "outside the districts and are left out; check that the population layer and "
+                "data.districts cover the same area"
+            ),
+            log_only=True,
+            path=ld.sources["population"],
+            outside=outside,
+            pct=f"{100 * share:.1f} %",
+            of=of_what,
         )
 
 

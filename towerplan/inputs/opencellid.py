@@ -21,6 +21,7 @@ from towerplan.errors import (
     ParameterError,
     StudyAreaError,
     Text,
+    warn_user,
 )
 from towerplan.inputs._common import (
     _EARTH_RADIUS_M,
@@ -351,12 +352,16 @@ def _structures(
             min_cells=min_cells,
         )
     if dropped:
-        logger.warning(
-            "%s: %d cells on structures with fewer than %d cells dropped "
-            "(data.opencellid.min_cells)",
-            name,
-            dropped,
-            min_cells,
+        warn_user(
+            logger,
+            N_(
+                "{name}: {n} cells on structures with fewer than {min_cells} cells dropped "
+                "(data.opencellid.min_cells)"
+            ),
+            log_only=True,
+            name=name,
+            n=dropped,
+            min_cells=min_cells,
         )
     out = pd.DataFrame(rows)
     out.insert(0, "site_id", [f"OCID-{i + 1:05d}" for i in range(len(out))])

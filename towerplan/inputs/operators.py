@@ -17,7 +17,11 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 
-from towerplan.errors import N_, ScenarioError
+from towerplan.errors import (
+    N_,
+    ScenarioError,
+    warn_user,
+)
 from towerplan.inputs._common import _rows_text
 from towerplan.scenario import Operator, operator_key
 
@@ -110,12 +114,16 @@ def match_operators(
     out["n_tenants"] = np.maximum(n_ten, [max(len(k), 1) for k in lists]).astype("int64")
     if unknown:
         report["sites_dropped"] = int((~keep).sum())
-        logger.warning(
-            "%s: operator names %s match no scenario operator; %d tenancies and %d sites left "
-            "out (data.unknown_operators: ignore)",
-            name,
-            sorted(unknown),
-            report["tenancies_ignored"],
-            report["sites_dropped"],
+        warn_user(
+            logger,
+            N_(
+                "{name}: operator names {names} match no scenario operator; {tenancies} "
+                "tenancies and {sites} sites left out (data.unknown_operators: ignore)"
+            ),
+            log_only=True,
+            name=name,
+            names=sorted(unknown),
+            tenancies=report["tenancies_ignored"],
+            sites=report["sites_dropped"],
         )
     return out[keep], report

@@ -22,6 +22,7 @@ from towerplan.errors import (
     ParameterError,
     StudyAreaError,
     Text,
+    warn_user,
 )
 from towerplan.inputs._common import (
     _check_file,
@@ -79,12 +80,16 @@ def _tenant_columns(
     n = [max(len(lst), c or 0) for lst, c in zip(lists, counts, strict=True)]
     mt = [max(max_tenants, v) for v in n]
     if any(v > max_tenants for v in n):
-        logger.warning(
-            "%s: %d site(s) already have more than max_tenants=%d tenants; their max_tenants is "
-            "raised to their tenant count",
-            name,
-            sum(v > max_tenants for v in n),
-            max_tenants,
+        warn_user(
+            logger,
+            N_(
+                "{name}: {n} site(s) already have more than max_tenants={max_tenants} tenants; "
+                "their max_tenants is raised to their tenant count"
+            ),
+            log_only=True,
+            name=name,
+            n=sum(v > max_tenants for v in n),
+            max_tenants=max_tenants,
         )
     return pd.DataFrame(
         {

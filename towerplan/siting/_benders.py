@@ -40,7 +40,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.errors import N_, InfeasibleModelError
+from towerplan.errors import (
+    N_,
+    InfeasibleModelError,
+    warn_user,
+)
 from towerplan.siting._model import MCLPProblem, MCLPSolution, _empty_solution, evaluate
 
 logger = logging.getLogger(__name__)
@@ -578,7 +582,7 @@ def _warm_start(
     for b, v in enumerate(th.tolist()):
         model.setSolVal(sol, tv[b], v)
     if not model.addSol(sol):
-        logger.warning("SCIP rejected the warm start")
+        warn_user(logger, N_("SCIP rejected the warm start"), log_only=True)
 
 
 def _extract(

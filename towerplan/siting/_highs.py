@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from towerplan.errors import N_, warn_user
+
 logger = logging.getLogger(__name__)
 
 NO_LIMIT = 2_147_483_647
@@ -277,9 +279,16 @@ def solve_model(
     status = h.modelStatusToString(ms)
     time_limited = bool(state["time_stop"]) or ms == highspy.HighsModelStatus.kTimeLimit
     if time_limited:
-        logger.warning("HiGHS stopped by the wall-clock safety stop after %.1f s", el)
+        warn_user(
+            logger,
+            N_("HiGHS stopped by the wall-clock safety stop after {s:.1f} s"),
+            log_only=True,
+            s=el,
+        )
     if run_status == highspy.HighsStatus.kError:
-        logger.warning("HiGHS returned an error status (%s)", status)
+        warn_user(
+            logger, N_("HiGHS returned an error status ({status})"), log_only=True, status=status
+        )
     info = h.getInfo()
     out = MilpResult(
         status=status,

@@ -33,7 +33,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.errors import N_, InfeasibleModelError, ParameterError
+from towerplan.errors import (
+    N_,
+    InfeasibleModelError,
+    ParameterError,
+    warn_user,
+)
 from towerplan.siting._highs import WorkLimits
 
 logger = logging.getLogger(__name__)
@@ -274,7 +279,12 @@ def _row_hash_groups(A: sp.csr_matrix, seed: int = 12345) -> np.ndarray:
     same = A.indices == A.indices[A.indptr[rep[pos_row]] + offs]
     bad_rows = np.unique(pos_row[~same])
     if len(bad_rows):  # pragma: no cover - probability ~2^-128
-        logger.warning("row-merge hash collision on %d rows; keeping them separate", len(bad_rows))
+        warn_user(
+            logger,
+            N_("row-merge hash collision on {n} rows; keeping them separate"),
+            log_only=True,
+            n=len(bad_rows),
+        )
         inv = inv.copy()
         inv[bad_rows] = inv.max() + 1 + np.arange(len(bad_rows))
         _, inv = np.unique(inv, return_inverse=True)

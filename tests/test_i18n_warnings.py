@@ -1,0 +1,157 @@
+"""User-facing warnings: raised translatable (``errors.warn_user`` with an ``N_`` msgid),
+English in logs and ``str()``, in the user's language on the CLI's stderr line."""
+
+from __future__ import annotations
+
+import ast
+import logging
+import pickle
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from towerplan._i18n import _, use_language
+from towerplan.errors import N_, Text, TowerplanWarning, warn_user
+
+PKG = Path(resources.files("towerplan"))  # type: ignore[arg-type]
+
+WARN_HELPER_MODULES = ("errors.py", "cli.py")
+"""Where ``warnings.warn`` / ``.warning(`` may take a built message: the helper itself and the
+CLI handler that shows Python warnings as log lines."""
+
+
+def _is_marked(node: ast.expr, constants: set[str]) -> bool:
+    if isinstance(node, ast.IfExp):
+        return _is_marked(node.body, constants) and _is_marked(node.orelse, constants)
+    if isinstance(node, ast.Name):
+        return node.id in constants
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "N_"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    )
+
+
+def _untranslated_warnings(source: str) -> list[int]:
+    """Line numbers of ``warnings.warn(...)`` and ``<logger>.warning(...)`` calls (user-facing
+    warnings outside :func:`towerplan.errors.warn_user`), and of ``warn_user`` calls whose
+    message is not ``N_("literal")`` (or a choice between such, or a module constant set to one).
+    Debug and info logs are not user-facing and are not checked."""
+    tree = ast.parse(source)
+    constants = {
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign) and _is_marked(node.value, set())
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    bad = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if name == "warn" and isinstance(func, ast.Attribute):
+            bad.append(node.lineno)
+        elif name == "warning" and isinstance(func, ast.Attribute):
+            bad.append(node.lineno)
+        elif name == "warn_user":
+            if len(node.args) != 2 or not _is_marked(node.args[1], constants):
+                bad.append(node.lineno)
+    return bad
+
+
+def test_untranslated_warning_detector() -> None:
+    src = (
+        "MSG = N_('{x}: odd')\n"
+        "def f(x):\n"
+        "    warnings.warn(f'{x}: odd', UserWarning)\n"
+        "    logger.warning('%s: odd', x)\n"
+        "    warn_user(logger, N_('{x}: odd'), x=x)\n"
+        "    warn_user(logger, f'{x}: odd')\n"
+        "    warn_user(logger, N_('a {x}') if x else N_('b {x}'), log_only=True, x=x)\n"
+        "    warn_user(logger, MSG, x=x)\n"
+        "    logger.info('%s: fine', x)\n"
+        "    logger.debug('%s: fine', x)\n"
+    )
+    assert _untranslated_warnings(src) == [3, 4, 6]
+
+
+def test_every_user_warning_in_the_package_is_translatable() -> None:
+    files = [p for p in sorted(PKG.rglob("*.py")) if "locale" not in p.parts]
+    assert len(files) > 50
+    found = {
+        rel: lines
+        for p in files
+        if (rel := str(p.relative_to(PKG))) not in WARN_HELPER_MODULES
+        and (lines := _untranslated_warnings(p.read_text(encoding="utf-8")))
+    }
+    assert found == {}, (
+        "warn with errors.warn_user(logger, N_('...'), ...); msgid in both catalogues"
+    )
+
+
+def test_warning_english_in_str_and_log_translated_on_request(caplog) -> None:
+    logger = logging.getLogger("towerplan.test")
+    msgid = N_("backhaul: no road network given (scenario key data.roads); all {n} routes are "
+               "straight lines (method='straight_line')")  # fmt: skip
+    english = (
+        "backhaul: no road network given (scenario key data.roads); all 8 routes are straight "
+        "lines (method='straight_line')"
+    )
+    with pytest.warns(UserWarning, match="no road network given") as rec:
+        warn_user(logger, msgid, n=8)
+    w = rec[0].message
+    assert isinstance(w, TowerplanWarning) and str(w) == english
+    assert caplog.messages == [english]
+    with use_language("vi"):
+        assert w.user_message(_) == (
+            "truyền dẫn: chưa có mạng đường giao thông (khóa kịch bản data.roads); cả 8 tuyến "
+            "cáp là đường thẳng (method='straight_line')"
+        )
+    caplog.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log_only: no Python warning
+        warn_user(logger, msgid, log_only=True, n=3)
+    assert caplog.messages == [english.replace("8", "3")]
+    # a Text parameter is translated with its message; pickling keeps both
+    back = pickle.loads(pickle.dumps(TowerplanWarning(
+        N_("{name}: {n_out} of {n_layer} {what} fall outside the study area and are {fate} "
+           "(data.outside: {policy}; first: {first})"),
+        name="pois", n_out=1, n_layer=2, what="POIs", fate=Text(N_("dropped")), policy="drop",
+        first="P1",
+    )))  # fmt: skip
+    assert str(back).endswith("are dropped (data.outside: drop; first: P1)")
+    with use_language("vi"):
+        assert back.user_message(_) == (
+            "pois: 1 trong 2 POIs nằm ngoài vùng nghiên cứu và bị bỏ (data.outside: drop; "
+            "những điểm đầu tiên: P1)"
+        )
+
+
+def test_cli_shows_a_library_warning_once_in_the_users_language(tmp_path: Path, capsys) -> None:
+    """The backhaul warning of a plan without roads (raised as a Python warning and logged):
+    one stderr line, Vietnamese with --lang vi, the unchanged English text with --lang en."""
+    from _city_fixture import make_city, write_scenario
+
+    from towerplan.cli import main
+
+    path = write_scenario(tmp_path / "city", make_city(tmp_path / "city"))
+    argv = ["plan", "--scenario", str(path), "--no-maps", "--no-raster", "--overwrite"]
+    assert main([*argv, "--out", str(tmp_path / "vi"), "--lang", "vi"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln for ln in lines if "data.roads" in ln] == [
+        "WARNING towerplan.plan: truyền dẫn: chưa có mạng đường giao thông (khóa kịch bản "
+        "data.roads); cả 8 tuyến cáp là đường thẳng (method='straight_line')"
+    ], lines
+    assert main([*argv, "--out", str(tmp_path / "en"), "--lang", "en"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln for ln in lines if "data.roads" in ln] == [
+        "WARNING towerplan.plan: backhaul: no road network given (scenario key data.roads); "
+        "all 8 routes are straight lines (method='straight_line')"
+    ], lines
