@@ -117,15 +117,10 @@ def _check_range(
             if not allow:
                 raise RangeError(
                     msgid=N_(
-                        "{model}: {key} = {v:g} is outside the model's validity range "
-                        "[{lo:g}, {hi:g}]; use a value inside it, another model, or pass "
+                        "{problem}; use a value inside it, another model, or pass "
                         "allow_extrapolation=True to extrapolate explicitly"
                     ),
-                    model=model,
-                    key=key,
-                    v=v,
-                    lo=lo,
-                    hi=hi,
+                    problem=msg,
                 )
             warn_user(logger, EXTRAPOLATING, log_only=True, problem=msg)
 
@@ -507,17 +502,9 @@ def max_cell_radius(
         if not allow_extrapolation:
             raise RangeError(
                 msgid=N_(
-                    "{model}: the link budget gives a cell radius d_km = {d:.3f} at "
-                    "{band_mhz:g} MHz ({clutter}), outside the model's validity range "
-                    "[{lo:g}, {hi:g}] km; pass allow_extrapolation=True to accept the "
-                    "extrapolated radius"
+                    "{problem}; pass allow_extrapolation=True to accept the extrapolated radius"
                 ),
-                model=model,
-                d=d,
-                band_mhz=band_mhz,
-                clutter=clutter,
-                lo=lo,
-                hi=hi,
+                problem=msg,
             )
         warn_user(logger, EXTRAPOLATING, log_only=True, problem=msg)
     return d
