@@ -155,3 +155,24 @@ def test_cli_shows_a_library_warning_once_in_the_users_language(tmp_path: Path, 
         "WARNING towerplan.plan: backhaul: no road network given (scenario key data.roads); "
         "all 8 routes are straight lines (method='straight_line')"
     ], lines
+
+
+def test_validate_line_in_the_scenarios_language(tmp_path: Path, capsys) -> None:
+    from _city_fixture import make_city, write_scenario
+
+    from towerplan.cli import main
+
+    scen = make_city(tmp_path / "city")
+    path = write_scenario(tmp_path / "city", scen)
+    assert main(["validate", "--scenario", str(path)]) == 0
+    line = capsys.readouterr().out
+    assert line == (
+        f"scenario {scen['name']}: OK ({scen['data']['label']}; 2 districts, 30 existing sites, "
+        "0 POIs)\n"
+    )
+    path = write_scenario(tmp_path / "city", {**scen, "language": "vi"})
+    assert main(["validate", "--scenario", str(path)]) == 0
+    assert capsys.readouterr().out == (
+        f"kịch bản {scen['name']}: hợp lệ ({scen['data']['label']}; 2 quận/huyện, 30 trạm hiện có, "
+        "0 điểm quan tâm)\n"
+    )
