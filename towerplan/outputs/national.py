@@ -271,7 +271,10 @@ def write_national(
         summary["covered_population"] = round(float(first["covered_population"].sum()), 1)
         summary["coverage_after"] = round(summary["covered_population"] / pop, 4) if pop else None
         summary["area_km2"] = round(float(first["area_km2"].sum()), 1)
-        summary["peak_worker_rss_mb"] = float(table["peak_worker_rss_mb"].max())
+        # resumed runs (read back from area.json) have no worker figures: a batch resumed
+        # after every area was done has none at all
+        peak = pd.to_numeric(table.get("peak_worker_rss_mb", pd.Series(dtype=float))).max()
+        summary["peak_worker_rss_mb"] = None if pd.isna(peak) else float(peak)
     summary["failures"] = [
         {"code": r["code"], "variant": r.get("variant", ""), "error": r.get("error", "")}
         for r in records
