@@ -176,3 +176,24 @@ def test_validate_line_in_the_scenarios_language(tmp_path: Path, capsys) -> None
         f"kịch bản {scen['name']}: hợp lệ ({scen['data']['label']}; 2 quận/huyện, 30 trạm hiện có, "
         "0 điểm quan tâm)\n"
     )
+
+
+def test_vietnamese_messages_write_numbers_with_a_decimal_comma() -> None:
+    """Numbers formatted for display (``{n:,}``, ``{x:.1f}``) follow Vietnamese punctuation
+    in the Vietnamese message; a bare ``{x}`` (a value as the user typed it) and the English
+    text stay as they are; nested translatable parts too."""
+    from towerplan.errors import ParameterError
+
+    hint = Text(N_("{km:.1f} km away"), km=1234.56)
+    exc = ParameterError(
+        msgid=N_("{n:,} sites, {share:.1%} covered, radius_m = {r}; {hint}"),
+        n=12345, share=0.5, r=0.5, hint=hint,
+    )  # fmt: skip
+    assert str(exc) == "12,345 sites, 50.0% covered, radius_m = 0.5; 1234.6 km away"
+    same = exc.user_message(lambda m: m)
+    assert same == str(exc)
+    vi = exc.user_message(lambda m: m, decimal_comma=True)
+    assert vi == "12.345 sites, 50,0% covered, radius_m = 0.5; 1234,6 km away"
+    w = TowerplanWarning(N_("{lost:,.0f} people"), lost=1234567.0)
+    assert str(w) == "1,234,567 people"
+    assert w.user_message(lambda m: m, decimal_comma=True) == "1.234.567 people"

@@ -403,7 +403,7 @@ class _UserFormatter(logging.Formatter):
             self._lang = "en"  # a warning while the language is looked up stays English
             self._lang = self._language()
         with use_language(self._lang):
-            text = " ".join(w.user_message(_).split())
+            text = " ".join(w.user_message(_, decimal_comma=self._lang == "vi").split())
         return f"{record.levelname} {record.name}: {text}"
 
 
@@ -849,8 +849,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return handlers[args.command](args)
     except TowerplanError as exc:
-        with use_language(_message_language(args)):
-            msg = " ".join(exc.user_message(_).split())
+        lang = _message_language(args)
+        with use_language(lang):
+            msg = " ".join(exc.user_message(_, decimal_comma=lang == "vi").split())
         sys.stderr.write(f"towerplan: error: {msg}\n")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -8,6 +8,8 @@ and exits non-zero; it never shows a traceback for these.
 from __future__ import annotations
 
 import logging
+import numbers
+import string
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -44,8 +46,33 @@ def N_(message: str) -> str:
     return message
 
 
-def _translated(params: dict[str, Any], translate: Callable[[str], str]) -> dict[str, Any]:
-    return {k: v.user_message(translate) if isinstance(v, Text) else v for k, v in params.items()}
+class _DecimalComma(string.Formatter):
+    """``str.format`` with Vietnamese number punctuation: ``1.234,5`` for ``1,234.5``.
+
+    Only numbers formatted for display (a format spec such as ``{n:,}`` or ``{x:.1f}``);
+    a bare ``{x}`` echoes a value as the user typed it (a key, a flag value) and stays.
+    """
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        text = super().format_field(value, format_spec)
+        if format_spec and isinstance(value, numbers.Real) and not isinstance(value, bool):
+            text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+        return text
+
+
+def _fill(
+    msgid: str,
+    params: dict[str, Any],
+    translate: Callable[[str], str],
+    decimal_comma: bool,
+) -> str:
+    """``msgid`` translated, then filled with ``params`` (:class:`Text` ones translated)."""
+    filled = {
+        k: v.user_message(translate, decimal_comma=decimal_comma) if isinstance(v, Text) else v
+        for k, v in params.items()
+    }
+    text = translate(msgid)
+    return _DecimalComma().format(text, **filled) if decimal_comma else text.format(**filled)
 
 
 class Text(str):
@@ -65,9 +92,10 @@ class Text(str):
         self.params = params
         return self
 
-    def user_message(self, translate: Callable[[str], str]) -> str:
-        """The text in the language of ``translate``."""
-        return translate(self.msgid).format(**_translated(self.params, translate))
+    def user_message(self, translate: Callable[[str], str], *, decimal_comma: bool = False) -> str:
+        """The text in the language of ``translate`` (numbers as ``1.234,5`` with
+        ``decimal_comma``, as Vietnamese writes them)."""
+        return _fill(self.msgid, self.params, translate, decimal_comma)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickled with its msgid (an error crossing a process boundary); str's default
@@ -97,12 +125,13 @@ class TowerplanError(ValueError):
         self.msgid = msgid
         self.params = params
 
-    def user_message(self, translate: Callable[[str], str]) -> str:
-        """The message in the language of ``translate`` (a gettext function); a message
-        raised without a ``msgid`` is returned as it is (English)."""
+    def user_message(self, translate: Callable[[str], str], *, decimal_comma: bool = False) -> str:
+        """The message in the language of ``translate`` (a gettext function); numbers as
+        ``1.234,5`` with ``decimal_comma`` (Vietnamese).  A message raised without a
+        ``msgid`` is returned as it is (English)."""
         if self.msgid is None:
             return str(self)
-        return translate(self.msgid).format(**_translated(self.params, translate))
+        return _fill(self.msgid, self.params, translate, decimal_comma)
 
 
 class TowerplanWarning(UserWarning):
@@ -119,9 +148,10 @@ class TowerplanWarning(UserWarning):
         self.msgid = msgid
         self.params = params
 
-    def user_message(self, translate: Callable[[str], str]) -> str:
-        """The warning in the language of ``translate``."""
-        return translate(self.msgid).format(**_translated(self.params, translate))
+    def user_message(self, translate: Callable[[str], str], *, decimal_comma: bool = False) -> str:
+        """The warning in the language of ``translate`` (numbers as ``1.234,5`` with
+        ``decimal_comma``)."""
+        return _fill(self.msgid, self.params, translate, decimal_comma)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_warning, (self.msgid, self.params))
