@@ -94,3 +94,18 @@ def test_no_import_cycle_in_code_or_table() -> None:
     assert _cycle(_table()) is None
     # the detector finds a planted cycle
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+MAX_FUNCTION_LINES = 120
+"""The house rule (issue 8): no function in the package longer than this, docstring included."""
+
+
+def test_no_function_over_the_house_limit() -> None:
+    long = []
+    for f in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{f.relative_to(REPO)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, "split these functions: " + "; ".join(long)

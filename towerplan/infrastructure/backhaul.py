@@ -371,20 +371,7 @@ def fibre_routes(
         Sites routed by straight line (disconnected graph, far from the roads,
         or no road network given), with their number.
     """
-    crs = require_metric(new_sites, "new_sites")
-    require_metric(existing_sites, "existing_sites")
-    require_same_crs(new_sites, existing_sites, "new_sites", "existing_sites")
-    for name, gdf in (("new_sites", new_sites), ("existing_sites", existing_sites)):
-        require_columns(gdf, ["site_id"], name)
-    if len(existing_sites) == 0:
-        raise EmptyInputError(
-            msgid=N_("existing_sites: no existing site to connect to; backhaul needs at least one")
-        )
-    if not np.isfinite(max_snap_m) or max_snap_m < 0:
-        raise ParameterError(
-            msgid=N_("max_snap_m = {max_snap_m}: must be >= 0 m"),
-            max_snap_m=max_snap_m,
-        )
+    crs = _check_route_inputs(new_sites, existing_sites, max_snap_m)
     if len(new_sites) == 0:
         return gpd.GeoDataFrame(
             {c: pd.Series(dtype=object) for c in _COLUMNS},
@@ -449,6 +436,27 @@ def fibre_routes(
         len(straight),
     )
     return out
+
+
+def _check_route_inputs(
+    new_sites: gpd.GeoDataFrame, existing_sites: gpd.GeoDataFrame, max_snap_m: float
+) -> Any:
+    """The checks of :func:`fibre_routes`; returns the (metric) CRS of the layers."""
+    crs = require_metric(new_sites, "new_sites")
+    require_metric(existing_sites, "existing_sites")
+    require_same_crs(new_sites, existing_sites, "new_sites", "existing_sites")
+    for name, gdf in (("new_sites", new_sites), ("existing_sites", existing_sites)):
+        require_columns(gdf, ["site_id"], name)
+    if len(existing_sites) == 0:
+        raise EmptyInputError(
+            msgid=N_("existing_sites: no existing site to connect to; backhaul needs at least one")
+        )
+    if not np.isfinite(max_snap_m) or max_snap_m < 0:
+        raise ParameterError(
+            msgid=N_("max_snap_m = {max_snap_m}: must be >= 0 m"),
+            max_snap_m=max_snap_m,
+        )
+    return crs
 
 
 @dataclass

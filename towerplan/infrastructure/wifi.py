@@ -296,23 +296,7 @@ def place_hotspots(
     from towerplan.coverage import coverage_matrix
     from towerplan.siting import set_cover
 
-    crs = require_metric(pois, "pois")
-    require_metric(districts, "districts")
-    require_rows(districts, "districts")
-    require_same_crs(pois, districts, "pois", "districts")
-    require_columns(pois, ["category"], "pois")
-    require_columns(districts, ["district"], "districts")
-    if not np.isfinite(radius_m) or radius_m <= 0:
-        raise ParameterError(
-            msgid=N_("radius_m = {radius_m}: the hotspot radius must be > 0 m"),
-            radius_m=radius_m,
-        )
-    spacing = float(grid_spacing_m) if grid_spacing_m is not None else float(radius_m)
-    if not np.isfinite(spacing) or spacing <= 0:
-        raise ParameterError(
-            msgid=N_("grid_spacing_m = {grid_spacing_m}: must be > 0 m"),
-            grid_spacing_m=grid_spacing_m,
-        )
+    crs, spacing = _check_hotspot_inputs(pois, districts, radius_m, grid_spacing_m)
     cats = [str(c) for c in categories]
 
     study = shapely.union_all(districts.geometry.to_numpy())
@@ -379,6 +363,33 @@ def place_hotspots(
         n_other_category=n_other,
         n_centre_points=len(grid),
     )
+
+
+def _check_hotspot_inputs(
+    pois: gpd.GeoDataFrame,
+    districts: gpd.GeoDataFrame,
+    radius_m: float,
+    grid_spacing_m: float | None,
+) -> tuple[Any, float]:
+    """The checks of :func:`place_hotspots`; returns the CRS and the grid spacing."""
+    crs = require_metric(pois, "pois")
+    require_metric(districts, "districts")
+    require_rows(districts, "districts")
+    require_same_crs(pois, districts, "pois", "districts")
+    require_columns(pois, ["category"], "pois")
+    require_columns(districts, ["district"], "districts")
+    if not np.isfinite(radius_m) or radius_m <= 0:
+        raise ParameterError(
+            msgid=N_("radius_m = {radius_m}: the hotspot radius must be > 0 m"),
+            radius_m=radius_m,
+        )
+    spacing = float(grid_spacing_m) if grid_spacing_m is not None else float(radius_m)
+    if not np.isfinite(spacing) or spacing <= 0:
+        raise ParameterError(
+            msgid=N_("grid_spacing_m = {grid_spacing_m}: must be > 0 m"),
+            grid_spacing_m=grid_spacing_m,
+        )
+    return crs, spacing
 
 
 def _served_pois(

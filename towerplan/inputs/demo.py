@@ -279,6 +279,40 @@ def _sample_in(
     return x[ok], y[ok]
 
 
+def _demo_tenants(scenario: Scenario, n: int, rng: np.random.Generator) -> list[list[str]]:
+    """Host operator by market share, then a second tenant on the
+    ``sharing.existing_shared_fraction`` of the structures (``n`` existing sites, drawn
+    from ``rng`` after the sites' positions)."""
+    names = [o.name for o in scenario.operators]
+    shares = np.array([o.market_share for o in scenario.operators], dtype=float)
+    owners = np.repeat(np.array(names, dtype=object), _largest_remainder(n, shares))
+    owners = owners[rng.permutation(n)] if n else owners
+    tenants = [[str(o)] for o in owners]
+    frac = float(scenario.sharing.existing_shared_fraction)
+    max_t = int(scenario.sites.max_tenants)
+    n_shared = math.floor(frac * n + 0.5)
+    if n_shared and (max_t < 2 or len(names) < 2):
+        warn_user(
+            logger,
+            N_(
+                "demo sites: no shared structures although sharing.existing_shared_fraction = "
+                "{frac:g} (sites.max_tenants = {max_t}, {n} operator(s))"
+            ),
+            log_only=True,
+            frac=frac,
+            max_t=max_t,
+            n=len(names),
+        )
+        n_shared = 0
+    for i in np.sort(rng.choice(n, size=n_shared, replace=False)) if n_shared else []:
+        host = tenants[int(i)][0]
+        others = [j for j, nm in enumerate(names) if nm != host]
+        p = shares[others]
+        p = p / p.sum() if p.sum() > 0 else np.full(len(others), 1.0 / len(others))
+        tenants[int(i)].append(names[int(rng.choice(others, p=p))])
+    return tenants
+
+
 def _synthetic_sites(
     scenario: Scenario,
     districts: gpd.GeoDataFrame,
@@ -361,33 +395,8 @@ def _synthetic_sites(
             d=SITE_MIN_SPACING_M,
         )
 
-    names = [o.name for o in scenario.operators]
-    shares = np.array([o.market_share for o in scenario.operators], dtype=float)
-    owners = np.repeat(np.array(names, dtype=object), _largest_remainder(n, shares))
-    owners = owners[rng.permutation(n)] if n else owners
-    tenants = [[str(o)] for o in owners]
-    frac = float(scenario.sharing.existing_shared_fraction)
+    tenants = _demo_tenants(scenario, n, rng)
     max_t = int(scenario.sites.max_tenants)
-    n_shared = math.floor(frac * n + 0.5)
-    if n_shared and (max_t < 2 or len(names) < 2):
-        warn_user(
-            logger,
-            N_(
-                "demo sites: no shared structures although sharing.existing_shared_fraction = "
-                "{frac:g} (sites.max_tenants = {max_t}, {n} operator(s))"
-            ),
-            log_only=True,
-            frac=frac,
-            max_t=max_t,
-            n=len(names),
-        )
-        n_shared = 0
-    for i in np.sort(rng.choice(n, size=n_shared, replace=False)) if n_shared else []:
-        host = tenants[int(i)][0]
-        others = [j for j, nm in enumerate(names) if nm != host]
-        p = shares[others]
-        p = p / p.sum() if p.sum() > 0 else np.full(len(others), 1.0 / len(others))
-        tenants[int(i)].append(names[int(rng.choice(others, p=p))])
 
     width = max(4, len(str(n)))
     return gpd.GeoDataFrame(

@@ -209,25 +209,32 @@ def read_sites(
             what=Text(N_("sites")),
         )
     else:
-        bad = ~np.isfinite(out.geometry.x.to_numpy()) | ~np.isfinite(out.geometry.y.to_numpy())
-        if bad.any():
-            raise StudyAreaError(
-                msgid=N_(
-                    "{label}: {n_bad} of {n_out} sites have coordinates that cannot be projected "
-                    "(latitude beyond 90 degrees?); are lon and lat swapped? fix the columns: "
-                    "mapping, e.g. columns: {{lon: {lat}, lat: {lon}}}"
-                ),
-                label=label,
-                n_bad=int(bad.sum()),
-                n_out=len(out),
-                lat=lonlat_cols[1] if lonlat_cols else "lat",
-                lon=lonlat_cols[0] if lonlat_cols else "lon",
-            )
+        _require_projected(out, label, lonlat_cols)
     out.attrs["outside_dropped"] = n_out if outside == "drop" else 0
     if len(out) == 0:
         raise EmptyInputError(msgid=N_("{label}: no sites left inside the study area"), label=label)
     logger.info("%s: %d sites", label, len(out))
     return out
+
+
+def _require_projected(
+    out: gpd.GeoDataFrame, label: Text, lonlat_cols: tuple[str, str] | None
+) -> None:
+    """Raise when some sites' coordinates did not project (no study area to test against)."""
+    bad = ~np.isfinite(out.geometry.x.to_numpy()) | ~np.isfinite(out.geometry.y.to_numpy())
+    if bad.any():
+        raise StudyAreaError(
+            msgid=N_(
+                "{label}: {n_bad} of {n_out} sites have coordinates that cannot be projected "
+                "(latitude beyond 90 degrees?); are lon and lat swapped? fix the columns: "
+                "mapping, e.g. columns: {{lon: {lat}, lat: {lon}}}"
+            ),
+            label=label,
+            n_bad=int(bad.sum()),
+            n_out=len(out),
+            lat=lonlat_cols[1] if lonlat_cols else "lat",
+            lon=lonlat_cols[0] if lonlat_cols else "lon",
+        )
 
 
 def _points_from_csv(

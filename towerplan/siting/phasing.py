@@ -441,13 +441,7 @@ def plan_phases(
     if cell_traffic_mbps is not None and capacity_weight > 0:
         near = np.asarray(A.T @ np.asarray(cell_traffic_mbps, float)).ravel()
         V = capacity_weight * np.outer(near, growth * length)
-    group = None
-    mins = None
-    names = pd.Index(sorted(map(str, candidates["district"].dropna().unique())))
-    if min_open is not None:
-        names = names.union(pd.Index(map(str, min_open.index)))
-        group = names.get_indexer(candidates["district"].astype(str))
-        mins = min_open.reindex(index=names, columns=years).fillna(0).to_numpy(np.int64)
+    group, mins = _district_minimums(candidates, min_open, years)
     conf = _conflicts(points_xy(candidates, "candidates"), min_spacing_m)
     prob = _phasing.PhasingProblem(A, W, V, np.asarray(budgets, np.int64), group, mins, conf)
     sol = _phasing.solve(prob, mip_gap=mip_gap, max_nodes=max_nodes, time_limit_s=time_limit_s)
@@ -474,6 +468,19 @@ def plan_phases(
         sol.gap,
     )
     return PhasingResult(out, sol.objective, sol.upper_bound, sol.gap, sol.method, sol.log)
+
+
+def _district_minimums(
+    candidates: gpd.GeoDataFrame, min_open: pd.DataFrame | None, years: list[int]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """District index of each candidate and minimum new structures (district x period),
+    or ``(None, None)`` without ``min_open``."""
+    if min_open is None:
+        return None, None
+    names = pd.Index(sorted(map(str, candidates["district"].dropna().unique())))
+    names = names.union(pd.Index(map(str, min_open.index)))
+    group = names.get_indexer(candidates["district"].astype(str))
+    return group, min_open.reindex(index=names, columns=years).fillna(0).to_numpy(np.int64)
 
 
 def _built_sites(
