@@ -12,12 +12,13 @@ servers must use free ports (port 0) and its own ``tmp_path``: two workers run a
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,24 @@ def make_districts(
     geoms = [box(x0 + a, y0 + b, x0 + c, y0 + d) for a, b, c, d in boxes]
     data = {"district": names, **columns, "district_type": types}
     return gpd.GeoDataFrame(data, geometry=geoms, crs=CRS)
+
+
+def is_marked_message(node: ast.expr, constants: Collection[str] = ()) -> bool:
+    """Whether a message expression is ``N_("literal")``, a choice between such
+    (``N_(a) if c else N_(b)``) or one of ``constants`` (module names bound to one): the
+    translatable form the i18n tests require of errors and warnings."""
+    if isinstance(node, ast.IfExp):
+        return is_marked_message(node.body, constants) and is_marked_message(node.orelse, constants)
+    if isinstance(node, ast.Name):
+        return node.id in constants
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "N_"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    )
 
 
 #: Test modules with the largest set-up (CPU seconds measured with 2 workers), scheduled

@@ -12,6 +12,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from conftest import is_marked_message
 
 from towerplan import _i18n
 from towerplan._i18n import _, fmt_number, fmt_percent, use_language
@@ -302,18 +303,6 @@ def _untranslated_raises(source: str) -> list[int]:
         if isinstance(obj, type) and issubclass(obj, errors.TowerplanError)
     }
 
-    def marked(node: ast.expr) -> bool:
-        if isinstance(node, ast.IfExp):
-            return marked(node.body) and marked(node.orelse)
-        return (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "N_"
-            and len(node.args) == 1
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        )
-
     bad = []
     for node in ast.walk(ast.parse(source)):
         if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
@@ -323,7 +312,7 @@ def _untranslated_raises(source: str) -> list[int]:
         if name not in names:
             continue
         msgid = [k.value for k in node.exc.keywords if k.arg == "msgid"]
-        if node.exc.args or not msgid or not marked(msgid[0]):
+        if node.exc.args or not msgid or not is_marked_message(msgid[0]):
             bad.append(node.lineno)
     return bad
 

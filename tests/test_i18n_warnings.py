@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from conftest import is_marked_message
 
 from towerplan._i18n import _, use_language
 from towerplan.errors import N_, Text, TowerplanWarning, warn_user
@@ -22,21 +23,6 @@ WARN_HELPER_MODULES = ("errors.py", "cli.py")
 CLI handler that shows Python warnings as log lines."""
 
 
-def _is_marked(node: ast.expr, constants: set[str]) -> bool:
-    if isinstance(node, ast.IfExp):
-        return _is_marked(node.body, constants) and _is_marked(node.orelse, constants)
-    if isinstance(node, ast.Name):
-        return node.id in constants
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "N_"
-        and len(node.args) == 1
-        and isinstance(node.args[0], ast.Constant)
-        and isinstance(node.args[0].value, str)
-    )
-
-
 def _untranslated_warnings(source: str) -> list[int]:
     """Line numbers of ``warnings.warn(...)`` and ``<logger>.warning(...)`` calls (user-facing
     warnings outside :func:`towerplan.errors.warn_user`), and of ``warn_user`` calls whose
@@ -46,7 +32,7 @@ def _untranslated_warnings(source: str) -> list[int]:
     constants = {
         t.id
         for node in tree.body
-        if isinstance(node, ast.Assign) and _is_marked(node.value, set())
+        if isinstance(node, ast.Assign) and is_marked_message(node.value, set())
         for t in node.targets
         if isinstance(t, ast.Name)
     }
@@ -61,7 +47,7 @@ def _untranslated_warnings(source: str) -> list[int]:
         elif name == "warning" and isinstance(func, ast.Attribute):
             bad.append(node.lineno)
         elif name == "warn_user":
-            if len(node.args) != 2 or not _is_marked(node.args[1], constants):
+            if len(node.args) != 2 or not is_marked_message(node.args[1], constants):
                 bad.append(node.lineno)
     return bad
 
