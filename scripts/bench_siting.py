@@ -17,6 +17,10 @@ Instances (all generated here with fixed seeds; nothing is downloaded):
   candidates and locked sites in that window; 43,200 cells, 3,072 candidates), p = 184
   (614 x the window's share of the candidates): a mid-size instance whose optimum
   HiGHS proves, for measuring how far the incumbent and the bounds are from it
+* ``cantho-1m``           : the same city on 37.5 m cells (1,280 x 800 = 1,024,000
+  demand cells), same candidates, locked sites, p and r; built block by block
+  (``coverage_blocks``): the full coverage matrix is never held.  Its ``benders`` row
+  is not run (the B&BC does not finish its root at this size)
 * ``cantho-scale-4op``    : the same city with 4 operators (shares 0.50/0.22/0.23/0.05),
   existing sites split among them, 338 dedicated + 276 shared new structures
   (towerplan only: spopt's MCLP has no operators)
@@ -32,8 +36,10 @@ spopt's MCLP is single-operator, so spopt and towerplan are compared on single-o
 instances; towerplan's model with one operator and ``n_dedicated = p, n_shared = 0`` is
 the classic MCLP (existing sites = spopt's predefined facilities, counted in its ``p``).
 spopt is solved through PuLP with HiGHS and with CBC, both with a zero relative gap.
-``--quick`` runs only the two small instances.  Every instance/solver pair runs in its
-own process so that ``peak_rss_mb`` is that run's peak resident memory.
+``--quick`` runs only the two small instances.  Every instance runs in its own process so
+that ``peak_rss_mb`` is that run's peak resident memory (``towerplan_build_peak_rss_mb``
+after the build, ``towerplan_solve_peak_rss_mb`` after the current solver); CPU seconds
+of the process are reported beside wall-clock seconds (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -79,6 +85,16 @@ INSTANCES: dict[str, dict[str, Any]] = {
         "ops": 1,
         "window": (24000.0, 48000.0, 8000.0, 26000.0),
     },
+    "cantho-1m": {
+        "kind": "city",
+        "locked": 1114,
+        "p": 614,
+        "r": 500.0,
+        "seed": 7,
+        "ops": 1,
+        "cell": 37.5,
+        "benders": False,
+    },
     "cantho-scale-4op": {"kind": "city", "locked": 1114, "p": 614, "r": 500.0, "seed": 7, "ops": 4},
     "demo": {"kind": "demo", "locked": 1114, "p": 614, "r": 0.0, "seed": 0, "ops": 4},
 }
@@ -107,10 +123,11 @@ def clustered(n: int, m: int, n_locked: int, seed: int) -> tuple[np.ndarray, ...
     return dxy, pop, cxy, lxy
 
 
-def city(n_locked: int, seed: int) -> tuple[np.ndarray, ...]:
-    """A Cần Thơ-sized synthetic city: 144,000 cells of 100 m, 10,240 grid candidates."""
+def city(n_locked: int, seed: int, cell: float = 100.0) -> tuple[np.ndarray, ...]:
+    """A Cần Thơ-sized synthetic city: cells of ``cell`` m (144,000 of 100 m), 10,240 grid
+    candidates."""
     rng = np.random.default_rng(seed)
-    w, h, cell = 48000.0, 30000.0, 100.0
+    w, h = 48000.0, 30000.0
     gx, gy = np.meshgrid(
         np.arange(w / cell) * cell + cell / 2, np.arange(h / cell) * cell + cell / 2
     )
@@ -142,7 +159,7 @@ def make(name: str) -> tuple[np.ndarray, ...]:
     spec = INSTANCES[name]
     if spec["kind"] == "clustered":
         return clustered(spec["n"], spec["m"], spec["locked"], spec["seed"])
-    pts = city(spec["locked"], spec["seed"])
+    pts = city(spec["locked"], spec["seed"], spec.get("cell", 100.0))
     if "window" not in spec:
         return pts
     x0, x1, y0, y1 = spec["window"]
@@ -186,9 +203,14 @@ def demo_problem() -> Any:
 
 
 def build_instance(name: str) -> Any:
-    """The reduced MCLP of instance ``name``."""
-    from towerplan.coverage import coverage_matrix, covered_mask
-    from towerplan.siting import _mclp
+    """The reduced MCLP of instance ``name``.
+
+    The coverage is built and reduced block by block (``coverage_blocks`` +
+    ``build_problem_blocks``: the full demand x candidate matrix is never held; the same
+    problem as ``build_problem(coverage_matrix(...))``).
+    """
+    from towerplan.coverage import coverage_blocks, coverage_matrix, covered_mask
+    from towerplan.siting import _model
 
     spec = INSTANCES[name]
     if spec["kind"] == "demo":
@@ -211,8 +233,16 @@ def build_instance(name: str) -> Any:
             before[:, o] = np.asarray(A_l[:, cols].getnnz(axis=1) > 0)
         W = pop[:, None] * np.array(SHARES)[None, :]
         n_ded, n_sh, cap = 338, 276, 3
-    A = coverage_matrix(dxy, cxy, r)
-    return _mclp.build_problem(A, W * ~before, n_ded, n_sh, cap, None, float((W * before).sum()))
+    blocks = coverage_blocks(dxy, cxy, r)
+    offset = float((W * before).sum())
+    return _model.build_problem_blocks(
+        blocks, W * ~before, len(cxy), quotas=(n_ded, n_sh), cap=cap, offset=offset
+    )
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _timed_solve(prob: Any, settings: Any, prefix: str) -> tuple[Any, dict[str, Any]]:
@@ -241,13 +271,14 @@ def _timed_solve(prob: Any, settings: Any, prefix: str) -> tuple[Any, dict[str, 
     }
 
 
-def run_towerplan(name: str, time_limit: float, work_limit: float, q: Any) -> None:
+def run_towerplan(name: str, time_limit: float, work_limit: float, benders: bool, q: Any) -> None:
     from towerplan.siting import _mclp
 
     spec = INSTANCES[name]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     prob = build_instance(name)
-    build = time.perf_counter() - t0
+    build, build_cpu = time.perf_counter() - t0, _cpu_s() - c0
+    build_peak = _peak_mb()
     t1 = time.perf_counter()
     quick = _mclp.local_search(prob, _mclp.greedy(prob), seed=0)
     quick_s = time.perf_counter() - t1
@@ -256,22 +287,34 @@ def run_towerplan(name: str, time_limit: float, work_limit: float, q: Any) -> No
     gap = 0.0 if small else 1e-3
     nodes = 1_000_000 if small else 2000
     kw = dict(mip_gap=gap, work_limit=work_limit, time_limit_s=time_limit)
+    c1 = _cpu_s()
     ex, row = _timed_solve(prob, _mclp.SolveSettings(solver, max_nodes=nodes, **kw), "towerplan")
-    bd, brow = _timed_solve(
-        prob, _mclp.SolveSettings("benders", max_nodes=nodes if small else 2000, **kw), "benders"
-    )
-    row.update(brow)
+    row["towerplan_solve_cpu_s"] = round(_cpu_s() - c1, 1)
+    row["towerplan_solve_peak_rss_mb"] = round(_peak_mb(), 1)
+    if benders and spec.get("benders", True):
+        bd, brow = _timed_solve(
+            prob,
+            _mclp.SolveSettings("benders", max_nodes=nodes if small else 2000, **kw),
+            "benders",
+        )
+        row.update(brow)
+        row["benders_vs_current_objective"] = (bd.objective - ex.objective) / ex.objective
+    else:
+        row["benders_skipped"] = "--no-benders" if not benders else "not run at this size"
     row["towerplan_build_s"] = round(build + row.pop("towerplan_milp_build_s"), 3)
     row.update(
         {
             "load_during": os.getloadavg()[0],
+            "towerplan_build_cpu_s": round(build_cpu, 1),
+            "towerplan_build_peak_rss_mb": round(build_peak, 1),
             "towerplan_safety_time_limit_s": time_limit,
             "towerplan_work_limit": work_limit,
             "greedy_swap_s": round(quick_s, 3),
             "greedy_swap_objective": quick.objective,
             "greedy_swap_vs_exact": (ex.objective - quick.objective) / ex.objective,
-            "benders_vs_current_objective": (bd.objective - ex.objective) / ex.objective,
+            "rows_with_weight": prob.info["rows_with_weight"],
             "reduced_rows": prob.info["rows_after_merge"],
+            "reduced_nnz": prob.info["nnz"],
             "singleton_rows_folded": prob.info["rows_singleton_folded"],
             "peak_rss_mb": round(_peak_mb(), 1),
         }
@@ -419,7 +462,7 @@ def spopt_fits(name: str) -> tuple[bool, str]:
             False,
             "spopt's MCLP has no operators/tenancy: multi-operator instance is towerplan-only",
         )
-    n = spec.get("n", 144000)
+    n = spec.get("n", round(48000 * 30000 / spec.get("cell", 100.0) ** 2))
     m = spec.get("m", 10240) + spec["locked"]
     dense_gb = n * m * 8 * 2 / 1e9  # cost matrix + aij, float64
     terms = n * m
@@ -473,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         "--work-limit", type=float, default=1.0, help="towerplan deterministic work multiplier"
     )
     ap.add_argument("--no-spopt", action="store_true", help="skip spopt")
+    ap.add_argument("--no-benders", action="store_true", help="skip the benders rows")
     ap.add_argument("--only", nargs="*", help="run only these instances")
     ap.add_argument(
         "--determinism",
@@ -513,7 +557,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         row["load_before"] = os.getloadavg()[0]
         print(f"[{name}] towerplan ...", file=sys.stderr, flush=True)
-        row.update(_in_child(run_towerplan, name, args.time_limit, args.work_limit))
+        row.update(
+            _in_child(run_towerplan, name, args.time_limit, args.work_limit, not args.no_benders)
+        )
         fits, why = spopt_fits(name)
         if args.no_spopt:
             row["spopt_skipped"] = "--no-spopt"

@@ -10,6 +10,7 @@ formed, so city-scale grids (10^5 cells x 10^4 sites) take a few megabytes.
 Public functions
 ----------------
 - :func:`coverage_matrix` : ``n x m`` sparse boolean coverage of demand points by sites.
+- :func:`coverage_blocks` : the same, in blocks of demand rows (never the whole matrix).
 - :func:`covered_mask` : which demand points are covered by at least one site.
 - :func:`operator_coverage` : per-operator coverage of demand cells by sites whose
   ``operators`` column (``;``-joined tenants) contains the operator.
@@ -22,7 +23,7 @@ Public functions
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "best_server_raster",
+    "coverage_blocks",
     "coverage_matrix",
     "covered_mask",
     "operator_coverage",
@@ -91,10 +93,78 @@ def _radii(radius: float | np.ndarray, m: int, name: str = "radius") -> np.ndarr
     return r
 
 
+COVERAGE_BLOCK_ROWS = 1 << 17
+"""Demand rows per block of :func:`coverage_blocks` (131,072: a few MB of pairs each)."""
+
+
+def _block_csr(i: np.ndarray, j: np.ndarray, n: int, m: int) -> sp.csr_matrix:
+    """Boolean CSR (sorted, no duplicates) of the pairs ``(i, j)`` of an ``n x m`` block."""
+    mat = sp.csr_matrix((np.ones(len(i), dtype=bool), (i, j)), shape=(n, m), dtype=bool)
+    mat.sum_duplicates()
+    mat.sort_indices()
+    return mat
+
+
+def coverage_blocks(
+    demand_xy: np.ndarray,
+    site_xy: np.ndarray,
+    radius: float | np.ndarray,
+    *,
+    block_rows: int = COVERAGE_BLOCK_ROWS,
+) -> Iterator[sp.csr_matrix]:
+    """Coverage of demand points by sites, in blocks of consecutive demand rows.
+
+    The blocks stacked vertically are exactly :func:`coverage_matrix` (the same pairs:
+    each distance is computed point to point), but only one block's pairs are in memory
+    at a time, so a caller that reduces the rows as they come (identical-row merging,
+    :func:`towerplan.siting._model.build_problem_blocks`) never holds the full matrix.
+
+    Parameters
+    ----------
+    demand_xy, site_xy, radius
+        As in :func:`coverage_matrix`.
+    block_rows : int
+        Demand rows per block (> 0).
+
+    Yields
+    ------
+    scipy.sparse.csr_matrix of shape (rows in the block, m), dtype bool
+    """
+    dxy = _as_xy(demand_xy, "demand_xy")
+    sxy = _as_xy(site_xy, "site_xy")
+    n, m = len(dxy), len(sxy)
+    r = _radii(radius, m)
+    if int(block_rows) < 1:
+        raise ParameterError(
+            msgid=N_("block_rows = {block_rows}: must be a whole number > 0"),
+            block_rows=block_rows,
+        )
+    # Sites grouped by radius so each group is one C-level sparse_distance_matrix call.
+    uniq, inv = np.unique(r, return_inverse=True)
+    groups = [np.flatnonzero(inv == k) for k in range(len(uniq))]
+    trees = [cKDTree(sxy[idx]) for idx in groups] if n else []
+    for s in range(0, n, int(block_rows)):
+        blk = dxy[s : s + int(block_rows)]
+        if m == 0:
+            yield sp.csr_matrix((len(blk), 0), dtype=bool)
+            continue
+        tree_d = cKDTree(blk)
+        rows_l: list[np.ndarray] = []
+        cols_l: list[np.ndarray] = []
+        for rk, idx, tree_s in zip(uniq, groups, trees, strict=True):
+            res = tree_d.sparse_distance_matrix(tree_s, float(rk), output_type="ndarray")
+            rows_l.append(res["i"])
+            cols_l.append(idx[res["j"]])
+        yield _block_csr(np.concatenate(rows_l), np.concatenate(cols_l), len(blk), m)
+
+
 def coverage_matrix(
     demand_xy: np.ndarray, site_xy: np.ndarray, radius: float | np.ndarray
 ) -> sp.csr_matrix:
     """Sparse coverage of demand points by sites.
+
+    Built block by block (:func:`coverage_blocks`) and assembled once, so the pair
+    lists of the KD-tree query are never all in memory beside the matrix.
 
     Parameters
     ----------
@@ -119,26 +189,27 @@ def coverage_matrix(
     dxy = _as_xy(demand_xy, "demand_xy")
     sxy = _as_xy(site_xy, "site_xy")
     n, m = len(dxy), len(sxy)
-    r = _radii(radius, m)
+    _radii(radius, m)
     if n == 0 or m == 0:
         return sp.csr_matrix((n, m), dtype=bool)
-    rows_l: list[np.ndarray] = []
-    cols_l: list[np.ndarray] = []
-    tree_d = cKDTree(dxy)
-    # Sites grouped by radius so each group is one C-level sparse_distance_matrix call.
-    uniq, inv = np.unique(r, return_inverse=True)
-    for k, rk in enumerate(uniq):
-        idx = np.flatnonzero(inv == k)
-        tree_s = cKDTree(sxy[idx])
-        res = tree_d.sparse_distance_matrix(tree_s, float(rk), output_type="ndarray")
-        rows_l.append(res["i"].astype(np.int64))
-        cols_l.append(idx[res["j"]].astype(np.int64))
-    rows = np.concatenate(rows_l)
-    cols = np.concatenate(cols_l)
-    data = np.ones(len(rows), dtype=bool)
-    mat = sp.csr_matrix((data, (rows, cols)), shape=(n, m), dtype=bool)
-    mat.sum_duplicates()
-    mat.sort_indices()
+    return stack_blocks(list(coverage_blocks(dxy, sxy, radius)), m)
+
+
+def stack_blocks(blocks: Sequence[sp.csr_matrix], m: int) -> sp.csr_matrix:
+    """Row blocks of boolean CSR matrices stacked into one (one copy of the indices)."""
+    nnz = sum(int(b.nnz) for b in blocks)
+    n = sum(int(b.shape[0]) for b in blocks)
+    idx_t = np.int32 if max(nnz, m) < np.iinfo(np.int32).max else np.int64
+    indptr = np.zeros(n + 1, dtype=idx_t)
+    indices = np.empty(nnz, dtype=idx_t)
+    r = k = 0
+    for b in blocks:
+        nb, kb = int(b.shape[0]), int(b.nnz)
+        indptr[r + 1 : r + nb + 1] = b.indptr[1:] + k
+        indices[k : k + kb] = b.indices
+        r, k = r + nb, k + kb
+    mat = sp.csr_matrix((np.ones(nnz, dtype=bool), indices, indptr), shape=(n, m))
+    mat.has_sorted_indices = True
     return mat
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,42 +254,76 @@ class SafetyStop:
         )
 
 
-def _row_hash_groups(A: sp.csr_matrix, seed: int = 12345) -> np.ndarray:
-    """Group id per row such that rows share an id iff their column sets are identical."""
-    n = A.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
+def _row_keys(A: sp.csr_matrix, seed: int = 12345) -> np.ndarray:
+    """Per-row hash key ``(h1, h2, length)`` of the column sets (rows non-empty)."""
     rng = np.random.default_rng(seed)
     m = A.shape[1]
     r1 = rng.integers(1, 2**63 - 1, size=m, dtype=np.uint64)
     r2 = rng.integers(1, 2**63 - 1, size=m, dtype=np.uint64)
-    lens = np.diff(A.indptr).astype(np.int64)
+    keys = np.empty(A.shape[0], dtype=[("a", np.uint64), ("b", np.uint64), ("c", np.int64)])
+    if A.shape[0] == 0:
+        return keys
     starts = A.indptr[:-1]
-    # rows are all non-empty here (empty rows were dropped before)
     with np.errstate(over="ignore"):
-        h1 = np.add.reduceat(r1[A.indices], starts)
-        h2 = np.add.reduceat(r2[A.indices], starts)
-    keys = np.empty(n, dtype=[("a", np.uint64), ("b", np.uint64), ("c", np.int64)])
-    keys["a"], keys["b"], keys["c"] = h1, h2, lens
-    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
-    inv = inv.ravel()
-    # verify exactly (hash collisions would merge different rows)
-    rep = first[inv]
-    pos_row = np.repeat(np.arange(n), lens)
+        keys["a"] = np.add.reduceat(r1[A.indices], starts)
+        keys["b"] = np.add.reduceat(r2[A.indices], starts)
+    keys["c"] = np.diff(A.indptr)
+    return keys
+
+
+def _group_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_index=True, return_inverse=True)[1:]`` for row keys.
+
+    The same groups, numbering (sorted keys) and first indices as ``np.unique`` on the
+    structured array, by one stable ``lexsort`` of the three fields (several times
+    faster than sorting the structured records).
+    """
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort((keys["c"], keys["b"], keys["a"]))
+    ks = keys[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (ks["a"][1:] != ks["a"][:-1]) | (ks["b"][1:] != ks["b"][:-1])
+    new[1:] |= ks["c"][1:] != ks["c"][:-1]
+    inv = np.empty(n, dtype=np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return order[new].astype(np.int64), inv
+
+
+def _rows_differ(A: sp.csr_matrix, rep: np.ndarray) -> np.ndarray:
+    """Rows of ``A`` whose column set differs from that of row ``rep[row]`` (same lengths)."""
+    lens = np.diff(A.indptr).astype(np.int64)
+    pos_row = np.repeat(np.arange(A.shape[0]), lens)
     offs = np.arange(len(A.indices)) - A.indptr[pos_row]
     same = A.indices == A.indices[A.indptr[rep[pos_row]] + offs]
-    bad_rows = np.unique(pos_row[~same])
-    if len(bad_rows):  # pragma: no cover - probability ~2^-128
-        warn_user(
-            logger,
-            N_("row-merge hash collision on {n} rows; keeping them separate"),
-            log_only=True,
-            n=len(bad_rows),
-        )
-        inv = inv.copy()
-        inv[bad_rows] = inv.max() + 1 + np.arange(len(bad_rows))
-        _, inv = np.unique(inv, return_inverse=True)
-    return np.asarray(inv, dtype=np.int64)
+    return np.asarray(np.unique(pos_row[~same]), dtype=np.int64)
+
+
+def _split_bad(inv: np.ndarray, bad_rows: np.ndarray) -> np.ndarray:
+    """Group ids with the rows of a hash collision each in a group of its own."""
+    if not len(bad_rows):
+        return inv
+    warn_user(  # pragma: no cover - probability ~2^-128 (tests force it)
+        logger,
+        N_("row-merge hash collision on {n} rows; keeping them separate"),
+        log_only=True,
+        n=len(bad_rows),
+    )
+    inv = inv.copy()
+    inv[bad_rows] = inv.max() + 1 + np.arange(len(bad_rows))
+    _, inv = np.unique(inv, return_inverse=True)
+    return np.asarray(inv, dtype=np.int64).ravel()
+
+
+def _row_hash_groups(A: sp.csr_matrix, seed: int = 12345) -> np.ndarray:
+    """Group id per row such that rows share an id iff their column sets are identical."""
+    if A.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    # rows are all non-empty here (empty rows were dropped before)
+    first, inv = _group_keys(_row_keys(A, seed))
+    # verify exactly (hash collisions would merge different rows)
+    return _split_bad(inv, _rows_differ(A, first[inv]))
 
 
 def _check_quotas(n_dedicated: int, n_shared: int, capv: np.ndarray, n_op: int) -> None:
@@ -346,32 +381,129 @@ def _symmetric_conflicts(conflicts: sp.spmatrix | None) -> sp.csr_matrix | None:
     return conf
 
 
-def _fold_singletons(
-    A: sp.csr_matrix, W: np.ndarray
-) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, int]:
-    """Fold rows covered by one candidate into its private weight ``C``; drop them from A, W."""
-    m, n_op = A.shape[1], W.shape[1]
-    lens = np.diff(A.indptr)
-    single = lens == 1
+REDUCE_BLOCK_ROWS = 1 << 17
+"""Rows per block when :func:`build_problem` reduces a full coverage matrix."""
+
+
+@dataclass
+class _BlockRows:
+    """What the row reduction keeps of the blocks seen so far (see :func:`_reduce_blocks`)."""
+
+    m: int
+    n: int = 0
+    single_rows: list[np.ndarray] = field(default_factory=list)
+    single_cols: list[np.ndarray] = field(default_factory=list)
+    multi_rows: list[np.ndarray] = field(default_factory=list)
+    keys: list[np.ndarray] = field(default_factory=list)
+    src: list[np.ndarray] = field(default_factory=list)
+    bad: list[np.ndarray] = field(default_factory=list)
+    stored: list[sp.csr_matrix] = field(default_factory=list)
+    owner: list[np.ndarray] = field(default_factory=list)
+    n_multi: int = 0
+    n_stored: int = 0
+
+    def add(self, blk: sp.csr_matrix, wpos: np.ndarray, empty: np.ndarray) -> None:
+        """Fold, hash and locally merge one block of consecutive rows (starting at ``n``)."""
+        s, nb = self.n, blk.shape[0]
+        lens = np.diff(blk.indptr)
+        empty[s : s + nb] = lens == 0
+        keep = wpos[s : s + nb] & (lens > 0)
+        one = np.flatnonzero(keep & (lens == 1))
+        self.single_rows.append(s + one)
+        self.single_cols.append(blk.indices[blk.indptr[one]])
+        multi = np.flatnonzero(keep & (lens > 1))
+        sub = blk[multi]
+        keys = _row_keys(sub)
+        first, inv = _group_keys(keys)
+        bad = _rows_differ(sub, first[inv])
+        store = np.union1d(first, bad)  # rows kept: the first of each key, and misfits
+        src = np.searchsorted(store, first[inv])
+        src[bad] = np.searchsorted(store, bad)
+        self.multi_rows.append(s + multi)
+        self.keys.append(keys)
+        self.src.append(self.n_stored + src)
+        self.bad.append(self.n_multi + bad)
+        self.stored.append(sub[store])
+        self.owner.append(self.n_multi + store)
+        self.n, self.n_multi, self.n_stored = (
+            s + nb,
+            self.n_multi + len(multi),
+            self.n_stored + len(store),
+        )
+
+
+def _cat(parts: list[np.ndarray], dtype: Any = np.int64) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+
+def _reduce_blocks(
+    blocks: Iterable[sp.spmatrix], W: np.ndarray, m: int
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Drop, fold and merge the rows of a coverage matrix given as row blocks.
+
+    Exactly the reduction of the whole matrix at once: rows with zero weight or no
+    candidate dropped, single-candidate rows folded into ``C`` (summed in row order),
+    identical rows merged (groups numbered by sorted hash key, first row kept, weights
+    summed in row order).  Each block is merged locally as it comes, so only one block
+    and one row per distinct column set are held; a row is checked against its block's
+    representative, and that one against the global one (a hash collision keeps rows
+    apart, never merges different rows).
+    """
+    n, n_op = W.shape
+    wpos = W.sum(axis=1) > 0
+    empty = np.zeros(n, dtype=bool)
+    acc = _BlockRows(m)
+    for blk in blocks:
+        blk = sp.csr_matrix(blk, dtype=bool)
+        blk.sum_duplicates()
+        blk.sort_indices()
+        if blk.shape[1] != m or acc.n + blk.shape[0] > n:
+            raise ParameterError(
+                msgid=N_("W has {rows} rows but the coverage matrix has {n}"),
+                rows=n,
+                n=acc.n + blk.shape[0],
+            )
+        acc.add(blk, wpos, empty)
+    if acc.n != n:
+        raise ParameterError(
+            msgid=N_("W has {rows} rows but the coverage matrix has {n}"), rows=n, n=acc.n
+        )
     C = np.zeros((m, n_op))
-    if single.any():
-        cols = A.indices[A.indptr[:-1][single]]
-        for o in range(n_op):
-            C[:, o] = np.bincount(cols, weights=W[single, o], minlength=m)
-    return A[~single], W[~single], C, int(single.sum())
-
-
-def _merge_rows(A: sp.csr_matrix, W: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Merge rows with identical covering sets (first row kept, weights summed)."""
-    n_op = W.shape[1]
-    grp = _row_hash_groups(A)
-    ng = int(grp.max()) + 1
+    srows, scols = _cat(acc.single_rows), _cat(acc.single_cols)
+    for o in range(n_op):
+        C[:, o] = np.bincount(scols, weights=W[srows, o], minlength=m)
+    stored = (
+        sp.vstack(acc.stored, format="csr") if acc.stored else sp.csr_matrix((0, m), dtype=bool)
+    )
+    keys = np.concatenate(acc.keys) if acc.keys else _row_keys(stored)
+    src, owner = _cat(acc.src), _cat(acc.owner)
+    first, inv = _group_keys(keys)
+    bad_stored = _rows_differ(stored, src[first[inv[owner]]]) if len(owner) else owner
+    bad = np.union1d(_cat(acc.bad), np.flatnonzero(np.isin(src, bad_stored)))
+    inv = _split_bad(inv, bad)
+    ng = int(inv.max()) + 1 if len(inv) else 0
     first = np.full(ng, -1, dtype=np.int64)
-    first[grp[::-1]] = np.arange(len(grp))[::-1]
+    first[inv[::-1]] = np.arange(len(inv))[::-1]
+    mrows = _cat(acc.multi_rows)
     Wm = np.zeros((ng, n_op))
     for o in range(n_op):
-        Wm[:, o] = np.bincount(grp, weights=W[:, o], minlength=ng)
-    return A[first], Wm
+        Wm[:, o] = np.bincount(inv, weights=W[mrows, o], minlength=ng)
+    A = stored[src[first]]
+    info = {
+        "rows_with_weight": len(srows) + len(mrows),
+        "rows_singleton_folded": len(srows),
+        "unreachable_weight": float(W[empty].sum()),
+    }
+    return A, Wm, C, info
+
+
+def _check_weights(W: np.ndarray) -> np.ndarray:
+    W = np.asarray(W, dtype=float)
+    if W.ndim == 1:
+        W = W[:, None]
+    if (W < 0).any() or not np.isfinite(W).all():
+        raise ParameterError(msgid=N_("demand weights must be finite and >= 0"))
+    return W
 
 
 def build_problem(
@@ -389,7 +521,8 @@ def build_problem(
     (their weight cannot change); rows covered by a single candidate are folded into that
     candidate's private weight ``C``; rows with identical covering sets are merged
     (weights summed).  Candidates are kept (index-stable) so that zero-value candidates
-    remain available to fill the quotas.
+    remain available to fill the quotas.  The rows are reduced in blocks of
+    :data:`REDUCE_BLOCK_ROWS` (:func:`build_problem_blocks`; same result).
 
     Parameters
     ----------
@@ -406,40 +539,74 @@ def build_problem(
     offset : float
         Weight already covered (locked sites), added to every objective.
     """
-    t0 = time.perf_counter()
-    A = sp.csr_matrix(A, dtype=bool)
-    A.sum_duplicates()
-    A.sort_indices()
+    A = sp.csr_matrix(A)
     W = np.asarray(W, dtype=float)
-    if W.ndim == 1:
-        W = W[:, None]
-    n, m = A.shape
-    if W.shape[0] != n:
+    if W.shape[0] != A.shape[0]:
         raise ParameterError(
             msgid=N_("W has {rows} rows but the coverage matrix has {n}"),
             rows=W.shape[0],
-            n=n,
+            n=A.shape[0],
         )
-    if (W < 0).any() or not np.isfinite(W).all():
-        raise ParameterError(msgid=N_("demand weights must be finite and >= 0"))
+    step = REDUCE_BLOCK_ROWS
+    blocks = (A[s : s + step] for s in range(0, A.shape[0], step))
+    return build_problem_blocks(
+        blocks,
+        W,
+        A.shape[1],
+        quotas=(n_dedicated, n_shared),
+        cap=cap,
+        conflicts=conflicts,
+        offset=offset,
+    )
+
+
+def build_problem_blocks(
+    blocks: Iterable[sp.spmatrix],
+    W: np.ndarray,
+    m: int,
+    *,
+    quotas: tuple[int, int],
+    cap: np.ndarray | int,
+    conflicts: sp.spmatrix | None = None,
+    offset: float = 0.0,
+) -> MCLPProblem:
+    """:func:`build_problem` from the coverage matrix as consecutive row blocks.
+
+    The blocks (e.g. :func:`towerplan.coverage.coverage_blocks`) are reduced one at a
+    time, so the full ``n x m`` coverage matrix is never held: with a million demand
+    cells only one block and one row per distinct covering set are in memory.  The
+    result is identical to :func:`build_problem` on the stacked blocks.
+
+    Parameters
+    ----------
+    blocks : iterable of sparse (rows_k, m)
+        Coverage of consecutive demand rows; together ``n`` rows.
+    W : ndarray (n, n_op)
+        Uncovered weight per row and operator.
+    m : int
+        Number of candidates (columns of every block).
+    quotas : (int, int)
+        ``(n_dedicated, n_shared)``.
+    cap, conflicts, offset
+        As in :func:`build_problem`.
+    """
+    t0 = time.perf_counter()
+    n_dedicated, n_shared = quotas
+    W = _check_weights(W)
     n_op = W.shape[1]
     capv = np.broadcast_to(np.asarray(cap, dtype=np.int64), (m,)).copy()
     _check_quotas(n_dedicated, n_shared, capv, n_op)
     conf = _symmetric_conflicts(conflicts)
-    n0 = n
-    keep = (W.sum(axis=1) > 0) & (np.diff(A.indptr) > 0)
-    unreachable = float(W[np.diff(A.indptr) == 0].sum())
-    A, W, C, n_single = _fold_singletons(A[keep], W[keep])
-    if A.shape[0]:
-        A, W = _merge_rows(A, W)
+    n0 = int(W.shape[0])
+    A, W, C, red = _reduce_blocks(blocks, W, m)
     info = {
         "rows_input": n0,
-        "rows_with_weight": int(keep.sum()),
-        "rows_singleton_folded": n_single,
+        "rows_with_weight": red["rows_with_weight"],
+        "rows_singleton_folded": red["rows_singleton_folded"],
         "rows_after_merge": int(A.shape[0]),
         "candidates": m,
         "candidates_useful": int(((np.diff(A.tocsc().indptr) > 0) | (C.sum(1) > 0)).sum()),
-        "unreachable_weight": unreachable,
+        "unreachable_weight": red["unreachable_weight"],
         "nnz": int(A.nnz),
         "reduce_s": time.perf_counter() - t0,
     }
