@@ -29,7 +29,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from towerplan._i18n import N_, _
+from towerplan._i18n import N_, _, fmt_number, fmt_percent
 
 # Okabe & Ito (2008) colour-blind-safe palette; none is a road colour (roads are grey).
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
@@ -187,6 +187,24 @@ def value_label(value: Any) -> str:
     """Display label of a stored code value in the current language (others unchanged)."""
     msg = VALUE_LABELS.get(str(value))
     return _(msg) if msg else str(value)
+
+
+def choropleth_label(col: str, gdf: gpd.GeoDataFrame) -> str:
+    """Title of a choropleth column (the underground shares name their years)."""
+    years = gdf.attrs.get("years")
+    if col == "share_now" and years:
+        return _("Underground share {year} (now)").format(year=years[0])
+    if col == "share_plan" and years:
+        return _("Underground share {year} (plan)").format(year=years[1])
+    return column_label(col)
+
+
+def class_text(lo: float, hi: float, share: bool) -> str:
+    """Legend text of a choropleth class ``lo`` – ``hi`` (percentages when ``share``)."""
+    if share:
+        return f"{fmt_percent(lo, 0)} – {fmt_percent(hi, 0)}"
+    d = 0 if max(abs(lo), abs(hi)) >= 100 else 2
+    return f"{fmt_number(lo, d)} – {fmt_number(hi, d)}"
 
 
 def is_share_column(col: str) -> bool:
@@ -820,14 +838,15 @@ def derive(
     *,
     hotspot_radius_m: float = 100.0,
     kpis: pd.DataFrame | None = None,
+    skip: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Non-empty layers plus the layers themes draw that are computed from them.
 
     ``coverage_gaps_all``, ``sharing_lines``, ``host_structures``,
     ``wifi_coverage``, ``underground`` and ``kpi_districts`` (districts joined
-    with the KPI table).  ``demand`` is dropped; a non-frame entry (the
-    ``best_server`` raster path) is passed through.  All frames stay in their
-    CRS (the caller reprojects).
+    with the KPI table), but none named in ``skip``.  ``demand`` is dropped; a
+    non-frame entry (the ``best_server`` raster path) is passed through.  All
+    frames stay in their CRS (the caller reprojects).
     """
     p: dict[str, Any] = {}
     for n, g in layers.items():
@@ -853,8 +872,9 @@ def derive(
         "wifi_coverage": "wifi_hotspots",
         "underground": "underground_plan",
     }
+    skipped = set(skip)
     for name, rule in rules:
-        if needs[name] in p:
+        if needs[name] in p and name not in skipped:
             g = rule()
             if g is not None and len(g):
                 p[name] = g

@@ -890,22 +890,6 @@ def _r_gaps(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec) -> No
         )
 
 
-def _choropleth_label(col: str, gdf: gpd.GeoDataFrame) -> str:
-    years = gdf.attrs.get("years")
-    if col == "share_now" and years:
-        return _("Underground share {year} (now)").format(year=years[0])
-    if col == "share_plan" and years:
-        return _("Underground share {year} (plan)").format(year=years[1])
-    return _themes.column_label(col)
-
-
-def _class_text(lo: float, hi: float, share: bool) -> str:
-    if share:
-        return f"{fmt_percent(lo, 0)} – {fmt_percent(hi, 0)}"
-    d = 0 if max(abs(lo), abs(hi)) >= 100 else 2
-    return f"{fmt_number(lo, d)} – {fmt_number(hi, d)}"
-
-
 def _r_choropleth(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
     if spec.layer not in p:
         return
@@ -925,7 +909,7 @@ def _r_choropleth(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec)
         b.vectors(
             gdf,
             f"{spec.layer}:{col}",
-            _choropleth_label(col, gdf),
+            _themes.choropleth_label(col, gdf),
             palette,
             idx,
             popup=spec.popup,
@@ -934,11 +918,11 @@ def _r_choropleth(b: _MapBuilder, p: Mapping[str, Any], spec: _themes.LayerSpec)
     b.key(
         "title",
         "",
-        _choropleth_label(cols[0], gdf)
-        + (" / " + _choropleth_label(cols[1], gdf) if len(cols) > 1 else ""),
+        _themes.choropleth_label(cols[0], gdf)
+        + (" / " + _themes.choropleth_label(cols[1], gdf) if len(cols) > 1 else ""),
     )
     for c, lo, hi in zip(colors, breaks[:-1], breaks[1:], strict=True):
-        b.key("fill", c, _class_text(float(lo), float(hi), share))
+        b.key("fill", c, _themes.class_text(float(lo), float(hi), share))
     if any((_themes.classify(gdf[c], breaks) < 0).any() for c in cols):
         b.key("fill", _themes.NO_DATA, _("no data"))
 

@@ -263,10 +263,10 @@ def _to_sheet_crs(
     settings: ExportSettings,
     hotspot_radius_m: float,
     best_server: str | Path | None,
+    *,
+    skip: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Derived theme layers in the VN-2000 TM-3 CRS of the scenario."""
-    from towerplan.outputs import export
-
+    """Derived theme layers (but those in ``skip``) in the VN-2000 TM-3 CRS of the scenario."""
     src = dict(layers)
     for n, g in src.items():
         if isinstance(g, gpd.GeoDataFrame) and n != "demand" and len(g) and g.crs is None:
@@ -275,8 +275,23 @@ def _to_sheet_crs(
             )
     if best_server is not None:
         src["best_server"] = Path(best_server)
-    p = _themes.derive(src, summary, hotspot_radius_m=hotspot_radius_m)
-    crs = export.target_crs("vn2000_tm3", settings)
+    p = _themes.derive(src, summary, hotspot_radius_m=hotspot_radius_m, skip=skip)
+    out = _reprojected(p, settings)
+    out["_crs"] = _sheet_crs(settings)
+    return out
+
+
+def _sheet_crs(settings: ExportSettings) -> Any:
+    from towerplan.outputs import export
+
+    return export.target_crs("vn2000_tm3", settings)
+
+
+def _reprojected(p: Mapping[str, Any], settings: ExportSettings) -> dict[str, Any]:
+    """The frames of ``p`` in the sheet CRS (their ``attrs`` kept); other entries as they are."""
+    from towerplan.outputs import export
+
+    crs = _sheet_crs(settings)
     out: dict[str, Any] = {}
     for n, g in p.items():
         if isinstance(g, gpd.GeoDataFrame):
@@ -285,8 +300,22 @@ def _to_sheet_crs(
             out[n] = r
         else:
             out[n] = g
-    out["_crs"] = crs
     return out
+
+
+_DEFERRED = ("coverage_gaps_all",)
+"""Derived layers that :func:`write_sheets` computes while its worker processes draw the
+sheets that do not need them (the intersection of the operators' gap polygons took 0.7 s,
+half of the serial start); this process then draws the sheets that do."""
+
+
+def _deferred_layers(
+    layers: Mapping[str, Any], summary: Mapping[str, Any], settings: ExportSettings
+) -> dict[str, Any]:
+    """The :data:`_DEFERRED` layers in the sheet CRS (those the plan's layers give)."""
+    src = {n: g for n, g in layers.items() if n == "coverage_gaps" and g is not None}
+    p = _themes.derive(src, summary)
+    return _reprojected({n: p[n] for n in _DEFERRED if n in p}, settings)
 
 
 def _extent(p: Mapping[str, Any]) -> tuple[float, float, float, float]:
@@ -883,9 +912,7 @@ def _d_choropleth(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.Laye
     cls = _themes.classify(g[col], breaks)
     colors = [palette[c] if c >= 0 else _themes.NO_DATA for c in cls]
     _polys(ax, g, sh.tolerance, colors, edgecolor="#333333", linewidth=0.6, zorder=3)
-    from towerplan.outputs.maps import _choropleth_label
-
-    ax.set_title(_t(_choropleth_label(col, g)), fontsize=sh.fs, fontweight="bold")
+    ax.set_title(_t(_themes.choropleth_label(col, g)), fontsize=sh.fs, fontweight="bold")
     for pt, v in zip(g.geometry.representative_point(), g[col], strict=True):
         if np.isfinite(v):
             txt = fmt_percent(v, 0) if share else fmt_number(v, 2)
@@ -901,9 +928,7 @@ def _d_choropleth(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.Laye
                 zorder=41,
             )
     for c, lo, hi in zip(palette, breaks[:-1], breaks[1:], strict=True):
-        from towerplan.outputs.maps import _class_text
-
-        sh.key(Patch(facecolor=c, edgecolor="#333333", label=_class_text(lo, hi, share)))
+        sh.key(Patch(facecolor=c, edgecolor="#333333", label=_themes.class_text(lo, hi, share)))
 
 
 def _d_raster(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
@@ -1367,14 +1392,17 @@ def write_sheets(
     settings = export_settings or _settings_from(summary)
     language = lang or summary.get("language") or current_language()
     with use_language(language), mpl.rc_context(_rc()):
-        p = _to_sheet_crs(layers, summary, settings, hotspot_radius_m, best_server)
+        p = _to_sheet_crs(layers, summary, settings, hotspot_radius_m, best_server, skip=_DEFERRED)
         tasks = _tasks(p, kpis, summary, sizes, themes or THEMES, per_district=per_district)
     ctx = _Context(p, summary, kpis, language, out, tuple(formats), dpi)
     n = _n_workers(workers, len(tasks))
+    deferred = lambda: _deferred_layers(layers, summary, settings)  # noqa: E731
     if n > 1:
-        written = _write_parallel(ctx, tasks, n)
+        written = _write_parallel(ctx, tasks, n, deferred)
     else:
-        written = _write_serial(ctx, tasks)
+        written = [
+            f for fs in _write_serial(ctx._replace(p={**p, **deferred()}), tasks) for f in fs
+        ]
     for size in sizes:
         logger.info("wrote %d sheets (%s) to %s", sum(t[1] == size for t in tasks), size, out)
     return written
@@ -1446,11 +1474,11 @@ def _draw(ctx: _Context, task: _Task) -> list[tuple[str, Figure]]:
     return [(f"{stem}_{size}", fig)]
 
 
-def _write_serial(ctx: _Context, tasks: Sequence[_Task]) -> list[Path]:
-    """All tasks in this process; PNGs are rasterized from the PDFs on one worker thread
-    (PDFium and zlib release the GIL) while the next sheet is drawn; PDFium is only ever
-    called from that thread."""
-    written: list[Path] = []
+def _write_serial(ctx: _Context, tasks: Sequence[_Task]) -> list[list[Path]]:
+    """All tasks in this process, the files of each; PNGs are rasterized from the PDFs on
+    one worker thread (PDFium and zlib release the GIL) while the next sheet is drawn;
+    PDFium is only ever called from that thread."""
+    written: list[list[Path]] = []
     with (
         use_language(ctx.language),
         mpl.rc_context(_rc()),
@@ -1458,8 +1486,9 @@ def _write_serial(ctx: _Context, tasks: Sequence[_Task]) -> list[Path]:
     ):
         pngs: list[Future[None]] = []
         for task in tasks:
+            written.append([])
             for stem, fig in _draw(ctx, task):
-                written += _save(fig, ctx, stem, lambda *a: pngs.append(pool.submit(*a)))
+                written[-1] += _save(fig, ctx, stem, lambda *a: pngs.append(pool.submit(*a)))
         for f in pngs:
             f.result()  # re-raises a failed rasterization
     return written
@@ -1485,10 +1514,14 @@ def _run_task(task: _Task) -> list[Path]:
     return written
 
 
-def _write_parallel(ctx: _Context, tasks: Sequence[_Task], n: int) -> list[Path]:
+def _write_parallel(
+    ctx: _Context, tasks: Sequence[_Task], n: int, deferred: Callable[[], Mapping[str, Any]]
+) -> list[Path]:
     """The tasks on ``n`` worker processes; the files are those of :func:`_write_serial`,
     byte for byte (each sheet depends only on its task and ``ctx``), listed in task order.
 
+    ``ctx.p`` lacks the :data:`_DEFERRED` layers: once the workers have started, this
+    process computes them (``deferred()``) and draws the tasks that need them itself.
     Workers are forked when this process runs no other thread (nothing is copied: the
     layers are inherited); otherwise started fresh (``ctx`` is pickled to each once).
     """
@@ -1499,6 +1532,8 @@ def _write_parallel(ctx: _Context, tasks: Sequence[_Task], n: int) -> list[Path]
     methods = multiprocessing.get_all_start_methods()
     fork = "fork" in methods and threading.active_count() == 1
     mp = multiprocessing.get_context("fork" if fork else None)
+    here = [i for i, t in enumerate(tasks) if _needs_deferred(t)]
+    there = [i for i in range(len(tasks)) if i not in here]
     if fork:
         _warm_up()
         # objects made so far are left out of the workers' garbage collections: a collection
@@ -1506,13 +1541,30 @@ def _write_parallel(ctx: _Context, tasks: Sequence[_Task], n: int) -> list[Path]
         gc.freeze()
     try:
         with ProcessPoolExecutor(n, mp_context=mp, initializer=_init_worker, initargs=(ctx,)) as ex:
-            # the slowest sheets first (the signal level sheet reprojects a raster)
-            order = sorted(range(len(tasks)), key=lambda i: _cost(tasks[i]), reverse=True)
+            # the slowest sheets first: the last ones to finish are then short
+            order = sorted(there, key=lambda i: _cost(tasks[i]), reverse=True)
             futures = {i: ex.submit(_run_task, tasks[i]) for i in order}
-            return [path for i in range(len(tasks)) for path in futures[i].result()]
+            mine: dict[int, list[Path]] = {}
+            if here:
+                local = ctx._replace(p={**ctx.p, **deferred()})
+                mine = dict(zip(here, _write_serial(local, [tasks[i] for i in here]), strict=True))
+            return [
+                path
+                for i in range(len(tasks))
+                for path in (mine[i] if i in mine else futures[i].result())
+            ]
     finally:
         if fork:
             gc.unfreeze()
+
+
+def _needs_deferred(task: _Task) -> bool:
+    """Whether the task draws one of the :data:`_DEFERRED` layers."""
+    kind, _size, args = task
+    if kind != "theme":
+        return False
+    (theme, _stem, _ext, _title), _no = args
+    return any(spec.layer in _DEFERRED for spec in _theme_of(theme).layers)
 
 
 def _warm_up() -> None:
@@ -1525,21 +1577,22 @@ def _warm_up() -> None:
     from matplotlib import font_manager
     from PIL import PngImagePlugin  # noqa: F401
 
-    from towerplan.outputs import maps  # noqa: F401  (choropleth labels)
-
+    _register_fonts()
     for weight in ("normal", "bold"):
         prop = font_manager.FontProperties(family=_FONT, weight=weight)
         font_manager.get_font(font_manager.findfont(prop))
 
 
-def _cost(task: _Task) -> int:
-    """Rough relative drawing cost of a task, to start the slow ones first."""
+def _cost(task: _Task) -> float:
+    """Rough relative cost of a task (measured on the demo: an A3 sheet takes about 1.4
+    times an A4 one, the KPI pages about 1.3 times a map sheet), to start the slow ones
+    first."""
     kind, size, args = task
-    big = 2 if size == "A3" else 1
+    big = 1.4 if size == "A3" else 1.0
     if kind == "kpi":
-        return big
-    (theme, _stem, ext, _title), _no = args
-    return big * (3 if theme == "signal_level" else 2 if ext is None else 1)
+        return 1.3 * big
+    (_theme, _stem, ext, _title), _no = args
+    return big * (1.0 if ext is None else 0.8)
 
 
 def _check_output_args(formats: Sequence[str], dpi: int) -> None:
