@@ -3,6 +3,7 @@ catalogues match their sources, and the language switch reaches every output."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import re
 from importlib import resources
@@ -428,3 +429,59 @@ def test_output_folder_problem_translated_with_its_message(tmp_path: Path, monke
             f"--out {tmp_path / 'new' / 'out'}: không ghi được vào {tmp_path} (không có quyền "
             "truy cập); hãy chọn thư mục ghi được"
         )
+
+
+def test_every_progress_bar_label_is_translated() -> None:
+    """``desc`` and ``unit`` of every ``tqdm(...)`` call in the package go through ``_()``."""
+    import ast
+
+    calls = 0
+    for path in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "tqdm":
+                calls += 1
+                for kw in node.keywords:
+                    if kw.arg in ("desc", "unit"):
+                        v = kw.value
+                        ok = isinstance(v, ast.Call) and getattr(v.func, "id", None) == "_"
+                        assert ok, f"{path.name}:{node.lineno}: tqdm {kw.arg} not through _()"
+    assert calls >= 3
+
+
+def test_plan_progress_bar_in_the_scenarios_language(monkeypatch) -> None:
+    from towerplan import plan
+
+    seen: dict[str, object] = {}
+
+    class Bar:
+        def __init__(self, **kw: object) -> None:
+            seen.update(kw)
+
+        def __enter__(self) -> Bar:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def set_postfix_str(self, text: str) -> None:
+            seen["postfix"] = text
+
+        def update(self, n: int) -> None:
+            return None
+
+    monkeypatch.setattr(plan, "tqdm", Bar)
+    monkeypatch.setattr(plan, "run_stage", lambda name, state: state)
+    scen = load_scenario("cantho-2020")
+    assert scen.language == "vi"
+    plan.run_stages(plan.PlanState(scen), ["siting"])
+    assert (seen["desc"], seen["unit"], seen["postfix"]) == (
+        "towerplan: lập quy hoạch",
+        "bước",
+        "chọn vị trí trạm mới",
+    )
+    plan.run_stages(plan.PlanState(dataclasses.replace(scen, language="en")), ["siting"])
+    assert (seen["desc"], seen["unit"], seen["postfix"]) == (
+        "towerplan plan",
+        "stage",
+        "choice of the new sites",
+    )

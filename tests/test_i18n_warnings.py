@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import ast
 import logging
+import multiprocessing
 import pickle
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import is_marked_message
 
 from towerplan._i18n import _, use_language
-from towerplan.errors import N_, Text, TowerplanWarning, warn_user
+from towerplan.errors import (
+    N_,
+    Text,
+    TowerplanWarning,
+    collected_warnings,
+    replay_warnings,
+    warn_user,
+)
 
 PKG = Path(resources.files("towerplan"))  # type: ignore[arg-type]
 
@@ -183,3 +193,76 @@ def test_vietnamese_messages_write_numbers_with_a_decimal_comma() -> None:
     w = TowerplanWarning(N_("{lost:,.0f} people"), lost=1234567.0)
     assert str(w) == "1,234,567 people"
     assert w.user_message(lambda m: m, decimal_comma=True) == "1.234.567 people"
+
+
+_NO_ROADS = N_("backhaul: no road network given (scenario key data.roads); all {n} routes are "
+               "straight lines (method='straight_line')")  # fmt: skip
+_NO_ROADS_VI = (
+    "WARNING towerplan.backhaul: truyền dẫn: chưa có mạng đường giao thông (khóa kịch bản "
+    "data.roads); cả 8 tuyến cáp là đường thẳng (method='straight_line')"
+)
+
+
+def _warn_in_worker(n: int) -> list[Any]:
+    """What a worker process does: warn (twice, the same) inside ``collected_warnings``."""
+    with collected_warnings() as warned:
+        for _k in range(2):
+            warn_user(logging.getLogger("towerplan.backhaul"), _NO_ROADS, n=n)
+    return warned
+
+
+def test_worker_warnings_are_shown_by_the_parent_in_the_users_language(capsys) -> None:
+    """A warning raised in a worker process (a sheet worker, a Dask worker of ``batch``) is
+    kept, crosses the process boundary with its msgid, and the parent's CLI log handler
+    shows it once, in the user's language (the worker itself prints nothing)."""
+    from towerplan.cli import _setup_logging
+
+    methods = multiprocessing.get_all_start_methods()
+    mp = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(1, mp_context=mp) as ex:
+        warned = ex.submit(_warn_in_worker, 8).result()
+    assert [(name, w.msgid, w.params, lo) for name, w, lo in warned] == [
+        ("towerplan.backhaul", _NO_ROADS, {"n": 8}, False)
+    ]
+    assert capsys.readouterr().err == ""
+    handler, level = _setup_logging(0, False, lambda: "vi")
+    try:
+        with pytest.warns(TowerplanWarning, match="no road network given"):
+            replay_warnings(warned)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(level)
+    assert capsys.readouterr().err.splitlines() == [_NO_ROADS_VI]
+
+
+def test_sheet_and_batch_workers_return_their_warnings(monkeypatch, tmp_path: Path) -> None:
+    """The sheet worker's task and the batch's Dask task return the warnings of their run
+    (nothing emitted there); the sheet parent replays them."""
+    from towerplan import batch
+    from towerplan.outputs import sheets
+
+    def draw(ctx: Any, task: Any) -> list[Any]:
+        warn_user(logging.getLogger("towerplan.backhaul"), _NO_ROADS, n=8)
+        return []
+
+    monkeypatch.setattr(sheets, "_draw", draw)
+    ctx = sheets._Context({}, {}, None, "vi", tmp_path, ("pdf",), 150)
+    monkeypatch.setattr(sheets, "_WORKER", ctx)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is emitted in the worker
+        files, warned = sheets._run_task(("kpi", "A4", (1, 1)))
+    assert files == [] and [str(w) for _n, w, _lo in warned] == [
+        str(TowerplanWarning(_NO_ROADS, n=8))
+    ]
+
+    def run_area(*args: Any) -> dict[str, Any]:
+        warn_user(logging.getLogger("towerplan.backhaul"), _NO_ROADS, n=8)
+        return {"code": "801", "new_sites": 1}
+
+    monkeypatch.setattr(batch, "run_area", run_area)
+    monkeypatch.setattr(batch, "area_outline", lambda area: None)
+    area = batch.Area("801", "A", None, 1.0)  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = batch._task(area, None, None, str(tmp_path))  # type: ignore[arg-type]
+    assert rec["status"] == "ok" and [w.msgid for _n, w, _lo in rec["warnings"]] == [_NO_ROADS]

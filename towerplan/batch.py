@@ -58,8 +58,17 @@ import geopandas as gpd
 import pandas as pd
 from tqdm.auto import tqdm
 
+from towerplan._i18n import _
 from towerplan._partition import make_partition
-from towerplan.errors import N_, ColumnError, DataFileError, OutputError, ParameterError
+from towerplan.errors import (
+    N_,
+    ColumnError,
+    DataFileError,
+    OutputError,
+    ParameterError,
+    collected_warnings,
+    replay_warnings,
+)
 from towerplan.inputs._base import PlanInputs
 from towerplan.outputs.folder import staged_output
 from towerplan.scenario import Scenario
@@ -545,13 +554,16 @@ def _task(area: Area, template: Scenario, task: AreaTask, out_dir: str) -> dict[
     """Dask task: :func:`run_area` with failures turned into records.
 
     Besides the record fields, returns the task's CPU time (``cpu_s``), the worker
-    process's CPU time so far (``worker_cpu_s``, start-up included) and pid, and the
-    area outline (``outline``, dissolved here so the client does not do it serially).
+    process's CPU time so far (``worker_cpu_s``, start-up included) and pid, the
+    area outline (``outline``, dissolved here so the client does not do it serially) and
+    the user warnings of the run (``warnings``, :func:`towerplan.errors.collected_warnings`:
+    the client shows them in the user's language).
     """
     t0 = time.perf_counter()
     c0 = time.process_time()
     try:
-        rec = run_area(area, template, task, out_dir)
+        with collected_warnings() as warned:
+            rec = run_area(area, template, task, out_dir)
         rec["status"] = "ok"
         rec["error"] = ""
     except Exception as exc:  # one failing area must not stop the batch
@@ -563,6 +575,8 @@ def _task(area: Area, template: Scenario, task: AreaTask, out_dir: str) -> dict[
             "status": "failed",
             "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
         }
+    # shown by the client, in the user's language (this process has no CLI log handler)
+    rec["warnings"] = warned
     rec["outline"] = area_outline(area)
     rec["runtime_s"] = round(time.perf_counter() - t0, 3)
     rec["cpu_s"] = round(time.process_time() - c0, 3)
@@ -924,15 +938,17 @@ def _run_jobs(
         ]
         bar = tqdm(
             total=len(futures),
-            desc="towerplan batch",
-            unit="area",
+            desc=_("towerplan batch"),
+            unit=_("area"),
             disable=None if progress is None else not progress,
         )
         for fut in as_completed(futures):
             try:
-                records.append(fut.result())
+                rec = fut.result()
+                replay_warnings(rec.pop("warnings", ()))  # in the user's language, here
+                records.append(rec)
             except Exception as exc:  # worker died (e.g. memory limit): the area failed
-                a, t, _ = jobs[futures.index(fut)]
+                a, t, _folder = jobs[futures.index(fut)]
                 records.append(
                     {
                         "code": a.code,

@@ -737,6 +737,12 @@ def _solver_text(siting: dict[str, Any]) -> str:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
+    # the progress bar, the dashboard line and the summary in the user's language
+    with use_language(_message_language(args)):
+        return _batch(args)
+
+
+def _batch(args: argparse.Namespace) -> int:
     from towerplan import batch
     from towerplan.errors import ParameterError
     from towerplan.scenario import load_scenario

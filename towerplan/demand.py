@@ -40,6 +40,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from tqdm import tqdm
 
+from towerplan._i18n import _
 from towerplan._raster import apply_affine, cell_of, centres, grid_for_bounds, window_of
 from towerplan._validate import (
     DEFAULT_CRS,
@@ -552,7 +553,7 @@ def grid_from_polygons(
     for g, p in tqdm(
         zip(geoms, pop, strict=True),
         total=len(geoms),
-        desc="rasterising polygons",
+        desc=_("rasterising polygons"),
         disable=(not show) if show is not None else None,
         leave=False,
     ):

@@ -11,7 +11,9 @@ import logging
 import numbers
 import string
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "Text",
     "TowerplanError",
     "TowerplanWarning",
+    "collected_warnings",
+    "replay_warnings",
     "warn_user",
 ]
 
@@ -195,10 +199,52 @@ def warn_user(
         The warning (its ``str`` is the English text).
     """
     w = TowerplanWarning(msgid, **params)
+    box = _COLLECTED.get()
+    if box is not None:
+        if (logger.name, str(w), log_only) not in {(n, str(c), lo) for n, c, lo in box}:
+            box.append((logger.name, w, log_only))  # each warning once, as shown
+        return w
     if not log_only:
         warnings.warn(w, stacklevel=stacklevel + 1)
     logger.warning("%s", w)
     return w
+
+
+CollectedWarning = tuple[str, TowerplanWarning, bool]
+"""(logger name, warning, log only) of a :func:`warn_user` call inside :func:`collected_warnings`."""
+
+_COLLECTED: ContextVar[list[CollectedWarning] | None] = ContextVar(
+    "towerplan_collected_warnings", default=None
+)
+
+
+@contextmanager
+def collected_warnings() -> Iterator[list[CollectedWarning]]:
+    """Keep the :func:`warn_user` warnings of the block (each once) in the yielded list
+    instead of emitting them.
+
+    For work in another process (a sheet worker, a Dask worker of ``towerplan batch``):
+    there, no handler knows the user's language (a spawned or Dask worker has no CLI
+    log handler; it would print the English text).  The worker returns the list
+    (warnings pickle with their msgid and parameters) and the parent process passes it to
+    :func:`replay_warnings`, where the CLI shows each in the user's language, once.
+    """
+    box: list[CollectedWarning] = []
+    token = _COLLECTED.set(box)
+    try:
+        yield box
+    finally:
+        _COLLECTED.reset(token)
+
+
+def replay_warnings(collected: Iterable[CollectedWarning]) -> None:
+    """Emit warnings kept by :func:`collected_warnings` (in another process) here, as
+    :func:`warn_user` would have: a Python warning (unless log only) and the log line on
+    the logger that raised it."""
+    for name, w, log_only in collected:
+        if not log_only:
+            warnings.warn(w, stacklevel=2)
+        logging.getLogger(name).warning("%s", w)
 
 
 class DataFileError(TowerplanError):

@@ -55,6 +55,7 @@ from tqdm.auto import tqdm
 
 from towerplan import capacity, coverage, demand, kpis, siting
 from towerplan._gaps import gap_polygons
+from towerplan._i18n import _, use_language
 from towerplan._validate import assign_district, points_xy, require_metric
 from towerplan.errors import (
     N_,
@@ -989,53 +990,55 @@ def _optional_layer(scenario: Scenario, key: str) -> gpd.GeoDataFrame | None:
 #: :class:`PlanState`) to add a step; a :class:`StageOutputs` result reaches the
 #: outputs on its own.
 STAGES: tuple[Stage, ...] = (
-    Stage("load_inputs", _load_inputs, (), "read the data into the working CRS"),
-    Stage("demand_grid", _demand_grid, ("load_inputs",), "population on a regular grid"),
+    Stage("load_inputs", _load_inputs, (), N_("read the data into the working CRS")),
+    Stage("demand_grid", _demand_grid, ("load_inputs",), N_("population on a regular grid")),
     Stage(
         "coverage_before",
         _coverage_before,
         ("load_inputs", "demand_grid"),
-        "coverage of the existing sites",
+        N_("coverage of the existing sites"),
     ),
     Stage(
         "candidates",
         _candidates,
         ("load_inputs", "demand_grid", "coverage_before"),
-        "candidate locations",
+        N_("candidate locations"),
     ),
     Stage(
         "siting",
         _siting,
         ("load_inputs", "demand_grid", "coverage_before", "candidates"),
-        "choice of the new sites",
+        N_("choice of the new sites"),
     ),
     Stage(
         "phasing",
         _phasing,
         ("load_inputs", "demand_grid", "coverage_before", "siting"),
-        "build years, sites of the later periods",
+        N_("build years, sites of the later periods"),
     ),
     Stage(
         "coverage_after",
         _coverage_after,
         ("demand_grid", "coverage_before", "siting"),
-        "coverage with the new sites, gaps",
+        N_("coverage with the new sites, gaps"),
     ),
     Stage(
         "kpis",
         _kpis,
         ("load_inputs", "demand_grid", "coverage_before", "siting", "coverage_after"),
-        "district KPIs, capacity, plan fidelity",
+        N_("district KPIs, capacity, plan fidelity"),
     ),
-    Stage("sharing", _sharing, ("load_inputs", "coverage_before", "siting"), "sharing"),
-    Stage("undergrounding", _undergrounding, ("load_inputs",), "cable undergrounding"),
-    Stage("backhaul", _backhaul, ("load_inputs", "coverage_before", "siting"), "fibre backhaul"),
-    Stage("wifi", _wifi, ("load_inputs",), "public Wi-Fi hotspots"),
+    Stage(N_("sharing"), _sharing, ("load_inputs", "coverage_before", "siting"), N_("sharing")),
+    Stage("undergrounding", _undergrounding, ("load_inputs",), N_("cable undergrounding")),
+    Stage(
+        "backhaul", _backhaul, ("load_inputs", "coverage_before", "siting"), N_("fibre backhaul")
+    ),
+    Stage("wifi", _wifi, ("load_inputs",), N_("public Wi-Fi hotspots")),
     Stage(
         "switching",
         _switching,
         ("load_inputs", "demand_grid", "coverage_before", "siting"),
-        "switching points, BTS fibre to them",
+        N_("switching points, BTS fibre to them"),
     ),
 )
 
@@ -1107,15 +1110,19 @@ def run_stages(
     PlanState
     """
     todo = [s.name for s in STAGES] if names is None else list(names)
-    with tqdm(
-        total=len(todo),
-        desc="towerplan plan",
-        unit="stage",
-        disable=None if progress is None else not progress,
-        leave=False,
-    ) as bar:
+    # the bars (this one and those inside the stages) in the plan's language
+    with (
+        use_language(state.scenario.language),
+        tqdm(
+            total=len(todo),
+            desc=_("towerplan plan"),
+            unit=_("stage"),
+            disable=None if progress is None else not progress,
+            leave=False,
+        ) as bar,
+    ):
         for name in todo:
-            bar.set_postfix_str(name)
+            bar.set_postfix_str(_(_stage(name).description))
             state = run_stage(name, state)
             bar.update(1)
     return state

@@ -64,7 +64,13 @@ from towerplan._i18n import (
     fmt_percent,
     use_language,
 )
-from towerplan.errors import CRSError, ParameterError
+from towerplan.errors import (
+    CollectedWarning,
+    CRSError,
+    ParameterError,
+    collected_warnings,
+    replay_warnings,
+)
 from towerplan.inputs._base import DEMO_KIND
 from towerplan.outputs import _themes
 from towerplan.scenario import ExportSettings
@@ -1503,14 +1509,22 @@ def _init_worker(ctx: _Context) -> None:
     _WORKER = ctx
 
 
-def _run_task(task: _Task) -> list[Path]:
-    """One task in a worker process: draw, write the PDF and rasterize the PNG."""
+def _run_task(task: _Task) -> tuple[list[Path], list[CollectedWarning]]:
+    """One task in a worker process: draw, write the PDF and rasterize the PNG; the files
+    and the user warnings, which the parent process shows (:func:`collected_warnings`)."""
     ctx = _WORKER
     assert ctx is not None
     written: list[Path] = []
-    with use_language(ctx.language), mpl.rc_context(_rc()):
+    with use_language(ctx.language), mpl.rc_context(_rc()), collected_warnings() as warned:
         for stem, fig in _draw(ctx, task):
             written += _save(fig, ctx, stem, lambda fn, *a: fn(*a))
+    return written, warned
+
+
+def _result(future: Future[tuple[list[Path], list[CollectedWarning]]]) -> list[Path]:
+    """The files of a worker's task, its warnings shown here."""
+    written, warned = future.result()
+    replay_warnings(warned)
     return written
 
 
@@ -1551,7 +1565,7 @@ def _write_parallel(
             return [
                 path
                 for i in range(len(tasks))
-                for path in (mine[i] if i in mine else futures[i].result())
+                for path in (mine[i] if i in mine else _result(futures[i]))
             ]
     finally:
         if fork:
