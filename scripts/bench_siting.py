@@ -5,6 +5,7 @@ Usage::
     python scripts/bench_siting.py --out bench.json [--quick] [--work-limit 1.0]
         [--determinism clustered-5000x1000]
     python scripts/bench_siting.py --bounds --only cantho-quarter --milp-nodes 1000 --out b.json
+    python scripts/bench_siting.py --build-compare --only cantho-scale cantho-1m --out c.json
 
 Instances (all generated here with fixed seeds; nothing is downloaded):
 
@@ -409,6 +410,41 @@ def run_determinism(name: str, work_limit: float, solver: str, q: Any) -> None:
     q.put(out)
 
 
+def run_build(name: str, mode: str, q: Any) -> None:
+    """Build one single-operator instance's problem the ``whole`` way (``coverage_matrix`` +
+    ``build_problem``) or by ``blocks`` (``coverage_blocks`` + ``build_problem_blocks``)."""
+    import hashlib
+
+    from towerplan.coverage import coverage_blocks, coverage_matrix, covered_mask
+    from towerplan.siting import _model
+
+    spec = INSTANCES[name]
+    dxy, pop, cxy, lxy = make(name)
+    rss0 = _peak_mb()
+    t0, c0 = time.perf_counter(), _cpu_s()
+    before = covered_mask(dxy, lxy, spec["r"])
+    W, offset = (pop * ~before)[:, None], float(pop[before].sum())
+    if mode == "whole":
+        A = coverage_matrix(dxy, cxy, spec["r"])
+        prob = _model.build_problem(A, W, spec["p"], 0, 1, None, offset)
+    else:
+        blocks = coverage_blocks(dxy, cxy, spec["r"])
+        prob = _model.build_problem_blocks(
+            blocks, W, len(cxy), quotas=(spec["p"], 0), cap=1, offset=offset
+        )
+    blob = b"".join(a.tobytes() for a in (prob.A.indptr, prob.A.indices, prob.W, prob.C))
+    q.put(
+        {
+            f"{mode}_build_s": round(time.perf_counter() - t0, 2),
+            f"{mode}_build_cpu_s": round(_cpu_s() - c0, 2),
+            f"{mode}_rss_before_build_mb": round(rss0, 1),
+            f"{mode}_peak_rss_mb": round(_peak_mb(), 1),
+            f"{mode}_problem_hash": hashlib.sha256(blob).hexdigest()[:16],
+            f"{mode}_rows_after_merge": prob.n_rows,
+        }
+    )
+
+
 def run_spopt(name: str, q: Any) -> None:
     import pulp
     from spopt.locate import MCLP
@@ -532,6 +568,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--lp-iterations", type=int, default=100, help="IPM iterations (--bounds)")
     ap.add_argument("--milp-nodes", type=int, default=0, help="MILP nodes (--bounds; 0 = none)")
+    ap.add_argument(
+        "--build-compare",
+        action="store_true",
+        help="instead of solving: build each (single-operator) instance the whole-matrix way "
+        "and block by block, each in its own process (time, CPU, peak RSS, same problem?)",
+    )
     args = ap.parse_args(argv)
     names = args.only if args.only is not None else (QUICK if args.quick else list(INSTANCES))
     rows = []
@@ -547,7 +589,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append({"instance": name, "mode": "bounds", **b})
         print(json.dumps(rows[-1], indent=1), file=sys.stderr, flush=True)
-    for name in [] if args.bounds else names:
+    for name in names if args.build_compare else []:
+        row = {"instance": name, "mode": "build-compare", "load_before": os.getloadavg()[0]}
+        for mode in ("whole", "blocks"):
+            row.update(_in_child(run_build, name, mode))
+        row["same_problem"] = row.get("whole_problem_hash") == row.get("blocks_problem_hash")
+        row["load_after"] = os.getloadavg()[0]
+        rows.append(row)
+        print(json.dumps(row, indent=1), file=sys.stderr, flush=True)
+    for name in [] if args.bounds or args.build_compare else names:
         spec = INSTANCES[name]
         row: dict[str, Any] = {"instance": name, "p": spec["p"], "operators": spec.get("ops", 1)}
         if spec["kind"] != "demo":
