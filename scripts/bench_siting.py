@@ -25,6 +25,12 @@ Instances (all generated here with fixed seeds; nothing is downloaded):
 * ``cantho-scale-4op``    : the same city with 4 operators (shares 0.50/0.22/0.23/0.05),
   existing sites split among them, 338 dedicated + 276 shared new structures
   (towerplan only: spopt's MCLP has no operators)
+* ``cantho-quarter-4op``  : ``cantho-quarter`` with the 4 operators of ``cantho-scale-4op``
+  (same shares, host/guest split of its locked sites) and the quotas scaled to p = 184:
+  101 dedicated + 83 shared
+* ``cantho-core-4op``     : the same 4 operators on the 12 x 9 km around the densest core
+  (10,800 cells, 768 candidates), p = 46 = 25 dedicated + 21 shared (quotas scaled by the
+  candidates' share): small enough for HiGHS to prove the multi-operator optimum
 * ``demo``                : the siting model of ``towerplan plan --scenario cantho-2020``
   (built by the plan's own stages: census demand, link-budget radii, minimum spacing)
 
@@ -97,6 +103,26 @@ INSTANCES: dict[str, dict[str, Any]] = {
         "benders": False,
     },
     "cantho-scale-4op": {"kind": "city", "locked": 1114, "p": 614, "r": 500.0, "seed": 7, "ops": 4},
+    "cantho-quarter-4op": {
+        "kind": "city",
+        "locked": 1114,
+        "p": 184,
+        "r": 500.0,
+        "seed": 7,
+        "ops": 4,
+        "window": (24000.0, 48000.0, 8000.0, 26000.0),
+        "quotas": (101, 83),
+    },
+    "cantho-core-4op": {
+        "kind": "city",
+        "locked": 1114,
+        "p": 46,
+        "r": 500.0,
+        "seed": 7,
+        "ops": 4,
+        "window": (30000.0, 42000.0, 13500.0, 22500.0),
+        "quotas": (25, 21),
+    },
     "demo": {"kind": "demo", "locked": 1114, "p": 614, "r": 0.0, "seed": 0, "ops": 4},
 }
 QUICK = ["clustered-2000x500", "clustered-5000x1000"]
@@ -233,7 +259,8 @@ def build_instance(name: str) -> Any:
             cols = np.flatnonzero((host == o) | (guest == o))
             before[:, o] = np.asarray(A_l[:, cols].getnnz(axis=1) > 0)
         W = pop[:, None] * np.array(SHARES)[None, :]
-        n_ded, n_sh, cap = 338, 276, 3
+        n_ded, n_sh = spec.get("quotas", (338, 276))
+        cap = 3
     blocks = coverage_blocks(dxy, cxy, r)
     offset = float((W * before).sum())
     return _model.build_problem_blocks(

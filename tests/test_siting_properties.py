@@ -57,7 +57,7 @@ def _brute(inst: dict) -> float:
             continue
         if (sizes > cap).any():
             continue
-        if inst["conf"] is not None and sizes[0] > 0 and sizes[1] > 0:
+        if any(sizes[a] > 0 and sizes[b] > 0 for a, b in _pairs(inst)):
             continue
         cov = np.zeros(W.shape, bool)
         for j, c in enumerate(choice):
@@ -65,6 +65,14 @@ def _brute(inst: dict) -> float:
                 cov[:, o] |= A[:, j]
         best = max(best, float((W * cov).sum()))
     return best + inst["offset"]
+
+
+def _pairs(inst: dict) -> list[tuple[int, int]]:
+    """The minimum-spacing pairs of an instance."""
+    if inst["conf"] is None:
+        return []
+    tri = sp.triu(inst["conf"], k=1).tocoo()
+    return list(zip(tri.row.tolist(), tri.col.tolist(), strict=True))
 
 
 def _problem(inst: dict) -> _mclp.MCLPProblem:
@@ -87,8 +95,8 @@ def _feasible(inst: dict, sol: _mclp.MCLPSolution) -> None:
     assert (nt[~sol.shared] == 1).all()
     assert (nt[sol.shared] >= 2).all()
     assert (nt <= inst["cap"][sol.sites]).all()
-    if inst["conf"] is not None:
-        assert not ({0, 1} <= set(sol.sites.tolist()))
+    opened = set(sol.sites.tolist())
+    assert not any({a, b} <= opened for a, b in _pairs(inst))
 
 
 def _value(inst: dict, sol: _mclp.MCLPSolution) -> float:
@@ -143,12 +151,78 @@ def test_any_multipliers_and_capped_lp_duals_give_valid_bounds(
     lam = rng.random(prob.W.shape) * prob.W * rng.choice([0.0, 0.5, 1.0, 1.5])
     nu = float(rng.normal(0.0, 5.0))
     assert bounds.lagrangian_value(prob, lam, nu) >= best - 1e-6
+    mu = rng.random(len(_pairs(inst))) * rng.choice([0.0, 3.0, 30.0])
+    assert bounds.lagrangian_value(prob, lam, nu, mu=mu) >= best - 1e-6
     ub, info = bounds.lp_dual_bound(prob, ipm_iters)
     assert ub >= best - 1e-6
     if prob.n_ops == 1 and prob.n_shared == 0 and prob.n_rows and prob.p:
         assert info["lp_ipm_iterations"] <= ipm_iters
     else:
         assert ub == np.inf
+
+
+@st.composite
+def multi_operator_instances(draw: st.DrawFn) -> dict:
+    """2-3 operators, both structure types, random minimum-spacing pairs."""
+    seed = draw(st.integers(0, 10_000))
+    rng = np.random.default_rng(seed)
+    n, m, n_op = draw(st.integers(4, 12)), draw(st.integers(3, 4)), draw(st.integers(2, 3))
+    A = rng.random((n, m)) < draw(st.sampled_from([0.25, 0.4, 0.6]))
+    W = rng.integers(0, 9, (n, n_op)).astype(float)
+    W[rng.random((n, n_op)) < 0.2] = 0.0
+    cap = rng.integers(2, 4, m)
+    n_sh = draw(st.integers(1, 2))
+    n_ded = draw(st.integers(1, m - n_sh))
+    tri = np.triu(rng.random((m, m)) < draw(st.sampled_from([0.0, 0.2, 0.4])), k=1)
+    conf = sp.csr_matrix(tri | tri.T) if tri.any() else None
+    return {"A": A, "W": W, "cap": cap, "n_ded": n_ded, "n_sh": n_sh, "conf": conf, "offset": 1.0}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(multi_operator_instances(), st.sampled_from([1.0, 0.1]), st.integers(1, 60))
+def test_multi_operator_bound_and_type_swaps(inst: dict, averaging: float, iters: int) -> None:
+    """The multi-operator Lagrangian bound (covering rows, shared quota and spacing pairs
+    relaxed) is >= the brute-force optimum after any number of iterations; type swaps keep
+    the quotas and the tenancy, count their objective exactly and never lose value."""
+    best = _brute(inst)
+    if not np.isfinite(best):
+        return
+    prob = _problem(inst)
+    for relax in (True, False):
+        ub, info = bounds.lagrangian_bound(
+            prob, inst["offset"], max_iter=iters, averaging=averaging, relax_conflicts=relax
+        )
+        assert ub >= best - 1e-6
+        mu = prob.info["_conflict_multipliers"][2]
+        assert len(mu) == info["lagrangian_conflict_pairs"] == (len(_pairs(inst)) * relax)
+        assert (mu >= 0).all()
+    try:
+        start = _mclp.greedy(prob)
+    except InfeasibleModelError:
+        return
+    out = _mclp.type_swap_search(prob, start)
+    _feasible(inst, out)
+    assert out.objective == pytest.approx(_value(inst, out), abs=1e-6)
+    assert start.objective - 1e-9 <= out.objective <= best + 1e-6
+
+
+def test_type_swaps_move_sharing_where_it_pays() -> None:
+    """Greedy puts the shared structure where one operator's demand is large; the
+    type swap moves sharing to the site whose other operators gain more."""
+    A = np.zeros((4, 2), bool)
+    A[[0, 1], 0] = True
+    A[[2, 3], 1] = True
+    W = np.array([[10.0, 0.0], [0.0, 1.0], [6.0, 0.0], [0.0, 6.0]])
+    prob = _mclp.build_problem(sp.csr_matrix(A), W, 1, 1, 2, None, 0.0)
+    start = _mclp.MCLPSolution(
+        np.array([0, 1]), np.array([[True, True], [True, False]]), np.array([True, False])
+    )
+    start.objective = _mclp.evaluate(prob, start)
+    assert start.objective == pytest.approx(17.0)
+    out = _mclp.type_swap_search(prob, start)
+    assert out.objective == pytest.approx(22.0)  # 10 at site 0 dedicated, 6 + 6 shared at 1
+    assert out.shared.tolist() == [False, True]
+    assert out.log["type_swap_moves"] == 1
 
 
 @SETTINGS

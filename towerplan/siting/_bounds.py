@@ -39,15 +39,19 @@ def lagrangian_bound(
     target_gap: float = 0.0,
     safety: SafetyStop | None = None,
     averaging: float = LAGRANGIAN_AVERAGING,
+    relax_conflicts: bool = True,
 ) -> tuple[float, dict[str, Any]]:
     """Upper bound on the optimum by Lagrangian relaxation (averaged subgradient, Polyak steps).
 
-    The covering rows ``z[i,o] <= sum_j A[i,j] x[j,o]`` (multipliers ``0 <= lam <= W``)
-    and the shared-quota row (free multiplier ``nu``) are relaxed; minimum-spacing
-    conflicts are dropped (a relaxation too).  For fixed multipliers the relaxed
+    The covering rows ``z[i,o] <= sum_j A[i,j] x[j,o]`` (multipliers ``0 <= lam <= W``),
+    the shared-quota row (free multiplier ``nu``) and, with ``relax_conflicts``, every
+    minimum-spacing pair ``y_j + y_k <= 1`` (multiplier ``mu_jk >= 0``) are relaxed;
+    without ``relax_conflicts`` the pairs are dropped (a weaker relaxation: the relaxed
+    solution may open both sites of a pair).  For fixed multipliers the relaxed
     problem is: cover every row for ``W - lam``, and pick ``p`` structures, each
     dedicated (value ``max_o c[j,o]``) or shared (sum of its best ``cap[j]`` values,
-    minus ``nu``), with ``c = A^T lam + C``; a partial sort solves it exactly, so every
+    minus ``nu``), with ``c = A^T lam + C``, less the multipliers ``mu`` of its pairs
+    (their sum is added back); a partial sort solves it exactly, so every
     iterate yields a valid bound.  Stops when the bound is within ``target_gap`` of
     ``lower_bound`` (relative), after ``max_iter`` iterations, when the step vanishes,
     or when the ``safety`` stop fires (``lagrangian_time_limited``).  The step is halved
@@ -75,8 +79,10 @@ def lagrangian_bound(
     deg = np.maximum(np.diff(A.indptr), 1).astype(float)
     lam = W / deg[:, None] if nr else W.copy()
     nu = 0.0
+    ea, eb = _conflict_edges(prob) if relax_conflicts else (np.zeros(0, np.int64),) * 2
+    mu = np.zeros(len(ea))
     best = np.inf
-    best_lam, best_nu = lam, nu
+    best_lam, best_nu, best_mu = lam, nu, mu
     theta = 1.0
     since = 0
     patience = int(np.clip(max_iter / 40.0, 10, 150))
@@ -84,12 +90,13 @@ def lagrangian_bound(
     it = 0
     d: np.ndarray | None = None
     dnu = 0.0
+    dmu = np.zeros(0)
     while it < max_iter:
         it += 1
-        L, c, is_sh, top = _relaxed(prob, AT, lam, nu)
+        L, c, is_sh, top = _relaxed(prob, AT, lam, nu, (ea, eb, mu))
         if L < best - 1e-12 * abs(best if np.isfinite(best) else 1.0):
             best = L
-            best_lam, best_nu = lam, nu
+            best_lam, best_nu, best_mu = lam, nu, mu
             since = 0
         else:
             since += 1
@@ -118,34 +125,66 @@ def lagrangian_bound(
         # projected direction: lam -= step * g, clipped to [0, W]
         g[((lam <= 0) & (g > 0)) | ((lam >= W) & (g < 0))] = 0.0
         gnu = float(ns - int(shr.sum())) if ns > 0 else 0.0
+        gmu = _conflict_subgradient(prob.n_cand, top, ea, eb, mu)
         if d is not None and averaging < 1.0:
             g = averaging * g + (1.0 - averaging) * d
             gnu = averaging * gnu + (1.0 - averaging) * dnu
-        d, dnu = g, gnu
-        norm2 = float(np.vdot(g, g)) + gnu * gnu
+            gmu = averaging * gmu + (1.0 - averaging) * dmu
+        d, dnu, dmu = g, gnu, gmu
+        norm2 = float(np.vdot(g, g)) + gnu * gnu + float(np.vdot(gmu, gmu))
         if norm2 <= 0:
             break  # the relaxed solution is feasible and complementary: bound is exact
         step = theta * max(L - lower_bound, 1e-9 * max(abs(L), 1.0)) / norm2
         lam = lam - step * g
         np.clip(lam, 0.0, W, out=lam)
         nu -= step * gnu
+        mu = np.maximum(mu - step * gmu, 0.0)
     info = {
         "lagrangian_iterations": it,
         "lagrangian_s": time.perf_counter() - t0,
         "lagrangian_bound": best,
         "lagrangian_time_limited": timed_out,
+        "lagrangian_conflict_pairs": len(ea),
     }
     prob.info["_multipliers"] = (best_lam, best_nu)
+    prob.info["_conflict_multipliers"] = (ea, eb, best_mu)
     return float(best), info
 
 
-def _relaxed(
-    prob: MCLPProblem, AT: sp.csr_matrix, lam: np.ndarray, nu: float
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """The Lagrangian relaxation at ``(lam, nu)``: value, ``c``, shared flags, picked structures.
+def _conflict_edges(prob: MCLPProblem) -> tuple[np.ndarray, np.ndarray]:
+    """The minimum-spacing pairs ``(j, k)``, ``j < k``, as two index arrays."""
+    if prob.conflicts is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    tri = sp.triu(prob.conflicts, k=1).tocoo()
+    return tri.row.astype(np.int64), tri.col.astype(np.int64)
 
-    ``AT`` is ``prob.A.T`` as a float CSR matrix.  For ``0 <= lam <= W`` and any ``nu``
-    the value is an upper bound on the optimum (see :func:`lagrangian_bound`).
+
+def _conflict_subgradient(
+    m: int, top: np.ndarray, ea: np.ndarray, eb: np.ndarray, mu: np.ndarray
+) -> np.ndarray:
+    """Projected subgradient ``1 - y_j - y_k`` of the relaxed pairs (``y`` = picked)."""
+    if len(ea) == 0:
+        return np.zeros(0)
+    y = np.zeros(m)
+    y[top] = 1.0
+    g = 1.0 - y[ea] - y[eb]
+    g[(mu <= 0) & (g > 0)] = 0.0
+    return g
+
+
+def _relaxed(
+    prob: MCLPProblem,
+    AT: sp.csr_matrix,
+    lam: np.ndarray,
+    nu: float,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The Lagrangian relaxation at ``(lam, nu, mu)``: value, ``c``, shared flags, picks.
+
+    ``AT`` is ``prob.A.T`` as a float CSR matrix; ``pairs = (ea, eb, mu)`` are relaxed
+    minimum-spacing pairs ``y_ea + y_eb <= 1`` with multipliers ``mu >= 0`` (``None``:
+    the pairs are dropped).  For ``0 <= lam <= W``, any ``nu`` and ``mu >= 0`` the value
+    is an upper bound on the optimum (see :func:`lagrangian_bound`).
     """
     m, p, ns = prob.n_cand, prob.p, prob.n_shared
     c = (np.asarray(AT @ lam) if prob.n_rows else np.zeros((m, prob.n_ops))) + prob.C
@@ -157,24 +196,36 @@ def _relaxed(
     else:
         is_sh = np.zeros(m, bool)
         val = D
+    mu_sum = 0.0
+    if pairs is not None and len(pairs[0]):
+        ea, eb, mu = pairs
+        val = val - np.bincount(ea, mu, minlength=m) - np.bincount(eb, mu, minlength=m)
+        mu_sum = float(mu.sum())
     top = np.argpartition(-val, p - 1)[:p] if p < m else np.arange(m)
     L = prob.offset + float(prob.W.sum()) - float(lam.sum()) + float(val[top].sum()) + nu * ns
-    return L, c, is_sh, top
+    return L + mu_sum, c, is_sh, top
 
 
-def lagrangian_value(prob: MCLPProblem, lam: np.ndarray, nu: float = 0.0) -> float:
+def lagrangian_value(
+    prob: MCLPProblem, lam: np.ndarray, nu: float = 0.0, *, mu: np.ndarray | None = None
+) -> float:
     """Exact Lagrangian upper bound at multipliers ``lam`` (clipped to ``[0, W]``) and ``nu``.
 
     Valid for *any* multipliers: weak duality holds for every ``0 <= lam <= W`` (covering
-    rows) and every free ``nu`` (shared-quota row), and the relaxed problem is solved
-    exactly, so approximate duals from any source (an interrupted interior-point run)
-    give a valid bound.
+    rows), every free ``nu`` (shared-quota row) and every ``mu >= 0`` (minimum-spacing
+    pairs in the order of ``_conflict_edges``, clipped at 0; ``None``: pairs dropped), and
+    the relaxed problem is solved exactly, so approximate duals from any source (an
+    interrupted interior-point run) give a valid bound.
     """
     if prob.p == 0:
         return prob.offset
     lam = np.clip(np.asarray(lam, dtype=float).reshape(prob.W.shape), 0.0, prob.W)
     AT = prob.A.astype(float).T.tocsr()
-    return _relaxed(prob, AT, lam, float(nu))[0]
+    pairs = None
+    if mu is not None:
+        ea, eb = _conflict_edges(prob)
+        pairs = (ea, eb, np.maximum(np.asarray(mu, dtype=float).reshape(len(ea)), 0.0))
+    return _relaxed(prob, AT, lam, float(nu), pairs)[0]
 
 
 def lp_dual_bound(

@@ -616,3 +616,125 @@ def lns(
         lns_final_window=window,
     )
     return out
+
+
+def _type_change_values(
+    prob: MCLPProblem, sol: MCLPSolution, cnt: np.ndarray, A_s: sp.csr_matrix
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per open structure: value lost by making it dedicated, gained by making it shared.
+
+    ``cnt`` is the coverage count per (row, operator), ``A_s`` the coverage columns of
+    ``sol.sites``.  A shared structure keeps its tenant of largest unique value (``loss``:
+    the unique value of the others); a dedicated one adds its best other operators (at
+    least one, up to ``cap - 1``; ``gain``: their newly covered value).  ``keep[s]`` is the
+    tenant kept or the mask of the new tenants.  Both are exact for one structure alone
+    (other structures unchanged).
+    """
+    W, C = prob.W, prob.C
+    k, n_op = sol.tenants.shape
+    T = sol.tenants
+    Cs = C[sol.sites]
+    AT = A_s.T.tocsr().astype(float)
+    u = np.asarray(AT @ (W * (cnt == 1))).reshape(k, n_op) + Cs
+    u = np.where(T, u, -np.inf)
+    best_o = np.argmax(u, axis=1)
+    rows = np.arange(k)
+    loss = np.where(sol.shared, np.where(T, u, 0.0).sum(axis=1) - u[rows, best_o], np.inf)
+    g = np.asarray(AT @ (W * (cnt == 0))).reshape(k, n_op) + Cs * ~T
+    g = np.where(T, -np.inf, g)
+    order = np.argsort(-g, axis=1, kind="stable")
+    gs = np.take_along_axis(g, order, axis=1)
+    n_add = np.minimum(prob.cap[sol.sites], n_op) - 1
+    take = (np.arange(n_op)[None, :] < n_add[:, None]) & (
+        (np.arange(n_op)[None, :] == 0) | (gs > 0)
+    )
+    ok = ~sol.shared & (n_add >= 1)
+    gain = np.where(ok, np.where(take, gs, 0.0).sum(axis=1), -np.inf)
+    keep = np.zeros((k, n_op), dtype=bool)
+    keep[rows, best_o] = sol.shared
+    np.put_along_axis(keep, order, take & ok[:, None], axis=1)
+    keep[sol.shared] = False
+    keep[sol.shared, best_o[sol.shared]] = True
+    return loss, gain, keep
+
+
+def _pair_delta(
+    prob: MCLPProblem,
+    Acsc: sp.csc_matrix,
+    cnt: np.ndarray,
+    drop: tuple[int, np.ndarray],
+    add: tuple[int, np.ndarray],
+) -> float:
+    """Exact objective change of removing tenants ``drop[1]`` at candidate ``drop[0]`` and
+    adding tenants ``add[1]`` at candidate ``add[0]`` (``cnt``: coverage count per row and
+    operator of the current solution)."""
+    (ja, oa), (jb, ob) = drop, add
+    ra = Acsc.indices[Acsc.indptr[ja] : Acsc.indptr[ja + 1]]
+    rb = Acsc.indices[Acsc.indptr[jb] : Acsc.indptr[jb + 1]]
+    R = np.union1d(ra, rb)
+    new = cnt[R].copy()
+    new[np.ix_(np.searchsorted(R, ra), oa)] -= 1
+    new[np.ix_(np.searchsorted(R, rb), ob)] += 1
+    WR = prob.W[R]
+    d = float((WR * (new > 0)).sum() - (WR * (cnt[R] > 0)).sum())
+    return d - float(prob.C[ja, oa].sum()) + float(prob.C[jb, ob].sum())
+
+
+def type_swap_search(
+    prob: MCLPProblem, sol: MCLPSolution, max_moves: int = SWAP_PASSES, shortlist: int = 8
+) -> MCLPSolution:
+    """Multi-operator move: one shared structure becomes dedicated, one dedicated becomes shared.
+
+    Swap local search and LNS keep the type of every structure (and the LNS the number of
+    each type in a window), so the split of the shared quota over the city is only chosen
+    by the start solution; this move changes it while keeping both quotas.  For each move
+    the ``shortlist`` shared structures losing least and the ``shortlist`` dedicated ones
+    gaining most (one-structure values of :func:`_type_change_values`) are paired, every
+    pair's change is evaluated exactly and the best improving one is applied; stops after
+    ``max_moves`` moves or when no pair improves.  Deterministic.
+    """
+    t0 = time.perf_counter()
+    if prob.n_shared == 0 or prob.n_dedicated == 0 or len(sol.sites) == 0:
+        return sol
+    scale = max(prob.total_weight, 1.0)
+    ten, shared = sol.tenants.copy(), sol.shared.copy()
+    moves = 0
+    evals = 0
+    Acsc = prob.A.tocsc()
+    A_s = prob.A[:, sol.sites].astype(np.int32)
+    while moves < max_moves:
+        cnt = np.asarray(A_s @ ten.astype(np.int32)).reshape(prob.n_rows, prob.n_ops)
+        loss, gain, keep = _type_change_values(prob, MCLPSolution(sol.sites, ten, shared), cnt, A_s)
+        sh = np.flatnonzero(shared)
+        de = np.flatnonzero(~shared & np.isfinite(gain))
+        sh = sh[np.argsort(loss[sh], kind="stable")[:shortlist]]
+        de = de[np.argsort(-gain[de], kind="stable")[:shortlist]]
+        best: tuple[float, int, int] | None = None
+        for a in sh:
+            for b in de:
+                d = _pair_delta(
+                    prob,
+                    Acsc,
+                    cnt,
+                    (int(sol.sites[a]), np.flatnonzero(ten[a] & ~keep[a])),
+                    (int(sol.sites[b]), np.flatnonzero(keep[b])),
+                )
+                evals += 1
+                if d > 1e-9 * scale and (best is None or d > best[0]):
+                    best = (d, int(a), int(b))
+        if best is None:
+            break
+        _, a, b = best
+        ten[a], shared[a] = keep[a], False
+        ten[b], shared[b] = ten[b] | keep[b], True
+        moves += 1
+    out = MCLPSolution(sol.sites, ten, shared, method=sol.method + "+type swaps")
+    out.objective = evaluate(prob, out)
+    out.time_limited = sol.time_limited
+    out.log = dict(sol.log)
+    out.log.update(
+        type_swap_s=out.log.get("type_swap_s", 0.0) + time.perf_counter() - t0,
+        type_swap_moves=out.log.get("type_swap_moves", 0) + moves,
+        type_swap_evaluations=out.log.get("type_swap_evaluations", 0) + evals,
+    )
+    return out

@@ -12,8 +12,11 @@ Solvers
   tenancy and conflicts respected.
 * :func:`local_search` — swap local search: remove one structure and re-insert the best
   structure of the same type anywhere (tenants re-optimised), until no improving swap.
-* :func:`lagrangian_bound` — upper bound from relaxing the covering rows and the
-  shared-quota row (subgradient, Polyak steps); for fixed multipliers the relaxed
+* :func:`type_swap_search` — multi-operator: a shared structure becomes dedicated while a
+  dedicated one becomes shared (both quotas kept), alternated with swap local search
+  (:func:`_type_polish`).
+* :func:`lagrangian_bound` — upper bound from relaxing the covering rows, the
+  shared-quota row and the minimum-spacing pairs (averaged subgradient, Polyak steps); for fixed multipliers the relaxed
   problem ("pick ``p`` structures by value, each with its best tenant set") is solved
   exactly by a partial sort, so every iterate is a valid bound (about the LP bound of
   the pattern formulation at convergence).
@@ -43,6 +46,7 @@ from towerplan.siting._heuristics import (
     lagrangian_start,
     lns,
     local_search,
+    type_swap_search,
 )
 from towerplan.siting._model import (
     BENDERS_NODE_SHARE,
@@ -51,6 +55,8 @@ from towerplan.siting._model import (
     LNS_SUBPROBLEMS,
     MILP_CHECKPOINTS,
     SWAP_PASSES,
+    TYPE_SWAP_MOVES,
+    TYPE_SWAP_ROUNDS,
     MCLPProblem,
     MCLPSolution,
     SafetyStop,
@@ -77,6 +83,7 @@ __all__ = [
     "local_search",
     "solve",
     "solve_milp",
+    "type_swap_search",
 ]
 
 
@@ -118,6 +125,7 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
     safety = SafetyStop(st.time_limit_s)
     swaps = st.budget(SWAP_PASSES)
     sol = local_search(prob, greedy(prob), max_passes=swaps, seed=st.seed, safety=safety)
+    sol = _type_polish(prob, sol, st, safety)
     if st.solver == "exact":
         out = solve_milp(
             prob,
@@ -133,11 +141,13 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         target_gap=st.mip_gap,
         safety=safety,
         averaging=st.lagrangian_averaging,
+        relax_conflicts=st.multi_operator_moves,
     )
     phases = ["greedy", "swap", "Lagrangian bound"]
     alt = lagrangian_start(prob)
     if alt is not None:
         alt = local_search(prob, alt, max_passes=swaps, seed=st.seed, safety=safety)
+        alt = _type_polish(prob, alt, st, safety)
         if alt.objective > sol.objective + 1e-9 * max(prob.total_weight, 1.0):
             alt.log = {**sol.log, **{"lagrangian_start_" + k: v for k, v in alt.log.items()}}
             alt.method = "Lagrangian rounding + swap"
@@ -162,6 +172,7 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
             priority_seeds=_lagrangian_seeds(prob, sol),
             safety=safety,
         )
+        better = _type_polish(prob, better, st, safety)
         better.upper_bound = max(sol.upper_bound, better.objective)
         sol = better
         phases.append("LNS")
@@ -239,12 +250,39 @@ def _second_lns(
         window=_lns_window(prob),
         safety=safety,
     )
+    better = _type_polish(prob, better, st, safety)
     better.upper_bound = max(sol.upper_bound, better.objective)
     better.method = sol.method
     for k in ("lns_s", "lns_subproblems", "lns_improvements"):
         if k in first:
             better.log[k] = better.log.get(k, 0) + first[k]
     return better
+
+
+def _type_polish(
+    prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop
+) -> MCLPSolution:
+    """Multi-operator: rounds of dedicated/shared type swaps, each followed by swap search.
+
+    A no-op for one operator, one structure type or ``multi_operator_moves=False``;
+    bounded by :data:`TYPE_SWAP_ROUNDS` rounds of :data:`TYPE_SWAP_MOVES` moves.
+    """
+    if not st.multi_operator_moves or prob.n_shared == 0 or prob.n_dedicated == 0:
+        return sol
+    tol = 1e-9 * max(prob.total_weight, 1.0)
+    for r in range(TYPE_SWAP_ROUNDS):
+        if safety.expired():
+            sol.time_limited = True
+            break
+        ts = type_swap_search(prob, sol, max_moves=st.budget(TYPE_SWAP_MOVES))
+        if ts.objective <= sol.objective + tol:
+            break
+        ts.method = sol.method
+        sol = local_search(
+            prob, ts, max_passes=st.budget(SWAP_PASSES), seed=st.seed + r, safety=safety
+        )
+        sol.method = ts.method
+    return sol
 
 
 def _finish(sol: MCLPSolution, st: SolveSettings, safety: SafetyStop) -> MCLPSolution:

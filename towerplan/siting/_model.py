@@ -139,6 +139,11 @@ class SolveSettings:
     lagrangian_averaging : float
         Weight in (0, 1] of the new subgradient in the Lagrangian bound's averaged step
         direction (1 = plain subgradient, the method before averaging).
+    multi_operator_moves : bool
+        Multi-operator models only: dedicated/shared type swaps in the primal search
+        (:func:`~towerplan.siting._heuristics.type_swap_search`) and minimum-spacing pairs
+        relaxed with multipliers in the Lagrangian bound (``False``: the method before,
+        for side-by-side measurements).
     """
 
     solver: str = "auto"
@@ -148,6 +153,7 @@ class SolveSettings:
     max_nodes: int = 2000
     time_limit_s: float = float("inf")
     lagrangian_averaging: float = LAGRANGIAN_AVERAGING
+    multi_operator_moves: bool = True
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
@@ -208,6 +214,12 @@ SWAP_PASSES = 30
 
 LAGRANGIAN_ITERATIONS = 400
 """Subgradient iterations of the Lagrangian bound."""
+
+
+TYPE_SWAP_MOVES = 60
+"""Dedicated/shared type swaps per round (multi-operator models)."""
+TYPE_SWAP_ROUNDS = 3
+"""Rounds of type swaps followed by swap local search (multi-operator models)."""
 
 
 LNS_SUBPROBLEMS = 40
