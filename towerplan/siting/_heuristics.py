@@ -724,9 +724,9 @@ def type_swap_search(
                     best = (d, int(a), int(b))
         if best is None:
             break
-        _, a, b = best
-        ten[a], shared[a] = keep[a], False
-        ten[b], shared[b] = ten[b] | keep[b], True
+        _, sa, sb = best
+        ten[sa], shared[sa] = keep[sa], False
+        ten[sb], shared[sb] = ten[sb] | keep[sb], True
         moves += 1
     out = MCLPSolution(sol.sites, ten, shared, method=sol.method + "+type swaps")
     out.objective = evaluate(prob, out)
