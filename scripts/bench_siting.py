@@ -28,9 +28,10 @@ Instances (all generated here with fixed seeds; nothing is downloaded):
 * ``cantho-quarter-4op``  : ``cantho-quarter`` with the 4 operators of ``cantho-scale-4op``
   (same shares, host/guest split of its locked sites) and the quotas scaled to p = 184:
   101 dedicated + 83 shared
-* ``cantho-core-4op``     : the same 4 operators on the 12 x 9 km around the densest core
-  (10,800 cells, 768 candidates), p = 46 = 25 dedicated + 21 shared (quotas scaled by the
-  candidates' share): small enough for HiGHS to prove the multi-operator optimum
+* ``cantho-small-4op``    : the same 4 operators on a 12 x 9 km window south-west of the
+  densest core (10,800 cells, 768 candidates), p = 46 = 25 dedicated + 21 shared (quotas
+  scaled by the candidates' share): small enough for HiGHS to prove the multi-operator
+  optimum
 * ``demo``                : the siting model of ``towerplan plan --scenario cantho-2020``
   (built by the plan's own stages: census demand, link-budget radii, minimum spacing)
 
@@ -52,6 +53,7 @@ of the process are reported beside wall-clock seconds (the machine may be shared
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -113,14 +115,14 @@ INSTANCES: dict[str, dict[str, Any]] = {
         "window": (24000.0, 48000.0, 8000.0, 26000.0),
         "quotas": (101, 83),
     },
-    "cantho-core-4op": {
+    "cantho-small-4op": {
         "kind": "city",
         "locked": 1114,
         "p": 46,
         "r": 500.0,
         "seed": 7,
         "ops": 4,
-        "window": (30000.0, 42000.0, 13500.0, 22500.0),
+        "window": (24000.0, 36000.0, 8000.0, 17000.0),
         "quotas": (25, 21),
     },
     "demo": {"kind": "demo", "locked": 1114, "p": 614, "r": 0.0, "seed": 0, "ops": 4},
@@ -355,19 +357,26 @@ def run_bounds(
 ) -> None:
     """Which side of the gap is loose: incumbents and bounds of one instance, side by side.
 
-    ``auto`` with the former plain-subgradient Lagrangian (``lagrangian_averaging=1``) and
-    with the current default; the LP bound from the duals of a capped interior-point run
-    (single operator); and, with ``milp_nodes``, HiGHS's MILP from the better incumbent
+    ``auto`` with the former method and with the current default: one operator, the
+    former plain-subgradient Lagrangian (``lagrangian_averaging=1``); several operators,
+    the former method without dedicated/shared type swaps and spacing multipliers
+    (``multi_operator_moves=False``).  Then the LP bound: from the duals of a capped
+    interior-point run (one operator), or the pattern formulation's LP solved by HiGHS
+    (several operators); and, with ``milp_nodes``, HiGHS's MILP from the better incumbent
     (the optimum when it closes the gap).
     """
-    from towerplan.siting import _bounds, _mclp
-    from towerplan.siting._highs import WorkLimits
+    from towerplan.siting import _bounds, _exact, _mclp
+    from towerplan.siting._highs import WorkLimits, solve_model
 
     prob = build_instance(name)
-    kw = dict(work_limit=work_limit, time_limit_s=time_limit)
+    kw: dict[str, Any] = dict(work_limit=work_limit, time_limit_s=time_limit)
     row: dict[str, Any] = {"load_start": os.getloadavg()[0]}
+    former = {"lagrangian_averaging": 1.0} if prob.n_ops == 1 else {"multi_operator_moves": False}
+    row["former_settings"] = former
     old, r = _timed_solve(
-        prob, _mclp.SolveSettings("auto", lagrangian_averaging=1.0, **kw), "former"
+        dataclasses.replace(prob, info=dict(prob.info)),
+        _mclp.SolveSettings("auto", **former, **kw),
+        "former",
     )
     row.update(r, former_lagrangian_bound=old.log.get("lagrangian_bound"))
     new, r = _timed_solve(prob, _mclp.SolveSettings("auto", **kw), "auto")
@@ -378,6 +387,16 @@ def run_bounds(
         lp, info = _bounds.lp_dual_bound(prob, lp_iters)
         row.update(info)
         row.update(lp_dual_bound=lp, lp_s=round(time.perf_counter() - t0, 3))
+    elif lp_iters > 0:
+        t0 = time.perf_counter()
+        model, _ = _exact._model_arrays(prob, _exact._milp_columns(prob))
+        res = solve_model(model, WorkLimits(time_limit_s=time_limit), relax=True)
+        row.update(
+            pattern_lp_bound=res.objective,
+            pattern_lp_status=res.status,
+            pattern_lp_nnz=model.nnz,
+            lp_s=round(time.perf_counter() - t0, 3),
+        )
     if milp_nodes > 0:
         t0 = time.perf_counter()
         lim = WorkLimits(max_nodes=milp_nodes, mip_gap=1e-6, time_limit_s=time_limit)
