@@ -1686,7 +1686,8 @@ def _pdf_to_png(data: bytes, path: Path, dpi: int, metadata: Mapping[str, str]) 
         w_pt = page.get_width()
         # as wide as matplotlib would draw it: round(inches * dpi) pixels
         scale = round(w_pt / 72 * dpi) / w_pt
-        img = page.render(scale=scale, draw_annots=False).to_pil()
+        # RGB byte order from PDFium: no BGR -> RGB copy of the bitmap
+        img = page.render(scale=scale, draw_annots=False, rev_byteorder=True).to_pil()
     finally:
         doc.close()
     info = PngImagePlugin.PngInfo()
