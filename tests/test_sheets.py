@@ -13,6 +13,7 @@ from _layers_fixture import make_layers, write_signal_raster
 from matplotlib.figure import Figure
 from matplotlib_scalebar.scalebar import ScaleBar
 from PIL import Image
+from shapely.geometry import box
 
 from towerplan.errors import CRSError, ParameterError
 from towerplan.inputs._base import DEMO_STAMP
@@ -269,6 +270,11 @@ def test_worker_processes_write_the_same_files(
 ) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the PDFs' creation date
     layers, summary, kpis = make_layers(n_existing=10, n_proposed=4)
+    gaps = layers["coverage_gaps"].copy()  # an area no operator covers after the plan
+    x0, y0, _x1, _y1 = gaps.total_bounds
+    after = (gaps["stage"] == "after").to_numpy()
+    gaps.loc[after, "geometry"] = gaps.geometry[after].union(box(x0, y0, x0 + 900, y0 + 900))
+    layers = dict(layers, coverage_gaps=gaps)
     kw = {"sizes": ("A4",), "dpi": 20, "themes": ("overview",)}
     one = sheets.write_sheets(layers, summary, kpis, tmp_path / "one", workers=1, **kw)
     two = sheets.write_sheets(layers, summary, kpis, tmp_path / "two", workers=2, **kw)
@@ -278,3 +284,14 @@ def test_worker_processes_write_the_same_files(
     ]
     for a, b in zip(one, two, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
+    # the overview was drawn by this process, with the all-operator gaps computed while the
+    # worker drew the KPI page; with no other sheet the workers draw it, the same
+    deferred = sheets._deferred_layers(layers, summary, sheets._settings_from(summary))
+    assert len(deferred["coverage_gaps_all"]) == 1
+    alone = [
+        sheets.write_sheets(layers, summary, None, tmp_path / f"alone{n}", workers=n, **kw)
+        for n in (1, 2)
+    ]
+    assert [[p.read_bytes() for p in files] for files in alone] == [
+        [p.read_bytes() for p in alone[0]]
+    ] * 2

@@ -1548,6 +1548,8 @@ def _write_parallel(
     mp = multiprocessing.get_context("fork" if fork else None)
     here = [i for i, t in enumerate(tasks) if _needs_deferred(t)]
     there = [i for i in range(len(tasks)) if i not in here]
+    if not there:  # every sheet needs them: the workers get them
+        ctx, here, there = ctx._replace(p={**ctx.p, **deferred()}), [], here
     if fork:
         _warm_up()
         # objects made so far are left out of the workers' garbage collections: a collection
