@@ -9,8 +9,9 @@ older; ``best_server`` is passed when it takes it, so both write the same sheet 
 current code runs twice per round: with its default worker processes (one per core, at
 most 4) and with ``workers=1`` (all in one process: the gain that is not parallelism).
 Reports the median wall time of each, their ratios, the same for CPU time (all threads and
-worker processes; steadier than wall time on a loaded machine), the machine, ``uptime``
-before and after and the load average of each round.
+worker processes; steadier than wall time on a loaded machine), the CPU time of the main
+process before its first sheet goes to a worker process (the serial start), the machine,
+``uptime`` before and after and the load average of each round.
 """
 
 from __future__ import annotations
@@ -41,15 +42,22 @@ _CPU = """
 def cpu():  # this process (all threads) and its finished worker processes
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+import concurrent.futures.process as _cfp
+_first = {}  # CPU of this process until the first sheet goes to a worker (the serial start)
+_submit = _cfp.ProcessPoolExecutor.submit
+def _timed_submit(self, *a, **k):
+    _first.setdefault("serial_cpu_s", time.process_time() - _c0)
+    return _submit(self, *a, **k)
+_cfp.ProcessPoolExecutor.submit = _timed_submit
 """
 _CURRENT = (
     _LOAD
     + _CPU
     + """
 kw = {} if sys.argv[3] == "default" else {"workers": int(sys.argv[3])}
-t, c = time.perf_counter(), cpu()
+t, c, _c0 = time.perf_counter(), cpu(), time.process_time()
 files = sheets.write_sheets(layers, summary, kpis, out, best_server=f"{src}/best_server.tif", **kw)
-print(json.dumps({"s": time.perf_counter() - t, "cpu_s": cpu() - c,
+print(json.dumps({"s": time.perf_counter() - t, "cpu_s": cpu() - c, **_first,
                   "files": len(files), "code": sheets.__file__}))
 """
 )
@@ -61,9 +69,9 @@ import inspect
 kw = {}
 if "best_server" in inspect.signature(sheets.write_sheets).parameters:
     kw["best_server"] = f"{src}/best_server.tif"  # the same sheet set as the current code
-t, c = time.perf_counter(), cpu()
+t, c, _c0 = time.perf_counter(), cpu(), time.process_time()
 files = sheets.write_sheets(layers, summary, kpis, out, **kw)
-print(json.dumps({"s": time.perf_counter() - t, "cpu_s": cpu() - c,
+print(json.dumps({"s": time.perf_counter() - t, "cpu_s": cpu() - c, **_first,
                   "files": len(files), "code": sheets.__file__}))
 """
 )
@@ -123,6 +131,9 @@ def main() -> int:
     for k in runs:
         result[f"{k}_s"] = [round(x, 2) for x in wall[k]]
         result[f"{k}_cpu_s"] = [round(x, 2) for x in cpu[k]]
+        # CPU of the main process before its first sheet went to a worker (None: no workers)
+        serial = [r.get("serial_cpu_s") for r in runs[k]]
+        result[f"{k}_serial_cpu_s"] = [None if x is None else round(float(x), 2) for x in serial]
     ref, ref_cpu = statistics.median(wall["reference"]), statistics.median(cpu["reference"])
     # wall-time ratios: reference over current (default workers) and over current on 1 process
     result["speedup"] = round(ref / statistics.median(wall["current"]), 2)
