@@ -6,6 +6,7 @@ Usage::
         [--determinism clustered-5000x1000]
     python scripts/bench_siting.py --bounds --only cantho-quarter --milp-nodes 1000 --out b.json
     python scripts/bench_siting.py --build-compare --only cantho-scale cantho-1m --out c.json
+    python scripts/bench_siting.py --primal --only cantho-scale --out p.json [--mip-gap 1e-4]
 
 Instances (all generated here with fixed seeds; nothing is downloaded):
 
@@ -414,6 +415,21 @@ def run_bounds(
     q.put(row)
 
 
+def run_primal(name: str, time_limit: float, work_limit: float, mip_gap: float, q: Any) -> None:
+    """The incumbent side: ``auto`` with the former LNS (``paired_lns=False``) and the
+    current one (light window MILPs + paired Lagrangian windows), side by side."""
+    from towerplan.siting import _mclp
+
+    prob = build_instance(name)
+    kw = dict(work_limit=work_limit, time_limit_s=time_limit, mip_gap=mip_gap)
+    row: dict[str, Any] = {"load_start": os.getloadavg()[0], "mip_gap": mip_gap}
+    _, r = _timed_solve(prob, _mclp.SolveSettings("auto", paired_lns=False, **kw), "former")
+    row.update(r, load_mid=os.getloadavg()[0])
+    _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **kw), "auto")
+    row.update(r, load_end=os.getloadavg()[0], peak_rss_mb=round(_peak_mb(), 1))
+    q.put(row)
+
+
 def _solution_hash(sol: Any) -> str:
     import hashlib
 
@@ -612,6 +628,12 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of the spopt/benders rows: incumbents and bounds side by side "
         "(former and current auto, LP dual bound, optionally the MILP optimum)",
     )
+    ap.add_argument(
+        "--primal",
+        action="store_true",
+        help="instead of the spopt/benders rows: former vs current LNS in auto, side by side",
+    )
+    ap.add_argument("--mip-gap", type=float, default=1e-3, help="auto's mip_gap (--primal)")
     ap.add_argument("--lp-iterations", type=int, default=100, help="IPM iterations (--bounds)")
     ap.add_argument("--milp-nodes", type=int, default=0, help="MILP nodes (--bounds; 0 = none)")
     ap.add_argument(
@@ -643,7 +665,12 @@ def main(argv: list[str] | None = None) -> int:
         row["load_after"] = os.getloadavg()[0]
         rows.append(row)
         print(json.dumps(row, indent=1), file=sys.stderr, flush=True)
-    for name in [] if args.bounds or args.build_compare else names:
+    for name in names if args.primal else []:
+        print(f"[{name}] primal ...", file=sys.stderr, flush=True)
+        pr = _in_child(run_primal, name, args.time_limit, args.work_limit, args.mip_gap)
+        rows.append({"instance": name, "mode": "primal", **pr})
+        print(json.dumps(rows[-1], indent=1), file=sys.stderr, flush=True)
+    for name in [] if args.bounds or args.build_compare or args.primal else names:
         spec = INSTANCES[name]
         row: dict[str, Any] = {"instance": name, "p": spec["p"], "operators": spec.get("ops", 1)}
         if spec["kind"] != "demo":

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from towerplan import siting
 from towerplan.coverage import operator_coverage, points_xy
-from towerplan.errors import InfeasibleModelError
+from towerplan.errors import InfeasibleModelError, ParameterError
 from towerplan.siting import _bounds as bounds
 from towerplan.siting import _mclp
 from towerplan.siting._benders import BendersLimits, dominated_candidates, solve_benders
@@ -371,3 +371,79 @@ def test_benders_solver_matches_exact_milp(n_op: int) -> None:
     )
     assert agg.objective == pytest.approx(best, rel=1e-9)
     assert best - 1e-6 <= agg.upper_bound <= ub + 1e-6
+
+
+def _paired_instance(seed: int, n: int, m: int, n_op: int = 1) -> _mclp.MCLPProblem:
+    rng = np.random.default_rng(seed)
+    cxy = rng.uniform(0, 6000, (m, 2))
+    dxy = rng.uniform(0, 6000, (n, 2))
+    A = sp.csr_matrix(((dxy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2) < 1200.0**2)
+    W = rng.gamma(2.0, 20.0, (n, n_op))
+    n_sh = 2 if n_op > 1 else 0
+    return _mclp.build_problem(A, W, 4, n_sh, 3 if n_op > 1 else 1, None, 10.0)
+
+
+@pytest.mark.parametrize(("seed", "n_op"), [(0, 1), (5, 1), (2, 3)])
+def test_paired_lns_never_lowers_and_is_deterministic(seed: int, n_op: int) -> None:
+    from towerplan.siting._heuristics import _lagrangian_pairs
+
+    prob = _paired_instance(seed, 400 if n_op == 1 else 150, 50 if n_op == 1 else 24, n_op)
+    start = _mclp.greedy(prob)
+    _mclp.lagrangian_bound(prob, start.objective, max_iter=60)
+    pairs = _lagrangian_pairs(prob, start)
+    assert pairs is not None and pairs.shape[1] == 2
+    is_open = np.isin(np.arange(prob.n_cand), start.sites)
+    assert is_open[pairs[:, 0]].all() and not is_open[pairs[:, 1]].any()
+    runs = [
+        _mclp.lns(
+            prob, start, max_subproblems=8, window=4, priority_seeds=pairs, light_windows=True
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].objective >= start.objective - 1e-9
+    assert runs[0].objective == pytest.approx(_mclp.evaluate(prob, runs[0]), rel=1e-12)
+    assert sorted(runs[0].sites.tolist()) == sorted(runs[1].sites.tolist())
+    assert runs[0].log["lns_subproblems"] == runs[1].log["lns_subproblems"] > 0
+    _mclp.check_solution(prob, runs[0])
+
+
+def test_paired_window_over_everything_equals_brute_force() -> None:
+    # a tiny dense instance: a paired window freeing every structure is the whole problem
+    rng = np.random.default_rng(11)
+    A = rng.random((14, 7)) < 0.45
+    W = rng.integers(1, 9, (14, 1)).astype(float)
+    inst = {"A": A, "W": W, "cap": np.ones(7, int), "n_ded": 3, "n_sh": 0}
+    inst.update(conf=None, offset=5.0)
+    prob = _problem(inst)
+    start = _mclp.greedy(prob)
+    closed = int(np.setdiff1d(np.arange(prob.n_cand), start.sites)[0])
+    out = _mclp.lns(
+        prob,
+        start,
+        max_subproblems=1,
+        window=2 * len(start.sites),
+        priority_seeds=np.array([[int(start.sites[0]), closed]]),
+        light_windows=True,
+    )
+    assert out.objective == pytest.approx(_brute(inst), rel=1e-12)
+
+
+def test_light_root_window_milps_reach_the_same_optimum() -> None:
+    for seed in range(3):
+        prob = _paired_instance(seed, 200, 25, 1 + 2 * (seed == 2))
+        start = _mclp.greedy(prob)
+        full = _mclp.solve_milp(prob, WorkLimits(mip_gap=0.0), start=start)
+        light = _mclp.solve_milp(prob, WorkLimits(mip_gap=0.0, light_root=True), start=start)
+        assert light.objective == pytest.approx(full.objective, rel=1e-9)
+
+
+def test_paired_phase_in_solve_counts_its_work() -> None:
+    kw = {"mip_gap": 1e-9, "work_limit": 0.05}
+    new = _mclp.solve(_paired_instance(0, 400, 50), _mclp.SolveSettings("heuristic", **kw))
+    old = _mclp.solve(
+        _paired_instance(0, 400, 50), _mclp.SolveSettings("heuristic", paired_lns=False, **kw)
+    )
+    assert new.log["lns_pair_subproblems"] > 0 and "lns_pair_subproblems" not in old.log
+    assert new.upper_bound >= new.objective and old.upper_bound >= old.objective
+    with pytest.raises(ParameterError):
+        _mclp.SolveSettings(paired_lns=1)  # type: ignore[arg-type]

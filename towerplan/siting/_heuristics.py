@@ -397,6 +397,24 @@ def _lagrangian_seeds(prob: MCLPProblem, sol: MCLPSolution) -> np.ndarray | None
     return out
 
 
+def _lagrangian_pairs(prob: MCLPProblem, sol: MCLPSolution) -> np.ndarray | None:
+    """Pairs (open structure to close, candidate to open) where ``sol`` and the
+    Lagrangian relaxation disagree most, as an ``(n, 2)`` array of candidate indices.
+
+    The ``i``-th structure the relaxation would rather close is paired with the ``i``-th
+    candidate it would rather open (both ranked by how far their Lagrangian value is
+    from the ``p``-th best); ``None`` without multipliers or disagreement.
+    """
+    seeds = _lagrangian_seeds(prob, sol)
+    if seeds is None:
+        return None
+    is_open = np.zeros(prob.n_cand, dtype=bool)
+    is_open[sol.sites] = True
+    drop, want = seeds[is_open[seeds]], seeds[~is_open[seeds]]
+    n = min(len(drop), len(want))
+    return np.column_stack([drop[:n], want[:n]]) if n else None
+
+
 def _adjacency(prob: MCLPProblem) -> sp.csr_matrix:
     """Candidate interaction graph: two candidates are adjacent when they share a row."""
     if "_adjacency" in prob.info and isinstance(prob.info["_adjacency"], sp.csr_matrix):
@@ -477,11 +495,18 @@ def _lns_freed(
     return freed
 
 
-def _lns_limits(safety: SafetyStop | None, sub_nodes: int, sub_gap: float) -> WorkLimits:
-    """Work limits of one LNS window MILP."""
+def _lns_limits(
+    safety: SafetyStop | None, sub_nodes: int, sub_gap: float, light: bool = False
+) -> WorkLimits:
+    """Work limits of one LNS window MILP (``light``: no HiGHS presolve / heuristics)."""
     if safety is not None:
-        return safety.limits(sub_nodes, sub_gap, LNS_SUB_CHECKPOINTS)
-    return WorkLimits(max_nodes=sub_nodes, mip_gap=sub_gap, max_checkpoints=LNS_SUB_CHECKPOINTS)
+        return safety.limits(sub_nodes, sub_gap, LNS_SUB_CHECKPOINTS, light_root=light)
+    return WorkLimits(
+        max_nodes=sub_nodes,
+        mip_gap=sub_gap,
+        max_checkpoints=LNS_SUB_CHECKPOINTS,
+        light_root=light,
+    )
 
 
 def _lns_window_problem(
@@ -490,21 +515,28 @@ def _lns_window_problem(
     sites: np.ndarray,
     ten: np.ndarray,
     shared: np.ndarray,
-    seed_c: int,
+    seed_c: int | tuple[int, ...],
     window: int,
 ) -> tuple[MCLPProblem, np.ndarray, MCLPSolution, np.ndarray] | None:
     """Window sub-problem around ``seed_c``: (sub, candidate map, current solution, kept mask).
 
-    ``None`` when the window holds no open structure or loses one of them.
+    ``seed_c`` is one centre or several (a *paired* window: ``window // len(seed_c)``
+    structures around each centre, re-solved together, so structures can move between
+    far-apart places).  ``None`` when the window holds no open structure or loses one.
     """
-    freed = _lns_freed(prob, adj, sites, seed_c, window)
+    centres = (seed_c,) if isinstance(seed_c, int | np.integer) else tuple(seed_c)
+    per = window if len(centres) == 1 else max(1, window // len(centres))
+    freed: list[int] = []
+    for c in centres:
+        freed.extend(q for q in _lns_freed(prob, adj, sites, int(c), per)[:per] if q not in freed)
     if not freed:
         return None
     freed_idx = np.array(freed[:window], dtype=np.int64)
     fcand = sites[freed_idx]
+    cen = np.array(centres, dtype=np.int64)
     region = np.unique(
         np.concatenate(
-            [fcand, [seed_c], _gather(adj.indptr, adj.indices, np.append(fcand, seed_c))[1]]
+            [fcand, cen, _gather(adj.indptr, adj.indices, np.concatenate([fcand, cen]))[1]]
         )
     )
     keep_mask = np.ones(len(sites), dtype=bool)
@@ -536,6 +568,7 @@ def lns(
     priority_seeds: np.ndarray | None = None,
     sub_gap: float = 1e-4,
     safety: SafetyStop | None = None,
+    light_windows: bool = False,
 ) -> MCLPSolution:
     """Large-neighbourhood search: re-optimise windows of nearby structures exactly.
 
@@ -548,9 +581,13 @@ def lns(
     without improvement the window grows by 2 (up to ``4 * window``).  Each window MILP
     is bounded by ``sub_nodes`` branch-and-bound nodes.  Stops when the largest window
     brings no improvement, the objective reaches ``target``, after ``max_subproblems``
-    window re-solves, or when the ``safety`` stop fires (``time_limited``).  ``priority_seeds`` (candidate indices, open or not) are tried as
-    window centres first, e.g. candidates the Lagrangian relaxation would rather open or
-    close than the current solution does.
+    window re-solves, or when the ``safety`` stop fires (``time_limited``).
+    ``priority_seeds`` (candidate indices, open or not) are tried as window centres
+    first, e.g. candidates the Lagrangian relaxation would rather open or close than the
+    current solution does; a row of an ``(n, 2)`` array is a *paired* window (both
+    centres, ``window // 2`` structures around each, see :func:`_lagrangian_pairs`).
+    ``light_windows`` solves the window MILPs without HiGHS's presolve and primal
+    heuristics (same optima, less time).
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -566,7 +603,10 @@ def lns(
     n_sub = 0
     n_imp = 0
     stale = 0
-    queue: list[int] = [int(j) for j in (priority_seeds if priority_seeds is not None else [])]
+    queue: list[int | tuple[int, ...]] = [
+        int(j) if np.ndim(j) == 0 else tuple(int(q) for q in j)
+        for j in (priority_seeds if priority_seeds is not None else [])
+    ]
     queue.reverse()
     max_window = max(window, min(k, 4 * window))
     timed_out = False
@@ -589,7 +629,7 @@ def lns(
         sub, cmap, cur, keep_mask = built
         n_sub += 1
         try:
-            res = solve_milp(sub, _lns_limits(safety, sub_nodes, sub_gap), start=cur)
+            res = solve_milp(sub, _lns_limits(safety, sub_nodes, sub_gap, light_windows), start=cur)
             timed_out = timed_out or res.time_limited
         except InfeasibleModelError:
             stale += 1

@@ -90,6 +90,10 @@ class WorkLimits:
         its search (each root separation round, each node batch); the run stops after
         this many calls.  This bounds the root node, which no node limit does (root cut
         separation can take tens of seconds), deterministically.
+    light_root : bool
+        Skip HiGHS's presolve and primal heuristics (for the small, warm-started window
+        MILPs of the large-neighbourhood search: the same optimum, measured 1.2-1.8x
+        less time, since the start is usually optimal already).  Still exact.
     """
 
     max_nodes: int = NO_LIMIT
@@ -97,6 +101,7 @@ class WorkLimits:
     mip_gap: float = 1e-4
     time_limit_s: float = math.inf
     max_checkpoints: int = NO_LIMIT
+    light_root: bool = False
 
 
 @dataclass
@@ -161,6 +166,9 @@ def _configure(h: Any, limits: WorkLimits) -> None:
     h.setOptionValue("simplex_iteration_limit", int(min(limits.max_simplex_iterations, NO_LIMIT)))
     if np.isfinite(limits.time_limit_s):
         h.setOptionValue("time_limit", float(max(limits.time_limit_s, 0.01)))
+    if limits.light_root:
+        h.setOptionValue("presolve", "off")
+        h.setOptionValue("mip_heuristic_effort", 0.0)
 
 
 def _pass_model(h: Any, model: MilpModel, relax: bool) -> None:

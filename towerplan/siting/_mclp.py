@@ -23,7 +23,8 @@ Solvers
 * :func:`lagrangian_start` — rounding of the best multipliers into a feasible solution.
 * :func:`lns` — large-neighbourhood search: windows of nearby structures re-solved
   exactly as small MILPs, windows seeded where the solution disagrees with the
-  Lagrangian relaxation.
+  Lagrangian relaxation; *paired* windows join a structure the relaxation would close
+  with a far-away candidate it would open (``_paired_lns``).
 * :func:`solve_milp` — the exact sparse MILP through HiGHS (highspy), warm-started from
   a heuristic solution, within a node budget, with relative gap and reported dual bound.  With a
   few operators it uses the extended *pattern* formulation (one binary per candidate and
@@ -40,6 +41,7 @@ from towerplan.siting._benders import BendersLimits, solve_benders
 from towerplan.siting._bounds import lagrangian_bound
 from towerplan.siting._exact import _milp_columns, solve_milp
 from towerplan.siting._heuristics import (
+    _lagrangian_pairs,
     _lagrangian_seeds,
     _lns_window,
     greedy,
@@ -52,6 +54,7 @@ from towerplan.siting._model import (
     BENDERS_NODE_SHARE,
     BENDERS_ROOT_ROUNDS,
     LAGRANGIAN_ITERATIONS,
+    LNS_PAIR_SUBPROBLEMS,
     LNS_SUBPROBLEMS,
     MILP_CHECKPOINTS,
     SWAP_PASSES,
@@ -99,7 +102,8 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
 
     * ``heuristic``: lazy greedy, swap local search, Lagrangian bound and rounding, then
       large-neighbourhood search (exact window MILPs) while the certified gap exceeds
-      ``mip_gap``, twice the LNS budget.
+      ``mip_gap``, twice the LNS budget; with ``paired_lns`` (default) a phase of paired
+      windows after the first LNS phase (``LNS_PAIR_SUBPROBLEMS`` re-solves).
     * ``exact``: the full MILP in HiGHS (``max_nodes`` nodes), warm-started from greedy +
       swaps.
     * ``benders``: the heuristic with one LNS phase, then the branch-and-Benders-cut of
@@ -171,11 +175,15 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
             window=_lns_window(prob),
             priority_seeds=_lagrangian_seeds(prob, sol),
             safety=safety,
+            light_windows=st.paired_lns,
         )
         better = _type_polish(prob, better, st, safety)
         better.upper_bound = max(sol.upper_bound, better.objective)
         sol = better
         phases.append("LNS")
+        if st.paired_lns:
+            sol = _paired_lns(prob, sol, st, safety)
+            phases.append("paired LNS")
     if st.solver == "heuristic" or sol.gap <= st.mip_gap + 1e-12:
         why = (
             "requested" if st.solver == "heuristic" else f"certified within mip_gap {st.mip_gap:g}"
@@ -234,6 +242,35 @@ def _benders_phase(
     return out
 
 
+def _paired_lns(
+    prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop
+) -> MCLPSolution:
+    """The paired-window LNS phase (``st.paired_lns``); its own ``lns_pair_*`` counters."""
+    pairs = _lagrangian_pairs(prob, sol)
+    if not st.paired_lns or pairs is None or sol.gap <= st.mip_gap:
+        return sol
+    first = {k: v for k, v in sol.log.items() if k.startswith("lns_")}
+    n_pairs = st.budget(LNS_PAIR_SUBPROBLEMS)
+    better = lns(
+        prob,
+        sol,
+        max_subproblems=n_pairs,
+        seed=st.seed + 2,
+        target=(1 - st.mip_gap) * sol.upper_bound,
+        window=_lns_window(prob),
+        priority_seeds=pairs[:n_pairs],
+        safety=safety,
+        light_windows=True,
+    )
+    better.upper_bound = max(sol.upper_bound, better.objective)
+    better.method = sol.method
+    for k in ("lns_s", "lns_subproblems", "lns_improvements"):
+        better.log["lns_pair_" + k[4:]] = better.log.pop(k, 0)
+    better.log.pop("lns_final_window", None)
+    better.log.update(first)
+    return better
+
+
 def _second_lns(
     prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop, n_lns: int
 ) -> MCLPSolution:
@@ -249,6 +286,7 @@ def _second_lns(
         target=(1 - st.mip_gap) * sol.upper_bound,
         window=_lns_window(prob),
         safety=safety,
+        light_windows=st.paired_lns,
     )
     better = _type_polish(prob, better, st, safety)
     better.upper_bound = max(sol.upper_bound, better.objective)

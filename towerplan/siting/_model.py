@@ -144,6 +144,12 @@ class SolveSettings:
         (:func:`~towerplan.siting._heuristics.type_swap_search`) and minimum-spacing pairs
         relaxed with multipliers in the Lagrangian bound (``False``: the method before,
         for side-by-side measurements).
+    paired_lns : bool
+        The LNS as of issue 9's primal work (default): window MILPs without HiGHS's
+        presolve and primal heuristics, and before the second LNS phase a phase of
+        *paired* windows (a structure the Lagrangian relaxation would close together with
+        a candidate it would open, each with its nearest structures), so structures can
+        move between far-apart places.  ``False`` = the former LNS.
     """
 
     solver: str = "auto"
@@ -154,6 +160,7 @@ class SolveSettings:
     time_limit_s: float = float("inf")
     lagrangian_averaging: float = LAGRANGIAN_AVERAGING
     multi_operator_moves: bool = True
+    paired_lns: bool = True
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
@@ -203,6 +210,14 @@ class SolveSettings:
                 max_nodes=self.max_nodes,
             )
 
+        if not isinstance(self.paired_lns, bool):
+            raise ParameterError(
+                msgid=N_("{origin}: key '{key}' must be true or false, got {value}"),
+                origin="SolveSettings",
+                key="paired_lns",
+                value=repr(self.paired_lns),
+            )
+
     def budget(self, base: int) -> int:
         """``base`` work units scaled by ``work_limit`` (at least 1)."""
         return max(1, round(base * self.work_limit))
@@ -224,6 +239,10 @@ TYPE_SWAP_ROUNDS = 3
 
 LNS_SUBPROBLEMS = 40
 """LNS window re-solves per LNS phase."""
+
+
+LNS_PAIR_SUBPROBLEMS = 40
+"""Paired-window re-solves of the paired LNS phase (``SolveSettings.paired_lns``)."""
 
 
 LNS_SUB_NODES = 200
@@ -256,13 +275,16 @@ class SafetyStop:
             self.fired = True
         return self.fired
 
-    def limits(self, max_nodes: int, mip_gap: float, max_checkpoints: int) -> WorkLimits:
+    def limits(
+        self, max_nodes: int, mip_gap: float, max_checkpoints: int, light_root: bool = False
+    ) -> WorkLimits:
         """HiGHS work limits with the time left as the safety stop."""
         return WorkLimits(
             max_nodes=int(max_nodes),
             mip_gap=float(mip_gap),
             time_limit_s=max(self.left(), 0.01),
             max_checkpoints=int(max_checkpoints),
+            light_root=light_root,
         )
 
 

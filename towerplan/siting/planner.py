@@ -143,6 +143,8 @@ class SitingResult:
             "lagrangian_iterations",
             "lns_subproblems",
             "lns_improvements",
+            "lns_pair_subproblems",
+            "lns_pair_improvements",
             "milp_nodes",
             "milp_simplex_iterations",
             "milp_checkpoints",
