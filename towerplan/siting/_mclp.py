@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from towerplan.siting._benders import BendersLimits, solve_benders
 from towerplan.siting._bounds import lagrangian_bound
 from towerplan.siting._exact import _milp_columns, solve_milp
@@ -242,6 +244,29 @@ def _benders_phase(
     return out
 
 
+def _lns_phase(
+    prob: MCLPProblem,
+    sol: MCLPSolution,
+    st: SolveSettings,
+    safety: SafetyStop,
+    n: int,
+    seed: int,
+    priority_seeds: np.ndarray | None = None,
+) -> MCLPSolution:
+    """One LNS phase of ``n`` window re-solves towards ``(1 - mip_gap) * bound``."""
+    return lns(
+        prob,
+        sol,
+        max_subproblems=n,
+        seed=seed,
+        target=(1 - st.mip_gap) * sol.upper_bound,
+        window=_lns_window(prob),
+        priority_seeds=priority_seeds,
+        safety=safety,
+        light_windows=st.paired_lns,
+    )
+
+
 def _paired_lns(
     prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop
 ) -> MCLPSolution:
@@ -251,17 +276,7 @@ def _paired_lns(
         return sol
     first = {k: v for k, v in sol.log.items() if k.startswith("lns_")}
     n_pairs = st.budget(LNS_PAIR_SUBPROBLEMS)
-    better = lns(
-        prob,
-        sol,
-        max_subproblems=n_pairs,
-        seed=st.seed + 2,
-        target=(1 - st.mip_gap) * sol.upper_bound,
-        window=_lns_window(prob),
-        priority_seeds=pairs[:n_pairs],
-        safety=safety,
-        light_windows=True,
-    )
+    better = _lns_phase(prob, sol, st, safety, n_pairs, st.seed + 2, pairs[:n_pairs])
     better.upper_bound = max(sol.upper_bound, better.objective)
     better.method = sol.method
     for k in ("lns_s", "lns_subproblems", "lns_improvements"):
@@ -278,16 +293,7 @@ def _second_lns(
     if sol.gap <= st.mip_gap:
         return sol
     first = {k: v for k, v in sol.log.items() if k.startswith("lns_")}
-    better = lns(
-        prob,
-        sol,
-        max_subproblems=n_lns,
-        seed=st.seed + 1,
-        target=(1 - st.mip_gap) * sol.upper_bound,
-        window=_lns_window(prob),
-        safety=safety,
-        light_windows=st.paired_lns,
-    )
+    better = _lns_phase(prob, sol, st, safety, n_lns, st.seed + 1)
     better = _type_polish(prob, better, st, safety)
     better.upper_bound = max(sol.upper_bound, better.objective)
     better.method = sol.method
