@@ -309,12 +309,13 @@ def _type_polish(
     """Multi-operator: rounds of dedicated/shared type swaps, each followed by swap search.
 
     A no-op for one operator, one structure type or ``multi_operator_moves=False``;
-    bounded by :data:`TYPE_SWAP_ROUNDS` rounds of :data:`TYPE_SWAP_MOVES` moves.
+    bounded by :data:`TYPE_SWAP_ROUNDS` rounds of :data:`TYPE_SWAP_MOVES` moves (both scaled
+    by ``work_limit``, like every other phase).
     """
     if not st.multi_operator_moves or prob.n_shared == 0 or prob.n_dedicated == 0:
         return sol
     tol = 1e-9 * max(prob.total_weight, 1.0)
-    for r in range(TYPE_SWAP_ROUNDS):
+    for r in range(st.budget(TYPE_SWAP_ROUNDS)):
         if safety.expired():
             sol.time_limited = True
             break
