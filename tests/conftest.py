@@ -96,7 +96,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 #: Siting work budget of the demo plan in the tests (``--work-limit``).  The quotas, the
 #: outputs and their contracts do not depend on it; solution quality is tested on small
 #: models with oracles in test_siting*.py.  The full budget costs ~20x the siting time.
-DEMO_WORK_LIMIT = 0.05
+DEMO_WORK_LIMIT = 0.03
 
 
 @pytest.fixture(scope="session")
