@@ -447,3 +447,5 @@ def test_paired_phase_in_solve_counts_its_work() -> None:
     assert new.upper_bound >= new.objective and old.upper_bound >= old.objective
     with pytest.raises(ParameterError):
         _mclp.SolveSettings(paired_lns=1)  # type: ignore[arg-type]
+    with pytest.raises(ParameterError, match="multi_operator_moves"):
+        _mclp.SolveSettings(multi_operator_moves="yes")  # type: ignore[arg-type]

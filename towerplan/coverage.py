@@ -192,10 +192,10 @@ def coverage_matrix(
     _radii(radius, m)
     if n == 0 or m == 0:
         return sp.csr_matrix((n, m), dtype=bool)
-    return stack_blocks(list(coverage_blocks(dxy, sxy, radius)), m)
+    return _stack_blocks(list(coverage_blocks(dxy, sxy, radius)), m)
 
 
-def stack_blocks(blocks: Sequence[sp.csr_matrix], m: int) -> sp.csr_matrix:
+def _stack_blocks(blocks: Sequence[sp.csr_matrix], m: int) -> sp.csr_matrix:
     """Row blocks of boolean CSR matrices stacked into one (one copy of the indices)."""
     nnz = sum(int(b.nnz) for b in blocks)
     n = sum(int(b.shape[0]) for b in blocks)

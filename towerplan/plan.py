@@ -1028,7 +1028,7 @@ STAGES: tuple[Stage, ...] = (
         ("load_inputs", "demand_grid", "coverage_before", "siting", "coverage_after"),
         N_("district KPIs, capacity, plan fidelity"),
     ),
-    Stage(N_("sharing"), _sharing, ("load_inputs", "coverage_before", "siting"), N_("sharing")),
+    Stage("sharing", _sharing, ("load_inputs", "coverage_before", "siting"), N_("sharing")),
     Stage("undergrounding", _undergrounding, ("load_inputs",), N_("cable undergrounding")),
     Stage(
         "backhaul", _backhaul, ("load_inputs", "coverage_before", "siting"), N_("fibre backhaul")

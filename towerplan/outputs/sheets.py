@@ -24,6 +24,7 @@ protected from mathtext (``$``).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import gc
 import hashlib
 import io
@@ -1402,7 +1403,7 @@ def write_sheets(
         tasks = _tasks(p, kpis, summary, sizes, themes or THEMES, per_district=per_district)
     ctx = _Context(p, summary, kpis, language, out, tuple(formats), dpi)
     n = _n_workers(workers, len(tasks))
-    deferred = lambda: _deferred_layers(layers, summary, settings)  # noqa: E731
+    deferred = functools.partial(_deferred_layers, layers, summary, settings)
     if n > 1:
         written = _write_parallel(ctx, tasks, n, deferred)
     else:

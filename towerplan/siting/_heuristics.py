@@ -659,12 +659,12 @@ def lns(
 
 
 def _type_change_values(
-    prob: MCLPProblem, sol: MCLPSolution, cnt: np.ndarray, A_s: sp.csr_matrix
+    prob: MCLPProblem, sol: MCLPSolution, cnt: np.ndarray, AT: sp.csr_matrix
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per open structure: value lost by making it dedicated, gained by making it shared.
 
-    ``cnt`` is the coverage count per (row, operator), ``A_s`` the coverage columns of
-    ``sol.sites``.  A shared structure keeps its tenant of largest unique value (``loss``:
+    ``cnt`` is the coverage count per (row, operator), ``AT`` the coverage columns of
+    ``sol.sites`` transposed (float CSR, one row per structure).  A shared structure keeps its tenant of largest unique value (``loss``:
     the unique value of the others); a dedicated one adds its best other operators (at
     least one, up to ``cap - 1``; ``gain``: their newly covered value).  ``keep[s]`` is the
     tenant kept or the mask of the new tenants.  Both are exact for one structure alone
@@ -674,7 +674,6 @@ def _type_change_values(
     k, n_op = sol.tenants.shape
     T = sol.tenants
     Cs = C[sol.sites]
-    AT = A_s.T.tocsr().astype(float)
     u = np.asarray(AT @ (W * (cnt == 1))).reshape(k, n_op) + Cs
     u = np.where(T, u, -np.inf)
     best_o = np.argmax(u, axis=1)
@@ -742,9 +741,10 @@ def type_swap_search(
     evals = 0
     Acsc = prob.A.tocsc()
     A_s = prob.A[:, sol.sites].astype(np.int32)
+    AT = A_s.T.tocsr().astype(float)  # the sites never change here, only types and tenants
     while moves < max_moves:
         cnt = np.asarray(A_s @ ten.astype(np.int32)).reshape(prob.n_rows, prob.n_ops)
-        loss, gain, keep = _type_change_values(prob, MCLPSolution(sol.sites, ten, shared), cnt, A_s)
+        loss, gain, keep = _type_change_values(prob, MCLPSolution(sol.sites, ten, shared), cnt, AT)
         sh = np.flatnonzero(shared)
         de = np.flatnonzero(~shared & np.isfinite(gain))
         sh = sh[np.argsort(loss[sh], kind="stable")[:shortlist]]

@@ -271,8 +271,10 @@ def _paired_lns(
     prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop
 ) -> MCLPSolution:
     """The paired-window LNS phase (``st.paired_lns``); its own ``lns_pair_*`` counters."""
+    if not st.paired_lns or sol.gap <= st.mip_gap:
+        return sol
     pairs = _lagrangian_pairs(prob, sol)
-    if not st.paired_lns or pairs is None or sol.gap <= st.mip_gap:
+    if pairs is None:
         return sol
     first = {k: v for k, v in sol.log.items() if k.startswith("lns_")}
     n_pairs = st.budget(LNS_PAIR_SUBPROBLEMS)
@@ -316,8 +318,7 @@ def _type_polish(
         return sol
     tol = 1e-9 * max(prob.total_weight, 1.0)
     for r in range(st.budget(TYPE_SWAP_ROUNDS)):
-        if safety.expired():
-            sol.time_limited = True
+        if safety.expired():  # reported by _finish (safety.fired)
             break
         ts = type_swap_search(prob, sol, max_moves=st.budget(TYPE_SWAP_MOVES))
         if ts.objective <= sol.objective + tol:

@@ -209,14 +209,14 @@ class SolveSettings:
                 msgid=N_("max_nodes = {max_nodes}: must be a whole number >= 0"),
                 max_nodes=self.max_nodes,
             )
-
-        if not isinstance(self.paired_lns, bool):
-            raise ParameterError(
-                msgid=N_("{origin}: key '{key}' must be true or false, got {value}"),
-                origin="SolveSettings",
-                key="paired_lns",
-                value=repr(self.paired_lns),
-            )
+        for key in ("multi_operator_moves", "paired_lns"):
+            if not isinstance(getattr(self, key), bool):
+                raise ParameterError(
+                    msgid=N_("{origin}: key '{key}' must be true or false, got {value}"),
+                    origin="SolveSettings",
+                    key=key,
+                    value=repr(getattr(self, key)),
+                )
 
     def budget(self, base: int) -> int:
         """``base`` work units scaled by ``work_limit`` (at least 1)."""
