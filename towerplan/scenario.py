@@ -648,6 +648,7 @@ def _build(cls: type, raw: Any, origin: str, prefix: str) -> Any:
 
 
 def _convert(tp: Any, value: Any, origin: str, key: str) -> Any:
+    """``value`` checked and converted to the type ``tp`` of scenario key ``key``."""
     origin_tp = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin_tp in (typing.Union, types.UnionType):
@@ -693,6 +694,11 @@ def _convert(tp: Any, value: Any, origin: str, key: str) -> Any:
         return {str(k): _convert(args[1], v, origin, f"{key}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, origin, f"{key}.")  # type: ignore[arg-type]
+    return _convert_scalar(tp, value, origin, key)
+
+
+def _convert_scalar(tp: Any, value: Any, origin: str, key: str) -> Any:
+    """``value`` checked against the scalar type ``tp`` (bool, int, float, str; others as is)."""
     if tp is bool:
         if not isinstance(value, bool):
             raise ScenarioError(

@@ -29,6 +29,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from towerplan._validate import to_working_crs
 from towerplan.errors import (
@@ -137,60 +138,21 @@ def load_demo(scenario: Scenario, seed: int = DEMO_SEED) -> PlanInputs:
             scenario.population.base_year,
         )
     factor = (1.0 + scenario.population.annual_growth) ** (scenario.year - CENSUS_YEAR)
-    pop = districts_all["population_2009"].to_numpy(dtype=float) * factor
-    districts = gpd.GeoDataFrame(
-        {
-            "district": districts_all["district"].astype(str).to_numpy(),
-            "code": districts_all["code"].astype(str).to_numpy(),
-            "district_type": districts_all["district_type"].astype(str).to_numpy(),
-            "population": pop,
-            "area_km2": districts_all.geometry.area.to_numpy() / 1e6,
-        },
-        geometry=districts_all.geometry.to_numpy(),
-        crs=districts_all.crs,
+    districts = _text_columns(
+        districts_all,
+        ["district", "code", "district_type"],
+        population=districts_all["population_2009"].to_numpy(dtype=float) * factor,
+        area_km2=districts_all.geometry.area.to_numpy() / 1e6,
     )
-
-    population = gpd.GeoDataFrame(
-        {
-            "commune": communes_all["commune"].astype(str).to_numpy(),
-            "commune_id": communes_all["commune_id"].astype(str).to_numpy(),
-            "district": communes_all["district"].astype(str).to_numpy(),
-            "code": communes_all["code"].astype(str).to_numpy(),
-            "population": communes_all["population_2009"].to_numpy(dtype=float) * factor,
-        },
-        geometry=communes_all.geometry.to_numpy(),
-        crs=communes_all.crs,
+    population = _text_columns(
+        communes_all,
+        ["commune", "commune_id", "district", "code"],
+        population=communes_all["population_2009"].to_numpy(dtype=float) * factor,
     )
-
     sites = _synthetic_sites(scenario, districts, population, seed)
-
-    pois = gpd.GeoDataFrame(
-        {
-            "name": centres["name"].astype(str).to_numpy(),
-            "category": centres["category"].astype(str).to_numpy(),
-            "source": centres["source"].astype(str).to_numpy(),
-            "district": centres["district"].astype(str).to_numpy(),
-        },
-        geometry=centres.geometry.to_numpy(),
-        crs=centres.crs,
-    )
-    roads = gpd.GeoDataFrame(
-        {
-            "road_class": roads_all["road_class"].astype(str).to_numpy(),
-            "name": roads_all["name"].astype(str).to_numpy(),
-        },
-        geometry=roads_all.geometry.to_numpy(),
-        crs=roads_all.crs,
-    )
-    sources = {
-        "districts": "censusVN2009 2009-census district polygons (MIT, M. Choisy), union of "
-        "their communes; populations: GSO 2009 census district totals",
-        "population": "censusVN2009 commune polygons, package populations scaled per district "
-        "to the GSO totals",
-        "existing_sites": f"synthetic inventory, seed {seed}",
-        "pois": "vietnamadminunits district centres and province centre",
-        "roads": "synthetic Delaunay network",
-    }
+    pois = _text_columns(centres, ["name", "category", "source", "district"])
+    roads = _text_columns(roads_all, ["road_class", "name"])
+    sources = {layer: text.format(seed=seed) for layer, text in _SOURCES.items()}
     logger.info(
         "demo: %d districts, %d communes, %d existing sites, %d POIs, %d road links (%s)",
         len(districts),
@@ -214,6 +176,27 @@ def load_demo(scenario: Scenario, seed: int = DEMO_SEED) -> PlanInputs:
 
 
 # --------------------------------------------------------------------------- internals
+
+
+_SOURCES = {
+    "districts": "censusVN2009 2009-census district polygons (MIT, M. Choisy), union of "
+    "their communes; populations: GSO 2009 census district totals",
+    "population": "censusVN2009 commune polygons, package populations scaled per district "
+    "to the GSO totals",
+    "existing_sites": "synthetic inventory, seed {seed}",
+    "pois": "vietnamadminunits district centres and province centre",
+    "roads": "synthetic Delaunay network",
+}
+"""Where each demo layer comes from (``PlanInputs.sources``; ``{seed}``: the sites' seed)."""
+
+
+def _text_columns(
+    src: gpd.GeoDataFrame, text: Sequence[str], **values: np.ndarray
+) -> gpd.GeoDataFrame:
+    """A new frame with ``src``'s ``text`` columns as strings, then ``values``, same geometry."""
+    data: dict[str, np.ndarray] = {c: src[c].astype(str).to_numpy() for c in text}
+    data.update(values)
+    return gpd.GeoDataFrame(data, geometry=src.geometry.to_numpy(), crs=src.crs)
 
 
 def _read_layer(name: str) -> gpd.GeoDataFrame:
@@ -338,13 +321,6 @@ def _synthetic_sites(
     spacing2 = SITE_MIN_SPACING_M**2
     fallbacks = 0
 
-    def far_enough(cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
-        if not xs:
-            return np.ones(cx.size, dtype=bool)
-        px, py = np.asarray(xs), np.asarray(ys)
-        d2 = (cx[:, None] - px[None, :]) ** 2 + (cy[:, None] - py[None, :]) ** 2
-        return np.asarray(d2.min(axis=1) >= spacing2)
-
     for d_row, k in zip(districts.itertuples(index=False), per_district, strict=True):
         code = str(d_row.code)
         in_d = units[units["code"].astype(str) == code]
@@ -356,31 +332,10 @@ def _synthetic_sites(
             weight = np.ones(len(geoms))
         misses = np.zeros(len(geoms), dtype=np.int64)
         for _ in range(int(k)):
-            placed = False
-            while True:
-                open_w = np.where(misses < _MAX_BATCHES_PER_WARD, weight, 0.0)
-                if open_w.sum() <= 0:
-                    break
-                wi = int(rng.choice(len(geoms), p=open_w / open_w.sum()))
-                cx, cy = _sample_in(rng, geoms[wi], _BATCH)
-                ok = far_enough(cx, cy)
-                if ok.any():
-                    j = int(np.argmax(ok))
-                    xs.append(float(cx[j]))
-                    ys.append(float(cy[j]))
-                    placed = True
-                    break
-                misses[wi] += 1
+            placed = _place_site(rng, geoms, weight, misses, xs, ys, spacing2)
             if not placed:  # district saturated: the candidate farthest from existing sites
                 fallbacks += 1
-                cx, cy = _sample_in(rng, d_row.geometry, _FALLBACK_CANDIDATES)
-                while cx.size == 0:
-                    cx, cy = _sample_in(rng, d_row.geometry, _FALLBACK_CANDIDATES)
-                px, py = np.asarray(xs), np.asarray(ys)
-                d2 = (cx[:, None] - px[None, :]) ** 2 + (cy[:, None] - py[None, :]) ** 2
-                j = int(np.argmax(d2.min(axis=1)))
-                xs.append(float(cx[j]))
-                ys.append(float(cy[j]))
+                _place_farthest(rng, d_row.geometry, xs, ys)
             site_district.append(str(d_row.district))
             site_type.append(str(d_row.district_type))
     if fallbacks:
@@ -396,8 +351,6 @@ def _synthetic_sites(
         )
 
     tenants = _demo_tenants(scenario, n, rng)
-    max_t = int(scenario.sites.max_tenants)
-
     width = max(4, len(str(n)))
     return gpd.GeoDataFrame(
         {
@@ -405,7 +358,7 @@ def _synthetic_sites(
             "operator": [t[0] for t in tenants],
             "operators": [";".join(t) for t in tenants],
             "n_tenants": np.array([len(t) for t in tenants], dtype=np.int64),
-            "max_tenants": np.full(n, max_t, dtype=np.int64),
+            "max_tenants": np.full(n, int(scenario.sites.max_tenants), dtype=np.int64),
             "height_m": np.array([SITE_HEIGHT_M.get(t, np.nan) for t in site_type], dtype=float),
             "district": site_district,
         },
@@ -413,3 +366,50 @@ def _synthetic_sites(
         crs=districts.crs,
         index=pd.RangeIndex(n),
     )
+
+
+def _min_d2(cx: np.ndarray, cy: np.ndarray, xs: list[float], ys: list[float]) -> np.ndarray:
+    """Squared distance of each point ``(cx, cy)`` to the nearest of ``(xs, ys)``."""
+    px, py = np.asarray(xs), np.asarray(ys)
+    return np.asarray(((cx[:, None] - px[None, :]) ** 2 + (cy[:, None] - py[None, :]) ** 2).min(1))
+
+
+def _place_site(
+    rng: np.random.Generator,
+    geoms: list,
+    weight: np.ndarray,
+    misses: np.ndarray,
+    xs: list[float],
+    ys: list[float],
+    spacing2: float,
+) -> bool:
+    """Append one site ``spacing2``-clear of the others in a commune drawn by ``weight``.
+
+    ``misses`` counts each commune's failed batches (updated); a commune is dropped after
+    ``_MAX_BATCHES_PER_WARD`` of them.  ``False`` when every commune is dropped.
+    """
+    while True:
+        open_w = np.where(misses < _MAX_BATCHES_PER_WARD, weight, 0.0)
+        if open_w.sum() <= 0:
+            return False
+        wi = int(rng.choice(len(geoms), p=open_w / open_w.sum()))
+        cx, cy = _sample_in(rng, geoms[wi], _BATCH)
+        ok = _min_d2(cx, cy, xs, ys) >= spacing2 if xs else np.ones(cx.size, dtype=bool)
+        if ok.any():
+            j = int(np.argmax(ok))
+            xs.append(float(cx[j]))
+            ys.append(float(cy[j]))
+            return True
+        misses[wi] += 1
+
+
+def _place_farthest(
+    rng: np.random.Generator, district: BaseGeometry, xs: list[float], ys: list[float]
+) -> None:
+    """Append the one of ``_FALLBACK_CANDIDATES`` random points farthest from the others."""
+    cx, cy = _sample_in(rng, district, _FALLBACK_CANDIDATES)
+    while cx.size == 0:
+        cx, cy = _sample_in(rng, district, _FALLBACK_CANDIDATES)
+    j = int(np.argmax(_min_d2(cx, cy, xs, ys)))
+    xs.append(float(cx[j]))
+    ys.append(float(cy[j]))
