@@ -21,6 +21,7 @@ import pytest
 from shapely.geometry import LineString, box
 
 from towerplan import batch
+from towerplan._i18n import _, use_language
 from towerplan.cli import main
 from towerplan.scenario import Scenario, load_scenario
 
@@ -152,11 +153,9 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             p.wait(timeout=20)
 
 
-@pytest.fixture(scope="module")
-def local_run(
-    areas: list[batch.Area], template: Scenario, tmp_path_factory: pytest.TempPathFactory
-) -> batch.BatchResult:
-    bad = batch.Area(  # a bad geometry: a commune that is a line, not a polygon
+def _bad_area() -> batch.Area:
+    """An area whose one commune is a line, not a polygon (its run fails)."""
+    return batch.Area(
         "999",
         "Broken",
         gpd.GeoDataFrame(
@@ -171,6 +170,13 @@ def local_run(
         ),
         10.0,
     )
+
+
+@pytest.fixture(scope="module")
+def local_run(
+    areas: list[batch.Area], template: Scenario, tmp_path_factory: pytest.TempPathFactory
+) -> batch.BatchResult:
+    bad = _bad_area()
     out = tmp_path_factory.mktemp("local") / "out"
     return batch.run_batch([*areas, bad], template, [TASK], out, workers=2, progress=False)
 
@@ -210,6 +216,21 @@ def test_failing_area_reported_others_finish(local_run: batch.BatchResult) -> No
     assert list(fail["code"]) == ["999"]
     assert fail["error"].iloc[0].startswith("GeometryError")
     assert not (local_run.out_dir / "areas" / "999").exists()
+
+
+def test_failed_area_error_in_the_users_language(template: Scenario, tmp_path: Path) -> None:
+    """failures.csv names the error class, then the message in the user's language."""
+    rec = batch._task(_bad_area(), template, TASK, str(tmp_path))
+    assert rec["status"] == "failed" and rec["error"].startswith("GeometryError: ")
+    text = rec["error_text"]
+    en, vi = dict(rec), dict(rec)
+    with use_language("en"):
+        batch._localise_error(en)
+    with use_language("vi"):
+        batch._localise_error(vi)
+        expected = " ".join(text.user_message(_, decimal_comma=True).split())
+    assert en["error"] == rec["error"] and "error_text" not in en
+    assert vi["error"] == f"GeometryError: {expected}" and vi["error"] != en["error"]
 
 
 def test_batch_equals_single_area_runs(

@@ -58,7 +58,7 @@ import geopandas as gpd
 import pandas as pd
 from tqdm.auto import tqdm
 
-from towerplan._i18n import _
+from towerplan._i18n import _, current_language
 from towerplan._partition import make_partition
 from towerplan.errors import (
     N_,
@@ -66,6 +66,8 @@ from towerplan.errors import (
     DataFileError,
     OutputError,
     ParameterError,
+    Text,
+    TowerplanError,
     collected_warnings,
     replay_warnings,
 )
@@ -574,6 +576,10 @@ def _task(area: Area, template: Scenario, task: AreaTask, out_dir: str) -> dict[
             "variant": task.label(),
             "status": "failed",
             "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+            # translatable: the client puts the text in the user's language (_localise_error)
+            "error_text": Text(exc.msgid, **exc.params)
+            if isinstance(exc, TowerplanError) and exc.msgid
+            else None,
         }
     # shown by the client, in the user's language (this process has no CLI log handler)
     rec["warnings"] = warned
@@ -584,6 +590,19 @@ def _task(area: Area, template: Scenario, task: AreaTask, out_dir: str) -> dict[
     rec["worker_pid"] = os.getpid()
     rec["peak_worker_rss_mb"] = round(_peak_rss_mb(), 1)
     return rec
+
+
+def _localise_error(rec: dict[str, Any]) -> None:
+    """Put a failed record's ``error`` in the current language (its ``error_text``, dropped).
+
+    The error class name stays first (a stable code, e.g. ``GeometryError: ...``); an error
+    raised without a translatable message keeps its English text.
+    """
+    text = rec.pop("error_text", None)
+    if text is not None:
+        kind = rec["error"].split(":", 1)[0]
+        message = text.user_message(_, decimal_comma=current_language() == "vi")
+        rec["error"] = f"{kind}: {' '.join(message.split())}"
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -946,6 +965,7 @@ def _run_jobs(
             try:
                 rec = fut.result()
                 replay_warnings(rec.pop("warnings", ()))  # in the user's language, here
+                _localise_error(rec)
                 records.append(rec)
             except Exception as exc:  # worker died (e.g. memory limit): the area failed
                 a, t, _folder = jobs[futures.index(fut)]
