@@ -64,6 +64,35 @@ def test_sorted_lagrangian_equals_the_dense_subgradient(seed: int, p: int, n_loc
     assert 0 < got <= ub + 1e-9
 
 
+def _dense_swap(C: np.ndarray, w: np.ndarray, opened: np.ndarray, n_locked: int) -> np.ndarray:
+    """Oracle: textbook vertex substitution, every (add, drop) pair costed on the full matrix."""
+    opened = opened.copy()
+    for _ in range(switching.SWAP_ITERATIONS):
+        cur = switching._cost(C, w, opened)
+        best, move = cur - 1e-9 * max(1.0, cur), None
+        for r in range(n_locked, len(opened)):
+            for a in np.setdiff1d(np.arange(C.shape[1]), opened):
+                trial = opened.copy()
+                trial[r] = a
+                if (cost := switching._cost(C, w, trial)) < best:
+                    best, move = cost, (r, a)
+        if move is None:
+            return opened
+        opened[move[0]] = move[1]
+    return opened
+
+
+@pytest.mark.parametrize("seed,p,n_locked", [(0, 4, 0), (6, 3, 2), (7, 1, 0), (8, 6, 1)])
+def test_sparse_swap_equals_the_dense_vertex_substitution(seed: int, p: int, n_locked: int) -> None:
+    """Same moves as costing every pair on the full matrix (no ties: random real costs)."""
+    C, w = _instance(seed, n=50, m=20)
+    start = np.arange(p + n_locked, dtype=np.int64)  # a poor start: many moves
+    got = switching._swap(C, w, start, n_locked)
+    want = _dense_swap(C, w, start, n_locked)
+    assert got.tolist() == want.tolist() and got[:n_locked].tolist() == list(range(n_locked))
+    assert switching._cost(C, w, got) < switching._cost(C, w, start)
+
+
 def test_locked_points_stay_open() -> None:
     C, w = _instance(3)
     sol = switching.solve_pmedian(C, w, 2, locked=np.array([4, 9]))

@@ -83,11 +83,38 @@ def _cost(C: np.ndarray, w: np.ndarray, opened: np.ndarray) -> float:
     return float(w @ C[:, opened].min(axis=1)) if len(opened) else float("inf")
 
 
-def _greedy(C: np.ndarray, w: np.ndarray, p: int, locked: np.ndarray) -> np.ndarray:
+class _SortedRows:
+    """Each row of a cost matrix ``C`` sorted once: ``order`` (column indices) and ``S``."""
+
+    def __init__(self, C: np.ndarray) -> None:
+        self.m = C.shape[1]
+        self.order = np.argsort(C, axis=1, kind="stable")
+        self.S = np.take_along_axis(C, self.order, axis=1)
+        self.o_flat, self.s_flat = self.order.ravel(), self.S.ravel()
+
+    def below(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Entries with ``C[i, a] < d[i]``: their row ``i``, column ``a`` and value."""
+        rows, flat = _row_prefixes(_count_below(self.S, d), self.m)
+        return rows, self.o_flat.take(flat), self.s_flat.take(flat)
+
+    def gain(self, w: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Per column ``a``: ``sum_i w_i * max(d_i - C[i, a], 0)`` (what opening ``a`` saves)."""
+        rows, cols, vals = self.below(d)
+        return np.bincount(cols, weights=w.take(rows) * (d.take(rows) - vals), minlength=self.m)
+
+
+def _greedy(
+    C: np.ndarray, w: np.ndarray, p: int, locked: np.ndarray, rows: _SortedRows | None = None
+) -> np.ndarray:
+    """Add the ``p`` points that each lower the weighted distance most (after ``locked``)."""
+    rows = rows if rows is not None else _SortedRows(C)
     opened = list(map(int, locked))
     d1 = C[:, opened].min(axis=1) if opened else np.full(C.shape[0], np.inf)
     for _ in range(p):
-        tot = w @ np.minimum(C, d1[:, None])
+        if np.isinf(d1).any():  # nothing open yet
+            tot = w @ np.minimum(C, d1[:, None])
+        else:
+            tot = float(w @ d1) - rows.gain(w, d1)
         tot[opened] = np.inf
         a = int(np.argmin(tot))
         opened.append(a)
@@ -95,22 +122,46 @@ def _greedy(C: np.ndarray, w: np.ndarray, p: int, locked: np.ndarray) -> np.ndar
     return np.array(opened, dtype=np.int64)
 
 
-def _swap(C: np.ndarray, w: np.ndarray, opened: np.ndarray, n_locked: int) -> np.ndarray:
-    """Vertex substitution: best (add a, drop r) swap until none improves (bounded)."""
+def _swap(
+    C: np.ndarray,
+    w: np.ndarray,
+    opened: np.ndarray,
+    n_locked: int,
+    rows: _SortedRows | None = None,
+) -> np.ndarray:
+    """Vertex substitution: best (add a, drop r) swap until none improves (bounded).
+
+    The cost after adding ``a`` and dropping ``r`` is ``cur - gain_a + loss_r + corr_ar``:
+    ``gain_a`` from the rows ``a`` is nearer to than their nearest open point, ``loss_r``
+    the rows served by ``r`` moving to their second-nearest, ``corr_ar`` what ``a`` saves
+    of that.  Only the entries of ``C`` below each row's second-nearest distance enter
+    (rows sorted once, :class:`_SortedRows`), a few per cent of the matrix.
+    """
     opened = opened.copy()
-    n = C.shape[0]
+    n, m = C.shape
+    k = len(opened)
+    if k < 2:  # one point: move it to the best place (unless it is locked)
+        tot = w @ C
+        best = int(np.argmin(tot))
+        cur = _cost(C, w, opened)
+        better = k == 1 and n_locked == 0 and tot[best] < cur - 1e-9 * max(1.0, cur)
+        return np.array([best], dtype=np.int64) if better else opened
+    rows = rows if rows is not None else _SortedRows(C)
     for _ in range(SWAP_ITERATIONS):
         sub = C[:, opened]
-        order = np.argsort(sub, axis=1, kind="stable")
-        near = order[:, 0]
+        so = np.argsort(sub, axis=1, kind="stable")
+        near = so[:, 0]
         d1 = sub[np.arange(n), near]
-        d2 = sub[np.arange(n), order[:, 1]] if sub.shape[1] > 1 else np.full(n, np.inf)
+        d2 = sub[np.arange(n), so[:, 1]]
         cur = float(w @ d1)
-        with_a = np.minimum(C, d1[:, None])
-        base = w @ with_a  # cost after adding a, nothing dropped
-        delta = (w[:, None] * (np.minimum(C, d2[:, None]) - with_a)).T  # (m, n)
-        onehot = sp.csr_matrix((np.ones(n), (np.arange(n), near)), shape=(n, len(opened)))
-        drop = base[:, None] + np.asarray(onehot.T @ delta.T).T  # (m, open)
+        r2, cols, vals = rows.below(d2)
+        corr = np.bincount(
+            cols * k + near.take(r2),
+            weights=w.take(r2) * (np.maximum(vals, d1.take(r2)) - d2.take(r2)),
+            minlength=m * k,
+        ).reshape(m, k)
+        loss = np.bincount(near, weights=w * (d2 - d1), minlength=k)
+        drop = (cur - rows.gain(w, d1))[:, None] + loss[None, :] + corr
         drop[:, :n_locked] = np.inf
         drop[opened] = np.inf
         a, r = np.unravel_index(int(np.argmin(drop)), drop.shape)
@@ -118,6 +169,12 @@ def _swap(C: np.ndarray, w: np.ndarray, opened: np.ndarray, n_locked: int) -> np
             break
         opened[r] = a
     return opened
+
+
+def _row_prefixes(cnt: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and flat index (into an ``(n, m)`` array) of the first ``cnt[i]`` entries of each row."""
+    rows = np.repeat(np.arange(len(cnt)), cnt)
+    return rows, rows * m + (np.arange(len(rows)) - np.repeat(np.cumsum(cnt) - cnt, cnt))
 
 
 def _count_below(S: np.ndarray, lam: np.ndarray) -> np.ndarray:
@@ -135,18 +192,26 @@ def _count_below(S: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return lo
 
 
-def _lagrangian(C: np.ndarray, w: np.ndarray, p_total: int, locked: np.ndarray, ub: float) -> float:
+def _lagrangian(
+    C: np.ndarray,
+    w: np.ndarray,
+    p_total: int,
+    locked: np.ndarray,
+    ub: float,
+    sorted_rows: _SortedRows | None = None,
+) -> float:
     """Lower bound from relaxing ``sum_j x_ij = 1`` (fixed number of subgradient steps).
 
     Only the negative reduced costs ``w_i c_ij - lam_i < 0`` enter the bound, so each row
     is sorted once and each step reads just the entries below ``lam_i`` (a few per cent
     of the matrix); they are summed per column in row order, as the dense sum would.
+    ``w_i c_ij`` is sorted like ``c_ij`` (rounding is monotone), so the rows sorted for the
+    swaps serve here too; which entries enter does not depend on the order of ties.
     """
     n, m = C.shape
-    WC = w[:, None] * C
-    order = np.argsort(WC, axis=1, kind="stable")
-    S = np.take_along_axis(WC, order, axis=1)
-    s_flat, o_flat = S.ravel(), order.ravel()
+    pre = sorted_rows if sorted_rows is not None else _SortedRows(C)
+    S = w[:, None] * pre.S
+    s_flat, o_flat = S.ravel(), pre.o_flat
     lam = S[:, 0].copy()
     best = -np.inf
     step = 2.0
@@ -154,11 +219,9 @@ def _lagrangian(C: np.ndarray, w: np.ndarray, p_total: int, locked: np.ndarray, 
     is_locked[locked] = True
     free, fixed = np.flatnonzero(~is_locked), np.flatnonzero(is_locked)
     k = p_total - len(fixed)
-    rows_all = np.arange(n)
     for _ in range(LAGRANGIAN_ITERATIONS):
         cnt = _count_below(S, lam)
-        rows = np.repeat(rows_all, cnt)
-        flat = rows * m + (np.arange(len(rows)) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        rows, flat = _row_prefixes(cnt, m)
         cols = o_flat.take(flat)
         rho = np.bincount(cols, weights=s_flat.take(flat) - lam.take(rows), minlength=m)
         pick = free[np.argsort(rho[free], kind="stable")[:k]] if k > 0 else free[:0]
@@ -266,10 +329,11 @@ def solve_pmedian(
             locked=len(lk),
             m=m,
         )
-    opened = _swap(C, w, _greedy(C, w, p, lk), len(lk)) if p > 0 else lk
+    rows = _SortedRows(C) if p > 0 else None
+    opened = _swap(C, w, _greedy(C, w, p, lk, rows), len(lk), rows) if p > 0 else lk
     obj = _cost(C, w, opened)
     if p == 0 or n * m > max_exact_pairs:
-        lb = _lagrangian(C, w, p + len(lk), lk, obj) if p > 0 else obj
+        lb = _lagrangian(C, w, p + len(lk), lk, obj, rows) if p > 0 else obj
         method = "heuristic"
     else:
         ex, lb, _status = _exact(C, w, p + len(lk), lk, opened, max_nodes)
