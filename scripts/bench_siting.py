@@ -7,6 +7,7 @@ Usage::
     python scripts/bench_siting.py --bounds --only cantho-quarter --milp-nodes 1000 --out b.json
     python scripts/bench_siting.py --build-compare --only cantho-scale cantho-1m --out c.json
     python scripts/bench_siting.py --primal --only cantho-scale --out p.json [--mip-gap 1e-4]
+    python scripts/bench_siting.py --zones --only cantho-scale cantho-1m --out z.json
 
 Instances (all generated here with fixed seeds; nothing is downloaded):
 
@@ -280,9 +281,9 @@ def _timed_solve(prob: Any, settings: Any, prefix: str) -> tuple[Any, dict[str, 
     """Solve, check and describe one run (``prefix``-ed keys; MILP assembly is build time)."""
     from towerplan.siting import _mclp
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     sol = _mclp.solve(prob, settings)
-    solve = time.perf_counter() - t0
+    solve, cpu = time.perf_counter() - t0, _cpu_s() - c0
     _mclp.check_solution(prob, sol)
     if abs(_mclp.evaluate(prob, sol) - sol.objective) > 1e-6 * max(1.0, sol.objective):
         raise AssertionError("reported objective differs from the recount")
@@ -290,6 +291,7 @@ def _timed_solve(prob: Any, settings: Any, prefix: str) -> tuple[Any, dict[str, 
     return sol, {
         f"{prefix}_milp_build_s": round(milp_build, 3),
         f"{prefix}_solve_s": round(solve - milp_build, 3),
+        f"{prefix}_solve_cpu_s": round(cpu, 2),
         f"{prefix}_objective": sol.objective,
         f"{prefix}_upper_bound": sol.upper_bound,
         f"{prefix}_gap": sol.gap,
@@ -415,15 +417,18 @@ def run_bounds(
     q.put(row)
 
 
-def run_primal(name: str, time_limit: float, work_limit: float, mip_gap: float, q: Any) -> None:
-    """The incumbent side: ``auto`` with the former LNS (``paired_lns=False``) and the
-    current one (light window MILPs + paired Lagrangian windows), side by side."""
+def run_primal(
+    name: str, time_limit: float, work_limit: float, mip_gap: float, q: Any, former: str
+) -> None:
+    """``auto`` with one feature off (``former``: ``paired_lns`` = the former LNS,
+    ``zone_bound`` = the bound before the zone bound) and the current ``auto``, side by
+    side in one process."""
     from towerplan.siting import _mclp
 
     prob = build_instance(name)
     kw = dict(work_limit=work_limit, time_limit_s=time_limit, mip_gap=mip_gap)
-    row: dict[str, Any] = {"load_start": os.getloadavg()[0], "mip_gap": mip_gap}
-    _, r = _timed_solve(prob, _mclp.SolveSettings("auto", paired_lns=False, **kw), "former")
+    row: dict[str, Any] = {"load_start": os.getloadavg()[0], "mip_gap": mip_gap, "former": former}
+    _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **{former: False}, **kw), "former")
     row.update(r, load_mid=os.getloadavg()[0])
     _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **kw), "auto")
     row.update(r, load_end=os.getloadavg()[0], peak_rss_mb=round(_peak_mb(), 1))
@@ -633,6 +638,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead of the spopt/benders rows: former vs current LNS in auto, side by side",
     )
+    ap.add_argument(
+        "--zones",
+        action="store_true",
+        help="instead of the spopt/benders rows: auto without and with the zone bound",
+    )
     ap.add_argument("--mip-gap", type=float, default=1e-3, help="auto's mip_gap (--primal)")
     ap.add_argument("--lp-iterations", type=int, default=100, help="IPM iterations (--bounds)")
     ap.add_argument("--milp-nodes", type=int, default=0, help="MILP nodes (--bounds; 0 = none)")
@@ -665,12 +675,17 @@ def main(argv: list[str] | None = None) -> int:
         row["load_after"] = os.getloadavg()[0]
         rows.append(row)
         print(json.dumps(row, indent=1), file=sys.stderr, flush=True)
-    for name in names if args.primal else []:
-        print(f"[{name}] primal ...", file=sys.stderr, flush=True)
-        pr = _in_child(run_primal, name, args.time_limit, args.work_limit, args.mip_gap)
-        rows.append({"instance": name, "mode": "primal", **pr})
-        print(json.dumps(rows[-1], indent=1), file=sys.stderr, flush=True)
-    for name in [] if args.bounds or args.build_compare or args.primal else names:
+    compare = [("primal", "paired_lns")] if args.primal else []
+    compare += [("zones", "zone_bound")] if args.zones else []
+    for mode, feature in compare:
+        for name in names:
+            print(f"[{name}] {mode} ...", file=sys.stderr, flush=True)
+            pr = _in_child(
+                run_primal, name, args.time_limit, args.work_limit, args.mip_gap, feature
+            )
+            rows.append({"instance": name, "mode": mode, **pr})
+            print(json.dumps(rows[-1], indent=1), file=sys.stderr, flush=True)
+    for name in [] if args.bounds or args.build_compare or compare else names:
         spec = INSTANCES[name]
         row: dict[str, Any] = {"instance": name, "p": spec["p"], "operators": spec.get("ops", 1)}
         if spec["kind"] != "demo":

@@ -43,6 +43,7 @@ from towerplan.siting._benders import BendersLimits, solve_benders
 from towerplan.siting._bounds import lagrangian_bound
 from towerplan.siting._exact import _milp_columns, solve_milp
 from towerplan.siting._heuristics import (
+    _adjacency,
     _lagrangian_pairs,
     _lagrangian_seeds,
     _lns_window,
@@ -72,6 +73,7 @@ from towerplan.siting._model import (
     check_solution,
     evaluate,
 )
+from towerplan.siting._zones import ZONE_CANDIDATES, ZONE_CHECKPOINTS, candidate_zones, zone_bound
 
 __all__ = [
     "MCLPProblem",
@@ -211,9 +213,13 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         out.log.update(linfo)
         return _finish(out, st, safety)
     sol = _second_lns(prob, sol, st, safety, n_lns)
+    phases.append("LNS")
+    sol = _zone_phase(prob, sol, st, safety)
+    if "zone_bound" in sol.log:
+        phases.append("zone bound")
     sol.method = (
         f"auto: the MILP is too large ({est_nnz:,} non-zeros > {MILP_MAX_NNZ:,}), so "
-        f"heuristic ({' + '.join(phases)} + LNS); certified gap {sol.gap:.3%}"
+        f"heuristic ({' + '.join(phases)}); certified gap {sol.gap:.3%}"
     )
     return _finish(sol, st, safety)
 
@@ -303,6 +309,36 @@ def _second_lns(
         if k in first:
             better.log[k] = better.log.get(k, 0) + first[k]
     return better
+
+
+def _zone_phase(
+    prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop
+) -> MCLPSolution:
+    """Tighten ``sol.upper_bound`` by the zone Lagrangian bound (``st.zone_bound``).
+
+    Single operator, dedicated structures only, at least two zones' worth of candidates,
+    Lagrangian multipliers known and the gap above ``mip_gap``; otherwise a no-op.  The
+    zone MILPs get ``ZONE_CHECKPOINTS`` work checkpoints each (scaled by ``work_limit``).
+    """
+    mult = prob.info.get("_multipliers")
+    if (
+        not st.zone_bound
+        or mult is None
+        or prob.n_ops != 1
+        or prob.n_shared != 0
+        or prob.n_cand < 2 * ZONE_CANDIDATES
+        or sol.gap <= st.mip_gap
+        or safety.expired()
+    ):
+        return sol
+    label = candidate_zones(_adjacency(prob), ZONE_CANDIDATES)
+    ub, info = zone_bound(
+        prob, mult[0], label=label, checkpoints=st.budget(ZONE_CHECKPOINTS), safety=safety
+    )
+    sol.log.update(info)
+    sol.upper_bound = max(min(sol.upper_bound, ub), sol.objective)
+    sol.time_limited = sol.time_limited or bool(info["zone_time_limited"])
+    return sol
 
 
 def _type_polish(

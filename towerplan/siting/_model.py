@@ -150,6 +150,11 @@ class SolveSettings:
         *paired* windows (a structure the Lagrangian relaxation would close together with
         a candidate it would open, each with its nearest structures), so structures can
         move between far-apart places.  ``False`` = the former LNS.
+    zone_bound : bool
+        Single-operator, dedicated-only models too large for the full MILP: after the
+        LNS, tighten the certified bound by the zone Lagrangian bound
+        (:func:`~towerplan.siting._zones.zone_bound`: zone MILPs' dual bounds, cardinality
+        and zone-crossing rows relaxed).  ``False`` = the bound before it.
     """
 
     solver: str = "auto"
@@ -161,6 +166,7 @@ class SolveSettings:
     lagrangian_averaging: float = LAGRANGIAN_AVERAGING
     multi_operator_moves: bool = True
     paired_lns: bool = True
+    zone_bound: bool = True
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
@@ -209,7 +215,7 @@ class SolveSettings:
                 msgid=N_("max_nodes = {max_nodes}: must be a whole number >= 0"),
                 max_nodes=self.max_nodes,
             )
-        for key in ("multi_operator_moves", "paired_lns"):
+        for key in ("multi_operator_moves", "paired_lns", "zone_bound"):
             if not isinstance(getattr(self, key), bool):
                 raise ParameterError(
                     msgid=N_("{origin}: key '{key}' must be true or false, got {value}"),
