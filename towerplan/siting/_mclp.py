@@ -20,6 +20,8 @@ Solvers
   problem ("pick ``p`` structures by value, each with its best tenant set") is solved
   exactly by a partial sort, so every iterate is a valid bound (about the LP bound of
   the pattern formulation at convergence).
+* :func:`~towerplan.siting._zones.zone_bound` — single operator, too large for the
+  MILP: the zone Lagrangian bound (zone MILPs' dual bounds; ``SolveSettings.zone_bound``).
 * :func:`lagrangian_start` — rounding of the best multipliers into a feasible solution.
 * :func:`lns` — large-neighbourhood search: windows of nearby structures re-solved
   exactly as small MILPs, windows seeded where the solution disagrees with the
@@ -58,6 +60,7 @@ from towerplan.siting._model import (
     BENDERS_ROOT_ROUNDS,
     LAGRANGIAN_ITERATIONS,
     LNS_PAIR_SUBPROBLEMS,
+    LNS_PAIR_SUBPROBLEMS_ONE_OP,
     LNS_SUBPROBLEMS,
     MILP_CHECKPOINTS,
     SWAP_PASSES,
@@ -107,7 +110,8 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
     * ``heuristic``: lazy greedy, swap local search, Lagrangian bound and rounding, then
       large-neighbourhood search (exact window MILPs) while the certified gap exceeds
       ``mip_gap``, twice the LNS budget; with ``paired_lns`` (default) a phase of paired
-      windows after the first LNS phase (``LNS_PAIR_SUBPROBLEMS`` re-solves).
+      windows after the first LNS phase (``LNS_PAIR_SUBPROBLEMS`` re-solves,
+      ``LNS_PAIR_SUBPROBLEMS_ONE_OP`` for one operator and dedicated structures only).
     * ``exact``: the full MILP in HiGHS (``max_nodes`` nodes), warm-started from greedy +
       swaps.
     * ``benders``: the heuristic with one LNS phase, then the branch-and-Benders-cut of
@@ -117,7 +121,7 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
       no LNS for models up to :data:`MILP_DIRECT_NNZ` non-zeros);
       then, if not certified and the reduced MILP is small enough
       (:data:`MILP_MAX_NNZ`), the MILP warm-started from the heuristic, else a second
-      LNS phase.
+      LNS phase and (single operator, ``zone_bound``) the zone Lagrangian bound.
 
     Every phase is bounded by deterministic work (see :class:`SolveSettings`).  The
     returned ``method`` says which solver produced the solution and why; ``gap`` is
@@ -283,7 +287,8 @@ def _paired_lns(
     if pairs is None:
         return sol
     first = {k: v for k, v in sol.log.items() if k.startswith("lns_")}
-    n_pairs = st.budget(LNS_PAIR_SUBPROBLEMS)
+    one_op = prob.n_ops == 1 and prob.n_shared == 0
+    n_pairs = st.budget(LNS_PAIR_SUBPROBLEMS_ONE_OP if one_op else LNS_PAIR_SUBPROBLEMS)
     better = _lns_phase(prob, sol, st, safety, n_pairs, st.seed + 2, pairs[:n_pairs])
     better.upper_bound = max(sol.upper_bound, better.objective)
     better.method = sol.method
