@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pypdf
@@ -27,13 +28,12 @@ def _texts(fig: Figure) -> list[str]:
     ]
 
 
+def _legends(fig: Figure) -> list[Any]:
+    return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
+
+
 def _legend_labels(fig: Figure) -> list[str]:
-    out = []
-    for ax in fig.axes:
-        leg = ax.get_legend()
-        if leg is not None:
-            out += [t.get_text() for t in leg.get_texts()]
-    return out
+    return [t.get_text() for leg in _legends(fig) for t in leg.get_texts()]
 
 
 def _pdf_text(path: Path) -> str:
@@ -182,11 +182,11 @@ def test_legend_never_truncated_and_inside_the_page() -> None:
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     page = fig.bbox
-    for ax in fig.axes:
-        leg = ax.get_legend()
-        if leg is not None:
-            bb = leg.get_window_extent(renderer)
-            assert bb.x0 >= page.x0 and bb.x1 <= page.x1 + 1 and bb.y0 >= page.y0 - 1
+    legends = _legends(fig)
+    assert legends
+    for leg in legends:
+        bb = leg.get_window_extent(renderer)
+        assert bb.x0 >= page.x0 and bb.x1 <= page.x1 + 1 and bb.y0 >= page.y0 - 1
 
 
 def test_coverage_gaps_small_multiples() -> None:
