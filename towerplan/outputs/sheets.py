@@ -1317,7 +1317,13 @@ def _kpi_table(sh: _Sheet, ax: Axes, rows: pd.DataFrame, last: bool) -> None:
         if bold:
             ax.add_patch(
                 Rectangle(
-                    (0, y - h), 1, h, fc="#e8e8e8" if k == 0 else "#f3f3f3", ec="none", zorder=0
+                    (0, y - h),
+                    1,
+                    h,
+                    fc="#e8e8e8" if k == 0 else "#f3f3f3",
+                    ec="none",
+                    zorder=0,
+                    transform=ax.transAxes,
                 )
             )
         for i, v in enumerate(vals):
