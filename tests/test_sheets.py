@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import matplotlib as mpl
 import numpy as np
 import pypdf
 import pytest
@@ -295,3 +296,38 @@ def test_worker_processes_write_the_same_files(
     assert [[p.read_bytes() for p in files] for files in alone] == [
         [p.read_bytes() for p in alone[0]]
     ] * 2
+
+
+def test_remembered_shaping_writes_matplotlibs_pdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.backends import backend_pdf
+
+    from towerplan.outputs import _pdftext
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    layers, summary, _ = make_layers(n_existing=10, n_proposed=4)
+    fig = sheets.render_sheet("overview", layers, summary, "A4", lang="vi")
+    stock = io.BytesIO()
+    with mpl.rc_context(sheets._rc()):
+        fig.savefig(stock, format="pdf")
+        remembered = []
+        for _ in range(2):  # the second time from the memo
+            buf = io.BytesIO()
+            with _pdftext.remembered_shaping():
+                assert backend_pdf.RendererPdf is not _pdftext._ACTIVE[0]
+                fig.savefig(buf, format="pdf")
+            remembered.append(buf.getvalue())
+    assert remembered == [stock.getvalue()] * 2
+    assert not _pdftext._ACTIVE and backend_pdf.RendererPdf.__module__ == backend_pdf.__name__
+    assert "Ranh giới quận/huyện" in " ".join(
+        p.extract_text() for p in pypdf.PdfReader(io.BytesIO(remembered[1])).pages
+    )
+
+
+def test_png_writer_round_trip() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, size=(7, 5, 3), dtype=np.uint8)
+    meta = {"Title": "towerplan - Cần Thơ", "Software": "towerplan"}
+    img = Image.open(io.BytesIO(sheets._png(rgb[:, ::-1], 150, meta)))  # a strided view
+    assert img.mode == "RGB" and img.size == (5, 7)
+    assert np.array_equal(np.asarray(img), rgb[:, ::-1])
+    assert img.info["Title"] == meta["Title"] and img.info["Software"] == "towerplan"
+    assert img.info["dpi"] == pytest.approx((150, 150), abs=0.05)  # pixels per metre

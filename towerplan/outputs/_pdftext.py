@@ -106,15 +106,22 @@ def remembered_shaping() -> Iterator[None]:
         yield
         return
     with _LOCK:
-        saved = backend_pdf.RendererPdf
-        backend_pdf.RendererPdf = _renderer_class()
+        if not _ACTIVE:
+            _ACTIVE.append(backend_pdf.RendererPdf)
+            backend_pdf.RendererPdf = _renderer_class()  # type: ignore[misc, assignment]
+        _ACTIVE.append(None)
     try:
         yield
     finally:
         with _LOCK:
-            backend_pdf.RendererPdf = saved
+            _ACTIVE.pop()
+            if len(_ACTIVE) == 1:  # the last one out puts matplotlib's class back
+                backend_pdf.RendererPdf = _ACTIVE.pop()  # type: ignore[misc]
 
 
+_ACTIVE: list[Any] = []
+"""matplotlib's renderer class, then one entry per :func:`remembered_shaping` in progress
+(threads may save figures at once)."""
 _CLASS: list[type] = []
 
 
@@ -129,7 +136,7 @@ def _renderer_class() -> type:
         def get_text_width_height_descent(
             self, s: str, prop: Any, ismath: Any
         ) -> tuple[float, float, float]:
-            if ismath or mpl.rcParams[self._use_afm_rc_name]:
+            if ismath or mpl.rcParams["pdf.use14corefonts"]:
                 return super().get_text_width_height_descent(s, prop, ismath)  # type: ignore[no-any-return]
             font = super()._get_font_ttf(prop)
             key = (font, prop.get_size_in_points(), s)

@@ -51,8 +51,8 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.text import Annotation
 from matplotlib.path import Path as MplPath
+from matplotlib.text import Annotation
 from matplotlib.transforms import Bbox, BboxTransformTo, TransformedBbox
 from matplotlib_scalebar.scalebar import ScaleBar
 
@@ -619,7 +619,7 @@ class _Sheet:
         renderer that writes it)."""
         n = len(self.handles) + sum(s.count("\n") + 1 for s in self.stats) * 0.8
         fs = self.fs * min(1.0, 24.0 / max(n, 1.0))
-        x0, y0, w, h = _PANEL
+        x0, y0, _w, h = _PANEL
         anchor: Any = self.fig.transFigure
         top, gap = y0 + h, 0.0
         if self.handles:
@@ -1736,7 +1736,7 @@ def _png(rgb: np.ndarray, dpi: int, metadata: Mapping[str, str]) -> bytes:
             parts.append(chunk(b"iTXt", k.encode("latin-1") + b"\0\0\0\0\0" + v.encode()))
     parts += [
         chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1)),
-        chunk(b"IDAT", zlib.compress(rows, 1)),
+        chunk(b"IDAT", zlib.compress(rows.data, 1)),
         chunk(b"IEND", b""),
     ]
     return b"".join(parts)
