@@ -449,3 +449,100 @@ def test_paired_phase_in_solve_counts_its_work() -> None:
         _mclp.SolveSettings(paired_lns=1)  # type: ignore[arg-type]
     with pytest.raises(ParameterError, match="multi_operator_moves"):
         _mclp.SolveSettings(multi_operator_moves="yes")  # type: ignore[arg-type]
+
+
+def _flex_instance() -> tuple[_mclp.MCLPProblem, _mclp.MCLPSolution]:
+    """Two far-apart places: a dedicated structure at 0 (where sharing would pay, at the
+    neighbouring candidate 2) and a shared one at 1 (where sharing is worth little)."""
+    A = np.zeros((4, 3), bool)
+    A[0, 0] = A[1, 2] = True  # row 0: only candidate 0; row 1: only candidate 2
+    A[3, [0, 2]] = True  # a row both cover: 0 and 2 are neighbours
+    A[2, 1] = True  # row 2: only candidate 1, far from both
+    W = np.array([[3.0, 0.0], [4.0, 4.0], [5.0, 1.0], [0.5, 0.0]])
+    prob = _mclp.build_problem(sp.csr_matrix(A), W, 1, 1, 2, None, 0.0)
+    start = _mclp.MCLPSolution(
+        np.array([0, 1]), np.array([[True, False], [True, True]]), np.array([False, True])
+    )
+    start.objective = _mclp.evaluate(prob, start)
+    return prob, start
+
+
+def test_flex_window_moves_a_shared_structure_into_the_window() -> None:
+    from towerplan.siting._multiop import flex_window_solver, type_chain_search
+
+    prob, start = _flex_instance()
+    assert start.objective == pytest.approx(9.5)
+    kw = {"max_subproblems": 1, "window": 1, "priority_seeds": np.array([0])}
+    plain = _mclp.lns(prob, start, **kw)  # the window keeps its one dedicated structure
+    assert plain.objective == pytest.approx(10.5)
+    flex = _mclp.lns(prob, start, window_solver=flex_window_solver(prob), **kw)
+    # the window becomes one shared structure at 2 (8.5); the far shared one at 1 turns
+    # dedicated and keeps operator 0 (5): 13.5, the optimum
+    assert flex.objective == pytest.approx(13.5)
+    assert dict(zip(flex.sites.tolist(), flex.shared.tolist(), strict=True)) == {1: False, 2: True}
+    assert flex.log["lns_type_moves"] == 1
+    _mclp.check_solution(prob, flex)
+    # the ejection chain finds the same without a MILP: the dedicated structure moves to 2
+    # as a shared one and the far shared structure at 1 turns dedicated
+    chain = type_chain_search(prob, start)
+    assert chain.objective == pytest.approx(13.5)
+    assert chain.log["type_chain_moves"] == 1
+    _mclp.check_solution(prob, chain)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.sampled_from([(3, 3), (4, 2), (2, 4)]), st.booleans())
+def test_type_flex_feasible_exact_never_worse(seed: int, quotas: tuple, spaced: bool) -> None:
+    """Type-flexible windows and type chains keep quotas, tenancy and spacing, count
+    their objective exactly and never lower it; a flexible window never does worse than
+    the plain window's first step; both repeat themselves."""
+    from towerplan.siting._multiop import flex_window_solver, type_chain_search
+
+    rng = np.random.default_rng(seed)
+    n, m = 60, 16
+    cxy = rng.uniform(0, 9000, (m, 2))
+    dxy = rng.uniform(0, 9000, (n, 2))
+    d2 = ((dxy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2)
+    A = sp.csr_matrix(d2 < 1500.0**2)
+    W = rng.gamma(2.0, 20.0, (n, 3)) * rng.random((n, 3)) ** 2
+    cc = ((cxy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2) < 700.0**2
+    np.fill_diagonal(cc, False)
+    conf = sp.csr_matrix(cc) if spaced and cc.any() else None
+    try:
+        prob = _mclp.build_problem(A, W, quotas[0], quotas[1], rng.integers(2, 4, m), conf, 7.0)
+        start = _mclp.greedy(prob)
+    except InfeasibleModelError:
+        return
+    runs = [
+        _mclp.lns(prob, start, max_subproblems=4, window=2, seed=seed, window_solver=solver)
+        for solver in (flex_window_solver(prob), flex_window_solver(prob), None)
+    ]
+    for out in runs:
+        _mclp.check_solution(prob, out)
+        assert out.objective == pytest.approx(_mclp.evaluate(prob, out), abs=1e-9)
+        assert out.objective >= start.objective - 1e-9
+    assert runs[0].sites.tolist() == runs[1].sites.tolist()
+    assert runs[0].tenants.tolist() == runs[1].tenants.tolist()
+    first = [
+        _mclp.lns(prob, start, max_subproblems=1, window=2, seed=seed, window_solver=solver)
+        for solver in (flex_window_solver(prob), None)
+    ]
+    assert first[0].objective >= first[1].objective - 1e-9
+    chain = type_chain_search(prob, start, max_passes=3, seed=seed)
+    _mclp.check_solution(prob, chain)
+    assert chain.objective == pytest.approx(_mclp.evaluate(prob, chain), abs=1e-9)
+    assert chain.objective >= start.objective - 1e-9
+
+
+def test_flex_setting_switches_the_multi_operator_moves() -> None:
+    prob = _paired_instance(2, 150, 24, 3)
+    kw = {"solver": "heuristic", "mip_gap": 1e-9, "work_limit": 0.05}
+    new = _mclp.solve(prob, _mclp.SolveSettings(**kw))
+    old = _mclp.solve(_paired_instance(2, 150, 24, 3), _mclp.SolveSettings(type_flex=False, **kw))
+    assert "lns_type_moves" in new.log and "lns_type_moves" not in old.log
+    for out in (new, old):
+        _mclp.check_solution(prob, out)
+        assert out.objective == pytest.approx(_mclp.evaluate(prob, out), rel=1e-12)
+        assert out.upper_bound >= out.objective
+    with pytest.raises(ParameterError, match="type_flex"):
+        _mclp.SolveSettings(type_flex=1)  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import heapq
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -415,6 +417,15 @@ def _lagrangian_pairs(prob: MCLPProblem, sol: MCLPSolution) -> np.ndarray | None
     return np.column_stack([drop[:n], want[:n]]) if n else None
 
 
+def _csc(prob: MCLPProblem) -> sp.csc_matrix:
+    """``prob.A`` in CSC form, converted once per problem (cached in ``prob.info``)."""
+    got = prob.info.get("_A_csc")
+    if isinstance(got, sp.csc_matrix) and got.shape == prob.A.shape and got.nnz == prob.A.nnz:
+        return got
+    prob.info["_A_csc"] = prob.A.tocsc()
+    return prob.info["_A_csc"]
+
+
 def _adjacency(prob: MCLPProblem) -> sp.csr_matrix:
     """Candidate interaction graph: two candidates are adjacent when they share a row."""
     if "_adjacency" in prob.info and isinstance(prob.info["_adjacency"], sp.csr_matrix):
@@ -447,7 +458,7 @@ def _subproblem(
     if prob.conflicts is not None and len(fixed_sites):
         blocked = np.asarray(prob.conflicts[fixed_sites].sum(axis=0)).ravel() > 0
         region = region[~blocked[region]]
-    Acsc = prob.A.tocsc()
+    Acsc = _csc(prob)
     sub_cols = Acsc[:, region]
     rows = np.flatnonzero(np.diff(sub_cols.tocsr().indptr) > 0)
     Ar = prob.A[rows]
@@ -557,6 +568,51 @@ def _lns_window_problem(
     return sub, cmap, cur, keep_mask
 
 
+@dataclass(frozen=True)
+class WindowStep:
+    """An improving LNS window re-solve: the whole new solution and its exact gain."""
+
+    sites: np.ndarray
+    tenants: np.ndarray
+    shared: np.ndarray
+    gain: float
+    typed: bool = False
+    """True when the step changed the window's count of shared structures."""
+
+
+WindowProblem = tuple[MCLPProblem, np.ndarray, MCLPSolution, np.ndarray]
+"""A window as built by :func:`_lns_window_problem`: (sub-problem, candidate map, current
+window solution, mask of the structures kept outside the window)."""
+WindowSolver = Callable[
+    [MCLPProblem, WindowProblem, tuple[np.ndarray, np.ndarray, np.ndarray], WorkLimits],
+    tuple["WindowStep | None", bool],
+]
+"""Re-solves a window: ``(prob, window, (sites, tenants, shared), limits) -> (step or None,
+time_limited)``."""
+
+
+def _plain_window(
+    prob: MCLPProblem,
+    built: WindowProblem,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    limits: WorkLimits,
+) -> tuple[WindowStep | None, bool]:
+    """The window MILP with the window's numbers of dedicated and shared structures kept."""
+    sub, cmap, cur, keep_mask = built
+    sites, ten, shared = state
+    try:
+        res = solve_milp(sub, limits, start=cur)
+    except InfeasibleModelError:
+        return None, False
+    step = WindowStep(
+        np.concatenate([sites[keep_mask], cmap[res.sites]]),
+        np.concatenate([ten[keep_mask], res.tenants]),
+        np.concatenate([shared[keep_mask], res.shared]),
+        res.objective - cur.objective,
+    )
+    return step, res.time_limited
+
+
 def lns(
     prob: MCLPProblem,
     sol: MCLPSolution,
@@ -569,6 +625,7 @@ def lns(
     sub_gap: float = 1e-4,
     safety: SafetyStop | None = None,
     light_windows: bool = False,
+    window_solver: WindowSolver | None = None,
 ) -> MCLPSolution:
     """Large-neighbourhood search: re-optimise windows of nearby structures exactly.
 
@@ -587,7 +644,10 @@ def lns(
     current solution does; a row of an ``(n, 2)`` array is a *paired* window (both
     centres, ``window // 2`` structures around each, see :func:`_lagrangian_pairs`).
     ``light_windows`` solves the window MILPs without HiGHS's presolve and primal
-    heuristics (same optima, less time).
+    heuristics (same optima, less time).  ``window_solver`` re-solves a window instead of
+    :func:`_plain_window` (e.g. the multi-operator windows of
+    :func:`~towerplan.siting._multiop.flex_window_solver`, whose count of shared
+    structures may change; ``lns_type_moves`` counts the improvements that changed it).
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -602,6 +662,7 @@ def lns(
     scale = max(prob.total_weight, 1.0)
     n_sub = 0
     n_imp = 0
+    n_typed = 0
     stale = 0
     queue: list[int | tuple[int, ...]] = [
         int(j) if np.ndim(j) == 0 else tuple(int(q) for q in j)
@@ -626,22 +687,15 @@ def lns(
         if built is None:
             stale += 1
             continue
-        sub, cmap, cur, keep_mask = built
         n_sub += 1
-        try:
-            res = solve_milp(sub, _lns_limits(safety, sub_nodes, sub_gap, light_windows), start=cur)
-            timed_out = timed_out or res.time_limited
-        except InfeasibleModelError:
-            stale += 1
-            continue
-        if res.objective > cur.objective + 1e-9 * scale:
-            sites, ten, shared = (
-                np.concatenate([sites[keep_mask], cmap[res.sites]]),
-                np.concatenate([ten[keep_mask], res.tenants]),
-                np.concatenate([shared[keep_mask], res.shared]),
-            )
-            obj += res.objective - cur.objective
+        limits = _lns_limits(safety, sub_nodes, sub_gap, light_windows)
+        step, cut = (window_solver or _plain_window)(prob, built, (sites, ten, shared), limits)
+        timed_out = timed_out or cut
+        if step is not None and step.gain > 1e-9 * scale:
+            sites, ten, shared = step.sites, step.tenants, step.shared
+            obj += step.gain
             n_imp += 1
+            n_typed += int(step.typed)
             stale = 0
         else:
             stale += 1
@@ -655,6 +709,8 @@ def lns(
         lns_improvements=n_imp,
         lns_final_window=window,
     )
+    if window_solver is not None:
+        out.log["lns_type_moves"] = out.log.get("lns_type_moves", 0) + n_typed
     return out
 
 

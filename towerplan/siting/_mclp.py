@@ -45,6 +45,7 @@ from towerplan.siting._benders import BendersLimits, solve_benders
 from towerplan.siting._bounds import lagrangian_bound
 from towerplan.siting._exact import _milp_columns, solve_milp
 from towerplan.siting._heuristics import (
+    WindowSolver,
     _adjacency,
     _lagrangian_pairs,
     _lagrangian_seeds,
@@ -76,6 +77,7 @@ from towerplan.siting._model import (
     check_solution,
     evaluate,
 )
+from towerplan.siting._multiop import TYPE_CHAIN_PASSES, flex_window_solver, type_chain_search
 from towerplan.siting._zones import ZONE_CANDIDATES, ZONE_CHECKPOINTS, candidate_zones, zone_bound
 
 __all__ = [
@@ -184,6 +186,7 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
             priority_seeds=_lagrangian_seeds(prob, sol),
             safety=safety,
             light_windows=st.paired_lns,
+            window_solver=_window_solver(prob, st),
         )
         better = _type_polish(prob, better, st, safety)
         better.upper_bound = max(sol.upper_bound, better.objective)
@@ -274,7 +277,33 @@ def _lns_phase(
         priority_seeds=priority_seeds,
         safety=safety,
         light_windows=st.paired_lns,
+        window_solver=_window_solver(prob, st),
     )
+
+
+def _chain_polish(
+    prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop, r: int
+) -> MCLPSolution:
+    """Dedicated <-> shared ejection chains, then swap search if they moved anything."""
+    out = type_chain_search(prob, sol, max_passes=st.budget(TYPE_CHAIN_PASSES), seed=st.seed + r)
+    if out.objective <= sol.objective + 1e-9 * max(prob.total_weight, 1.0):
+        return out
+    polished = local_search(
+        prob, out, max_passes=st.budget(SWAP_PASSES), seed=st.seed + r, safety=safety
+    )
+    polished.method = sol.method
+    return polished
+
+
+def _flex_on(prob: MCLPProblem, st: SolveSettings) -> bool:
+    """Whether the multi-operator moves of ``st.type_flex`` apply to ``prob``."""
+    on = st.type_flex and st.multi_operator_moves
+    return on and prob.n_shared > 0 and prob.n_dedicated > 0
+
+
+def _window_solver(prob: MCLPProblem, st: SolveSettings) -> WindowSolver | None:
+    """Type-flexible LNS windows (``st.type_flex``, multi-operator models), else ``None``."""
+    return flex_window_solver(prob) if _flex_on(prob, st) else None
 
 
 def _paired_lns(
@@ -349,7 +378,8 @@ def _zone_phase(
 def _type_polish(
     prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop
 ) -> MCLPSolution:
-    """Multi-operator: rounds of dedicated/shared type swaps, each followed by swap search.
+    """Multi-operator: rounds of dedicated/shared type swaps, each followed by swap search
+    (with ``type_flex``: then dedicated <-> shared ejection chains and swap search again).
 
     A no-op for one operator, one structure type or ``multi_operator_moves=False``;
     bounded by :data:`TYPE_SWAP_ROUNDS` rounds of :data:`TYPE_SWAP_MOVES` moves (both scaled
@@ -361,14 +391,18 @@ def _type_polish(
     for r in range(st.budget(TYPE_SWAP_ROUNDS)):
         if safety.expired():  # reported by _finish (safety.fired)
             break
+        before = sol.objective
         ts = type_swap_search(prob, sol, max_moves=st.budget(TYPE_SWAP_MOVES))
-        if ts.objective <= sol.objective + tol:
+        if ts.objective > sol.objective + tol:
+            ts.method = sol.method
+            sol = local_search(
+                prob, ts, max_passes=st.budget(SWAP_PASSES), seed=st.seed + r, safety=safety
+            )
+            sol.method = ts.method
+        if _flex_on(prob, st):
+            sol = _chain_polish(prob, sol, st, safety, r)
+        if sol.objective <= before + tol:
             break
-        ts.method = sol.method
-        sol = local_search(
-            prob, ts, max_passes=st.budget(SWAP_PASSES), seed=st.seed + r, safety=safety
-        )
-        sol.method = ts.method
     return sol
 
 

@@ -155,6 +155,13 @@ class SolveSettings:
         LNS, tighten the certified bound by the zone Lagrangian bound
         (:func:`~towerplan.siting._zones.zone_bound`: zone MILPs' dual bounds, cardinality
         and zone-crossing rows relaxed).  ``False`` = the bound before it.
+    type_flex : bool
+        Multi-operator models (with ``multi_operator_moves``): moves that change where the
+        shared quota is spent (:mod:`~towerplan.siting._multiop`): LNS windows whose
+        number of shared structures may change by one, the quotas kept by converting the
+        best structure outside the window the other way, and dedicated <-> shared ejection
+        chains after the type swaps.  ``False`` = the method before, for side-by-side
+        measurements.
     """
 
     solver: str = "auto"
@@ -167,6 +174,7 @@ class SolveSettings:
     multi_operator_moves: bool = True
     paired_lns: bool = True
     zone_bound: bool = True
+    type_flex: bool = True
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
@@ -215,7 +223,7 @@ class SolveSettings:
                 msgid=N_("max_nodes = {max_nodes}: must be a whole number >= 0"),
                 max_nodes=self.max_nodes,
             )
-        for key in ("multi_operator_moves", "paired_lns", "zone_bound"):
+        for key in ("multi_operator_moves", "paired_lns", "zone_bound", "type_flex"):
             if not isinstance(getattr(self, key), bool):
                 raise ParameterError(
                     msgid=N_("{origin}: key '{key}' must be true or false, got {value}"),

@@ -1,0 +1,345 @@
+"""Multi-operator LNS windows whose number of shared structures may change (private).
+
+The LNS of :mod:`~towerplan.siting._heuristics` re-solves a window of nearby structures
+with the window's numbers of dedicated and shared structures kept, so where the shared
+quota is spent over the city is only changed by in-place type swaps.  A *type-flexible*
+window (:func:`flex_window_solver`) may end with one shared structure more or one
+fewer; the global quotas are kept by converting one structure outside the window the
+other way:
+
+* one more shared structure in the window: the outside shared structure losing least
+  when made dedicated (it keeps its tenant of largest unique value) becomes dedicated;
+* one fewer: the outside dedicated structure gaining most when made shared (it adds its
+  best other operators, up to ``max_tenants``) becomes shared.
+
+Only structures that share no demand row with any candidate of the window (not in the
+window's region and not adjacent to it in the interaction graph) are converted, so the
+conversion's value is exact and independent of the window's choice.  The window MILP
+(pattern formulation) gets two binary columns ``u`` (one more shared, cost: the
+conversion loss) and ``v`` (one fewer shared, gain: the conversion gain) on its quota
+rows: it picks the best window configuration and compensation jointly and exactly.
+With ``u = v = 0`` it is the ordinary window, so a flexible window never does worse.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from towerplan.siting._exact import _milp_columns, _model_arrays
+from towerplan.siting._heuristics import (
+    WindowProblem,
+    WindowSolver,
+    WindowStep,
+    _adjacency,
+    _csc,
+    _plain_window,
+    _SwapState,
+    _type_change_values,
+)
+from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
+from towerplan.siting._model import MCLPProblem, MCLPSolution, _pick_tenants, evaluate
+
+logger = logging.getLogger(__name__)
+
+TYPE_CHAIN_PASSES = 2
+"""Passes of :func:`type_chain_search` per type-polish round (before ``work_limit`` scaling)."""
+FLEX_WINDOW_CHECKPOINTS = 20
+"""HiGHS MIP work checkpoints per type-flexible window MILP (the plain windows allow
+``LNS_SUB_CHECKPOINTS``): nearly every window closes at the root within a few
+checkpoints, and the rare one that does not (a long root cut loop) costs ten times a
+typical window for no improvement."""
+
+
+@dataclass(frozen=True)
+class _Conversion:
+    """The best outside type conversion each way: value, structure position, new tenants."""
+
+    up: float
+    """Loss of making an outside shared structure dedicated (``inf``: none)."""
+    up_pos: int
+    down: float
+    """Gain of making an outside dedicated structure shared (``-inf``: none)."""
+    down_pos: int
+    keep: np.ndarray
+    """Per structure: tenant kept (shared -> dedicated) or tenants added (dedicated -> shared)."""
+
+
+class _TypeValues:
+    """Per-solution cache of the one-structure type-change values (recomputed on change)."""
+
+    def __init__(self, prob: MCLPProblem) -> None:
+        self.prob = prob
+        self.Acsc = _csc(prob)
+        self.key: tuple[bytes, bytes, bytes] | None = None
+        self.vals: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def get(
+        self, sites: np.ndarray, ten: np.ndarray, shared: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = (sites.tobytes(), ten.tobytes(), shared.tobytes())
+        if self.vals is None or key != self.key:
+            A_s = self.Acsc[:, sites].astype(np.int32)
+            cnt = np.asarray(A_s @ ten.astype(np.int32)).reshape(self.prob.n_rows, -1)
+            AT = A_s.T.tocsr().astype(float)
+            self.vals = _type_change_values(self.prob, MCLPSolution(sites, ten, shared), cnt, AT)
+            self.key = key
+        return self.vals
+
+    def conversion(
+        self,
+        adj: sp.csr_matrix,
+        region: np.ndarray,
+        state: tuple[np.ndarray, np.ndarray, np.ndarray],
+        keep_mask: np.ndarray,
+    ) -> _Conversion:
+        """Best conversions among the kept structures that share no row with ``region``."""
+        sites, ten, shared = state
+        loss, gain, keep = self.get(sites, ten, shared)
+        near = np.zeros(self.prob.n_cand, dtype=bool)
+        near[region] = True
+        near[adj[region].indices] = True
+        far = keep_mask & ~near[sites]
+        sh = np.flatnonzero(far & shared)
+        de = np.flatnonzero(far & ~shared & np.isfinite(gain))
+        up, up_pos, down, down_pos = np.inf, -1, -np.inf, -1
+        if len(sh):
+            up_pos = int(sh[np.argmin(loss[sh])])
+            up = float(loss[up_pos])
+        if len(de):
+            down_pos = int(de[np.argmax(gain[de])])
+            down = float(gain[down_pos])
+        return _Conversion(up, up_pos, down, down_pos, keep)
+
+
+def _flex_model(sub: MCLPProblem, conv: _Conversion) -> tuple[MilpModel, Any, Any] | None:
+    """The window's pattern MILP with the two type-flex columns ``u``, ``v`` (or ``None``).
+
+    Both tenant-pattern kinds are built even when the window holds structures of one
+    type only (the quota rows keep the window's true counts); ``None`` when the model is
+    not the pattern formulation (then the window is solved the ordinary way).
+    """
+    both = copy.copy(sub)
+    both.n_dedicated, both.n_shared = max(sub.n_dedicated, 1), max(sub.n_shared, 1)
+    keep = _milp_columns(both)
+    model, (decode, encode) = _model_arrays(both, keep)
+    n_pat_rows = int((sub.W > 0).sum()) + len(keep) * (1 + sub.n_ops)
+    rd, rs = n_pat_rows, n_pat_rows + 1
+    if model.M.shape[0] < rs + 1 or not (
+        model.rlo[rd] == model.rhi[rd] == both.n_dedicated
+        and model.rlo[rs] == model.rhi[rs] == both.n_shared
+    ):
+        return None  # not the pattern layout (compact model): no flex columns
+    rlo, rhi = model.rlo.copy(), model.rhi.copy()
+    rlo[rd] = rhi[rd] = sub.n_dedicated
+    rlo[rs] = rhi[rs] = sub.n_shared
+    # u: one more shared, one fewer dedicated; v: the reverse; u + v <= 1 (one conversion)
+    nr = model.M.shape[0]
+    add = sp.csr_matrix(([1.0, -1.0, -1.0, 1.0], ([rd, rs, rd, rs], [0, 0, 1, 1])), shape=(nr, 2))
+    one = sp.csr_matrix(
+        ([1.0, 1.0], ([0, 0], [model.n_col, model.n_col + 1])), shape=(1, model.n_col + 2)
+    )
+    can_up = bool(np.isfinite(conv.up) and sub.n_dedicated > 0)
+    can_down = bool(np.isfinite(conv.down) and sub.n_shared > 0)
+    flex = MilpModel(
+        obj=np.concatenate(
+            [model.obj, [-conv.up if can_up else 0.0, conv.down if can_down else 0.0]]
+        ),
+        lo=np.concatenate([model.lo, [0.0, 0.0]]),
+        hi=np.concatenate([model.hi, [float(can_up), float(can_down)]]),
+        integ=np.concatenate([model.integ, [True, True]]),
+        M=sp.vstack([sp.hstack([model.M, add]), one], format="csr"),
+        rlo=np.concatenate([rlo, [-np.inf]]),
+        rhi=np.concatenate([rhi, [1.0]]),
+        offset=model.offset,
+    )
+    return flex, decode, encode
+
+
+def flex_window_solver(prob: MCLPProblem) -> WindowSolver:
+    """A window solver for :func:`~towerplan.siting._heuristics.lns` whose windows may
+    gain or lose one shared structure, compensated outside (see the module docstring).
+
+    The returned step's gain is exact (window value change plus the conversion's
+    exact value); ``typed`` says whether the shared count of the window changed.
+    """
+    cache = _TypeValues(prob)
+    adj = _adjacency(prob)
+
+    def solve(
+        prob: MCLPProblem,
+        built: WindowProblem,
+        state: tuple[np.ndarray, np.ndarray, np.ndarray],
+        limits: WorkLimits,
+    ) -> tuple[WindowStep | None, bool]:
+        sub, cmap, cur, keep_mask = built
+        sites, ten, shared = state
+        conv = cache.conversion(adj, cmap, state, keep_mask)
+        made = _flex_model(sub, conv)
+        if made is None:
+            return _plain_window(prob, built, state, limits)
+        model, decode, encode = made
+        limits = replace(
+            limits, max_checkpoints=min(limits.max_checkpoints, FLEX_WINDOW_CHECKPOINTS)
+        )
+        res = solve_model(model, limits, np.concatenate([encode(cur), [0.0, 0.0]]))
+        if res.x is None:
+            return None, res.time_limited
+        w_sites, w_ten, w_sh = decode(res.x)
+        u, v = bool(res.x[-2] > 0.5), bool(res.x[-1] > 0.5)
+        gain = evaluate(sub, MCLPSolution(w_sites, w_ten, w_sh)) - cur.objective
+        ten2, sh2 = ten.copy(), shared.copy()
+        if u:
+            gain -= conv.up
+            ten2[conv.up_pos], sh2[conv.up_pos] = conv.keep[conv.up_pos], False
+        if v:
+            gain += conv.down
+            ten2[conv.down_pos] = ten[conv.down_pos] | conv.keep[conv.down_pos]
+            sh2[conv.down_pos] = True
+        step = WindowStep(
+            np.concatenate([sites[keep_mask], cmap[w_sites]]),
+            np.concatenate([ten2[keep_mask], w_ten]),
+            np.concatenate([sh2[keep_mask], w_sh]),
+            gain,
+            typed=u or v,
+        )
+        return step, res.time_limited
+
+    return solve
+
+
+class _ChainState:
+    """Swap-search state plus the one-structure type-change values of every structure."""
+
+    def __init__(self, prob: MCLPProblem, sol: MCLPSolution) -> None:
+        self.sw = _SwapState(prob, sol)
+        self.adj = _adjacency(prob)
+        self.update()
+
+    def update(self) -> None:
+        """Recompute the type-change values (after an applied move)."""
+        sw = self.sw
+        AT = sw.Acsc[:, sw.sites].T.tocsr().astype(float)
+        self.loss, self.gain, self.keep = _type_change_values(
+            sw.prob, MCLPSolution(sw.sites, sw.ten, sw.shared), sw.cnt, AT
+        )
+
+    def compensation(self, s: int, to_shared: bool, ends: tuple[int, int]) -> tuple[float, int]:
+        """Best conversion the other way of a structure sharing no row with ``ends``.
+
+        ``to_shared``: a dedicated structure becomes shared (value: its gain); else a
+        shared one becomes dedicated (value: minus its loss).  ``(-inf, -1)`` if none.
+        """
+        sw = self.sw
+        near = np.zeros(sw.prob.n_cand, dtype=bool)
+        for j in ends:
+            near[self.adj.indices[self.adj.indptr[j] : self.adj.indptr[j + 1]]] = True
+            near[j] = True
+        ok = ~near[sw.sites]
+        ok[s] = False
+        if to_shared:
+            idx = np.flatnonzero(ok & ~sw.shared & np.isfinite(self.gain))
+            if not len(idx):
+                return -np.inf, -1
+            c = int(idx[np.argmax(self.gain[idx])])
+            return float(self.gain[c]), c
+        idx = np.flatnonzero(ok & sw.shared)
+        if not len(idx):
+            return -np.inf, -1
+        c = int(idx[np.argmin(self.loss[idx])])
+        return -float(self.loss[c]), c
+
+    def convert(self, c: int) -> None:
+        """Apply the type change of structure ``c`` (its tenants from ``keep``)."""
+        sw = self.sw
+        j = int(sw.sites[c])
+        rows = sw.col_rows(j)
+        old = sw.ten[c].copy()
+        new = self.keep[c].copy() if sw.shared[c] else old | self.keep[c]
+        sw.cnt[np.ix_(rows, np.flatnonzero(old & ~new))] -= 1
+        sw.cnt[np.ix_(rows, np.flatnonzero(new & ~old))] += 1
+        sw.ten[c], sw.shared[c] = new, not sw.shared[c]
+        sw.open_ten[j] = new
+        sw.refresh(rows, np.array([j]))
+
+    def try_chain(self, s: int, tol: float) -> float | None:
+        """Move structure ``s`` anywhere as the *other* type, converting one far structure
+        the other way (quotas kept); applied when it gains more than ``tol``."""
+        sw = self.sw
+        W, C = sw.prob.W, sw.prob.C
+        j, T, was_shared = int(sw.sites[s]), sw.ten[s].copy(), bool(sw.shared[s])
+        rows = sw.col_rows(j)
+        Tidx = np.flatnonzero(T)
+        loss = float((W[np.ix_(rows, Tidx)] * (sw.cnt[np.ix_(rows, Tidx)] == 1)).sum())
+        loss += float(C[j, Tidx].sum())
+        sw.cnt[np.ix_(rows, Tidx)] -= 1
+        sw.is_open[j] = False
+        sw.open_ten[j] = False
+        sw.block(j, -1)
+        sw.refresh(rows, np.array([j]))
+        vals = np.where((~sw.is_open) & (sw.nblock == 0), sw.D if was_shared else sw.S, -np.inf)
+        best = int(np.argmax(vals))
+        comp, c = self.compensation(s, was_shared, (j, best))
+        total = float(vals[best]) - loss + comp
+        if c >= 0 and np.isfinite(total) and total > tol:
+            tm = _pick_tenants(sw.G[best], not was_shared, int(sw.prob.cap[best]))
+            brow = sw.col_rows(best)
+            sw.place(s, best, brow, tm)
+            sw.shared[s] = not was_shared
+            sw.refresh(brow, np.array([best, j]))
+            self.convert(c)
+            self.update()
+            return total
+        sw.place(s, j, rows, T)
+        sw.refresh(rows, np.array([j]))
+        return None
+
+
+def type_chain_search(
+    prob: MCLPProblem, sol: MCLPSolution, max_passes: int = TYPE_CHAIN_PASSES, seed: int = 0
+) -> MCLPSolution:
+    """Ejection chains dedicated <-> shared: a structure moves anywhere as the other type
+    while one far structure (sharing no row with either end) changes type the other way.
+
+    Swap search moves a structure within its type and type swaps change two types in
+    place; this move relocates and retypes at once (both quotas kept).  For each
+    structure (seeded order) the best other-type insertion and the best compensating
+    conversion are evaluated exactly on the swap-search state; improving chains are
+    applied.  At most ``max_passes`` passes over the structures.  Deterministic.
+    """
+    t0 = time.perf_counter()
+    if prob.n_shared == 0 or prob.n_dedicated == 0 or len(sol.sites) == 0:
+        return sol
+    rng = np.random.default_rng(seed)
+    state = _ChainState(prob, sol)
+    tol = 1e-9 * max(prob.total_weight, 1.0)
+    obj = sol.objective if np.isfinite(sol.objective) else evaluate(prob, sol)
+    moves = passes = 0
+    improved = True
+    while improved and passes < max_passes:
+        improved = False
+        passes += 1
+        for s in rng.permutation(len(sol.sites)):
+            gain = state.try_chain(int(s), tol)
+            if gain is not None:
+                obj += gain
+                moves += 1
+                improved = True
+    sw = state.sw
+    out = MCLPSolution(sw.sites, sw.ten, sw.shared, method=sol.method + "+type chains")
+    out.objective = evaluate(prob, out)
+    out.time_limited = sol.time_limited
+    out.log = dict(sol.log)
+    out.log.update(
+        type_chain_s=out.log.get("type_chain_s", 0.0) + time.perf_counter() - t0,
+        type_chain_moves=out.log.get("type_chain_moves", 0) + moves,
+    )
+    if abs(out.objective - obj) > 1e-6 * max(prob.total_weight, 1.0):
+        logger.debug("type chain bookkeeping drift %.6g vs %.6g", obj, out.objective)
+    return out
