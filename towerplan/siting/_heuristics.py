@@ -177,22 +177,27 @@ class _SwapState:
         self.open_ten[j] = tm
         self.block(j, 1)
 
-    def try_move(self, s: int, tol: float) -> float | None:
-        """Remove structure ``s`` and re-insert the best one of its type; the gain or ``None``."""
-        W, C, cap = self.prob.W, self.prob.C, self.prob.cap
+    def remove(self, s: int) -> tuple[int, np.ndarray, np.ndarray, float]:
+        """Tentatively remove structure ``s``: (its candidate, tenants, rows, value lost)."""
+        W, C = self.prob.W, self.prob.C
         j = int(self.sites[s])
-        T = self.ten[s]
-        t_shared = bool(self.shared[s])
+        T = self.ten[s].copy()
         rows = self.col_rows(j)
         Tidx = np.flatnonzero(T)
         loss = float((W[np.ix_(rows, Tidx)] * (self.cnt[np.ix_(rows, Tidx)] == 1)).sum())
         loss += float(C[j, Tidx].sum())
-        # tentative removal
         self.cnt[np.ix_(rows, Tidx)] -= 1
         self.is_open[j] = False
         self.open_ten[j] = False
         self.block(j, -1)
         self.refresh(rows, np.array([j]))
+        return j, T, rows, loss
+
+    def try_move(self, s: int, tol: float) -> float | None:
+        """Remove structure ``s`` and re-insert the best one of its type; the gain or ``None``."""
+        cap = self.prob.cap
+        t_shared = bool(self.shared[s])
+        j, T, rows, loss = self.remove(s)
         vals = self.S if t_shared else self.D
         elig = (~self.is_open) & (self.nblock == 0)
         cand_vals = np.where(elig, vals, -np.inf)

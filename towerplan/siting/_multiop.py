@@ -272,17 +272,8 @@ class _ChainState:
         """Move structure ``s`` anywhere as the *other* type, converting one far structure
         the other way (quotas kept); applied when it gains more than ``tol``."""
         sw = self.sw
-        W, C = sw.prob.W, sw.prob.C
-        j, T, was_shared = int(sw.sites[s]), sw.ten[s].copy(), bool(sw.shared[s])
-        rows = sw.col_rows(j)
-        Tidx = np.flatnonzero(T)
-        loss = float((W[np.ix_(rows, Tidx)] * (sw.cnt[np.ix_(rows, Tidx)] == 1)).sum())
-        loss += float(C[j, Tidx].sum())
-        sw.cnt[np.ix_(rows, Tidx)] -= 1
-        sw.is_open[j] = False
-        sw.open_ten[j] = False
-        sw.block(j, -1)
-        sw.refresh(rows, np.array([j]))
+        was_shared = bool(sw.shared[s])
+        j, T, rows, loss = sw.remove(s)
         vals = np.where((~sw.is_open) & (sw.nblock == 0), sw.D if was_shared else sw.S, -np.inf)
         best = int(np.argmax(vals))
         comp, c = self.compensation(s, was_shared, (j, best))
