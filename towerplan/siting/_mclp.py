@@ -77,7 +77,7 @@ from towerplan.siting._model import (
     check_solution,
     evaluate,
 )
-from towerplan.siting._multiop import TYPE_CHAIN_PASSES, flex_window_solver, type_chain_search
+from towerplan.siting._multiop import flex_window_solver, type_chain_search
 from towerplan.siting._zones import ZONE_CANDIDATES, ZONE_CHECKPOINTS, candidate_zones, zone_bound
 
 __all__ = [
@@ -281,20 +281,6 @@ def _lns_phase(
     )
 
 
-def _chain_polish(
-    prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop, r: int
-) -> MCLPSolution:
-    """Dedicated <-> shared ejection chains, then swap search if they moved anything."""
-    out = type_chain_search(prob, sol, max_passes=st.budget(TYPE_CHAIN_PASSES), seed=st.seed + r)
-    if out.objective <= sol.objective + 1e-9 * max(prob.total_weight, 1.0):
-        return out
-    polished = local_search(
-        prob, out, max_passes=st.budget(SWAP_PASSES), seed=st.seed + r, safety=safety
-    )
-    polished.method = sol.method
-    return polished
-
-
 def _flex_on(prob: MCLPProblem, st: SolveSettings) -> bool:
     """Whether the multi-operator moves of ``st.type_flex`` apply to ``prob``."""
     on = st.type_flex and st.multi_operator_moves
@@ -379,7 +365,7 @@ def _type_polish(
     prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop
 ) -> MCLPSolution:
     """Multi-operator: rounds of dedicated/shared type swaps, each followed by swap search
-    (with ``type_flex``: then dedicated <-> shared ejection chains and swap search again).
+    (with ``type_flex``: swap search with dedicated <-> shared ejection chains).
 
     A no-op for one operator, one structure type or ``multi_operator_moves=False``;
     bounded by :data:`TYPE_SWAP_ROUNDS` rounds of :data:`TYPE_SWAP_MOVES` moves (both scaled
@@ -391,18 +377,19 @@ def _type_polish(
     for r in range(st.budget(TYPE_SWAP_ROUNDS)):
         if safety.expired():  # reported by _finish (safety.fired)
             break
-        before = sol.objective
         ts = type_swap_search(prob, sol, max_moves=st.budget(TYPE_SWAP_MOVES))
-        if ts.objective > sol.objective + tol:
-            ts.method = sol.method
-            sol = local_search(
+        if _flex_on(prob, st):  # swap search with dedicated <-> shared chains
+            new = type_chain_search(prob, ts, max_passes=st.budget(SWAP_PASSES), seed=st.seed + r)
+        elif ts.objective > sol.objective + tol:
+            new = local_search(
                 prob, ts, max_passes=st.budget(SWAP_PASSES), seed=st.seed + r, safety=safety
             )
-            sol.method = ts.method
-        if _flex_on(prob, st):
-            sol = _chain_polish(prob, sol, st, safety, r)
-        if sol.objective <= before + tol:
+        else:
             break
+        if new.objective <= sol.objective + tol:
+            break
+        new.method = sol.method
+        sol = new
     return sol
 
 

@@ -44,12 +44,16 @@ from towerplan.siting._heuristics import (
     _type_change_values,
 )
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
-from towerplan.siting._model import MCLPProblem, MCLPSolution, _pick_tenants, evaluate
+from towerplan.siting._model import (
+    SWAP_PASSES,
+    MCLPProblem,
+    MCLPSolution,
+    _pick_tenants,
+    evaluate,
+)
 
 logger = logging.getLogger(__name__)
 
-TYPE_CHAIN_PASSES = 2
-"""Passes of :func:`type_chain_search` per type-polish round (before ``work_limit`` scaling)."""
 FLEX_WINDOW_CHECKPOINTS = 20
 """HiGHS MIP work checkpoints per type-flexible window MILP (the plain windows allow
 ``LNS_SUB_CHECKPOINTS``): nearly every window closes at the root within a few
@@ -220,15 +224,29 @@ class _ChainState:
     def __init__(self, prob: MCLPProblem, sol: MCLPSolution) -> None:
         self.sw = _SwapState(prob, sol)
         self.adj = _adjacency(prob)
+        self.chains = 0
         self.update()
 
-    def update(self) -> None:
-        """Recompute the type-change values (after an applied move)."""
+    def update(self, ends: tuple[int, ...] | None = None) -> None:
+        """Recompute the type-change values: all, or (after a move) those of the
+        structures sharing a row with the candidates ``ends`` (the others are unchanged)."""
         sw = self.sw
-        AT = sw.Acsc[:, sw.sites].T.tocsr().astype(float)
-        self.loss, self.gain, self.keep = _type_change_values(
-            sw.prob, MCLPSolution(sw.sites, sw.ten, sw.shared), sw.cnt, AT
+        if ends is None:
+            idx = np.arange(len(sw.sites))
+        else:
+            near = np.zeros(sw.prob.n_cand, dtype=bool)
+            for j in ends:
+                near[self.adj.indices[self.adj.indptr[j] : self.adj.indptr[j + 1]]] = True
+                near[j] = True
+            idx = np.flatnonzero(near[sw.sites])
+        AT = sw.Acsc[:, sw.sites[idx]].T.tocsr().astype(float)
+        loss, gain, keep = _type_change_values(
+            sw.prob, MCLPSolution(sw.sites[idx], sw.ten[idx], sw.shared[idx]), sw.cnt, AT
         )
+        if ends is None:
+            self.loss, self.gain, self.keep = loss, gain, keep
+        else:
+            self.loss[idx], self.gain[idx], self.keep[idx] = loss, gain, keep
 
     def compensation(self, s: int, to_shared: bool, ends: tuple[int, int]) -> tuple[float, int]:
         """Best conversion the other way of a structure sharing no row with ``ends``.
@@ -268,41 +286,55 @@ class _ChainState:
         sw.open_ten[j] = new
         sw.refresh(rows, np.array([j]))
 
-    def try_chain(self, s: int, tol: float) -> float | None:
-        """Move structure ``s`` anywhere as the *other* type, converting one far structure
-        the other way (quotas kept); applied when it gains more than ``tol``."""
+    def try_move(self, s: int, tol: float) -> float | None:
+        """Remove structure ``s``; re-insert the best structure of its type anywhere (a swap)
+        or of the *other* type anywhere while one far structure (sharing no row with
+        either end) converts the other way (a chain, quotas kept); the better one is
+        applied when it gains more than ``tol``; returns the gain or ``None``."""
         sw = self.sw
         was_shared = bool(sw.shared[s])
         j, T, rows, loss = sw.remove(s)
-        vals = np.where((~sw.is_open) & (sw.nblock == 0), sw.D if was_shared else sw.S, -np.inf)
-        best = int(np.argmax(vals))
-        comp, c = self.compensation(s, was_shared, (j, best))
-        total = float(vals[best]) - loss + comp
-        if c >= 0 and np.isfinite(total) and total > tol:
-            tm = _pick_tenants(sw.G[best], not was_shared, int(sw.prob.cap[best]))
-            brow = sw.col_rows(best)
-            sw.place(s, best, brow, tm)
-            sw.shared[s] = not was_shared
-            sw.refresh(brow, np.array([best, j]))
+        elig = (~sw.is_open) & (sw.nblock == 0)
+        same = np.where(elig, sw.S if was_shared else sw.D, -np.inf)
+        other = np.where(elig, sw.D if was_shared else sw.S, -np.inf)
+        b1, b2 = int(np.argmax(same)), int(np.argmax(other))
+        comp, c = self.compensation(s, was_shared, (j, b2))
+        v1 = float(same[b1]) - loss
+        v2 = float(other[b2]) - loss + comp if c >= 0 else -np.inf
+        if max(v1, v2) <= tol or not np.isfinite(max(v1, v2)):
+            sw.place(s, j, rows, T)
+            sw.refresh(rows, np.array([j]))
+            return None
+        chain = v2 > v1
+        best = b2 if chain else b1
+        shared_now = was_shared != chain
+        tm = _pick_tenants(sw.G[best], shared_now, int(sw.prob.cap[best]))
+        brow = sw.col_rows(best)
+        sw.place(s, best, brow, tm)
+        sw.shared[s] = shared_now
+        sw.refresh(brow, np.array([best, j]))
+        ends = [j, best]
+        if chain:
+            ends.append(int(sw.sites[c]))
             self.convert(c)
-            self.update()
-            return total
-        sw.place(s, j, rows, T)
-        sw.refresh(rows, np.array([j]))
-        return None
+            self.chains += 1
+        self.update(tuple(ends))
+        return v2 if chain else v1
 
 
 def type_chain_search(
-    prob: MCLPProblem, sol: MCLPSolution, max_passes: int = TYPE_CHAIN_PASSES, seed: int = 0
+    prob: MCLPProblem, sol: MCLPSolution, max_passes: int = SWAP_PASSES, seed: int = 0
 ) -> MCLPSolution:
-    """Ejection chains dedicated <-> shared: a structure moves anywhere as the other type
-    while one far structure (sharing no row with either end) changes type the other way.
+    """Swap search with dedicated <-> shared ejection chains (multi-operator).
 
-    Swap search moves a structure within its type and type swaps change two types in
-    place; this move relocates and retypes at once (both quotas kept).  For each
-    structure (seeded order) the best other-type insertion and the best compensating
-    conversion are evaluated exactly on the swap-search state; improving chains are
-    applied.  At most ``max_passes`` passes over the structures.  Deterministic.
+    Swap search (:func:`~towerplan.siting._heuristics.local_search`) moves a structure
+    within its type and type swaps change two types in place; here each removal is also
+    tried as a *chain*: the structure re-inserted anywhere as the other type while the
+    far structure whose type change costs least (sharing no row with either end: its
+    value is exact) converts the other way, both quotas kept.  For each structure
+    (seeded order) the better of the best swap and the best chain is applied when it
+    improves; passes repeat until none does, at most ``max_passes``.  Deterministic;
+    the objective is recounted at the end.
     """
     t0 = time.perf_counter()
     if prob.n_shared == 0 or prob.n_dedicated == 0 or len(sol.sites) == 0:
@@ -317,19 +349,20 @@ def type_chain_search(
         improved = False
         passes += 1
         for s in rng.permutation(len(sol.sites)):
-            gain = state.try_chain(int(s), tol)
+            gain = state.try_move(int(s), tol)
             if gain is not None:
                 obj += gain
                 moves += 1
                 improved = True
     sw = state.sw
-    out = MCLPSolution(sw.sites, sw.ten, sw.shared, method=sol.method + "+type chains")
+    out = MCLPSolution(sw.sites, sw.ten, sw.shared, method=sol.method + "+swap+type chains")
     out.objective = evaluate(prob, out)
     out.time_limited = sol.time_limited
     out.log = dict(sol.log)
     out.log.update(
         type_chain_s=out.log.get("type_chain_s", 0.0) + time.perf_counter() - t0,
-        type_chain_moves=out.log.get("type_chain_moves", 0) + moves,
+        type_chain_moves=out.log.get("type_chain_moves", 0) + state.chains,
+        type_chain_swaps=out.log.get("type_chain_swaps", 0) + moves - state.chains,
     )
     if abs(out.objective - obj) > 1e-6 * max(prob.total_weight, 1.0):
         logger.debug("type chain bookkeeping drift %.6g vs %.6g", obj, out.objective)
