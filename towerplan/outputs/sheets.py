@@ -50,9 +50,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.markers import TICKDOWN, TICKLEFT, TICKRIGHT, TICKUP, MarkerStyle
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.path import Path as MplPath
-from matplotlib.text import Annotation
+from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox, BboxTransformTo, TransformedBbox
 from matplotlib_scalebar.scalebar import ScaleBar
 
@@ -108,6 +109,15 @@ STANDARD_SCALES = (
 THEMES = tuple(k for k, t in _themes.THEMES.items() if t.sheets)
 _KPI_ROWS_PER_PAGE = 28
 _PANEL = (0.75, 0.36, 0.235, 0.545)
+_TICK: dict[str, Any] = {
+    "markersize": 3,
+    "markeredgewidth": 0.8,
+    "color": "black",
+    "linestyle": "none",
+    "clip_on": False,
+    "zorder": 1.5,
+}
+"""Kilometre grid ticks: matplotlib's default major ticks, inward, 3 pt long."""
 """The side panel (legend, plan statistics): left, bottom, width, height, figure fraction."""
 _HALO = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7}
 """Label background (not a path-effect halo: that turns text into paths, unsearchable in PDFs)."""
@@ -505,7 +515,8 @@ class _Sheet:
             self.map_axes.append(ax)
 
     def frame(self, extent: tuple[float, float, float, float], margin: float = 0.004) -> None:
-        """Fit ``extent`` in every map axes at one standard scale; draw the km grid."""
+        """Fit ``extent`` in every map axes at one standard scale (the km grid is drawn by
+        :meth:`finish`)."""
         x0, y0, x1, y1 = extent
         dx, dy = max(x1 - x0, 200.0), max(y1 - y0, 200.0)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -521,25 +532,84 @@ class _Sheet:
             gh = bx.height * fh * 0.0254 * self.denominator
             ax.set_xlim(cx - gw / 2, cx + gw / 2)
             ax.set_ylim(cy - gh / 2, cy + gh / 2)
-            self._grid(ax)
 
     def _grid(self, ax: Axes) -> None:
-        x0, x1 = ax.get_xlim()
+        """The kilometre grid, inward ticks on the four sides, labels left and below.
+
+        Drawn as a few artists laid out as matplotlib lays out ticks (label pad 3.5 pt, axis
+        labels 1 pt beyond the tick labels): matplotlib's own ticks are five artists each,
+        built and drawn one by one, about a tenth of the CPU time of a sheet.
+        """
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
         span_km = (x1 - x0) / 1000
         step = next((s for s in (0.5, 1, 2, 5, 10, 20, 50, 100) if span_km / s <= 8), 200)
         st = step * 1000
         xs = np.arange(math.ceil(x0 / st) * st, x1, st)
-        y0, y1 = ax.get_ylim()
         ys = np.arange(math.ceil(y0 / st) * st, y1, st)
         fmt = (lambda v: f"{v / 1000:.0f}") if step >= 1 else (lambda v: f"{v / 1000:.1f}")
         fs = self.fs * (0.8 if len(self.map_axes) == 1 else 0.65)
-        # style first: the ticks are then built styled, not built and restyled twice
-        ax.tick_params(labelsize=fs, direction="in", top=True, right=True, length=3)
-        ax.grid(True, color="#9a9a9a", linewidth=0.3, linestyle=(0, (4, 3)), zorder=0.5)
-        ax.set_xticks(xs, [fmt(v) for v in xs])
-        ax.set_yticks(ys, [fmt(v) for v in ys])
-        ax.set_xlabel(_("Y (easting, km)"), fontsize=fs, labelpad=1)
-        ax.set_ylabel(_("X (northing, km)"), fontsize=fs, labelpad=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        lines = [[(x, y0), (x, y1)] for x in xs] + [[(x0, y), (x1, y)] for y in ys]
+        ax.add_artist(  # at the zorder of matplotlib's axis grid
+            LineCollection(
+                lines, colors="#9a9a9a", linewidths=0.3, linestyles=[(0, (4, 3))], zorder=1.5
+            )
+        )
+        xt, yt = ax.get_xaxis_transform(), ax.get_yaxis_transform()
+        for pos, marker in ((0.0, TICKUP), (1.0, TICKDOWN)):
+            ax.add_artist(
+                Line2D(xs, np.full(len(xs), pos), transform=xt, marker=MarkerStyle(marker), **_TICK)
+            )
+        for pos, marker in ((0.0, TICKRIGHT), (1.0, TICKLEFT)):
+            ax.add_artist(
+                Line2D(np.full(len(ys), pos), ys, transform=yt, marker=MarkerStyle(marker), **_TICK)
+            )
+        tr, va, ha = ax.get_xaxis_text1_transform(3.5)
+        below = [
+            Text(x, 0, fmt(x), fontsize=fs, va=va, ha=ha, transform=tr, clip_on=False) for x in xs
+        ]
+        tr, va, ha = ax.get_yaxis_text1_transform(3.5)
+        left = [
+            Text(0, y, fmt(y), fontsize=fs, va=va, ha=ha, transform=tr, clip_on=False) for y in ys
+        ]
+        for t in below + left:
+            ax.add_artist(t)
+
+        def box(labels: list[Text], side: str) -> Callable[[Any], Bbox]:
+            """The box of ``labels`` and a spine (measured when drawn)."""
+            return lambda r: Bbox.union(
+                [t.get_window_extent(r) for t in labels] + [ax.spines[side].get_window_extent(r)]
+            )
+
+        ax.add_artist(
+            Annotation(
+                _("Y (easting, km)"),
+                (0.5, 0.0),
+                xycoords=(ax.transAxes, box(below, "bottom")),
+                xytext=(0.0, -1.0),
+                textcoords="offset points",
+                fontsize=fs,
+                va="top",
+                ha="center",
+                clip_on=False,
+            )
+        )
+        ax.add_artist(
+            Annotation(
+                _("X (northing, km)"),
+                (0.0, 0.5),
+                xycoords=(box(left, "left"), ax.transAxes),
+                xytext=(-1.0, 0.0),
+                textcoords="offset points",
+                fontsize=fs,
+                va="bottom",
+                ha="center",
+                rotation=90,
+                rotation_mode="anchor",
+                clip_on=False,
+            )
+        )
 
     @property
     def tolerance(self) -> float:
@@ -594,6 +664,8 @@ class _Sheet:
 
     def finish(self) -> Figure:
         for ax in self.map_axes:
+            if self.denominator:
+                self._grid(ax)  # after the layers: drawn over those at its zorder, as matplotlib's
             self._stamp(ax)
         if self.map_axes:
             ax0 = self.map_axes[0]
@@ -634,7 +706,7 @@ class _Sheet:
                 alignment="left",
                 borderaxespad=0.0,
             )
-            top, gap = 0.0, 0.02 * h * self.fig.get_size_inches()[1] * 72  # points
+            top, gap = 0.0, 0.035 * h * self.fig.get_size_inches()[1] * 72  # points
         if self.stats:
             lines = [textwrap.fill(x, 46, subsequent_indent="  ") for x in self.stats]
             self.fig.add_artist(
