@@ -332,3 +332,19 @@ def test_png_writer_round_trip() -> None:
     assert np.array_equal(np.asarray(img), rgb[:, ::-1])
     assert img.info["Title"] == meta["Title"] and img.info["Software"] == "towerplan"
     assert img.info["dpi"] == pytest.approx((150, 150), abs=0.05)  # pixels per metre
+
+
+def test_a_zoomed_sheet_draws_only_what_it_shows() -> None:
+    layers, summary, _ = make_layers(n_existing=30, n_proposed=12)
+    d = export.reproject(layers["districts"], export.vn2000_tm3_crs(105.0))
+    ext = d.geometry.iloc[0].bounds
+    fig = sheets.render_sheet("proposed_sites", layers, summary, "A4", extent=ext)
+    ax = fig.axes[0]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    mx, my = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
+    drawn = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets()) > 1])
+    assert 0 < len(drawn) < len(layers["existing_sites"]) + len(layers["proposed_sites"])
+    assert (drawn[:, 0] >= x0 - mx).all() and (drawn[:, 0] <= x1 + mx).all()
+    assert (drawn[:, 1] >= y0 - my).all() and (drawn[:, 1] <= y1 + my).all()
+    legend = " ".join(_legend_labels(fig))
+    assert "(30)" in legend  # the legend still counts the whole layer

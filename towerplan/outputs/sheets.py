@@ -381,19 +381,37 @@ def _compound(coords: np.ndarray, ring_of: np.ndarray, n_rings: int, closed: boo
     return MplPath(coords, codes)
 
 
-def _poly_path(geoms: Sequence[Any], tol: float) -> MplPath | None:
-    """All polygons of ``geoms`` as one compound path (simplified to ``tol`` metres).
+_View = tuple[float, float, float, float]
+
+
+def _view(ax: Axes, margin: float = 0.05) -> _View:
+    """What an axes may show of the data: its limits, ``margin`` wider on each side (for
+    strokes, markers and labels reaching in from outside).  The inset and the district
+    sheets show a small part of the layers: what lies outside is not drawn (it was clipped)."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    return x0 - mx, y0 - my, x1 + mx, y1 + my
+
+
+def _in_view(geoms: np.ndarray, view: _View) -> np.ndarray:
+    """Whether the bounds of each of ``geoms`` meet ``view`` (missing and empty ones: no)."""
+    b = shapely.bounds(geoms).reshape(-1, 4)
+    return (b[:, 0] <= view[2]) & (b[:, 2] >= view[0]) & (b[:, 1] <= view[3]) & (b[:, 3] >= view[1])
+
+
+def _poly_path(geoms: Sequence[Any], tol: float, view: _View) -> MplPath | None:
+    """The polygons of ``geoms`` in ``view`` as one compound path (simplified to ``tol`` metres).
 
     Exteriors are oriented counter-clockwise and holes clockwise, so the non-zero fill
     rule of PDF and Agg leaves the holes open; one path is one PDF operator sequence
     instead of one per feature (a sheet drew tens of thousands of paths).
     """
     g = np.asarray(geoms, dtype=object)
-    g = g[~(shapely.is_missing(g) | shapely.is_empty(g))]
+    g = g[_in_view(g, view)]
     if tol > 0:
         g = shapely.simplify(g, tol, preserve_topology=True)
     parts = shapely.get_parts(shapely.get_parts(g))
-    parts = parts[(shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)]
+    parts = parts[(shapely.get_type_id(parts) == 3) & _in_view(parts, view)]
     if len(parts) == 0:
         return None
     rings = shapely.get_rings(shapely.orient_polygons(parts))
@@ -401,16 +419,16 @@ def _poly_path(geoms: Sequence[Any], tol: float) -> MplPath | None:
     return _compound(coords, idx, len(rings), closed=True)
 
 
-def _line_path(geoms: Sequence[Any]) -> MplPath | None:
-    """All lines of ``geoms`` (and polygon outlines) as one compound path."""
+def _line_path(geoms: Sequence[Any], view: _View) -> MplPath | None:
+    """The lines of ``geoms`` (and polygon outlines) in ``view`` as one compound path."""
     g = np.asarray(geoms, dtype=object)
-    g = g[~(shapely.is_missing(g) | shapely.is_empty(g))]
+    g = g[_in_view(g, view)]
     parts = shapely.get_parts(shapely.get_parts(g))
     kind = shapely.get_type_id(parts)
     parts = np.concatenate(
         [parts[(kind == 1) | (kind == 2)], shapely.get_exterior_ring(parts[kind == 3])]
     )
-    parts = parts[~shapely.is_empty(parts)]
+    parts = parts[_in_view(parts, view)]
     if len(parts) == 0:
         return None
     coords, idx = shapely.get_coordinates(parts, return_index=True)
@@ -425,7 +443,7 @@ def _polys(ax: Axes, gdf: gpd.GeoDataFrame, tol: float, colors: Any = None, **kw
             sel = [x == c for x in colors]
             _polys(ax, gdf[sel], tol, c, **kw)
         return
-    path = _poly_path(gdf.geometry.to_numpy(), tol)
+    path = _poly_path(gdf.geometry.to_numpy(), tol, _view(ax))
     if path is not None:
         if colors is not None:
             kw.setdefault("facecolor", colors)
@@ -433,7 +451,7 @@ def _polys(ax: Axes, gdf: gpd.GeoDataFrame, tol: float, colors: Any = None, **kw
 
 
 def _lines(ax: Axes, gdf: gpd.GeoDataFrame, *, colors: Any, **kw: Any) -> None:
-    path = _line_path(gdf.geometry.to_numpy())
+    path = _line_path(gdf.geometry.to_numpy(), _view(ax))
     if path is not None:
         ax.add_collection(PathCollection([path], facecolors="none", edgecolors=colors, **kw))
 
@@ -706,7 +724,7 @@ class _Sheet:
                 alignment="left",
                 borderaxespad=0.0,
             )
-            top, gap = 0.0, 0.035 * h * self.fig.get_size_inches()[1] * 72  # points
+            top, gap = 0.0, 0.025 * h * self.fig.get_size_inches()[1] * 72  # points
         if self.stats:
             lines = [textwrap.fill(x, 46, subsequent_indent="  ") for x in self.stats]
             self.fig.add_artist(
@@ -873,7 +891,9 @@ def _labels(sh: _Sheet, ax: Axes, p: Mapping[str, Any]) -> None:
     fs = sh.fs * (0.95 if len(sh.map_axes) == 1 else 0.65)
     if ax not in sh.map_axes:
         fs = sh.fs * 0.7
-    for pt, name in zip(d.geometry.representative_point(), d["district"], strict=True):
+    pts = d.geometry.representative_point()
+    shown = _in_view(pts.to_numpy(), _view(ax, 0.3))  # names centred outside may show in part
+    for pt, name in zip(pts[shown], d["district"][shown], strict=True):
         ax.text(
             pt.x,
             pt.y,
@@ -891,6 +911,7 @@ def _labels(sh: _Sheet, ax: Axes, p: Mapping[str, Any]) -> None:
 def _d_points(sh: _Sheet, ax: Axes, p: Mapping[str, Any], spec: _themes.LayerSpec) -> None:
     for g in _themes.groups(spec, p):
         pts = g.frame.geometry.representative_point()
+        pts = pts[_in_view(pts.to_numpy(), _view(ax))]
         marker = _SHAPE_MARKER[g.symbol.shape]
         ax.scatter(
             pts.x,
@@ -1195,14 +1216,14 @@ def _inset(sh: _Sheet, t: _themes.Theme, p: Mapping[str, Any], core: Any) -> Non
     ins.set_aspect("equal", adjustable="box")
     ins.set_xticks([])
     ins.set_yticks([])
+    pad = 0.03 * max(x1 - x0, y1 - y0)
+    ins.set_xlim(x0 - pad, x1 + pad)  # first: the drawers leave out what lies outside
+    ins.set_ylim(y0 - pad, y1 + pad)
     handles = list(sh.handles)
     for spec in t.layers:
         if spec.on_sheets:
             _DRAWERS[spec.kind](sh, ins, p, spec)
     sh.handles = handles
-    pad = 0.03 * max(x1 - x0, y1 - y0)
-    ins.set_xlim(x0 - pad, x1 + pad)
-    ins.set_ylim(y0 - pad, y1 + pad)
     ins.set_facecolor("white")
     ins.set_zorder(55)
     ins.set_title(_("Inset: dense core"), fontsize=sh.fs * 0.75, pad=2)
