@@ -219,11 +219,8 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         )
         out.log.update(linfo)
         return _finish(out, st, safety)
-    sol = _second_lns(prob, sol, st, safety, n_lns)
-    phases.append("LNS")
-    sol = _zone_phase(prob, sol, st, safety)
-    if "zone_bound" in sol.log:
-        phases.append("zone bound")
+    sol = _zone_phase(prob, _second_lns(prob, sol, st, safety, n_lns), st, safety)
+    phases += ["LNS", "zone bound"] if "zone_bound" in sol.log else ["LNS"]
     sol.method = (
         f"auto: the MILP is too large ({est_nnz:,} non-zeros > {MILP_MAX_NNZ:,}), so "
         f"heuristic ({' + '.join(phases)}); certified gap {sol.gap:.3%}"
