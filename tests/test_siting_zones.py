@@ -81,6 +81,8 @@ def test_zones_partition_and_tighten_a_sparse_instance() -> None:
     lam = np.full(prob.n_rows, 2.5)
     bound, info = _zones.zone_bound(prob, lam, label=label, t=10.0)
     assert info["zone_milps"] == 3 and info["zone_crossing_rows"] == 2
+    multi = _mclp.build_problem(sp.csr_matrix(A), np.hstack([W, W]), 2, 1, 2)
+    assert _zones.zone_bound(multi, lam, label=label) == (np.inf, {})
     assert opt <= bound <= lagrangian_value(prob, lam[:, None]) + 1e-9
     assert bound == pytest.approx(35.0)  # 2 crossing rows at 2.5 + 3 x 10, zones at t = 10 give 0
 

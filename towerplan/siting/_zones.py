@@ -135,10 +135,11 @@ def zone_bound(
     Returns
     -------
     (bound, info)
+        ``inf`` (no bound) for a model with several operators or shared structures.
     """
     t0 = time.perf_counter()
     if prob.n_ops != 1 or prob.n_shared != 0:
-        raise ValueError("zone_bound: single operator, dedicated structures only")
+        return float("inf"), {}
     A = prob.A.tocsr().astype(float)
     W, C = prob.W[:, 0], prob.C[:, 0]
     lam = np.clip(np.asarray(lam, dtype=float).reshape(-1), 0.0, W)
