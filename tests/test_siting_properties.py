@@ -546,3 +546,14 @@ def test_flex_setting_switches_the_multi_operator_moves() -> None:
         assert out.upper_bound >= out.objective
     with pytest.raises(ParameterError, match="type_flex"):
         _mclp.SolveSettings(type_flex=1)  # type: ignore[arg-type]
+
+
+def test_flex_window_without_a_shared_host_falls_back_to_the_plain_window() -> None:
+    """A type-flex LNS window whose candidates cannot host the other structure type."""
+    A = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 1, 1]], bool)
+    W = np.array([[4.0, 0, 8], [0, 0, 0], [3, 0, 1], [8, 4, 0]])
+    inst = {"A": A, "W": W, "cap": np.array([1, 2, 3]), "n_ded": 2, "n_sh": 1}
+    inst.update(conf=None, offset=5.0)
+    sol = _mclp.solve(_problem(inst), _mclp.SolveSettings("heuristic", mip_gap=0.0))
+    _feasible(inst, sol)
+    assert sol.objective == pytest.approx(_brute(inst)) == 26.0

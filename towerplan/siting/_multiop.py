@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from towerplan.errors import InfeasibleModelError
 from towerplan.siting._exact import _milp_columns, _model_arrays
 from towerplan.siting._heuristics import (
     WindowProblem,
@@ -132,7 +133,10 @@ def _flex_model(sub: MCLPProblem, conv: _Conversion) -> tuple[MilpModel, Any, An
     both = copy.copy(sub)
     both.n_dedicated, both.n_shared = max(sub.n_dedicated, 1), max(sub.n_shared, 1)
     keep = _milp_columns(both)
-    model, (decode, encode) = _model_arrays(both, keep)
+    try:
+        model, (decode, encode) = _model_arrays(both, keep)
+    except InfeasibleModelError:  # no candidate of the window can host the other type
+        return None
     n_pat_rows = int((sub.W > 0).sum()) + len(keep) * (1 + sub.n_ops)
     rd, rs = n_pat_rows, n_pat_rows + 1
     if model.M.shape[0] < rs + 1 or not (
