@@ -711,9 +711,9 @@ class _Sheet:
         fs = self.fs * min(1.0, 24.0 / max(n, 1.0))
         x0, y0, _w, h = _PANEL
         anchor: Any = self.fig.transFigure
-        top, gap = y0 + h, 0.0
+        top, gap, z = y0 + h, 0.0, 3.0
         if self.handles:
-            anchor = self.fig.legend(
+            leg = self.fig.legend(
                 handles=self.handles,
                 loc="upper left",
                 bbox_to_anchor=_PANEL,
@@ -725,6 +725,9 @@ class _Sheet:
                 borderaxespad=0.0,
             )
             top, gap = 0.0, 0.025 * h * self.fig.get_size_inches()[1] * 72  # points
+            # the box the legend gave its (invisible) frame when drawn: drawn after the legend,
+            # the statistics do not lay the legend out a second time
+            anchor, z = (lambda r: leg.legendPatch.get_window_extent(r)), leg.get_zorder() + 0.5
         if self.stats:
             lines = [textwrap.fill(x, 46, subsequent_indent="  ") for x in self.stats]
             self.fig.add_artist(
@@ -738,6 +741,7 @@ class _Sheet:
                     va="top",
                     ha="left",
                     linespacing=1.4,
+                    zorder=z,
                 )
             )
 
@@ -1405,6 +1409,7 @@ def _kpi_table(sh: _Sheet, ax: Axes, rows: pd.DataFrame, last: bool) -> None:
         line * (max(c.count("\n") for c in r) + 1) + line * 0.4 for r in cells
     ]
     y = 1.0
+    rules: list[list[tuple[float, float]]] = []
     for k, (vals, h) in enumerate(zip([header, *cells], row_h, strict=True)):
         bold = k == 0 or (last and k == len(cells))
         if bold:
@@ -1421,7 +1426,7 @@ def _kpi_table(sh: _Sheet, ax: Axes, rows: pd.DataFrame, last: bool) -> None:
             )
         for i, v in enumerate(vals):
             left = i == 0 or k == 0
-            ax.text(
+            sh.fig.text(  # on the figure: an Axes text is set up for clipping, cell by cell
                 x[i] + 0.004 if i == 0 else (x[i] + x[i + 1]) / 2 if k == 0 else x[i + 1] - 0.004,
                 y - h / 2,
                 v,
@@ -1431,11 +1436,15 @@ def _kpi_table(sh: _Sheet, ax: Axes, rows: pd.DataFrame, last: bool) -> None:
                 fontweight="bold" if bold else "normal",
                 transform=ax.transAxes,
             )
-        ax.plot([0, 1], [y - h, y - h], color="#777777", lw=0.4, transform=ax.transAxes)
+        rules.append([(0.0, y - h), (1.0, y - h)])
         y -= h
-    for xi in x:
-        ax.plot([xi, xi], [y, 1.0], color="#777777", lw=0.4, transform=ax.transAxes)
-    ax.plot([0, 1], [1.0, 1.0], color="#777777", lw=0.4, transform=ax.transAxes)
+    rules += [[(xi, y), (xi, 1.0)] for xi in x] + [[(0.0, 1.0), (1.0, 1.0)]]
+    ax.add_collection(
+        LineCollection(
+            rules, colors="#777777", linewidths=0.4, capstyle="projecting", transform=ax.transAxes
+        ),
+        autolim=False,
+    )
 
 
 def _slug(s: str) -> str:
