@@ -77,7 +77,13 @@ from towerplan.siting._model import (
     check_solution,
     evaluate,
 )
-from towerplan.siting._multiop import flex_window_solver, type_chain_search
+from towerplan.siting._multiop import (
+    FLEX_LNS_PAIR_SUBPROBLEMS,
+    FLEX_LNS_SUBPROBLEMS,
+    FLEX_LNS_WINDOW,
+    flex_window_solver,
+    type_chain_search,
+)
 from towerplan.siting._zones import ZONE_CANDIDATES, ZONE_CHECKPOINTS, candidate_zones, zone_bound
 
 __all__ = [
@@ -171,23 +177,12 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
     sol.upper_bound = max(ub, sol.objective)
     sol.log.update(linfo)
     sol.time_limited = sol.time_limited or bool(linfo.get("lagrangian_time_limited"))
-    n_lns = st.budget(LNS_SUBPROBLEMS)
+    n_lns = st.budget(FLEX_LNS_SUBPROBLEMS if _flex_on(prob, st) else LNS_SUBPROBLEMS)
     keep = _milp_columns(prob)
     est_nnz = prob.A[:, keep].nnz + (prob.A.shape[0] + len(keep)) * prob.n_ops
     direct = st.solver in ("auto", "benders") and est_nnz <= MILP_DIRECT_NNZ
     if sol.gap > st.mip_gap and not direct:
-        better = lns(
-            prob,
-            sol,
-            max_subproblems=n_lns,
-            seed=st.seed,
-            target=(1 - st.mip_gap) * sol.upper_bound,
-            window=_lns_window(prob),
-            priority_seeds=_lagrangian_seeds(prob, sol),
-            safety=safety,
-            light_windows=st.paired_lns,
-            window_solver=_window_solver(prob, st),
-        )
+        better = _lns_phase(prob, sol, st, safety, n_lns, st.seed, _lagrangian_seeds(prob, sol))
         better = _type_polish(prob, better, st, safety)
         better.upper_bound = max(sol.upper_bound, better.objective)
         sol = better
@@ -270,7 +265,7 @@ def _lns_phase(
         max_subproblems=n,
         seed=seed,
         target=(1 - st.mip_gap) * sol.upper_bound,
-        window=_lns_window(prob),
+        window=FLEX_LNS_WINDOW if _flex_on(prob, st) else _lns_window(prob),
         priority_seeds=priority_seeds,
         safety=safety,
         light_windows=st.paired_lns,
@@ -301,6 +296,8 @@ def _paired_lns(
     first = {k: v for k, v in sol.log.items() if k.startswith("lns_")}
     one_op = prob.n_ops == 1 and prob.n_shared == 0
     n_pairs = st.budget(LNS_PAIR_SUBPROBLEMS_ONE_OP if one_op else LNS_PAIR_SUBPROBLEMS)
+    if _flex_on(prob, st):
+        n_pairs = st.budget(FLEX_LNS_PAIR_SUBPROBLEMS)
     better = _lns_phase(prob, sol, st, safety, n_pairs, st.seed + 2, pairs[:n_pairs])
     better.upper_bound = max(sol.upper_bound, better.objective)
     better.method = sol.method

@@ -55,6 +55,13 @@ from towerplan.siting._model import (
 
 logger = logging.getLogger(__name__)
 
+FLEX_LNS_WINDOW = 6
+"""Structures per type-flexible LNS window (``type_flex``; the windows of the multi-operator
+LNS before were 4): larger windows improve more per window, so fewer of them are used."""
+FLEX_LNS_SUBPROBLEMS = 20
+"""Type-flexible window re-solves per LNS phase (instead of ``LNS_SUBPROBLEMS``)."""
+FLEX_LNS_PAIR_SUBPROBLEMS = 20
+"""Type-flexible paired-window re-solves (instead of ``LNS_PAIR_SUBPROBLEMS``)."""
 FLEX_WINDOW_CHECKPOINTS = 20
 """HiGHS MIP work checkpoints per type-flexible window MILP (the plain windows allow
 ``LNS_SUB_CHECKPOINTS``): nearly every window closes at the root within a few
