@@ -304,6 +304,9 @@ def test_remembered_shaping_writes_matplotlibs_pdf(monkeypatch: pytest.MonkeyPat
 
     from towerplan.outputs import _pdftext
 
+    if not _pdftext.supported():
+        pytest.skip(f"the memo follows matplotlib {_pdftext.VERIFIED_MATPLOTLIB} only")
+
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     layers, summary, _ = make_layers(n_existing=10, n_proposed=4)
     fig = sheets.render_sheet("overview", layers, summary, "A4", lang="vi")
@@ -348,3 +351,16 @@ def test_a_zoomed_sheet_draws_only_what_it_shows() -> None:
     assert (drawn[:, 1] >= y0 - my).all() and (drawn[:, 1] <= y1 + my).all()
     legend = " ".join(_legend_labels(fig))
     assert "(30)" in legend  # the legend still counts the whole layer
+
+
+def test_other_matplotlib_versions_write_pdfs_as_usual(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the verified matplotlib series the memo stays out of the way."""
+    from matplotlib.backends import backend_pdf
+
+    from towerplan.outputs import _pdftext
+
+    monkeypatch.setattr(_pdftext, "VERIFIED_MATPLOTLIB", (0, 0))
+    stock = backend_pdf.RendererPdf
+    with _pdftext.remembered_shaping():
+        assert backend_pdf.RendererPdf is stock and not _pdftext._ACTIVE
+    assert not _pdftext.supported()

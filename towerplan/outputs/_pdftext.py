@@ -134,17 +134,29 @@ def _remember(memo: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any
         memo[key] = value
 
 
+VERIFIED_MATPLOTLIB = (3, 11)
+"""The matplotlib series whose PDF text path the memo follows (private API, checked by a
+byte-for-byte test); other versions write their PDFs as usual."""
+
+
+def supported() -> bool:
+    """Whether this matplotlib is the verified series and has the libraqm layout."""
+    import matplotlib as mpl
+    from matplotlib.ft2font import FT2Font
+
+    return tuple(mpl.__version_info__[:2]) == VERIFIED_MATPLOTLIB and hasattr(FT2Font, "_layout")
+
+
 @contextlib.contextmanager
 def remembered_shaping() -> Iterator[None]:
     """Within: figures saved as PDF measure and shape their texts through the memo.
 
-    matplotlib versions without the libraqm layout (``FT2Font._layout``, before 3.11) and
-    PDFs with core (AFM) fonts are written as usual.
+    Only on the verified matplotlib series (:func:`supported`); with other versions, and
+    for PDFs with core (AFM) fonts, the PDFs are written as usual.
     """
     from matplotlib.backends import backend_pdf
-    from matplotlib.ft2font import FT2Font
 
-    if not hasattr(FT2Font, "_layout"):
+    if not supported():
         yield
         return
     with _LOCK:
