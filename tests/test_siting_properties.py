@@ -557,3 +557,22 @@ def test_flex_window_without_a_shared_host_falls_back_to_the_plain_window() -> N
     sol = _mclp.solve(_problem(inst), _mclp.SolveSettings("heuristic", mip_gap=0.0))
     _feasible(inst, sol)
     assert sol.objective == pytest.approx(_brute(inst)) == 26.0
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_rounded_start_searched_only_near_the_incumbent(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Lagrangian-rounded start is searched when its value is at least
+    LAGRANGIAN_START_MIN_RATIO of the incumbent's, else skipped; both ways feasible."""
+    kw = {"solver": "heuristic", "mip_gap": 1e-9, "work_limit": 0.05}
+    runs = {}
+    for ratio in (0.0, 2.0):  # always searched / never
+        monkeypatch.setattr(_mclp, "LAGRANGIAN_START_MIN_RATIO", ratio)
+        prob = _paired_instance(seed, 150, 24, 3)
+        runs[ratio] = out = _mclp.solve(prob, _mclp.SolveSettings(**kw))
+        _mclp.check_solution(prob, out)
+        assert out.objective == pytest.approx(_mclp.evaluate(prob, out), rel=1e-12)
+    assert runs[0.0].log["lagrangian_start_searched"] is True
+    assert runs[2.0].log["lagrangian_start_searched"] is False
+    assert "Lagrangian rounding" not in runs[2.0].method

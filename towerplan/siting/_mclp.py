@@ -164,16 +164,7 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         relax_conflicts=st.multi_operator_moves,
     )
     phases = ["greedy", "swap", "Lagrangian bound"]
-    alt = lagrangian_start(prob)
-    if alt is not None:
-        alt = local_search(prob, alt, max_passes=swaps, seed=st.seed, safety=safety)
-        alt = _type_polish(prob, alt, st, safety)
-        if alt.objective > sol.objective + 1e-9 * max(prob.total_weight, 1.0):
-            alt.log = {**sol.log, **{"lagrangian_start_" + k: v for k, v in alt.log.items()}}
-            alt.method = "Lagrangian rounding + swap"
-            alt.time_limited = alt.time_limited or sol.time_limited
-            sol = alt
-            phases.append("Lagrangian rounding + swap")
+    sol = _rounded_start(prob, sol, st, safety, phases)
     sol.upper_bound = max(ub, sol.objective)
     sol.log.update(linfo)
     sol.time_limited = sol.time_limited or bool(linfo.get("lagrangian_time_limited"))
@@ -221,6 +212,33 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         f"heuristic ({' + '.join(phases)}); certified gap {sol.gap:.3%}"
     )
     return _finish(sol, st, safety)
+
+
+LAGRANGIAN_START_MIN_RATIO = 0.95
+"""The Lagrangian-rounded start is searched (swaps, type polish) only when its value is at
+least this share of the incumbent's: further below, the search did not recover it (demo:
+0.88 -> 0.977 in 5.7 CPU s; the bench instances where it wins start at 0.970-0.989)."""
+
+
+def _rounded_start(
+    prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop, phases: list[str]
+) -> MCLPSolution:
+    """The better of ``sol`` and the Lagrangian-rounded start after swaps and type polish."""
+    alt = lagrangian_start(prob)
+    if alt is None or alt.objective < LAGRANGIAN_START_MIN_RATIO * sol.objective:
+        sol.log["lagrangian_start_searched"] = False
+        return sol
+    alt = local_search(prob, alt, max_passes=st.budget(SWAP_PASSES), seed=st.seed, safety=safety)
+    alt = _type_polish(prob, alt, st, safety)
+    if alt.objective <= sol.objective + 1e-9 * max(prob.total_weight, 1.0):
+        sol.log["lagrangian_start_searched"] = True
+        return sol
+    alt.log = {**sol.log, **{"lagrangian_start_" + k: v for k, v in alt.log.items()}}
+    alt.log["lagrangian_start_searched"] = True
+    alt.method = "Lagrangian rounding + swap"
+    alt.time_limited = alt.time_limited or sol.time_limited
+    phases.append("Lagrangian rounding + swap")
+    return alt
 
 
 def _benders_phase(
