@@ -56,12 +56,15 @@ from tqdm.auto import tqdm
 from towerplan import capacity, coverage, demand, kpis, siting
 from towerplan._gaps import gap_polygons
 from towerplan._i18n import _, use_language
+from towerplan._procs import fork_context
 from towerplan._validate import assign_district, points_xy, require_metric
 from towerplan.errors import (
     N_,
     EmptyInputError,
     ScenarioError,
     StageError,
+    collected_warnings,
+    replay_warnings,
     warn_user,
 )
 from towerplan.inputs import readers as tio
@@ -1459,19 +1462,15 @@ def _write_outputs(
     from towerplan.outputs import export
 
     layers, kpi = result.layers, result.kpis
-    files: list[Path] = []
     extra: dict[str, Any] = {}
-    with _timed(timings, "write_gpkg_csv"):
-        files.append(export.write_gpkg(layers, tmp / "towerplan.gpkg", lang=scenario.language))
-        for name, table in {"district_kpis": kpi, **result.tables}.items():
-            files.append(tmp / f"{name}.csv")
-            export.write_csv(table, files[-1])
+    timings["write_gpkg_csv"] = 0.0  # (set below: keeps the order of the timings)
+    # the GeoPackage and CSVs on a second core while this process draws the raster and maps
+    tables = _TableWriter(tmp, result, scenario.language, background=maps or best_server)
     raster = None
     if best_server:
         with _timed(timings, "best_server_raster"):
             raster = _best_server(layers, tmp, scenario)
         if raster is not None:
-            files.append(raster)
             extra["best_server_raster"] = {
                 "file": "best_server.tif",
                 "bands": ["received_level_dbm", "path_loss_db", "serving_site_row"],
@@ -1484,11 +1483,14 @@ def _write_outputs(
         "export_settings": scenario.export,
         "best_server": raster,
     }
+    maps_written: list[Path] = []
     if maps:
         from towerplan.outputs import maps as tmaps
 
         with _timed(timings, "maps"):
-            files.extend(tmaps.write_maps(layers, summary, kpi, tmp / "maps", **common))
+            maps_written = tmaps.write_maps(layers, summary, kpi, tmp / "maps", **common)
+    written, timings["write_gpkg_csv"] = tables.result()
+    files = [*written, *([raster] if raster is not None else []), *maps_written]
     if sheets:
         from towerplan.outputs import sheets as tsheets
 
@@ -1522,6 +1524,68 @@ def _write_outputs(
     )
     files.append(sp)
     return files, extra
+
+
+class _TableWriter:
+    """``towerplan.gpkg`` and the CSV tables of a plan, written in a forked process when
+    ``background`` and the machine allows it (a second core, fork, no other thread), else
+    here.  :meth:`result` waits: the files and the seconds the writing took.  The files are
+    the same either way; warnings of the writer are shown here, once, in the user's language.
+    """
+
+    def __init__(self, tmp: Path, result: PlanResult, lang: str, *, background: bool) -> None:
+        from concurrent.futures import Future, ProcessPoolExecutor
+
+        job = (tmp, result, lang)
+        fork = fork_context() if background else None
+        self._pool: ProcessPoolExecutor | None = None
+        self._future: Future[Any] | None = None
+        self._done: tuple[list[Path], float, list[Any]] | None = None
+        logger.debug("tables written %s", "in a forked process" if fork else "here")
+        if fork is not None:  # the child inherits the job (nothing is pickled but the file list)
+            self._pool = ProcessPoolExecutor(
+                1,
+                mp_context=fork,
+                initializer=_set_table_job,
+                initargs=(job,),
+            )
+            self._future = self._pool.submit(_run_table_job)
+        else:
+            _set_table_job(job)
+            self._done = _run_table_job()
+
+    def result(self) -> tuple[list[Path], float]:
+        """The files written and the seconds it took (raises the writer's error)."""
+        if self._done is None:
+            assert self._future is not None and self._pool is not None
+            try:
+                self._done = self._future.result()
+            finally:
+                self._pool.shutdown()
+        files, seconds, warned = self._done
+        replay_warnings(warned)
+        return files, seconds
+
+
+_TABLE_JOB: list[tuple[Path, PlanResult, str]] = []
+
+
+def _set_table_job(job: tuple[Path, PlanResult, str]) -> None:
+    _TABLE_JOB[:] = [job]
+
+
+def _run_table_job() -> tuple[list[Path], float, list[Any]]:
+    """Write the job of :func:`_set_table_job`: ``towerplan.gpkg``, then one CSV per table."""
+    from towerplan.outputs import export
+
+    tmp, result, lang = _TABLE_JOB[0]
+    t0 = time.perf_counter()
+    with collected_warnings() as warned:
+        files = [export.write_gpkg(result.layers, tmp / "towerplan.gpkg", lang=lang)]
+        for name, table in {"district_kpis": result.kpis, **result.tables}.items():
+            files.append(tmp / f"{name}.csv")
+            export.write_csv(table, files[-1])
+    return files, round(time.perf_counter() - t0, 3), warned
 
 
 def _best_server(layers: dict[str, gpd.GeoDataFrame], tmp: Path, scenario: Scenario) -> Path | None:

@@ -1659,12 +1659,13 @@ def _write_parallel(
     layers are inherited); otherwise started fresh (``ctx`` is pickled to each once).
     """
     import multiprocessing
-    import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    methods = multiprocessing.get_all_start_methods()
-    fork = "fork" in methods and threading.active_count() == 1
-    mp = multiprocessing.get_context("fork" if fork else None)
+    from towerplan._procs import fork_context
+
+    fork_ctx = fork_context(need_cores=1)
+    fork = fork_ctx is not None
+    mp = fork_ctx if fork_ctx is not None else multiprocessing.get_context()
     here = [i for i, t in enumerate(tasks) if _needs_deferred(t)]
     there = [i for i in range(len(tasks)) if i not in here]
     if not there:  # every sheet needs them: the workers get them
