@@ -83,6 +83,7 @@ EXPENSIVE_MODULES = (
     "test_highs_timelimit.py",
     "test_export.py",
     "test_phasing.py",
+    "test_siting_properties.py",
     "test_siting_determinism.py",
 )
 
