@@ -59,3 +59,17 @@ def test_tables_written_forked_or_here_are_the_same(
         pd.testing.assert_frame_equal(
             gpd.read_file(out["forked"][0], layer=layer), gpd.read_file(out["here"][0], layer=layer)
         )
+
+
+@pytest.mark.skipif(not FORKS, reason="this platform does not fork")
+def test_an_error_while_drawing_still_waits_for_the_table_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layers, _summary, kpis = make_layers(n_existing=12, n_proposed=5)
+    result = SimpleNamespace(layers=layers, kpis=kpis, tables={})
+    monkeypatch.setattr(plan, "fork_context", lambda **_: multiprocessing.get_context("fork"))
+    with pytest.raises(RuntimeError, match="maps failed"):
+        with plan._TableWriter(tmp_path, result, "en", background=True) as writer:  # type: ignore[arg-type]
+            raise RuntimeError("maps failed")
+    assert writer._pool is not None and writer._pool._shutdown_thread
+    assert (tmp_path / "towerplan.gpkg").is_file()  # the writer was waited for, not killed

@@ -1465,31 +1465,31 @@ def _write_outputs(
     extra: dict[str, Any] = {}
     timings["write_gpkg_csv"] = 0.0  # (set below: keeps the order of the timings)
     # the GeoPackage and CSVs on a second core while this process draws the raster and maps
-    tables = _TableWriter(tmp, result, scenario.language, background=maps or best_server)
-    raster = None
-    if best_server:
-        with _timed(timings, "best_server_raster"):
-            raster = _best_server(layers, tmp, scenario)
-        if raster is not None:
-            extra["best_server_raster"] = {
-                "file": "best_server.tif",
-                "bands": ["received_level_dbm", "path_loss_db", "serving_site_row"],
-                "site_ids": "rows of existing_sites then proposed_sites in towerplan.gpkg",
-            }
-    summary = {**result.summary, **extra}
-    common: dict[str, Any] = {
-        "hotspot_radius_m": scenario.wifi.hotspot_radius_m,
-        "lang": scenario.language,
-        "export_settings": scenario.export,
-        "best_server": raster,
-    }
-    maps_written: list[Path] = []
-    if maps:
-        from towerplan.outputs import maps as tmaps
+    with _TableWriter(tmp, result, scenario.language, background=maps or best_server) as tables:
+        raster = None
+        if best_server:
+            with _timed(timings, "best_server_raster"):
+                raster = _best_server(layers, tmp, scenario)
+            if raster is not None:
+                extra["best_server_raster"] = {
+                    "file": "best_server.tif",
+                    "bands": ["received_level_dbm", "path_loss_db", "serving_site_row"],
+                    "site_ids": "rows of existing_sites then proposed_sites in towerplan.gpkg",
+                }
+        summary = {**result.summary, **extra}
+        common: dict[str, Any] = {
+            "hotspot_radius_m": scenario.wifi.hotspot_radius_m,
+            "lang": scenario.language,
+            "export_settings": scenario.export,
+            "best_server": raster,
+        }
+        maps_written: list[Path] = []
+        if maps:
+            from towerplan.outputs import maps as tmaps
 
-        with _timed(timings, "maps"):
-            maps_written = tmaps.write_maps(layers, summary, kpi, tmp / "maps", **common)
-    written, timings["write_gpkg_csv"] = tables.result()
+            with _timed(timings, "maps"):
+                maps_written = tmaps.write_maps(layers, summary, kpi, tmp / "maps", **common)
+        written, timings["write_gpkg_csv"] = tables.result()
     files = [*written, *([raster] if raster is not None else []), *maps_written]
     if sheets:
         from towerplan.outputs import sheets as tsheets
@@ -1531,6 +1531,7 @@ class _TableWriter:
     ``background`` and the machine allows it (a second core, fork, no other thread), else
     here.  :meth:`result` waits: the files and the seconds the writing took.  The files are
     the same either way; warnings of the writer are shown here, once, in the user's language.
+    A context manager: leaving it (also on an error elsewhere) waits for the writer process.
     """
 
     def __init__(self, tmp: Path, result: PlanResult, lang: str, *, background: bool) -> None:
@@ -1551,8 +1552,14 @@ class _TableWriter:
             )
             self._future = self._pool.submit(_run_table_job)
         else:
-            _set_table_job(job)
-            self._done = _run_table_job()
+            self._done = _write_tables(*job)
+
+    def __enter__(self) -> _TableWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def result(self) -> tuple[list[Path], float]:
         """The files written and the seconds it took (raises the writer's error)."""
@@ -1575,10 +1582,14 @@ def _set_table_job(job: tuple[Path, PlanResult, str]) -> None:
 
 
 def _run_table_job() -> tuple[list[Path], float, list[Any]]:
-    """Write the job of :func:`_set_table_job`: ``towerplan.gpkg``, then one CSV per table."""
+    """In the forked writer: :func:`_write_tables` of the job set by :func:`_set_table_job`."""
+    return _write_tables(*_TABLE_JOB[0])
+
+
+def _write_tables(tmp: Path, result: PlanResult, lang: str) -> tuple[list[Path], float, list[Any]]:
+    """``towerplan.gpkg``, then one CSV per table; the seconds taken and the warnings."""
     from towerplan.outputs import export
 
-    tmp, result, lang = _TABLE_JOB[0]
     t0 = time.perf_counter()
     with collected_warnings() as warned:
         files = [export.write_gpkg(result.layers, tmp / "towerplan.gpkg", lang=lang)]
