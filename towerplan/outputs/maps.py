@@ -105,7 +105,39 @@ _RASTER_MAX_PX = 900
 # --------------------------------------------------------------------------- folium elements
 
 
-class _PointLayer(Layer):
+class _Verbatim(Element):
+    """Text that joins the page as it is.
+
+    branca's ``Element(text)`` compiles ``text`` as a Jinja template (slow for the inlined
+    assets and the layer data, and ``{{ }}`` in user text would be evaluated); this renders
+    the same page text (Jinja's rendering drops one trailing newline) without compiling.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._text = text[:-1] if text.endswith("\n") else text
+
+    def render(self, **kwargs: Any) -> str:
+        return self._text
+
+
+class _VerbatimMacro(MacroElement):
+    """``MacroElement`` whose rendered header/html/script macros join the page verbatim."""
+
+    def render(self, **kwargs: Any) -> None:
+        figure = self.get_root()
+        assert isinstance(figure, Figure), "a towerplan map element renders inside a Figure"
+        macros = self._template.module.__dict__
+        for part in ("header", "html", "script"):
+            macro = macros.get(part)
+            if macro is not None:
+                target = getattr(figure, part)
+                target.add_child(_Verbatim(macro(self, kwargs)), name=self.get_name())
+        for element in self._children.values():
+            element.render(**kwargs)
+
+
+class _PointLayer(Layer, _VerbatimMacro):
     """Shaped canvas markers from compact rows, clustered only when asked (one Leaflet layer)."""
 
     _template = Template(
@@ -139,7 +171,7 @@ class _PointLayer(Layer):
         self.cluster = cluster
 
 
-class _VectorLayer(Layer):
+class _VectorLayer(Layer, _VerbatimMacro):
     """Polygons/lines from a GeoJSON dict with per-feature style index and values."""
 
     _template = Template(
@@ -162,7 +194,7 @@ class _VectorLayer(Layer):
         self.data = data
 
 
-class _LabelLayer(Layer):
+class _LabelLayer(Layer, _VerbatimMacro):
     """Non-interactive text labels (already escaped)."""
 
     _template = Template(
@@ -188,7 +220,7 @@ class _LabelLayer(Layer):
         self.rows = rows
 
 
-class _ImageLayer(Layer):
+class _ImageLayer(Layer, _VerbatimMacro):
     """A raster as an inline PNG image overlay (EPSG:4326 bounds)."""
 
     _template = Template(
@@ -207,7 +239,7 @@ class _ImageLayer(Layer):
         self.bounds = bounds
 
 
-class _Panel(MacroElement):
+class _Panel(_VerbatimMacro):
     """A Leaflet control holding prepared (escaped) HTML."""
 
     _template = Template(
@@ -236,7 +268,7 @@ class _Panel(MacroElement):
         self.css_class = css_class
 
 
-class _Tools(MacroElement):
+class _Tools(_VerbatimMacro):
     """Scale bar, site search, VN-2000 readout and panel folding."""
 
     _template = Template(
@@ -293,7 +325,7 @@ class _Tools(MacroElement):
         self.template = f"{crs_name}: X = {{X}} m, Y = {{Y}} m · lat {{lat}}, lon {{lon}}"
 
 
-class _Registry(MacroElement):
+class _Registry(_VerbatimMacro):
     """Exposes ``window.towerplan`` with each layer, its expected feature count and label."""
 
     _template = Template(
@@ -594,8 +626,8 @@ class _MapBuilder:
             if self.offline
             else _assets.linked_assets(self.cluster_used)
         )
-        root.header.add_child(Element(assets), name="towerplan_assets")
-        root.header.add_child(Element(_assets.towerplan_assets()), name="towerplan_js")
+        root.header.add_child(_Verbatim(assets), name="towerplan_assets")
+        root.header.add_child(_Verbatim(_assets.towerplan_assets()), name="towerplan_js")
         root.title = _esc(f"towerplan - {_themes.theme_title(self.theme)}")
         if self.tiles:
             folium.TileLayer(
