@@ -85,7 +85,8 @@ def _key_figures(records: list[dict]) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Dask cluster on the loopback interface: scheduler + 2 single-thread workers."""
+    """A real Dask cluster on the loopback interface: scheduler + 2 single-thread workers
+    (separate processes, without nanny processes)."""
     folder = tmp_path_factory.mktemp("dask")
     sched_file = folder / "scheduler.json"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -134,6 +135,7 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                         "1",
                         "--memory-limit",
                         "1GB",
+                        "--no-nanny",  # one process per worker (no assertion needs a nanny)
                         *common,
                     ],
                     env=env,
