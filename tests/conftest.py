@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -47,6 +48,13 @@ def make_districts(
     geoms = [box(x0 + a, y0 + b, x0 + c, y0 + d) for a, b, c, d in boxes]
     data = {"district": names, **columns, "district_type": types}
     return gpd.GeoDataFrame(data, geometry=geoms, crs=CRS)
+
+
+@functools.cache
+def parse_source(source: str) -> ast.Module:
+    """``ast.parse(source)``, once per test process for the same text: the architecture and
+    i18n tests walk every module of the package.  Read the tree; never change it."""
+    return ast.parse(source)
 
 
 def is_marked_message(node: ast.expr, constants: Collection[str] = ()) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
-from conftest import is_marked_message
+from conftest import is_marked_message, parse_source
 
 from towerplan import _i18n
 from towerplan._i18n import _, fmt_number, fmt_percent, use_language
@@ -305,7 +305,7 @@ def _untranslated_raises(source: str) -> list[int]:
     }
 
     bad = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_source(source)):
         if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
             continue
         func = node.exc.func
@@ -437,7 +437,7 @@ def test_every_progress_bar_label_is_translated() -> None:
 
     calls = 0
     for path in sorted(PKG.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parse_source(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "tqdm":
                 calls += 1
                 for kw in node.keywords:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import is_marked_message
+from conftest import is_marked_message, parse_source
 
 from towerplan._i18n import _, use_language
 from towerplan.errors import (
@@ -38,7 +38,7 @@ def _untranslated_warnings(source: str) -> list[int]:
     warnings outside :func:`towerplan.errors.warn_user`), and of ``warn_user`` calls whose
     message is not ``N_("literal")`` (or a choice between such, or a module constant set to one).
     Debug and info logs are not user-facing and are not checked."""
-    tree = ast.parse(source)
+    tree = parse_source(source)
     constants = {
         t.id
         for node in tree.body
