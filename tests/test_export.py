@@ -434,8 +434,15 @@ def test_export_errors(tmp_path: Path) -> None:
         export.export_layers(bad, tmp_path)
 
 
+#: Every character but the surrogates: the set of ``st.text()``'s default alphabet
+#: (``characters(codec="utf-8")``), without its ~1.5 s scan of the code points in a clean clone.
+ANY_TEXT_CHAR = st.characters(exclude_categories=("Cs",))
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=25, unique=True))
+@given(
+    st.lists(st.text(ANY_TEXT_CHAR, min_size=1, max_size=20), min_size=1, max_size=25, unique=True)
+)
 def test_dbf_names_unique_ascii_short(cols: list[str]) -> None:
     m = export._dbf_names(cols)
     vals = list(m.values())
