@@ -124,7 +124,7 @@ class _Verbatim(Element):
 class _VerbatimMacro(MacroElement):
     """``MacroElement`` whose rendered header/html/script macros join the page verbatim."""
 
-    def render(self, **kwargs: Any) -> None:
+    def render(self, **kwargs: Any) -> None:  # type: ignore[override]  # as MacroElement
         figure = self.get_root()
         assert isinstance(figure, Figure), "a towerplan map element renders inside a Figure"
         macros = self._template.module.__dict__
