@@ -43,6 +43,7 @@ import numpy as np
 
 from towerplan.siting._benders import BendersLimits, solve_benders
 from towerplan.siting._bounds import lagrangian_bound
+from towerplan.siting._countflex import count_window_solver
 from towerplan.siting._exact import _milp_columns, solve_milp
 from towerplan.siting._heuristics import (
     WindowSolver,
@@ -298,8 +299,13 @@ def _flex_on(prob: MCLPProblem, st: SolveSettings) -> bool:
 
 
 def _window_solver(prob: MCLPProblem, st: SolveSettings) -> WindowSolver | None:
-    """Type-flexible LNS windows (``st.type_flex``, multi-operator models), else ``None``."""
-    return flex_window_solver(prob) if _flex_on(prob, st) else None
+    """Type-flexible LNS windows (``st.type_flex``, multi-operator models), count-flexible
+    ones (``st.count_flex``, one operator, dedicated structures only), else ``None``."""
+    if _flex_on(prob, st):
+        return flex_window_solver(prob)
+    if st.count_flex and prob.n_ops == 1 and prob.n_shared == 0:
+        return count_window_solver(prob)
+    return None
 
 
 def _paired_lns(

@@ -162,6 +162,12 @@ class SolveSettings:
         best structure outside the window the other way, and dedicated <-> shared ejection
         chains after the type swaps.  ``False`` = the method before, for side-by-side
         measurements.
+    count_flex : bool
+        Single-operator, dedicated-only models: LNS windows whose number of structures
+        may change by one, ``p`` kept by opening the best candidate (or closing the
+        cheapest structure) outside the window
+        (:func:`~towerplan.siting._countflex.count_window_solver`).  ``False`` = the
+        fixed-count windows before, for side-by-side measurements.
     """
 
     solver: str = "auto"
@@ -175,6 +181,7 @@ class SolveSettings:
     paired_lns: bool = True
     zone_bound: bool = True
     type_flex: bool = True
+    count_flex: bool = True
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
@@ -223,7 +230,7 @@ class SolveSettings:
                 msgid=N_("max_nodes = {max_nodes}: must be a whole number >= 0"),
                 max_nodes=self.max_nodes,
             )
-        for key in ("multi_operator_moves", "paired_lns", "zone_bound", "type_flex"):
+        for key in ("multi_operator_moves", "paired_lns", "zone_bound", "type_flex", "count_flex"):
             if not isinstance(getattr(self, key), bool):
                 raise ParameterError(
                     msgid=N_("{origin}: key '{key}' must be true or false, got {value}"),
