@@ -9,6 +9,7 @@ Usage::
     python scripts/bench_siting.py --primal --only cantho-scale --out p.json [--mip-gap 1e-4]
     python scripts/bench_siting.py --zones --only cantho-scale cantho-1m --out z.json
     python scripts/bench_siting.py --multiop --only cantho-small-4op demo --out m.json
+    python scripts/bench_siting.py --countflex --only cantho-scale cantho-1m --out f.json
 
 Instances (all generated here with fixed seeds; nothing is downloaded):
 
@@ -424,7 +425,8 @@ def run_primal(
     """``auto`` with one feature off (``former``: ``paired_lns`` = the former LNS,
     ``zone_bound`` = the defaults before the zone bound: no zone bound and
     ``LNS_PAIR_SUBPROBLEMS`` paired windows for one operator too, ``type_flex`` = no
-    type-flexible windows or dedicated/shared chains) and the current ``auto``, side by
+    type-flexible windows or dedicated/shared chains, ``count_flex`` = fixed-count
+    single-operator windows) and the current ``auto``, side by
     side in one process."""
     from towerplan.siting import _mclp
 
@@ -657,6 +659,12 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of the spopt/benders rows: auto without and with the multi-operator "
         "type-flexible moves (SolveSettings.type_flex), side by side",
     )
+    ap.add_argument(
+        "--countflex",
+        action="store_true",
+        help="instead of the spopt/benders rows: auto without and with the single-operator "
+        "count-flexible LNS windows (SolveSettings.count_flex), side by side",
+    )
     ap.add_argument("--mip-gap", type=float, default=1e-3, help="auto's mip_gap (--primal)")
     ap.add_argument("--lp-iterations", type=int, default=100, help="IPM iterations (--bounds)")
     ap.add_argument("--milp-nodes", type=int, default=0, help="MILP nodes (--bounds; 0 = none)")
@@ -692,6 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     compare = [("primal", "paired_lns")] if args.primal else []
     compare += [("zones", "zone_bound")] if args.zones else []
     compare += [("multiop", "type_flex")] if args.multiop else []
+    compare += [("countflex", "count_flex")] if args.countflex else []
     for mode, feature in compare:
         for name in names:
             print(f"[{name}] {mode} ...", file=sys.stderr, flush=True)
