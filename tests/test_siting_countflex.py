@@ -68,9 +68,7 @@ def test_count_flex_windows_feasible_exact_never_worse(
     )
     start = _mclp.local_search(prob, _mclp.greedy(prob), max_passes=0)
     kw = dict(max_subproblems=4, seed=1, window=2, light_windows=True)
-    runs = [
-        _mclp.lns(prob, start, window_solver=count_window_solver(prob), **kw) for _ in range(2)
-    ]
+    runs = [_mclp.lns(prob, start, window_solver=count_window_solver(prob), **kw) for _ in range(2)]
     out = runs[0]
     _mclp.check_solution(prob, out)
     assert len(out.sites) == p
