@@ -86,13 +86,27 @@ def _areas_layer(areas: Sequence[tuple[str, Any, Any]], table: pd.DataFrame) -> 
     return layer.merge(first, on="code", how="left")
 
 
+def _figure(**kwargs: Any) -> Any:
+    """A matplotlib Figure (Agg, outside pyplot) drawn only when saved.
+
+    geopandas draws the whole figure (``canvas.draw_idle``) after every layer it plots;
+    on this canvas that is a no-op, so the figure is drawn once, by ``savefig``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    class _SavedOnlyCanvas(FigureCanvasAgg):
+        def draw_idle(self, *args: Any, **kw: Any) -> None:
+            """Nothing: the figure is drawn when saved."""
+
+    fig = Figure(**kwargs)
+    _SavedOnlyCanvas(fig)
+    return fig
+
+
 def _map(layer: gpd.GeoDataFrame, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 8))
+    fig = _figure(figsize=(11, 8))
+    axes = fig.subplots(1, 2)
     for ax, col, label in (
         (axes[0], "sites_per_100km2", _("new sites per 100 km²")),
         (axes[1], "coverage_after", _("population coverage after")),
@@ -113,19 +127,15 @@ def _map(layer: gpd.GeoDataFrame, path: Path, title: str) -> Path:
         ax.set_axis_off()
     fig.suptitle(title)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def _sheet(layer: gpd.GeoDataFrame, table: pd.DataFrame, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
     with PdfPages(path) as pdf:
-        fig, (ax, tx) = plt.subplots(1, 2, figsize=(16.5, 11.7), width_ratios=[1, 1.1])
+        fig = _figure(figsize=(16.5, 11.7))
+        ax, tx = fig.subplots(1, 2, width_ratios=[1, 1.1])
         if "new_sites" in layer.columns and layer["new_sites"].notna().any():
             layer.plot(
                 column="new_sites",
@@ -158,7 +168,6 @@ def _sheet(layer: gpd.GeoDataFrame, table: pd.DataFrame, path: Path, title: str)
             tx.text(0, 1, "\n".join([head, *text]), family="monospace", fontsize=6.5, va="top")
         fig.suptitle(title)
         pdf.savefig(fig)
-        plt.close(fig)
     return path
 
 
