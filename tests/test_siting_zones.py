@@ -109,3 +109,19 @@ def test_zone_phase_tightens_the_certified_bound_deterministically() -> None:
         again.upper_bound == on.upper_bound
         and again.log["zone_checkpoints"] == on.log["zone_checkpoints"]
     )
+
+
+def test_zone_job_gives_the_zone_bound_forked_or_not() -> None:
+    rng = np.random.default_rng(5)
+    A, W = _instance(5, 40, 14, 0, 0.2)
+    prob = _mclp.build_problem(sp.csr_matrix(A), W, 4, 0, 1)
+    label = _zones.candidate_zones(_adjacency(prob), 5)
+    lam = rng.random(prob.n_rows) * 5.0
+    want = _zones.zone_bound(prob, lam, label=label)
+    job = _zones.ZoneJob(prob, lam, label=label)
+    got = job.result()
+    assert got[0] == want[0] and got[1]["zone_checkpoints"] == want[1]["zone_checkpoints"]
+    assert job.result() is got  # computed once
+    spare = _zones.ZoneJob(prob, lam, label=label)
+    spare.cancel()  # not needed: stopped, never waited for
+    spare.cancel()

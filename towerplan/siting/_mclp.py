@@ -85,7 +85,12 @@ from towerplan.siting._multiop import (
     flex_window_solver,
     type_chain_search,
 )
-from towerplan.siting._zones import ZONE_CANDIDATES, ZONE_CHECKPOINTS, candidate_zones, zone_bound
+from towerplan.siting._zones import (
+    ZONE_CANDIDATES,
+    ZONE_CHECKPOINTS,
+    ZoneJob,
+    candidate_zones,
+)
 
 __all__ = [
     "MCLPProblem",
@@ -173,6 +178,9 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
     keep = _milp_columns(prob)
     est_nnz = prob.A[:, keep].nnz + (prob.A.shape[0] + len(keep)) * prob.n_ops
     direct = st.solver in ("auto", "benders") and est_nnz <= MILP_DIRECT_NNZ
+    zone_job = None
+    if st.solver == "auto" and est_nnz > MILP_MAX_NNZ and sol.gap > st.mip_gap:
+        zone_job = _start_zone_job(prob, st, safety) if _zone_applies(prob, st) else None
     if sol.gap > st.mip_gap and not direct:
         better = _lns_phase(prob, sol, st, safety, n_lns, st.seed, _lagrangian_seeds(prob, sol))
         better = _type_polish(prob, better, st, safety)
@@ -189,6 +197,8 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         sol.method = f"heuristic ({' + '.join(phases)}), {why}; certified gap {sol.gap:.3%}"
         if st.solver == "heuristic" and sol.gap > st.mip_gap:
             sol = _second_lns(prob, sol, st, safety, n_lns)
+        if zone_job is not None:
+            zone_job.cancel()
         return _finish(sol, st, safety)
     if st.solver == "benders":
         return _finish(_benders_phase(prob, sol, st, safety, phases), st, safety)
@@ -206,7 +216,7 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         )
         out.log.update(linfo)
         return _finish(out, st, safety)
-    sol = _zone_phase(prob, _second_lns(prob, sol, st, safety, n_lns), st, safety)
+    sol = _zone_phase(prob, _second_lns(prob, sol, st, safety, n_lns), st, safety, zone_job)
     phases += ["LNS", "zone bound"] if "zone_bound" in sol.log else ["LNS"]
     sol.method = (
         f"auto: the MILP is too large ({est_nnz:,} non-zeros > {MILP_MAX_NNZ:,}), so "
@@ -349,31 +359,51 @@ def _second_lns(
     return better
 
 
+def _zone_applies(prob: MCLPProblem, st: SolveSettings) -> bool:
+    """Whether the zone bound (``st.zone_bound``) applies to ``prob``: single operator,
+    dedicated structures only, at least two zones' worth of candidates, Lagrangian
+    multipliers known."""
+    return (
+        st.zone_bound
+        and prob.info.get("_multipliers") is not None
+        and prob.n_ops == 1
+        and prob.n_shared == 0
+        and prob.n_cand >= 2 * ZONE_CANDIDATES
+    )
+
+
+def _start_zone_job(prob: MCLPProblem, st: SolveSettings, safety: SafetyStop) -> ZoneJob:
+    """The zone bound at the current multipliers, started beside the LNS (a forked process
+    on two cores; see :class:`~towerplan.siting._zones.ZoneJob`)."""
+    label = candidate_zones(_adjacency(prob), ZONE_CANDIDATES)
+    mult = prob.info["_multipliers"]
+    return ZoneJob(
+        prob, mult[0], label=label, checkpoints=st.budget(ZONE_CHECKPOINTS), safety=safety
+    )
+
+
 def _zone_phase(
-    prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop
+    prob: MCLPProblem,
+    sol: MCLPSolution,
+    st: SolveSettings,
+    safety: SafetyStop,
+    job: ZoneJob | None = None,
 ) -> MCLPSolution:
     """Tighten ``sol.upper_bound`` by the zone Lagrangian bound (``st.zone_bound``).
 
-    Single operator, dedicated structures only, at least two zones' worth of candidates,
-    Lagrangian multipliers known and the gap above ``mip_gap``; otherwise a no-op.  The
-    zone MILPs get ``ZONE_CHECKPOINTS`` work checkpoints each (scaled by ``work_limit``).
+    A no-op unless :func:`_zone_applies` and the gap is above ``mip_gap`` (then a running
+    ``job`` is cancelled).  The zone MILPs get ``ZONE_CHECKPOINTS`` work checkpoints each
+    (scaled by ``work_limit``); ``job`` is the same bound started earlier
+    (:func:`_start_zone_job`), else it is computed here.
     """
-    mult = prob.info.get("_multipliers")
-    if (
-        not st.zone_bound
-        or mult is None
-        or prob.n_ops != 1
-        or prob.n_shared != 0
-        or prob.n_cand < 2 * ZONE_CANDIDATES
-        or sol.gap <= st.mip_gap
-        or safety.expired()
-    ):
+    if not _zone_applies(prob, st) or sol.gap <= st.mip_gap or safety.expired():
+        if job is not None:
+            job.cancel()
         return sol
-    label = candidate_zones(_adjacency(prob), ZONE_CANDIDATES)
-    ub, info = zone_bound(
-        prob, mult[0], label=label, checkpoints=st.budget(ZONE_CHECKPOINTS), safety=safety
-    )
-    sol.log.update(info)
+    if job is None:
+        job = _start_zone_job(prob, st, safety)
+    ub, info = job.result()
+    sol.log.update(info, zone_forked=job.forked)
     sol.upper_bound = max(min(sol.upper_bound, ub), sol.objective)
     sol.time_limited = sol.time_limited or bool(info["zone_time_limited"])
     return sol

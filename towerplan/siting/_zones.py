@@ -32,15 +32,16 @@ problem, the zone MILPs are bounded by work.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
 
+from towerplan._procs import fork_context
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 from towerplan.siting._model import MCLPProblem, SafetyStop
 
-__all__ = ["ZONE_CANDIDATES", "ZONE_CHECKPOINTS", "candidate_zones", "zone_bound"]
+__all__ = ["ZONE_CANDIDATES", "ZONE_CHECKPOINTS", "ZoneJob", "candidate_zones", "zone_bound"]
 
 ZONE_CANDIDATES = 256
 """Target number of candidates per zone of :func:`zone_bound`."""
@@ -193,3 +194,77 @@ def zone_bound(
         "zone_time_limited": timed_out,
     }
     return bound, info
+
+
+def _zone_child(send: Any, prob: MCLPProblem, lam: np.ndarray, kw: dict[str, Any]) -> None:
+    """Forked child of :class:`ZoneJob`: compute the zone bound and send it (``None`` on error)."""
+    try:
+        send.send(zone_bound(prob, lam, **kw))
+    except Exception:  # the parent computes it itself
+        send.send(None)
+    finally:
+        send.close()
+
+
+class ZoneJob:
+    """:func:`zone_bound` computed beside the caller's own work.
+
+    The zone bound depends only on the problem, the multipliers and the work limits, not
+    on the incumbent, so it can run while the LNS improves the incumbent: in a forked
+    process when forking is safe and the machine has a second core
+    (:func:`towerplan._procs.fork_context`), else in this process on the first
+    :meth:`result` call.  Either way the result is the same (deterministic by work).
+    """
+
+    def __init__(
+        self,
+        prob: MCLPProblem,
+        lam: np.ndarray,
+        *,
+        label: np.ndarray,
+        checkpoints: int = ZONE_CHECKPOINTS,
+        safety: SafetyStop | None = None,
+    ) -> None:
+        self._args = (prob, lam)
+        self._kw: dict[str, Any] = {"label": label, "checkpoints": checkpoints, "safety": safety}
+        self._done: tuple[float, dict[str, Any]] | None = None
+        self._proc: Any = None
+        self._conn: Any = None
+        ctx = fork_context()
+        if ctx is None:
+            return
+        recv, send = ctx.Pipe(duplex=False)
+        proc = cast(Any, ctx).Process(
+            target=_zone_child, args=(send, prob, lam, self._kw), daemon=True
+        )
+        proc.start()
+        send.close()
+        self._proc, self._conn = proc, recv
+
+    @property
+    def forked(self) -> bool:
+        """Whether the bound is computed in a forked process."""
+        return self._proc is not None
+
+    def result(self) -> tuple[float, dict[str, Any]]:
+        """The zone bound and its info (waits for the forked process)."""
+        if self._done is None and self._conn is not None:
+            try:
+                got = self._conn.recv()
+            except EOFError:  # the child died: compute here
+                got = None
+            self._proc.join()
+            self._conn.close()
+            self._conn = None
+            self._done = got
+        if self._done is None:
+            self._done = zone_bound(*self._args, **self._kw)
+        return self._done
+
+    def cancel(self) -> None:
+        """Stop the forked process (its result is not needed)."""
+        if self._conn is not None:
+            self._proc.terminate()
+            self._proc.join()
+            self._conn.close()
+            self._conn = None
