@@ -428,9 +428,9 @@ def run_primal(
     ``zone_bound`` = the defaults before the zone bound: no zone bound and
     ``LNS_PAIR_SUBPROBLEMS`` paired windows for one operator too, ``type_flex`` = no
     type-flexible windows or dedicated/shared chains, ``count_flex`` = fixed-count
-    single-operator windows) and the current ``auto``, side by
+    single-operator windows and the zone bound computed after the LNS, not beside it) and the current ``auto``, side by
     side in one process."""
-    from towerplan.siting import _mclp
+    from towerplan.siting import _mclp, _zones
 
     prob = build_instance(name)
     kw = dict(work_limit=work_limit, time_limit_s=time_limit, mip_gap=mip_gap)
@@ -438,8 +438,10 @@ def run_primal(
     pairs = _mclp.LNS_PAIR_SUBPROBLEMS_ONE_OP
     if former == "zone_bound":
         _mclp.LNS_PAIR_SUBPROBLEMS_ONE_OP = _mclp.LNS_PAIR_SUBPROBLEMS
+    _zones.ZONE_FORK = former != "count_flex"  # former: the zone bound after the LNS
     _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **{former: False}, **kw), "former")
     _mclp.LNS_PAIR_SUBPROBLEMS_ONE_OP = pairs
+    _zones.ZONE_FORK = True
     row.update(r, load_mid=os.getloadavg()[0])
     _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **kw), "auto")
     row.update(r, load_end=os.getloadavg()[0], peak_rss_mb=round(_peak_mb(), 1))
@@ -664,8 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--countflex",
         action="store_true",
-        help="instead of the spopt/benders rows: auto without and with the single-operator "
-        "count-flexible LNS windows (SolveSettings.count_flex), side by side",
+        help="instead of the spopt/benders rows: auto without the single-operator "
+        "count-flexible LNS windows (SolveSettings.count_flex) and the zone bound beside "
+        "the LNS, and with both, side by side",
     )
     ap.add_argument("--mip-gap", type=float, default=1e-3, help="auto's mip_gap (--primal)")
     ap.add_argument("--lp-iterations", type=int, default=100, help="IPM iterations (--bounds)")

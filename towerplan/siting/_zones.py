@@ -49,6 +49,9 @@ ZONE_CHECKPOINTS = 30
 """HiGHS MIP work checkpoints per zone MILP (root cut rounds; before ``work_limit`` scaling)."""
 ZONE_NODES = 50
 """Branch-and-bound nodes per zone MILP."""
+ZONE_FORK = True
+"""Whether :class:`ZoneJob` may fork (``False``: always in this process, as before; for
+side-by-side measurements)."""
 
 
 def candidate_zones(adj: sp.csr_matrix, size: int) -> np.ndarray:
@@ -230,7 +233,7 @@ class ZoneJob:
         self._done: tuple[float, dict[str, Any]] | None = None
         self._proc: Any = None
         self._conn: Any = None
-        ctx = fork_context()
+        ctx = fork_context() if ZONE_FORK else None
         if ctx is None:
             return
         recv, send = ctx.Pipe(duplex=False)
