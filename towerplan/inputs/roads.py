@@ -202,10 +202,10 @@ def graph_from_osm_file(
     networkx.MultiDiGraph
         Projected graph; edge ``length`` in metres.
     """
-    import osmnx as ox
-
     p = _check_osm_path(path)
     wcrs = _parse_crs(crs, "working crs")
+    import osmnx as ox  # after the checks: a refused file is reported without importing it
+
     try:
         G = ox.graph_from_xml(
             p, bidirectional=bidirectional, simplify=simplify, retain_all=retain_all
