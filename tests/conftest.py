@@ -3,11 +3,13 @@
 The suite runs on every core (``-n auto --dist loadfile`` in pyproject.toml, pytest-xdist):
 each test module goes to one worker, so a module- or session-scoped fixture used by one
 module is built once.  :data:`EXPENSIVE_MODULES` start first, so the workers finish
-together.  Reusable fixtures: :func:`demo_run` (the demo plan, once per session),
-:func:`shared_data` (real data), :func:`make_districts`, :func:`cpu_burner`;
-``_city_fixture`` (Testville scenario files), ``_layers_fixture`` (plan layers for the
-output tests), ``_ocid_fixture`` (OpenCelliD towers).  A fixture that starts processes or
-servers must use free ports (port 0) and its own ``tmp_path``: two workers run at once.
+together.  Each test process collects garbage less often once the tests are collected
+(:func:`pytest_collection_finish`).  Reusable fixtures: :func:`demo_run` (the demo plan,
+once per session), :func:`shared_data` (real data), :func:`make_districts`,
+:func:`cpu_burner`; ``_city_fixture`` (Testville scenario files), ``_layers_fixture`` (plan
+layers for the output tests), ``_ocid_fixture`` (OpenCelliD towers); :func:`parse_source`
+(a module's AST, once per process).  A fixture that starts processes or servers must use
+free ports (port 0) and its own ``tmp_path``: two workers run at once.
 """
 
 from __future__ import annotations
