@@ -10,6 +10,7 @@ Usage::
     python scripts/bench_siting.py --zones --only cantho-scale cantho-1m --out z.json
     python scripts/bench_siting.py --multiop --only cantho-small-4op demo --out m.json
     python scripts/bench_siting.py --countflex --only cantho-scale cantho-1m --out f.json
+    python scripts/bench_siting.py --multiop-countflex --only demo cantho-scale-4op --out mf.json
 
 Instances (all generated here with fixed seeds; nothing is downloaded):
 
@@ -422,14 +423,21 @@ def run_bounds(
 
 
 def run_primal(
-    name: str, time_limit: float, work_limit: float, mip_gap: float, former: str, q: Any
+    name: str,
+    time_limit: float,
+    work_limit: float,
+    mip_gap: float,
+    former: str,
+    mzone_checkpoints: int,
+    q: Any,
 ) -> None:
     """``auto`` with one feature off (``former``: ``paired_lns`` = the former LNS,
     ``zone_bound`` = the defaults before the zone bound: no zone bound and
     ``LNS_PAIR_SUBPROBLEMS`` paired windows for one operator too, ``type_flex`` = no
     type-flexible windows or dedicated/shared chains, ``count_flex`` = fixed-count
     single-operator windows and the zone bound computed after the LNS, not beside it) and the current ``auto``, side by
-    side in one process."""
+    side in one process; ``multiop_count_flex`` (off by default): the current ``auto``
+    as the former and ``auto`` with ``multiop_count_flex=True``."""
     from towerplan.siting import _mclp, _zones
 
     prob = build_instance(name)
@@ -439,13 +447,42 @@ def run_primal(
     if former == "zone_bound":
         _mclp.LNS_PAIR_SUBPROBLEMS_ONE_OP = _mclp.LNS_PAIR_SUBPROBLEMS
     _zones.ZONE_FORK = former != "count_flex"  # former: the zone bound after the LNS
-    _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **{former: False}, **kw), "former")
+    opt_in = former == "multiop_count_flex"
+    off = {} if opt_in else {former: False}
+    _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **off, **kw), "former")
     _mclp.LNS_PAIR_SUBPROBLEMS_ONE_OP = pairs
     _zones.ZONE_FORK = True
     row.update(r, load_mid=os.getloadavg()[0])
-    _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **kw), "auto")
+    on = {former: True} if opt_in else {}
+    sol, r = _timed_solve(prob, _mclp.SolveSettings("auto", **on, **kw), "auto")
     row.update(r, load_end=os.getloadavg()[0], peak_rss_mb=round(_peak_mb(), 1))
+    if mzone_checkpoints and prob.n_ops > 1:
+        row.update(_multiop_zones(prob, sol, mzone_checkpoints))
     q.put(row)
+
+
+def _multiop_zones(prob: Any, sol: Any, checkpoints: int) -> dict[str, Any]:
+    """The multi-operator zone bound at the final Lagrangian multipliers (256-candidate
+    zones, ``checkpoints`` HiGHS work checkpoints a zone): how much of the gap is the
+    relaxation's integrality gap inside zones."""
+    from towerplan.siting._heuristics import _adjacency
+    from towerplan.siting._mzones import multiop_zone_bound
+    from towerplan.siting._zones import candidate_zones
+
+    lam, nu = prob.info["_multipliers"]
+    label = candidate_zones(_adjacency(prob), 256)
+    c0 = _cpu_s()
+    ub, info = multiop_zone_bound(
+        prob,
+        lam,
+        nu,
+        label=label,
+        pairs=prob.info["_conflict_multipliers"],
+        checkpoints=checkpoints,
+    )
+    out = {k: v for k, v in info.items() if k != "mzone_s"}
+    out.update(mzone_cpu_s=round(_cpu_s() - c0, 1), mzone_gap=(ub - sol.objective) / ub)
+    return out
 
 
 def _solution_hash(sol: Any) -> str:
@@ -670,6 +707,19 @@ def main(argv: list[str] | None = None) -> int:
         "count-flexible LNS windows (SolveSettings.count_flex) and the zone bound beside "
         "the LNS, and with both, side by side",
     )
+    ap.add_argument(
+        "--multiop-countflex",
+        action="store_true",
+        help="instead of the spopt/benders rows: auto (former) and auto with the "
+        "count-flexible multi-operator windows (SolveSettings.multiop_count_flex), side by side",
+    )
+    ap.add_argument(
+        "--mzone-checkpoints",
+        type=int,
+        default=0,
+        help="with --multiop/--multiop-countflex: also the multi-operator zone bound at the "
+        "final multipliers, this many HiGHS checkpoints a zone (0 = not computed)",
+    )
     ap.add_argument("--mip-gap", type=float, default=1e-3, help="auto's mip_gap (--primal)")
     ap.add_argument("--lp-iterations", type=int, default=100, help="IPM iterations (--bounds)")
     ap.add_argument("--milp-nodes", type=int, default=0, help="MILP nodes (--bounds; 0 = none)")
@@ -706,11 +756,18 @@ def main(argv: list[str] | None = None) -> int:
     compare += [("zones", "zone_bound")] if args.zones else []
     compare += [("multiop", "type_flex")] if args.multiop else []
     compare += [("countflex", "count_flex")] if args.countflex else []
+    compare += [("multiop-countflex", "multiop_count_flex")] if args.multiop_countflex else []
     for mode, feature in compare:
         for name in names:
             print(f"[{name}] {mode} ...", file=sys.stderr, flush=True)
             pr = _in_child(
-                run_primal, name, args.time_limit, args.work_limit, args.mip_gap, feature
+                run_primal,
+                name,
+                args.time_limit,
+                args.work_limit,
+                args.mip_gap,
+                feature,
+                args.mzone_checkpoints,
             )
             rows.append({"instance": name, "mode": mode, **pr})
             print(json.dumps(rows[-1], indent=1), file=sys.stderr, flush=True)

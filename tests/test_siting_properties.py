@@ -493,9 +493,10 @@ def test_flex_window_moves_a_shared_structure_into_the_window() -> None:
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 10_000), st.sampled_from([(3, 3), (4, 2), (2, 4)]), st.booleans())
 def test_type_flex_feasible_exact_never_worse(seed: int, quotas: tuple, spaced: bool) -> None:
-    """Type-flexible windows and type chains keep quotas, tenancy and spacing, count
-    their objective exactly and never lower it; a flexible window never does worse than
-    the plain window's first step; both repeat themselves."""
+    """Type- and count-flexible windows and type chains keep quotas, tenancy and spacing,
+    count their objective exactly and never lower it; a flexible window never does worse
+    than the plain window's first step (a count-flexible one than a type-flexible one);
+    they repeat themselves."""
     from towerplan.siting._multiop import flex_window_solver, type_chain_search
 
     rng = np.random.default_rng(seed)
@@ -515,7 +516,13 @@ def test_type_flex_feasible_exact_never_worse(seed: int, quotas: tuple, spaced: 
         return
     runs = [
         _mclp.lns(prob, start, max_subproblems=4, window=2, seed=seed, window_solver=solver)
-        for solver in (flex_window_solver(prob), flex_window_solver(prob), None)
+        for solver in (
+            flex_window_solver(prob),
+            flex_window_solver(prob),
+            None,
+            flex_window_solver(prob, count_flex=True),
+            flex_window_solver(prob, count_flex=True),
+        )
     ]
     for out in runs:
         _mclp.check_solution(prob, out)
@@ -523,11 +530,12 @@ def test_type_flex_feasible_exact_never_worse(seed: int, quotas: tuple, spaced: 
         assert out.objective >= start.objective - 1e-9
     assert runs[0].sites.tolist() == runs[1].sites.tolist()
     assert runs[0].tenants.tolist() == runs[1].tenants.tolist()
+    assert runs[3].sites.tolist() == runs[4].sites.tolist()
     first = [
         _mclp.lns(prob, start, max_subproblems=1, window=2, seed=seed, window_solver=solver)
-        for solver in (flex_window_solver(prob), None)
+        for solver in (flex_window_solver(prob, count_flex=True), flex_window_solver(prob), None)
     ]
-    assert first[0].objective >= first[1].objective - 1e-9
+    assert first[0].objective >= first[1].objective - 1e-9 >= first[2].objective - 2e-9
     chain = type_chain_search(prob, start, max_passes=3, seed=seed)
     _mclp.check_solution(prob, chain)
     assert chain.objective == pytest.approx(_mclp.evaluate(prob, chain), abs=1e-9)
@@ -576,3 +584,30 @@ def test_rounded_start_searched_only_near_the_incumbent(
     assert runs[0.0].log["lagrangian_start_searched"] is True
     assert runs[2.0].log["lagrangian_start_searched"] is False
     assert "Lagrangian rounding" not in runs[2.0].method
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(multi_operator_instances(), st.integers(0, 10_000), st.integers(1, 3))
+def test_multi_operator_zone_bound_is_valid(inst: dict, mseed: int, n_zones: int) -> None:
+    """The multi-operator zone bound is >= the brute-force optimum for any zones and
+    multipliers (covering rows, shared quota, spacing pairs), and at the Lagrangian's own
+    multipliers it is never above the Lagrangian bound."""
+    from towerplan.siting._mzones import multiop_zone_bound
+
+    best = _brute(inst)
+    if not np.isfinite(best):
+        return
+    prob = _problem(inst)
+    rng = np.random.default_rng(mseed)
+    label = rng.integers(0, n_zones, prob.n_cand)
+    ea, eb = bounds._conflict_edges(prob)
+    lam = rng.random(prob.W.shape) * 10.0
+    nu, mu = float(rng.normal(0.0, 5.0)), rng.random(len(ea)) * 5.0
+    ub, info = multiop_zone_bound(prob, lam, nu, label=label, pairs=(ea, eb, mu), checkpoints=2)
+    assert ub >= best - 1e-6
+    assert info["mzone_count"] == int(label.max()) + 1
+    bounds.lagrangian_bound(prob, best, max_iter=20)
+    lam, nu = prob.info["_multipliers"]
+    mu = prob.info["_conflict_multipliers"][2]
+    ub_z, _ = multiop_zone_bound(prob, lam, nu, label=label, pairs=(ea, eb, mu))
+    assert best - 1e-6 <= ub_z <= bounds.lagrangian_value(prob, lam, nu, mu=mu) + 1e-6

@@ -312,7 +312,7 @@ def _window_solver(prob: MCLPProblem, st: SolveSettings) -> WindowSolver | None:
     """Type-flexible LNS windows (``st.type_flex``, multi-operator models), count-flexible
     ones (``st.count_flex``, one operator, dedicated structures only), else ``None``."""
     if _flex_on(prob, st):
-        return flex_window_solver(prob)
+        return flex_window_solver(prob, count_flex=st.multiop_count_flex)
     if st.count_flex and prob.n_ops == 1 and prob.n_shared == 0:
         return count_window_solver(prob)
     return None

@@ -168,6 +168,13 @@ class SolveSettings:
         cheapest structure) outside the window
         (:func:`~towerplan.siting._countflex.count_window_solver`).  ``False`` = the
         fixed-count windows before, for side-by-side measurements.
+    multiop_count_flex : bool
+        Multi-operator models (with ``type_flex``): the type-flexible LNS windows may also
+        gain one structure (the far structure of that type losing least is closed) or
+        lose one (the far candidate gaining most is opened)
+        (:func:`~towerplan.siting._multiop.flex_window_solver`).  Off by default:
+        measured, it did not pay (README, *tried, not kept*); ``scripts/bench_siting.py
+        --multiop-countflex`` compares it.
     """
 
     solver: str = "auto"
@@ -182,6 +189,7 @@ class SolveSettings:
     zone_bound: bool = True
     type_flex: bool = True
     count_flex: bool = True
+    multiop_count_flex: bool = False
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
@@ -230,7 +238,14 @@ class SolveSettings:
                 msgid=N_("max_nodes = {max_nodes}: must be a whole number >= 0"),
                 max_nodes=self.max_nodes,
             )
-        for key in ("multi_operator_moves", "paired_lns", "zone_bound", "type_flex", "count_flex"):
+        for key in (
+            "multi_operator_moves",
+            "paired_lns",
+            "zone_bound",
+            "type_flex",
+            "count_flex",
+            "multiop_count_flex",
+        ):
             if not isinstance(getattr(self, key), bool):
                 raise ParameterError(
                     msgid=N_("{origin}: key '{key}' must be true or false, got {value}"),

@@ -50,6 +50,7 @@ from towerplan.siting._model import (
     MCLPProblem,
     MCLPSolution,
     _pick_tenants,
+    _type_values,
     evaluate,
 )
 
@@ -130,12 +131,106 @@ class _TypeValues:
         return _Conversion(up, up_pos, down, down_pos, keep)
 
 
-def _flex_model(sub: MCLPProblem, conv: _Conversion) -> tuple[MilpModel, Any, Any] | None:
-    """The window's pattern MILP with the two type-flex columns ``u``, ``v`` (or ``None``).
+@dataclass(frozen=True)
+class _Shift:
+    """The best far removal and insertion of each structure type (count-flexible windows).
+
+    A *far* structure or candidate shares no demand row (and no spacing pair) with the
+    window's region, so its value is exact and independent of the window's choice.
+    """
+
+    rm_ded: float
+    """Loss of closing the far dedicated structure ``rm_ded_pos`` (``inf``: none)."""
+    rm_ded_pos: int
+    rm_sh: float
+    """Loss of closing the far shared structure ``rm_sh_pos`` (``inf``: none)."""
+    rm_sh_pos: int
+    add_ded: float
+    """Gain of opening the far candidate ``add_ded_j`` as dedicated (``-inf``: none)."""
+    add_ded_j: int
+    add_ded_ten: np.ndarray
+    add_sh: float
+    """Gain of opening the far candidate ``add_sh_j`` as shared (``-inf``: none)."""
+    add_sh_j: int
+    add_sh_ten: np.ndarray
+
+
+class _ShiftValues:
+    """Per-solution cache of every structure's removal loss and every candidate's
+    insertion gains (recomputed when the solution changes)."""
+
+    def __init__(self, prob: MCLPProblem) -> None:
+        self.prob = prob
+        self.Acsc = _csc(prob)
+        self.AT = prob.A.T.tocsr().astype(float)
+        self.key: tuple[bytes, bytes, bytes] | None = None
+        self.vals: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def get(
+        self, sites: np.ndarray, ten: np.ndarray, shared: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(removal loss per structure, insertion gains ``G`` per candidate and operator,
+        candidates that may be opened)."""
+        key = (sites.tobytes(), ten.tobytes(), shared.tobytes())
+        if self.vals is None or key != self.key:
+            prob = self.prob
+            A_s = self.Acsc[:, sites].astype(np.int32)
+            cnt = np.asarray(A_s @ ten.astype(np.int32)).reshape(prob.n_rows, -1)
+            R = np.asarray(A_s.T.astype(float) @ (prob.W * (cnt == 1))) + prob.C[sites]
+            loss = (R * ten).sum(axis=1)
+            G = np.asarray(self.AT @ (prob.W * (cnt == 0))).reshape(prob.n_cand, -1) + prob.C
+            free = np.ones(prob.n_cand, dtype=bool)
+            free[sites] = False
+            if prob.conflicts is not None and len(sites):
+                free &= np.asarray(prob.conflicts[sites].sum(axis=0)).ravel() == 0
+            self.vals = (loss, G, free)
+            self.key = key
+        return self.vals
+
+    def shift(
+        self,
+        adj: sp.csr_matrix,
+        region: np.ndarray,
+        state: tuple[np.ndarray, np.ndarray, np.ndarray],
+        keep_mask: np.ndarray,
+    ) -> _Shift:
+        """Best far removals among the kept structures and best far insertions."""
+        sites, ten, shared = state
+        loss, G, free = self.get(sites, ten, shared)
+        cap = self.prob.cap
+        near = np.zeros(self.prob.n_cand, dtype=bool)
+        near[region] = True
+        near[adj[region].indices] = True
+        far = keep_mask & ~near[sites]
+        out: list[Any] = []
+        for want_sh in (False, True):
+            idx = np.flatnonzero(far & (shared == want_sh))
+            pos = int(idx[np.argmin(loss[idx])]) if len(idx) else -1
+            out += [float(loss[pos]) if pos >= 0 else np.inf, pos]
+        for want_sh in (False, True):
+            cand = np.flatnonzero(free & ~near & ((cap >= 2) if want_sh else True))
+            if not len(cand):
+                out += [-np.inf, -1, np.zeros(self.prob.n_ops, bool)]
+                continue
+            D, S = _type_values(G[cand], cap[cand])
+            v = S if want_sh else D
+            j = int(cand[np.argmax(v)])
+            t = _pick_tenants(G[j], want_sh, int(cap[j]))
+            out += [float(G[j][t].sum()), j, t]
+        return _Shift(*out)
+
+
+def _flex_model(
+    sub: MCLPProblem, conv: _Conversion, shift: _Shift | None = None
+) -> tuple[MilpModel, Any, Any] | None:
+    """The window's pattern MILP with the type-flex columns ``u``, ``v`` (or ``None``).
 
     Both tenant-pattern kinds are built even when the window holds structures of one
     type only (the quota rows keep the window's true counts); ``None`` when the model is
-    not the pattern formulation (then the window is solved the ordinary way).
+    not the pattern formulation (then the window is solved the ordinary way).  With
+    ``shift`` (count-flexible windows) four more columns follow: the window gains one
+    dedicated / one shared structure (an outside one of that type is closed) or loses
+    one (a far candidate is opened as that type).  At most one column is 1.
     """
     both = copy.copy(sub)
     both.n_dedicated, both.n_shared = max(sub.n_dedicated, 1), max(sub.n_shared, 1)
@@ -154,21 +249,32 @@ def _flex_model(sub: MCLPProblem, conv: _Conversion) -> tuple[MilpModel, Any, An
     rlo, rhi = model.rlo.copy(), model.rhi.copy()
     rlo[rd] = rhi[rd] = sub.n_dedicated
     rlo[rs] = rhi[rs] = sub.n_shared
-    # u: one more shared, one fewer dedicated; v: the reverse; u + v <= 1 (one conversion)
-    nr = model.M.shape[0]
-    add = sp.csr_matrix(([1.0, -1.0, -1.0, 1.0], ([rd, rs, rd, rs], [0, 0, 1, 1])), shape=(nr, 2))
-    one = sp.csr_matrix(
-        ([1.0, 1.0], ([0, 0], [model.n_col, model.n_col + 1])), shape=(1, model.n_col + 2)
-    )
+    # u: one more shared, one fewer dedicated; v: the reverse (change of the window's
+    # dedicated and shared counts, value, allowed)
     can_up = bool(np.isfinite(conv.up) and sub.n_dedicated > 0)
     can_down = bool(np.isfinite(conv.down) and sub.n_shared > 0)
+    cols = [
+        (-1, 1, -conv.up if can_up else 0.0, can_up),
+        (1, -1, conv.down if can_down else 0.0, can_down),
+    ]
+    if shift is not None:
+        cols += [
+            (1, 0, -shift.rm_ded, np.isfinite(shift.rm_ded)),
+            (0, 1, -shift.rm_sh, np.isfinite(shift.rm_sh)),
+            (-1, 0, shift.add_ded, np.isfinite(shift.add_ded) and sub.n_dedicated > 0),
+            (0, -1, shift.add_sh, np.isfinite(shift.add_sh) and sub.n_shared > 0),
+        ]
+    k, nr = len(cols), model.M.shape[0]
+    coef = np.array([[-dd, -ds] for dd, ds, _, _ in cols], float).T.ravel()
+    add = sp.csr_matrix((coef, (np.repeat([rd, rs], k), np.tile(np.arange(k), 2))), shape=(nr, k))
+    add.eliminate_zeros()
+    one = sp.csr_matrix((np.ones(k), (np.zeros(k, int), model.n_col + np.arange(k))))
+    one.resize(1, model.n_col + k)
     flex = MilpModel(
-        obj=np.concatenate(
-            [model.obj, [-conv.up if can_up else 0.0, conv.down if can_down else 0.0]]
-        ),
-        lo=np.concatenate([model.lo, [0.0, 0.0]]),
-        hi=np.concatenate([model.hi, [float(can_up), float(can_down)]]),
-        integ=np.concatenate([model.integ, [True, True]]),
+        obj=np.concatenate([model.obj, [v if ok else 0.0 for _, _, v, ok in cols]]),
+        lo=np.concatenate([model.lo, np.zeros(k)]),
+        hi=np.concatenate([model.hi, [float(ok) for _, _, _, ok in cols]]),
+        integ=np.concatenate([model.integ, np.ones(k, bool)]),
         M=sp.vstack([sp.hstack([model.M, add]), one], format="csr"),
         rlo=np.concatenate([rlo, [-np.inf]]),
         rhi=np.concatenate([rhi, [1.0]]),
@@ -177,14 +283,19 @@ def _flex_model(sub: MCLPProblem, conv: _Conversion) -> tuple[MilpModel, Any, An
     return flex, decode, encode
 
 
-def flex_window_solver(prob: MCLPProblem) -> WindowSolver:
+def flex_window_solver(prob: MCLPProblem, count_flex: bool = False) -> WindowSolver:
     """A window solver for :func:`~towerplan.siting._heuristics.lns` whose windows may
     gain or lose one shared structure, compensated outside (see the module docstring).
 
-    The returned step's gain is exact (window value change plus the conversion's
-    exact value); ``typed`` says whether the shared count of the window changed.
+    With ``count_flex`` a window may instead gain one structure of either type (the far
+    structure of that type losing least is closed) or lose one (the far candidate
+    gaining most is opened as that type): structures drift between regions, each move
+    re-packing the whole window.  The returned step's gain is exact (window value change
+    plus the compensation's exact value); ``typed`` says whether the window's count of
+    shared structures (or of structures) changed.
     """
     cache = _TypeValues(prob)
+    moves = _ShiftValues(prob) if count_flex else None
     adj = _adjacency(prob)
 
     def solve(
@@ -194,39 +305,71 @@ def flex_window_solver(prob: MCLPProblem) -> WindowSolver:
         limits: WorkLimits,
     ) -> tuple[WindowStep | None, bool]:
         sub, cmap, cur, keep_mask = built
-        sites, ten, shared = state
         conv = cache.conversion(adj, cmap, state, keep_mask)
-        made = _flex_model(sub, conv)
+        shift = moves.shift(adj, cmap, state, keep_mask) if moves is not None else None
+        made = _flex_model(sub, conv, shift)
         if made is None:
             return _plain_window(prob, built, state, limits)
         model, decode, encode = made
+        k = model.n_col - len(encode(cur))
         limits = replace(
             limits, max_checkpoints=min(limits.max_checkpoints, FLEX_WINDOW_CHECKPOINTS)
         )
-        res = solve_model(model, limits, np.concatenate([encode(cur), [0.0, 0.0]]))
+        res = solve_model(model, limits, np.concatenate([encode(cur), np.zeros(k)]))
         if res.x is None:
             return None, res.time_limited
         w_sites, w_ten, w_sh = decode(res.x)
-        u, v = bool(res.x[-2] > 0.5), bool(res.x[-1] > 0.5)
+        on = res.x[-k:] > 0.5
         gain = evaluate(sub, MCLPSolution(w_sites, w_ten, w_sh)) - cur.objective
-        ten2, sh2 = ten.copy(), shared.copy()
-        if u:
-            gain -= conv.up
-            ten2[conv.up_pos], sh2[conv.up_pos] = conv.keep[conv.up_pos], False
-        if v:
-            gain += conv.down
-            ten2[conv.down_pos] = ten[conv.down_pos] | conv.keep[conv.down_pos]
-            sh2[conv.down_pos] = True
-        step = WindowStep(
-            np.concatenate([sites[keep_mask], cmap[w_sites]]),
-            np.concatenate([ten2[keep_mask], w_ten]),
-            np.concatenate([sh2[keep_mask], w_sh]),
-            gain,
-            typed=u or v,
-        )
+        step = _flex_step(state, (cmap[w_sites], w_ten, w_sh, gain), keep_mask, conv, shift, on)
         return step, res.time_limited
 
     return solve
+
+
+def _flex_step(
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    window: tuple[np.ndarray, np.ndarray, np.ndarray, float],
+    keep_mask: np.ndarray,
+    conv: _Conversion,
+    shift: _Shift | None,
+    on: np.ndarray,
+) -> WindowStep:
+    """The whole new solution of a flexible window: kept structures (one converted or
+    closed), the window's structures and (if any) the far structure opened; ``window``
+    ends with the window's exact value change, to which the compensation's is added."""
+    sites, ten, shared = state
+    ten2, sh2, keep2 = ten.copy(), shared.copy(), keep_mask.copy()
+    gain = window[3]
+    extra: list[tuple[int, np.ndarray, bool]] = []
+    if on[0]:
+        gain -= conv.up
+        ten2[conv.up_pos], sh2[conv.up_pos] = conv.keep[conv.up_pos], False
+    if on[1]:
+        gain += conv.down
+        ten2[conv.down_pos] = ten[conv.down_pos] | conv.keep[conv.down_pos]
+        sh2[conv.down_pos] = True
+    if shift is not None and on[2:].any():
+        c = int(np.argmax(on[2:]))
+        if c < 2:
+            gain -= shift.rm_ded if c == 0 else shift.rm_sh
+            keep2[shift.rm_ded_pos if c == 0 else shift.rm_sh_pos] = False
+        elif c == 2:
+            gain += shift.add_ded
+            extra.append((shift.add_ded_j, shift.add_ded_ten, False))
+        else:
+            gain += shift.add_sh
+            extra.append((shift.add_sh_j, shift.add_sh_ten, True))
+    e_sites = np.array([j for j, _, _ in extra], dtype=sites.dtype)
+    e_ten = np.array([t for _, t, _ in extra], dtype=bool).reshape(len(extra), ten.shape[1])
+    e_sh = np.array([h for _, _, h in extra], dtype=bool)
+    return WindowStep(
+        np.concatenate([sites[keep2], window[0], e_sites]),
+        np.concatenate([ten2[keep2], window[1], e_ten]),
+        np.concatenate([sh2[keep2], window[2], e_sh]),
+        gain,
+        typed=bool(on.any()),
+    )
 
 
 class _ChainState:
