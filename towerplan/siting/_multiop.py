@@ -84,6 +84,14 @@ class _Conversion:
     """Per structure: tenant kept (shared -> dedicated) or tenants added (dedicated -> shared)."""
 
 
+def _near(m: int, adj: sp.csr_matrix, region: np.ndarray) -> np.ndarray:
+    """Mask of the candidates in ``region`` or adjacent to it (sharing a row or a pair)."""
+    near = np.zeros(m, dtype=bool)
+    near[region] = True
+    near[adj[region].indices] = True
+    return near
+
+
 class _TypeValues:
     """Per-solution cache of the one-structure type-change values (recomputed on change)."""
 
@@ -115,9 +123,7 @@ class _TypeValues:
         """Best conversions among the kept structures that share no row with ``region``."""
         sites, ten, shared = state
         loss, gain, keep = self.get(sites, ten, shared)
-        near = np.zeros(self.prob.n_cand, dtype=bool)
-        near[region] = True
-        near[adj[region].indices] = True
+        near = _near(self.prob.n_cand, adj, region)
         far = keep_mask & ~near[sites]
         sh = np.flatnonzero(far & shared)
         de = np.flatnonzero(far & ~shared & np.isfinite(gain))
@@ -198,9 +204,7 @@ class _ShiftValues:
         sites, ten, shared = state
         loss, G, free = self.get(sites, ten, shared)
         cap = self.prob.cap
-        near = np.zeros(self.prob.n_cand, dtype=bool)
-        near[region] = True
-        near[adj[region].indices] = True
+        near = _near(self.prob.n_cand, adj, region)
         far = keep_mask & ~near[sites]
         out: list[Any] = []
         for want_sh in (False, True):
