@@ -21,7 +21,8 @@ Solvers
   exactly by a partial sort, so every iterate is a valid bound (about the LP bound of
   the pattern formulation at convergence).
 * :func:`~towerplan.siting._zones.zone_bound` — single operator, too large for the
-  MILP: the zone Lagrangian bound (zone MILPs' dual bounds; ``SolveSettings.zone_bound``).
+  MILP: the zone Lagrangian bound (zone MILPs' dual bounds; ``SolveSettings.zone_bound``),
+  computed in a forked process beside the LNS on two cores.
 * :func:`lagrangian_start` — rounding of the best multipliers into a feasible solution.
 * :func:`lns` — large-neighbourhood search: windows of nearby structures re-solved
   exactly as small MILPs, windows seeded where the solution disagrees with the
@@ -135,7 +136,10 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
       no LNS for models up to :data:`MILP_DIRECT_NNZ` non-zeros);
       then, if not certified and the reduced MILP is small enough
       (:data:`MILP_MAX_NNZ`), the MILP warm-started from the heuristic, else a second
-      LNS phase and (single operator, ``zone_bound``) the zone Lagrangian bound.
+      LNS phase and (single operator, ``zone_bound``) the zone Lagrangian bound, started
+      beside the LNS as soon as the multipliers are known (:class:`ZoneJob`).
+    * single operator, ``count_flex``: LNS windows may change their number of structures
+      by one (:mod:`~towerplan.siting._countflex`).
 
     Every phase is bounded by deterministic work (see :class:`SolveSettings`).  The
     returned ``method`` says which solver produced the solution and why; ``gap`` is
