@@ -64,6 +64,7 @@ from towerplan.siting._model import (
     LAGRANGIAN_ITERATIONS,
     LNS_PAIR_SUBPROBLEMS,
     LNS_PAIR_SUBPROBLEMS_ONE_OP,
+    LNS_SECOND_SUBPROBLEMS_ONE_OP,
     LNS_SUBPROBLEMS,
     MILP_CHECKPOINTS,
     SWAP_PASSES,
@@ -349,9 +350,12 @@ def _paired_lns(
 def _second_lns(
     prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop, n_lns: int
 ) -> MCLPSolution:
-    """A second LNS phase from ``sol`` (other seed order, no priority seeds)."""
+    """A second LNS phase from ``sol`` (other seed order, no priority seeds;
+    :data:`LNS_SECOND_SUBPROBLEMS_ONE_OP` re-solves for one operator with ``count_flex``)."""
     if sol.gap <= st.mip_gap:
         return sol
+    if st.count_flex and prob.n_ops == 1 and prob.n_shared == 0:
+        n_lns = st.budget(LNS_SECOND_SUBPROBLEMS_ONE_OP)
     first = {k: v for k, v in sol.log.items() if k.startswith("lns_")}
     better = _lns_phase(prob, sol, st, safety, n_lns, st.seed + 1)
     better = _type_polish(prob, better, st, safety)
