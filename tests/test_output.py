@@ -201,6 +201,35 @@ def test_sigkill_leftover_is_cleaned_by_the_next_run(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
 
 
+def test_sigterm_during_the_writability_probe_leaves_no_scratch_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM that arrives while the probe folder exists is handled once it is gone (the
+    CLI's handler raises; it used to leave ``.towerplan-probe-*`` behind)."""
+    from towerplan.outputs import folder
+
+    class Stop(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        raise Stop
+
+    rename = Path.rename
+
+    def rename_then_signal(self: Path, target: Path) -> Path:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives between mkdtemp and the clean-up
+        return rename(self, target)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        monkeypatch.setattr(Path, "rename", rename_then_signal)
+        with pytest.raises(Stop):
+            folder._probe_rename(tmp_path)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sigterm_through_the_cli_leaves_out_untouched(tmp_path: Path) -> None:
     from _city_fixture import make_city, write_scenario
 

@@ -16,11 +16,13 @@ import json
 import logging
 import os
 import shutil
+import signal
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from towerplan.errors import N_, OutputError, Text
 
@@ -92,8 +94,45 @@ def _check_parent(out: Path, resolved: Path) -> None:
         )
 
 
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive in the block are handled when it ends.
+
+    Their handlers raise (the CLI's SIGTERM handler too); raised between making a scratch
+    folder and removing it, they would leave it behind.  Outside the main thread (where
+    Python runs signal handlers) the block runs as it is.
+    """
+    caught: list[tuple[int, Any]] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append((signum, frame))
+
+    try:
+        old = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for signum, frame in caught[:1]:
+            handler = old[signal.Signals(signum)]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 def _probe_rename(folder: Path) -> str | None:
     """Make and rename a scratch folder in ``folder``; the OS error text if that fails."""
+    with _interrupts_held():
+        return _probe_rename_now(folder)
+
+
+def _probe_rename_now(folder: Path) -> str | None:
+    """:func:`_probe_rename` without holding the interrupts."""
     try:
         probe = Path(tempfile.mkdtemp(prefix=".towerplan-probe-", dir=folder))
     except OSError as exc:
