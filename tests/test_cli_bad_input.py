@@ -559,6 +559,8 @@ CASES: list[tuple[str, Callable[[Case], None], str, str]] = [
     ("time_limit_text_flag", _argv(("--time-limit", "soon")), "--time-limit", "seconds"),
     ("bad_solver_flag", _argv(("--solver", "magic")), "--solver", "choose from"),
     ("bad_seed_flag", _argv(("--seed", "x")), "--seed", "--help"),
+    ("jobs_zero_flag", _argv(("--jobs", "0")), "--jobs", ">= 1"),
+    ("jobs_text_flag", _argv(("--jobs", "two")), "--jobs", "--jobs 2"),
     # output folder
     ("out_is_file", _b_out_is_file, "--out", "folder path"),
     ("out_parent_is_file", _b_out_parent_is_file, "--out", "another --out"),

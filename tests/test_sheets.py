@@ -364,3 +364,24 @@ def test_other_matplotlib_versions_write_pdfs_as_usual(monkeypatch: pytest.Monke
     with _pdftext.remembered_shaping():
         assert backend_pdf.RendererPdf is stock and not _pdftext._ACTIVE
     assert not _pdftext.supported()
+
+
+def test_plan_jobs_flag_reaches_the_sheet_writer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``towerplan plan --sheets --jobs N`` draws the sheets with N processes."""
+    import towerplan.plan as tplan
+    from towerplan.cli import main
+
+    seen: dict[str, object] = {}
+
+    def fake_run_plan(*args: object, **kw: object) -> None:
+        seen.update(kw)
+        raise ParameterError("stop here")
+
+    monkeypatch.setattr(tplan, "run_plan", fake_run_plan)
+    argv = ["plan", "--scenario", "cantho-2020", "--out", str(tmp_path / "o"), "--sheets"]
+    assert main([*argv, "--jobs", "3"]) == 2
+    assert seen["jobs"] == 3 and seen["sheets"] is True
+    assert main(argv) == 2 and seen["jobs"] is None
+    capsys.readouterr()

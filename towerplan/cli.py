@@ -73,6 +73,22 @@ SCENARIO_HELP = N_("built-in scenario name (cantho-2020, cantho-2030) or path to
 _positive_seconds = _positive(N_("number of seconds"), "--time-limit 60")
 _positive_factor = _positive(N_("number"), "--work-limit 0.1")
 
+
+def _positive_count(text: str) -> int:
+    """argparse type: a whole number >= 1 (``--jobs``)."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(
+            _("{text} must be a whole number >= 1, e.g. {example}").format(
+                text=repr(text), example="--jobs 2"
+            )
+        )
+    return v
+
+
 # argparse's own error texts (its gettext domain has no Vietnamese): matched and re-said
 # through towerplan's catalogues; anything else passes through unchanged.
 _ARGPARSE_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -292,6 +308,12 @@ def _add_plan_parser(sub: Any) -> None:
         help=_("with --sheets: also each district's sheets (every theme but the choropleths)"),
     )
     pl.add_argument(
+        "--jobs",
+        type=_positive_count,
+        default=None,
+        help=_("with --sheets: processes that draw the sheets (default: one per core, at most 4)"),
+    )
+    pl.add_argument(
         "--lang",
         choices=list(LANGUAGES),
         default=None,
@@ -497,6 +519,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         time_limit_s=args.time_limit,
         work_limit=args.work_limit,
         sheets_per_district=args.sheets_per_district,
+        jobs=args.jobs,
     )
     with use_language(scen.language):
         _plan_summary(res, args.out)

@@ -1354,6 +1354,7 @@ def run_plan(
     work_limit: float | None = None,
     progress: bool | None = None,
     sheets_per_district: bool = False,
+    jobs: int | None = None,
 ) -> PlanResult:
     """Run every stage of :data:`STAGES` for ``scenario`` and write the outputs to ``out_dir``.
 
@@ -1384,6 +1385,9 @@ def run_plan(
         it only when stderr is a terminal (``None``, default).
     sheets_per_district : bool
         With ``sheets``, also one sheet of new sites per district.
+    jobs : int, optional
+        Processes that draw the map sheets (default: one per core, at most 4; the files
+        are the same for any number).
 
     Returns
     -------
@@ -1418,6 +1422,7 @@ def run_plan(
                 exports=exports,
                 best_server=best_server,
                 sheets_per_district=sheets_per_district,
+                jobs=jobs,
                 timings=timings,
                 t0=t0,
             )
@@ -1453,6 +1458,7 @@ def _write_outputs(
     timings: dict[str, float],
     t0: float,
     sheets_per_district: bool = False,
+    jobs: int | None = None,
 ) -> tuple[list[Path], dict[str, Any]]:
     """Write every output into ``tmp``; ``summary.json`` last.
 
@@ -1502,6 +1508,7 @@ def _write_outputs(
                     kpi,
                     tmp / "sheets",
                     per_district=sheets_per_district,
+                    workers=jobs,
                     **common,
                 )
             )
