@@ -611,3 +611,28 @@ def test_multi_operator_zone_bound_is_valid(inst: dict, mseed: int, n_zones: int
     mu = prob.info["_conflict_multipliers"][2]
     ub_z, _ = multiop_zone_bound(prob, lam, nu, label=label, pairs=(ea, eb, mu))
     assert best - 1e-6 <= ub_z <= bounds.lagrangian_value(prob, lam, nu, mu=mu) + 1e-6
+
+
+def test_type_polish_rounds_scale_to_zero_at_a_quick_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The optional type-polish rounds follow ``work_limit`` down to none (<= 1/6); the
+    essential phases keep at least one unit of work."""
+    quick, half = (
+        _mclp.SolveSettings("heuristic", mip_gap=1e-9, work_limit=w) for w in (0.05, 0.5)
+    )
+    assert (quick.optional_budget(3), quick.budget(3)) == (0, 1)
+    assert (half.optional_budget(3), _mclp.SolveSettings("heuristic").optional_budget(3)) == (2, 3)
+    calls: list[int] = []
+    chain = _mclp.type_chain_search
+
+    def counted(*args: object, **kw: object) -> _mclp.MCLPSolution:
+        calls.append(1)
+        return chain(*args, **kw)
+
+    monkeypatch.setattr(_mclp, "type_chain_search", counted)
+    prob = _paired_instance(2, 150, 24, 3)  # 3 operators, 4 + 2 structures
+    n_calls = []
+    for st_ in (quick, half):
+        calls.clear()
+        _mclp.check_solution(prob, _mclp.solve(prob, st_))
+        n_calls.append(len(calls))
+    assert n_calls[0] == 0 and n_calls[1] >= 1

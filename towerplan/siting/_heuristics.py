@@ -432,7 +432,8 @@ def _csc(prob: MCLPProblem) -> sp.csc_matrix:
 
 
 def _adjacency(prob: MCLPProblem) -> sp.csr_matrix:
-    """Candidate interaction graph: two candidates are adjacent when they share a row."""
+    """Candidate interaction graph: two candidates are adjacent when they share a row or
+    form a spacing pair (``prob.conflicts``)."""
     if "_adjacency" in prob.info and isinstance(prob.info["_adjacency"], sp.csr_matrix):
         return prob.info["_adjacency"]
     A = prob.A.astype(np.float32).tocsc()

@@ -425,12 +425,13 @@ def _type_polish(
 
     A no-op for one operator, one structure type or ``multi_operator_moves=False``;
     bounded by :data:`TYPE_SWAP_ROUNDS` rounds of :data:`TYPE_SWAP_MOVES` moves (both scaled
-    by ``work_limit``, like every other phase).
+    by ``work_limit``, like every other phase; no round at ``work_limit`` <= 1/6, where
+    the rounds' share of the work rounds to zero).
     """
     if not st.multi_operator_moves or prob.n_shared == 0 or prob.n_dedicated == 0:
         return sol
     tol = 1e-9 * max(prob.total_weight, 1.0)
-    for r in range(st.budget(TYPE_SWAP_ROUNDS)):
+    for r in range(st.optional_budget(TYPE_SWAP_ROUNDS)):
         if safety.expired():  # reported by _finish (safety.fired)
             break
         ts = type_swap_search(prob, sol, max_moves=st.budget(TYPE_SWAP_MOVES))

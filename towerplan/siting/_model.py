@@ -258,6 +258,12 @@ class SolveSettings:
         """``base`` work units scaled by ``work_limit`` (at least 1)."""
         return max(1, round(base * self.work_limit))
 
+    def optional_budget(self, base: int) -> int:
+        """``base`` work units of an optional polishing phase scaled by ``work_limit``,
+        rounded to the nearest whole unit: 0 (the phase is skipped) below half a unit,
+        e.g. for a quick look at ``work_limit`` 0.05."""
+        return round(base * self.work_limit)
+
 
 SWAP_PASSES = 30
 """Swap local-search passes per call (a pass tries every open structure once)."""
