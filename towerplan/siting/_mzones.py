@@ -22,7 +22,13 @@ import scipy.sparse as sp
 
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
 from towerplan.siting._model import MCLPProblem, SafetyStop
-from towerplan.siting._zones import ZONE_CHECKPOINTS, ZONE_NODES, _row_zones
+from towerplan.siting._zones import (
+    ZONE_CHECKPOINTS,
+    ZONE_NODES,
+    _row_zones,
+    _rows_by_zone,
+    _ZoneTally,
+)
 
 __all__ = ["multiop_zone_bound"]
 
@@ -114,13 +120,11 @@ def multiop_zone_bound(
     busy[ea[~xp]] = busy[eb[~xp]] = True
     bound += float(np.maximum(val - t, 0.0)[~busy].sum())
     conf = prob.conflicts.tocsr() if prob.conflicts is not None else None
-    in_rows = np.flatnonzero(~cross)
-    row_order = in_rows[np.argsort(rz[in_rows], kind="stable")]
-    starts = np.searchsorted(rz[row_order], np.arange(int(label.max()) + 2))
-    n_milp = cps = nds = 0
-    timed_out = False
+    n_zones = int(label.max()) + 1
+    row_order, starts = _rows_by_zone(rz, n_zones)
+    tally = _ZoneTally()
     limits = WorkLimits(max_nodes=nodes, mip_gap=1e-6, max_checkpoints=checkpoints, light_root=True)
-    for z in range(int(label.max()) + 1):
+    for z in range(n_zones):
         rows = row_order[starts[z] : starts[z + 1]]
         cols = np.flatnonzero((label == z) & busy)
         if len(cols) == 0:
@@ -142,25 +146,10 @@ def multiop_zone_bound(
             )
             made = _zone_pattern_model(sub, t, nu, mu_x[cols])
         if made is None:
-            timed_out = timed_out or (safety is not None and safety.expired())
+            tally.timed_out = tally.timed_out or (safety is not None and safety.expired())
             bound += lag
             continue
         if safety is not None:
             limits = safety.limits(nodes, 1e-6, checkpoints, light_root=True)
-        res = solve_model(made[0], limits)
-        n_milp += 1
-        cps += res.checkpoints
-        nds += res.nodes
-        timed_out = timed_out or res.time_limited
-        bound += min(lag, res.bound if np.isfinite(res.bound) else np.inf)
-    info = {
-        "mzone_bound": bound,
-        "mzone_count": int(label.max()) + 1,
-        "mzone_milps": n_milp,
-        "mzone_checkpoints": cps,
-        "mzone_nodes": nds,
-        "mzone_crossing_rows": int(cross.sum()),
-        "mzone_s": time.perf_counter() - t0,
-        "mzone_time_limited": timed_out,
-    }
-    return bound, info
+        bound += min(lag, tally.add(solve_model(made[0], limits)))
+    return bound, tally.info("mzone", bound, n_zones, int(cross.sum()), t0)

@@ -32,6 +32,7 @@ problem, the zone MILPs are bounded by work.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -91,6 +92,45 @@ def _row_zones(A: sp.csr_matrix, label: np.ndarray) -> np.ndarray:
     np.minimum.at(lo, coo.row, label[coo.col])
     np.maximum.at(hi, coo.row, label[coo.col])
     return np.where(lo == hi, lo, -1)
+
+
+def _rows_by_zone(rz: np.ndarray, n_zones: int) -> tuple[np.ndarray, np.ndarray]:
+    """The internal rows (``rz >= 0``) ordered by zone, and each zone's start in that order
+    (zone ``z``: ``order[starts[z]:starts[z + 1]]``)."""
+    in_rows = np.flatnonzero(rz >= 0)
+    order = in_rows[np.argsort(rz[in_rows], kind="stable")]
+    return order, np.searchsorted(rz[order], np.arange(n_zones + 1))
+
+
+@dataclass
+class _ZoneTally:
+    """Work counters of the zone MILPs of one zone bound."""
+
+    milps: int = 0
+    checkpoints: int = 0
+    nodes: int = 0
+    timed_out: bool = False
+
+    def add(self, res: Any) -> float:
+        """Count one solved zone MILP; its dual bound (``inf`` when it has none)."""
+        self.milps += 1
+        self.checkpoints += res.checkpoints
+        self.nodes += res.nodes
+        self.timed_out = self.timed_out or res.time_limited
+        return float(res.bound) if np.isfinite(res.bound) else np.inf
+
+    def info(self, prefix: str, bound: float, n_zones: int, crossing: int, t0: float) -> dict:
+        """The bound's log entries, keys ``<prefix>_bound``, ``<prefix>_count``, …"""
+        return {
+            f"{prefix}_bound": bound,
+            f"{prefix}_count": n_zones,
+            f"{prefix}_milps": self.milps,
+            f"{prefix}_checkpoints": self.checkpoints,
+            f"{prefix}_nodes": self.nodes,
+            f"{prefix}_crossing_rows": crossing,
+            f"{prefix}_s": time.perf_counter() - t0,
+            f"{prefix}_time_limited": self.timed_out,
+        }
 
 
 def _zone_model(Az: sp.csr_matrix, cz: np.ndarray, wz: np.ndarray) -> MilpModel:
@@ -160,43 +200,25 @@ def zone_bound(
     covers_inner = np.zeros(prob.n_cand, bool)
     covers_inner[inner.indices] = True
     bound += float(np.maximum(c_full - t, 0.0)[~covers_inner].sum())
-    in_rows = np.flatnonzero(~cross)
-    row_order = in_rows[np.argsort(rz[in_rows], kind="stable")]
-    zs = rz[row_order]
-    starts = np.searchsorted(zs, np.arange(int(label.max()) + 2))
-    n_milp = checkpoints_used = nodes_used = 0
-    timed_out = False
+    n_zones = int(label.max()) + 1
+    row_order, starts = _rows_by_zone(rz, n_zones)
+    tally = _ZoneTally()
     limits = WorkLimits(max_nodes=nodes, mip_gap=1e-6, max_checkpoints=checkpoints, light_root=True)
-    for z in range(int(label.max()) + 1):
+    for z in range(n_zones):
         rows = row_order[starts[z] : starts[z + 1]]
         cols = np.flatnonzero((label == z) & covers_inner)
         if len(cols) == 0:
             continue
         lag = float((W[rows] - lam[rows]).sum() + np.maximum(c_full[cols] - t, 0.0).sum())
         if safety is not None and safety.expired():
-            timed_out = True
+            tally.timed_out = True
             bound += lag
             continue
         if safety is not None:
             limits = safety.limits(nodes, 1e-6, checkpoints, light_root=True)
         res = solve_model(_zone_model(A[rows][:, cols], c[cols] - t, W[rows]), limits)
-        n_milp += 1
-        checkpoints_used += res.checkpoints
-        nodes_used += res.nodes
-        timed_out = timed_out or res.time_limited
-        ub = res.bound if np.isfinite(res.bound) else np.inf
-        bound += min(lag, ub)
-    info = {
-        "zone_bound": bound,
-        "zone_count": int(label.max()) + 1,
-        "zone_milps": n_milp,
-        "zone_checkpoints": checkpoints_used,
-        "zone_nodes": nodes_used,
-        "zone_crossing_rows": int(cross.sum()),
-        "zone_s": time.perf_counter() - t0,
-        "zone_time_limited": timed_out,
-    }
-    return bound, info
+        bound += min(lag, tally.add(res))
+    return bound, tally.info("zone", bound, n_zones, int(cross.sum()), t0)
 
 
 def _zone_child(send: Any, prob: MCLPProblem, lam: np.ndarray, kw: dict[str, Any]) -> None:
