@@ -20,27 +20,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 __all__ = ["best_exchange"]
 
 Delta = tuple[int, ...]
+D = TypeVar("D", bound=tuple[int, ...])
+"""A count delta type: ``tuple[int]``, ``tuple[int, int]``, ..."""
 
 
-def _ordered(options: Mapping[Delta, float], dim: int) -> list[tuple[Delta, float]]:
-    """A window's finite options, the zero delta first and the rest sorted."""
-    out: list[tuple[Delta, float]] = []
+def _ordered(options: Mapping[D, float], dim: int) -> list[tuple[Delta, float, D]]:
+    """A window's finite options ``(delta as ints, gain, key)``, the zero delta first and
+    the rest sorted."""
+    out: list[tuple[Delta, float, D]] = []
     for delta, gain in options.items():
         d = tuple(int(v) for v in delta)
         if len(d) != dim:
             raise ValueError(f"best_exchange: delta {delta!r} has {len(d)} entries, not {dim}")
         if math.isfinite(gain):
-            out.append((d, float(gain)))
+            out.append((d, float(gain), delta))
     return sorted(out, key=lambda kv: (any(kv[0]), kv[0]))
 
 
-def best_exchange(
-    gains: Sequence[Mapping[Delta, float]], *, total: Delta
-) -> tuple[float, tuple[Delta, ...]]:
+def best_exchange(gains: Sequence[Mapping[D, float]], *, total: D) -> tuple[float, tuple[D, ...]]:
     """The best choice of one delta per window with the deltas summing to ``total``.
 
     Parameters
@@ -58,7 +60,7 @@ def best_exchange(
         The maximal total gain (the sum of the chosen deltas' gains; ``0.0`` for no
         windows and a zero ``total``).
     deltas : tuple of tuples
-        The chosen delta of each window, in the order of ``gains``.
+        The chosen delta of each window (a key of its mapping), in the order of ``gains``.
 
     Raises
     ------
@@ -76,32 +78,32 @@ def best_exchange(
         if not options[i]:
             raise ValueError(f"best_exchange: window {i} allows no delta")
         for j in range(dim):
-            lo[i][j] = lo[i + 1][j] + min(d[j] for d, _ in options[i])
-            hi[i][j] = hi[i + 1][j] + max(d[j] for d, _ in options[i])
+            lo[i][j] = lo[i + 1][j] + min(d[j] for d, _, _ in options[i])
+            hi[i][j] = hi[i + 1][j] + max(d[j] for d, _, _ in options[i])
     zero: Delta = (0,) * dim
-    layers: list[dict[Delta, tuple[float, Delta, Delta]]] = []
+    layers: list[dict[Delta, tuple[float, Delta, D]]] = []
     states: dict[Delta, float] = {zero: 0.0}
     for i, opts in enumerate(options):
-        nxt: dict[Delta, tuple[float, Delta, Delta]] = {}
+        nxt: dict[Delta, tuple[float, Delta, D]] = {}
         for s in sorted(states):
             base = states[s]
-            for d, g in opts:
+            for d, g, key in opts:
                 t = tuple(a + b for a, b in zip(s, d, strict=True))
                 if any(not lo[i + 1][j] <= total[j] - t[j] <= hi[i + 1][j] for j in range(dim)):
                     continue
                 val = base + g
                 old = nxt.get(t)
                 if old is None or val > old[0]:
-                    nxt[t] = (val, s, d)
+                    nxt[t] = (val, s, key)
         layers.append(nxt)
         states = {t: v[0] for t, v in nxt.items()}
     end = tuple(int(v) for v in total)
     if end not in states:
         raise ValueError(f"best_exchange: no choice of the windows' deltas sums to {end}")
-    chosen: list[Delta] = []
+    chosen: list[D] = []
     s = end
     for layer in reversed(layers):
-        _, prev, d = layer[s]
-        chosen.append(d)
+        _, prev, key = layer[s]
+        chosen.append(key)
         s = prev
     return states[end], tuple(reversed(chosen))
