@@ -11,6 +11,7 @@ Usage::
     python scripts/bench_siting.py --multiop --only cantho-small-4op demo --out m.json
     python scripts/bench_siting.py --countflex --only cantho-scale cantho-1m --out f.json
     python scripts/bench_siting.py --multiop-countflex --only demo cantho-scale-4op --out mf.json
+    python scripts/bench_siting.py --exchange --only cantho-scale --mip-gap 1e-4 --out x.json
 
 Instances (all generated here with fixed seeds; nothing is downloaded):
 
@@ -436,8 +437,8 @@ def run_primal(
     ``LNS_PAIR_SUBPROBLEMS`` paired windows for one operator too, ``type_flex`` = no
     type-flexible windows or dedicated/shared chains, ``count_flex`` = fixed-count
     single-operator windows and the zone bound computed after the LNS, not beside it) and the current ``auto``, side by
-    side in one process; ``multiop_count_flex`` (off by default): the current ``auto``
-    as the former and ``auto`` with ``multiop_count_flex=True``."""
+    side in one process; ``multiop_count_flex`` / ``regional_exchange`` (off by default):
+    the current ``auto`` as the former and ``auto`` with that flag on."""
     from towerplan.siting import _mclp, _zones
 
     prob = build_instance(name)
@@ -447,7 +448,7 @@ def run_primal(
     if former == "zone_bound":
         _mclp.LNS_PAIR_SUBPROBLEMS_ONE_OP = _mclp.LNS_PAIR_SUBPROBLEMS
     _zones.ZONE_FORK = former != "count_flex"  # former: the zone bound after the LNS
-    opt_in = former == "multiop_count_flex"
+    opt_in = former in ("multiop_count_flex", "regional_exchange")
     off = {} if opt_in else {former: False}
     _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **off, **kw), "former")
     _mclp.LNS_PAIR_SUBPROBLEMS_ONE_OP = pairs
@@ -708,6 +709,13 @@ def main(argv: list[str] | None = None) -> int:
         "the LNS, and with both, side by side",
     )
     ap.add_argument(
+        "--exchange",
+        action="store_true",
+        help="instead of the spopt/benders rows: auto (former) and auto with the "
+        "single-operator regional exchanges (SolveSettings.regional_exchange), side by side "
+        "(they run only while the gap exceeds --mip-gap)",
+    )
+    ap.add_argument(
         "--multiop-countflex",
         action="store_true",
         help="instead of the spopt/benders rows: auto (former) and auto with the "
@@ -757,6 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     compare += [("multiop", "type_flex")] if args.multiop else []
     compare += [("countflex", "count_flex")] if args.countflex else []
     compare += [("multiop-countflex", "multiop_count_flex")] if args.multiop_countflex else []
+    compare += [("exchange", "regional_exchange")] if args.exchange else []
     for mode, feature in compare:
         for name in names:
             print(f"[{name}] {mode} ...", file=sys.stderr, flush=True)

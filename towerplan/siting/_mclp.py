@@ -23,6 +23,9 @@ Solvers
 * :func:`~towerplan.siting._zones.zone_bound` — single operator, too large for the
   MILP: the zone Lagrangian bound (zone MILPs' dual bounds; ``SolveSettings.zone_bound``),
   computed in a forked process beside the LNS on two cores.
+* :func:`~towerplan.siting._regional.regional_exchange` — single operator, opt-in
+  (``SolveSettings.regional_exchange``): after the zone bound, independent windows
+  re-solved for count changes -2..2 and combined with ``p`` kept.
 * :func:`lagrangian_start` — rounding of the best multipliers into a feasible solution.
 * :func:`lns` — large-neighbourhood search: windows of nearby structures re-solved
   exactly as small MILPs, windows seeded where the solution disagrees with the
@@ -87,6 +90,7 @@ from towerplan.siting._multiop import (
     flex_window_solver,
     type_chain_search,
 )
+from towerplan.siting._regional import EXCHANGE_ROUNDS, regional_exchange
 from towerplan.siting._zones import (
     ZONE_CANDIDATES,
     ZONE_CHECKPOINTS,
@@ -141,6 +145,8 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
       beside the LNS as soon as the multipliers are known (:class:`ZoneJob`).
     * single operator, ``count_flex``: LNS windows may change their number of structures
       by one (:mod:`~towerplan.siting._countflex`).
+    * single operator, ``regional_exchange`` (opt-in): after the zone bound, while the gap
+      exceeds ``mip_gap``, rounds of regional exchanges (:mod:`~towerplan.siting._regional`).
 
     Every phase is bounded by deterministic work (see :class:`SolveSettings`).  The
     returned ``method`` says which solver produced the solution and why; ``gap`` is
@@ -223,6 +229,8 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         return _finish(out, st, safety)
     sol = _zone_phase(prob, _second_lns(prob, sol, st, safety, n_lns), st, safety, zone_job)
     phases += ["LNS", "zone bound"] if "zone_bound" in sol.log else ["LNS"]
+    sol = _exchange_phase(prob, sol, st, safety)
+    phases += ["regional exchange"] if "exchange_rounds" in sol.log else []
     sol.method = (
         f"auto: the MILP is too large ({est_nnz:,} non-zeros > {MILP_MAX_NNZ:,}), so "
         f"heuristic ({' + '.join(phases)}); certified gap {sol.gap:.3%}"
@@ -415,6 +423,28 @@ def _zone_phase(
     sol.upper_bound = max(min(sol.upper_bound, ub), sol.objective)
     sol.time_limited = sol.time_limited or bool(info["zone_time_limited"])
     return sol
+
+
+def _exchange_phase(
+    prob: MCLPProblem, sol: MCLPSolution, st: SolveSettings, safety: SafetyStop
+) -> MCLPSolution:
+    """Regional exchanges (``st.regional_exchange``, :mod:`~towerplan.siting._regional`)
+    while the gap exceeds ``mip_gap``: single operator, dedicated structures, zones of
+    :data:`ZONE_CANDIDATES` candidates, Lagrangian multipliers known;
+    :data:`EXCHANGE_ROUNDS` rounds scaled by ``work_limit``."""
+    one_op = prob.n_ops == 1 and prob.n_shared == 0 and prob.n_cand >= 2 * ZONE_CANDIDATES
+    if not (st.regional_exchange and one_op) or sol.gap <= st.mip_gap or safety.expired():
+        return sol
+    if prob.info.get("_multipliers") is None:
+        return sol
+    return regional_exchange(
+        prob,
+        sol,
+        label=candidate_zones(_adjacency(prob), ZONE_CANDIDATES),
+        rounds=st.budget(EXCHANGE_ROUNDS),
+        target=(1 - st.mip_gap) * sol.upper_bound,
+        safety=safety,
+    )
 
 
 def _type_polish(

@@ -175,6 +175,14 @@ class SolveSettings:
         (:func:`~towerplan.siting._multiop.flex_window_solver`).  Off by default:
         measured, it did not pay (README, *tried, not kept*); ``scripts/bench_siting.py
         --multiop-countflex`` compares it.
+    regional_exchange : bool
+        Single-operator, dedicated-only models too large for the full MILP, when the gap
+        after the zone bound still exceeds ``mip_gap``: rounds of regional exchanges
+        (:func:`~towerplan.siting._regional.regional_exchange`: independent windows,
+        each solved for its count of structures changed by -2..2, one change per window
+        chosen so that ``p`` is kept).  Off by default: measured, it gains too little per
+        CPU second (README, *tried, not kept*); ``scripts/bench_siting.py --exchange``
+        compares it.
     """
 
     solver: str = "auto"
@@ -190,6 +198,7 @@ class SolveSettings:
     type_flex: bool = True
     count_flex: bool = True
     multiop_count_flex: bool = False
+    regional_exchange: bool = False
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
