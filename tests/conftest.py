@@ -162,3 +162,33 @@ def cpu_burner(n_procs: int | None = None, max_s: float = 120.0) -> Iterator[Non
             p.kill()
         for p in procs:
             p.wait(timeout=10)
+
+
+def random_one_op_mclp(
+    seed: int, m: int, p: int, density: float, spaced: bool
+) -> tuple[Any, float]:
+    """A random single-operator MCLP (``3 m`` rows, ``m`` candidates, offset 2, one
+    spacing pair when ``spaced``) and its brute-force optimum."""
+    import itertools
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from towerplan.siting import _mclp
+
+    rng = np.random.default_rng(seed)
+    A = rng.random((3 * m, m)) < density
+    W = rng.integers(0, 9, (3 * m, 1)).astype(float)
+    conf = None
+    pairs: set[tuple[int, int]] = set()
+    if spaced:
+        a, b = sorted(rng.choice(m, 2, replace=False).tolist())
+        conf = sp.csr_matrix(([True, True], ([a, b], [b, a])), shape=(m, m))
+        pairs = {(a, b)}
+    prob = _mclp.build_problem(sp.csr_matrix(A), W, p, 0, 1, conf, 2.0)
+    best = max(
+        2.0 + float(W[A[:, list(S)].any(axis=1), 0].sum())
+        for S in itertools.combinations(range(m), p)
+        if not any((x, y) in pairs for x in S for y in S)
+    )
+    return prob, best

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import random_one_op_mclp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,22 +49,7 @@ def test_a_window_gives_up_a_redundant_structure_to_a_far_candidate() -> None:
 def test_count_flex_windows_feasible_exact_never_worse(
     seed: int, m: int, p: int, density: float, spaced: bool
 ) -> None:
-    rng = np.random.default_rng(seed)
-    n = 3 * m
-    A = rng.random((n, m)) < density
-    W = rng.integers(0, 9, (n, 1)).astype(float)
-    conf = None
-    pairs: set[tuple[int, int]] = set()
-    if spaced:
-        a, b = sorted(rng.choice(m, 2, replace=False).tolist())
-        conf = sp.csr_matrix(([True, True], ([a, b], [b, a])), shape=(m, m))
-        pairs = {(a, b)}
-    prob = _mclp.build_problem(sp.csr_matrix(A), W, p, 0, 1, conf, 2.0)
-    best = max(
-        2.0 + float(W[A[:, list(S)].any(axis=1), 0].sum())
-        for S in itertools.combinations(range(m), p)
-        if not any((x, y) in pairs for x in S for y in S)
-    )
+    prob, best = random_one_op_mclp(seed, m, p, density, spaced)
     start = _mclp.local_search(prob, _mclp.greedy(prob), max_passes=0)
     kw = dict(max_subproblems=4, seed=1, window=2, light_windows=True)
     runs = [_mclp.lns(prob, start, window_solver=count_window_solver(prob), **kw) for _ in range(2)]

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import random_one_op_mclp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,25 +66,10 @@ def test_only_a_two_window_exchange_moves_a_structure_between_regions() -> None:
 def test_regional_exchange_feasible_exact_never_worse(
     seed: int, m: int, p: int, density: float, spaced: bool
 ) -> None:
-    rng = np.random.default_rng(seed)
-    n = 3 * m
-    A = rng.random((n, m)) < density
-    W = rng.integers(0, 9, (n, 1)).astype(float)
-    conf = None
-    pairs: set[tuple[int, int]] = set()
-    if spaced:
-        a, b = sorted(rng.choice(m, 2, replace=False).tolist())
-        conf = sp.csr_matrix(([True, True], ([a, b], [b, a])), shape=(m, m))
-        pairs = {(a, b)}
-    prob = _mclp.build_problem(sp.csr_matrix(A), W, p, 0, 1, conf, 2.0)
-    best = max(
-        2.0 + float(W[A[:, list(S)].any(axis=1), 0].sum())
-        for S in itertools.combinations(range(m), p)
-        if not any((x, y) in pairs for x in S for y in S)
-    )
+    prob, best = random_one_op_mclp(seed, m, p, density, spaced)
     start = _mclp.local_search(prob, _mclp.greedy(prob), max_passes=0)
     label = candidate_zones(_adjacency(prob), 3)
-    ref = rng.integers(0, 3, int(label.max()) + 1)
+    ref = np.random.default_rng(seed).integers(0, 3, int(label.max()) + 1)
     kw = dict(label=label, reference=ref, windows=4, window=1, rounds=2)
     runs = [regional_exchange(prob, start, **kw) for _ in range(2)]  # type: ignore[arg-type]
     out = runs[0]
