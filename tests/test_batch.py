@@ -78,8 +78,15 @@ TASK = batch.AreaTask(mode="need", coverage=0.95, cell_size_m=CELL, solver="auto
 #: Dask settings of the test clusters: no statistical profiler in the workers and the
 #: event-loop tick checked every second (defaults: samples every 10 ms, ticks every 20 ms).
 #: Their idle scheduler and workers then use ~1/4 of the CPU; nothing asserted here
-#: depends on either.
-QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
+#: depends on either.  The LocalCluster's worker processes are forked from the test
+#: process (Dask's default, "spawn", starts a fresh interpreter that imports towerplan
+#: again: ~3 CPU s each); they are still separate processes with their own memory, and
+#: the loopback cluster's workers are fresh interpreters.
+QUIET_DASK = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.multiprocessing-method": "fork",
+}
 QUIET_DASK_ENV = {
     "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
     "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
