@@ -93,6 +93,21 @@ def test_sparse_swap_equals_the_dense_vertex_substitution(seed: int, p: int, n_l
     assert switching._cost(C, w, got) < switching._cost(C, w, start)
 
 
+def test_work_limit_scales_only_the_bounds_subgradient_steps() -> None:
+    """Below work limit 1 the Lagrangian bound takes fewer steps (>= 20): same points
+    opened, same objective, a valid bound no tighter than the full one."""
+    assert switching.lagrangian_iterations(1.0) == switching.lagrangian_iterations(4.0) == 300
+    assert switching.lagrangian_iterations(0.5) == 150
+    assert switching.lagrangian_iterations(0.03) == switching.MIN_LAGRANGIAN_ITERATIONS == 20
+    C, w = _instance(9, n=60, m=25)
+    full = switching.solve_pmedian(C, w, 4, max_exact_pairs=0)
+    quick = switching.solve_pmedian(C, w, 4, max_exact_pairs=0, bound_iterations=20)
+    assert quick.open.tolist() == full.open.tolist() and quick.objective == full.objective
+    assert 0 < quick.lower_bound <= full.lower_bound <= full.objective + 1e-9
+    ub = full.objective
+    assert quick.lower_bound == switching._lagrangian(C, w, 4, np.array([], np.int64), ub, None, 20)
+
+
 def test_locked_points_stay_open() -> None:
     C, w = _instance(3)
     sol = switching.solve_pmedian(C, w, 2, locked=np.array([4, 9]))

@@ -515,6 +515,12 @@ def _candidates(state: PlanState) -> CandidatesStage:
     return CandidatesStage(cands)
 
 
+def _work_limit(state: PlanState) -> float:
+    """``--work-limit`` or ``sites.work_limit``: the multiplier of the solvers' work budgets."""
+    opt = state.options.work_limit
+    return float(opt if opt is not None else state.scenario.sites.work_limit)
+
+
 def _siting(state: PlanState) -> SitingStage:
     """The new sites: multi-operator maximal covering with the scenario's quotas, or the
     sites of the base plan (``phasing.base_plan`` / ``phasing.base_scenario``)."""
@@ -537,7 +543,7 @@ def _siting(state: PlanState) -> SitingStage:
         time_limit_s=opt.time_limit_s if opt.time_limit_s is not None else st.time_limit_s,
         mip_gap=st.mip_gap,
         seed=opt.seed,
-        work_limit=opt.work_limit if opt.work_limit is not None else st.work_limit,
+        work_limit=_work_limit(state),
         max_nodes=st.max_nodes,
     )
     proposed = res.proposed.copy()
@@ -955,6 +961,7 @@ def _switching(state: PlanState) -> StageOutputs:
         bts_line_equivalents=sw.bts_line_equivalents, grid_m=sw.grid_m,
         zones=_optional_layer(scenario, "development_zones"), zone_factor=sw.development_zone_factor,
         existing_points=_optional_layer(scenario, "switching_points"),
+        work_limit=_work_limit(state),
     )  # fmt: skip
     points = plan.points
     points["district"] = assign_district(points, inputs.districts).to_numpy()

@@ -72,7 +72,8 @@ class SiteTargets:
     work (``work_limit``, ``max_nodes``).  A run it cuts says so (siting.stopped_by)."""
     mip_gap: float = 0.001
     work_limit: float = 1.0
-    """Multiplier of every deterministic work budget of the siting solver (1.0 = default)."""
+    """Multiplier of every deterministic work budget of the siting solver (1.0 = default);
+    below 1 also of the subgradient steps of the switching points' lower bound."""
     max_nodes: int = 2000
     """Branch-and-bound nodes of the full siting MILP (before ``work_limit`` scaling)."""
     radius_model: Literal["fixed", "link_budget"] = "fixed"

@@ -58,6 +58,18 @@ MAX_EXACT_PAIRS = 60_000
 """Largest ``n x m`` solved as an exact MILP; above it, heuristic + Lagrangian bound."""
 SWAP_ITERATIONS = 500
 LAGRANGIAN_ITERATIONS = 300
+MIN_LAGRANGIAN_ITERATIONS = 20
+"""Fewest subgradient steps of the bound when a work limit below 1 scales them down."""
+
+
+def lagrangian_iterations(work_limit: float = 1.0) -> int:
+    """Subgradient steps of the p-median bound at ``work_limit`` (the plan's
+    ``sites.work_limit`` / ``--work-limit``): :data:`LAGRANGIAN_ITERATIONS` at 1 and above,
+    scaled down below 1 (at least :data:`MIN_LAGRANGIAN_ITERATIONS`).  Only the certified
+    lower bound depends on it, never the points opened."""
+    if work_limit >= 1.0:
+        return LAGRANGIAN_ITERATIONS
+    return max(MIN_LAGRANGIAN_ITERATIONS, int(np.ceil(LAGRANGIAN_ITERATIONS * work_limit)))
 
 
 @dataclass
@@ -199,6 +211,7 @@ def _lagrangian(
     locked: np.ndarray,
     ub: float,
     sorted_rows: _SortedRows | None = None,
+    iterations: int = LAGRANGIAN_ITERATIONS,
 ) -> float:
     """Lower bound from relaxing ``sum_j x_ij = 1`` (fixed number of subgradient steps).
 
@@ -219,7 +232,7 @@ def _lagrangian(
     is_locked[locked] = True
     free, fixed = np.flatnonzero(~is_locked), np.flatnonzero(is_locked)
     k = p_total - len(fixed)
-    for _ in range(LAGRANGIAN_ITERATIONS):
+    for _ in range(iterations):
         cnt = _count_below(S, lam)
         rows, flat = _row_prefixes(cnt, m)
         cols = o_flat.take(flat)
@@ -287,6 +300,7 @@ def solve_pmedian(
     locked: np.ndarray | None = None,
     max_exact_pairs: int = MAX_EXACT_PAIRS,
     max_nodes: int = 2000,
+    bound_iterations: int = LAGRANGIAN_ITERATIONS,
 ) -> PMedianSolution:
     """Open ``p`` new facilities (plus the ``locked`` ones) minimising weighted distance.
 
@@ -304,6 +318,9 @@ def solve_pmedian(
         Solve exactly (HiGHS MILP) when ``n * m`` is at most this.
     max_nodes : int
         Branch-and-bound node limit of the exact MILP (the work bound).
+    bound_iterations : int
+        Subgradient steps of the Lagrangian lower bound of a large instance (the bound
+        only: the points opened do not depend on it).
 
     Returns
     -------
@@ -333,7 +350,7 @@ def solve_pmedian(
     opened = _swap(C, w, _greedy(C, w, p, lk, rows), len(lk), rows) if p > 0 else lk
     obj = _cost(C, w, opened)
     if p == 0 or n * m > max_exact_pairs:
-        lb = _lagrangian(C, w, p + len(lk), lk, obj, rows) if p > 0 else obj
+        lb = _lagrangian(C, w, p + len(lk), lk, obj, rows, bound_iterations) if p > 0 else obj
         method = "heuristic"
     else:
         ex, lb, _status = _exact(C, w, p + len(lk), lk, opened, max_nodes)
@@ -432,6 +449,7 @@ def plan_switching_points(
     zone_factor: float = 2.0,
     existing_points: gpd.GeoDataFrame | None = None,
     max_exact_pairs: int = MAX_EXACT_PAIRS,
+    work_limit: float = 1.0,
 ) -> SwitchingPlan:
     """Site the new switching points of each milestone (nested p-medians).
 
@@ -447,6 +465,9 @@ def plan_switching_points(
         See :func:`switching_demand`.
     max_exact_pairs : int
         See :func:`solve_pmedian`.
+    work_limit : float
+        The plan's work limit: below 1, fewer subgradient steps for the lower bound
+        (:func:`lagrangian_iterations`); the points opened are the same.
 
     Returns
     -------
@@ -468,7 +489,8 @@ def plan_switching_points(
     by_year: dict[int, dict[str, Any]] = {}
     for t, y in enumerate(years):
         sol = solve_pmedian(C, W[:, t], int(new_by_year[y]), locked=locked,
-                            max_exact_pairs=max_exact_pairs)  # fmt: skip
+                            max_exact_pairs=max_exact_pairs,
+                            bound_iterations=lagrangian_iterations(work_limit))  # fmt: skip
         for j in sol.open:
             year_of.setdefault(int(j), y)
         locked = sol.open
