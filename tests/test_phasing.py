@@ -33,7 +33,10 @@ def _brute_force(prob: ph.PhasingProblem) -> float:
     best = -np.inf
     n = prob.n_cand
     labels = np.concatenate([np.full(int(b), t) for t, b in enumerate(prob.budget)])
+    same = [k for k in range(len(labels) - 1) if labels[k] == labels[k + 1]]
     for chosen in itertools.permutations(range(n), len(labels)):
+        if any(chosen[k] > chosen[k + 1] for k in same):
+            continue  # the same build periods as an ordered choice already evaluated
         bp = np.full(n, -1)
         bp[list(chosen)] = labels
         if ph.is_feasible(prob, bp):

@@ -45,26 +45,28 @@ def instances(draw: st.DrawFn) -> dict:
 
 
 def _brute(inst: dict) -> float:
+    """Oracle: the best of every assignment of a tenant pattern (set of operators, maybe
+    none) to each candidate, enumerated as one array (at most 8^5 rows)."""
     A, W, cap = inst["A"], inst["W"], inst["cap"]
     n_op = W.shape[1]
     pats: list[tuple[int, ...]] = [()]
     for k in range(1, n_op + 1):
         pats.extend(itertools.combinations(range(n_op), k))
-    best = -np.inf
-    for choice in itertools.product(range(len(pats)), repeat=A.shape[1]):
-        sizes = np.array([len(pats[c]) for c in choice])
-        if (sizes == 1).sum() != inst["n_ded"] or (sizes >= 2).sum() != inst["n_sh"]:
-            continue
-        if (sizes > cap).any():
-            continue
-        if any(sizes[a] > 0 and sizes[b] > 0 for a, b in _pairs(inst)):
-            continue
-        cov = np.zeros(W.shape, bool)
-        for j, c in enumerate(choice):
-            for o in pats[c]:
-                cov[:, o] |= A[:, j]
-        best = max(best, float((W * cov).sum()))
-    return best + inst["offset"]
+    member = np.zeros((len(pats), n_op), dtype=np.int64)
+    for i, pat in enumerate(pats):
+        member[i, list(pat)] = 1
+    choice = np.array(list(itertools.product(range(len(pats)), repeat=A.shape[1])), np.int64)
+    choice = choice.reshape(-1, A.shape[1])
+    sizes = member.sum(axis=1)[choice]
+    ok = ((sizes == 1).sum(axis=1) == inst["n_ded"]) & ((sizes >= 2).sum(axis=1) == inst["n_sh"])
+    ok &= ~(sizes > cap).any(axis=1)
+    for a, b in _pairs(inst):
+        ok &= ~((sizes[:, a] > 0) & (sizes[:, b] > 0))
+    if not ok.any():
+        return -np.inf
+    # cov[k, i, o]: some open candidate j of choice k covers cell i and hosts operator o
+    cov = np.einsum("ij,kjo->kio", A.astype(np.int64), member[choice[ok]]) > 0
+    return float((W[None] * cov).sum(axis=(1, 2)).max()) + inst["offset"]
 
 
 def _pairs(inst: dict) -> list[tuple[int, int]]:
