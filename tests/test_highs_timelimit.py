@@ -8,10 +8,12 @@ incumbent and a valid bound; (b) with a 1 s safety stop: the result says it was 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 
-from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
+from towerplan.siting._highs import MilpModel, MilpResult, WorkLimits, solve_model
 
 
 def _hard_knapsack(seed: int = 7) -> MilpModel:
@@ -48,11 +50,19 @@ def _greedy_start(model: MilpModel) -> np.ndarray:
     return x0
 
 
+LIMITS_100 = WorkLimits(max_nodes=100, mip_gap=0.0)
+
+
+@functools.cache
+def _solved_100() -> MilpResult:
+    """The knapsack solved with :data:`LIMITS_100` (once per process; read, never change)."""
+    return solve_model(_hard_knapsack(), LIMITS_100)
+
+
 def test_node_limit_is_deterministic_with_valid_bound() -> None:
     model = _hard_knapsack()
-    limits = WorkLimits(max_nodes=100, mip_gap=0.0)
-    a = solve_model(model, limits)
-    b = solve_model(model, limits)
+    a = _solved_100()
+    b = solve_model(model, LIMITS_100)
     assert not a.time_limited and not b.time_limited
     assert a.nodes == b.nodes and a.nodes >= 100
     assert a.x is not None and b.x is not None
@@ -77,7 +87,7 @@ def test_safety_stop_is_reported_and_keeps_the_start() -> None:
 def test_lp_relaxation_bound_and_duals() -> None:
     model = _hard_knapsack()
     lp = solve_model(model, WorkLimits(), relax=True)
-    mip = solve_model(model, WorkLimits(max_nodes=50, mip_gap=0.0))
+    mip = _solved_100()  # the branch-and-bound bound after 100 nodes
     assert lp.status == "Optimal" and lp.row_dual is not None
     assert lp.bound >= mip.bound - 1e-6 >= mip.objective - 1e-6
 
