@@ -12,6 +12,7 @@ Usage::
     python scripts/bench_siting.py --countflex --only cantho-scale cantho-1m --out f.json
     python scripts/bench_siting.py --multiop-countflex --only demo cantho-scale-4op --out mf.json
     python scripts/bench_siting.py --exchange --only cantho-scale --mip-gap 1e-4 --out x.json
+    python scripts/bench_siting.py --mexchange --only demo cantho-scale-4op --out mx.json
 
 Instances (all generated here with fixed seeds; nothing is downloaded):
 
@@ -722,6 +723,12 @@ def main(argv: list[str] | None = None) -> int:
         "count-flexible multi-operator windows (SolveSettings.multiop_count_flex), side by side",
     )
     ap.add_argument(
+        "--mexchange",
+        action="store_true",
+        help="instead of the spopt/benders rows: auto (former) and auto with the "
+        "multi-operator regional exchange moves (SolveSettings.regional_exchange), side by side",
+    )
+    ap.add_argument(
         "--mzone-checkpoints",
         type=int,
         default=0,
@@ -766,6 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     compare += [("countflex", "count_flex")] if args.countflex else []
     compare += [("multiop-countflex", "multiop_count_flex")] if args.multiop_countflex else []
     compare += [("exchange", "regional_exchange")] if args.exchange else []
+    compare += [("mexchange", "regional_exchange")] if args.mexchange else []
     for mode, feature in compare:
         for name in names:
             print(f"[{name}] {mode} ...", file=sys.stderr, flush=True)

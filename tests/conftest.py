@@ -192,3 +192,31 @@ def random_one_op_mclp(
         if not any((x, y) in pairs for x in S for y in S)
     )
     return prob, best
+
+
+def random_multiop_mclp(
+    seed: int, quotas: tuple[int, int], spaced: bool, n: int = 60, m: int = 16, side: float = 9000.0
+) -> tuple[Any, Any] | None:
+    """A random 3-operator MCLP (``n`` demand points and ``m`` candidates in a square of
+    ``side`` metres, radius 1,500 m, spacing pairs within 700 m when ``spaced``, tenancy
+    2-3, offset 7) and its greedy solution; ``None`` when the quotas cannot be filled."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from towerplan.errors import InfeasibleModelError
+    from towerplan.siting import _mclp
+
+    rng = np.random.default_rng(seed)
+    cxy = rng.uniform(0, side, (m, 2))
+    dxy = rng.uniform(0, side, (n, 2))
+    d2 = ((dxy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2)
+    A = sp.csr_matrix(d2 < 1500.0**2)
+    W = rng.gamma(2.0, 20.0, (n, 3)) * rng.random((n, 3)) ** 2
+    cc = ((cxy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2) < 700.0**2
+    np.fill_diagonal(cc, False)
+    conf = sp.csr_matrix(cc) if spaced and cc.any() else None
+    try:
+        prob = _mclp.build_problem(A, W, quotas[0], quotas[1], rng.integers(2, 4, m), conf, 7.0)
+        return prob, _mclp.greedy(prob)
+    except InfeasibleModelError:
+        return None

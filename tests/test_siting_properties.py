@@ -9,6 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import random_multiop_mclp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -501,21 +502,10 @@ def test_type_flex_feasible_exact_never_worse(seed: int, quotas: tuple, spaced: 
     they repeat themselves."""
     from towerplan.siting._multiop import flex_window_solver, type_chain_search
 
-    rng = np.random.default_rng(seed)
-    n, m = 60, 16
-    cxy = rng.uniform(0, 9000, (m, 2))
-    dxy = rng.uniform(0, 9000, (n, 2))
-    d2 = ((dxy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2)
-    A = sp.csr_matrix(d2 < 1500.0**2)
-    W = rng.gamma(2.0, 20.0, (n, 3)) * rng.random((n, 3)) ** 2
-    cc = ((cxy[:, None, :] - cxy[None, :, :]) ** 2).sum(axis=2) < 700.0**2
-    np.fill_diagonal(cc, False)
-    conf = sp.csr_matrix(cc) if spaced and cc.any() else None
-    try:
-        prob = _mclp.build_problem(A, W, quotas[0], quotas[1], rng.integers(2, 4, m), conf, 7.0)
-        start = _mclp.greedy(prob)
-    except InfeasibleModelError:
+    made = random_multiop_mclp(seed, quotas, spaced)
+    if made is None:
         return
+    prob, start = made
     runs = [
         _mclp.lns(prob, start, max_subproblems=4, window=2, seed=seed, window_solver=solver)
         for solver in (

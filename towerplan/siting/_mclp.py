@@ -45,6 +45,7 @@ import time
 
 import numpy as np
 
+from towerplan.siting import _mexchange
 from towerplan.siting._benders import BendersLimits, solve_benders
 from towerplan.siting._bounds import lagrangian_bound
 from towerplan.siting._countflex import count_window_solver
@@ -146,7 +147,8 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
     * single operator, ``count_flex``: LNS windows may change their number of structures
       by one (:mod:`~towerplan.siting._countflex`).
     * single operator, ``regional_exchange`` (opt-in): after the zone bound, while the gap
-      exceeds ``mip_gap``, rounds of regional exchanges (:mod:`~towerplan.siting._regional`).
+      exceeds ``mip_gap``, rounds of regional exchanges (:mod:`~towerplan.siting._regional`);
+      multi-operator: after the paired LNS (:mod:`~towerplan.siting._mexchange`).
 
     Every phase is bounded by deterministic work (see :class:`SolveSettings`).  The
     returned ``method`` says which solver produced the solution and why; ``gap`` is
@@ -201,6 +203,10 @@ def solve(prob: MCLPProblem, settings: SolveSettings | None = None) -> MCLPSolut
         if st.paired_lns:
             sol = _paired_lns(prob, sol, st, safety)
             phases.append("paired LNS")
+        if st.regional_exchange and _flex_on(prob, st) and sol.gap > st.mip_gap:
+            rounds = st.budget(_mexchange.EXCHANGE_ROUNDS)
+            sol = _mexchange.regional_exchange(prob, sol, rounds=rounds, safety=safety)
+            phases.append("regional exchange")
     if st.solver == "heuristic" or sol.gap <= st.mip_gap + 1e-12:
         why = (
             "requested" if st.solver == "heuristic" else f"certified within mip_gap {st.mip_gap:g}"

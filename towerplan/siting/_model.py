@@ -182,7 +182,12 @@ class SolveSettings:
         each solved for its count of structures changed by -2..2, one change per window
         chosen so that ``p`` is kept).  Off by default: measured, it gains too little per
         CPU second (README, *tried, not kept*); ``scripts/bench_siting.py --exchange``
-        compares it.
+        compares it.  Multi-operator models: after the paired LNS, rounds of regional
+        exchange moves (:mod:`~towerplan.siting._mexchange`: independent windows in the
+        zones whose relaxed counts differ most from the incumbent's, each re-solved for a
+        few ``(dedicated, shared)`` count deltas, one delta a window chosen by
+        :func:`~towerplan.siting._exchange.best_exchange`, quotas kept); measured, it did
+        not pay either; ``bench_siting.py --mexchange`` compares it.
     """
 
     solver: str = "auto"

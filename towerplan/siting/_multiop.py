@@ -181,7 +181,7 @@ class _ShiftValues:
         if self.vals is None or key != self.key:
             prob = self.prob
             A_s = self.Acsc[:, sites].astype(np.int32)
-            cnt = np.asarray(A_s @ ten.astype(np.int32)).reshape(prob.n_rows, -1)
+            cnt = np.asarray(A_s @ ten.astype(np.int32)).reshape(prob.n_rows, prob.n_ops)
             R = np.asarray(A_s.T.astype(float) @ (prob.W * (cnt == 1))) + prob.C[sites]
             loss = (R * ten).sum(axis=1)
             G = np.asarray(self.AT @ (prob.W * (cnt == 0))).reshape(prob.n_cand, -1) + prob.C
@@ -224,6 +224,39 @@ class _ShiftValues:
         return _Shift(*out)
 
 
+def _quota_model(
+    sub: MCLPProblem, room: tuple[int, int]
+) -> tuple[MilpModel, Any, Any, tuple[int, int], np.ndarray] | None:
+    """The window's pattern MILP with both structure types and its two quota rows.
+
+    Both tenant-pattern kinds are built even when the window holds structures of one
+    type only, with filler columns for ``room`` = (dedicated, shared) structures (at
+    least the window's counts); the quota rows (positions ``(rd, rs)``) hold the
+    window's true counts, so a caller may change them.  ``None`` when the model is not
+    the pattern formulation (compact model) or no candidate of the window can host a type.
+    Returns ``(model, decode, encode, (rd, rs), columns)`` (``columns``: the window
+    candidates in the model).
+    """
+    both = copy.copy(sub)
+    both.n_dedicated, both.n_shared = room
+    keep = _milp_columns(both)
+    try:
+        model, (decode, encode) = _model_arrays(both, keep)
+    except InfeasibleModelError:  # no candidate of the window can host the other type
+        return None
+    n_pat_rows = int((sub.W > 0).sum()) + len(keep) * (1 + sub.n_ops)
+    rd, rs = n_pat_rows, n_pat_rows + 1
+    if model.M.shape[0] < rs + 1 or not (
+        model.rlo[rd] == model.rhi[rd] == both.n_dedicated
+        and model.rlo[rs] == model.rhi[rs] == both.n_shared
+    ):
+        return None  # not the pattern layout (compact model)
+    rlo, rhi = model.rlo.copy(), model.rhi.copy()
+    rlo[rd] = rhi[rd] = sub.n_dedicated
+    rlo[rs] = rhi[rs] = sub.n_shared
+    return replace(model, rlo=rlo, rhi=rhi), decode, encode, (rd, rs), keep
+
+
 def _flex_model(
     sub: MCLPProblem, conv: _Conversion, shift: _Shift | None = None
 ) -> tuple[MilpModel, Any, Any] | None:
@@ -236,23 +269,11 @@ def _flex_model(
     dedicated / one shared structure (an outside one of that type is closed) or loses
     one (a far candidate is opened as that type).  At most one column is 1.
     """
-    both = copy.copy(sub)
-    both.n_dedicated, both.n_shared = max(sub.n_dedicated, 1), max(sub.n_shared, 1)
-    keep = _milp_columns(both)
-    try:
-        model, (decode, encode) = _model_arrays(both, keep)
-    except InfeasibleModelError:  # no candidate of the window can host the other type
+    made = _quota_model(sub, (max(sub.n_dedicated, 1), max(sub.n_shared, 1)))
+    if made is None:
         return None
-    n_pat_rows = int((sub.W > 0).sum()) + len(keep) * (1 + sub.n_ops)
-    rd, rs = n_pat_rows, n_pat_rows + 1
-    if model.M.shape[0] < rs + 1 or not (
-        model.rlo[rd] == model.rhi[rd] == both.n_dedicated
-        and model.rlo[rs] == model.rhi[rs] == both.n_shared
-    ):
-        return None  # not the pattern layout (compact model): no flex columns
-    rlo, rhi = model.rlo.copy(), model.rhi.copy()
-    rlo[rd] = rhi[rd] = sub.n_dedicated
-    rlo[rs] = rhi[rs] = sub.n_shared
+    model, decode, encode, (rd, rs), _ = made
+    rlo, rhi = model.rlo, model.rhi
     # u: one more shared, one fewer dedicated; v: the reverse (change of the window's
     # dedicated and shared counts, value, allowed)
     can_up = bool(np.isfinite(conv.up) and sub.n_dedicated > 0)
