@@ -305,43 +305,29 @@ def _patterns(n_op: int, tmax: int, ded: bool, shr: bool) -> list[tuple[int, ...
     return out
 
 
-def _pattern_model(
+def _pattern_rows(
     prob: MCLPProblem,
-    keep: np.ndarray,
-    A: sp.csr_matrix,
-    W: np.ndarray,
-    C: np.ndarray,
-    cap: np.ndarray,
-    pairs: np.ndarray,
+    m: int,
+    npat: int,
+    is_sh: np.ndarray,
     pats: list[tuple[int, ...]],
-) -> tuple[MilpModel, Any]:
-    """Extended formulation: one binary per (candidate, tenant pattern).
+    pairs: np.ndarray,
+    r0: int,
+) -> tuple[
+    list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]
+]:
+    """The pattern model's rows after the covering rows (which end at row ``r0``).
 
-    ``y[j,P]`` opens a structure at ``j`` hosting exactly the operators in ``P``
-    (singletons are dedicated, larger patterns shared); ``x[j,o] = sum_{P ni o} y[j,P]``
-    (continuous, implied integer) links to the covering rows.  Its LP relaxation is the
-    convex hull of each location's choices, tighter than the compact x/d/h model.
+    One pattern per location, the linking rows ``x[j,o] - sum_{P ni o} y[j,P] = 0``, the
+    dedicated and shared quotas and the spacing pairs, as COO pieces plus row bounds.
     """
-    m, n_op, nr = len(keep), prob.n_ops, prob.n_rows
-    npat = len(pats)
-    plen = np.array([len(q) for q in pats])
-    is_sh = plen >= 2
-    zi, zo = np.nonzero(W > 0)
-    nz = len(zi)
-    ny = m * npat
-    off_x = ny
-    off_z = ny + m * n_op
-    ncol = off_z + nz
-    obj = np.zeros(ncol)
-    obj[off_x:off_z] = C.ravel()
-    obj[off_z:] = W[zi, zo]
-    lo = np.zeros(ncol)
-    hi = np.ones(ncol)
-    hi[:ny] = (plen[None, :] <= cap[:, None]).astype(float).ravel()
-    integ = np.zeros(ncol, bool)
-    integ[:ny] = True
-    rows, cols, vals, rlo_l, rhi_l = _coverage_rows(A, zi, zo, nr, n_op, off_x, off_z)
-    r0 = nz
+    n_op = prob.n_ops
+    ny, off_x = m * npat, m * npat
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    rlo_l: list[np.ndarray] = []
+    rhi_l: list[np.ndarray] = []
     jj = np.arange(m)
     # one pattern per location
     rows.append(np.repeat(jj, npat) + r0)
@@ -383,21 +369,34 @@ def _pattern_model(
             vals.append(np.ones(npair * npat))
         rlo_l.append(np.full(npair, -np.inf))
         rhi_l.append(np.ones(npair))
-        r0 += npair
-    M = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, ncol)
-    )
+    return rows, cols, vals, rlo_l, rhi_l
+
+
+def _pattern_codec(
+    keep: np.ndarray,
+    A: sp.csr_matrix,
+    pats: list[tuple[int, ...]],
+    is_sh: np.ndarray,
+    *,
+    n_op: int,
+    ncol: int,
+    zi: np.ndarray,
+    zo: np.ndarray,
+) -> tuple[Any, Any]:
+    """The pattern model's decoder (column values -> sites, tenants, shared) and encoder."""
+    m, npat = len(keep), len(pats)
+    ny = m * npat
+    off_x, off_z = ny, ny + m * n_op
     pat_mask = np.zeros((npat, n_op), dtype=bool)
     for q, pat in enumerate(pats):
         pat_mask[q, list(pat)] = True
+    pat_index = {pat: q for q, pat in enumerate(pats)}
 
     def decode_p(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         Y = x[:ny].reshape(m, npat) > 0.5
         opened = np.flatnonzero(Y.any(axis=1))
         q = Y[opened].argmax(axis=1)
         return keep[opened], pat_mask[q], is_sh[q]
-
-    pat_index = {pat: q for q, pat in enumerate(pats)}
 
     def encode_p(sol: MCLPSolution) -> np.ndarray:
         x = np.zeros(ncol)
@@ -411,6 +410,53 @@ def _pattern_model(
         x[off_z:] = np.minimum(1.0, cov[zi, zo])
         return x
 
+    return decode_p, encode_p
+
+
+def _pattern_model(
+    prob: MCLPProblem,
+    keep: np.ndarray,
+    A: sp.csr_matrix,
+    W: np.ndarray,
+    C: np.ndarray,
+    cap: np.ndarray,
+    pairs: np.ndarray,
+    pats: list[tuple[int, ...]],
+) -> tuple[MilpModel, Any]:
+    """Extended formulation: one binary per (candidate, tenant pattern).
+
+    ``y[j,P]`` opens a structure at ``j`` hosting exactly the operators in ``P``
+    (singletons are dedicated, larger patterns shared); ``x[j,o] = sum_{P ni o} y[j,P]``
+    (continuous, implied integer) links to the covering rows.  Its LP relaxation is the
+    convex hull of each location's choices, tighter than the compact x/d/h model.
+    """
+    m, n_op, nr = len(keep), prob.n_ops, prob.n_rows
+    npat = len(pats)
+    plen = np.array([len(q) for q in pats])
+    is_sh = plen >= 2
+    zi, zo = np.nonzero(W > 0)
+    nz = len(zi)
+    ny = m * npat
+    off_x = ny
+    off_z = ny + m * n_op
+    ncol = off_z + nz
+    obj = np.zeros(ncol)
+    obj[off_x:off_z] = C.ravel()
+    obj[off_z:] = W[zi, zo]
+    lo = np.zeros(ncol)
+    hi = np.ones(ncol)
+    hi[:ny] = (plen[None, :] <= cap[:, None]).astype(float).ravel()
+    integ = np.zeros(ncol, bool)
+    integ[:ny] = True
+    rows, cols, vals, rlo_l, rhi_l = _coverage_rows(A, zi, zo, nr, n_op, off_x, off_z)
+    more = _pattern_rows(prob, m, npat, is_sh, pats, pairs, nz)
+    for acc, part in zip((rows, cols, vals, rlo_l, rhi_l), more, strict=True):
+        acc.extend(part)
+    r0 = sum(len(b) for b in rlo_l)
+    M = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, ncol)
+    )
+    codec = _pattern_codec(keep, A, pats, is_sh, n_op=n_op, ncol=ncol, zi=zi, zo=zo)
     arrays = MilpModel(
         offset=prob.offset,
         obj=obj,
@@ -421,7 +467,7 @@ def _pattern_model(
         rlo=np.concatenate(rlo_l),
         rhi=np.concatenate(rhi_l),
     )
-    return arrays, (decode_p, encode_p)
+    return arrays, codec
 
 
 def solve_milp(
