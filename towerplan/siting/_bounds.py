@@ -111,29 +111,16 @@ def lagrangian_bound(
             timed_out = True
             break
         # subproblem solution -> subgradient
-        X = np.zeros((len(top), n_op))
-        ct = c[top]
-        order = np.argsort(-ct, axis=1, kind="stable")
-        X[np.arange(len(top)), order[:, 0]] = 1.0
         shr = is_sh[top]
-        if shr.any() and n_op >= 2:
-            rr = np.flatnonzero(shr)
-            X[rr, order[rr, 1]] = 1.0
-            for r in range(2, n_op):
-                ok = rr[(cap[top[rr]] > r) & (ct[rr, order[rr, r]] > 0)]
-                X[ok, order[ok, r]] = 1.0
+        X = _relaxed_tenants(c[top], shr, cap[top])
         g = np.asarray(A_cols[:, top] @ X) if nr else np.zeros((0, n_op))
         g -= 1.0
         # projected direction: lam -= step * g, clipped to [0, W]
         np.putmask(g, ((lam <= 0) & (g > 0)) | ((lam >= W) & (g < 0)), 0.0)
         gnu = float(ns - int(shr.sum())) if ns > 0 else 0.0
         gmu = _conflict_subgradient(prob.n_cand, top, ea, eb, mu)
-        if d is not None and averaging < 1.0:  # in place, the same products and sums
-            g *= averaging
-            d *= 1.0 - averaging
-            g += d
-            gnu = averaging * gnu + (1.0 - averaging) * dnu
-            gmu = averaging * gmu + (1.0 - averaging) * dmu
+        if d is not None and averaging < 1.0:
+            g, gnu, gmu = _averaged((g, gnu, gmu), (d, dnu, dmu), averaging)
         d, dnu, dmu = g, gnu, gmu
         norm2 = float(np.vdot(g, g)) + gnu * gnu + float(np.vdot(gmu, gmu))
         if norm2 <= 0:
@@ -154,6 +141,46 @@ def lagrangian_bound(
     prob.info["_multipliers"] = (best_lam, best_nu)
     prob.info["_conflict_multipliers"] = (ea, eb, best_mu)
     return float(best), info
+
+
+def _relaxed_tenants(ct: np.ndarray, shr: np.ndarray, cap_top: np.ndarray) -> np.ndarray:
+    """The relaxed solution's tenants of the picked structures (rows of ``X``).
+
+    ``ct`` holds the picked candidates' values per operator, ``shr`` whether each is
+    shared and ``cap_top`` its tenancy: a dedicated structure takes its best operator, a
+    shared one its best two and every further operator of positive value up to ``cap``.
+    """
+    n_top, n_op = ct.shape
+    X = np.zeros((n_top, n_op))
+    order = np.argsort(-ct, axis=1, kind="stable")
+    X[np.arange(n_top), order[:, 0]] = 1.0
+    if shr.any() and n_op >= 2:
+        rr = np.flatnonzero(shr)
+        X[rr, order[rr, 1]] = 1.0
+        for r in range(2, n_op):
+            ok = rr[(cap_top[rr] > r) & (ct[rr, order[rr, r]] > 0)]
+            X[ok, order[ok, r]] = 1.0
+    return X
+
+
+def _averaged(
+    g: tuple[np.ndarray, float, np.ndarray],
+    prev: tuple[np.ndarray, float, np.ndarray],
+    averaging: float,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """The averaged direction ``a g + (1 - a) d_prev`` of all three multiplier blocks.
+
+    In place on ``g``'s and ``prev``'s covering arrays (the same products and sums as
+    before, so the same bits).
+    """
+    gl, gnu, gmu = g
+    d, dnu, dmu = prev
+    gl *= averaging
+    d *= 1.0 - averaging
+    gl += d
+    gnu = averaging * gnu + (1.0 - averaging) * dnu
+    gmu = averaging * gmu + (1.0 - averaging) * dmu
+    return gl, gnu, gmu
 
 
 def _conflict_edges(prob: MCLPProblem) -> tuple[np.ndarray, np.ndarray]:
