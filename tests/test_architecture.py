@@ -109,3 +109,24 @@ def test_no_function_over_the_house_limit() -> None:
                 if n > MAX_FUNCTION_LINES:
                     long.append(f"{f.relative_to(REPO)}:{node.lineno} {node.name} ({n} lines)")
     assert not long, "split these functions: " + "; ".join(long)
+
+
+def test_no_blas_reductions_in_the_solvers() -> None:
+    """Dense dot products go through BLAS, whose sums depend on the thread count and
+    the CPU kernel; a solver's decisions and reported figures must not (issue 9: the same
+    outputs on any machine).  numpy's own ``(a * b).sum()`` or scipy.sparse products are
+    used instead."""
+    banned = {"dot", "vdot", "inner", "matmul", "tensordot", "einsum"}
+    found = []
+    for sub in ("siting", "infrastructure"):
+        for f in sorted((PKG / sub).rglob("*.py")):
+            for node in ast.walk(parse_source(f.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in banned
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in {"np", "numpy"}
+                ):
+                    found.append(f"{f.relative_to(REPO)}:{node.lineno} np.{node.func.attr}")
+    assert not found, "BLAS reductions in the solvers: " + "; ".join(found)

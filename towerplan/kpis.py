@@ -207,7 +207,7 @@ def district_kpis(
             if p.sum() <= 0:
                 return float("nan"), float("nan")
             anyc = float(p[c.any(axis=1)].sum() / p.sum())
-            weighted = float((c * w).sum(axis=1) @ p / p.sum())
+            weighted = float(((c * w).sum(axis=1) * p).sum() / p.sum())
             return anyc, weighted
 
         ab, wb = shares(covered_before)

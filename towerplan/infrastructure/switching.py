@@ -92,7 +92,7 @@ class PMedianSolution:
 
 
 def _cost(C: np.ndarray, w: np.ndarray, opened: np.ndarray) -> float:
-    return float(w @ C[:, opened].min(axis=1)) if len(opened) else float("inf")
+    return float((w * C[:, opened].min(axis=1)).sum()) if len(opened) else float("inf")
 
 
 class _SortedRows:
@@ -124,9 +124,9 @@ def _greedy(
     d1 = C[:, opened].min(axis=1) if opened else np.full(C.shape[0], np.inf)
     for _ in range(p):
         if np.isinf(d1).any():  # nothing open yet
-            tot = w @ np.minimum(C, d1[:, None])
+            tot = (w[:, None] * np.minimum(C, d1[:, None])).sum(axis=0)
         else:
-            tot = float(w @ d1) - rows.gain(w, d1)
+            tot = float((w * d1).sum()) - rows.gain(w, d1)
         tot[opened] = np.inf
         a = int(np.argmin(tot))
         opened.append(a)
@@ -153,7 +153,7 @@ def _swap(
     n, m = C.shape
     k = len(opened)
     if k < 2:  # one point: move it to the best place (unless it is locked)
-        tot = w @ C
+        tot = (w[:, None] * C).sum(axis=0)
         best = int(np.argmin(tot))
         cur = _cost(C, w, opened)
         better = k == 1 and n_locked == 0 and tot[best] < cur - 1e-9 * max(1.0, cur)
@@ -165,7 +165,7 @@ def _swap(
         near = so[:, 0]
         d1 = sub[np.arange(n), near]
         d2 = sub[np.arange(n), so[:, 1]]
-        cur = float(w @ d1)
+        cur = float((w * d1).sum())
         r2, cols, vals = rows.below(d2)
         corr = np.bincount(
             cols * k + near.take(r2),
@@ -244,7 +244,7 @@ def _lagrangian(
         val = float(lam.sum() + rho[np.r_[fixed, pick]].sum())
         best = max(best, val)
         g = 1.0 - np.bincount(rows, weights=chosen.take(cols), minlength=n)
-        norm = float(g @ g)
+        norm = float(np.square(g).sum())
         if norm == 0:
             break
         lam = lam + step * (ub - val) / norm * g
@@ -507,7 +507,7 @@ def plan_switching_points(
         last_assign, last_w = sol.assign, W[:, t]
     opened = np.array(list(year_of), dtype=np.int64)
     served = np.array([last_w[last_assign == j].sum() for j in opened])
-    dist = np.array([C[last_assign == j, j] @ last_w[last_assign == j] for j in opened])
+    dist = np.array([(C[last_assign == j, j] * last_w[last_assign == j]).sum() for j in opened])
     zone_c = np.r_[np.zeros(len(exy), dtype=bool), in_zone]
     names = list(ex["name"].astype(str)) if "name" in ex.columns else []
     ids = [names[j] if j < len(names) else f"SW-{k + 1:03d}" for k, j in enumerate(opened)]

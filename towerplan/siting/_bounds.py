@@ -122,7 +122,8 @@ def lagrangian_bound(
         if d is not None and averaging < 1.0:
             g, gnu, gmu = _averaged((g, gnu, gmu), (d, dnu, dmu), averaging)
         d, dnu, dmu = g, gnu, gmu
-        norm2 = float(np.vdot(g, g)) + gnu * gnu + float(np.vdot(gmu, gmu))
+        # numpy's own sums, not BLAS: the same bits for any thread count or CPU kernel
+        norm2 = float(np.square(g).sum()) + gnu * gnu + float(np.square(gmu).sum())
         if norm2 <= 0:
             break  # the relaxed solution is feasible and complementary: bound is exact
         step = theta * max(L - lower_bound, 1e-9 * max(abs(L), 1.0)) / norm2

@@ -321,7 +321,7 @@ def solve_model(
     if info.primal_solution_status != 2:  # kSolutionStatusFeasible
         return out
     x = np.asarray(h.getSolution().col_value)
-    val = float(np.dot(model.obj, x)) + float(model.offset)
+    val = float((model.obj * x).sum()) + float(model.offset)
     reported = float(info.objective_function_value)
     if abs(val - reported) > 1e-6 * max(1.0, abs(reported)):
         # highspy 1.16 can report a better objective than the warm start yet hand back the

@@ -201,7 +201,7 @@ def _knapsack(u: np.ndarray, w: np.ndarray, need: float) -> tuple[float, np.ndar
     z[order[:k]] = 1.0
     if k < len(w):
         z[order[k]] = min(1.0, max(0.0, (need - (cum[k - 1] if k else 0.0)) / w[order[k]]))
-    return float(u @ z), z
+    return float((u * z).sum()), z
 
 
 def lagrangian_bound(
@@ -246,7 +246,7 @@ def lagrangian_bound(
             if stall >= LAGRANGE_STALL:
                 theta, stall = theta / 2.0, 0
         g = z - Af @ x.astype(float)
-        gg = float(g @ g)
+        gg = float(np.square(g).sum())  # numpy's sum, not BLAS: the same bits anywhere
         if gg <= 0.0 or upper - value <= 1e-9:
             break
         u = np.maximum(0.0, u + theta * (upper - value) / gg * g)
