@@ -15,16 +15,17 @@ separate processes run
 alternately (``ref, new`` then ``new, ref``, ...), so both see the same machine load.
 Each instance is built once (by the working tree) and pickled for both.  It reports
 each run's CPU seconds (the process and its finished children, e.g. the forked zone
-bound; this includes OpenBLAS's second thread, which spins beside the Lagrangian bound's
-``np.vdot``) and the main thread's CPU seconds (HiGHS runs in it: the solve's own work)
+bound; this includes any OpenBLAS thread beside the main one) and the main thread's CPU
+seconds (HiGHS runs in it: the solve's own work)
 beside the wall seconds, the median CPU ratios ``new / ref``, the load average,
 and fails if the objective, bound or proposed-sites hash differ between the two codes.
 
 ``--phases``: the sped-up functions alone, in one process, the former code (kept in this
-script: the Lagrangian bound's loop, the swap search's ``refresh``, the type-change
-values) and the current one alternately on the same inputs (the Lagrangian bound from the
-greedy value, 400 iterations; swap search, type swaps and type chains from the greedy
-start), main-thread CPU seconds, results compared bit for bit.
+script: the Lagrangian bound's loop; in ``scripts/_former_swap.py``: the swap and chain
+searches' bookkeeping, the type-change values and the pair deltas of main at 6d57904)
+and the current one alternately on the same inputs (the Lagrangian bound from the greedy
+value, 400 iterations; swap search, type swaps and type chains from the greedy start),
+main-thread CPU seconds, results compared bit for bit.
 """
 
 from __future__ import annotations
@@ -128,8 +129,8 @@ def bench(name: str, roots: dict[str, Path], cache: Path, rounds: int) -> dict[s
 
 
 def _former_lagrangian(prob: Any, lower_bound: float, max_iter: int) -> tuple[Any, ...]:
-    """``_bounds.lagrangian_bound`` before the speed-up (CSR ``A^T``, new temporaries),
-    without the safety stop; returns (bound, multipliers, spacing multipliers)."""
+    """``_bounds.lagrangian_bound`` before the speed-up (CSR ``A^T``, new temporaries; the
+    norm by numpy's sums, as since f61d44c), without the safety stop; returns (bound, multipliers, spacing multipliers)."""
     import numpy as np
 
     from towerplan.siting._bounds import _conflict_edges, _conflict_subgradient, _relaxed
@@ -174,7 +175,8 @@ def _former_lagrangian(prob: Any, lower_bound: float, max_iter: int) -> tuple[An
             gnu = averaging * gnu + (1.0 - averaging) * dnu
             gmu = averaging * gmu + (1.0 - averaging) * dmu
         d, dnu, dmu = g, gnu, gmu
-        norm2 = float(np.vdot(g, g)) + gnu * gnu + float(np.vdot(gmu, gmu))
+        # numpy's own sums (as the bound since f61d44c; np.vdot's BLAS sums differ)
+        norm2 = float(np.square(g).sum()) + gnu * gnu + float(np.square(gmu).sum())
         if norm2 <= 0:
             break
         step = theta * max(L - lower_bound, 1e-9 * max(abs(L), 1.0)) / norm2
@@ -183,61 +185,6 @@ def _former_lagrangian(prob: Any, lower_bound: float, max_iter: int) -> tuple[An
         nu -= step * gnu
         mu = np.maximum(mu - step * gmu, 0.0)
     return best, best_lam, best_nu, best_mu
-
-
-def _former_refresh(self: Any, rows: Any, extra_cols: Any) -> None:
-    """``_heuristics._SwapState.refresh`` before the speed-up."""
-    import numpy as np
-
-    from towerplan.siting._model import _gather, _type_values
-
-    prob, G, Wres = self.prob, self.G, self.Wres
-    A, C, cap = prob.A, prob.C, prob.cap
-    newres = prob.W[rows] * (self.cnt[rows] == 0)
-    dW = newres - Wres[rows]
-    Wres[rows] = newres
-    pos, cols = _gather(A.indptr, A.indices, rows)
-    if len(cols):
-        uc, inv = np.unique(cols, return_inverse=True)
-        for o in range(prob.n_ops):
-            G[uc, o] += np.bincount(inv, weights=dW[pos, o], minlength=len(uc))
-    else:
-        uc = np.zeros(0, dtype=np.int64)
-    for c in extra_cols:
-        G[c] = Wres[self.col_rows(int(c))].sum(axis=0) + C[c] * (~self.open_ten[c])
-    aff = np.unique(np.concatenate([uc, extra_cols]))
-    self.D[aff], self.S[aff] = _type_values(G[aff], cap[aff])
-
-
-def _former_type_change_values(prob: Any, sol: Any, cnt: Any, AT: Any) -> tuple[Any, ...]:
-    """``_heuristics._type_change_values`` before the speed-up (products over all rows)."""
-    import numpy as np
-
-    W, C = prob.W, prob.C
-    k, n_op = sol.tenants.shape
-    T = sol.tenants
-    Cs = C[sol.sites]
-    u = np.asarray(AT @ (W * (cnt == 1))).reshape(k, n_op) + Cs
-    u = np.where(T, u, -np.inf)
-    best_o = np.argmax(u, axis=1)
-    rows = np.arange(k)
-    loss = np.where(sol.shared, np.where(T, u, 0.0).sum(axis=1) - u[rows, best_o], np.inf)
-    g = np.asarray(AT @ (W * (cnt == 0))).reshape(k, n_op) + Cs * ~T
-    g = np.where(T, -np.inf, g)
-    order = np.argsort(-g, axis=1, kind="stable")
-    gs = np.take_along_axis(g, order, axis=1)
-    n_add = np.minimum(prob.cap[sol.sites], n_op) - 1
-    take = (np.arange(n_op)[None, :] < n_add[:, None]) & (
-        (np.arange(n_op)[None, :] == 0) | (gs > 0)
-    )
-    ok = ~sol.shared & (n_add >= 1)
-    gain = np.where(ok, np.where(take, gs, 0.0).sum(axis=1), -np.inf)
-    keep = np.zeros((k, n_op), dtype=bool)
-    keep[rows, best_o] = sol.shared
-    np.put_along_axis(keep, order, take & ok[:, None], axis=1)
-    keep[sol.shared] = False
-    keep[sol.shared, best_o[sol.shared]] = True
-    return loss, gain, keep
 
 
 def _solution_key(sol: Any) -> str:
@@ -257,7 +204,7 @@ def _phase_runs(prob: Any) -> dict[str, Any]:
 
     import numpy as np
 
-    from towerplan.siting import _bounds, _heuristics, _multiop
+    from towerplan.siting import _bounds, _heuristics
 
     start = _heuristics.greedy(prob)
 
@@ -273,22 +220,45 @@ def _phase_runs(prob: Any) -> dict[str, Any]:
         return f"{ub!r} {hashlib.sha256(blob).hexdigest()[:16]}"
 
     def swaps(former: bool) -> str:
-        saved = _heuristics._SwapState.refresh, _heuristics._type_change_values
-        if former:
-            _heuristics._SwapState.refresh = _former_refresh  # type: ignore[method-assign]
-            _heuristics._type_change_values = _former_type_change_values
-            _multiop._type_change_values = _former_type_change_values
-        try:
-            sol = _heuristics.local_search(prob, start, max_passes=20)
-            if prob.n_shared and prob.n_dedicated:
-                sol = _heuristics.type_swap_search(prob, sol, max_moves=50)
-                sol = _multiop.type_chain_search(prob, sol, max_passes=20)
-        finally:
-            _heuristics._SwapState.refresh = saved[0]  # type: ignore[method-assign]
-            _heuristics._type_change_values = _multiop._type_change_values = saved[1]
-        return _solution_key(sol)
+        return _swaps(prob, start, former)
 
     return {"lagrangian": lagrangian, "swap + type chains": swaps}
+
+
+def _swaps(prob: Any, start: Any, former: bool) -> str:
+    """Swap search (20 passes), type swaps (50 moves) and type chains (20 passes) from
+    ``start``; ``former``: with the bookkeeping of ``scripts/_former_swap.py`` (patched
+    into the modules for the call)."""
+    from _former_swap import (
+        FormerChainState,
+        FormerSwapState,
+        former_pair_delta,
+        former_type_change_values,
+    )
+
+    from towerplan.siting import _heuristics, _multiop
+
+    names = {
+        (_heuristics, "_SwapState"): FormerSwapState,
+        (_multiop, "_SwapState"): FormerSwapState,
+        (_multiop, "_ChainState"): FormerChainState,
+        (_heuristics, "_type_change_values"): former_type_change_values,
+        (_multiop, "_type_change_values"): former_type_change_values,
+        (_heuristics, "_pair_delta"): former_pair_delta,
+    }
+    saved = {key: getattr(*key) for key in names}
+    if former:
+        for (mod, name), obj in names.items():
+            setattr(mod, name, obj)
+    try:
+        sol = _heuristics.local_search(prob, start, max_passes=20)
+        if prob.n_shared and prob.n_dedicated:
+            sol = _heuristics.type_swap_search(prob, sol, max_moves=50)
+            sol = _multiop.type_chain_search(prob, sol, max_passes=20)
+    finally:
+        for (mod, name), obj in saved.items():
+            setattr(mod, name, obj)
+    return _solution_key(sol)
 
 
 def run_phases(name: str, cache: Path, rounds: int) -> dict[str, Any]:

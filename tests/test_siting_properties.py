@@ -628,3 +628,34 @@ def test_type_polish_rounds_scale_to_zero_at_a_quick_look(monkeypatch: pytest.Mo
         _mclp.check_solution(prob, _mclp.solve(prob, st_))
         n_calls.append(len(calls))
     assert n_calls[0] == 0 and n_calls[1] >= 1
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.sampled_from([(3, 3), (5, 1), (2, 4)]), st.booleans())
+def test_swap_state_bookkeeping_after_moves_and_undos(
+    seed: int, quotas: tuple, spaced: bool
+) -> None:
+    """The swap and chain searches' incremental state (cached reach, refresh, undo of a
+    rejected move) matches a recount after every tried move: coverage counts and residual
+    weights exactly, candidate values to rounding, D and S exactly those of G."""
+    from towerplan.siting._heuristics import _SwapState
+    from towerplan.siting._model import _type_values
+    from towerplan.siting._multiop import _ChainState
+
+    made = random_multiop_mclp(seed, quotas, spaced, n=50, m=14)
+    if made is None:
+        return
+    prob, start = made
+    tol = 1e-9 * prob.total_weight
+    for st_ in (_SwapState(prob, start), _ChainState(prob, start)):
+        sw = st_ if isinstance(st_, _SwapState) else st_.sw
+        for s in np.random.default_rng(seed).permutation(len(start.sites)).tolist() * 2:
+            st_.try_move(int(s), tol)
+            cnt = np.asarray(prob.A[:, sw.sites].astype(int) @ sw.ten.astype(int))
+            assert (sw.cnt == cnt).all()
+            assert (sw.Wres == prob.W * (cnt == 0)).all()
+            G = np.asarray(prob.A.T @ sw.Wres) + prob.C * ~sw.open_ten
+            assert np.allclose(sw.G, G, rtol=0, atol=1e-9 * prob.total_weight)
+            D, S = _type_values(sw.G, prob.cap)
+            assert (sw.D == D).all() and (sw.S == S).all()
+        _mclp.check_solution(prob, _mclp.MCLPSolution(sw.sites, sw.ten, sw.shared))

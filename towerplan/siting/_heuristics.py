@@ -109,14 +109,20 @@ def greedy(prob: MCLPProblem) -> MCLPSolution:
     return sol
 
 
+_REACH_CACHE_ENTRIES = 20_000_000
+"""Coverage entries the swap search keeps per state in its per-candidate reach cache
+(``_SwapState.reach``; beyond it the reach of a candidate is recomputed on each use)."""
+
+
 class _SwapState:
     """Mutable bookkeeping of :func:`local_search`: coverage counts, residual weights, values."""
 
     def __init__(self, prob: MCLPProblem, sol: MCLPSolution) -> None:
         m, n_op = prob.n_cand, prob.n_ops
         self.prob = prob
+        self.n_op = n_op
         A = prob.A
-        self.Acsc = A.tocsc()
+        self.Acsc = _csc(prob)
         self.sites = sol.sites.copy()
         self.ten = sol.tenants.copy()
         self.shared = sol.shared.copy()
@@ -131,11 +137,17 @@ class _SwapState:
             ~self.open_ten
         )
         self.D, self.S = _type_values(self.G, prob.cap)
+        k = np.minimum(prob.cap, n_op)
+        self.s_pos = np.maximum(k, 1) - 1  # S = cumsum of the sorted values at this position
+        self.s_ok = k >= 2
         self.is_open = np.zeros(m, dtype=bool)
         self.is_open[sites] = True
-        self.seen = np.zeros(m, dtype=bool)  # scratch of refresh (all False between calls)
-        self.where = np.zeros(m, dtype=np.int64)  # scratch of refresh
         self.nblock = np.zeros(m, dtype=np.int64)
+        self.seen = np.zeros(m, dtype=bool)  # scratch of _reach (all False between calls)
+        self.where = np.zeros(m, dtype=np.int64)  # scratch of _reach
+        self.reach: dict[int, tuple[np.ndarray, ...]] = {}
+        self.reach_entries = 0
+        self.last: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         conf = prob.conflicts
         if conf is not None:
             for j in sites:
@@ -145,44 +157,89 @@ class _SwapState:
         """Rows covered by candidate ``j``."""
         return self.Acsc.indices[self.Acsc.indptr[j] : self.Acsc.indptr[j + 1]]
 
+    def _reach(self, j: int) -> tuple[np.ndarray, ...]:
+        """``(rows, W[rows], uc, bins, pos)`` of candidate ``j`` (cached): its rows, their
+        weights, the candidates covering one of them (sorted), and per coverage entry of
+        those rows (row by row, in CSR order) its row position ``pos`` and its
+        ``(candidate in uc, operator)`` bin, flattened with the operators."""
+        got = self.reach.get(j)
+        if got is not None:
+            return got
+        A, n_op = self.prob.A, self.n_op
+        rows = self.col_rows(j)
+        pos, cols = _gather(A.indptr, A.indices, rows)
+        self.seen[cols] = True  # uc, inv as np.unique(cols, return_inverse=True), no sort
+        uc = np.flatnonzero(self.seen)
+        self.seen[uc] = False
+        self.where[uc] = np.arange(len(uc))
+        bins = (self.where.take(cols).reshape(-1, 1) * n_op + np.arange(n_op)).ravel()
+        got = (rows, self.prob.W.take(rows, axis=0), uc, bins, pos)
+        if self.reach_entries + len(bins) <= _REACH_CACHE_ENTRIES:
+            self.reach[j] = got
+            self.reach_entries += len(bins)
+        return got
+
     def block(self, j: int, step: int) -> None:
         """Add ``step`` to the conflict counters of the neighbours of ``j``."""
         conf = self.prob.conflicts
         if conf is not None:
             self.nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += step
 
-    def refresh(self, rows: np.ndarray, extra_cols: np.ndarray) -> None:
-        """Recompute Wres on rows and G, D, S on the affected candidates."""
-        prob, G, Wres = self.prob, self.G, self.Wres
-        A, C, cap = prob.A, prob.C, prob.cap
-        # (take: the same values as fancy indexing, several times less overhead)
-        newres = prob.W.take(rows, axis=0) * (self.cnt.take(rows, axis=0) == 0)
-        dW = newres - Wres.take(rows, axis=0)
+    def refresh(self, j: int, extra_cols: np.ndarray) -> None:
+        """Recompute Wres on the rows of candidate ``j``, G on the candidates sharing one
+        (``extra_cols``: G from scratch) and D, S on both.
+
+        One bincount over every coverage entry of those rows: the rows whose residual
+        weight did not change add exact zeros, so each (candidate, operator) sum is the
+        one over the changed rows alone, in the same order.  The change of G is kept in
+        ``last`` (:meth:`undo` reverts it).
+        """
+        rows, Wr, uc, bins, pos = self._reach(j)
+        G, Wres, n_op = self.G, self.Wres, self.n_op
+        old = Wres.take(rows, axis=0)
+        newres = Wr * (self.cnt.take(rows, axis=0) == 0)
         Wres[rows] = newres
-        moved = np.flatnonzero((dW != 0).any(axis=1))  # other rows add exact zeros to G
-        pos, cols = _gather(A.indptr, A.indices, rows.take(moved))
-        if len(cols):
-            n_op = prob.n_ops
-            self.seen[cols] = True  # uc, inv as np.unique(cols, return_inverse=True), no sort
-            uc = np.flatnonzero(self.seen)
-            self.seen[uc] = False
-            self.where[uc] = np.arange(len(uc))
-            inv = self.where[cols]
-            # one bincount for all operators: each (candidate, operator) sum in the same order
-            flat = (inv[:, None] * n_op + np.arange(n_op)).ravel()
-            w = dW.take(moved.take(pos), axis=0).ravel()
-            dG = np.bincount(flat, weights=w, minlength=len(uc) * n_op)
-            G[uc] += dG.reshape(len(uc), n_op)
-        else:
-            uc = np.zeros(0, dtype=np.int64)
-        for c in extra_cols:
+        dW = (newres - old).take(pos, axis=0).ravel()
+        dG = np.bincount(bins, weights=dW, minlength=len(uc) * n_op).reshape(len(uc), n_op)
+        G[uc] += dG
+        self.last = (j, rows, old, uc, dG)
+        self._extra(extra_cols)
+        self._values(np.concatenate([uc, extra_cols]))
+
+    def undo(self, j: int) -> None:
+        """:meth:`refresh` after the rows of ``j`` got back the counts they had before the
+        last refresh (same ``j``): Wres restored, G changed by minus the last change (the
+        same sums negated, so the same floats as a refresh), ``j``'s G from scratch."""
+        last = self.last
+        assert last is not None and last[0] == j
+        _, rows, old, uc, dG = last
+        self.Wres[rows] = old
+        self.G[uc] -= dG
+        self.last = None
+        extra = np.array([j])
+        self._extra(extra)
+        self._values(np.concatenate([uc, extra]))
+
+    def _extra(self, cols: np.ndarray) -> None:
+        """G of the candidates ``cols`` from scratch (their rows' residual weights)."""
+        G, Wres, C = self.G, self.Wres, self.prob.C
+        for c in cols:
             G[c] = Wres.take(self.col_rows(int(c)), axis=0).sum(axis=0) + C[c] * (~self.open_ten[c])
-        aff = np.concatenate([uc, extra_cols])  # a repeated candidate gets the same values
-        self.D[aff], self.S[aff] = _type_values(G.take(aff, axis=0), cap.take(aff))
+
+    def _values(self, aff: np.ndarray) -> None:
+        """D and S of the candidates ``aff`` from G (as ``_type_values``; a repeated
+        candidate gets the same values)."""
+        g = self.G.take(aff, axis=0)
+        self.D[aff] = g.max(axis=1)
+        if self.n_op < 2:
+            return
+        cs = np.cumsum(-np.sort(-g, axis=1), axis=1)
+        S = cs.ravel().take(np.arange(len(aff)) * self.n_op + self.s_pos.take(aff))
+        self.S[aff] = np.where(self.s_ok.take(aff), S, -np.inf)
 
     def place(self, s: int, j: int, rows: np.ndarray, tm: np.ndarray) -> None:
         """Open structure ``s`` at candidate ``j`` (covering ``rows``) with tenants ``tm``."""
-        self.cnt[np.ix_(rows, np.flatnonzero(tm))] += 1
+        self.cnt[rows.reshape(-1, 1), np.flatnonzero(tm)] += 1  # = cnt[np.ix_(rows, ...)]
         self.sites[s] = j
         self.ten[s] = tm
         self.is_open[j] = True
@@ -191,19 +248,18 @@ class _SwapState:
 
     def remove(self, s: int) -> tuple[int, np.ndarray, np.ndarray, float]:
         """Tentatively remove structure ``s``: (its candidate, tenants, rows, value lost)."""
-        W, C = self.prob.W, self.prob.C
         j = int(self.sites[s])
         T = self.ten[s].copy()
-        rows = self.col_rows(j)
+        rows, Wr = self._reach(j)[:2]
         Tidx = np.flatnonzero(T)
-        Wt = W.take(rows, axis=0).take(Tidx, axis=1)  # = W[np.ix_(rows, Tidx)]
+        Wt = Wr.take(Tidx, axis=1)  # = W[np.ix_(rows, Tidx)]
         loss = float((Wt * (self.cnt.take(rows, axis=0).take(Tidx, axis=1) == 1)).sum())
-        loss += float(C[j, Tidx].sum())
-        self.cnt[np.ix_(rows, Tidx)] -= 1
+        loss += float(self.prob.C[j, Tidx].sum())
+        self.cnt[rows.reshape(-1, 1), Tidx] -= 1
         self.is_open[j] = False
         self.open_ten[j] = False
         self.block(j, -1)
-        self.refresh(rows, np.array([j]))
+        self.refresh(j, np.array([j]))
         return j, T, rows, loss
 
     def try_move(self, s: int, tol: float) -> float | None:
@@ -218,22 +274,20 @@ class _SwapState:
         best_v = float(cand_vals[best])
         if best_v > loss + tol and best != j:
             tm = _pick_tenants(self.G[best], t_shared, int(cap[best]))
-            brow = self.col_rows(best)
-            self.place(s, best, brow, tm)
-            self.refresh(brow, np.array([best, j]))
+            self.place(s, best, self.col_rows(best), tm)
+            self.refresh(best, np.array([best, j]))
             return best_v - loss
         # restore j (possibly with better tenants at the same place)
         g = self.G[j]
         tm = _pick_tenants(g, t_shared, int(cap[j]))
         gain_new = float(g[tm].sum())
-        gain: float | None = None
         if gain_new > loss + tol:
-            gain = gain_new - loss
-        else:
-            tm = T
-        self.place(s, j, rows, tm)
-        self.refresh(rows, np.array([j]))
-        return gain
+            self.place(s, j, rows, tm)
+            self.refresh(j, np.array([j]))
+            return gain_new - loss
+        self.place(s, j, rows, T)
+        self.undo(j)
+        return None
 
 
 def local_search(
@@ -749,8 +803,12 @@ def _type_change_values(
     T = sol.tenants
     Cs = prob.C[sol.sites]
     # only the rows the structures cover: the same products, summed in the same order
-    cov = np.unique(AT.indices)
-    ATr = sp.csr_matrix((AT.data, np.searchsorted(cov, AT.indices), AT.indptr), (k, len(cov)))
+    seen = np.zeros(prob.n_rows, dtype=bool)
+    seen[AT.indices] = True
+    cov = np.flatnonzero(seen)  # = np.unique(AT.indices), without its sort or hash table
+    where = np.empty(prob.n_rows, dtype=AT.indices.dtype)
+    where[cov] = np.arange(len(cov))
+    ATr = sp.csr_matrix((AT.data, where.take(AT.indices), AT.indptr), (k, len(cov)))
     W, cnt = prob.W[cov], cnt[cov]
     u = np.asarray(ATr @ (W * (cnt == 1))).reshape(k, n_op) + Cs
     u = np.where(T, u, -np.inf)
@@ -788,7 +846,10 @@ def _pair_delta(
     (ja, oa), (jb, ob) = drop, add
     ra = Acsc.indices[Acsc.indptr[ja] : Acsc.indptr[ja + 1]]
     rb = Acsc.indices[Acsc.indptr[jb] : Acsc.indptr[jb + 1]]
-    R = np.union1d(ra, rb)
+    R = np.sort(np.concatenate([ra, rb]))  # = np.union1d(ra, rb), without its hash table
+    first = np.ones(len(R), dtype=bool)
+    first[1:] = R[1:] != R[:-1]
+    R = R[first]
     new = cnt[R].copy()
     new[np.ix_(np.searchsorted(R, ra), oa)] -= 1
     new[np.ix_(np.searchsorted(R, rb), ob)] += 1

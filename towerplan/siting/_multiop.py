@@ -459,11 +459,11 @@ class _ChainState:
         rows = sw.col_rows(j)
         old = sw.ten[c].copy()
         new = self.keep[c].copy() if sw.shared[c] else old | self.keep[c]
-        sw.cnt[np.ix_(rows, np.flatnonzero(old & ~new))] -= 1
-        sw.cnt[np.ix_(rows, np.flatnonzero(new & ~old))] += 1
+        sw.cnt[rows.reshape(-1, 1), np.flatnonzero(old & ~new)] -= 1
+        sw.cnt[rows.reshape(-1, 1), np.flatnonzero(new & ~old)] += 1
         sw.ten[c], sw.shared[c] = new, not sw.shared[c]
         sw.open_ten[j] = new
-        sw.refresh(rows, np.array([j]))
+        sw.refresh(j, np.array([j]))
 
     def try_move(self, s: int, tol: float) -> float | None:
         """Remove structure ``s``; re-insert the best structure of its type anywhere (a swap)
@@ -482,16 +482,15 @@ class _ChainState:
         v2 = float(other[b2]) - loss + comp if c >= 0 else -np.inf
         if max(v1, v2) <= tol or not np.isfinite(max(v1, v2)):
             sw.place(s, j, rows, T)
-            sw.refresh(rows, np.array([j]))
+            sw.undo(j)
             return None
         chain = v2 > v1
         best = b2 if chain else b1
         shared_now = was_shared != chain
         tm = _pick_tenants(sw.G[best], shared_now, int(sw.prob.cap[best]))
-        brow = sw.col_rows(best)
-        sw.place(s, best, brow, tm)
+        sw.place(s, best, sw.col_rows(best), tm)
         sw.shared[s] = shared_now
-        sw.refresh(brow, np.array([best, j]))
+        sw.refresh(best, np.array([best, j]))
         ends = [j, best]
         if chain:
             ends.append(int(sw.sites[c]))
