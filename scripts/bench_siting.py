@@ -439,7 +439,9 @@ def run_primal(
     type-flexible windows or dedicated/shared chains, ``count_flex`` = fixed-count
     single-operator windows and the zone bound computed after the LNS, not beside it) and the current ``auto``, side by
     side in one process; ``multiop_count_flex`` / ``regional_exchange`` (off by default):
-    the current ``auto`` as the former and ``auto`` with that flag on."""
+    the current ``auto`` as the former and ``auto`` with that flag on; ``threads``: the
+    LNS windows one after another (``threads=1``) and speculatively two at a time (the
+    default), which must give the same hash and work counters."""
     from towerplan.siting import _mclp, _zones
 
     prob = build_instance(name)
@@ -450,7 +452,7 @@ def run_primal(
         _mclp.LNS_PAIR_SUBPROBLEMS_ONE_OP = _mclp.LNS_PAIR_SUBPROBLEMS
     _zones.ZONE_FORK = former != "count_flex"  # former: the zone bound after the LNS
     opt_in = former in ("multiop_count_flex", "regional_exchange")
-    off = {} if opt_in else {former: False}
+    off: dict[str, Any] = {} if opt_in else {former: 1 if former == "threads" else False}
     _, r = _timed_solve(prob, _mclp.SolveSettings("auto", **off, **kw), "former")
     _mclp.LNS_PAIR_SUBPROBLEMS_ONE_OP = pairs
     _zones.ZONE_FORK = True
@@ -729,6 +731,13 @@ def main(argv: list[str] | None = None) -> int:
         "multi-operator regional exchange moves (SolveSettings.regional_exchange), side by side",
     )
     ap.add_argument(
+        "--threads",
+        action="store_true",
+        help="instead of the spopt/benders rows: auto with the LNS windows solved one after "
+        "another (SolveSettings.threads=1) and speculatively two at a time (the default), "
+        "side by side (the same hash and work counters expected)",
+    )
+    ap.add_argument(
         "--mzone-checkpoints",
         type=int,
         default=0,
@@ -774,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     compare += [("multiop-countflex", "multiop_count_flex")] if args.multiop_countflex else []
     compare += [("exchange", "regional_exchange")] if args.exchange else []
     compare += [("mexchange", "regional_exchange")] if args.mexchange else []
+    compare += [("threads", "threads")] if args.threads else []
     for mode, feature in compare:
         for name in names:
             print(f"[{name}] {mode} ...", file=sys.stderr, flush=True)

@@ -35,7 +35,7 @@ from towerplan.siting._heuristics import (
     _adjacency,
     _csc,
 )
-from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
+from towerplan.siting._highs import MilpModel, Runner, WorkLimits, solve_model
 from towerplan.siting._model import MCLPProblem, MCLPSolution, evaluate
 
 __all__ = ["count_window_solver"]
@@ -116,6 +116,7 @@ def count_window_solver(prob: MCLPProblem) -> WindowSolver:
         built: WindowProblem,
         state: tuple[np.ndarray, np.ndarray, np.ndarray],
         limits: WorkLimits,
+        run: Runner = solve_model,
     ) -> tuple[WindowStep | None, bool]:
         sub, cmap, cur, keep_mask = built
         sites = state[0]
@@ -129,7 +130,7 @@ def count_window_solver(prob: MCLPProblem) -> WindowSolver:
         keep = np.arange(sub.n_cand)
         model, (decode, encode) = _model_arrays(sub, keep)
         flex = _count_model(model, len(keep), float(gain[j_in]), float(loss[s_out]))
-        res = solve_model(flex, limits, np.concatenate([encode(cur), [0.0, 0.0]]))
+        res = run(flex, limits, np.concatenate([encode(cur), [0.0, 0.0]]))
         if res.x is None:
             return None, res.time_limited
         w_sites, w_ten, w_sh = decode(res.x)

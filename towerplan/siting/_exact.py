@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from towerplan.errors import N_, InfeasibleModelError
-from towerplan.siting._highs import MilpModel, MilpResult, WorkLimits, solve_model
+from towerplan.siting._highs import MilpModel, MilpResult, Runner, WorkLimits, solve_model
 from towerplan.siting._model import MCLPProblem, MCLPSolution, _empty_solution, evaluate
 
 logger = logging.getLogger(__name__)
@@ -474,6 +474,8 @@ def solve_milp(
     prob: MCLPProblem,
     limits: WorkLimits,
     start: MCLPSolution | None = None,
+    *,
+    run: Runner = solve_model,
 ) -> MCLPSolution:
     """Solve the sparse MILP with HiGHS within ``limits``, warm-started from ``start``.
 
@@ -481,7 +483,8 @@ def solve_milp(
     solver stopped before bounding); ``log`` holds the status, nodes and times, and
     ``time_limited`` whether the wall-clock safety stop ended the run.  If HiGHS finds
     no solution better than ``start`` within the limits, ``start`` is returned with
-    HiGHS's bound.
+    HiGHS's bound.  ``run`` solves the model (:func:`solve_model`, or the speculative
+    LNS's runner: the same result).
     """
     t0 = time.perf_counter()
     if prob.p == 0:
@@ -490,7 +493,7 @@ def solve_milp(
     model, (decode, encode) = _model_arrays(prob, keep)
     build_s = time.perf_counter() - t0
     x0 = encode(start) if start is not None else None
-    res: MilpResult = solve_model(model, limits, x0)
+    res: MilpResult = run(model, limits, x0)
     log: dict[str, Any] = {
         "milp_build_s": build_s,
         "milp_solve_s": res.solve_s,

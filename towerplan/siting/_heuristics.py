@@ -4,18 +4,21 @@ rounding and large-neighbourhood search; all bounded by deterministic work.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import heapq
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 
 from towerplan.errors import N_, InfeasibleModelError
 from towerplan.siting._exact import solve_milp
-from towerplan.siting._highs import WorkLimits
+from towerplan.siting._highs import Runner, WorkLimits, solve_model
 from towerplan.siting._model import (
     _TOL,
     LNS_SUB_CHECKPOINTS,
@@ -31,6 +34,7 @@ from towerplan.siting._model import (
     build_problem,
     evaluate,
 )
+from towerplan.siting._speculate import Captured, SolveRequest, Speculator, capture
 
 logger = logging.getLogger(__name__)
 
@@ -657,11 +661,13 @@ WindowProblem = tuple[MCLPProblem, np.ndarray, MCLPSolution, np.ndarray]
 """A window as built by :func:`_lns_window_problem`: (sub-problem, candidate map, current
 window solution, mask of the structures kept outside the window)."""
 WindowSolver = Callable[
-    [MCLPProblem, WindowProblem, tuple[np.ndarray, np.ndarray, np.ndarray], WorkLimits],
+    [MCLPProblem, WindowProblem, tuple[np.ndarray, np.ndarray, np.ndarray], WorkLimits, Runner],
     tuple["WindowStep | None", bool],
 ]
-"""Re-solves a window: ``(prob, window, (sites, tenants, shared), limits) -> (step or None,
-time_limited)``."""
+"""Re-solves a window: ``(prob, window, (sites, tenants, shared), limits, run) -> (step or
+None, time_limited)``.  It builds its MILP from its arguments only (caches keyed by the
+state allowed) and solves it by one call of ``run`` (see
+:mod:`~towerplan.siting._speculate`)."""
 
 
 def _plain_window(
@@ -669,12 +675,13 @@ def _plain_window(
     built: WindowProblem,
     state: tuple[np.ndarray, np.ndarray, np.ndarray],
     limits: WorkLimits,
+    run: Runner = solve_model,
 ) -> tuple[WindowStep | None, bool]:
     """The window MILP with the window's numbers of dedicated and shared structures kept."""
     sub, cmap, cur, keep_mask = built
     sites, ten, shared = state
     try:
-        res = solve_milp(sub, limits, start=cur)
+        res = solve_milp(sub, limits, start=cur, run=run)
     except InfeasibleModelError:
         return None, False
     step = WindowStep(
@@ -684,6 +691,91 @@ def _plain_window(
         res.objective - cur.objective,
     )
     return step, res.time_limited
+
+
+@dataclass
+class _LnsControl:
+    """The LNS loop's control state: window size, windows without improvement, seed queue,
+    the seed-order generator and window re-solves so far (copied to look one window
+    ahead without touching the real one)."""
+
+    window: int
+    stale: int
+    queue: list[int | tuple[int, ...]]
+    rng: np.random.Generator
+    n_sub: int = 0
+    timed_out: bool = False
+
+    def ahead(self) -> _LnsControl:
+        """A copy in the state after the current window, assuming it brings no improvement."""
+        return _LnsControl(
+            self.window, self.stale + 1, list(self.queue), copy.deepcopy(self.rng), self.n_sub
+        )
+
+
+@dataclass(frozen=True)
+class _LnsSpace:
+    """What the LNS loop's control flow reads besides its state: the problem, its
+    interaction graph, the number of structures, the largest window, the re-solve budget
+    and the safety stop (``None`` when looking ahead: a prediction never stops)."""
+
+    prob: MCLPProblem
+    adj: sp.csr_matrix
+    k: int
+    max_window: int
+    max_subproblems: int
+    safety: SafetyStop | None
+
+
+def _next_window(
+    ctl: _LnsControl,
+    space: _LnsSpace,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> WindowProblem | None:
+    """Advance ``ctl`` to the next window to re-solve and build it, as the LNS loop does
+    (windows that hold no structure count as without improvement); ``None`` when the
+    loop ends (budget, largest window stale, or the safety stop: ``ctl.timed_out``)."""
+    sites, ten, shared = state
+    while ctl.n_sub < space.max_subproblems:
+        if space.safety is not None and space.safety.expired():
+            ctl.timed_out = True
+            return None
+        if ctl.stale >= space.k:
+            if ctl.window >= space.max_window:
+                return None
+            ctl.window = min(space.max_window, ctl.window + 2)
+            ctl.stale = 0
+        if not ctl.queue:
+            ctl.queue = [int(j) for j in sites[ctl.rng.permutation(space.k)]]
+        seed_c = ctl.queue.pop()
+        built = _lns_window_problem(space.prob, space.adj, sites, ten, shared, seed_c, ctl.window)
+        if built is None:
+            ctl.stale += 1
+            continue
+        ctl.n_sub += 1
+        return built
+    return None
+
+
+def _predict(
+    ctl: _LnsControl,
+    space: _LnsSpace,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    limits: WorkLimits,
+    solver: WindowSolver,
+) -> SolveRequest | None:
+    """The solve request of the window after the current one if the current one brings no
+    improvement (the loop's control flow run on copies; ``None``: no such window or
+    solve)."""
+    nxt = ctl.ahead()
+    built = _next_window(nxt, replace(space, safety=None), state)
+    if built is None:
+        return None
+    try:
+        solver(space.prob, built, state, limits, capture)
+    except Captured as got:
+        return got.request
+    return None
 
 
 def lns(
@@ -699,6 +791,7 @@ def lns(
     safety: SafetyStop | None = None,
     light_windows: bool = False,
     window_solver: WindowSolver | None = None,
+    threads: int = 1,
 ) -> MCLPSolution:
     """Large-neighbourhood search: re-optimise windows of nearby structures exactly.
 
@@ -721,70 +814,87 @@ def lns(
     :func:`_plain_window` (e.g. the multi-operator windows of
     :func:`~towerplan.siting._multiop.flex_window_solver`, whose count of shared
     structures may change; ``lns_type_moves`` counts the improvements that changed it).
+    ``threads`` >= 2 solves the next window speculatively beside the current one
+    (:mod:`~towerplan.siting._speculate`: the same result bit for bit;
+    ``speculative_hits`` / ``speculative_misses`` count the speculations used and
+    discarded).
     """
     t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
     k = len(sol.sites)
     if k == 0:
         return sol
-    adj = _adjacency(prob)
-    sites = sol.sites.copy()
-    ten = sol.tenants.copy()
-    shared = sol.shared.copy()
-    obj = sol.objective
-    scale = max(prob.total_weight, 1.0)
-    n_sub = 0
-    n_imp = 0
-    n_typed = 0
-    stale = 0
     queue: list[int | tuple[int, ...]] = [
         int(j) if np.ndim(j) == 0 else tuple(int(q) for q in j)
         for j in (priority_seeds if priority_seeds is not None else [])
     ]
     queue.reverse()
-    max_window = max(window, min(k, 4 * window))
-    timed_out = False
-    while n_sub < max_subproblems and obj < target:
-        if safety is not None and safety.expired():
-            timed_out = True
-            break
-        if stale >= k:
-            if window >= max_window:
-                break
-            window = min(max_window, window + 2)
-            stale = 0
-        if not queue:
-            queue = [int(j) for j in sites[rng.permutation(k)]]
-        seed_c = queue.pop()
-        built = _lns_window_problem(prob, adj, sites, ten, shared, seed_c, window)
-        if built is None:
-            stale += 1
-            continue
-        n_sub += 1
-        limits = _lns_limits(safety, sub_nodes, sub_gap, light_windows)
-        step, cut = (window_solver or _plain_window)(prob, built, (sites, ten, shared), limits)
-        timed_out = timed_out or cut
-        if step is not None and step.gain > 1e-9 * scale:
-            sites, ten, shared = step.sites, step.tenants, step.shared
-            obj += step.gain
-            n_imp += 1
-            n_typed += int(step.typed)
-            stale = 0
-        else:
-            stale += 1
-    out = MCLPSolution(sites, ten, shared, method=sol.method + "+LNS")
+    ctl = _LnsControl(window, 0, queue, np.random.default_rng(seed))
+    space = _LnsSpace(
+        prob, _adjacency(prob), k, max(window, min(k, 4 * window)), max_subproblems, safety
+    )
+    solver = window_solver or _plain_window
+    limits = _lns_limits(safety, sub_nodes, sub_gap, light_windows)
+    spec = Speculator(2) if threads > 1 else None
+    with spec if spec is not None else contextlib.nullcontext():
+        state, n_imp, n_typed = _lns_loop(ctl, space, sol, target, solver, limits, spec)
+    out = MCLPSolution(*state, method=sol.method + "+LNS")
     out.objective = evaluate(prob, out)
-    out.time_limited = sol.time_limited or timed_out
+    out.time_limited = sol.time_limited or ctl.timed_out
     out.log = dict(sol.log)
     out.log.update(
         lns_s=time.perf_counter() - t0,
-        lns_subproblems=n_sub,
+        lns_subproblems=ctl.n_sub,
         lns_improvements=n_imp,
-        lns_final_window=window,
+        lns_final_window=ctl.window,
     )
+    if spec is not None:
+        for key, n in (("speculative_hits", spec.hits), ("speculative_misses", spec.misses)):
+            out.log[key] = out.log.get(key, 0) + n
     if window_solver is not None:
         out.log["lns_type_moves"] = out.log.get("lns_type_moves", 0) + n_typed
     return out
+
+
+def _lns_loop(
+    ctl: _LnsControl,
+    space: _LnsSpace,
+    sol: MCLPSolution,
+    target: float,
+    solver: WindowSolver,
+    limits: WorkLimits,
+    spec: Speculator | None,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int, int]:
+    """The loop of :func:`lns`: returns the final (sites, tenants, shared) and the numbers
+    of improving windows and of those that changed a type count."""
+    state = (sol.sites.copy(), sol.tenants.copy(), sol.shared.copy())
+    obj = sol.objective
+    scale = max(space.prob.total_weight, 1.0)
+    n_imp = n_typed = 0
+    while obj < target:
+        built = _next_window(ctl, space, state)
+        if built is None:
+            break
+        lim = limits
+        if space.safety is not None:
+            lim = replace(limits, time_limit_s=max(space.safety.left(), 0.01))
+        run: Runner = solve_model
+        if spec is not None:
+            spec.step = ctl.n_sub
+            spec.ahead = functools.partial(_predict, ctl, space, state, lim, solver)
+            run = spec.run
+        step, cut = solver(space.prob, built, state, lim, run)
+        if spec is not None:
+            spec.ahead = None
+        ctl.timed_out = ctl.timed_out or cut
+        if step is not None and step.gain > 1e-9 * scale:
+            state = (step.sites, step.tenants, step.shared)
+            obj += step.gain
+            n_imp += 1
+            n_typed += int(step.typed)
+            ctl.stale = 0
+        else:
+            ctl.stale += 1
+    return state, n_imp, n_typed
 
 
 def _type_change_values(

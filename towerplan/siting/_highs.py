@@ -17,7 +17,9 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,11 +129,26 @@ class MilpResult:
     log: dict[str, Any] = field(default_factory=dict)
 
 
+Runner = Callable[[MilpModel, WorkLimits, np.ndarray | None], MilpResult]
+"""How a caller has a model solved: ``(model, limits, start) -> result``;
+:func:`solve_model` itself, or the speculative LNS's
+:meth:`~towerplan.siting._speculate.Speculator.run` (the same result)."""
+
 _BANNER_DONE = False
+_BANNER_LOCK = threading.Lock()
 
 
 def new_highs() -> Any:
     """A silent ``highspy.Highs``; the one-time start-up banner is kept off stdout."""
+    import highspy
+
+    if _BANNER_DONE:
+        return highspy.Highs()
+    with _BANNER_LOCK:  # the banner's stdout redirection is process-wide
+        return _first_highs()
+
+
+def _first_highs() -> Any:
     global _BANNER_DONE
     import highspy
 
@@ -198,12 +215,17 @@ def _pass_model(h: Any, model: MilpModel, relax: bool) -> None:
     h.passModel(lp)
 
 
-def _subscribe_stops(h: Any, limits: WorkLimits, relax: bool) -> dict[str, int]:
+def _subscribe_stops(
+    h: Any, limits: WorkLimits, relax: bool, cancel: threading.Event | None = None
+) -> dict[str, int]:
     """Interrupt callbacks: the work checkpoints (MIP) and the wall-clock safety stop.
 
     The safety stop fires once the wall clock passes ``time_limit_s`` + 0.5 s (HiGHS
-    checks its own ``time_limit`` only at some points).  Returns live counters:
-    ``checkpoints`` (MIP callback calls), ``work_stop`` and ``time_stop`` (1 when fired).
+    checks its own ``time_limit`` only at some points).  ``cancel`` (a run whose result
+    nobody will read: a discarded speculative LNS window) interrupts the MIP at its next
+    checkpoint once set.  Each ``Highs`` object has its own callbacks and ``state``, so
+    runs in several threads do not interfere.  Returns live counters: ``checkpoints``
+    (MIP callback calls), ``work_stop`` and ``time_stop`` (1 when fired).
     """
     state = {"checkpoints": 0, "work_stop": 0, "time_stop": 0}
     timed = bool(np.isfinite(limits.time_limit_s))
@@ -216,7 +238,9 @@ def _subscribe_stops(h: Any, limits: WorkLimits, relax: bool) -> dict[str, int]:
 
     def _mip(event: Any) -> None:
         state["checkpoints"] += 1
-        if state["checkpoints"] > limits.max_checkpoints:
+        if cancel is not None and cancel.is_set():
+            event.interrupt()
+        elif state["checkpoints"] > limits.max_checkpoints:
             state["work_stop"] = 1
             event.interrupt()
         else:
@@ -231,7 +255,11 @@ def _subscribe_stops(h: Any, limits: WorkLimits, relax: bool) -> dict[str, int]:
 
 
 def _run(
-    model: MilpModel, limits: WorkLimits, start: np.ndarray | None, relax: bool
+    model: MilpModel,
+    limits: WorkLimits,
+    start: np.ndarray | None,
+    relax: bool,
+    cancel: threading.Event | None = None,
 ) -> tuple[Any, dict[str, int], Any]:
     import highspy
 
@@ -243,7 +271,7 @@ def _run(
         hs.col_value = list(np.asarray(start, dtype=float))
         hs.value_valid = True
         h.setSolution(hs)
-    state = _subscribe_stops(h, limits, relax)
+    state = _subscribe_stops(h, limits, relax, cancel)
     return h, state, h.run()
 
 
@@ -253,6 +281,7 @@ def solve_model(
     start: np.ndarray | None = None,
     *,
     relax: bool = False,
+    cancel: threading.Event | None = None,
 ) -> MilpResult:
     """Solve ``model`` (or its LP relaxation) with HiGHS within ``limits``.
 
@@ -264,6 +293,9 @@ def solve_model(
         A feasible start vector (MIP only).
     relax : bool
         Solve the LP relaxation (integrality dropped); ``row_dual`` is returned.
+    cancel : threading.Event, optional
+        Once set, the MIP stops at its next work checkpoint (for a run whose result will
+        be discarded; the result of a cancelled run is meaningless).
 
     Returns
     -------
@@ -272,7 +304,7 @@ def solve_model(
     import highspy
 
     t0 = time.perf_counter()
-    h, state, run_status = _run(model, limits, start, relax)
+    h, state, run_status = _run(model, limits, start, relax, cancel)
     if run_status == highspy.HighsStatus.kError and h.getModelStatus() in (
         highspy.HighsModelStatus.kNotset,
         highspy.HighsModelStatus.kLoadError,
@@ -281,7 +313,7 @@ def solve_model(
         # scheduler with more threads: restart the scheduler once and run again
         logger.info("HiGHS did not start (thread scheduler in use); restarting it")
         highspy.Highs.resetGlobalScheduler(True)
-        h, state, run_status = _run(model, limits, start, relax)
+        h, state, run_status = _run(model, limits, start, relax, cancel)
     el = time.perf_counter() - t0
     ms = h.getModelStatus()
     status = h.modelStatusToString(ms)
@@ -330,7 +362,7 @@ def solve_model(
             "HiGHS returned a stale solution vector (%.6g vs %.6g); re-solving", val, reported
         )
         if start is not None:
-            again = solve_model(model, limits, None)
+            again = solve_model(model, limits, None, cancel=cancel)
             if again.x is not None and _better(model, again.objective, val):
                 again.solve_s += el
                 again.bound = _tighter(model, again.bound, out.bound)

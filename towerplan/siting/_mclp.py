@@ -318,6 +318,7 @@ def _lns_phase(
         safety=safety,
         light_windows=st.paired_lns,
         window_solver=_window_solver(prob, st),
+        threads=st.threads,
     )
 
 

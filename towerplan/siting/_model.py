@@ -188,6 +188,13 @@ class SolveSettings:
         few ``(dedicated, shared)`` count deltas, one delta a window chosen by
         :func:`~towerplan.siting._exchange.best_exchange`, quotas kept); measured, it did
         not pay either; ``bench_siting.py --mexchange`` compares it.
+    threads : int
+        Threads of the LNS window solves (>= 1).  1: one window after another in this
+        thread (the method before); 2 (default): while a window is solved, the window the
+        search reaches next if this one brings no improvement is solved beside it, and its
+        result is used only if the window really re-solved is exactly that MILP
+        (:mod:`~towerplan.siting._speculate`).  The result is the same bit for bit for any
+        value, only the wall time changes; values above 2 use two threads as well.
     """
 
     solver: str = "auto"
@@ -204,6 +211,7 @@ class SolveSettings:
     count_flex: bool = True
     multiop_count_flex: bool = False
     regional_exchange: bool = False
+    threads: int = 2
 
     def __post_init__(self) -> None:
         if self.solver not in ("auto", "exact", "heuristic", "benders"):
@@ -246,6 +254,12 @@ class SolveSettings:
             raise ParameterError(
                 msgid=N_("max_nodes = {max_nodes!r}: must be a whole number >= 0"),
                 max_nodes=self.max_nodes,
+            )
+        t = self.threads
+        if isinstance(t, bool) or not isinstance(t, int | np.integer) or t < 1:
+            raise ParameterError(
+                msgid=N_("threads = {threads!r}: must be a whole number >= 1"),
+                threads=t,
             )
         if self.max_nodes < 0:
             raise ParameterError(

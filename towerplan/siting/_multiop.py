@@ -44,7 +44,7 @@ from towerplan.siting._heuristics import (
     _SwapState,
     _type_change_values,
 )
-from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
+from towerplan.siting._highs import MilpModel, Runner, WorkLimits, solve_model
 from towerplan.siting._model import (
     SWAP_PASSES,
     MCLPProblem,
@@ -328,19 +328,20 @@ def flex_window_solver(prob: MCLPProblem, count_flex: bool = False) -> WindowSol
         built: WindowProblem,
         state: tuple[np.ndarray, np.ndarray, np.ndarray],
         limits: WorkLimits,
+        run: Runner = solve_model,
     ) -> tuple[WindowStep | None, bool]:
         sub, cmap, cur, keep_mask = built
         conv = cache.conversion(adj, cmap, state, keep_mask)
         shift = moves.shift(adj, cmap, state, keep_mask) if moves is not None else None
         made = _flex_model(sub, conv, shift)
         if made is None:
-            return _plain_window(prob, built, state, limits)
+            return _plain_window(prob, built, state, limits, run)
         model, decode, encode = made
         k = model.n_col - len(encode(cur))
         limits = replace(
             limits, max_checkpoints=min(limits.max_checkpoints, FLEX_WINDOW_CHECKPOINTS)
         )
-        res = solve_model(model, limits, np.concatenate([encode(cur), np.zeros(k)]))
+        res = run(model, limits, np.concatenate([encode(cur), np.zeros(k)]))
         if res.x is None:
             return None, res.time_limited
         w_sites, w_ten, w_sh = decode(res.x)
