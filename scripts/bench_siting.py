@@ -305,6 +305,8 @@ def _timed_solve(prob: Any, settings: Any, prefix: str) -> tuple[Any, dict[str, 
         f"{prefix}_solver": sol.method,
         f"{prefix}_stopped_by": sol.stopped_by,
         f"{prefix}_hash": _solution_hash(sol),
+        f"{prefix}_lns_wall_s": round(float(sol.log.get("wall_lns_s", 0.0)), 2),
+        f"{prefix}_lns_cpu_s": round(float(sol.log.get("cpu_lns_s", 0.0)), 2),
         f"{prefix}_work": {
             k: v for k, v in sol.log.items() if not k.endswith("_s") and isinstance(v, int)
         },

@@ -195,6 +195,8 @@ class SolveSettings:
         result is used only if the window really re-solved is exactly that MILP
         (:mod:`~towerplan.siting._speculate`).  The result is the same bit for bit for any
         value, only the wall time changes; values above 2 use two threads as well.
+        Multi-operator models only (single-operator windows are cheap MILPs and the zone
+        bound runs beside their LNS).
     """
 
     solver: str = "auto"
