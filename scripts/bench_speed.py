@@ -261,8 +261,11 @@ def _swaps(prob: Any, start: Any, former: bool) -> str:
     return _solution_key(sol)
 
 
-def run_phases(name: str, cache: Path, rounds: int) -> dict[str, Any]:
-    """The former and current hot functions alternately in this process, main-thread CPU."""
+def run_phases(
+    name: str, cache: Path, rounds: int, only: list[str] | None = None
+) -> dict[str, Any]:
+    """The former and current hot functions alternately in this process, main-thread CPU
+    (``only``: these phases)."""
     import time
 
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -276,6 +279,8 @@ def run_phases(name: str, cache: Path, rounds: int) -> dict[str, Any]:
         prob = pickle.load(fh)
     out: dict[str, Any] = {"instance": name}
     for phase, fn in _phase_runs(prob).items():
+        if only and phase not in only:
+            continue
         cpu: dict[bool, list[float]] = {True: [], False: []}
         keys = set()
         for r in range(rounds):
@@ -310,12 +315,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead: the sped-up phases, former and current code alternately in this process",
     )
+    ap.add_argument(
+        "--phase",
+        nargs="+",
+        choices=["lagrangian", "swap + type chains"],
+        help="with --phases: only these phases",
+    )
     args = ap.parse_args(argv)
     if args.phases:
         with tempfile.TemporaryDirectory() as td:
             cache = args.cache or Path(td)
             cache.mkdir(parents=True, exist_ok=True)
-            prows = [run_phases(n, cache, args.rounds) for n in args.only]
+            prows = [run_phases(n, cache, args.rounds, args.phase) for n in args.only]
         Path(args.out).write_text(json.dumps({"phases": prows}, indent=1))
         ok = all(v["identical"] for r in prows for v in r.values() if isinstance(v, dict))
         return 0 if ok else 1

@@ -142,8 +142,10 @@ class _SwapState:
         )
         self.D, self.S = _type_values(self.G, prob.cap)
         k = np.minimum(prob.cap, n_op)
-        self.s_pos = np.maximum(k, 1) - 1  # S = cumsum of the sorted values at this position
-        self.s_ok = k >= 2
+        # S: the sum of the k best values, at this column of the right-to-left cumulative
+        # sum of the ascending values (-inf where k < 2)
+        self.s_col = n_op - np.maximum(k, 1)
+        self.s_inf = np.where(k >= 2, 0.0, -np.inf)
         self.is_open = np.zeros(m, dtype=bool)
         self.is_open[sites] = True
         self.nblock = np.zeros(m, dtype=np.int64)
@@ -156,6 +158,9 @@ class _SwapState:
         if conf is not None:
             for j in sites:
                 self.nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += 1
+        # 0 where a structure may open (closed, no open spacing neighbour), else -inf:
+        # D + pen is np.where(admissible, D, -inf) (adding 0.0 changes no value)
+        self.pen = np.where(~self.is_open & (self.nblock == 0), 0.0, -np.inf)
 
     def col_rows(self, j: int) -> np.ndarray:
         """Rows covered by candidate ``j``."""
@@ -184,10 +189,18 @@ class _SwapState:
         return got
 
     def block(self, j: int, step: int) -> None:
-        """Add ``step`` to the conflict counters of the neighbours of ``j``."""
+        """Add ``step`` to the conflict counters of the neighbours of ``j`` (after ``j``
+        opened or closed) and update ``pen`` of ``j`` and its neighbours."""
         conf = self.prob.conflicts
-        if conf is not None:
-            self.nblock[conf.indices[conf.indptr[j] : conf.indptr[j + 1]]] += step
+        self.pen[j] = -np.inf if self.is_open[j] or self.nblock[j] else 0.0
+        if conf is not None and conf.indptr[j + 1] > conf.indptr[j]:
+            nb = conf.indices[conf.indptr[j] : conf.indptr[j + 1]]
+            self.nblock[nb] += step
+            if step > 0:  # all of them blocked now
+                self.pen[nb] = -np.inf
+            else:
+                ok = ~self.is_open.take(nb) & (self.nblock.take(nb) == 0)
+                self.pen[nb] = np.where(ok, 0.0, -np.inf)
 
     def refresh(self, j: int, extra_cols: np.ndarray) -> None:
         """Recompute Wres on the rows of candidate ``j``, G on the candidates sharing one
@@ -207,7 +220,7 @@ class _SwapState:
         dG = np.bincount(bins, weights=dW, minlength=len(uc) * n_op).reshape(len(uc), n_op)
         G[uc] += dG
         self.last = (j, rows, old, uc, dG)
-        self._extra(extra_cols)
+        self._extra(extra_cols, j, newres)
         self._values(np.concatenate([uc, extra_cols]))
 
     def undo(self, j: int) -> None:
@@ -221,29 +234,41 @@ class _SwapState:
         self.G[uc] -= dG
         self.last = None
         extra = np.array([j])
-        self._extra(extra)
+        self._extra(extra, j, old)
         self._values(np.concatenate([uc, extra]))
 
-    def _extra(self, cols: np.ndarray) -> None:
-        """G of the candidates ``cols`` from scratch (their rows' residual weights)."""
+    def _extra(self, cols: np.ndarray, j: int, res_j: np.ndarray) -> None:
+        """G of the candidates ``cols`` from scratch (their rows' residual weights;
+        ``res_j``: those of candidate ``j``'s rows, already at hand)."""
         G, Wres, C = self.G, self.Wres, self.prob.C
         for c in cols:
-            G[c] = Wres.take(self.col_rows(int(c)), axis=0).sum(axis=0) + C[c] * (~self.open_ten[c])
+            res = res_j if c == j else Wres.take(self.col_rows(int(c)), axis=0)
+            G[c] = res.sum(axis=0) + C[c] * (~self.open_ten[c])
 
     def _values(self, aff: np.ndarray) -> None:
-        """D and S of the candidates ``aff`` from G (as ``_type_values``; a repeated
-        candidate gets the same values)."""
+        """D and S of the candidates ``aff`` from G, the values of ``_type_values`` (a
+        repeated candidate gets the same values).
+
+        ``_type_values`` sums the values sorted in decreasing order from the left
+        (``cumsum``); here the ascending ones from the right, one column at a time: the
+        same additions (a + b = b + a exactly), without cumsum's per-call overhead.
+        """
+        n_op = self.n_op
         g = self.G.take(aff, axis=0)
-        self.D[aff] = g.max(axis=1)
-        if self.n_op < 2:
+        if n_op < 2:
+            self.D[aff] = g.max(axis=1)
             return
-        cs = np.cumsum(-np.sort(-g, axis=1), axis=1)
-        S = cs.ravel().take(np.arange(len(aff)) * self.n_op + self.s_pos.take(aff))
-        self.S[aff] = np.where(self.s_ok.take(aff), S, -np.inf)
+        g.sort(axis=1)
+        self.D[aff] = g[:, -1]
+        for c in range(n_op - 2, -1, -1):
+            g[:, c] += g[:, c + 1]
+        S = g.ravel().take(np.arange(len(aff)) * n_op + self.s_col.take(aff))
+        self.S[aff] = S + self.s_inf.take(aff)
 
     def place(self, s: int, j: int, rows: np.ndarray, tm: np.ndarray) -> None:
         """Open structure ``s`` at candidate ``j`` (covering ``rows``) with tenants ``tm``."""
-        self.cnt[rows.reshape(-1, 1), np.flatnonzero(tm)] += 1  # = cnt[np.ix_(rows, ...)]
+        for o in np.flatnonzero(tm):  # = cnt[np.ix_(rows, tenants)] += 1, faster
+            self.cnt[rows, o] += 1
         self.sites[s] = j
         self.ten[s] = tm
         self.is_open[j] = True
@@ -259,7 +284,8 @@ class _SwapState:
         Wt = Wr.take(Tidx, axis=1)  # = W[np.ix_(rows, Tidx)]
         loss = float((Wt * (self.cnt.take(rows, axis=0).take(Tidx, axis=1) == 1)).sum())
         loss += float(self.prob.C[j, Tidx].sum())
-        self.cnt[rows.reshape(-1, 1), Tidx] -= 1
+        for o in Tidx:
+            self.cnt[rows, o] -= 1
         self.is_open[j] = False
         self.open_ten[j] = False
         self.block(j, -1)
@@ -271,9 +297,7 @@ class _SwapState:
         cap = self.prob.cap
         t_shared = bool(self.shared[s])
         j, T, rows, loss = self.remove(s)
-        vals = self.S if t_shared else self.D
-        elig = (~self.is_open) & (self.nblock == 0)
-        cand_vals = np.where(elig, vals, -np.inf)
+        cand_vals = (self.S if t_shared else self.D) + self.pen
         best = int(np.argmax(cand_vals))
         best_v = float(cand_vals[best])
         if best_v > loss + tol and best != j:

@@ -427,31 +427,39 @@ class _ChainState:
             self.loss, self.gain, self.keep = loss, gain, keep
         else:
             self.loss[idx], self.gain[idx], self.keep[idx] = loss, gain, keep
+        self.ranks: tuple[list[int], list[int]] | None = None
 
     def compensation(self, s: int, to_shared: bool, ends: tuple[int, int]) -> tuple[float, int]:
         """Best conversion the other way of a structure sharing no row with ``ends``.
 
         ``to_shared``: a dedicated structure becomes shared (value: its gain); else a
         shared one becomes dedicated (value: minus its loss).  ``(-inf, -1)`` if none.
+        Ties go to the first structure (as ``argmax``/``argmin``): the first admissible
+        one in :meth:`ranking`.
         """
         sw = self.sw
         near = np.zeros(sw.prob.n_cand, dtype=bool)
         for j in ends:
             near[self.adj.indices[self.adj.indptr[j] : self.adj.indptr[j + 1]]] = True
             near[j] = True
-        ok = ~near[sw.sites]
-        ok[s] = False
-        if to_shared:
-            idx = np.flatnonzero(ok & ~sw.shared & np.isfinite(self.gain))
-            if not len(idx):
-                return -np.inf, -1
-            c = int(idx[np.argmax(self.gain[idx])])
-            return float(self.gain[c]), c
-        idx = np.flatnonzero(ok & sw.shared)
-        if not len(idx):
-            return -np.inf, -1
-        c = int(idx[np.argmin(self.loss[idx])])
-        return -float(self.loss[c]), c
+        sites = sw.sites
+        for c in self.ranking(to_shared):
+            if c != s and not near[sites[c]]:
+                return (float(self.gain[c]), c) if to_shared else (-float(self.loss[c]), c)
+        return -np.inf, -1
+
+    def ranking(self, to_shared: bool) -> list[int]:
+        """The dedicated structures that can become shared by decreasing gain, or the
+        shared ones by increasing loss; ties by position (cached until :meth:`update`)."""
+        if self.ranks is None:
+            sh = self.sw.shared
+            de = np.flatnonzero(~sh & np.isfinite(self.gain))
+            su = np.flatnonzero(sh)
+            self.ranks = (
+                de[np.argsort(-self.gain[de], kind="stable")].tolist(),
+                su[np.argsort(self.loss[su], kind="stable")].tolist(),
+            )
+        return self.ranks[0] if to_shared else self.ranks[1]
 
     def convert(self, c: int) -> None:
         """Apply the type change of structure ``c`` (its tenants from ``keep``)."""
@@ -460,8 +468,10 @@ class _ChainState:
         rows = sw.col_rows(j)
         old = sw.ten[c].copy()
         new = self.keep[c].copy() if sw.shared[c] else old | self.keep[c]
-        sw.cnt[rows.reshape(-1, 1), np.flatnonzero(old & ~new)] -= 1
-        sw.cnt[rows.reshape(-1, 1), np.flatnonzero(new & ~old)] += 1
+        for o in np.flatnonzero(old & ~new):
+            sw.cnt[rows, o] -= 1
+        for o in np.flatnonzero(new & ~old):
+            sw.cnt[rows, o] += 1
         sw.ten[c], sw.shared[c] = new, not sw.shared[c]
         sw.open_ten[j] = new
         sw.refresh(j, np.array([j]))
@@ -474,9 +484,8 @@ class _ChainState:
         sw = self.sw
         was_shared = bool(sw.shared[s])
         j, T, rows, loss = sw.remove(s)
-        elig = (~sw.is_open) & (sw.nblock == 0)
-        same = np.where(elig, sw.S if was_shared else sw.D, -np.inf)
-        other = np.where(elig, sw.D if was_shared else sw.S, -np.inf)
+        same = (sw.S if was_shared else sw.D) + sw.pen  # = np.where(admissible, S, -inf)
+        other = (sw.D if was_shared else sw.S) + sw.pen
         b1, b2 = int(np.argmax(same)), int(np.argmax(other))
         comp, c = self.compensation(s, was_shared, (j, b2))
         v1 = float(same[b1]) - loss
