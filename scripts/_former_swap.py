@@ -5,16 +5,20 @@ bit).  Copied verbatim apart from the class names."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import scipy.sparse as sp
 
 from towerplan.siting._heuristics import _adjacency
 from towerplan.siting._model import (
+    SWAP_PASSES,
     MCLPProblem,
     MCLPSolution,
     _gather,
     _pick_tenants,
     _type_values,
+    evaluate,
 )
 
 
@@ -311,3 +315,66 @@ class FormerChainState:
             self.chains += 1
         self.update(tuple(ends))
         return v2 if chain else v1
+
+
+def former_type_swap_search(
+    prob: MCLPProblem, sol: MCLPSolution, max_moves: int = SWAP_PASSES, shortlist: int = 8
+) -> MCLPSolution:
+    """Multi-operator move: one shared structure becomes dedicated, one dedicated becomes shared.
+
+    Swap local search and LNS keep the type of every structure (and the LNS the number of
+    each type in a window), so the split of the shared quota over the city is only chosen
+    by the start solution; this move changes it while keeping both quotas.  For each move
+    the ``shortlist`` shared structures losing least and the ``shortlist`` dedicated ones
+    gaining most (one-structure values of :func:`_type_change_values`) are paired, every
+    pair's change is evaluated exactly and the best improving one is applied; stops after
+    ``max_moves`` moves or when no pair improves.  Deterministic.
+    """
+    t0 = time.perf_counter()
+    if prob.n_shared == 0 or prob.n_dedicated == 0 or len(sol.sites) == 0:
+        return sol
+    scale = max(prob.total_weight, 1.0)
+    ten, shared = sol.tenants.copy(), sol.shared.copy()
+    moves = 0
+    evals = 0
+    Acsc = prob.A.tocsc()
+    A_s = prob.A[:, sol.sites].astype(np.int32)
+    AT = A_s.T.tocsr().astype(float)  # the sites never change here, only types and tenants
+    while moves < max_moves:
+        cnt = np.asarray(A_s @ ten.astype(np.int32)).reshape(prob.n_rows, prob.n_ops)
+        loss, gain, keep = former_type_change_values(
+            prob, MCLPSolution(sol.sites, ten, shared), cnt, AT
+        )
+        sh = np.flatnonzero(shared)
+        de = np.flatnonzero(~shared & np.isfinite(gain))
+        sh = sh[np.argsort(loss[sh], kind="stable")[:shortlist]]
+        de = de[np.argsort(-gain[de], kind="stable")[:shortlist]]
+        best: tuple[float, int, int] | None = None
+        for a in sh:
+            for b in de:
+                d = former_pair_delta(
+                    prob,
+                    Acsc,
+                    cnt,
+                    (int(sol.sites[a]), np.flatnonzero(ten[a] & ~keep[a])),
+                    (int(sol.sites[b]), np.flatnonzero(keep[b])),
+                )
+                evals += 1
+                if d > 1e-9 * scale and (best is None or d > best[0]):
+                    best = (d, int(a), int(b))
+        if best is None:
+            break
+        _, sa, sb = best
+        ten[sa], shared[sa] = keep[sa], False
+        ten[sb], shared[sb] = ten[sb] | keep[sb], True
+        moves += 1
+    out = MCLPSolution(sol.sites, ten, shared, method=sol.method + "+type swaps")
+    out.objective = evaluate(prob, out)
+    out.time_limited = sol.time_limited
+    out.log = dict(sol.log)
+    out.log.update(
+        type_swap_s=out.log.get("type_swap_s", 0.0) + time.perf_counter() - t0,
+        type_swap_moves=out.log.get("type_swap_moves", 0) + moves,
+        type_swap_evaluations=out.log.get("type_swap_evaluations", 0) + evals,
+    )
+    return out

@@ -234,6 +234,7 @@ def _swaps(prob: Any, start: Any, former: bool) -> str:
         FormerSwapState,
         former_pair_delta,
         former_type_change_values,
+        former_type_swap_search,
     )
 
     from towerplan.siting import _heuristics, _multiop
@@ -245,6 +246,7 @@ def _swaps(prob: Any, start: Any, former: bool) -> str:
         (_heuristics, "_type_change_values"): former_type_change_values,
         (_multiop, "_type_change_values"): former_type_change_values,
         (_heuristics, "_pair_delta"): former_pair_delta,
+        (_heuristics, "type_swap_search"): former_type_swap_search,
     }
     saved = {key: getattr(*key) for key in names}
     if former:

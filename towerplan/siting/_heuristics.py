@@ -996,6 +996,28 @@ def _pair_delta(
     return d - float(prob.C[ja, oa].sum()) + float(prob.C[jb, ob].sum())
 
 
+def _type_swap_applied(
+    prob: MCLPProblem,
+    Acsc: sp.csc_matrix,
+    cnt: np.ndarray,
+    sites: np.ndarray,
+    changes: tuple[tuple[int, np.ndarray, int], ...],
+) -> np.ndarray:
+    """Apply tenant changes ``(structure, operators, +1/-1)`` to the coverage counts
+    ``cnt`` (in place); returns the structures sharing a row (or a spacing pair) with a
+    changed one, the changed ones included (sorted)."""
+    adj = _adjacency(prob)
+    near = np.zeros(prob.n_cand, dtype=bool)
+    for s, ops, step in changes:
+        j = int(sites[s])
+        rows = Acsc.indices[Acsc.indptr[j] : Acsc.indptr[j + 1]]
+        for o in np.flatnonzero(ops):
+            cnt[rows, o] += step
+        near[adj.indices[adj.indptr[j] : adj.indptr[j + 1]]] = True
+        near[j] = True
+    return np.flatnonzero(near[sites])
+
+
 def type_swap_search(
     prob: MCLPProblem, sol: MCLPSolution, max_moves: int = SWAP_PASSES, shortlist: int = 8
 ) -> MCLPSolution:
@@ -1007,44 +1029,56 @@ def type_swap_search(
     the ``shortlist`` shared structures losing least and the ``shortlist`` dedicated ones
     gaining most (one-structure values of :func:`_type_change_values`) are paired, every
     pair's change is evaluated exactly and the best improving one is applied; stops after
-    ``max_moves`` moves or when no pair improves.  Deterministic.
+    ``max_moves`` moves or when no pair improves.  Deterministic.  After a move only the
+    structures sharing a row with the two changed ones get new values and pair changes
+    (the others' are computed from unchanged inputs: the same floats).
     """
     t0 = time.perf_counter()
     if prob.n_shared == 0 or prob.n_dedicated == 0 or len(sol.sites) == 0:
         return sol
     scale = max(prob.total_weight, 1.0)
+    sites = sol.sites
     ten, shared = sol.tenants.copy(), sol.shared.copy()
     moves = 0
     evals = 0
-    Acsc = prob.A.tocsc()
-    A_s = prob.A[:, sol.sites].astype(np.int32)
+    Acsc = _csc(prob)
+    A_s = prob.A[:, sites].astype(np.int32)
     AT = A_s.T.tocsr().astype(float)  # the sites never change here, only types and tenants
+    cnt = np.asarray(A_s @ ten.astype(np.int32)).reshape(prob.n_rows, prob.n_ops)
+    loss, gain, keep = _type_change_values(prob, MCLPSolution(sites, ten, shared), cnt, AT)
+    deltas: dict[tuple[int, int], float] = {}  # pair changes still exact
     while moves < max_moves:
-        cnt = np.asarray(A_s @ ten.astype(np.int32)).reshape(prob.n_rows, prob.n_ops)
-        loss, gain, keep = _type_change_values(prob, MCLPSolution(sol.sites, ten, shared), cnt, AT)
         sh = np.flatnonzero(shared)
         de = np.flatnonzero(~shared & np.isfinite(gain))
         sh = sh[np.argsort(loss[sh], kind="stable")[:shortlist]]
         de = de[np.argsort(-gain[de], kind="stable")[:shortlist]]
         best: tuple[float, int, int] | None = None
-        for a in sh:
-            for b in de:
-                d = _pair_delta(
-                    prob,
-                    Acsc,
-                    cnt,
-                    (int(sol.sites[a]), np.flatnonzero(ten[a] & ~keep[a])),
-                    (int(sol.sites[b]), np.flatnonzero(keep[b])),
-                )
+        for a in sh.tolist():
+            for b in de.tolist():
+                d = deltas.get((a, b))
+                if d is None:
+                    d = deltas[(a, b)] = _pair_delta(
+                        prob,
+                        Acsc,
+                        cnt,
+                        (int(sites[a]), np.flatnonzero(ten[a] & ~keep[a])),
+                        (int(sites[b]), np.flatnonzero(keep[b])),
+                    )
                 evals += 1
                 if d > 1e-9 * scale and (best is None or d > best[0]):
-                    best = (d, int(a), int(b))
+                    best = (d, a, b)
         if best is None:
             break
         _, sa, sb = best
+        drop, add = ten[sa] & ~keep[sa], keep[sb] & ~ten[sb]
         ten[sa], shared[sa] = keep[sa], False
         ten[sb], shared[sb] = ten[sb] | keep[sb], True
         moves += 1
+        idx = _type_swap_applied(prob, Acsc, cnt, sites, ((sa, drop, -1), (sb, add, 1)))
+        changed = MCLPSolution(sites[idx], ten[idx], shared[idx])
+        loss[idx], gain[idx], keep[idx] = _type_change_values(prob, changed, cnt, AT[idx])
+        near = set(idx.tolist())
+        deltas = {k: v for k, v in deltas.items() if k[0] not in near and k[1] not in near}
     out = MCLPSolution(sol.sites, ten, shared, method=sol.method + "+type swaps")
     out.objective = evaluate(prob, out)
     out.time_limited = sol.time_limited
