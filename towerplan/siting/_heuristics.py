@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -118,6 +119,28 @@ _REACH_CACHE_ENTRIES = 20_000_000
 (``_SwapState.reach``; beyond it the reach of a candidate is recomputed on each use)."""
 
 
+class _Reach(NamedTuple):
+    """What the swap search needs of one candidate's rows (``_SwapState._reach``)."""
+
+    rows: np.ndarray
+    """Rows covered by the candidate."""
+    W: np.ndarray
+    """Their weights ``W[rows]``."""
+    uc: np.ndarray
+    """The candidates covering one of them (sorted)."""
+    bins: np.ndarray
+    """Per coverage entry of those rows (row by row, in CSR order) and operator: its
+    ``(candidate in uc, operator)`` bin, flattened."""
+    pos: np.ndarray
+    """Per coverage entry: its row's position in ``rows``."""
+    base: np.ndarray
+    """``rows * n_ops`` (flat index of each row's first operator)."""
+    flat: np.ndarray
+    """Flat indices of ``(rows, every operator)``."""
+    uc_flat: np.ndarray
+    """Flat indices of ``(uc, every operator)`` in ``G``."""
+
+
 class _SwapState:
     """Mutable bookkeeping of :func:`local_search`: coverage counts, residual weights, values."""
 
@@ -131,8 +154,10 @@ class _SwapState:
         self.ten = sol.tenants.copy()
         self.shared = sol.shared.copy()
         sites, ten = self.sites, self.ten
-        self.cnt = np.asarray(A[:, sites].astype(np.int32) @ ten.astype(np.int32)).reshape(
-            prob.n_rows, n_op
+        self.cnt = np.ascontiguousarray(
+            np.asarray(A[:, sites].astype(np.int32) @ ten.astype(np.int32)).reshape(
+                prob.n_rows, n_op
+            )
         )
         self.Wres = prob.W * (self.cnt == 0)
         self.open_ten = np.zeros((m, n_op), dtype=bool)
@@ -141,6 +166,10 @@ class _SwapState:
             ~self.open_ten
         )
         self.D, self.S = _type_values(self.G, prob.cap)
+        # flat views: 1-D fancy indexing costs less than 2-D (the same elements)
+        # (C-contiguous arrays: ravel is a view)
+        self.Wres, self.G = np.ascontiguousarray(self.Wres), np.ascontiguousarray(self.G)
+        self.cf, self.Wf, self.Gf = self.cnt.ravel(), self.Wres.ravel(), self.G.ravel()
         k = np.minimum(prob.cap, n_op)
         # S: the sum of the k best values, at this column of the right-to-left cumulative
         # sum of the ascending values (-inf where k < 2)
@@ -151,9 +180,9 @@ class _SwapState:
         self.nblock = np.zeros(m, dtype=np.int64)
         self.seen = np.zeros(m, dtype=bool)  # scratch of _reach (all False between calls)
         self.where = np.zeros(m, dtype=np.int64)  # scratch of _reach
-        self.reach: dict[int, tuple[np.ndarray, ...]] = {}
+        self.reach: dict[int, _Reach] = {}
         self.reach_entries = 0
-        self.last: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.last: tuple[int, _Reach, np.ndarray, np.ndarray] | None = None
         conf = prob.conflicts
         if conf is not None:
             for j in sites:
@@ -166,11 +195,8 @@ class _SwapState:
         """Rows covered by candidate ``j``."""
         return self.Acsc.indices[self.Acsc.indptr[j] : self.Acsc.indptr[j + 1]]
 
-    def _reach(self, j: int) -> tuple[np.ndarray, ...]:
-        """``(rows, W[rows], uc, bins, pos)`` of candidate ``j`` (cached): its rows, their
-        weights, the candidates covering one of them (sorted), and per coverage entry of
-        those rows (row by row, in CSR order) its row position ``pos`` and its
-        ``(candidate in uc, operator)`` bin, flattened with the operators."""
+    def _reach(self, j: int) -> _Reach:
+        """The :class:`_Reach` of candidate ``j`` (cached while the budget lasts)."""
         got = self.reach.get(j)
         if got is not None:
             return got
@@ -181,8 +207,19 @@ class _SwapState:
         uc = np.flatnonzero(self.seen)
         self.seen[uc] = False
         self.where[uc] = np.arange(len(uc))
-        bins = (self.where.take(cols).reshape(-1, 1) * n_op + np.arange(n_op)).ravel()
-        got = (rows, self.prob.W.take(rows, axis=0), uc, bins, pos)
+        ops = np.arange(n_op)
+        bins = (self.where.take(cols).reshape(-1, 1) * n_op + ops).ravel()
+        base = rows.astype(np.int64) * n_op
+        got = _Reach(
+            rows,
+            self.prob.W.take(rows, axis=0),
+            uc,
+            bins,
+            pos,
+            base,
+            (base.reshape(-1, 1) + ops).ravel(),
+            (uc.reshape(-1, 1) * n_op + ops).ravel(),
+        )
         if self.reach_entries + len(bins) <= _REACH_CACHE_ENTRIES:
             self.reach[j] = got
             self.reach_entries += len(bins)
@@ -211,15 +248,15 @@ class _SwapState:
         one over the changed rows alone, in the same order.  The change of G is kept in
         ``last`` (:meth:`undo` reverts it).
         """
-        rows, Wr, uc, bins, pos = self._reach(j)
-        G, Wres, n_op = self.G, self.Wres, self.n_op
-        old = Wres.take(rows, axis=0)
-        newres = Wr * (self.cnt.take(rows, axis=0) == 0)
-        Wres[rows] = newres
-        dW = (newres - old).take(pos, axis=0).ravel()
-        dG = np.bincount(bins, weights=dW, minlength=len(uc) * n_op).reshape(len(uc), n_op)
-        G[uc] += dG
-        self.last = (j, rows, old, uc, dG)
+        r = self._reach(j)
+        rows, uc = r.rows, r.uc
+        old = self.Wres.take(rows, axis=0)
+        newres = r.W * (self.cnt.take(rows, axis=0) == 0)
+        self.Wf[r.flat] = newres.ravel()  # = Wres[rows] = newres
+        dW = (newres - old).take(r.pos, axis=0).ravel()
+        dG = np.bincount(r.bins, weights=dW, minlength=len(r.uc_flat))
+        self.Gf[r.uc_flat] += dG  # = G[uc] += dG (uc unique)
+        self.last = (j, r, old, dG)
         self._extra(extra_cols, j, newres)
         self._values(np.concatenate([uc, extra_cols]))
 
@@ -229,13 +266,13 @@ class _SwapState:
         same sums negated, so the same floats as a refresh), ``j``'s G from scratch."""
         last = self.last
         assert last is not None and last[0] == j
-        _, rows, old, uc, dG = last
-        self.Wres[rows] = old
-        self.G[uc] -= dG
+        _, r, old, dG = last
+        self.Wf[r.flat] = old.ravel()
+        self.Gf[r.uc_flat] -= dG
         self.last = None
         extra = np.array([j])
         self._extra(extra, j, old)
-        self._values(np.concatenate([uc, extra]))
+        self._values(np.concatenate([r.uc, extra]))
 
     def _extra(self, cols: np.ndarray, j: int, res_j: np.ndarray) -> None:
         """G of the candidates ``cols`` from scratch (their rows' residual weights;
@@ -265,10 +302,17 @@ class _SwapState:
         S = g.ravel().take(np.arange(len(aff)) * n_op + self.s_col.take(aff))
         self.S[aff] = S + self.s_inf.take(aff)
 
+    def count(self, j: int, ops: np.ndarray, step: int) -> None:
+        """Add ``step`` to the coverage counts of operators ``ops`` (mask) on the rows of
+        ``j`` (= ``cnt[np.ix_(rows, ops)] += step``, one flat column at a time)."""
+        base = self._reach(j).base
+        for o in np.flatnonzero(ops).tolist():
+            idx = base + o
+            self.cf[idx] = self.cf.take(idx) + step
+
     def place(self, s: int, j: int, rows: np.ndarray, tm: np.ndarray) -> None:
         """Open structure ``s`` at candidate ``j`` (covering ``rows``) with tenants ``tm``."""
-        for o in np.flatnonzero(tm):  # = cnt[np.ix_(rows, tenants)] += 1, faster
-            self.cnt[rows, o] += 1
+        self.count(j, tm, 1)
         self.sites[s] = j
         self.ten[s] = tm
         self.is_open[j] = True
@@ -279,13 +323,13 @@ class _SwapState:
         """Tentatively remove structure ``s``: (its candidate, tenants, rows, value lost)."""
         j = int(self.sites[s])
         T = self.ten[s].copy()
-        rows, Wr = self._reach(j)[:2]
+        r = self._reach(j)
+        rows = r.rows
         Tidx = np.flatnonzero(T)
-        Wt = Wr.take(Tidx, axis=1)  # = W[np.ix_(rows, Tidx)]
+        Wt = r.W.take(Tidx, axis=1)  # = W[np.ix_(rows, Tidx)]
         loss = float((Wt * (self.cnt.take(rows, axis=0).take(Tidx, axis=1) == 1)).sum())
         loss += float(self.prob.C[j, Tidx].sum())
-        for o in Tidx:
-            self.cnt[rows, o] -= 1
+        self.count(j, T, -1)
         self.is_open[j] = False
         self.open_ten[j] = False
         self.block(j, -1)

@@ -465,13 +465,10 @@ class _ChainState:
         """Apply the type change of structure ``c`` (its tenants from ``keep``)."""
         sw = self.sw
         j = int(sw.sites[c])
-        rows = sw.col_rows(j)
         old = sw.ten[c].copy()
         new = self.keep[c].copy() if sw.shared[c] else old | self.keep[c]
-        for o in np.flatnonzero(old & ~new):
-            sw.cnt[rows, o] -= 1
-        for o in np.flatnonzero(new & ~old):
-            sw.cnt[rows, o] += 1
+        sw.count(j, old & ~new, -1)
+        sw.count(j, new & ~old, 1)
         sw.ten[c], sw.shared[c] = new, not sw.shared[c]
         sw.open_ten[j] = new
         sw.refresh(j, np.array([j]))
