@@ -222,8 +222,9 @@ def _subscribe_stops(
 
     The safety stop fires once the wall clock passes ``time_limit_s`` + 0.5 s (HiGHS
     checks its own ``time_limit`` only at some points).  ``cancel`` (a run whose result
-    nobody will read: a discarded speculative LNS window) interrupts the MIP at its next
-    checkpoint once set.  Each ``Highs`` object has its own callbacks and ``state``, so
+    nobody will read: a discarded speculative LNS window) interrupts the run at the next
+    call of a callback subscribed anyway (never subscribes one itself: a run with
+    ``cancel`` is configured exactly as one without).  Each ``Highs`` object has its own callbacks and ``state``, so
     runs in several threads do not interfere.  Returns live counters: ``checkpoints``
     (MIP callback calls), ``work_stop`` and ``time_stop`` (1 when fired).
     """
@@ -232,7 +233,9 @@ def _subscribe_stops(
     deadline = time.perf_counter() + max(limits.time_limit_s, 0.01) + 0.5 if timed else 0.0
 
     def _time(event: Any) -> None:
-        if timed and time.perf_counter() > deadline:
+        if cancel is not None and cancel.is_set():
+            event.interrupt()
+        elif timed and time.perf_counter() > deadline:
             state["time_stop"] = 1
             event.interrupt()
 
