@@ -18,6 +18,7 @@ from towerplan.errors import ParameterError
 from towerplan.siting import _mclp
 from towerplan.siting._countflex import count_window_solver
 from towerplan.siting._highs import MilpModel, WorkLimits, solve_model
+from towerplan.siting._model import SafetyStop
 from towerplan.siting._multiop import flex_window_solver
 from towerplan.siting._speculate import SolveRequest, Speculator, same_request
 
@@ -75,6 +76,9 @@ def _cases() -> list[tuple[str, _mclp.MCLPProblem, _mclp.MCLPSolution, dict[str,
         start = _random_start(prob, seed)
         out.append(("multi-op", prob, start, kw))
         out.append(("type-flex", prob, start, {**kw, "solver": flex_window_solver}))
+        # with a (generous) safety stop: the requests differ in their seconds left only
+        timed = {**kw, "solver": flex_window_solver, "safety": SafetyStop(3600.0)}
+        out.append(("type-flex timed", prob, start, timed))
         free = np.setdiff1d(np.arange(prob.n_cand), start.sites)
         pairs = np.column_stack([start.sites[:3], free[:3]])
         out.append(("paired", prob, start, {**kw, "priority_seeds": pairs, "window": 4}))
@@ -84,8 +88,10 @@ def _cases() -> list[tuple[str, _mclp.MCLPProblem, _mclp.MCLPSolution, dict[str,
 def test_two_threads_give_the_sequential_result_and_speculations_miss_and_hit() -> None:
     hits = misses = improved = 0
     kinds = set()
+    flex_hits: dict[str, list[int]] = {}
     for kind, prob, start, kw in _cases():
         seq, par = _both(prob, start, **kw)
+        flex_hits.setdefault(kind, []).append(par.log["speculative_hits"])
         assert _fingerprint(par) == _fingerprint(seq), kind
         _mclp.check_solution(prob, par)
         hits += par.log["speculative_hits"]
@@ -96,7 +102,9 @@ def test_two_threads_give_the_sequential_result_and_speculations_miss_and_hit() 
         assert par.log["speculative_hits"] + par.log["speculative_misses"] < max(
             2, seq.log["lns_subproblems"]
         )
-    assert kinds == {"one op", "count-flex", "multi-op", "type-flex", "paired"}
+    # the seconds left of the safety stop do not turn hits into misses
+    assert flex_hits["type-flex timed"] == flex_hits["type-flex"]
+    assert kinds == {"one op", "count-flex", "multi-op", "type-flex", "type-flex timed", "paired"}
     # consecutive windows interacted (improvements changed the next window: misses) and
     # the speculation was used where they did not (hits): the check is not vacuous
     assert improved > 5 and misses > 5 and hits > 5
