@@ -39,6 +39,10 @@ Instances (all generated here with fixed seeds; nothing is downloaded):
   densest core (10,800 cells, 768 candidates), p = 46 = 25 dedicated + 21 shared (quotas
   scaled by the candidates' share): small enough for HiGHS to prove the multi-operator
   optimum
+* ``rural-1op``, ``rural-4op``, ``rural2-4op``, ``mid-4op`` : 12 x 9 km windows of the
+  same city away from its cores (19,500 / 21,700 / 113,000 people, 22 / 21 / 99 locked
+  sites; 768 candidates), p = 11 (6 + 5 with 4 operators) or 55 (30 + 25): about the
+  window's share of the population times 614; for ``--loose-side``
 * ``demo``                : the siting model of ``towerplan plan --scenario cantho-2020``
   (built by the plan's own stages: census demand, link-budget radii, minimum spacing)
 
@@ -133,7 +137,49 @@ INSTANCES: dict[str, dict[str, Any]] = {
         "quotas": (25, 21),
     },
     "demo": {"kind": "demo", "locked": 1114, "p": 614, "r": 0.0, "seed": 0, "ops": 4},
+    "rural-4op": {
+        "kind": "city",
+        "locked": 1114,
+        "p": 11,
+        "r": 500.0,
+        "seed": 7,
+        "ops": 4,
+        "window": (0.0, 12000.0, 21000.0, 30000.0),
+        "quotas": (6, 5),
+    },
+    "rural-1op": {
+        "kind": "city",
+        "locked": 1114,
+        "p": 11,
+        "r": 500.0,
+        "seed": 7,
+        "ops": 1,
+        "window": (0.0, 12000.0, 21000.0, 30000.0),
+    },
+    "rural2-4op": {
+        "kind": "city",
+        "locked": 1114,
+        "p": 11,
+        "r": 500.0,
+        "seed": 7,
+        "ops": 4,
+        "window": (12000.0, 24000.0, 0.0, 9000.0),
+        "quotas": (6, 5),
+    },
+    "mid-4op": {
+        "kind": "city",
+        "locked": 1114,
+        "p": 55,
+        "r": 500.0,
+        "seed": 7,
+        "ops": 4,
+        "window": (36000.0, 48000.0, 21000.0, 30000.0),
+        "quotas": (30, 25),
+    },
 }
+WINDOWS = ["rural-1op", "rural-4op", "rural2-4op", "mid-4op"]
+"""Sparse windows of ``cantho-scale`` (``--loose-side``), ``p`` about the window's share of
+the city's population times 614."""
 QUICK = ["clustered-2000x500", "clustered-5000x1000"]
 SHARES = [0.50, 0.22, 0.23, 0.05]
 
@@ -423,6 +469,34 @@ def run_bounds(
         )
     row["load_end"] = os.getloadavg()[0]
     row["peak_rss_mb"] = round(_peak_mb(), 1)
+    q.put(row)
+
+
+def run_loose_side(name: str, time_limit: float, milp_nodes: int, q: Any) -> None:
+    """Which side of the gap is loose on a window HiGHS can close: the heuristic solver
+    (the path ``auto`` takes at city scale: greedy, swaps, Lagrangian bound, LNS; no MILP)
+    and HiGHS's MILP warm-started from it (``milp_nodes`` nodes, ``time_limit`` s)."""
+    from towerplan.siting import _mclp
+    from towerplan.siting._highs import WorkLimits
+
+    prob = build_instance(name)
+    row: dict[str, Any] = {"load_start": os.getloadavg()[0]}
+    heur, r = _timed_solve(prob, _mclp.SolveSettings("heuristic", mip_gap=1e-3), "heuristic")
+    row.update(r)
+    t0 = time.perf_counter()
+    lim = WorkLimits(max_nodes=milp_nodes, mip_gap=1e-6, time_limit_s=time_limit)
+    ex = _mclp.solve_milp(prob, lim, start=heur)
+    best, proof = max(ex.objective, heur.objective), min(ex.upper_bound, heur.upper_bound)
+    row.update(
+        milp_objective=ex.objective,
+        milp_bound=ex.upper_bound,
+        milp_nodes=ex.log.get("milp_nodes"),
+        milp_time_limited=ex.time_limited,
+        milp_s=round(time.perf_counter() - t0, 1),
+        heuristic_below_best=(best - heur.objective) / best,
+        lagrangian_above_milp_bound=(heur.upper_bound - proof) / proof,
+        load_end=os.getloadavg()[0],
+    )
     q.put(row)
 
 
@@ -733,6 +807,13 @@ def main(argv: list[str] | None = None) -> int:
         "multi-operator regional exchange moves (SolveSettings.regional_exchange), side by side",
     )
     ap.add_argument(
+        "--loose-side",
+        action="store_true",
+        help="instead of the spopt/benders rows: the heuristic solver, then HiGHS's MILP "
+        "from it (--milp-nodes, --time-limit), on the windows of WINDOWS (or --only): how far "
+        "the incumbent and the Lagrangian bound each are from the optimum",
+    )
+    ap.add_argument(
         "--threads",
         action="store_true",
         help="instead of the spopt/benders rows: auto with the LNS windows solved one after "
@@ -756,7 +837,8 @@ def main(argv: list[str] | None = None) -> int:
         "and block by block, each in its own process (time, CPU, peak RSS, same problem?)",
     )
     args = ap.parse_args(argv)
-    names = args.only if args.only is not None else (QUICK if args.quick else list(INSTANCES))
+    everything = [n for n in INSTANCES if n not in WINDOWS]
+    names = args.only if args.only is not None else (QUICK if args.quick else everything)
     rows = []
     if args.determinism:
         print(f"[{args.determinism}] determinism ...", file=sys.stderr, flush=True)
@@ -769,6 +851,11 @@ def main(argv: list[str] | None = None) -> int:
             run_bounds, name, args.time_limit, args.work_limit, args.lp_iterations, args.milp_nodes
         )
         rows.append({"instance": name, "mode": "bounds", **b})
+        print(json.dumps(rows[-1], indent=1), file=sys.stderr, flush=True)
+    for name in (args.only or WINDOWS) if args.loose_side else []:
+        print(f"[{name}] loose side ...", file=sys.stderr, flush=True)
+        ls = _in_child(run_loose_side, name, args.time_limit, args.milp_nodes or 100_000)
+        rows.append({"instance": name, "mode": "loose-side", **ls})
         print(json.dumps(rows[-1], indent=1), file=sys.stderr, flush=True)
     for name in names if args.build_compare else []:
         row = {"instance": name, "mode": "build-compare", "load_before": os.getloadavg()[0]}
@@ -800,7 +887,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             rows.append({"instance": name, "mode": mode, **pr})
             print(json.dumps(rows[-1], indent=1), file=sys.stderr, flush=True)
-    for name in [] if args.bounds or args.build_compare or compare else names:
+    skip = args.bounds or args.build_compare or args.loose_side or compare
+    for name in [] if skip else names:
         spec = INSTANCES[name]
         row: dict[str, Any] = {"instance": name, "p": spec["p"], "operators": spec.get("ops", 1)}
         if spec["kind"] != "demo":
