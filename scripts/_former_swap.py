@@ -1,5 +1,6 @@
-"""The swap and chain searches' bookkeeping as of main at 6d57904 (before the cached reach,
-the undo of rejected moves and the sort-free unions), the reference of
+"""The swap and chain searches' bookkeeping and ``_type_values`` as of main at 6d57904
+(before the cached reach, the undo of rejected moves, the sort-free unions and the
+compare-exchange network), the reference of
 ``scripts/bench_speed.py --phases`` (the current code must give the same solutions bit for
 bit).  Copied verbatim apart from the class names."""
 
@@ -17,7 +18,6 @@ from towerplan.siting._model import (
     MCLPSolution,
     _gather,
     _pick_tenants,
-    _type_values,
     evaluate,
 )
 
@@ -43,7 +43,7 @@ class FormerSwapState:
         self.G = (np.asarray(A.T @ self.Wres) if prob.n_rows else np.zeros((m, n_op))) + prob.C * (
             ~self.open_ten
         )
-        self.D, self.S = _type_values(self.G, prob.cap)
+        self.D, self.S = former_type_values(self.G, prob.cap)
         self.is_open = np.zeros(m, dtype=bool)
         self.is_open[sites] = True
         self.seen = np.zeros(m, dtype=bool)  # scratch of refresh (all False between calls)
@@ -91,7 +91,7 @@ class FormerSwapState:
         for c in extra_cols:
             G[c] = Wres.take(self.col_rows(int(c)), axis=0).sum(axis=0) + C[c] * (~self.open_ten[c])
         aff = np.concatenate([uc, extra_cols])  # a repeated candidate gets the same values
-        self.D[aff], self.S[aff] = _type_values(G.take(aff, axis=0), cap.take(aff))
+        self.D[aff], self.S[aff] = former_type_values(G.take(aff, axis=0), cap.take(aff))
 
     def place(self, s: int, j: int, rows: np.ndarray, tm: np.ndarray) -> None:
         """Open structure ``s`` at candidate ``j`` (covering ``rows``) with tenants ``tm``."""
@@ -378,3 +378,20 @@ def former_type_swap_search(
         type_swap_evaluations=out.log.get("type_swap_evaluations", 0) + evals,
     )
     return out
+
+
+def former_type_values(G: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_model._type_values`` before the compare-exchange network (``np.sort`` along the
+    operators, ``cumsum``)."""
+    if G.shape[0] == 0:
+        return np.zeros(0), np.zeros(0)
+    n_op = G.shape[1]
+    D = G.max(axis=1)
+    if n_op < 2:
+        return D, np.full(G.shape[0], -np.inf)
+    gs = -np.sort(-G, axis=1)
+    cs = np.cumsum(gs, axis=1)
+    k = np.minimum(cap, n_op)
+    S = cs[np.arange(G.shape[0]), np.maximum(k, 1) - 1]
+    S = np.where(k >= 2, S, -np.inf)
+    return D, S

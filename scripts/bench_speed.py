@@ -209,9 +209,16 @@ def _phase_runs(prob: Any) -> dict[str, Any]:
     start = _heuristics.greedy(prob)
 
     def lagrangian(former: bool) -> str:
+        from _former_swap import former_type_values
+
         lb = start.objective
         if former:
-            ub, lam, nu, mu = _former_lagrangian(prob, lb, 400)
+            saved = _bounds._type_values
+            _bounds._type_values = former_type_values
+            try:
+                ub, lam, nu, mu = _former_lagrangian(prob, lb, 400)
+            finally:
+                _bounds._type_values = saved
         else:
             ub, _ = _bounds.lagrangian_bound(prob, lb, max_iter=400, target_gap=1e-3)
             lam, nu = prob.info["_multipliers"]
@@ -235,6 +242,7 @@ def _swaps(prob: Any, start: Any, former: bool) -> str:
         former_pair_delta,
         former_type_change_values,
         former_type_swap_search,
+        former_type_values,
     )
 
     from towerplan.siting import _heuristics, _multiop
@@ -247,6 +255,8 @@ def _swaps(prob: Any, start: Any, former: bool) -> str:
         (_multiop, "_type_change_values"): former_type_change_values,
         (_heuristics, "_pair_delta"): former_pair_delta,
         (_heuristics, "type_swap_search"): former_type_swap_search,
+        (_heuristics, "_type_values"): former_type_values,
+        (_multiop, "_type_values"): former_type_values,
     }
     saved = {key: getattr(*key) for key in names}
     if former:

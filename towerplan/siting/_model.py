@@ -754,19 +754,33 @@ def _gather(
 
 
 def _type_values(G: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best dedicated value (max over operators) and best shared value (top-cap sum)."""
+    """Best dedicated value (max over operators) and best shared value (top-cap sum).
+
+    Each row's values are sorted by a compare-exchange network over whole operator
+    columns (odd-even transposition sort with ``np.minimum``/``np.maximum``: the same
+    values as ``np.sort`` along the short axis, several times faster), and the shared
+    value is summed from the best value down, as the ``cumsum`` of the decreasing values
+    (the same additions in the same order).
+    """
     if G.shape[0] == 0:
         return np.zeros(0), np.zeros(0)
     n_op = G.shape[1]
-    D = G.max(axis=1)
     if n_op < 2:
-        return D, np.full(G.shape[0], -np.inf)
-    gs = -np.sort(-G, axis=1)
-    cs = np.cumsum(gs, axis=1)
+        return G.max(axis=1), np.full(G.shape[0], -np.inf)
+    cols = list(np.ascontiguousarray(G.T))
+    for r in range(n_op):
+        for i in range(r % 2, n_op - 1, 2):
+            cols[i], cols[i + 1] = (
+                np.minimum(cols[i], cols[i + 1]),
+                np.maximum(cols[i], cols[i + 1]),
+            )
     k = np.minimum(cap, n_op)
-    S = cs[np.arange(G.shape[0]), np.maximum(k, 1) - 1]
-    S = np.where(k >= 2, S, -np.inf)
-    return D, S
+    S = np.full(G.shape[0], -np.inf)
+    acc = cols[-1]
+    for kk in range(2, n_op + 1):
+        acc = acc + cols[n_op - kk]
+        S = np.where(k == kk, acc, S)
+    return cols[-1], S
 
 
 def _pick_tenants(g: np.ndarray, shared: bool, cap: int) -> np.ndarray:
