@@ -76,6 +76,9 @@ from typing import Any
 
 import numpy as np
 
+_CITY: dict[str, Any] = {"kind": "city", "locked": 1114, "r": 500.0, "seed": 7}
+_RURAL, _RURAL2 = (0.0, 12000.0, 21000.0, 30000.0), (12000.0, 24000.0, 0.0, 9000.0)
+_MID = (36000.0, 48000.0, 21000.0, 30000.0)
 INSTANCES: dict[str, dict[str, Any]] = {
     "clustered-2000x500": {
         "kind": "clustered",
@@ -137,45 +140,10 @@ INSTANCES: dict[str, dict[str, Any]] = {
         "quotas": (25, 21),
     },
     "demo": {"kind": "demo", "locked": 1114, "p": 614, "r": 0.0, "seed": 0, "ops": 4},
-    "rural-4op": {
-        "kind": "city",
-        "locked": 1114,
-        "p": 11,
-        "r": 500.0,
-        "seed": 7,
-        "ops": 4,
-        "window": (0.0, 12000.0, 21000.0, 30000.0),
-        "quotas": (6, 5),
-    },
-    "rural-1op": {
-        "kind": "city",
-        "locked": 1114,
-        "p": 11,
-        "r": 500.0,
-        "seed": 7,
-        "ops": 1,
-        "window": (0.0, 12000.0, 21000.0, 30000.0),
-    },
-    "rural2-4op": {
-        "kind": "city",
-        "locked": 1114,
-        "p": 11,
-        "r": 500.0,
-        "seed": 7,
-        "ops": 4,
-        "window": (12000.0, 24000.0, 0.0, 9000.0),
-        "quotas": (6, 5),
-    },
-    "mid-4op": {
-        "kind": "city",
-        "locked": 1114,
-        "p": 55,
-        "r": 500.0,
-        "seed": 7,
-        "ops": 4,
-        "window": (36000.0, 48000.0, 21000.0, 30000.0),
-        "quotas": (30, 25),
-    },
+    "rural-4op": {**_CITY, "p": 11, "ops": 4, "window": _RURAL, "quotas": (6, 5)},
+    "rural-1op": {**_CITY, "p": 11, "ops": 1, "window": _RURAL},
+    "rural2-4op": {**_CITY, "p": 11, "ops": 4, "window": _RURAL2, "quotas": (6, 5)},
+    "mid-4op": {**_CITY, "p": 55, "ops": 4, "window": _MID, "quotas": (30, 25)},
 }
 WINDOWS = ["rural-1op", "rural-4op", "rural2-4op", "mid-4op"]
 """Sparse windows of ``cantho-scale`` (``--loose-side``), ``p`` about the window's share of
